@@ -1,0 +1,49 @@
+// The only view of MPI the core has. src/mpi/ implements it with Boost.MPI; LocalComm is the
+// one-rank implementation used by plain runs and the unit tests. Messages are byte strings
+// (see bytes.h), so the interface stays small and every call is typed and 64-bit clean.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pbackup {
+
+class Comm {
+ public:
+  virtual ~Comm() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual void barrier() = 0;
+  virtual void broadcast(std::string& bytes, int root) = 0;
+  // Root receives one string per rank (others get an empty vector).
+  virtual std::vector<std::string> gather(const std::string& mine, int root) = 0;
+  // Root passes one string per rank; every rank gets its own.
+  virtual std::string scatter(const std::vector<std::string>& parts, int root) = 0;
+  // True on every rank iff `ok` was true on every rank.
+  virtual bool all_ok(bool ok) = 0;
+  virtual uint64_t sum(uint64_t v) = 0;
+  virtual uint64_t max(uint64_t v) = 0;
+  // Point to point, used by the dynamic directory hand-out of the scan.
+  virtual void send(int dest, int tag, const std::string& bytes) = 0;
+  virtual std::pair<int, std::string> recv_any(int tag) = 0;  // (source, bytes)
+  virtual std::string recv(int source, int tag) = 0;
+};
+
+class LocalComm final : public Comm {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void barrier() override {}
+  void broadcast(std::string&, int) override {}
+  std::vector<std::string> gather(const std::string& mine, int) override { return {mine}; }
+  std::string scatter(const std::vector<std::string>& parts, int) override { return parts.at(0); }
+  bool all_ok(bool ok) override { return ok; }
+  uint64_t sum(uint64_t v) override { return v; }
+  uint64_t max(uint64_t v) override { return v; }
+  void send(int, int, const std::string&) override;
+  std::pair<int, std::string> recv_any(int) override;
+  std::string recv(int, int) override;
+};
+
+}  // namespace pbackup

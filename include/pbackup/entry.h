@@ -1,0 +1,45 @@
+// One file-system object found by the scan, as it will be stored in the archive.
+// `path` is the archive path ('/'-separated, starting with the source root's base name);
+// `root` indexes the list of source roots so the on-disk path can be rebuilt without
+// storing it twice (rank 0 keeps one Entry per file, so every byte here counts).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pbackup/bytes.h"
+
+namespace pbackup {
+
+enum class EntryType : uint8_t { File = 0, Dir = 1, Symlink = 2, Hardlink = 3, Fifo = 4 };
+
+struct Entry {
+  std::string path;  // archive path, no leading or trailing '/'
+  std::string link;  // symlink target, or the archive path a hard link points to
+  uint64_t size = 0;
+  int64_t mtime_sec = 0;
+  uint32_t mtime_nsec = 0;
+  uint32_t mode = 0;  // permission bits (07777)
+  uint32_t uid = 0, gid = 0;
+  uint32_t nlink = 1;
+  uint64_t dev = 0, ino = 0;
+  uint32_t root = 0;
+  EntryType type = EntryType::File;
+};
+
+// A source root: where it lives on disk and the name it gets in the archive.
+struct Root {
+  std::string disk;  // as given by the user
+  std::string name;  // base name used as the first archive path component
+};
+
+// Path on disk of an entry: the root's disk path plus everything after the first component.
+std::string disk_path(const Entry& e, const std::vector<Root>& roots);
+
+// Ordering used everywhere: component by component, so a directory's contents stay together.
+bool path_less(const std::string& a, const std::string& b);
+
+void encode(ByteWriter& w, const Entry& e);
+Entry decode_entry(ByteReader& r);
+
+}  // namespace pbackup

@@ -1,0 +1,112 @@
+// A container format (tar, zip) seen by the pipeline in three steps:
+//   cut     (rank 0)     entries -> blocks of roughly block_bytes of input; big files span blocks
+//   encode  (any rank)   one block -> compressed units (the bytes some rank will write)
+//   Layout  (rank 0)     unit sizes -> unit offsets, plus the structural bytes rank 0 writes
+//                        itself (zip local headers and central directory, the tar end marker)
+// Everything here depends only on the entries and the options, never on who runs it, so the
+// archive is byte-identical for any rank or thread count (DESIGN §2).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pbackup/bytes.h"
+#include "pbackup/entry.h"
+
+namespace pbackup {
+
+class Codec;
+class Log;
+
+// A slice of one entry inside a block: optionally its header, then data [offset, offset+length).
+struct Piece {
+  uint32_t entry = 0;  // index into the sorted entry list
+  bool header = false;
+  bool last = false;   // holds the end of the entry's data
+  uint64_t offset = 0, length = 0;
+};
+
+struct Block {
+  uint64_t id = 0;
+  uint64_t raw_bytes = 0;  // container bytes before compression (for balancing)
+  uint64_t raw_offset = 0; // where they start in the uncompressed container stream
+  std::vector<Piece> pieces;
+};
+
+// A block as shipped to the rank that compresses it: self-contained (carries its entries).
+struct BlockJob {
+  Block block;
+  std::vector<Entry> entries;  // entries[i] belongs to block.pieces[i]
+  std::vector<std::string> disk_paths;
+};
+void encode(ByteWriter& w, const BlockJob& j);
+BlockJob decode_job(ByteReader& r);
+
+// A compressed block ready to write.
+struct Unit {
+  uint64_t block = 0;
+  uint32_t entry = 0;                // first entry it holds
+  uint64_t raw = 0;                  // uncompressed bytes
+  std::string data;                  // compressed bytes
+  std::string extra;                 // format-specific facts rank 0's Layout needs (zip: CRCs)
+};
+
+// What rank 0 learns about a unit (no data).
+struct UnitInfo {
+  uint64_t block = 0;
+  uint32_t entry = 0;
+  uint64_t raw = 0, size = 0;
+  std::string sha256;  // hex, of the compressed bytes
+  std::string extra;
+};
+void encode(ByteWriter& w, const UnitInfo& u);
+UnitInfo decode_unit_info(ByteReader& r);
+
+struct Write {
+  uint64_t offset = 0;
+  std::string bytes;
+  // Overwrites a placeholder (zeros) inside a block already written (zip local headers of
+  // files spanning blocks); the block's own checksum covers the zeros.
+  bool patch = false;
+};
+
+class Layout {
+ public:
+  virtual ~Layout() = default;
+  // Called with the units of consecutive blocks, in block order then unit order; fills one
+  // offset per unit and appends structural writes.
+  virtual void place(const std::vector<UnitInfo>& units, std::vector<uint64_t>& offsets,
+                     std::vector<Write>& structural) = 0;
+  // After the last block: trailing structural bytes. Returns the archive's total size.
+  virtual uint64_t finish(std::vector<Write>& structural) = 0;
+};
+
+// Reads file data for encode; reports unreadable or changed files as warnings.
+class DataSource {
+ public:
+  virtual ~DataSource() = default;
+  // Fills `out` with exactly `length` bytes of the file from `offset` (zero-padded if the file
+  // shrank or failed; such problems are logged as warnings naming the file).
+  virtual void read(const Entry& e, const std::string& disk_path, uint64_t offset,
+                    uint64_t length, bool last, char* out) = 0;
+};
+
+class Format {
+ public:
+  virtual ~Format() = default;
+  virtual std::string name() const = 0;       // "tar" / "zip"
+  virtual std::string extension() const = 0;  // "tar.gz", "zip"
+  // Rank 0: the entries as they will be stored (zip turns hard links into copies and drops
+  // fifos, with a warning).
+  virtual void adapt(std::vector<Entry>& entries, Log& log) const = 0;
+  virtual std::vector<Block> cut(const std::vector<Entry>& entries, uint64_t block_bytes) const = 0;
+  virtual void encode_block(const BlockJob& job, DataSource& src, std::vector<Unit>& out) const = 0;
+  virtual std::unique_ptr<Layout> make_layout(const std::vector<Entry>& entries) const = 0;
+};
+
+// Registry: "zip" -> zip with deflate; "gzip"/"bzip2"/"zstd" -> tar with that codec.
+std::unique_ptr<Format> make_format(const std::string& algo, int level);
+std::vector<std::string> algo_names();
+
+}  // namespace pbackup

@@ -1,0 +1,34 @@
+// Logging with rank-tagged warnings and a warning counter that feeds the exit status.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+namespace pbackup {
+
+enum class LogLevel { Error = 0, Warn = 1, Info = 2, Debug = 3 };
+
+class Log {
+ public:
+  Log(int rank, LogLevel level) : rank_(rank), level_(level) {}
+  void error(const std::string& msg);
+  // A problem with one file: the run goes on, the exit status becomes 1.
+  void warn(const std::string& msg);
+  // A note that does not change the exit status (e.g. a socket skipped, as GNU tar does).
+  void notice(const std::string& msg);
+  void info(const std::string& msg);
+  void debug(const std::string& msg);
+  uint64_t warnings() const { return warnings_; }
+  int rank() const { return rank_; }
+  LogLevel level() const { return level_; }
+
+ private:
+  void line(const char* tag, const std::string& msg, bool with_rank);
+  int rank_;
+  LogLevel level_;
+  std::atomic<uint64_t> warnings_{0};
+  std::mutex mu_;
+};
+
+}  // namespace pbackup

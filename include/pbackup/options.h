@@ -1,0 +1,36 @@
+// Options of each subcommand after parsing and validation, as the pipeline sees them.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pbackup/log.h"
+
+namespace pbackup {
+
+struct BackupOptions {
+  std::vector<std::string> sources;
+  std::string output_dir;
+  std::string algo = "gzip";
+  std::string dest_type = "hdd";
+  uint64_t split_chunk_mb = 0;
+  std::string name;  // base name without extension; empty -> backup_YYYYMMDD_HHMMSS
+  int threads = 0;   // 0 -> cores this rank may run on
+  uint64_t block_mb = 4;
+  int level = -1;    // codec default
+  int progress = -1; // -1 auto, 0 off, 1 on
+  LogLevel log_level = LogLevel::Warn;
+  std::string command_line;
+};
+
+struct RestoreOptions {
+  std::string source;
+  std::string restore_to;
+  bool is_split = false;
+  std::string original_base_filename;
+  std::vector<std::string> only;
+  int threads = 0;
+  LogLevel log_level = LogLevel::Warn;
+};
+
+}  // namespace pbackup

@@ -1,0 +1,53 @@
+// The stages of a backup and a restore, as plain functions over a Comm. The CLI parses
+// options, builds a Comm and calls one of these; tests call them with LocalComm.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pbackup/comm.h"
+#include "pbackup/entry.h"
+#include "pbackup/format.h"
+#include "pbackup/log.h"
+#include "pbackup/options.h"
+
+namespace pbackup {
+
+class Destination;
+
+// --- scan (src/core/scan.cpp) ---
+// Checks the roots (exist, are directories or files, distinct base names). Rank 0.
+std::vector<Root> resolve_roots(const std::vector<std::string>& sources);
+// Every rank calls it; rank 0 returns all entries (unsorted), the others an empty vector.
+std::vector<Entry> scan(Comm& comm, const std::vector<Root>& roots, Log& log);
+// Sorts by path and marks hard links (second and later names of an inode). Rank 0.
+void order_entries(std::vector<Entry>& entries);
+
+// --- backup (src/core/backup.cpp) ---
+struct BackupStats {
+  uint64_t files = 0, dirs = 0, other = 0;
+  uint64_t bytes_in = 0, bytes_out = 0;
+  double seconds = 0;
+  uint64_t warnings = 0;
+  std::string archive;  // final name
+};
+// Runs the whole backup; returns the exit code (0, 1, 2) on every rank.
+int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stats);
+
+// --- restore / list (src/core/restore.cpp) ---
+int run_restore(Comm& comm, const RestoreOptions& opt, Log& log);
+int run_list(Comm& comm, const std::string& source, Log& log);
+
+// Threads this rank should use by default: the cores it may run on, shared with the other
+// ranks of this node when they are not bound to distinct cores.
+int default_threads();
+
+// Set by the signal handlers (SIGINT, SIGTERM); checked between stages.
+bool interrupted();
+int interrupt_signal();  // the signal number, 0 if none
+void install_signal_handlers();
+// Temporary files to remove if the process must stop before the pipeline can clean up
+// (a second signal, or the pipeline not reaching a stopping point within 10 s of the first).
+void register_temp_files(const std::vector<std::string>& paths);
+
+}  // namespace pbackup

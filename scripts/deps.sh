@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages pbackup needs to build and test. Idempotent: apt-get skips
+# what is already there, and the package lists are refreshed only when a package is missing.
+set -euo pipefail
+PKGS=(
+  build-essential cmake pkg-config
+  libopenmpi-dev openmpi-bin
+  libboost-mpi-dev libboost-serialization-dev
+  libarchive-dev zlib1g-dev libbz2-dev libzstd-dev libssl-dev libcurl4-openssl-dev
+  libcxxopts-dev doctest-dev
+  # peer tools the tests and the benchmark check archives with
+  tar gzip bzip2 zstd unzip zip libarchive-tools pigz pbzip2 lbzip2 time
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,65 @@
+// pbackup's entry point: parse, pick the Comm (MPI when started by a launcher, one local rank
+// otherwise), run one pipeline, print the summary, exit with GNU tar's codes.
+#include <cstdio>
+#include <exception>
+
+#include "cli/options.h"
+#include "mpi/mpi_comm.h"
+#include "pbackup/error.h"
+#include "pbackup/pipeline.h"
+
+using namespace pbackup;
+
+namespace {
+
+void print_summary(const BackupStats& s) {
+  double ratio = s.bytes_out ? static_cast<double>(s.bytes_in) / s.bytes_out : 0;
+  std::fprintf(stderr,
+               "pbackup: %s: %llu files, %llu directories, %llu other; %.1f MB in, %.1f MB out "
+               "(ratio %.2f); %.2f s, %.1f MB/s; %llu warnings\n",
+               s.archive.c_str(), static_cast<unsigned long long>(s.files), static_cast<unsigned long long>(s.dirs),
+               static_cast<unsigned long long>(s.other), s.bytes_in / 1e6, s.bytes_out / 1e6, ratio, s.seconds,
+               s.bytes_in / 1e6 / std::max(s.seconds, 1e-9), static_cast<unsigned long long>(s.warnings));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Parsed p = parse_command_line(argc, argv);
+  if (!p.error.empty()) {
+    std::fprintf(stderr, "pbackup: %s\n", p.error.c_str());
+    return kExitFatal;
+  }
+  if (p.command == Command::Help) {
+    std::fputs(p.help.c_str(), stdout);
+    return kExitOk;
+  }
+  LocalComm local;
+  std::unique_ptr<Comm> mpi;
+  if (launched_by_mpi()) mpi = make_mpi_comm(argc, argv);
+  install_signal_handlers();  // after MPI_Init, so ours are the handlers in force
+  Comm& comm = mpi ? *mpi : local;
+  int rc = kExitFatal;
+  try {
+    if (p.command == Command::Backup) {
+      Log log(comm.rank(), p.backup.log_level);
+      BackupStats stats;
+      rc = run_backup(comm, p.backup, log, stats);
+      if (comm.rank() == 0) {
+        if (rc <= kExitWarnings) print_summary(stats);
+        else if (interrupted()) std::fprintf(stderr, "pbackup: interrupted by signal %d; temporary files removed, no archive written\n", interrupt_signal());
+      }
+    } else if (p.command == Command::Restore) {
+      Log log(comm.rank(), p.restore.log_level);
+      rc = run_restore(comm, p.restore, log);
+    } else {
+      Log log(comm.rank(), p.restore.log_level);
+      rc = run_list(comm, p.restore.source, log);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pbackup[%d]: error: %s\n", comm.rank(), e.what());
+    if (comm.size() > 1) mpi_abort(kExitFatal);
+    return kExitFatal;
+  }
+  return rc;
+}

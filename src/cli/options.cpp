@@ -1,0 +1,196 @@
+// Options of `pbackup backup|restore|list` (DESIGN §1), compatible with the original tool's
+// flags. `--sources A B C` takes every following word up to the next option, as the original
+// (argparse nargs='+') did; cxxopts handles the rest.
+#include "cli/options.h"
+
+#include <cxxopts.hpp>
+
+#include "pbackup/codec.h"
+#include "pbackup/destination.h"
+#include "pbackup/format.h"
+
+namespace pbackup {
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+bool one_of(const std::string& v, const std::vector<std::string>& valid) {
+  for (auto& x : valid)
+    if (x == v) return true;
+  return false;
+}
+
+LogLevel parse_level(const std::string& s, std::string& error) {
+  if (s == "error") return LogLevel::Error;
+  if (s == "warn") return LogLevel::Warn;
+  if (s == "info") return LogLevel::Info;
+  if (s == "debug") return LogLevel::Debug;
+  error = "unknown --log-level '" + s + "' (valid: error, warn, info, debug)";
+  return LogLevel::Warn;
+}
+
+// Pulls "--NAME v1 v2 ..." (and "--NAME=v") out of args; returns the values.
+std::vector<std::string> take_multi(std::vector<std::string>& args, const std::string& name) {
+  std::vector<std::string> vals, rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--" + name) {
+      while (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) vals.push_back(args[++i]);
+      continue;
+    }
+    if (args[i].rfind("--" + name + "=", 0) == 0) {
+      vals.push_back(args[i].substr(name.size() + 3));
+      continue;
+    }
+    rest.push_back(args[i]);
+  }
+  args.swap(rest);
+  return vals;
+}
+
+cxxopts::ParseResult run_cxxopts(cxxopts::Options& o, std::vector<std::string>& args) {
+  std::vector<char*> av;
+  static std::string prog = "pbackup";
+  av.push_back(prog.data());
+  for (auto& a : args) av.push_back(a.data());
+  return o.parse(static_cast<int>(av.size()), av.data());
+}
+
+void common(cxxopts::Options& o) {
+  o.add_options()("threads", "threads per rank (default: the cores this rank may use)", cxxopts::value<int>()->default_value("0"))(
+      "log-level", "error | warn | info | debug", cxxopts::value<std::string>()->default_value("warn"))(
+      "h,help", "show this help");
+}
+
+}  // namespace
+
+std::string main_usage() {
+  return "usage: pbackup <command> [options]\n"
+         "\n"
+         "Parallel backup and restore into standard archives (tar.gz, tar.bz2, tar.zst, zip).\n"
+         "Run under mpirun or srun for several ranks, or plainly for one rank with all cores.\n"
+         "\n"
+         "commands:\n"
+         "  backup    --sources DIR... --output-dir OUT --algo zip|gzip|bzip2|zstd\n"
+         "  restore   --source ARCHIVE --restore-to DIR\n"
+         "  list      --source ARCHIVE\n"
+         "\n"
+         "`pbackup <command> --help` lists each command's options.\n"
+         "Exit status: 0 success, 1 some files were skipped or changed while read (each named),\n"
+         "2 fatal error (nothing committed).\n";
+}
+
+Parsed parse_command_line(int argc, char** argv) {
+  Parsed p;
+  if (argc < 2) {
+    p.error = "no command given\n\n" + main_usage();
+    return p;
+  }
+  std::string cmd = argv[1];
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    p.help = main_usage();
+    return p;
+  }
+  std::vector<std::string> args(argv + 2, argv + argc);
+  std::string cmdline = "pbackup";
+  for (int i = 1; i < argc; ++i) cmdline += std::string(" ") + argv[i];
+  try {
+    if (cmd == "backup") {
+      p.command = Command::Backup;
+      BackupOptions& b = p.backup;
+      b.command_line = cmdline;
+      b.sources = take_multi(args, "sources");
+      cxxopts::Options o("pbackup backup", "Back up directory trees into one archive, in parallel.");
+      o.add_options()("sources", "directories (or files) to back up; each is stored under its base name", cxxopts::value<std::string>())(
+          "output-dir", "directory the archive is written to", cxxopts::value<std::string>())(
+          "algo", "zip | gzip | bzip2 | zstd", cxxopts::value<std::string>()->default_value("gzip"))(
+          "dest-type", "hdd (one file)", cxxopts::value<std::string>()->default_value("hdd"))(
+          "split-chunk-mb", "fragment size in MiB (usb_split)", cxxopts::value<std::string>())(
+          "name", "archive base name (default backup_YYYYMMDD_HHMMSS)", cxxopts::value<std::string>())(
+          "block-mb", "input MiB per independently compressed block", cxxopts::value<uint64_t>()->default_value("4"))(
+          "level", "compression level (codec default if unset)", cxxopts::value<int>()->default_value("-1"))(
+          "progress", "print progress lines every 5 s (default)")("no-progress", "no progress lines");
+      common(o);
+      auto r = run_cxxopts(o, args);
+      if (r.count("help")) {
+        p.command = Command::Help;
+        p.help = o.help();
+        return p;
+      }
+      if (!r.unmatched().empty()) throw cxxopts::exceptions::exception("unexpected argument '" + r.unmatched()[0] + "'");
+      if (b.sources.empty()) throw cxxopts::exceptions::exception("--sources is required");
+      if (!r.count("output-dir")) throw cxxopts::exceptions::exception("--output-dir is required");
+      b.output_dir = r["output-dir"].as<std::string>();
+      b.algo = r["algo"].as<std::string>();
+      if (!one_of(b.algo, algo_names()))
+        throw cxxopts::exceptions::exception("unknown --algo '" + b.algo + "' (valid: " + join(algo_names()) + ")");
+      b.dest_type = r["dest-type"].as<std::string>();
+      std::vector<std::string> dests;
+      for (auto& d : destination_names())
+        if (d != "memory") dests.push_back(d);
+      if (!one_of(b.dest_type, dests))
+        throw cxxopts::exceptions::exception("unknown --dest-type '" + b.dest_type + "' (valid: " + join(dests) + ")");
+      if (r.count("split-chunk-mb")) {
+        std::string v = r["split-chunk-mb"].as<std::string>();
+        char* end = nullptr;
+        errno = 0;
+        unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+        if (v.empty() || *end || errno || n < 1 || v[0] == '-' || n > (1ull << 40))
+          throw cxxopts::exceptions::exception("--split-chunk-mb must be a whole number of MiB, at least 1 (got '" + v + "')");
+        b.split_chunk_mb = n;
+      }
+      if (r.count("name")) {
+        b.name = r["name"].as<std::string>();
+        if (b.name.empty() || b.name.find('/') != std::string::npos || b.name[0] == '.')
+          throw cxxopts::exceptions::exception("--name must be a plain file name without '/' and not starting with '.'");
+      }
+      b.block_mb = r["block-mb"].as<uint64_t>();
+      if (b.block_mb < 1 || b.block_mb > 1024) throw cxxopts::exceptions::exception("--block-mb must be between 1 and 1024");
+      b.level = r["level"].as<int>();
+      if (b.level > 22) throw cxxopts::exceptions::exception("--level out of range");
+      b.threads = r["threads"].as<int>();
+      if (b.threads < 0) throw cxxopts::exceptions::exception("--threads must be positive");
+      if (r.count("progress")) b.progress = 1;
+      if (r.count("no-progress")) b.progress = 0;
+      b.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
+    } else if (cmd == "restore" || cmd == "list") {
+      p.command = cmd == "restore" ? Command::Restore : Command::List;
+      RestoreOptions& x = p.restore;
+      cxxopts::Options o("pbackup " + cmd, cmd == "restore" ? "Restore an archive (ours or any tar/zip libarchive reads)."
+                                                            : "List the members of an archive, one per line.");
+      o.add_options()("source", "archive file", cxxopts::value<std::string>());
+      if (cmd == "restore")
+        o.add_options()("restore-to", "directory to restore into (created if missing)", cxxopts::value<std::string>())(
+            "is-split", "accepted for compatibility")("original-base-filename", "accepted for compatibility",
+                                                      cxxopts::value<std::string>());
+      common(o);
+      auto r = run_cxxopts(o, args);
+      if (r.count("help")) {
+        p.command = Command::Help;
+        p.help = o.help();
+        return p;
+      }
+      if (!r.unmatched().empty()) throw cxxopts::exceptions::exception("unexpected argument '" + r.unmatched()[0] + "'");
+      if (!r.count("source")) throw cxxopts::exceptions::exception("--source is required");
+      x.source = r["source"].as<std::string>();
+      if (cmd == "restore") {
+        if (!r.count("restore-to")) throw cxxopts::exceptions::exception("--restore-to is required");
+        x.restore_to = r["restore-to"].as<std::string>();
+        x.is_split = r.count("is-split") > 0;
+        if (r.count("original-base-filename")) x.original_base_filename = r["original-base-filename"].as<std::string>();
+      }
+      x.threads = r["threads"].as<int>();
+      x.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
+    } else {
+      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list)";
+    }
+  } catch (const cxxopts::exceptions::exception& e) {
+    p.error = std::string(e.what()) + " (see: pbackup " + cmd + " --help)";
+  }
+  return p;
+}
+
+}  // namespace pbackup

@@ -1,0 +1,85 @@
+// bzip2 codec: one bzip2 stream per block (libbz2, 900k blocks by default). bzip2 and GNU tar
+// read concatenated streams as one file.
+#include <bzlib.h>
+
+#include "codec/registry.h"
+#include "pbackup/error.h"
+
+namespace pbackup {
+namespace {
+
+struct BzGuard {
+  bz_stream* s;
+  bool compressing;
+  ~BzGuard() {
+    if (compressing) BZ2_bzCompressEnd(s);
+    else BZ2_bzDecompressEnd(s);
+  }
+};
+
+class Bzip2Codec final : public Codec {
+ public:
+  explicit Bzip2Codec(int level) : level_(level < 1 ? 9 : std::min(level, 9)) {}
+  std::string name() const override { return "bzip2"; }
+  std::string extension() const override { return "bz2"; }
+
+  void compress(std::string_view in, std::string& out) const override {
+    bz_stream s{};
+    if (BZ2_bzCompressInit(&s, level_, 0, 0) != BZ_OK) throw Fatal("bzip2: init failed");
+    BzGuard guard{&s, true};
+    size_t start = out.size();
+    // Worst case: 1% + 600 bytes over the input.
+    out.resize(start + in.size() + in.size() / 100 + 1024);
+    size_t left_in = in.size(), produced = 0;
+    s.next_in = const_cast<char*>(in.data());
+    int rc;
+    do {
+      if (s.avail_in == 0 && left_in) {
+        s.avail_in = static_cast<unsigned>(std::min<size_t>(left_in, 1u << 30));
+        left_in -= s.avail_in;
+      }
+      if (out.size() - start - produced < 65536) out.resize(out.size() + (1 << 20));
+      s.next_out = out.data() + start + produced;
+      s.avail_out = static_cast<unsigned>(std::min<size_t>(out.size() - start - produced, 1u << 30));
+      unsigned before = s.avail_out;
+      rc = BZ2_bzCompress(&s, (left_in || s.avail_in) ? BZ_RUN : BZ_FINISH);
+      produced += before - s.avail_out;
+    } while (rc == BZ_RUN_OK || rc == BZ_FINISH_OK);
+    if (rc != BZ_STREAM_END) throw Fatal("bzip2: compression failed");
+    out.resize(start + produced);
+  }
+
+  std::string decompress(std::string_view in) const override {
+    bz_stream s{};
+    if (BZ2_bzDecompressInit(&s, 0, 0) != BZ_OK) throw Fatal("bzip2: init failed");
+    BzGuard guard{&s, false};
+    std::string out;
+    char buf[1 << 16];
+    size_t left_in = in.size();
+    s.next_in = const_cast<char*>(in.data());
+    while (true) {
+      if (s.avail_in == 0 && left_in) {
+        s.avail_in = static_cast<unsigned>(std::min<size_t>(left_in, 1u << 30));
+        left_in -= s.avail_in;
+      }
+      s.next_out = buf;
+      s.avail_out = sizeof buf;
+      int rc = BZ2_bzDecompress(&s);
+      out.append(buf, sizeof buf - s.avail_out);
+      if (rc == BZ_STREAM_END) break;
+      if (rc != BZ_OK) throw Fatal("bzip2: corrupt data (error " + std::to_string(rc) + ")");
+      if (s.avail_in == 0 && left_in == 0 && s.avail_out != 0) throw Fatal("bzip2: truncated data");
+    }
+    if (s.avail_in != 0 || left_in != 0) throw Fatal("bzip2: trailing data after the stream");
+    return out;
+  }
+
+ private:
+  int level_;
+};
+
+}  // namespace
+
+std::unique_ptr<Codec> make_bzip2_codec(int level) { return std::make_unique<Bzip2Codec>(level); }
+
+}  // namespace pbackup

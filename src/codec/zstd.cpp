@@ -1,0 +1,55 @@
+// zstd codec: one zstd frame per block, with the content size and a checksum in the frame.
+#include <zstd.h>
+
+#include "codec/registry.h"
+#include "pbackup/error.h"
+
+namespace pbackup {
+namespace {
+
+class ZstdCodec final : public Codec {
+ public:
+  explicit ZstdCodec(int level) : level_(level < 0 ? 3 : level) {}
+  std::string name() const override { return "zstd"; }
+  std::string extension() const override { return "zst"; }
+
+  void compress(std::string_view in, std::string& out) const override {
+    std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
+    if (!cctx) throw Fatal("zstd: out of memory");
+    ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level_);
+    ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1);
+    size_t start = out.size();
+    out.resize(start + ZSTD_compressBound(in.size()));
+    size_t n = ZSTD_compress2(cctx.get(), out.data() + start, out.size() - start, in.data(), in.size());
+    if (ZSTD_isError(n)) throw Fatal(std::string("zstd: ") + ZSTD_getErrorName(n));
+    out.resize(start + n);
+  }
+
+  std::string decompress(std::string_view in) const override {
+    std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+    if (!dctx) throw Fatal("zstd: out of memory");
+    std::string out;
+    char buf[1 << 17];
+    ZSTD_inBuffer ib{in.data(), in.size(), 0};
+    size_t rc = 1;
+    while (true) {
+      ZSTD_outBuffer ob{buf, sizeof buf, 0};
+      rc = ZSTD_decompressStream(dctx.get(), &ob, &ib);
+      if (ZSTD_isError(rc)) throw Fatal(std::string("zstd: corrupt data (") + ZSTD_getErrorName(rc) + ")");
+      out.append(buf, ob.pos);
+      if (rc == 0) break;
+      if (ib.pos == ib.size && ob.pos < ob.size) throw Fatal("zstd: truncated data");
+    }
+    if (ib.pos != ib.size) throw Fatal("zstd: trailing data after the frame");
+    return out;
+  }
+
+ private:
+  int level_;
+};
+
+}  // namespace
+
+std::unique_ptr<Codec> make_zstd_codec(int level) { return std::make_unique<ZstdCodec>(level); }
+
+}  // namespace pbackup

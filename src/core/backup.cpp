@@ -1,0 +1,474 @@
+// The backup pipeline (DESIGN §2), top to bottom:
+//   setup    rank 0 checks the output directory and the roots, picks the archive name
+//   scan     all ranks walk directories handed out by rank 0
+//   plan     rank 0 orders entries, marks hard links, cuts the stream into blocks
+//   rounds   a window of blocks at a time: rank 0 scatters block jobs (contiguous runs, balanced
+//            by bytes and threads); every rank reads and compresses its blocks with its threads;
+//            rank 0 gathers sizes only, lays out offsets and writes structural bytes; every rank
+//            writes its blocks at their offsets. Memory per rank is bounded by the window.
+//   commit   every rank syncs; rank 0 renames the archive into place and writes the manifest
+// Errors are agreed on at every step (gather/scatter carry a status, all_ok closes stages), so
+// all ranks take the same path and none throws across a collective.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+#include <thread>
+
+#include "core/read.h"
+#include "pbackup/destination.h"
+#include "pbackup/error.h"
+#include "pbackup/manifest.h"
+#include "pbackup/pipeline.h"
+#include "pbackup/sha256.h"
+#include "pbackup/version.h"
+
+namespace pbackup {
+namespace {
+
+enum Cmd : uint8_t { kWork = 0, kFinish = 1, kAbort = 2 };
+using Clock = std::chrono::steady_clock;
+
+std::string default_base_name() {
+  std::time_t t = std::time(nullptr);
+  struct tm tm {};
+  localtime_r(&t, &tm);
+  char b[64];
+  std::strftime(b, sizeof b, "backup_%Y%m%d_%H%M%S", &tm);
+  return b;
+}
+
+std::string iso_now() {
+  std::time_t t = std::time(nullptr);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char b[64];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return b;
+}
+
+// ---- setup: rank 0 decides, everyone learns the outcome ----
+struct Setup {
+  std::string error;
+  std::string archive;  // final file name
+  std::vector<Root> roots;
+};
+
+std::string encode(const Setup& s) {
+  ByteWriter w;
+  w.str(s.error);
+  w.str(s.archive);
+  w.u64(s.roots.size());
+  for (auto& r : s.roots) {
+    w.str(r.disk);
+    w.str(r.name);
+  }
+  return w.take();
+}
+
+Setup decode_setup(const std::string& b) {
+  ByteReader r(b);
+  Setup s;
+  s.error = r.str();
+  s.archive = r.str();
+  for (uint64_t i = 0, n = r.u64(); i < n; ++i) {
+    Root root;
+    root.disk = r.str();
+    root.name = r.str();
+    s.roots.push_back(root);
+  }
+  return s;
+}
+
+Setup decide_setup(const BackupOptions& opt, const Format& fmt) {
+  Setup s;
+  try {
+    struct stat st {};
+    if (::stat(opt.output_dir.c_str(), &st) != 0) throw Fatal(sys_message("output directory", opt.output_dir, errno));
+    if (!S_ISDIR(st.st_mode)) throw Fatal("output directory " + quote(opt.output_dir) + ": not a directory");
+    if (::access(opt.output_dir.c_str(), W_OK | X_OK) != 0) throw Fatal(sys_message("output directory", opt.output_dir, errno));
+    s.roots = resolve_roots(opt.sources);
+    s.archive = (opt.name.empty() ? default_base_name() : opt.name) + "." + fmt.extension();
+    std::string final_path = opt.output_dir + "/" + s.archive;
+    if (::access(final_path.c_str(), F_OK) == 0 || ::access((final_path + ".part0001").c_str(), F_OK) == 0)
+      throw Fatal("archive " + quote(final_path) + " already exists; choose another --name");
+  } catch (const Fatal& f) {
+    s.error = f.what();
+  }
+  return s;
+}
+
+// ---- rounds: rank 0 plans, every rank compresses and writes ----
+struct RankRound {
+  std::vector<uint64_t> blocks;  // ids, consecutive
+};
+
+// Splits blocks [first, last) into contiguous runs, one per rank, balanced by raw bytes
+// weighted by each rank's thread count.
+std::vector<RankRound> share_round(const std::vector<Block>& blocks, size_t first, size_t last,
+                                   const std::vector<int>& threads) {
+  std::vector<RankRound> out(threads.size());
+  uint64_t total = 0;
+  for (size_t b = first; b < last; ++b) total += blocks[b].raw_bytes;
+  uint64_t weight_sum = 0;
+  for (int t : threads) weight_sum += static_cast<uint64_t>(t);
+  size_t r = 0;
+  uint64_t done = 0, weight_done = static_cast<uint64_t>(threads[0]);
+  for (size_t b = first; b < last; ++b) {
+    // Move to the next rank once this one has its share (ranks may end up with none).
+    while (r + 1 < threads.size() && done >= static_cast<uint64_t>(std::llround(
+                                                static_cast<double>(total) * weight_done / weight_sum))) {
+      ++r;
+      weight_done += static_cast<uint64_t>(threads[r]);
+    }
+    out[r].blocks.push_back(b);
+    done += blocks[b].raw_bytes;
+  }
+  return out;
+}
+
+std::string encode_jobs(Cmd cmd, const std::vector<uint64_t>& ids, const std::vector<Block>& blocks,
+                        const std::vector<Entry>& entries, const std::vector<Root>& roots) {
+  ByteWriter w;
+  w.u8(cmd);
+  w.u64(ids.size());
+  for (uint64_t id : ids) {
+    BlockJob j;
+    j.block = blocks[id];
+    for (const Piece& p : j.block.pieces) {
+      j.entries.push_back(entries[p.entry]);
+      j.disk_paths.push_back(disk_path(entries[p.entry], roots));
+    }
+    encode(w, j);
+  }
+  return w.take();
+}
+
+// Compresses jobs with `threads` threads; units come back in job order.
+std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format& fmt, int threads,
+                                Log& log, std::string& error) {
+  std::vector<std::vector<Unit>> per(jobs.size());
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  auto work = [&] {
+    FileData src(log);
+    for (size_t i; (i = next++) < jobs.size();) {
+      try {
+        fmt.encode_block(jobs[i], src, per[i]);
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> l(mu);
+        if (error.empty()) error = e.what();
+      }
+    }
+  };
+  int n = std::max(1, std::min<int>(threads, static_cast<int>(jobs.size())));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < n; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  std::vector<Unit> units;
+  for (auto& v : per)
+    for (auto& u : v) units.push_back(std::move(u));
+  return units;
+}
+
+std::string human_bytes(double b) {
+  const char* u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (b >= 1024 && i < 4) {
+    b /= 1024;
+    ++i;
+  }
+  char s[32];
+  std::snprintf(s, sizeof s, "%.1f %s", b, u[i]);
+  return s;
+}
+
+class Progress {
+ public:
+  Progress(bool on, uint64_t total) : on_(on), total_(total), start_(Clock::now()), last_(start_) {}
+  void update(uint64_t done, uint64_t files_done) {
+    if (!on_) return;
+    auto now = Clock::now();
+    if (now - last_ < std::chrono::seconds(5)) return;
+    last_ = now;
+    double secs = std::chrono::duration<double>(now - start_).count();
+    double rate = done / std::max(secs, 1e-9);
+    double eta = rate > 0 ? (total_ - done) / rate : 0;
+    std::fprintf(stderr, "pbackup: %s of %s (%.0f%%), %llu files, %.1f MB/s, ETA %.0f s\n",
+                 human_bytes(done).c_str(), human_bytes(total_).c_str(),
+                 total_ ? 100.0 * done / total_ : 100.0, static_cast<unsigned long long>(files_done),
+                 rate / 1e6, eta);
+    std::fflush(stderr);
+  }
+
+ private:
+  bool on_;
+  uint64_t total_;
+  Clock::time_point start_, last_;
+};
+
+}  // namespace
+
+int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stats) {
+  const auto t0 = Clock::now();
+  const bool root = comm.rank() == 0;
+  std::unique_ptr<Format> fmt;
+  try {
+    fmt = make_format(opt.algo, opt.level);
+  } catch (const Fatal& f) {
+    if (root) log.error(f.what());
+    return kExitFatal;
+  }
+
+  // setup
+  std::string setup_bytes;
+  if (root) setup_bytes = encode(decide_setup(opt, *fmt));
+  comm.broadcast(setup_bytes, 0);
+  Setup setup = decode_setup(setup_bytes);
+  if (!setup.error.empty()) {
+    if (root) log.error(setup.error);
+    return kExitFatal;
+  }
+  stats.archive = setup.archive;
+  DestinationSpec spec{opt.dest_type, opt.output_dir, setup.archive, opt.split_chunk_mb << 20};
+  std::unique_ptr<Destination> dest;
+  try {
+    dest = make_destination(spec);
+  } catch (const Fatal& f) {
+    if (root) log.error(f.what());
+    return kExitFatal;
+  }
+  register_temp_files(dest->temp_paths());
+
+  // scan + plan
+  std::vector<Entry> entries = scan(comm, setup.roots, log);
+  std::vector<Block> blocks;
+  std::string err;
+  if (root) {
+    try {
+      order_entries(entries);
+      fmt->adapt(entries, log);
+      blocks = fmt->cut(entries, std::max<uint64_t>(opt.block_mb, 1) << 20);
+      dest->prepare();
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+  }
+  auto fail = [&](const std::string& why) {
+    if (root) {
+      dest->abort();
+      if (!why.empty()) log.error(why);
+    }
+    if (interrupted())
+      return 128 + interrupt_signal();
+    return static_cast<int>(kExitFatal);
+  };
+  if (!comm.all_ok(err.empty() && !interrupted())) return fail(err);
+  try {
+    dest->open();
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  if (!comm.all_ok(err.empty())) return fail(err);
+
+  const int threads = opt.threads > 0 ? opt.threads : default_threads();
+  std::vector<int> thread_counts;
+  {
+    auto all = comm.gather(std::to_string(threads), 0);
+    for (auto& s : all) thread_counts.push_back(std::stoi(s));
+  }
+
+  // rounds
+  std::unique_ptr<Layout> layout;
+  Manifest man;
+  uint64_t bytes_in_total = 0, done_bytes = 0, files_done = 0;
+  if (root) {
+    layout = fmt->make_layout(entries);
+    for (auto& b : blocks) bytes_in_total += b.raw_bytes;
+  }
+  Progress progress(root && opt.progress != 0, bytes_in_total);
+  std::vector<Write> deferred;  // rank 0: structural bytes waiting for a safe moment
+  auto write_structure = [&](std::vector<Write>& writes) {
+    for (auto& w : writes) {
+      dest->write_at(w.offset, w.bytes);
+      man.blocks.push_back({0, 0, w.offset, w.bytes.size(), sha256_hex(w.bytes), "", w.patch ? "patch" : "structure"});
+    }
+    writes.clear();
+  };
+  size_t next_block = 0;
+  std::string write_error;  // this rank's, reported at the next gather
+  bool aborted = false;
+  std::string abort_reason;
+  while (true) {
+    // 1. rank 0 hands out the next window of blocks
+    std::vector<std::string> job_msgs;
+    if (root) {
+      size_t window = 0;
+      for (int t : thread_counts) window += 4 * static_cast<size_t>(t);
+      size_t last = std::min(blocks.size(), next_block + window);
+      Cmd cmd = next_block < blocks.size() ? kWork : kFinish;
+      auto shares = share_round(blocks, next_block, last, thread_counts);
+      for (int r = 0; r < comm.size(); ++r)
+        job_msgs.push_back(encode_jobs(cmd, cmd == kWork ? shares[r].blocks : std::vector<uint64_t>{}, blocks, entries, setup.roots));
+      next_block = last;
+    }
+    std::string mine = comm.scatter(job_msgs, 0);
+    ByteReader jr(mine);
+    if (jr.u8() != kWork) break;
+    std::vector<BlockJob> jobs;
+    for (uint64_t i = 0, n = jr.u64(); i < n; ++i) jobs.push_back(decode_job(jr));
+
+    // 2. every rank compresses its blocks
+    std::string comp_error;
+    std::vector<Unit> units = compress_jobs(jobs, *fmt, threads, log, comp_error);
+    ByteWriter report;
+    std::string problem = !comp_error.empty() ? comp_error : write_error;
+    if (problem.empty() && interrupted()) problem = "interrupted";
+    report.str(problem);
+    report.u64(units.size());
+    for (auto& u : units) {
+      UnitInfo info{u.block, u.entry, u.raw, u.data.size(), sha256_hex(u.data), u.extra};
+      encode(report, info);
+    }
+
+    // 3. rank 0 lays out offsets and writes structure
+    auto reports = comm.gather(report.take(), 0);
+    std::vector<std::string> offset_msgs;
+    if (root) {
+      std::vector<UnitInfo> infos;
+      std::vector<size_t> count;
+      for (int r = 0; r < comm.size(); ++r) {
+        ByteReader rr(reports[r]);
+        std::string p = rr.str();
+        if (!p.empty() && abort_reason.empty()) abort_reason = "rank " + std::to_string(r) + ": " + p;
+        uint64_t n = rr.u64();
+        count.push_back(n);
+        for (uint64_t i = 0; i < n; ++i) infos.push_back(decode_unit_info(rr));
+      }
+      std::vector<uint64_t> offsets;
+      if (abort_reason.empty()) {
+        try {
+          // Every rank has written the previous round by now (it reported this one), so
+          // structure that overwrites placeholders in those blocks can go in.
+          write_structure(deferred);
+          layout->place(infos, offsets, deferred);
+        } catch (const std::exception& e) {
+          abort_reason = e.what();
+        }
+      }
+      size_t k = 0;
+      for (int r = 0; r < comm.size(); ++r) {
+        ByteWriter w;
+        w.u8(abort_reason.empty() ? kWork : kAbort);
+        w.u64(abort_reason.empty() ? count[r] : 0);
+        for (size_t i = 0; i < count[r] && abort_reason.empty(); ++i, ++k) {
+          w.u64(offsets[k]);
+          const UnitInfo& u = infos[k];
+          man.blocks.push_back({blocks[u.block].raw_offset, u.raw, offsets[k], u.size, u.sha256,
+                                entries[u.entry].path, "block"});
+          done_bytes += blocks[u.block].raw_bytes;
+          for (auto& p : blocks[u.block].pieces)
+            if (p.last && entries[p.entry].type == EntryType::File) ++files_done;
+        }
+        offset_msgs.push_back(w.take());
+      }
+      progress.update(done_bytes, files_done);
+    }
+
+    // 4. every rank writes its blocks at their offsets
+    std::string omsg = comm.scatter(offset_msgs, 0);
+    ByteReader orr(omsg);
+    if (orr.u8() != kWork) {
+      aborted = true;
+      break;
+    }
+    uint64_t n = orr.u64();
+    for (uint64_t i = 0; i < n && write_error.empty(); ++i) {
+      uint64_t off = orr.u64();
+      try {
+        dest->write_at(off, units[i].data);
+      } catch (const std::exception& e) {
+        write_error = e.what();
+      }
+    }
+  }
+  if (aborted) return fail(abort_reason);
+
+  // finish: once every rank has written its last blocks, the remaining structure; then sync
+  // everywhere and commit
+  uint64_t total = 0;
+  if (!comm.all_ok(write_error.empty())) {
+    if (!write_error.empty()) log.error(write_error);
+    return fail("");
+  }
+  if (root) {
+    try {
+      write_structure(deferred);
+      total = layout->finish(deferred);
+      write_structure(deferred);
+    } catch (const std::exception& e) {
+      write_error = e.what();
+    }
+  }
+  try {
+    dest->close();
+  } catch (const std::exception& e) {
+    if (write_error.empty()) write_error = e.what();
+  }
+  if (!write_error.empty()) log.error(write_error);
+  if (!comm.all_ok(write_error.empty() && !interrupted())) return fail("");
+
+  std::string commit_error;
+  if (root) {
+    try {
+      man.fragments = dest->commit(total);
+      man.tool_version = kVersion;
+      man.command = opt.command_line;
+      man.created = iso_now();
+      man.format = fmt->name();
+      man.codec = opt.algo == "zip" ? "deflate" : opt.algo;
+      man.archive = setup.archive;
+      man.archive_size = total;
+      man.split_bytes = spec.split_bytes;
+      man.entries = entries.size();
+      for (auto& r : setup.roots) man.sources.push_back(r.disk);
+      std::sort(man.blocks.begin(), man.blocks.end(),
+                [](const ManifestBlock& a, const ManifestBlock& b) { return a.offset < b.offset; });
+      std::string sums = checksum_file(man);
+      if (!sums.empty()) dest->put_side_file(setup.archive + ".sha256", sums);
+      dest->put_side_file(setup.archive + ".manifest.json", manifest_to_json(man));
+    } catch (const std::exception& e) {
+      commit_error = e.what();
+      dest->abort();
+    }
+  }
+  register_temp_files({});
+  if (!comm.all_ok(commit_error.empty())) {
+    if (root) log.error(commit_error);
+    return kExitFatal;
+  }
+
+  // summary
+  uint64_t warnings = comm.sum(log.warnings());
+  if (root) {
+    for (auto& e : entries) {
+      if (e.type == EntryType::File || e.type == EntryType::Hardlink) ++stats.files;
+      else if (e.type == EntryType::Dir) ++stats.dirs;
+      else ++stats.other;
+    }
+    stats.bytes_in = bytes_in_total;
+    stats.bytes_out = total;
+  }
+  stats.warnings = warnings;
+  stats.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return warnings ? kExitWarnings : kExitOk;
+}
+
+}  // namespace pbackup

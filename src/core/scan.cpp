@@ -1,0 +1,287 @@
+// Scan: turn the source roots into entries with lstat (links are stored, never followed).
+// With one rank, rank 0 walks everything. With several, rank 0 hands out directories to the
+// ranks that ask for work: a rank scans what it was given and keeps walking below it until it
+// has seen a batch of entries, then sends the entries and the directories it has not opened
+// yet back, so one huge root is spread over every rank instead of pinning one.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <set>
+#include <unordered_map>
+
+#include "pbackup/error.h"
+#include "pbackup/pipeline.h"
+
+namespace pbackup {
+namespace {
+
+constexpr int kTagWork = 11, kTagResult = 12;
+constexpr size_t kBatchEntries = 4096;
+
+struct DirTask {
+  uint32_t root;
+  std::string path;  // archive path
+  std::string disk;  // on-disk path
+};
+
+void encode(ByteWriter& w, const DirTask& t) {
+  w.u32(t.root);
+  w.str(t.path);
+  w.str(t.disk);
+}
+DirTask decode_task(ByteReader& r) {
+  DirTask t;
+  t.root = r.u32();
+  t.path = r.str();
+  t.disk = r.str();
+  return t;
+}
+
+// Builds an entry from lstat data; false (with a message) for types we do not store.
+bool make_entry(const struct stat& st, Entry& e, Log& log, const std::string& disk) {
+  e.size = 0;
+  if (S_ISREG(st.st_mode)) {
+    e.type = EntryType::File;
+    e.size = static_cast<uint64_t>(st.st_size);
+  } else if (S_ISDIR(st.st_mode)) {
+    e.type = EntryType::Dir;
+  } else if (S_ISLNK(st.st_mode)) {
+    e.type = EntryType::Symlink;
+  } else if (S_ISFIFO(st.st_mode)) {
+    e.type = EntryType::Fifo;
+  } else {
+    log.notice(quote(disk) + ": " + (S_ISSOCK(st.st_mode) ? "socket" : "device") + " ignored");
+    return false;
+  }
+  e.mtime_sec = st.st_mtim.tv_sec;
+  e.mtime_nsec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
+  e.mode = st.st_mode & 07777;
+  e.uid = st.st_uid;
+  e.gid = st.st_gid;
+  e.nlink = static_cast<uint32_t>(st.st_nlink);
+  e.dev = st.st_dev;
+  e.ino = st.st_ino;
+  return true;
+}
+
+bool read_link(int dirfd, const char* name, const std::string& disk, std::string& out, Log& log) {
+  std::string buf(PATH_MAX, '\0');
+  ssize_t n = ::readlinkat(dirfd, name, buf.data(), buf.size());
+  if (n < 0) {
+    log.warn(sys_message("cannot read link", disk, errno));
+    return false;
+  }
+  buf.resize(static_cast<size_t>(n));
+  out = std::move(buf);
+  return true;
+}
+
+// Scans one directory: its children become entries, subdirectories become tasks.
+void scan_dir(const DirTask& t, std::vector<Entry>& out, std::vector<DirTask>& subdirs, Log& log) {
+  int fd = ::open(t.disk.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    log.warn(sys_message("cannot open directory", t.disk, errno));
+    return;
+  }
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    log.warn(sys_message("cannot open directory", t.disk, errno));
+    ::close(fd);
+    return;
+  }
+  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
+  while (true) {
+    errno = 0;
+    struct dirent* de = ::readdir(d);
+    if (!de) {
+      if (errno) log.warn(sys_message("cannot read directory", t.disk, errno));
+      break;
+    }
+    const char* name = de->d_name;
+    if (!std::strcmp(name, ".") || !std::strcmp(name, "..")) continue;
+    std::string disk = t.disk + "/" + name;
+    struct stat st {};
+    if (::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      log.warn(sys_message("cannot stat", disk, errno));  // vanished since readdir, or worse
+      continue;
+    }
+    Entry e;
+    e.root = t.root;
+    e.path = t.path + "/" + name;
+    if (!make_entry(st, e, log, disk)) continue;
+    if (e.type == EntryType::Symlink && !read_link(fd, name, disk, e.link, log)) continue;
+    if (e.type == EntryType::File && ::faccessat(fd, name, R_OK, AT_EACCESS) != 0) {
+      log.warn(sys_message("cannot read", disk, errno) + " (not stored)");
+      continue;
+    }
+    if (e.type == EntryType::Dir) subdirs.push_back({t.root, e.path, disk});
+    out.push_back(std::move(e));
+  }
+}
+
+// Scans from `todo` until about kBatchEntries entries were found (or everything, if
+// `unbounded`); what is left stays in `todo`.
+void scan_some(std::deque<DirTask>& todo, std::vector<Entry>& out, Log& log, bool unbounded) {
+  std::vector<DirTask> subdirs;
+  while (!todo.empty() && (unbounded || out.size() < kBatchEntries)) {
+    DirTask t = std::move(todo.front());
+    todo.pop_front();
+    subdirs.clear();
+    scan_dir(t, out, subdirs, log);
+    // Depth first keeps the local walk near where it is; the rest goes back to rank 0.
+    for (auto it = subdirs.rbegin(); it != subdirs.rend(); ++it) todo.push_front(std::move(*it));
+    if (interrupted()) return;
+  }
+}
+
+// Entries of the roots themselves, and the first directory tasks.
+void scan_roots(const std::vector<Root>& roots, std::vector<Entry>& out, std::deque<DirTask>& todo, Log& log) {
+  for (uint32_t i = 0; i < roots.size(); ++i) {
+    struct stat st {};
+    if (::lstat(roots[i].disk.c_str(), &st) != 0) {
+      log.warn(sys_message("cannot stat", roots[i].disk, errno));
+      continue;
+    }
+    Entry e;
+    e.root = i;
+    e.path = roots[i].name;
+    if (!make_entry(st, e, log, roots[i].disk)) continue;
+    if (e.type == EntryType::Symlink && !read_link(AT_FDCWD, roots[i].disk.c_str(), roots[i].disk, e.link, log)) continue;
+    if (e.type == EntryType::Dir) todo.push_back({i, e.path, roots[i].disk});
+    out.push_back(std::move(e));
+  }
+}
+
+std::string encode_result(const std::vector<Entry>& entries, const std::deque<DirTask>& left) {
+  ByteWriter w;
+  w.u64(entries.size());
+  for (auto& e : entries) encode(w, e);
+  w.u64(left.size());
+  for (auto& t : left) encode(w, t);
+  return w.take();
+}
+
+void scan_worker(Comm& comm, Log& log) {
+  comm.send(0, kTagResult, encode_result({}, {}));  // ask for work
+  while (true) {
+    std::string msg = comm.recv(0, kTagWork);
+    ByteReader r(msg);
+    uint64_t n = r.u64();
+    if (n == 0) return;  // done
+    std::deque<DirTask> todo;
+    for (uint64_t i = 0; i < n; ++i) todo.push_back(decode_task(r));
+    std::vector<Entry> found;
+    scan_some(todo, found, log, false);
+    if (interrupted()) todo.clear();
+    comm.send(0, kTagResult, encode_result(found, todo));
+  }
+}
+
+std::vector<Entry> scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log) {
+  std::vector<Entry> all;
+  std::deque<DirTask> queue;
+  scan_roots(roots, all, queue, log);
+  const int workers = comm.size() - 1;
+  std::vector<int> idle;
+  int busy = workers;  // every worker starts by asking
+  while (true) {
+    while (!queue.empty() && !idle.empty()) {
+      int w = idle.back();
+      idle.pop_back();
+      // Share the queue out: a few directories each, at least one.
+      size_t k = std::clamp<size_t>(queue.size() / (2 * workers), 1, 64);
+      ByteWriter msg;
+      msg.u64(k);
+      for (size_t i = 0; i < k; ++i) {
+        encode(msg, queue.front());
+        queue.pop_front();
+      }
+      comm.send(w, kTagWork, msg.take());
+      ++busy;
+    }
+    if (busy == 0 && (queue.empty() || interrupted())) break;
+    auto [src, bytes] = comm.recv_any(kTagResult);
+    --busy;
+    idle.push_back(src);
+    ByteReader r(bytes);
+    for (uint64_t i = 0, n = r.u64(); i < n; ++i) all.push_back(decode_entry(r));
+    for (uint64_t i = 0, n = r.u64(); i < n; ++i) queue.push_back(decode_task(r));
+  }
+  ByteWriter done;
+  done.u64(0);
+  std::string d = done.take();
+  for (int w = 1; w <= workers; ++w) comm.send(w, kTagWork, d);
+  return all;
+}
+
+}  // namespace
+
+std::vector<Root> resolve_roots(const std::vector<std::string>& sources) {
+  if (sources.empty()) throw Fatal("no --sources given");
+  std::vector<Root> roots;
+  std::set<std::string> names;
+  for (std::string s : sources) {
+    while (s.size() > 1 && s.back() == '/') s.pop_back();
+    struct stat st {};
+    if (::lstat(s.c_str(), &st) != 0) throw Fatal(sys_message("source", s, errno));
+    std::string name = s.substr(s.rfind('/') == std::string::npos ? 0 : s.rfind('/') + 1);
+    if (name.empty() || name == "." || name == "..") {
+      char* real = ::realpath(s.c_str(), nullptr);
+      if (!real) throw Fatal(sys_message("source", s, errno));
+      std::string r(real);
+      std::free(real);
+      name = r.substr(r.rfind('/') + 1);
+      if (name.empty()) throw Fatal("source " + quote(s) + ": cannot store '/' under a base name; give its subdirectories");
+    }
+    if (!names.insert(name).second)
+      throw Fatal("two sources have the same base name " + quote(name) + " (" + s +
+                  "): each root is stored under its base name, so they would collide");
+    roots.push_back({s, name});
+  }
+  return roots;
+}
+
+std::vector<Entry> scan(Comm& comm, const std::vector<Root>& roots, Log& log) {
+  if (comm.size() == 1) {
+    std::vector<Entry> all;
+    std::deque<DirTask> todo;
+    scan_roots(roots, all, todo, log);
+    scan_some(todo, all, log, true);
+    return all;
+  }
+  if (comm.rank() == 0) return scan_coordinator(comm, roots, log);
+  scan_worker(comm, log);
+  return {};
+}
+
+void order_entries(std::vector<Entry>& entries) {
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return path_less(a.path, b.path); });
+  struct Key {
+    uint64_t dev, ino;
+    bool operator==(const Key& o) const { return dev == o.dev && ino == o.ino; }
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.ino * 1000003u ^ k.dev); }
+  };
+  std::unordered_map<Key, uint32_t, KeyHash> first;
+  for (uint32_t i = 0; i < entries.size(); ++i) {
+    Entry& e = entries[i];
+    if (e.type != EntryType::File || e.nlink < 2) continue;
+    auto [it, inserted] = first.emplace(Key{e.dev, e.ino}, i);
+    if (!inserted) {
+      e.type = EntryType::Hardlink;
+      e.link = entries[it->second].path;
+    }
+  }
+}
+
+}  // namespace pbackup

@@ -1,0 +1,94 @@
+// POSIX file helpers (see file_util.h).
+#include "dest/file_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "pbackup/error.h"
+
+namespace pbackup {
+
+void Fd::reset(int fd) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+Fd open_or_throw(const std::string& path, int flags, int mode) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) throw_sys("cannot open", path, errno);
+  return Fd(fd);
+}
+
+void pwrite_all(int fd, std::string_view bytes, uint64_t offset, const std::string& path) {
+  while (!bytes.empty()) {
+    ssize_t n = ::pwrite(fd, bytes.data(), std::min<size_t>(bytes.size(), 1u << 30), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_sys("cannot write", path, errno);
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+}
+
+uint64_t pread_full(int fd, char* out, uint64_t n, uint64_t offset, const std::string& path) {
+  uint64_t got = 0;
+  while (got < n) {
+    ssize_t r = ::pread(fd, out + got, std::min<uint64_t>(n - got, 1u << 30), static_cast<off_t>(offset + got));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      throw_sys("cannot read", path, errno);
+    }
+    if (r == 0) break;
+    got += static_cast<uint64_t>(r);
+  }
+  return got;
+}
+
+void fsync_or_throw(int fd, const std::string& path) {
+  if (::fsync(fd) != 0) throw_sys("cannot sync", path, errno);
+}
+
+std::string dir_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+void fsync_dir(const std::string& dir) {
+  Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d) ::fsync(d.get());  // best effort: some file systems refuse fsync on directories
+}
+
+void write_file_atomic(const std::string& path, std::string_view bytes) {
+  std::string tmp = dir_of(path) + "/." + path.substr(path.rfind('/') + 1) + ".tmp-" + std::to_string(::getpid());
+  {
+    Fd fd = open_or_throw(tmp, O_WRONLY | O_CREAT | O_TRUNC);
+    try {
+      pwrite_all(fd.get(), bytes, 0, tmp);
+      fsync_or_throw(fd.get(), tmp);
+    } catch (...) {
+      ::unlink(tmp.c_str());
+      throw;
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw_sys("cannot rename into", path, err);
+  }
+  fsync_dir(dir_of(path));
+}
+
+void check_output_dir(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) throw Fatal(sys_message("output directory", dir, errno));
+  if (!S_ISDIR(st.st_mode)) throw Fatal("output directory " + quote(dir) + ": not a directory");
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) throw Fatal(sys_message("output directory", dir, errno));
+}
+
+}  // namespace pbackup

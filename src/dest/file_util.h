@@ -1,0 +1,45 @@
+// POSIX file helpers shared by the file destinations: an owning fd, full pwrite/pread loops,
+// and a durable rename.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace pbackup {
+
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept {
+    reset(o.release());
+    return *this;
+  }
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+Fd open_or_throw(const std::string& path, int flags, int mode = 0644);
+void pwrite_all(int fd, std::string_view bytes, uint64_t offset, const std::string& path);
+// Reads up to n bytes; returns how many (fewer only at end of file).
+uint64_t pread_full(int fd, char* out, uint64_t n, uint64_t offset, const std::string& path);
+void fsync_or_throw(int fd, const std::string& path);
+// Writes a whole small file durably under a temporary name, then renames it into place.
+void write_file_atomic(const std::string& path, std::string_view bytes);
+std::string dir_of(const std::string& path);
+void fsync_dir(const std::string& dir);
+// Checks that `dir` exists, is a directory and is writable; throws Fatal otherwise.
+void check_output_dir(const std::string& dir);
+
+}  // namespace pbackup

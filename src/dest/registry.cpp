@@ -1,0 +1,32 @@
+// --dest-type -> destination. Add one by adding its file and one line here.
+#include "dest/registry.h"
+
+#include "pbackup/error.h"
+
+namespace pbackup {
+namespace {
+struct DestEntry {
+  const char* name;
+  std::unique_ptr<Destination> (*make)(const DestinationSpec&);
+};
+const DestEntry kDestinations[] = {
+    {"hdd", make_file_destination},
+    {"memory", make_memory_destination},
+};
+}  // namespace
+
+std::unique_ptr<Destination> make_destination(const DestinationSpec& spec) {
+  for (const auto& d : kDestinations)
+    if (spec.type == d.name) return d.make(spec);
+  std::string valid;
+  for (auto& n : destination_names()) valid += (valid.empty() ? "" : ", ") + n;
+  throw Fatal("unknown --dest-type '" + spec.type + "' (valid: " + valid + ")");
+}
+
+std::vector<std::string> destination_names() {
+  std::vector<std::string> v;
+  for (const auto& d : kDestinations) v.push_back(d.name);
+  return v;
+}
+
+}  // namespace pbackup

@@ -1,0 +1,402 @@
+// zip format, as Info-ZIP writes it on Unix: deflate, Unix modes in the external attributes,
+// "UT" mtime and "ux" uid/gid extra fields, symlinks stored as their target with S_IFLNK, zip64
+// when a size, an offset or the entry count needs it. Hard links become copies and fifos are
+// left out (zip cannot say either).
+//
+// Only file data is compressed by the ranks: every piece of a file is a raw deflate segment of
+// its own, ended by a full flush (or by the final block for the file's last piece), so segments
+// concatenate into one valid deflate stream, and their CRC-32s combine with crc32_combine.
+// Rank 0 writes all structure: local headers (once the file's last segment is known, into the
+// space reserved before its first one), data-less entries and the central directory.
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <cstring>
+#include <ctime>
+
+#include "codec/registry.h"
+#include "format/cut.h"
+#include "format/registry.h"
+#include "pbackup/error.h"
+#include "pbackup/log.h"
+
+namespace pbackup {
+namespace {
+
+constexpr uint32_t kMax32 = 0xFFFFFFFFu;
+// Files at least this big get zip64 sizes; decided before compression because the local
+// header's size must be known before the data is placed (deflate never expands by 32 MiB).
+constexpr uint64_t kZip64Data = 0xFE000000ull;
+
+struct Le {
+  std::string& s;
+  void u16(uint32_t v) { s.push_back(char(v & 0xff)); s.push_back(char((v >> 8) & 0xff)); }
+  void u32(uint32_t v) { u16(v & 0xffff); u16(v >> 16); }
+  void u64(uint64_t v) { u32(uint32_t(v)); u32(uint32_t(v >> 32)); }
+};
+
+bool needs_zip64(const Entry& e) { return e.type == EntryType::File && e.size >= kZip64Data; }
+
+std::string zip_name(const Entry& e) { return e.path + (e.type == EntryType::Dir ? "/" : ""); }
+
+bool is_ascii(const std::string& s) {
+  for (unsigned char c : s)
+    if (c >= 0x80) return false;
+  return true;
+}
+
+void dos_time(int64_t t, uint16_t& time, uint16_t& date) {
+  time_t tt = static_cast<time_t>(t);
+  struct tm tm {};
+  localtime_r(&tt, &tm);
+  if (tm.tm_year < 80) {
+    time = 0;
+    date = (1 << 5) | 1;  // 1980-01-01
+    return;
+  }
+  if (tm.tm_year > 207) tm.tm_year = 207;
+  time = static_cast<uint16_t>((tm.tm_hour << 11) | (tm.tm_min << 5) | (tm.tm_sec / 2));
+  date = static_cast<uint16_t>(((tm.tm_year - 80) << 9) | ((tm.tm_mon + 1) << 5) | tm.tm_mday);
+}
+
+uint32_t unix_mode(const Entry& e) {
+  switch (e.type) {
+    case EntryType::Dir: return S_IFDIR | (e.mode & 07777);
+    case EntryType::Symlink: return S_IFLNK | 0777;
+    default: return S_IFREG | (e.mode & 07777);
+  }
+}
+
+// Extra fields common to local and central headers: UT (mtime) and ux (uid/gid).
+std::string common_extra(const Entry& e) {
+  std::string x;
+  Le le{x};
+  if (e.mtime_sec >= INT32_MIN && e.mtime_sec <= INT32_MAX) {
+    le.u16(0x5455);
+    le.u16(5);
+    x.push_back(1);
+    le.u32(static_cast<uint32_t>(static_cast<int32_t>(e.mtime_sec)));
+  }
+  le.u16(0x7875);
+  le.u16(11);
+  x.push_back(1);
+  x.push_back(4);
+  le.u32(e.uid);
+  x.push_back(4);
+  le.u32(e.gid);
+  return x;
+}
+
+uint64_t local_header_size(const Entry& e) {
+  return 30 + zip_name(e).size() + common_extra(e).size() + (needs_zip64(e) ? 20 : 0);
+}
+
+struct Record {  // what the central directory needs of an entry
+  uint64_t offset = 0, csize = 0, usize = 0;
+  uint32_t crc = 0;
+  uint16_t method = 0;
+};
+
+std::string local_header(const Entry& e, const Record& r) {
+  std::string s;
+  Le le{s};
+  bool z64 = needs_zip64(e);
+  uint16_t t, d;
+  dos_time(e.mtime_sec, t, d);
+  std::string name = zip_name(e), extra = common_extra(e);
+  le.u32(0x04034b50);
+  le.u16(z64 ? 45 : 20);
+  le.u16(is_ascii(name) ? 0 : 0x0800);
+  le.u16(r.method);
+  le.u16(t);
+  le.u16(d);
+  le.u32(r.crc);
+  le.u32(z64 ? kMax32 : static_cast<uint32_t>(r.csize));
+  le.u32(z64 ? kMax32 : static_cast<uint32_t>(r.usize));
+  le.u16(static_cast<uint32_t>(name.size()));
+  le.u16(static_cast<uint32_t>(extra.size() + (z64 ? 20 : 0)));
+  s += name;
+  s += extra;
+  if (z64) {
+    le.u16(0x0001);
+    le.u16(16);
+    le.u64(r.usize);
+    le.u64(r.csize);
+  }
+  return s;
+}
+
+void central_header(std::string& s, const Entry& e, const Record& r) {
+  Le le{s};
+  bool z64 = needs_zip64(e);
+  bool off64 = r.offset >= kMax32;
+  uint16_t t, d;
+  dos_time(e.mtime_sec, t, d);
+  std::string name = zip_name(e), extra = common_extra(e);
+  std::string x64;
+  Le lx{x64};
+  if (z64) {
+    lx.u64(r.usize);
+    lx.u64(r.csize);
+  }
+  if (off64) lx.u64(r.offset);
+  le.u32(0x02014b50);
+  le.u16((3 << 8) | ((z64 || off64) ? 45 : 30));
+  le.u16((z64 || off64) ? 45 : 20);
+  le.u16(is_ascii(name) ? 0 : 0x0800);
+  le.u16(r.method);
+  le.u16(t);
+  le.u16(d);
+  le.u32(r.crc);
+  le.u32(z64 ? kMax32 : static_cast<uint32_t>(r.csize));
+  le.u32(z64 ? kMax32 : static_cast<uint32_t>(r.usize));
+  le.u16(static_cast<uint32_t>(name.size()));
+  le.u16(static_cast<uint32_t>(extra.size() + (x64.empty() ? 0 : 4 + x64.size())));
+  le.u16(0);  // comment
+  le.u16(0);  // disk
+  le.u16(0);  // internal attributes
+  le.u32((unix_mode(e) << 16) | (e.type == EntryType::Dir ? 0x10 : 0));
+  le.u32(off64 ? kMax32 : static_cast<uint32_t>(r.offset));
+  s += name;
+  s += extra;
+  if (!x64.empty()) {
+    le.u16(0x0001);
+    le.u16(static_cast<uint32_t>(x64.size()));
+    s += x64;
+  }
+}
+
+// What a block tells rank 0 about each entry piece it holds (carried in UnitInfo::extra).
+struct PartFact {
+  uint32_t entry = 0;
+  uint64_t header_pos = kNoHeader;  // where the local header starts inside the block
+  bool placeholder = false;         // header written with zeros: rank 0 rewrites it
+  bool last = false;
+  uint32_t crc = 0;
+  uint64_t csize = 0, usize = 0;
+  static constexpr uint64_t kNoHeader = ~uint64_t{0};
+};
+
+void encode(ByteWriter& w, const PartFact& f) {
+  w.u32(f.entry);
+  w.u64(f.header_pos);
+  w.u8(static_cast<uint8_t>(f.placeholder | (f.last << 1)));
+  w.u32(f.crc);
+  w.u64(f.csize);
+  w.u64(f.usize);
+}
+
+PartFact decode_part(ByteReader& r) {
+  PartFact f;
+  f.entry = r.u32();
+  f.header_pos = r.u64();
+  uint8_t b = r.u8();
+  f.placeholder = b & 1;
+  f.last = b & 2;
+  f.crc = r.u32();
+  f.csize = r.u64();
+  f.usize = r.u64();
+  return f;
+}
+
+class ZipLayout final : public Layout {
+ public:
+  explicit ZipLayout(const std::vector<Entry>& entries) : entries_(entries), rec_(entries.size()) {}
+
+  void place(const std::vector<UnitInfo>& units, std::vector<uint64_t>& offsets,
+             std::vector<Write>& structural) override {
+    for (const auto& u : units) {
+      offsets.push_back(pos_);
+      ByteReader r(u.extra);
+      while (!r.done()) {
+        PartFact f = decode_part(r);
+        if (f.entry >= rec_.size()) throw Fatal("zip layout: block names an unknown entry");
+        Record& rec = rec_[f.entry];
+        if (f.header_pos != PartFact::kNoHeader) {
+          rec.offset = pos_ + f.header_pos;
+          rec.method = entries_[f.entry].type == EntryType::File && entries_[f.entry].size ? 8 : 0;
+          rec.crc = f.crc;
+          rec.csize = f.csize;
+          rec.usize = f.usize;
+          pending_ = f.placeholder;
+        } else {
+          rec.crc = static_cast<uint32_t>(crc32_combine64(rec.crc, f.crc, static_cast<z_off64_t>(f.usize)));
+          rec.csize += f.csize;
+          rec.usize += f.usize;
+        }
+        if (f.last && pending_) {
+          structural.push_back({rec.offset, local_header(entries_[f.entry], rec), true});
+          pending_ = false;
+        }
+      }
+      pos_ += u.size;
+    }
+  }
+
+  uint64_t finish(std::vector<Write>& structural) override {
+    const uint64_t cd_start = pos_;
+    Write w{pos_, {}};
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      central_header(w.bytes, entries_[i], rec_[i]);
+      if (w.bytes.size() >= (4u << 20)) {  // hand over in pieces: the directory can be large
+        pos_ += w.bytes.size();
+        structural.push_back(std::move(w));
+        w = Write{pos_, {}};
+      }
+    }
+    pos_ += w.bytes.size();
+    const uint64_t cd_size = pos_ - cd_start, n = entries_.size();
+    Le le{w.bytes};
+    bool z64 = n >= 0xFFFF || cd_size >= kMax32 || cd_start >= kMax32;
+    if (z64) {
+      const uint64_t eocd64 = pos_;
+      le.u32(0x06064b50);
+      le.u64(44);
+      le.u16((3 << 8) | 45);
+      le.u16(45);
+      le.u32(0);
+      le.u32(0);
+      le.u64(n);
+      le.u64(n);
+      le.u64(cd_size);
+      le.u64(cd_start);
+      le.u32(0x07064b50);
+      le.u32(0);
+      le.u64(eocd64);
+      le.u32(1);
+    }
+    le.u32(0x06054b50);
+    le.u16(0);
+    le.u16(0);
+    le.u16(z64 ? 0xFFFF : static_cast<uint32_t>(n));
+    le.u16(z64 ? 0xFFFF : static_cast<uint32_t>(n));
+    le.u32(z64 ? kMax32 : static_cast<uint32_t>(cd_size));
+    le.u32(z64 ? kMax32 : static_cast<uint32_t>(cd_start));
+    le.u16(0);
+    pos_ = w.offset + w.bytes.size();
+    structural.push_back(std::move(w));
+    return pos_;
+  }
+
+ private:
+  const std::vector<Entry>& entries_;
+  std::vector<Record> rec_;
+  uint64_t pos_ = 0;
+  bool pending_ = false;  // the entry being placed has a placeholder header
+};
+
+// One raw deflate segment; `finish` ends the deflate stream, otherwise a full flush leaves it
+// byte-aligned and open for the next segment.
+void deflate_segment(std::string_view in, bool finish, int level, std::string& out) {
+  z_stream z{};
+  if (deflateInit2(&z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    throw Fatal("zip: deflateInit2 failed");
+  ZStreamGuard guard{&z, true};
+  out.resize(deflateBound(&z, in.size()) + 16);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  size_t left_in = in.size(), left_out = out.size();
+  const int flush = finish ? Z_FINISH : Z_FULL_FLUSH;
+  while (true) {
+    if (z.avail_in == 0 && left_in) {
+      z.avail_in = static_cast<uInt>(std::min<size_t>(left_in, 1u << 30));
+      left_in -= z.avail_in;
+    }
+    if (z.avail_out == 0 && left_out) {
+      z.avail_out = static_cast<uInt>(std::min<size_t>(left_out, 1u << 30));
+      left_out -= z.avail_out;
+    }
+    int rc = deflate(&z, left_in ? Z_NO_FLUSH : flush);
+    if (rc == Z_STREAM_END) break;
+    if (rc == Z_STREAM_ERROR) throw Fatal("zip: deflate failed");
+    if (!finish && left_in == 0 && z.avail_in == 0 && z.avail_out != 0) break;  // flushed
+  }
+  out.resize(reinterpret_cast<char*>(z.next_out) - out.data());
+}
+
+class ZipFormat final : public Format {
+ public:
+  explicit ZipFormat(int level) : level_(level < 0 ? 6 : level) {}
+  std::string name() const override { return "zip"; }
+  std::string extension() const override { return "zip"; }
+
+  void adapt(std::vector<Entry>& entries, Log& log) const override {
+    std::vector<Entry> kept;
+    kept.reserve(entries.size());
+    for (auto& e : entries) {
+      if (e.type == EntryType::Fifo) {
+        log.notice(quote(e.path) + ": fifo not stored (zip cannot hold fifos)");
+        continue;
+      }
+      if (e.type == EntryType::Hardlink) {  // zip has no hard links: store the data again
+        e.type = EntryType::File;
+        e.link.clear();
+      }
+      kept.push_back(std::move(e));
+    }
+    entries.swap(kept);
+  }
+
+  std::vector<Block> cut(const std::vector<Entry>& entries, uint64_t block_bytes) const override {
+    StreamShape shape;
+    shape.header_bytes = [](const Entry& e) {
+      return local_header_size(e) + (e.type == EntryType::Symlink ? e.link.size() : 0);
+    };
+    shape.data_bytes = [](const Entry& e) { return e.type == EntryType::File ? e.size : 0; };
+    return cut_blocks(entries, shape, block_bytes);
+  }
+
+  // A block's bytes: for each piece, its local header if it starts the entry (real values
+  // when the whole entry is in this block, zeros for rank 0 to fill in otherwise), then the
+  // piece's deflate segment.
+  void encode_block(const BlockJob& job, DataSource& src, std::vector<Unit>& out) const override {
+    Unit u;
+    u.block = job.block.id;
+    u.entry = job.block.pieces.empty() ? 0 : job.block.pieces.front().entry;
+    ByteWriter facts;
+    std::string raw, seg;
+    for (size_t i = 0; i < job.block.pieces.size(); ++i) {
+      const Piece& p = job.block.pieces[i];
+      const Entry& e = job.entries[i];
+      raw.resize(p.length);
+      if (p.length) src.read(e, job.disk_paths[i], p.offset, p.length, p.last, raw.data());
+      if (e.type == EntryType::Symlink) raw = e.link;
+      PartFact f;
+      f.entry = p.entry;
+      f.last = p.last;
+      f.usize = raw.size();
+      f.crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(raw.data()), raw.size()));
+      bool deflated = e.type == EntryType::File && e.size > 0;
+      seg.clear();
+      if (deflated) deflate_segment(raw, p.last, level_, seg);
+      else seg = raw;
+      f.csize = seg.size();
+      if (p.header) {
+        f.header_pos = u.data.size();
+        f.placeholder = !p.last;
+        Record r{0, f.csize, f.usize, f.crc, static_cast<uint16_t>(deflated ? 8 : 0)};
+        std::string h = f.placeholder ? std::string(local_header_size(e), '\0') : local_header(e, r);
+        u.data += h;
+        u.raw += h.size();
+      }
+      u.data += seg;
+      u.raw += raw.size();
+      encode(facts, f);
+    }
+    u.extra = facts.take();
+    out.push_back(std::move(u));
+  }
+
+  std::unique_ptr<Layout> make_layout(const std::vector<Entry>& entries) const override {
+    return std::make_unique<ZipLayout>(entries);
+  }
+
+ private:
+  int level_;
+};
+
+}  // namespace
+
+std::unique_ptr<Format> make_zip_format(int level) { return std::make_unique<ZipFormat>(level); }
+
+}  // namespace pbackup
