@@ -42,6 +42,10 @@ int run_list(Comm& comm, const std::string& source, Log& log);
 // ranks of this node when they are not bound to distinct cores.
 int default_threads();
 
+// Archive names are UTF-8 (pax): use the user's locale, or C.UTF-8 where that is plain "C",
+// so libarchive does not stumble converting names.
+void use_utf8_locale();
+
 // Set by the signal handlers (SIGINT, SIGTERM); checked between stages.
 bool interrupted();
 int interrupt_signal();  // the signal number, 0 if none

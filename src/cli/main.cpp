@@ -1,5 +1,6 @@
 // pbackup's entry point: parse, pick the Comm (MPI when started by a launcher, one local rank
 // otherwise), run one pipeline, print the summary, exit with GNU tar's codes.
+#include <clocale>
 #include <cstdio>
 #include <exception>
 
@@ -25,6 +26,7 @@ void print_summary(const BackupStats& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_utf8_locale();
   Parsed p = parse_command_line(argc, argv);
   if (!p.error.empty()) {
     std::fprintf(stderr, "pbackup: %s\n", p.error.c_str());

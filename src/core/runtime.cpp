@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <clocale>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -68,6 +69,14 @@ void install_signal_handlers() {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   std::thread(watchdog).detach();
+}
+
+void use_utf8_locale() {
+  const char* l = std::setlocale(LC_ALL, "");
+  if (!l || !std::strcmp(l, "C") || !std::strcmp(l, "POSIX")) {
+    if (!std::setlocale(LC_ALL, "C.UTF-8")) std::setlocale(LC_ALL, "C");
+  }
+  std::setlocale(LC_NUMERIC, "C");  // numbers in manifests and messages stay '.'-decimal
 }
 
 int default_threads() {
