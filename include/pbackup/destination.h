@@ -28,8 +28,13 @@ class Destination {
   virtual void write_at(uint64_t offset, std::string_view bytes) = 0;
   // Every rank, after its last write: its data is durable when this returns.
   virtual void close() = 0;
+  // How many fragments (files or objects) an archive of `total` bytes is stored in.
+  virtual size_t fragment_count(uint64_t total) const = 0;
+  // SHA-256 of fragment k as written; any rank, after every rank closed. Empty where the
+  // destination keeps no per-fragment checksum (one big file: one rank would re-read it all).
+  virtual std::string hash_fragment(size_t k, uint64_t total) = 0;
   // Rank 0 after every rank closed: makes the archive visible under its final name(s).
-  virtual std::vector<Fragment> commit(uint64_t total_size) = 0;
+  virtual std::vector<Fragment> commit(uint64_t total, const std::vector<std::string>& hashes) = 0;
   // Writes the manifest (and checksum file) beside the archive; called after commit.
   virtual void put_side_file(const std::string& name, std::string_view bytes) = 0;
   // Rank 0 on failure: removes every temporary object. Safe to call more than once.
@@ -47,5 +52,9 @@ struct DestinationSpec {
 
 std::unique_ptr<Destination> make_destination(const DestinationSpec& spec);
 std::vector<std::string> destination_names();
+
+// Name of fragment k (0-based) of `count`: "NAME.part0001"; enough digits that the shell's
+// sort order is the fragment order.
+std::string fragment_name(const std::string& archive, size_t k, size_t count);
 
 }  // namespace pbackup

@@ -36,7 +36,10 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
 
 // --- restore / list (src/core/restore.cpp) ---
 int run_restore(Comm& comm, const RestoreOptions& opt, Log& log);
-int run_list(Comm& comm, const std::string& source, Log& log);
+int run_list(Comm& comm, const RestoreOptions& opt, Log& log);
+// Checks fragments (presence, size, SHA-256) and every block (SHA-256, and decompression with
+// its codec's CRC) against the manifest, in parallel. 0 when all is well, 2 otherwise.
+int run_verify(Comm& comm, const RestoreOptions& opt, Log& log);
 
 // Threads this rank should use by default: the cores it may run on, shared with the other
 // ranks of this node when they are not bound to distinct cores.

@@ -54,9 +54,12 @@ int main(int argc, char** argv) {
     } else if (p.command == Command::Restore) {
       Log log(comm.rank(), p.restore.log_level);
       rc = run_restore(comm, p.restore, log);
+    } else if (p.command == Command::List) {
+      Log log(comm.rank(), p.restore.log_level);
+      rc = run_list(comm, p.restore, log);
     } else {
       Log log(comm.rank(), p.restore.log_level);
-      rc = run_list(comm, p.restore.source, log);
+      rc = run_verify(comm, p.restore, log);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pbackup[%d]: error: %s\n", comm.rank(), e.what());

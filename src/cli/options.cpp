@@ -75,8 +75,9 @@ std::string main_usage() {
          "\n"
          "commands:\n"
          "  backup    --sources DIR... --output-dir OUT --algo zip|gzip|bzip2|zstd\n"
-         "  restore   --source ARCHIVE --restore-to DIR\n"
-         "  list      --source ARCHIVE\n"
+         "  restore   --source ARCHIVE|FRAGMENT_DIR --restore-to DIR\n"
+         "  list      --source ARCHIVE|FRAGMENT_DIR\n"
+         "  verify    --source ARCHIVE|FRAGMENT_DIR\n"
          "\n"
          "`pbackup <command> --help` lists each command's options.\n"
          "Exit status: 0 success, 1 some files were skipped or changed while read (each named),\n"
@@ -107,7 +108,7 @@ Parsed parse_command_line(int argc, char** argv) {
       o.add_options()("sources", "directories (or files) to back up; each is stored under its base name", cxxopts::value<std::string>())(
           "output-dir", "directory the archive is written to", cxxopts::value<std::string>())(
           "algo", "zip | gzip | bzip2 | zstd", cxxopts::value<std::string>()->default_value("gzip"))(
-          "dest-type", "hdd (one file)", cxxopts::value<std::string>()->default_value("hdd"))(
+          "dest-type", "hdd (one file) | usb_split (fragments of --split-chunk-mb MiB)", cxxopts::value<std::string>()->default_value("hdd"))(
           "split-chunk-mb", "fragment size in MiB (usb_split)", cxxopts::value<std::string>())(
           "name", "archive base name (default backup_YYYYMMDD_HHMMSS)", cxxopts::value<std::string>())(
           "block-mb", "input MiB per independently compressed block", cxxopts::value<uint64_t>()->default_value("4"))(
@@ -156,16 +157,18 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("progress")) b.progress = 1;
       if (r.count("no-progress")) b.progress = 0;
       b.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
-    } else if (cmd == "restore" || cmd == "list") {
-      p.command = cmd == "restore" ? Command::Restore : Command::List;
+    } else if (cmd == "restore" || cmd == "list" || cmd == "verify") {
+      p.command = cmd == "restore" ? Command::Restore : cmd == "list" ? Command::List : Command::Verify;
       RestoreOptions& x = p.restore;
-      cxxopts::Options o("pbackup " + cmd, cmd == "restore" ? "Restore an archive (ours or any tar/zip libarchive reads)."
-                                                            : "List the members of an archive, one per line.");
-      o.add_options()("source", "archive file", cxxopts::value<std::string>());
+      cxxopts::Options o("pbackup " + cmd,
+                         cmd == "restore" ? "Restore an archive (ours or any tar/zip libarchive reads), from a file or a fragment set."
+                         : cmd == "list"  ? "List the members of an archive, one per line."
+                                          : "Check an archive against its manifest: fragments present, sizes, SHA-256, every block.");
+      o.add_options()("source", "archive file, one of its fragments, or the directory holding the fragments", cxxopts::value<std::string>())(
+          "original-base-filename", "archive name to pick when the directory holds several sets (e.g. backup_20261126_101010.tar.gz)",
+          cxxopts::value<std::string>())("is-split", "accepted for compatibility (split sets are found by themselves)");
       if (cmd == "restore")
-        o.add_options()("restore-to", "directory to restore into (created if missing)", cxxopts::value<std::string>())(
-            "is-split", "accepted for compatibility")("original-base-filename", "accepted for compatibility",
-                                                      cxxopts::value<std::string>());
+        o.add_options()("restore-to", "directory to restore into (created if missing)", cxxopts::value<std::string>());
       common(o);
       auto r = run_cxxopts(o, args);
       if (r.count("help")) {
@@ -179,13 +182,13 @@ Parsed parse_command_line(int argc, char** argv) {
       if (cmd == "restore") {
         if (!r.count("restore-to")) throw cxxopts::exceptions::exception("--restore-to is required");
         x.restore_to = r["restore-to"].as<std::string>();
-        x.is_split = r.count("is-split") > 0;
-        if (r.count("original-base-filename")) x.original_base_filename = r["original-base-filename"].as<std::string>();
       }
+      x.is_split = r.count("is-split") > 0;
+      if (r.count("original-base-filename")) x.original_base_filename = r["original-base-filename"].as<std::string>();
       x.threads = r["threads"].as<int>();
       x.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
     } else {
-      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list)";
+      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify)";
     }
   } catch (const cxxopts::exceptions::exception& e) {
     p.error = std::string(e.what()) + " (see: pbackup " + cmd + " --help)";

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/parallel.h"
 #include "core/read.h"
 #include "pbackup/destination.h"
 #include "pbackup/error.h"
@@ -153,25 +154,18 @@ std::string encode_jobs(Cmd cmd, const std::vector<uint64_t>& ids, const std::ve
 // Compresses jobs with `threads` threads; units come back in job order.
 std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format& fmt, int threads,
                                 Log& log, std::string& error) {
-  std::vector<std::vector<Unit>> per(jobs.size());
-  std::atomic<size_t> next{0};
-  std::mutex mu;
-  auto work = [&] {
-    FileData src(log);
-    for (size_t i; (i = next++) < jobs.size();) {
-      try {
-        fmt.encode_block(jobs[i], src, per[i]);
-      } catch (const std::exception& e) {
-        std::lock_guard<std::mutex> l(mu);
-        if (error.empty()) error = e.what();
-      }
-    }
-  };
-  int n = std::max(1, std::min<int>(threads, static_cast<int>(jobs.size())));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < n; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+  std::vector<std::vector<Unit>> per;
+  try {
+    per = parallel_map(jobs.size(), threads, [&](size_t i) {
+      FileData src(log);
+      std::vector<Unit> u;
+      fmt.encode_block(jobs[i], src, u);
+      return u;
+    });
+  } catch (const std::exception& e) {
+    error = e.what();
+    return {};
+  }
   std::vector<Unit> units;
   for (auto& v : per)
     for (auto& u : v) units.push_back(std::move(u));
@@ -425,10 +419,45 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   if (!write_error.empty()) log.error(write_error);
   if (!comm.all_ok(write_error.empty() && !interrupted())) return fail("");
 
+  // checksums of the fragments, read back in parallel: fragment k on rank k mod size
+  std::string total_bytes = std::to_string(total);
+  comm.broadcast(total_bytes, 0);
+  total = std::stoull(total_bytes);
+  std::vector<std::string> hashes;
+  {
+    std::string hash_error;
+    ByteWriter w;
+    try {
+      std::vector<size_t> mine;
+      for (size_t k = static_cast<size_t>(comm.rank()); k < dest->fragment_count(total); k += static_cast<size_t>(comm.size()))
+        mine.push_back(k);
+      std::vector<std::string> h = parallel_map(mine.size(), threads, [&](size_t i) { return dest->hash_fragment(mine[i], total); });
+      for (size_t i = 0; i < mine.size(); ++i) {
+        w.u64(mine[i]);
+        w.str(h[i]);
+      }
+    } catch (const std::exception& e) {
+      hash_error = e.what();
+      log.error(hash_error);
+    }
+    auto all = comm.gather(w.take(), 0);
+    if (!comm.all_ok(hash_error.empty())) return fail("");
+    if (root) {
+      hashes.resize(dest->fragment_count(total));
+      for (auto& msg : all) {
+        ByteReader r(msg);
+        while (!r.done()) {
+          uint64_t k = r.u64();
+          hashes.at(k) = r.str();
+        }
+      }
+    }
+  }
+
   std::string commit_error;
   if (root) {
     try {
-      man.fragments = dest->commit(total);
+      man.fragments = dest->commit(total, hashes);
       man.tool_version = kVersion;
       man.command = opt.command_line;
       man.created = iso_now();

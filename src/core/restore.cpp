@@ -13,10 +13,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
+#include "dest/file_util.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
+#include "pbackup/source.h"
 
 namespace pbackup {
 namespace {
@@ -30,15 +33,97 @@ struct WriteDisk {
   ~WriteDisk() { archive_write_free(a); }
 };
 
-void open_for_reading(ReadArchive& r, const std::string& source) {
+// Reads a set of files as one seekable stream (libarchive callbacks). libarchive's own
+// archive_read_open_filenames stops the gzip filter at the first file boundary, so fragments
+// are joined here.
+class JoinedFiles {
+ public:
+  explicit JoinedFiles(const ArchiveSource& s) : s_(s), buf_(1 << 20) {
+    for (uint64_t sz : s.sizes) total_ += sz;
+  }
+  static la_ssize_t read(archive* a, void* self, const void** out) {
+    auto* j = static_cast<JoinedFiles*>(self);
+    uint64_t base = 0;
+    for (size_t i = 0; i < j->s_.files.size(); ++i) {
+      if (j->pos_ < base + j->s_.sizes[i]) {
+        if (j->open_ != i) {
+          j->fd_ = Fd(::open(j->s_.files[i].c_str(), O_RDONLY | O_CLOEXEC));
+          if (!j->fd_) {
+            archive_set_error(a, errno, "cannot open %s: %s", j->s_.files[i].c_str(), std::strerror(errno));
+            return -1;
+          }
+          j->open_ = i;
+        }
+        uint64_t within = j->pos_ - base;
+        size_t want = static_cast<size_t>(std::min<uint64_t>(j->buf_.size(), j->s_.sizes[i] - within));
+        ssize_t n;
+        do n = ::pread(j->fd_.get(), j->buf_.data(), want, static_cast<off_t>(within));
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+          archive_set_error(a, errno, "cannot read %s: %s", j->s_.files[i].c_str(), std::strerror(errno));
+          return -1;
+        }
+        if (n == 0) {
+          archive_set_error(a, EIO, "%s ended early", j->s_.files[i].c_str());
+          return -1;
+        }
+        j->pos_ += static_cast<uint64_t>(n);
+        *out = j->buf_.data();
+        return n;
+      }
+      base += j->s_.sizes[i];
+    }
+    return 0;
+  }
+  static la_int64_t skip(archive*, void* self, la_int64_t request) {
+    auto* j = static_cast<JoinedFiles*>(self);
+    uint64_t n = std::min<uint64_t>(static_cast<uint64_t>(request), j->total_ - j->pos_);
+    j->pos_ += n;
+    return static_cast<la_int64_t>(n);
+  }
+  static la_int64_t seek(archive*, void* self, la_int64_t offset, int whence) {
+    auto* j = static_cast<JoinedFiles*>(self);
+    int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? static_cast<int64_t>(j->pos_) : static_cast<int64_t>(j->total_);
+    int64_t to = base + offset;
+    if (to < 0 || to > static_cast<int64_t>(j->total_)) return ARCHIVE_FATAL;
+    j->pos_ = static_cast<uint64_t>(to);
+    return to;
+  }
+
+ private:
+  const ArchiveSource& s_;
+  std::vector<char> buf_;
+  uint64_t pos_ = 0, total_ = 0;
+  size_t open_ = ~size_t{0};
+  Fd fd_;
+};
+
+// Opens the archive (one file, or a fragment set read in order as one stream).
+struct OpenArchive {
+  ArchiveSource source;
+  std::unique_ptr<JoinedFiles> joined;
+};
+void open_for_reading(ReadArchive& r, OpenArchive& o, const std::string& source, const std::string& base) {
   if (!r.a) throw Fatal("libarchive: out of memory");
+  o.source = resolve_source(source, base);
+  o.joined = std::make_unique<JoinedFiles>(o.source);
   archive_read_support_filter_all(r.a);
   archive_read_support_format_all(r.a);
-  struct stat st {};
-  if (::stat(source.c_str(), &st) != 0) throw Fatal(sys_message("cannot open archive", source, errno));
-  if (S_ISDIR(st.st_mode)) throw Fatal("archive " + quote(source) + " is a directory");
-  if (archive_read_open_filename(r.a, source.c_str(), 1 << 20) != ARCHIVE_OK)
+  archive_read_set_read_callback(r.a, JoinedFiles::read);
+  archive_read_set_skip_callback(r.a, JoinedFiles::skip);
+  archive_read_set_seek_callback(r.a, JoinedFiles::seek);
+  archive_read_set_callback_data(r.a, o.joined.get());
+  if (archive_read_open1(r.a) != ARCHIVE_OK)
     throw Fatal("cannot open archive " + quote(source) + ": " + archive_error_string(r.a));
+}
+
+// "archive X is damaged or truncated near byte N (fragment F): reason"
+std::string damage(const ReadArchive& r, const ArchiveSource& s, const std::string& where) {
+  uint64_t at = static_cast<uint64_t>(std::max<la_int64_t>(0, archive_filter_bytes(r.a, -1)));
+  std::string msg = "archive " + quote(s.name) + " is damaged or truncated" + where + " near byte " + std::to_string(at);
+  if (s.files.size() > 1) msg += " (fragment " + quote(file_at(s, at ? at - 1 : 0)) + ")";
+  const char* e = archive_error_string(r.a);
+  return msg + ": " + (e ? e : "unknown error");
 }
 
 // Makes a member name safe to create below the current directory. Returns false (and says
@@ -102,8 +187,10 @@ int make_dirs(const std::string& path) {
 
 int restore_one_rank(const RestoreOptions& opt, Log& log) {
   const auto t0 = std::chrono::steady_clock::now();
+  OpenArchive oa;
   ReadArchive in;
-  open_for_reading(in, opt.source);
+  open_for_reading(in, oa, opt.source, opt.original_base_filename);
+  const ArchiveSource& as = oa.source;
   if (int err = make_dirs(opt.restore_to)) throw Fatal(sys_message("cannot create restore directory", opt.restore_to, err));
 
   WriteDisk out;
@@ -124,7 +211,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
       if (r == ARCHIVE_EOF) break;
       if (r == ARCHIVE_WARN) log.warn(src + ": " + archive_error_string(in.a));
       else if (r != ARCHIVE_OK)
-        throw Fatal("archive " + src + " is damaged or truncated: " + archive_error_string(in.a));
+        throw Fatal(damage(in, as, ""));
       std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
       std::string why;
       bool ok = sanitize(name, why);
@@ -161,7 +248,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
           r = archive_read_data_block(in.a, &buf, &size, &offset);
           if (r == ARCHIVE_EOF) break;
           if (r < ARCHIVE_WARN)
-            throw Fatal("archive " + src + " is damaged or truncated (in " + quote(name) + "): " + archive_error_string(in.a));
+            throw Fatal(damage(in, as, " (in " + quote(name) + ")"));
           if (archive_write_data_block(out.a, buf, size, offset) < ARCHIVE_WARN)
             throw Fatal("cannot write " + quote(name) + ": " + archive_error_string(out.a));
           bytes += size;
@@ -206,17 +293,19 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   return comm.rank() == 0 ? rc : kExitOk;
 }
 
-int run_list(Comm& comm, const std::string& source, Log& log) {
+int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
   int rc = kExitOk;
   if (comm.rank() == 0) {
     try {
+      OpenArchive oa;
       ReadArchive in;
-      open_for_reading(in, source);
+      open_for_reading(in, oa, opt.source, opt.original_base_filename);
+      const ArchiveSource& as = oa.source;
       archive_entry* e;
       while (true) {
         int r = archive_read_next_header(in.a, &e);
         if (r == ARCHIVE_EOF) break;
-        if (r < ARCHIVE_WARN) throw Fatal("archive " + quote(source) + " is damaged or truncated: " + archive_error_string(in.a));
+        if (r < ARCHIVE_WARN) throw Fatal(damage(in, as, ""));
         const char* p = archive_entry_pathname(e);
         std::fputs(p ? p : "", stdout);
         std::fputc('\n', stdout);

@@ -31,7 +31,9 @@ class FileDestination final : public Destination {
     fsync_or_throw(fd_.get(), temp_);
     if (::close(fd_.release()) != 0) throw_sys("cannot close", temp_, errno);
   }
-  std::vector<Fragment> commit(uint64_t total) override {
+  size_t fragment_count(uint64_t) const override { return 1; }
+  std::string hash_fragment(size_t, uint64_t) override { return ""; }
+  std::vector<Fragment> commit(uint64_t total, const std::vector<std::string>&) override {
     Fd fd = open_or_throw(temp_, O_RDWR);
     if (::ftruncate(fd.get(), static_cast<off_t>(total)) != 0) throw_sys("cannot truncate", temp_, errno);
     fsync_or_throw(fd.get(), temp_);

@@ -12,6 +12,7 @@ struct DestEntry {
 const DestEntry kDestinations[] = {
     {"hdd", make_file_destination},
     {"memory", make_memory_destination},
+    {"usb_split", make_split_destination},
 };
 }  // namespace
 

@@ -1,0 +1,31 @@
+// Where restore, list and verify read an archive from: one file, or a set of fragments found
+// by themselves in a directory (with or without our manifest), read in order as one stream.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pbackup/manifest.h"
+
+namespace pbackup {
+
+struct ArchiveSource {
+  std::vector<std::string> files;   // in order; their concatenation is the archive
+  std::vector<uint64_t> sizes;      // actual sizes on disk
+  std::optional<Manifest> manifest;
+  std::string manifest_path;
+  std::string name;                 // archive name, for messages
+};
+
+// `source` is an archive file, a fragment of a set, or a directory holding one set (or several,
+// then `base_name` picks one: the archive name, e.g. backup_20261126_101010.tar.gz).
+// Throws Fatal naming what is missing or ambiguous.
+// With `lenient`, missing or short fragments listed in the manifest do not throw: they are
+// kept in `files` with their actual size (0 if missing) for verify to report one by one.
+ArchiveSource resolve_source(const std::string& source, const std::string& base_name, bool lenient = false);
+
+// Which file of the set holds archive byte `offset` (for messages about damage).
+std::string file_at(const ArchiveSource& s, uint64_t offset);
+
+}  // namespace pbackup
