@@ -6,7 +6,7 @@ PKGS=(
   build-essential cmake pkg-config
   libopenmpi-dev openmpi-bin
   libboost-mpi-dev libboost-serialization-dev
-  libarchive-dev zlib1g-dev libbz2-dev libzstd-dev libssl-dev libcurl4-openssl-dev
+  libarchive-dev zlib1g-dev libdeflate-dev libbz2-dev libzstd-dev libssl-dev libcurl4-openssl-dev
   libcxxopts-dev doctest-dev
   # peer tools the tests and the benchmark check archives with
   tar gzip bzip2 zstd unzip zip libarchive-tools pigz pbzip2 lbzip2 time

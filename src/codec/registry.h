@@ -8,12 +8,26 @@
 #include "pbackup/codec.h"
 
 typedef struct z_stream_s z_stream;
+struct libdeflate_compressor;
 
 namespace pbackup {
 
 std::unique_ptr<Codec> make_gzip_codec(int level);
 std::unique_ptr<Codec> make_bzip2_codec(int level);
 std::unique_ptr<Codec> make_zstd_codec(int level);
+
+// An owned libdeflate compressor (one per block: allocation is cheap next to compression).
+class DeflateCompressor {
+ public:
+  explicit DeflateCompressor(int level);
+  ~DeflateCompressor();
+  DeflateCompressor(const DeflateCompressor&) = delete;
+  DeflateCompressor& operator=(const DeflateCompressor&) = delete;
+  libdeflate_compressor* get() const { return c_; }
+
+ private:
+  libdeflate_compressor* c_;
+};
 
 // Ends a z_stream on scope exit (deflateEnd or inflateEnd).
 struct ZStreamGuard {

@@ -9,7 +9,10 @@
 // Rank 0 writes all structure: local headers (once the file's last segment is known, into the
 // space reserved before its first one), data-less entries and the central directory.
 #include <sys/stat.h>
+#include <libdeflate.h>
 #include <zlib.h>
+
+#include <algorithm>
 
 #include <cstring>
 #include <ctime>
@@ -286,8 +289,18 @@ class ZipLayout final : public Layout {
 };
 
 // One raw deflate segment; `finish` ends the deflate stream, otherwise a full flush leaves it
-// byte-aligned and open for the next segment.
+// byte-aligned and open for the next segment. Final segments (most files are one) go through
+// libdeflate, which is faster; zlib is needed for the non-final flush libdeflate cannot do.
 void deflate_segment(std::string_view in, bool finish, int level, std::string& out) {
+  if (finish) {
+    DeflateCompressor c(std::clamp(level, 1, 12));
+    out.resize(libdeflate_deflate_compress_bound(c.get(), in.size()));
+    size_t n = libdeflate_deflate_compress(c.get(), in.data(), in.size(), out.data(), out.size());
+    if (n == 0) throw Fatal("zip: deflate failed");
+    out.resize(n);
+    return;
+  }
+  level = std::clamp(level, 1, 9);
   z_stream z{};
   if (deflateInit2(&z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
     throw Fatal("zip: deflateInit2 failed");
