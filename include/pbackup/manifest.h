@@ -18,6 +18,10 @@ struct ManifestBlock {
   // "block": compressed by a rank; "structure": written by rank 0; "patch": written by rank 0
   // over a placeholder of zeros inside a block (verify puts the zeros back before hashing).
   std::string kind = "block";
+  // The block starts inside first_entry's data (a big file spanning blocks): at data offset
+  // cont_offset of a file of cont_size bytes. Lets restore start at any block.
+  bool continues = false;
+  uint64_t cont_offset = 0, cont_size = 0;
 };
 
 struct Manifest {

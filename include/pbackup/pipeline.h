@@ -37,6 +37,10 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
 // --- restore / list (src/core/restore.cpp) ---
 int run_restore(Comm& comm, const RestoreOptions& opt, Log& log);
 int run_list(Comm& comm, const RestoreOptions& opt, Log& log);
+struct ArchiveSource;
+// Our tar archives with a manifest restore block by block on every rank and thread.
+bool can_restore_in_parallel(const ArchiveSource& s);
+int run_parallel_restore(Comm& comm, const ArchiveSource& s, const RestoreOptions& opt, Log& log);
 // Checks fragments (presence, size, SHA-256) and every block (SHA-256, and decompression with
 // its codec's CRC) against the manifest, in parallel. 0 when all is well, 2 otherwise.
 int run_verify(Comm& comm, const RestoreOptions& opt, Log& log);

@@ -28,4 +28,11 @@ ArchiveSource resolve_source(const std::string& source, const std::string& base_
 // Which file of the set holds archive byte `offset` (for messages about damage).
 std::string file_at(const ArchiveSource& s, uint64_t offset);
 
+// Archive bytes [offset, offset+n), read across the files of a set. Throws Fatal if short.
+std::string read_range(const ArchiveSource& s, uint64_t offset, uint64_t n);
+
+// For handing a resolved source from rank 0 to the others.
+std::string encode_source(const ArchiveSource& s);
+ArchiveSource decode_source(const std::string& bytes);
+
 }  // namespace pbackup

@@ -160,6 +160,17 @@ Parsed parse_command_line(int argc, char** argv) {
     } else if (cmd == "restore" || cmd == "list" || cmd == "verify") {
       p.command = cmd == "restore" ? Command::Restore : cmd == "list" ? Command::List : Command::Verify;
       RestoreOptions& x = p.restore;
+      if (cmd == "restore") {  // --only PATH, repeatable; taken whole (paths may hold commas)
+        std::vector<std::string> rest;
+        for (size_t i = 0; i < args.size(); ++i) {
+          if (args[i] == "--only" && i + 1 < args.size()) x.only.push_back(args[++i]);
+          else if (args[i].rfind("--only=", 0) == 0) x.only.push_back(args[i].substr(7));
+          else rest.push_back(args[i]);
+        }
+        args.swap(rest);
+        for (auto& o : x.only)
+          while (o.size() > 1 && o.back() == '/') o.pop_back();
+      }
       cxxopts::Options o("pbackup " + cmd,
                          cmd == "restore" ? "Restore an archive (ours or any tar/zip libarchive reads), from a file or a fragment set."
                          : cmd == "list"  ? "List the members of an archive, one per line."
@@ -168,7 +179,9 @@ Parsed parse_command_line(int argc, char** argv) {
           "original-base-filename", "archive name to pick when the directory holds several sets (e.g. backup_20261126_101010.tar.gz)",
           cxxopts::value<std::string>())("is-split", "accepted for compatibility (split sets are found by themselves)");
       if (cmd == "restore")
-        o.add_options()("restore-to", "directory to restore into (created if missing)", cxxopts::value<std::string>());
+        o.add_options()("restore-to", "directory to restore into (created if missing)", cxxopts::value<std::string>())(
+            "only", "restore only this member or directory (repeatable); with a manifest only its blocks are read",
+            cxxopts::value<std::string>());
       common(o);
       auto r = run_cxxopts(o, args);
       if (r.count("help")) {

@@ -365,8 +365,14 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
         for (size_t i = 0; i < count[r] && abort_reason.empty(); ++i, ++k) {
           w.u64(offsets[k]);
           const UnitInfo& u = infos[k];
-          man.blocks.push_back({blocks[u.block].raw_offset, u.raw, offsets[k], u.size, u.sha256,
-                                entries[u.entry].path, "block"});
+          ManifestBlock mb{blocks[u.block].raw_offset, u.raw, offsets[k], u.size, u.sha256, entries[u.entry].path, "block"};
+          const Piece& head = blocks[u.block].pieces.front();
+          if (!head.header) {
+            mb.continues = true;
+            mb.cont_offset = head.offset;
+            mb.cont_size = entries[head.entry].size;
+          }
+          man.blocks.push_back(std::move(mb));
           done_bytes += blocks[u.block].raw_bytes;
           for (auto& p : blocks[u.block].pieces)
             if (p.last && entries[p.entry].type == EntryType::File) ++files_done;

@@ -219,7 +219,9 @@ std::string manifest_to_json(const Manifest& m) {
     const auto& b = m.blocks[i];
     o += "    {\"offset\": " + std::to_string(b.offset) + ", \"size\": " + std::to_string(b.size) +
          ", \"raw_offset\": " + std::to_string(b.raw_offset) + ", \"raw_size\": " + std::to_string(b.raw_size) +
-         ", \"sha256\": " + esc(b.sha256) + ", \"first_entry\": " + esc(b.first_entry) + ", \"kind\": " + esc(b.kind) + "}" +
+         ", \"sha256\": " + esc(b.sha256) + ", \"first_entry\": " + esc(b.first_entry) + ", \"kind\": " + esc(b.kind) +
+         (b.continues ? ", \"continues\": {\"offset\": " + std::to_string(b.cont_offset) + ", \"size\": " + std::to_string(b.cont_size) + "}" : "") +
+         "}" +
          (i + 1 < m.blocks.size() ? ",\n" : "\n");
   }
   o += "  ]\n}\n";
@@ -251,6 +253,11 @@ Manifest manifest_from_json(const std::string& text) {
     mb.sha256 = b.at("sha256").str();
     mb.first_entry = b.at("first_entry").str();
     mb.kind = b.has("kind") ? b.at("kind").str() : "block";
+    if (b.has("continues")) {
+      mb.continues = true;
+      mb.cont_offset = b.at("continues").at("offset").num();
+      mb.cont_size = b.at("continues").at("size").num();
+    }
     m.blocks.push_back(std::move(mb));
   }
   return m;

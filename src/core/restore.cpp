@@ -16,6 +16,7 @@
 #include <cstring>
 #include <memory>
 
+#include "core/extract.h"
 #include "dest/file_util.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
@@ -126,29 +127,6 @@ std::string damage(const ReadArchive& r, const ArchiveSource& s, const std::stri
   return msg + ": " + (e ? e : "unknown error");
 }
 
-// Makes a member name safe to create below the current directory. Returns false (and says
-// why) for names that must not be extracted at all.
-bool sanitize(std::string& name, std::string& why) {
-  size_t strip = 0;
-  while (strip < name.size() && name[strip] == '/') ++strip;
-  if (strip) {
-    name.erase(0, strip);
-    why = "removing leading '/' from member name";
-  }
-  size_t start = 0;
-  while (start <= name.size()) {
-    size_t end = name.find('/', start);
-    if (end == std::string::npos) end = name.size();
-    if (name.compare(start, end - start, "..") == 0 && end - start == 2) {
-      why = "member name contains '..'";
-      return false;
-    }
-    start = end + 1;
-  }
-  while (name.size() > 2 && name.compare(0, 2, "./") == 0) name.erase(0, 2);
-  return !(name.empty() || name == "." || name == "./");
-}
-
 // Runs `body` inside `dir` and always returns to the original working directory.
 template <class F>
 int in_directory(const std::string& dir, F body) {
@@ -214,12 +192,12 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
         throw Fatal(damage(in, as, ""));
       std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
       std::string why;
-      bool ok = sanitize(name, why);
+      bool ok = sanitize_member(name, why);
       if (!why.empty() && ok) log.notice(quote(name) + ": " + why);
       const char* hl = archive_entry_hardlink(e);
       std::string link = hl ? hl : "";
       std::string link_why;
-      if (ok && hl && !sanitize(link, link_why)) {
+      if (ok && hl && !sanitize_member(link, link_why)) {
         ok = false;
         why = "hard link target " + quote(hl) + ": " + link_why;
       }
@@ -230,6 +208,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
         }
         continue;
       }
+      if (!path_selected(name, opt.only)) continue;
       archive_entry_set_pathname(e, name.c_str());
       if (hl) archive_entry_set_hardlink(e, link.c_str());
       r = archive_write_header(out.a, e);
@@ -279,6 +258,35 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
 }  // namespace
 
 int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
+  // Rank 0 finds the archive; with our manifest (tar) every rank restores blocks, otherwise
+  // rank 0 streams it through libarchive and the others wait for its verdict.
+  std::string plan;
+  if (comm.rank() == 0) {
+    ByteWriter w;
+    try {
+      ArchiveSource s = resolve_source(opt.source, opt.original_base_filename);
+      w.u8(can_restore_in_parallel(s) ? 1 : 0);
+      w.str(encode_source(s));
+    } catch (const Fatal& f) {
+      log.error(f.what());
+      w = ByteWriter();
+      w.u8(2);
+    }
+    plan = w.take();
+  }
+  comm.broadcast(plan, 0);
+  ByteReader r(plan);
+  uint8_t mode = r.u8();
+  if (mode == 2) return comm.rank() == 0 ? kExitFatal : kExitOk;
+  if (mode == 1) {
+    ArchiveSource s = decode_source(r.str());
+    try {
+      return run_parallel_restore(comm, s, opt, log);
+    } catch (const Fatal& f) {
+      log.error(f.what());
+      return kExitFatal;
+    }
+  }
   int rc = kExitOk;
   if (comm.rank() == 0) {
     try {

@@ -4,6 +4,7 @@
 #include "pbackup/source.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <unistd.h>
@@ -16,6 +17,8 @@
 #include <set>
 #include <sstream>
 
+#include "dest/file_util.h"
+#include "pbackup/bytes.h"
 #include "pbackup/error.h"
 
 namespace pbackup {
@@ -170,6 +173,52 @@ std::string file_at(const ArchiveSource& s, uint64_t offset) {
     offset -= s.sizes[i];
   }
   return s.files.empty() ? "" : s.files.back();
+}
+
+std::string read_range(const ArchiveSource& s, uint64_t offset, uint64_t n) {
+  std::string out(n, '\0');
+  uint64_t done = 0, base = 0;
+  for (size_t i = 0; i < s.files.size() && done < n; ++i) {
+    uint64_t end = base + s.sizes[i];
+    if (offset + done < end) {
+      uint64_t within = offset + done - base;
+      uint64_t take = std::min(n - done, s.sizes[i] - within);
+      Fd fd = open_or_throw(s.files[i], O_RDONLY);
+      uint64_t got = pread_full(fd.get(), out.data() + done, take, within, s.files[i]);
+      if (got != take) throw Fatal(quote(s.files[i]) + " is shorter than expected");
+      done += take;
+    }
+    base = end;
+  }
+  if (done != n) throw Fatal("archive ends before byte " + std::to_string(offset + n));
+  return out;
+}
+
+std::string encode_source(const ArchiveSource& s) {
+  ByteWriter w;
+  w.str(s.name);
+  w.str(s.manifest_path);
+  w.str(s.manifest ? manifest_to_json(*s.manifest) : "");
+  w.u64(s.files.size());
+  for (size_t i = 0; i < s.files.size(); ++i) {
+    w.str(s.files[i]);
+    w.u64(s.sizes[i]);
+  }
+  return w.take();
+}
+
+ArchiveSource decode_source(const std::string& bytes) {
+  ByteReader r(bytes);
+  ArchiveSource s;
+  s.name = r.str();
+  s.manifest_path = r.str();
+  std::string json = r.str();
+  if (!json.empty()) s.manifest = manifest_from_json(json);
+  for (uint64_t i = 0, n = r.u64(); i < n; ++i) {
+    s.files.push_back(r.str());
+    s.sizes.push_back(r.u64());
+  }
+  return s;
 }
 
 }  // namespace pbackup

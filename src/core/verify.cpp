@@ -23,21 +23,14 @@ namespace {
 
 struct Plan {
   std::string error;
-  std::string manifest_json;
-  std::vector<std::string> files;
-  std::vector<uint64_t> sizes;
+  ArchiveSource source;
   std::vector<std::string> extra;  // problems found while resolving (extra fragments)
 };
 
 std::string encode(const Plan& p) {
   ByteWriter w;
   w.str(p.error);
-  w.str(p.manifest_json);
-  w.u64(p.files.size());
-  for (size_t i = 0; i < p.files.size(); ++i) {
-    w.str(p.files[i]);
-    w.u64(p.sizes[i]);
-  }
+  w.str(p.error.empty() ? encode_source(p.source) : "");
   return w.take();
 }
 
@@ -45,11 +38,8 @@ Plan decode_plan(const std::string& b) {
   ByteReader r(b);
   Plan p;
   p.error = r.str();
-  p.manifest_json = r.str();
-  for (uint64_t i = 0, n = r.u64(); i < n; ++i) {
-    p.files.push_back(r.str());
-    p.sizes.push_back(r.u64());
-  }
+  std::string src = r.str();
+  if (p.error.empty()) p.source = decode_source(src);
   return p;
 }
 
@@ -59,9 +49,7 @@ Plan make_plan(const RestoreOptions& opt) {
     ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, true);
     if (!s.manifest) throw Fatal("no manifest " + quote(s.name + ".manifest.json") + " beside " + quote(opt.source) +
                                  ": verify needs the manifest pbackup writes (restore and list work without)");
-    p.manifest_json = manifest_to_json(*s.manifest);
-    p.files = s.files;
-    p.sizes = s.sizes;
+    p.source = s;
     // fragments on disk that the manifest does not list
     std::set<std::string> listed;
     for (auto& f : s.manifest->fragments) listed.insert(f.name);
@@ -83,34 +71,8 @@ Plan make_plan(const RestoreOptions& opt) {
   return p;
 }
 
-// Reads archive bytes [offset, offset+n) across the files of a set.
-std::string read_range(const Plan& p, uint64_t offset, uint64_t n) {
-  std::string out(n, '\0');
-  uint64_t done = 0, base = 0;
-  for (size_t i = 0; i < p.files.size() && done < n; ++i) {
-    uint64_t end = base + p.sizes[i];
-    if (offset + done < end) {
-      uint64_t within = offset + done - base;
-      uint64_t take = std::min(n - done, p.sizes[i] - within);
-      Fd fd = open_or_throw(p.files[i], O_RDONLY);
-      uint64_t got = pread_full(fd.get(), out.data() + done, take, within, p.files[i]);
-      if (got != take) throw Fatal(quote(p.files[i]) + " is shorter than expected");
-      done += take;
-    }
-    base = end;
-  }
-  if (done != n) throw Fatal("archive ends before byte " + std::to_string(offset + n));
-  return out;
-}
-
-std::string where(const Plan& p, uint64_t offset) {
-  if (p.files.size() == 1) return "";
-  uint64_t base = 0;
-  for (size_t i = 0; i < p.files.size(); ++i) {
-    if (offset < base + p.sizes[i]) return " in fragment " + quote(p.files[i]);
-    base += p.sizes[i];
-  }
-  return "";
+std::string where(const ArchiveSource& s, uint64_t offset) {
+  return s.files.size() == 1 ? "" : " in fragment " + quote(file_at(s, offset));
 }
 
 }  // namespace
@@ -130,7 +92,8 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
     if (comm.rank() == 0) log.error(plan.error);
     return kExitFatal;
   }
-  Manifest m = manifest_from_json(plan.manifest_json);
+  ArchiveSource& src = plan.source;
+  const Manifest& m = *src.manifest;
   std::unique_ptr<Codec> codec;
   if (m.format == "tar") codec = make_codec(m.codec, -1);
 
@@ -146,10 +109,10 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
   std::vector<size_t> mine = share(nfrag);
   std::vector<std::string> problems = parallel_map(mine.size(), threads, [&](size_t j) -> std::string {
     const Fragment& f = m.fragments[mine[j]];
-    const std::string& path = plan.files.at(mine[j]);
+    const std::string& path = src.files.at(mine[j]);
     try {
       if (::access(path.c_str(), F_OK) != 0) return "fragment " + quote(path) + " is missing";
-      uint64_t size = plan.sizes[mine[j]];
+      uint64_t size = src.sizes[mine[j]];
       if (size != f.size)
         return "fragment " + quote(path) + " has " + std::to_string(size) + " bytes, expected " + std::to_string(f.size) +
                (size < f.size ? " (truncated)" : " (too long)");
@@ -193,17 +156,17 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
   };
 
   // Blocks are located by the sizes the fragments should have (bad ones are skipped).
-  for (size_t i = 0; i < nfrag && i < plan.sizes.size(); ++i) plan.sizes[i] = m.fragments[i].size;
+  for (size_t i = 0; i < nfrag && i < src.sizes.size(); ++i) src.sizes[i] = m.fragments[i].size;
 
   // Phase 2: every block record (SHA-256, and decompression for tar blocks).
   std::vector<size_t> mine_blocks = share(m.blocks.size());
   std::vector<std::string> block_problems = parallel_map(mine_blocks.size(), threads, [&](size_t j) -> std::string {
     const ManifestBlock& b = m.blocks[mine_blocks[j]];
-    std::string label = b.kind + " at byte " + std::to_string(b.offset) + where(plan, b.offset) +
+    std::string label = b.kind + " at byte " + std::to_string(b.offset) + where(src, b.offset) +
                         (b.first_entry.empty() ? "" : " (from " + quote(b.first_entry) + ")");
     if (touches_bad(b.offset, b.size)) return "";
     try {
-      std::string bytes = read_range(plan, b.offset, b.size);
+      std::string bytes = read_range(src, b.offset, b.size);
       if (b.kind == "block") {
         for (const auto& p : m.blocks)  // placeholders rank 0 filled in later
           if (p.kind == "patch" && p.offset >= b.offset && p.offset + p.size <= b.offset + b.size)

@@ -1,0 +1,287 @@
+// Safe extraction below a restore directory (see extract.h).
+#include "core/extract.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+
+#include "core/parallel.h"
+#include "dest/file_util.h"
+#include "pbackup/error.h"
+
+namespace pbackup {
+
+void encode(ByteWriter& w, const RestoredEntry& e) {
+  w.str(e.path);
+  w.str(e.link);
+  w.u8(static_cast<uint8_t>(e.type));
+  w.u32(e.mode);
+  w.u32(e.uid);
+  w.u32(e.gid);
+  w.i64(e.mtime);
+  w.u32(e.mtime_nsec);
+}
+
+RestoredEntry decode_restored(ByteReader& r) {
+  RestoredEntry e;
+  e.path = r.str();
+  e.link = r.str();
+  e.type = static_cast<char>(r.u8());
+  e.mode = r.u32();
+  e.uid = r.u32();
+  e.gid = r.u32();
+  e.mtime = r.i64();
+  e.mtime_nsec = r.u32();
+  return e;
+}
+
+bool sanitize_member(std::string& name, std::string& why) {
+  size_t strip = 0;
+  while (strip < name.size() && name[strip] == '/') ++strip;
+  if (strip) {
+    name.erase(0, strip);
+    why = "removing leading '/' from member name";
+  }
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('/', start);
+    if (end == std::string::npos) end = name.size();
+    if (end - start == 2 && name.compare(start, 2, "..") == 0) {
+      why = "member name contains '..'";
+      return false;
+    }
+    start = end + 1;
+  }
+  while (name.size() > 2 && name.compare(0, 2, "./") == 0) name.erase(0, 2);
+  while (name.size() > 1 && name.back() == '/') name.pop_back();
+  return !(name.empty() || name == ".");
+}
+
+bool path_selected(const std::string& path, const std::vector<std::string>& only) {
+  if (only.empty()) return true;
+  for (const auto& s : only) {
+    if (path == s) return true;
+    if (path.size() > s.size() && path.compare(0, s.size(), s) == 0 && path[s.size()] == '/') return true;
+  }
+  return false;
+}
+
+Extractor::Extractor(const std::string& dir) : dir_(dir) {
+  std::string cur;
+  for (size_t i = 0; i <= dir.size(); ++i) {  // mkdir -p
+    if (i == dir.size() || dir[i] == '/') {
+      cur = dir.substr(0, i);
+      if (!cur.empty() && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+        throw Fatal(sys_message("cannot create restore directory", cur, errno));
+    }
+  }
+  root_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root_ < 0) throw Fatal(sys_message("cannot open restore directory", dir, errno));
+}
+
+Extractor::~Extractor() {
+  if (root_ >= 0) ::close(root_);
+}
+
+namespace {
+struct ParentCache {
+  const void* owner = nullptr;
+  uint64_t generation = 0;
+  std::string dir;
+  int fd = -1;
+  ~ParentCache() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+thread_local ParentCache t_parent;
+std::atomic<uint64_t> g_generation{1};
+}  // namespace
+
+void Extractor::forget_cached_dirs() { ++g_generation; }
+
+int Extractor::open_parent(const std::string& path, std::string& leaf) {
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "" : path.substr(0, slash);
+  leaf = slash == std::string::npos ? path : path.substr(slash + 1);
+  ParentCache& c = t_parent;
+  if (c.fd >= 0 && c.owner == this && c.generation == g_generation.load() && c.dir == dir) return c.fd;
+  int fd = walk(dir);
+  if (c.fd >= 0) ::close(c.fd);
+  c.owner = this;
+  c.generation = g_generation.load();
+  c.dir = dir;
+  c.fd = fd;
+  return fd;
+}
+
+// Walks `dir_path` from the restore directory without following symlinks, creating missing
+// directories.
+int Extractor::walk(const std::string& path) {
+  int fd = ::dup(root_);
+  if (fd < 0) throw_sys("cannot open", dir_, errno);
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    std::string comp = path.substr(start, slash - start);
+    start = slash + 1;
+    if (comp.empty() || comp == ".") continue;
+    int next = ::openat(fd, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0 && errno == ENOENT) {
+      if (::mkdirat(fd, comp.c_str(), 0700) != 0 && errno != EEXIST) {
+        int err = errno;
+        ::close(fd);
+        throw_sys("cannot create directory", dir_ + "/" + path.substr(0, slash), err);
+      }
+      next = ::openat(fd, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (next < 0) {
+      int err = errno;
+      ::close(fd);
+      if (err == ELOOP || err == ENOTDIR)
+        throw Fatal(quote(path) + ": " + quote(path.substr(0, slash)) + " is a symlink or not a directory; nothing is extracted through it");
+      throw_sys("cannot open directory", dir_ + "/" + path.substr(0, slash), err);
+    }
+    ::close(fd);
+    fd = next;
+  }
+  return fd;
+}
+
+int Extractor::open_file(const std::string& path, bool fresh) {
+  std::string leaf;
+  int parent = open_parent(path, leaf);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    int fd = ::openat(parent, leaf.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+      struct stat st {};
+      ::fstat(fd, &st);
+      // Ours are created with one link; anything else (a hard link that predates the restore,
+      // perhaps to a file outside) is replaced, never written through.
+      if (S_ISREG(st.st_mode) && (st.st_nlink == 1 || !fresh)) return fd;
+      ::close(fd);
+      if (::unlinkat(parent, leaf.c_str(), 0) != 0 && errno != ENOENT) throw_sys("cannot replace", dir_ + "/" + path, errno);
+      continue;
+    }
+    if (errno == ELOOP || errno == EISDIR || errno == ENXIO || errno == ETXTBSY) {  // symlink, dir, fifo...
+      forget_cached_dirs();
+      if (::unlinkat(parent, leaf.c_str(), 0) != 0 && ::unlinkat(parent, leaf.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+        throw_sys("cannot replace", dir_ + "/" + path, errno);
+      continue;
+    }
+    if (errno != ENOENT) throw_sys("cannot open", dir_ + "/" + path, errno);
+    fd = ::openat(parent, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) return fd;
+    if (errno != EEXIST) throw_sys("cannot create", dir_ + "/" + path, errno);
+  }
+  throw Fatal("cannot create " + quote(dir_ + "/" + path) + ": it keeps changing");
+}
+
+void Extractor::create_file(const std::string& path, uint64_t size, std::string_view head) {
+  Fd fd(open_file(path, true));
+  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) throw_sys("cannot size", dir_ + "/" + path, errno);
+  pwrite_all(fd.get(), head, 0, dir_ + "/" + path);
+}
+
+void Extractor::write_data(const std::string& path, uint64_t offset, std::string_view data) {
+  if (data.empty()) return;
+  Fd fd(open_file(path, false));
+  pwrite_all(fd.get(), data, offset, dir_ + "/" + path);
+}
+
+void Extractor::make_dir(const std::string& path) {
+  std::string leaf;
+  int parent = open_parent(path, leaf);
+  if (::mkdirat(parent, leaf.c_str(), 0700) == 0 || errno != EEXIST) return;
+  struct stat st {};
+  if (::fstatat(parent, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) {
+    forget_cached_dirs();
+    ::unlinkat(parent, leaf.c_str(), 0);
+    ::mkdirat(parent, leaf.c_str(), 0700);
+  }
+}
+
+size_t Extractor::finish(std::vector<RestoredEntry>& entries, Log& log, int threads) {
+  const bool root = ::geteuid() == 0;
+  std::vector<std::string> errors(entries.size());
+  auto apply_meta = [&](const RestoredEntry& e, int parent, const std::string& leaf) -> std::string {
+    if (root && ::fchownat(parent, leaf.c_str(), e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0)
+      return sys_message("cannot set owner of", e.path, errno);
+    if (e.type != '2' && ::fchmodat(parent, leaf.c_str(), e.mode & 07777, 0) != 0)
+      return sys_message("cannot set mode of", e.path, errno);
+    struct timespec ts[2];
+    ts[0].tv_sec = ts[1].tv_sec = e.mtime;
+    ts[0].tv_nsec = ts[1].tv_nsec = e.mtime_nsec;
+    if (::utimensat(parent, leaf.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) return sys_message("cannot set time of", e.path, errno);
+    return "";
+  };
+  auto replace = [](int parent, const std::string& leaf) {
+    if (::unlinkat(parent, leaf.c_str(), 0) != 0 && errno == EISDIR) ::unlinkat(parent, leaf.c_str(), AT_REMOVEDIR);
+  };
+  // 1. fifos and hard links (targets are all in place now), then symlinks last of all, so no
+  //    archive symlink exists while anything else is still being created.
+  for (char kind : {'6', '1', '2'}) {
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const RestoredEntry& e = entries[i];
+      if (e.type != kind) continue;
+      try {
+        std::string leaf;
+        int parent = open_parent(e.path, leaf);
+        forget_cached_dirs();
+        replace(parent, leaf);
+        if (kind == '6' && ::mkfifoat(parent, leaf.c_str(), 0600) != 0) errors[i] = sys_message("cannot create fifo", e.path, errno);
+        if (kind == '2' && ::symlinkat(e.link.c_str(), parent, leaf.c_str()) != 0) errors[i] = sys_message("cannot create symlink", e.path, errno);
+        if (kind == '1') {
+          size_t slash = e.link.rfind('/');
+          Fd tparent(walk(slash == std::string::npos ? "" : e.link.substr(0, slash)));
+          std::string tleaf = slash == std::string::npos ? e.link : e.link.substr(slash + 1);
+          if (::linkat(tparent.get(), tleaf.c_str(), parent, leaf.c_str(), 0) != 0)
+            errors[i] = sys_message("cannot create hard link to " + quote(e.link) + " at", e.path, errno);
+        }
+      } catch (const std::exception& ex) {
+        errors[i] = ex.what();
+      }
+    }
+  }
+  // 2. metadata of everything but directories, in parallel
+  parallel_map(entries.size(), threads, [&](size_t i) {
+    const RestoredEntry& e = entries[i];
+    if (e.type == '5' || e.type == '1' || !errors[i].empty()) return 0;
+    try {
+      std::string leaf;
+      int parent = open_parent(e.path, leaf);
+      errors[i] = apply_meta(e, parent, leaf);
+    } catch (const std::exception& ex) {
+      errors[i] = ex.what();
+    }
+    return 0;
+  });
+  // 3. directories, deepest first, so a read-only directory is closed only after its contents
+  std::vector<size_t> dirs;
+  for (size_t i = 0; i < entries.size(); ++i)
+    if (entries[i].type == '5') dirs.push_back(i);
+  auto depth = [&](size_t i) { return std::count(entries[i].path.begin(), entries[i].path.end(), '/'); };
+  std::stable_sort(dirs.begin(), dirs.end(), [&](size_t a, size_t b) { return depth(a) > depth(b); });
+  for (size_t i : dirs) {
+    try {
+      std::string leaf;
+      int parent = open_parent(entries[i].path, leaf);
+      errors[i] = apply_meta(entries[i], parent, leaf);
+    } catch (const std::exception& ex) {
+      errors[i] = ex.what();
+    }
+  }
+  size_t n = 0;
+  for (auto& e : errors)
+    if (!e.empty()) {
+      log.error(e);
+      ++n;
+    }
+  return n;
+}
+
+}  // namespace pbackup

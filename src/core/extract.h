@@ -1,0 +1,63 @@
+// Writing restored entries below a restore directory, safely and from many threads: every
+// path is walked component by component with O_NOFOLLOW from the restore directory's fd, so
+// nothing is ever written through a symlink, whatever the archive or the existing tree holds.
+// Regular files are filled in by whichever thread holds each part of their data; links, fifos
+// and all metadata (owners, modes, times; directories deepest first) are applied at the end.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pbackup/bytes.h"
+#include "pbackup/log.h"
+
+namespace pbackup {
+
+// An entry's metadata, applied in the final pass.
+struct RestoredEntry {
+  std::string path, link;  // sanitized, relative to the restore directory
+  char type = '0';         // tar typeflag: '0' file, '1' hard link, '2' symlink, '5' dir, '6' fifo
+  uint32_t mode = 0, uid = 0, gid = 0;
+  int64_t mtime = 0;
+  uint32_t mtime_nsec = 0;
+};
+void encode(ByteWriter& w, const RestoredEntry& e);
+RestoredEntry decode_restored(ByteReader& r);
+
+class Extractor {
+ public:
+  explicit Extractor(const std::string& restore_dir);  // creates it if missing
+  ~Extractor();
+  Extractor(const Extractor&) = delete;
+  Extractor& operator=(const Extractor&) = delete;
+
+  // Makes sure the file exists as a regular file of `size` bytes (replacing anything else at
+  // that name, and unsharing hard links that predate the restore) and writes its first bytes.
+  void create_file(const std::string& path, uint64_t size, std::string_view head);
+  // Writes file data at `offset` (the file is created if another thread has not yet).
+  void write_data(const std::string& path, uint64_t offset, std::string_view data);
+  void make_dir(const std::string& path);
+  // Creates links and fifos, then applies metadata; directories last, deepest first.
+  // Problems are reported through `log.error`; returns how many.
+  size_t finish(std::vector<RestoredEntry>& entries, Log& log, int threads);
+
+ private:
+  // The directory holding `path`, walked without following symlinks; the fd stays owned by a
+  // per-thread cache (consecutive entries mostly share a parent) and is valid until the next
+  // call on the same thread.
+  int open_parent(const std::string& path, std::string& leaf);
+  int walk(const std::string& dir_path);  // a new fd the caller closes
+  void forget_cached_dirs();
+  int open_file(const std::string& path, bool exclusive_fresh);
+  int root_ = -1;
+  std::string dir_;
+};
+
+// Sanitizes a member name for extraction (see restore.cpp): strips leading '/', refuses '..'.
+bool sanitize_member(std::string& name, std::string& why);
+
+// True if `path` is `sel` or lies below it.
+bool path_selected(const std::string& path, const std::vector<std::string>& only);
+
+}  // namespace pbackup
