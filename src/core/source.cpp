@@ -81,8 +81,10 @@ ArchiveSource load_set(const std::string& dir, const std::string& base, bool len
     }
     s.manifest_path = man;
     std::vector<std::string> problems;
+    const bool single = s.manifest->fragments.size() == 1;
     for (const auto& f : s.manifest->fragments) {
-      std::string p = dir + "/" + f.name;
+      // A one-file archive is the file beside the manifest, even if both were renamed.
+      std::string p = dir + "/" + (single ? base : f.name);
       struct stat st {};
       if (::stat(p.c_str(), &st) != 0) {
         problems.push_back("fragment " + quote(p) + " is missing");
