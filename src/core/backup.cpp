@@ -184,26 +184,33 @@ std::string human_bytes(double b) {
   return s;
 }
 
+// Progress on rank 0, from the sizes it gathers anyway each round (no extra messages, so no
+// rank ever waits for a progress report): a line every 5 s for batch logs, or one line updated
+// in place on a terminal.
 class Progress {
  public:
-  Progress(bool on, uint64_t total) : on_(on), total_(total), start_(Clock::now()), last_(start_) {}
+  Progress(bool on, uint64_t total)
+      : on_(on), tty_(on && ::isatty(2)), total_(total), start_(Clock::now()), last_(start_) {}
+  ~Progress() {
+    if (printed_ && tty_) std::fputc('\n', stderr);
+  }
   void update(uint64_t done, uint64_t files_done) {
     if (!on_) return;
     auto now = Clock::now();
-    if (now - last_ < std::chrono::seconds(5)) return;
+    if (now - last_ < std::chrono::seconds(tty_ ? 1 : 5)) return;
     last_ = now;
+    printed_ = true;
     double secs = std::chrono::duration<double>(now - start_).count();
     double rate = done / std::max(secs, 1e-9);
     double eta = rate > 0 ? (total_ - done) / rate : 0;
-    std::fprintf(stderr, "pbackup: %s of %s (%.0f%%), %llu files, %.1f MB/s, ETA %.0f s\n",
-                 human_bytes(done).c_str(), human_bytes(total_).c_str(),
-                 total_ ? 100.0 * done / total_ : 100.0, static_cast<unsigned long long>(files_done),
-                 rate / 1e6, eta);
+    std::fprintf(stderr, "%spbackup: %s of %s (%.0f%%), %llu files, %.1f MB/s, ETA %.0f s%s", tty_ ? "\r" : "",
+                 human_bytes(done).c_str(), human_bytes(total_).c_str(), total_ ? 100.0 * done / total_ : 100.0,
+                 static_cast<unsigned long long>(files_done), rate / 1e6, eta, tty_ ? "\033[K" : "\n");
     std::fflush(stderr);
   }
 
  private:
-  bool on_;
+  bool on_, tty_, printed_ = false;
   uint64_t total_;
   Clock::time_point start_, last_;
 };
