@@ -134,10 +134,9 @@ std::vector<RankRound> share_round(const std::vector<Block>& blocks, size_t firs
   return out;
 }
 
-std::string encode_jobs(Cmd cmd, const std::vector<uint64_t>& ids, const std::vector<Block>& blocks,
+std::string encode_jobs(const std::vector<uint64_t>& ids, const std::vector<Block>& blocks,
                         const std::vector<Entry>& entries, const std::vector<Root>& roots) {
   ByteWriter w;
-  w.u8(cmd);
   w.u64(ids.size());
   for (uint64_t id : ids) {
     BlockJob j;
@@ -149,6 +148,13 @@ std::string encode_jobs(Cmd cmd, const std::vector<uint64_t>& ids, const std::ve
     encode(w, j);
   }
   return w.take();
+}
+
+std::vector<BlockJob> decode_jobs(const std::string& bytes) {
+  ByteReader r(bytes);
+  std::vector<BlockJob> jobs;
+  for (uint64_t i = 0, n = r.u64(); i < n; ++i) jobs.push_back(decode_job(r));
+  return jobs;
 }
 
 // Compresses jobs with `threads` threads; units come back in job order.
@@ -305,106 +311,132 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   };
   size_t next_block = 0;
   std::string write_error;  // this rank's, reported at the next gather
-  bool aborted = false;
   std::string abort_reason;
-  while (true) {
-    // 1. rank 0 hands out the next window of blocks
-    std::vector<std::string> job_msgs;
-    if (root) {
-      size_t window = 0;
-      for (int t : thread_counts) window += 4 * static_cast<size_t>(t);
-      size_t last = std::min(blocks.size(), next_block + window);
-      Cmd cmd = next_block < blocks.size() ? kWork : kFinish;
-      auto shares = share_round(blocks, next_block, last, thread_counts);
-      for (int r = 0; r < comm.size(); ++r)
-        job_msgs.push_back(encode_jobs(cmd, cmd == kWork ? shares[r].blocks : std::vector<uint64_t>{}, blocks, entries, setup.roots));
-      next_block = last;
+  // Rank 0: the next window of blocks, as contiguous runs per rank; empty when done.
+  auto next_round = [&]() {
+    size_t window = 0;
+    for (int t : thread_counts) window += 4 * static_cast<size_t>(t);
+    size_t last = std::min(blocks.size(), next_block + window);
+    auto shares = share_round(blocks, next_block, last, thread_counts);
+    next_block = last;
+    return shares;
+  };
+  // One message per rank and round: what to do, where the previous round's blocks go, and
+  // the next round's blocks.
+  auto round_messages = [&](Cmd cmd, const std::vector<std::vector<uint64_t>>& offsets,
+                            const std::vector<RankRound>& shares) {
+    std::vector<std::string> msgs;
+    for (int r = 0; r < comm.size(); ++r) {
+      ByteWriter w;
+      w.u8(cmd);
+      w.u64(offsets.empty() ? 0 : offsets[r].size());
+      if (!offsets.empty())
+        for (uint64_t o : offsets[r]) w.u64(o);
+      w.str(cmd == kWork ? encode_jobs(shares[r].blocks, blocks, entries, setup.roots) : std::string());
+      msgs.push_back(w.take());
     }
-    std::string mine = comm.scatter(job_msgs, 0);
-    ByteReader jr(mine);
-    if (jr.u8() != kWork) break;
-    std::vector<BlockJob> jobs;
-    for (uint64_t i = 0, n = jr.u64(); i < n; ++i) jobs.push_back(decode_job(jr));
+    return msgs;
+  };
 
-    // 2. every rank compresses its blocks
+  std::vector<std::string> msgs;
+  if (root) {
+    auto shares = next_round();
+    msgs = round_messages(shares.empty() || next_block == 0 ? kFinish : kWork, {}, shares);
+  }
+  std::vector<Unit> pending;  // compressed last round, written while this round compresses
+  bool aborted = false;
+  while (true) {
+    std::string mine = comm.scatter(msgs, 0);
+    ByteReader mr(mine);
+    Cmd cmd = static_cast<Cmd>(mr.u8());
+    if (cmd == kAbort) {
+      aborted = true;
+      break;
+    }
+    std::vector<uint64_t> offsets(mr.u64());
+    for (auto& o : offsets) o = mr.u64();
+    std::thread writer([&] {
+      for (size_t i = 0; i < offsets.size() && i < pending.size() && write_error.empty(); ++i) {
+        try {
+          dest->write_at(offsets[i], pending[i].data);
+        } catch (const std::exception& e) {
+          write_error = e.what();
+        }
+      }
+    });
+    if (cmd == kFinish) {
+      writer.join();
+      break;
+    }
+    std::vector<BlockJob> jobs = decode_jobs(mr.str());
+
+    // every rank compresses its blocks while its previous ones are written
     std::string comp_error;
     std::vector<Unit> units = compress_jobs(jobs, *fmt, threads, log, comp_error);
+    writer.join();
+    pending = std::move(units);
     ByteWriter report;
     std::string problem = !comp_error.empty() ? comp_error : write_error;
     if (problem.empty() && interrupted()) problem = "interrupted";
     report.str(problem);
-    report.u64(units.size());
-    for (auto& u : units) {
+    report.u64(pending.size());
+    for (auto& u : pending) {
       UnitInfo info{u.block, u.entry, u.raw, u.data.size(), sha256_hex(u.data), u.extra};
       encode(report, info);
     }
 
-    // 3. rank 0 lays out offsets and writes structure
+    // rank 0 lays out offsets, writes structure, and sends the next round with the offsets
     auto reports = comm.gather(report.take(), 0);
-    std::vector<std::string> offset_msgs;
-    if (root) {
-      std::vector<UnitInfo> infos;
-      std::vector<size_t> count;
-      for (int r = 0; r < comm.size(); ++r) {
-        ByteReader rr(reports[r]);
-        std::string p = rr.str();
-        if (!p.empty() && abort_reason.empty()) abort_reason = "rank " + std::to_string(r) + ": " + p;
-        uint64_t n = rr.u64();
-        count.push_back(n);
-        for (uint64_t i = 0; i < n; ++i) infos.push_back(decode_unit_info(rr));
-      }
-      std::vector<uint64_t> offsets;
-      if (abort_reason.empty()) {
-        try {
-          // Every rank has written the previous round by now (it reported this one), so
-          // structure that overwrites placeholders in those blocks can go in.
-          write_structure(deferred);
-          layout->place(infos, offsets, deferred);
-        } catch (const std::exception& e) {
-          abort_reason = e.what();
-        }
-      }
-      size_t k = 0;
-      for (int r = 0; r < comm.size(); ++r) {
-        ByteWriter w;
-        w.u8(abort_reason.empty() ? kWork : kAbort);
-        w.u64(abort_reason.empty() ? count[r] : 0);
-        for (size_t i = 0; i < count[r] && abort_reason.empty(); ++i, ++k) {
-          w.u64(offsets[k]);
-          const UnitInfo& u = infos[k];
-          ManifestBlock mb{blocks[u.block].raw_offset, u.raw, offsets[k], u.size, u.sha256, entries[u.entry].path, "block"};
-          const Piece& head = blocks[u.block].pieces.front();
-          if (!head.header) {
-            mb.continues = true;
-            mb.cont_offset = head.offset;
-            mb.cont_size = entries[head.entry].size;
-          }
-          man.blocks.push_back(std::move(mb));
-          done_bytes += blocks[u.block].raw_bytes;
-          for (auto& p : blocks[u.block].pieces)
-            if (p.last && entries[p.entry].type == EntryType::File) ++files_done;
-        }
-        offset_msgs.push_back(w.take());
-      }
-      progress.update(done_bytes, files_done);
+    if (!root) continue;
+    std::vector<UnitInfo> infos;
+    std::vector<size_t> count;
+    for (int r = 0; r < comm.size(); ++r) {
+      ByteReader rr(reports[r]);
+      std::string p = rr.str();
+      if (!p.empty() && abort_reason.empty()) abort_reason = "rank " + std::to_string(r) + ": " + p;
+      uint64_t n = rr.u64();
+      count.push_back(n);
+      for (uint64_t i = 0; i < n; ++i) infos.push_back(decode_unit_info(rr));
     }
-
-    // 4. every rank writes its blocks at their offsets
-    std::string omsg = comm.scatter(offset_msgs, 0);
-    ByteReader orr(omsg);
-    if (orr.u8() != kWork) {
-      aborted = true;
-      break;
-    }
-    uint64_t n = orr.u64();
-    for (uint64_t i = 0; i < n && write_error.empty(); ++i) {
-      uint64_t off = orr.u64();
+    std::vector<uint64_t> flat;
+    if (abort_reason.empty()) {
       try {
-        dest->write_at(off, units[i].data);
+        // Every rank has written the previous round by now (it reported this one), so
+        // structure that overwrites placeholders in those blocks can go in.
+        write_structure(deferred);
+        layout->place(infos, flat, deferred);
       } catch (const std::exception& e) {
-        write_error = e.what();
+        abort_reason = e.what();
       }
     }
+    if (!abort_reason.empty()) {
+      msgs = round_messages(kAbort, {}, {});
+      continue;
+    }
+    std::vector<std::vector<uint64_t>> offsets_per_rank(comm.size());
+    size_t k = 0;
+    for (int r = 0; r < comm.size(); ++r) {
+      for (size_t i = 0; i < count[r]; ++i, ++k) {
+        offsets_per_rank[r].push_back(flat[k]);
+        const UnitInfo& u = infos[k];
+        ManifestBlock mb{blocks[u.block].raw_offset, u.raw, flat[k], u.size, u.sha256, entries[u.entry].path, "block"};
+        const Piece& head = blocks[u.block].pieces.front();
+        if (!head.header) {
+          mb.continues = true;
+          mb.cont_offset = head.offset;
+          mb.cont_size = entries[head.entry].size;
+        }
+        man.blocks.push_back(std::move(mb));
+        done_bytes += blocks[u.block].raw_bytes;
+        for (auto& p : blocks[u.block].pieces)
+          if (p.last && entries[p.entry].type == EntryType::File) ++files_done;
+      }
+    }
+    progress.update(done_bytes, files_done);
+    auto shares = next_round();
+    bool more = false;
+    for (auto& sh : shares) more = more || !sh.blocks.empty();
+    msgs = round_messages(more ? kWork : kFinish, offsets_per_rank, shares);
   }
   if (aborted) return fail(abort_reason);
 
