@@ -48,6 +48,8 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log);
 // Threads this rank should use by default: the cores it may run on, shared with the other
 // ranks of this node when they are not bound to distinct cores.
 int default_threads();
+// Ranks sharing this node (told by the MPI layer; srun sets no Open MPI variable for it).
+void set_local_ranks(int n);
 
 // Archive names are UTF-8 (pax): use the user's locale, or C.UTF-8 where that is plain "C",
 // so libarchive does not stumble converting names.

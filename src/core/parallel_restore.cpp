@@ -181,9 +181,13 @@ int run_parallel_restore(Comm& comm, const ArchiveSource& src, const RestoreOpti
     if (rc == kExitOk) {
       std::sort(entries.begin(), entries.end(), [](const RestoredEntry& a, const RestoredEntry& b) { return path_less(a.path, b.path); });
       errors += x->finish(entries, log, threads);
-      if (!opt.only.empty() && entries.empty()) {
-        for (auto& o : opt.only) log.error(quote(o) + ": not found in archive");
-        ++errors;
+      for (const auto& o : opt.only) {
+        bool found = false;
+        for (const auto& e : entries) found = found || path_selected(e.path, {o});
+        if (!found) {
+          log.error(quote(o) + ": not found in archive");
+          ++errors;
+        }
       }
       if (errors) rc = kExitFatal;
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

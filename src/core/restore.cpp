@@ -180,6 +180,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
 
   uint64_t entries = 0, bytes = 0;
   bool member_failed = false;
+  std::vector<bool> matched(opt.only.size(), false);
   const std::string src = quote(opt.source);
   int rc = in_directory(opt.restore_to, [&]() -> int {
     archive_entry* e;
@@ -209,6 +210,8 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
         continue;
       }
       if (!path_selected(name, opt.only)) continue;
+      for (size_t k = 0; k < opt.only.size(); ++k)
+        if (path_selected(name, {opt.only[k]})) matched[k] = true;
       archive_entry_set_pathname(e, name.c_str());
       if (hl) archive_entry_set_hardlink(e, link.c_str());
       r = archive_write_header(out.a, e);
@@ -247,6 +250,11 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
     return 0;
   });
   (void)rc;
+  for (size_t k = 0; k < opt.only.size(); ++k)
+    if (!matched[k]) {
+      log.error(quote(opt.only[k]) + ": not found in archive");
+      member_failed = true;
+    }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "pbackup: restored %llu entries, %.1f MB in %.2f s (%.1f MB/s) into %s\n",
                static_cast<unsigned long long>(entries), bytes / 1e6, secs, bytes / 1e6 / std::max(secs, 1e-9),

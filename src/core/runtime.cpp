@@ -18,6 +18,7 @@
 namespace pbackup {
 namespace {
 volatile sig_atomic_t g_interrupted = 0;
+int g_local_ranks = 0;  // ranks on this node, from MPI (0: unknown)
 
 // Fixed buffers, so the signal path can unlink without allocating.
 constexpr int kMaxTemps = 8;
@@ -89,10 +90,14 @@ int default_threads() {
   // Bound to a subset of the cores: that subset is ours.
   if (hw > 0 && mine < hw) return mine;
   // Not bound: share the node's cores with the other ranks on it.
-  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-  int ranks = local ? std::atoi(local) : 1;
-  if (ranks < 1) ranks = 1;
-  return std::max(1, mine / ranks);
+  int ranks = g_local_ranks;
+  if (ranks < 1) {
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    ranks = local ? std::atoi(local) : 1;
+  }
+  return std::max(1, mine / std::max(ranks, 1));
 }
+
+void set_local_ranks(int n) { g_local_ranks = n; }
 
 }  // namespace pbackup

@@ -7,6 +7,8 @@
 #include <boost/serialization/vector.hpp>
 #include <cstdlib>
 
+#include "pbackup/pipeline.h"
+
 namespace pbackup {
 namespace {
 
@@ -14,7 +16,15 @@ namespace mpi = boost::mpi;
 
 class MpiComm final : public Comm {
  public:
-  MpiComm(int& argc, char**& argv) : env_(argc, argv, mpi::threading::funneled, true) {}
+  MpiComm(int& argc, char**& argv) : env_(argc, argv, mpi::threading::funneled, true) {
+    MPI_Comm node;  // the ranks on this node share its cores (see default_threads)
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+      int n = 1;
+      MPI_Comm_size(node, &n);
+      set_local_ranks(n);
+      MPI_Comm_free(&node);
+    }
+  }
   int rank() const override { return world_.rank(); }
   int size() const override { return world_.size(); }
   void barrier() override { world_.barrier(); }

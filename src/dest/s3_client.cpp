@@ -1,0 +1,938 @@
+// S3 client on libcurl (see s3_client.h). libcurl computes the SigV4 signature; this file builds
+// canonical URLs, the payload hash header, the retry loop and readable error messages.
+#include "dest/s3_client.h"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "pbackup/error.h"
+
+namespace pbackup {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// ---- small string helpers ---------------------------------------------------------------------
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string trim(std::string_view s) {
+  size_t a = 0, b = s.size();
+  while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
+  while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
+  return std::string(s.substr(a, b - a));
+}
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+std::string sha256_hex_evp(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr) != 1)
+    throw Fatal("S3: SHA-256 of a request body failed (OpenSSL EVP_Digest)");
+  static const char* hexd = "0123456789abcdef";
+  std::string out(2 * n, '0');
+  for (unsigned i = 0; i < n; ++i) {
+    out[2 * i] = hexd[md[i] >> 4];
+    out[2 * i + 1] = hexd[md[i] & 15];
+  }
+  return out;
+}
+
+std::string url_decode(std::string_view s, bool plus_is_space) {
+  auto hexv = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hexv(s[i + 1]) * 16 + hexv(s[i + 2])));
+      i += 2;
+    } else if (s[i] == '+' && plus_is_space) {
+      out.push_back(' ');
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// ---- minimal XML reading (S3 responses are flat and machine-written) --------------------------
+
+std::string xml_unescape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '&') {
+      out.push_back(s[i]);
+      continue;
+    }
+    size_t semi = s.find(';', i);
+    if (semi == std::string_view::npos || semi - i > 10) {
+      out.push_back('&');
+      continue;
+    }
+    std::string_view ent = s.substr(i + 1, semi - i - 1);
+    if (ent == "amp") out.push_back('&');
+    else if (ent == "lt") out.push_back('<');
+    else if (ent == "gt") out.push_back('>');
+    else if (ent == "quot") out.push_back('"');
+    else if (ent == "apos") out.push_back('\'');
+    else if (ent.size() > 1 && ent[0] == '#') {
+      unsigned long cp = 0;
+      bool hex = ent[1] == 'x' || ent[1] == 'X';
+      std::string_view digits = ent.substr(hex ? 2 : 1);
+      auto r = std::from_chars(digits.data(), digits.data() + digits.size(), cp, hex ? 16 : 10);
+      if (r.ec != std::errc() || r.ptr != digits.data() + digits.size() || cp > 0x10FFFF) {
+        out.append(s.substr(i, semi - i + 1));
+      } else if (cp < 0x80) {
+        out.push_back(static_cast<char>(cp));
+      } else if (cp < 0x800) {
+        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+      } else if (cp < 0x10000) {
+        out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+      } else {
+        out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+      }
+    } else {
+      out.append(s.substr(i, semi - i + 1));
+    }
+    i = semi;
+  }
+  return out;
+}
+
+std::string xml_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// Inner text of each <tag>...</tag> (or <tag attr="..">...</tag>; <tag/> gives ""), in order,
+// not unescaped. Tags are not nested within themselves in S3 responses.
+std::vector<std::string_view> xml_all(std::string_view doc, std::string_view tag) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  while (true) {
+    size_t lt = doc.find('<', pos);
+    if (lt == std::string_view::npos) break;
+    pos = lt + 1;
+    if (doc.compare(lt + 1, tag.size(), tag) != 0) continue;
+    size_t after = lt + 1 + tag.size();
+    if (after >= doc.size()) break;
+    char c = doc[after];
+    if (c != '>' && c != '/' && c != ' ' && c != '\t' && c != '\r' && c != '\n') continue;
+    size_t gt = doc.find('>', after);
+    if (gt == std::string_view::npos) break;
+    if (doc[gt - 1] == '/') {  // <tag/>
+      out.emplace_back();
+      pos = gt + 1;
+      continue;
+    }
+    std::string close = "</" + std::string(tag) + ">";
+    size_t end = doc.find(close, gt + 1);
+    if (end == std::string_view::npos) break;
+    out.push_back(doc.substr(gt + 1, end - gt - 1));
+    pos = end + close.size();
+  }
+  return out;
+}
+
+std::optional<std::string> xml_first(std::string_view doc, std::string_view tag) {
+  auto all = xml_all(doc, tag);
+  if (all.empty()) return std::nullopt;
+  return xml_unescape(all.front());
+}
+
+std::string strip_quotes(std::string s) {
+  s = trim(s);
+  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
+  return s;
+}
+
+bool parse_u64(std::string_view s, uint64_t& v) {
+  std::string t = trim(s);
+  auto r = std::from_chars(t.data(), t.data() + t.size(), v);
+  return r.ec == std::errc() && r.ptr == t.data() + t.size() && !t.empty();
+}
+
+// ---- libcurl RAII -----------------------------------------------------------------------------
+
+struct CurlDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+using CurlPtr = std::unique_ptr<CURL, CurlDeleter>;
+
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) throw Fatal("S3: libcurl initialisation failed");
+  });
+}
+
+// ---- requests ---------------------------------------------------------------------------------
+
+struct Request {
+  std::string op;        // "PutObject", ... (for messages)
+  std::string method;    // GET HEAD PUT POST DELETE
+  std::string bucket;
+  std::string key;       // raw; empty for bucket-level requests
+  std::vector<std::pair<std::string, std::string>> query;  // raw names and values
+  std::string_view body;
+  std::string content_type;  // set for requests with a body
+  std::string range;         // "bytes=a-b" or empty
+  uint64_t expect_bytes = 0; // expected response size (for the total timeout), 0 = unknown
+  bool error_in_200 = false; // a 200 may carry <Error> (CompleteMultipartUpload)
+};
+
+Request make_request(std::string op, std::string method, const std::string& bucket,
+                     const std::string& key) {
+  Request r;
+  r.op = std::move(op);
+  r.method = std::move(method);
+  r.bucket = bucket;
+  r.key = key;
+  return r;
+}
+
+struct Response {
+  long status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+  int attempts = 0;
+  double seconds = 0;
+  // error details when the request failed for good (status not 2xx or <Error> in the body)
+  bool failed = false;
+  std::string code, message, request_id;
+
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+struct Transfer {
+  std::string_view upload;
+  size_t upload_pos = 0;
+  std::string* body = nullptr;
+  std::map<std::string, std::string>* headers = nullptr;
+};
+
+size_t read_cb(char* buf, size_t size, size_t n, void* ud) {
+  auto* t = static_cast<Transfer*>(ud);
+  size_t want = size * n;
+  size_t left = t->upload.size() - t->upload_pos;
+  size_t k = std::min(want, left);
+  std::memcpy(buf, t->upload.data() + t->upload_pos, k);
+  t->upload_pos += k;
+  return k;
+}
+
+int seek_cb(void* ud, curl_off_t offset, int origin) {
+  auto* t = static_cast<Transfer*>(ud);
+  if (origin != SEEK_SET || offset < 0 || static_cast<uint64_t>(offset) > t->upload.size())
+    return CURL_SEEKFUNC_CANTSEEK;
+  t->upload_pos = static_cast<size_t>(offset);
+  return CURL_SEEKFUNC_OK;
+}
+
+size_t write_cb(char* ptr, size_t size, size_t n, void* ud) {
+  auto* t = static_cast<Transfer*>(ud);
+  size_t k = size * n;
+  try {
+    t->body->append(ptr, k);
+  } catch (...) {
+    return 0;
+  }
+  return k;
+}
+
+size_t header_cb(char* ptr, size_t size, size_t n, void* ud) {
+  auto* t = static_cast<Transfer*>(ud);
+  size_t k = size * n;
+  try {
+    std::string_view line(ptr, k);
+    if (line.substr(0, 5) == "HTTP/") {  // a new response (after 100 Continue): start over
+      t->headers->clear();
+    } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
+      std::string name = lower(trim(line.substr(0, colon)));
+      std::string value = trim(line.substr(colon + 1));
+      uint64_t len = 0;
+      if (name == "content-length" && t->body && t->body->empty() && parse_u64(value, len) &&
+          len <= (uint64_t(1) << 32))
+        t->body->reserve(static_cast<size_t>(len));  // one allocation for big objects
+      (*t->headers)[std::move(name)] = std::move(value);
+    }
+  } catch (...) {
+    return 0;
+  }
+  return k;
+}
+
+bool transient_curl(CURLcode rc) {
+  switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_WEIRD_SERVER_REPLY:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool transient_http(long status, const std::string& code) {
+  if (status >= 500 || status == 429 || status == 408) return true;
+  return code == "RequestTimeout" || code == "SlowDown" || code == "InternalError" ||
+         code == "ServiceUnavailable" || code == "Throttling" || code == "RequestLimitExceeded";
+}
+
+std::string hint(const std::string& code) {
+  if (code == "SignatureDoesNotMatch")
+    return " (the secret key does not match the access key, the access key is unknown (some "
+           "servers, e.g. Swift, say so this way), or the region is wrong: check "
+           "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and --s3-region/AWS_REGION)";
+  if (code == "InvalidAccessKeyId") return " (unknown access key: check AWS_ACCESS_KEY_ID)";
+  if (code == "AccessDenied") return " (these credentials may not do this on this bucket)";
+  if (code == "NoSuchBucket") return " (the bucket does not exist: create it first or fix the name)";
+  if (code == "EntityTooSmall")
+    return " (every multipart part but the last must be at least 5 MiB)";
+  if (code == "RequestTimeTooSkewed") return " (this machine's clock is wrong)";
+  if (code == "AuthorizationHeaderMalformed" || code == "PermanentRedirect")
+    return " (the bucket is in another region: set --s3-region/AWS_REGION)";
+  if (code == "ExpiredToken" || code == "InvalidToken")
+    return " (the session token has expired or is invalid: renew AWS_SESSION_TOKEN)";
+  if (code == "NoSuchUpload") return " (the multipart upload was completed or aborted already)";
+  if (code == "InvalidPart") return " (a part's ETag or number does not match an uploaded part)";
+  if (code == "BadDigest" || code == "XAmzContentSHA256Mismatch")
+    return " (the body was damaged in transit)";
+  return "";
+}
+
+std::string plural(int n, const char* word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+std::string fmt_seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", s);
+  return buf;
+}
+
+}  // namespace
+
+// ---- public helpers ---------------------------------------------------------------------------
+
+std::string s3_uri_encode(std::string_view s, bool keep_slash) {
+  static const char* hexd = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size() * 3);
+  for (unsigned char c : s) {
+    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_' || c == '.' || c == '~';
+    if (unreserved || (keep_slash && c == '/')) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(hexd[c >> 4]);
+      out.push_back(hexd[c & 15]);
+    }
+  }
+  return out;
+}
+
+S3Config S3Config::from_env(const std::string& endpoint_flag, const std::string& region_flag) {
+  S3Config c;
+  c.region = !region_flag.empty()        ? region_flag
+             : !env("AWS_REGION").empty() ? env("AWS_REGION")
+             : !env("AWS_DEFAULT_REGION").empty() ? env("AWS_DEFAULT_REGION")
+                                                  : "us-east-1";
+  for (char ch : c.region)
+    if (!(std::islower(static_cast<unsigned char>(ch)) || std::isdigit(static_cast<unsigned char>(ch)) ||
+          ch == '-'))
+      throw Fatal("S3: invalid region '" + c.region + "' (expected something like us-east-1)");
+  if (c.region.empty()) throw Fatal("S3: empty region");
+
+  bool default_endpoint = false;
+  c.endpoint = !endpoint_flag.empty()            ? endpoint_flag
+               : !env("AWS_ENDPOINT_URL_S3").empty() ? env("AWS_ENDPOINT_URL_S3")
+                                                     : env("AWS_ENDPOINT_URL");
+  if (c.endpoint.empty()) {
+    c.endpoint = "https://s3." + c.region + ".amazonaws.com";
+    default_endpoint = true;
+  }
+  std::string lo = lower(c.endpoint);
+  if (lo.rfind("http://", 0) != 0 && lo.rfind("https://", 0) != 0)
+    throw Fatal("S3: endpoint '" + c.endpoint + "' must start with http:// or https://");
+  size_t host_start = c.endpoint.find("://") + 3;
+  size_t host_end = c.endpoint.find_first_of("/?#", host_start);
+  std::string authority = c.endpoint.substr(host_start, host_end == std::string::npos
+                                                            ? std::string::npos
+                                                            : host_end - host_start);
+  if (authority.empty()) throw Fatal("S3: endpoint '" + c.endpoint + "' has no host");
+  if (authority.find('@') != std::string::npos)
+    throw Fatal("S3: the endpoint must not contain credentials; use AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY");
+  if (host_end != std::string::npos && c.endpoint.find_first_of("?#", host_end) != std::string::npos)
+    throw Fatal("S3: endpoint '" + c.endpoint + "' must not have a query or fragment");
+  c.path_style = !default_endpoint;
+
+  c.access_key = env("AWS_ACCESS_KEY_ID");
+  c.secret_key = env("AWS_SECRET_ACCESS_KEY");
+  c.session_token = env("AWS_SESSION_TOKEN");
+  c.ca_bundle = env("AWS_CA_BUNDLE");
+  if (c.access_key.empty() || c.secret_key.empty()) {
+    std::string missing = c.access_key.empty() && c.secret_key.empty()
+                              ? "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are"
+                          : c.access_key.empty() ? "AWS_ACCESS_KEY_ID is"
+                                                 : "AWS_SECRET_ACCESS_KEY is";
+    throw Fatal("S3: no credentials for " + c.endpoint + ": " + missing +
+                " not set (set both, and AWS_SESSION_TOKEN for temporary credentials)");
+  }
+  return c;
+}
+
+S3Url S3Url::parse(const std::string& url) {
+  auto bad = [&](const std::string& why) {
+    return Fatal("invalid S3 URL '" + url + "': " + why + " (expected s3://bucket/prefix)");
+  };
+  if (lower(url.substr(0, 5)) != "s3://") throw bad("it does not start with s3://");
+  std::string rest = url.substr(5);
+  size_t slash = rest.find('/');
+  S3Url u;
+  u.bucket = rest.substr(0, slash);
+  if (slash != std::string::npos) u.key = rest.substr(slash + 1);
+  if (u.bucket.empty()) throw bad("no bucket name");
+  if (u.bucket.size() > 255) throw bad("bucket name longer than 255 characters");
+  for (unsigned char c : u.bucket)
+    if (!(std::isalnum(c) || c == '-' || c == '.' || c == '_') || c >= 0x80)
+      throw bad("bucket names may only have letters, digits, '-', '.' and '_'");
+  for (unsigned char c : u.key)
+    if (c < 0x20 || c == 0x7F) throw bad("control character in the key");
+  if (u.key.size() > 1024) throw bad("key longer than 1024 bytes");
+  return u;
+}
+
+// ---- the client -------------------------------------------------------------------------------
+
+struct S3Client::Impl {
+  S3Config cfg;
+  std::string scheme, authority, base_path;  // endpoint split up
+  std::string sigv4;                          // "aws:amz:REGION:s3"
+  std::mutex mu;
+  std::vector<CurlPtr> idle;                  // pooled handles (keep their connections)
+
+  explicit Impl(S3Config c) : cfg(std::move(c)) {
+    global_init();
+    if (cfg.endpoint.empty()) cfg.endpoint = "https://s3." + cfg.region + ".amazonaws.com";
+    while (!cfg.endpoint.empty() && cfg.endpoint.back() == '/') cfg.endpoint.pop_back();
+    size_t p = cfg.endpoint.find("://");
+    if (p == std::string::npos) throw Fatal("S3: endpoint '" + cfg.endpoint + "' has no scheme");
+    scheme = lower(cfg.endpoint.substr(0, p));
+    if (scheme != "http" && scheme != "https")
+      throw Fatal("S3: endpoint '" + cfg.endpoint + "' must start with http:// or https://");
+    size_t h = p + 3, e = cfg.endpoint.find('/', h);
+    authority = cfg.endpoint.substr(h, e == std::string::npos ? std::string::npos : e - h);
+    base_path = e == std::string::npos ? "" : cfg.endpoint.substr(e);
+    if (authority.empty() || authority.find('@') != std::string::npos)
+      throw Fatal("S3: endpoint must be scheme://host[:port][/path] without credentials");
+    if (cfg.region.empty() || cfg.region.find(':') != std::string::npos)
+      throw Fatal("S3: invalid region '" + cfg.region + "'");
+    if (cfg.max_attempts < 1) cfg.max_attempts = 1;
+    sigv4 = "aws:amz:" + cfg.region + ":s3";
+  }
+
+  CurlPtr acquire() {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (!idle.empty()) {
+        CurlPtr c = std::move(idle.back());
+        idle.pop_back();
+        return c;
+      }
+    }
+    CurlPtr c(curl_easy_init());
+    if (!c) throw Fatal("S3: cannot create a libcurl handle (out of memory?)");
+    return c;
+  }
+  void release(CurlPtr c) {
+    std::lock_guard<std::mutex> l(mu);
+    if (idle.size() < 32) idle.push_back(std::move(c));
+  }
+
+  bool virtual_host(const std::string& bucket) const {
+    return !cfg.path_style && !bucket.empty() && bucket.find('.') == std::string::npos;
+  }
+
+  std::string url_for(const Request& r, std::string* canonical_query) const {
+    std::string url = scheme + "://";
+    std::string path = base_path;
+    if (virtual_host(r.bucket)) {
+      url += r.bucket + "." + authority;
+      path += "/" + s3_uri_encode(r.key, true);
+    } else {
+      url += authority;
+      path += "/" + s3_uri_encode(r.bucket, false);
+      if (!r.key.empty()) path += "/" + s3_uri_encode(r.key, true);
+    }
+    // canonical query: sorted by encoded name (then value), always name=value
+    std::vector<std::pair<std::string, std::string>> q;
+    for (auto& [k, v] : r.query) q.emplace_back(s3_uri_encode(k, false), s3_uri_encode(v, false));
+    std::sort(q.begin(), q.end());
+    std::string qs;
+    for (auto& [k, v] : q) qs += (qs.empty() ? "" : "&") + k + "=" + v;
+    if (canonical_query) *canonical_query = qs;
+    return url + path + (qs.empty() ? "" : "?" + qs);
+  }
+
+  std::string target(const Request& r) const {
+    std::string key = r.key.size() > 300 ? r.key.substr(0, 300) + "..." : r.key;
+    return "s3://" + r.bucket + (key.empty() ? "" : "/" + key);
+  }
+
+  // Removes anything secret from a message (belt and braces: none should be there).
+  std::string scrub(std::string m) const {
+    for (const std::string* s : {&cfg.secret_key, &cfg.session_token}) {
+      if (s->size() < 4) continue;
+      for (size_t p; (p = m.find(*s)) != std::string::npos;) m.replace(p, s->size(), "***");
+    }
+    return m;
+  }
+
+  [[noreturn]] void fail(const Request& r, const Response& resp, const std::string& extra = "") const {
+    std::string m = "S3 " + r.op + " " + target(r) + " at " + cfg.endpoint + " failed: HTTP " +
+                    std::to_string(resp.status);
+    if (!resp.code.empty()) m += " " + resp.code;
+    if (!resp.message.empty()) m += ": " + resp.message;
+    if (resp.code.empty() && resp.message.empty() && r.method == "HEAD")
+      m += " (a HEAD response carries no error details)";
+    m += hint(resp.code);
+    if (!extra.empty()) m += "; " + extra;
+    if (!resp.request_id.empty()) m += " [request id " + resp.request_id + "]";
+    m += " (" + plural(resp.attempts, "attempt") + ")";
+    throw Fatal(scrub(m));
+  }
+
+  void tell(const std::string& m) const {
+    if (!cfg.notify) return;
+    try {
+      cfg.notify(scrub(m));
+    } catch (...) {
+    }
+  }
+
+  // One attempt. Returns the curl result; fills resp.
+  CURLcode attempt(CURL* c, const Request& r, const std::string& url, const std::string& payload_hash,
+                   Response& resp, std::string& curl_error) {
+    curl_easy_reset(c);
+    Transfer t;
+    t.upload = r.body;
+    resp.body.clear();
+    resp.headers.clear();
+    t.body = &resp.body;
+    t.headers = &resp.headers;
+
+    std::vector<std::string> hs = {"x-amz-content-sha256: " + payload_hash};
+    if (!cfg.session_token.empty()) hs.push_back("x-amz-security-token: " + cfg.session_token);
+    if (!r.content_type.empty()) hs.push_back("Content-Type: " + r.content_type);
+    if (!r.range.empty()) hs.push_back("Range: " + r.range);
+    SlistPtr list;
+    for (const auto& h : hs) {
+      curl_slist* n = curl_slist_append(list.get(), h.c_str());
+      if (!n) throw Fatal("S3: out of memory building request headers");
+      list.release();
+      list.reset(n);
+    }
+
+    char errbuf[CURL_ERROR_SIZE] = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);  // keys with "." or ".." segments stay as signed
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4.c_str());
+    curl_easy_setopt(c, CURLOPT_USERNAME, cfg.access_key.c_str());  // keys may contain ':'
+    curl_easy_setopt(c, CURLOPT_PASSWORD, cfg.secret_key.c_str());
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list.get());
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, cfg.connect_timeout_s);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, cfg.request_timeout_s);
+    uint64_t moved = r.body.size() + r.expect_bytes;
+    if (r.method != "GET" || !r.range.empty() || r.key.empty())  // whole-object GETs: stall check only
+      curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(cfg.request_timeout_s + (moved >> 20)));
+    if (!cfg.ca_bundle.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, cfg.ca_bundle.c_str());
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+
+    if (r.method == "HEAD") {
+      curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (r.method == "PUT") {
+      curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
+      curl_easy_setopt(c, CURLOPT_READDATA, &t);
+      curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
+      curl_easy_setopt(c, CURLOPT_SEEKDATA, &t);
+      curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+    } else if (r.method == "POST") {
+      curl_easy_setopt(c, CURLOPT_POST, 1L);
+      curl_easy_setopt(c, CURLOPT_POSTFIELDS, r.body.empty() ? "" : r.body.data());
+      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+    } else if (r.method == "DELETE") {
+      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+    }
+
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
+    curl_error = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+    // the handle must not keep pointers into this frame
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
+    return rc;
+  }
+
+  // Runs a request with retries. Returns the final response when the server answered (2xx, or
+  // a permanent error with resp.failed set); throws Fatal when transient failures used up the
+  // attempts or time budget, or on a permanent transport error.
+  Response execute(const Request& r) {
+    std::string url = url_for(r, nullptr);
+    std::string payload_hash = sha256_hex_evp(r.body);
+    Response resp;
+    auto t0 = Clock::now();
+    auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    std::string last;  // description of the last transient failure
+    for (int n = 1;; ++n) {
+      resp.attempts = n;
+      resp.status = 0;
+      resp.code.clear();
+      resp.message.clear();
+      resp.request_id.clear();
+      std::string curl_error;
+      CurlPtr c = acquire();
+      CURLcode rc = attempt(c.get(), r, url, payload_hash, resp, curl_error);
+      release(std::move(c));
+      resp.seconds = elapsed();
+
+      long retry_after_s = 0;
+      if (rc != CURLE_OK) {
+        std::string what = rc == CURLE_COULDNT_CONNECT         ? "cannot connect"
+                           : rc == CURLE_OPERATION_TIMEDOUT    ? "timed out"
+                           : rc == CURLE_COULDNT_RESOLVE_HOST  ? "cannot resolve the host"
+                                                               : "transfer failed";
+        last = what + " (" + curl_error + ")";
+        if (!transient_curl(rc)) {
+          throw Fatal(scrub("S3 " + r.op + " " + target(r) + " at " + cfg.endpoint + " failed: " +
+                            last + " (" + plural(n, "attempt") + ")"));
+        }
+      } else {
+        bool ok2xx = resp.status >= 200 && resp.status < 300;
+        bool body_error = ok2xx && r.error_in_200 && resp.body.find("<Error>") != std::string::npos;
+        if (ok2xx && !body_error) {
+          resp.failed = false;
+          return resp;
+        }
+        resp.failed = true;
+        resp.code = xml_first(resp.body, "Code").value_or("");
+        resp.message = xml_first(resp.body, "Message").value_or("");
+        if (resp.message.size() > 500) resp.message = resp.message.substr(0, 500) + "...";
+        resp.request_id = resp.header("x-amz-request-id");
+        if (resp.code.empty()) resp.code = resp.header("x-amz-error-code");
+        if (!transient_http(resp.status, resp.code)) return resp;
+        last = "HTTP " + std::to_string(resp.status) + (resp.code.empty() ? "" : " " + resp.code) +
+               (resp.message.empty() ? "" : ": " + resp.message);
+        uint64_t ra = 0;
+        if (parse_u64(resp.header("retry-after"), ra)) retry_after_s = static_cast<long>(std::min<uint64_t>(ra, 60));
+      }
+
+      // transient: back off (full jitter over an exponential window), unless out of budget
+      double window = std::min(0.5 * double(1u << std::min(n - 1, 10)), 20.0);
+      double wait = std::uniform_real_distribution<double>(window / 2, window)(rng);
+      wait = std::max(wait, double(retry_after_s));
+      bool budget_left = elapsed() + wait < double(cfg.retry_budget_s);
+      if (n >= cfg.max_attempts || !budget_left) {
+        std::string why = n >= cfg.max_attempts ? "" : "; retry time limit of " +
+                                                           std::to_string(cfg.retry_budget_s) + " s reached";
+        throw Fatal(scrub("S3 " + r.op + " " + target(r) + " at " + cfg.endpoint + " failed after " +
+                          plural(n, "attempt") + " in " + fmt_seconds(elapsed()) + why + ": " + last +
+                          hint(resp.code)));
+      }
+      tell("S3 " + r.op + " " + target(r) + ": " + last + "; retrying in " + fmt_seconds(wait) +
+           " (attempt " + std::to_string(n + 1) + " of " + std::to_string(cfg.max_attempts) + ")");
+      std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+    }
+  }
+
+  Response must(const Request& r) {
+    Response resp = execute(r);
+    if (resp.failed) fail(r, resp);
+    return resp;
+  }
+
+  static void check_names(const std::string& op, const std::string& bucket, const std::string& key,
+                          bool need_key) {
+    if (bucket.empty()) throw Fatal("S3 " + op + ": empty bucket name");
+    if (bucket.find('/') != std::string::npos)
+      throw Fatal("S3 " + op + ": bucket name '" + bucket + "' contains '/'");
+    if (need_key && key.empty()) throw Fatal("S3 " + op + " s3://" + bucket + "/: empty object key");
+  }
+};
+
+S3Client::S3Client(S3Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {}
+S3Client::~S3Client() = default;
+S3Client::S3Client(S3Client&&) noexcept = default;
+S3Client& S3Client::operator=(S3Client&&) noexcept = default;
+
+const S3Config& S3Client::config() const { return impl_->cfg; }
+
+void S3Client::put_object(const std::string& bucket, const std::string& key, std::string_view body) {
+  Impl::check_names("PutObject", bucket, key, true);
+  Request r = make_request("PutObject", "PUT", bucket, key);
+  r.body = body;
+  r.content_type = "application/octet-stream";
+  impl_->must(r);
+}
+
+std::string S3Client::get_object(const std::string& bucket, const std::string& key) {
+  Impl::check_names("GetObject", bucket, key, true);
+  Request r = make_request("GetObject", "GET", bucket, key);
+  Response resp = impl_->must(r);
+  uint64_t len = 0;
+  if (parse_u64(resp.header("content-length"), len) && len != resp.body.size())
+    impl_->fail(r, resp, "received " + std::to_string(resp.body.size()) + " bytes of " + std::to_string(len));
+  return std::move(resp.body);
+}
+
+std::string S3Client::get_range(const std::string& bucket, const std::string& key, uint64_t offset,
+                                uint64_t length) {
+  Impl::check_names("GetObject", bucket, key, true);
+  if (length == 0) return {};
+  if (offset + length < offset) throw Fatal("S3 GetObject s3://" + bucket + "/" + key + ": range overflows");
+  std::string range = "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1);
+  Request r = make_request("GetObject (" + range + ")", "GET", bucket, key);
+  r.range = range;
+  r.expect_bytes = length;
+  Response resp = impl_->execute(r);
+  if (resp.failed) impl_->fail(r, resp, resp.status == 416 ? "the range starts beyond the end of the object" : "");
+  if (resp.status == 200) {  // the server ignored Range and sent the whole object
+    if (resp.body.size() < offset + length)
+      impl_->fail(r, resp, "the object has only " + std::to_string(resp.body.size()) + " bytes");
+    return resp.body.substr(offset, length);
+  }
+  if (resp.status != 206)
+    impl_->fail(r, resp, "expected 206 Partial Content");
+  std::string cr = resp.header("content-range");  // bytes a-b/total
+  std::string want = "bytes " + std::to_string(offset) + "-";
+  if (resp.body.size() != length || (!cr.empty() && cr.rfind(want, 0) != 0)) {
+    impl_->fail(r, resp, "short read: got " + std::to_string(resp.body.size()) + " of " +
+                             std::to_string(length) + " bytes" +
+                             (cr.empty() ? "" : " (Content-Range: " + cr + ")") +
+                             " - the object is smaller than the range");
+  }
+  return std::move(resp.body);
+}
+
+std::optional<S3Object> S3Client::head_object(const std::string& bucket, const std::string& key) {
+  Impl::check_names("HeadObject", bucket, key, true);
+  Request r = make_request("HeadObject", "HEAD", bucket, key);
+  Response resp = impl_->execute(r);
+  if (resp.failed) {
+    // No body in a HEAD error: ask with a 1-byte GET to learn the reason (and whether a 404 is a
+    // missing key or a missing bucket).
+    Request g = make_request("HeadObject", "GET", bucket, key);
+    g.range = "bytes=0-0";
+    g.expect_bytes = 1;
+    Response why = impl_->execute(g);
+    if (!why.failed) {
+      if (resp.status == 404) return std::nullopt;  // created in between: report the HEAD's view
+      impl_->fail(r, resp);
+    }
+    if (why.status == 416 && resp.status == 404) return std::nullopt;
+    if (why.status == 404 && (why.code == "NoSuchKey" || why.code.empty())) return std::nullopt;
+    impl_->fail(r, why);
+  }
+  S3Object o;
+  o.key = key;
+  if (!parse_u64(resp.header("content-length"), o.size))
+    impl_->fail(r, resp, "no Content-Length in the response");
+  o.etag = strip_quotes(resp.header("etag"));
+  return o;
+}
+
+std::vector<S3Object> S3Client::list_objects(const std::string& bucket, const std::string& prefix,
+                                             int page_size) {
+  Impl::check_names("ListObjectsV2", bucket, "", false);
+  page_size = std::clamp(page_size, 1, 1000);
+  std::vector<S3Object> out;
+  std::string token;
+  for (int page = 0;; ++page) {
+    std::string op = prefix.empty() ? "ListObjectsV2" : "ListObjectsV2 (prefix '" + prefix + "')";
+    Request r = make_request(op, "GET", bucket, "");
+    r.query = {{"list-type", "2"}, {"encoding-type", "url"}};
+    if (page_size != 1000) r.query.emplace_back("max-keys", std::to_string(page_size));
+    if (!prefix.empty()) r.query.emplace_back("prefix", prefix);
+    if (!token.empty()) r.query.emplace_back("continuation-token", token);
+    Response resp = impl_->must(r);
+    std::string_view doc = resp.body;
+    if (doc.find("<ListBucketResult") == std::string_view::npos)
+      impl_->fail(r, resp, "the response is not a ListBucketResult");
+    bool url_encoded = xml_first(doc, "EncodingType").value_or("") == "url";
+    for (std::string_view c : xml_all(doc, "Contents")) {
+      S3Object o;
+      auto k = xml_first(c, "Key");
+      auto s = xml_first(c, "Size");
+      if (!k || !s || !parse_u64(*s, o.size)) impl_->fail(r, resp, "malformed <Contents> entry");
+      o.key = url_encoded ? url_decode(*k, true) : *k;
+      o.etag = strip_quotes(xml_first(c, "ETag").value_or(""));
+      out.push_back(std::move(o));
+    }
+    bool truncated = xml_first(doc, "IsTruncated").value_or("false") == "true";
+    if (!truncated) break;
+    std::string next = xml_first(doc, "NextContinuationToken").value_or("");
+    if (next.empty() || next == token)
+      impl_->fail(r, resp, "the listing is truncated but has no new NextContinuationToken");
+    token = next;
+  }
+  return out;
+}
+
+void S3Client::delete_object(const std::string& bucket, const std::string& key) {
+  Impl::check_names("DeleteObject", bucket, key, true);
+  Request r = make_request("DeleteObject", "DELETE", bucket, key);
+  Response resp = impl_->execute(r);
+  if (resp.failed && !(resp.status == 404 && resp.code == "NoSuchKey")) impl_->fail(r, resp);
+}
+
+std::string S3Client::create_multipart(const std::string& bucket, const std::string& key) {
+  Impl::check_names("CreateMultipartUpload", bucket, key, true);
+  Request r = make_request("CreateMultipartUpload", "POST", bucket, key);
+  r.query = {{"uploads", ""}};
+  r.content_type = "application/octet-stream";  // the object's type (and no form type from curl)
+  Response resp = impl_->must(r);
+  std::string id = xml_first(resp.body, "UploadId").value_or("");
+  if (id.empty()) impl_->fail(r, resp, "no <UploadId> in the response");
+  return id;
+}
+
+std::string S3Client::upload_part(const std::string& bucket, const std::string& key,
+                                  const std::string& upload_id, int part_number, std::string_view body) {
+  Impl::check_names("UploadPart", bucket, key, true);
+  std::string op = "UploadPart " + std::to_string(part_number);
+  if (part_number < 1 || part_number > 10000)
+    throw Fatal("S3 " + op + " s3://" + bucket + "/" + key + ": part numbers go from 1 to 10000");
+  if (upload_id.empty()) throw Fatal("S3 " + op + " s3://" + bucket + "/" + key + ": empty upload id");
+  Request r = make_request(op, "PUT", bucket, key);
+  r.query = {{"partNumber", std::to_string(part_number)}, {"uploadId", upload_id}};
+  r.body = body;
+  Response resp = impl_->must(r);
+  std::string etag = strip_quotes(resp.header("etag"));
+  if (etag.empty()) impl_->fail(r, resp, "no ETag in the response");
+  return etag;
+}
+
+void S3Client::complete_multipart(const std::string& bucket, const std::string& key,
+                                  const std::string& upload_id,
+                                  const std::vector<std::pair<int, std::string>>& parts) {
+  Impl::check_names("CompleteMultipartUpload", bucket, key, true);
+  auto sorted = parts;
+  std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::string where = " s3://" + bucket + "/" + key;
+  if (sorted.empty()) throw Fatal("S3 CompleteMultipartUpload" + where + ": no parts");
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (sorted[i].first < 1 || sorted[i].first > 10000)
+      throw Fatal("S3 CompleteMultipartUpload" + where + ": part number " + std::to_string(sorted[i].first) +
+                  " is outside 1..10000");
+    if (i > 0 && sorted[i].first == sorted[i - 1].first)
+      throw Fatal("S3 CompleteMultipartUpload" + where + ": part " + std::to_string(sorted[i].first) +
+                  " listed twice");
+  }
+  std::string xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
+  for (auto& [n, etag] : sorted)
+    xml += "<Part><PartNumber>" + std::to_string(n) + "</PartNumber><ETag>\"" +
+           xml_escape(strip_quotes(etag)) + "\"</ETag></Part>";
+  xml += "</CompleteMultipartUpload>";
+  Request r = make_request("CompleteMultipartUpload", "POST", bucket, key);
+  r.query = {{"uploadId", upload_id}};
+  r.body = xml;
+  r.content_type = "application/xml";
+  r.error_in_200 = true;
+  Response resp = impl_->execute(r);
+  if (!resp.failed) return;
+  if (resp.code == "NoSuchUpload" && resp.attempts > 1) {
+    // An earlier attempt may have completed the upload before its answer was lost.
+    std::optional<S3Object> o = head_object(bucket, key);
+    std::string suffix = "-" + std::to_string(sorted.size());
+    if (o && o->etag.size() > suffix.size() &&
+        o->etag.compare(o->etag.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return;
+  }
+  impl_->fail(r, resp);
+}
+
+void S3Client::abort_multipart(const std::string& bucket, const std::string& key,
+                               const std::string& upload_id) noexcept {
+  try {
+    Impl::check_names("AbortMultipartUpload", bucket, key, true);
+    Request r = make_request("AbortMultipartUpload", "DELETE", bucket, key);
+    r.query = {{"uploadId", upload_id}};
+    Response resp = impl_->execute(r);
+    if (resp.failed && !(resp.status == 404 && resp.code == "NoSuchUpload")) impl_->fail(r, resp);
+  } catch (const std::exception& e) {
+    impl_->tell(e.what());
+  } catch (...) {
+  }
+}
+
+}  // namespace pbackup

@@ -1,0 +1,121 @@
+// A small S3 client on libcurl, for the cloud destination and restore source (DESIGN §5).
+//
+// Requests are signed by libcurl (CURLOPT_AWS_SIGV4 "aws:amz:REGION:s3"); this file only writes
+// them in the canonical form SigV4 needs: object keys percent-encoded except '/', query strings
+// sorted with every parameter as name=value, and an x-amz-content-sha256 header carrying the real
+// SHA-256 of the body (so the server rejects a body damaged in transit with BadDigest).
+//
+// Errors: every failure throws pbackup::Fatal whose message names the operation, s3://bucket/key,
+// the endpoint, the HTTP status and the server's error <Code> and <Message>, plus a hint for the
+// usual causes, and how many attempts were made. The secret key, the session token and the
+// signature never appear in a message. Transient failures (connection errors and timeouts, HTTP
+// 5xx, 429, 408, 400 RequestTimeout, SlowDown/InternalError) are retried with exponential backoff
+// and full jitter, at most max_attempts times and no new attempt after retry_budget_s seconds.
+// Nothing else escapes (std::bad_alloc aside).
+//
+// Thread safety: an S3Client is thread-safe: any number of threads may call it at once (each call
+// borrows a libcurl handle from a small pool, so connections are reused across calls). ETags are
+// returned without their surrounding quotes.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace pbackup {
+
+struct S3Config {
+  // e.g. http://127.0.0.1:8080, optionally with a path prefix (http://host/s3). From
+  // --s3-endpoint, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL; default https://s3.REGION.amazonaws.com.
+  std::string endpoint;
+  // --s3-region, AWS_REGION, AWS_DEFAULT_REGION; default us-east-1. Must match the server's.
+  std::string region = "us-east-1";
+  // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (may contain ':').
+  std::string access_key, secret_key, session_token;
+  // Path-style (http://host/bucket/key: on-premises servers) or virtual-host style
+  // (http://bucket.host/key). In virtual-host mode a bucket whose name has a '.' still uses
+  // path style (its name would not match the TLS certificate's wildcard).
+  bool path_style = true;
+  int max_attempts = 5;          // tries per request, the first included (>= 1)
+  long retry_budget_s = 60;      // no new attempt starts this long after the first one began
+  long connect_timeout_s = 10;   // TCP + TLS connect, per attempt
+  // An attempt fails when no byte moves for this long, or after request_timeout_s plus one
+  // second per MiB of body (uploads and ranged reads).
+  long request_timeout_s = 300;
+  std::string ca_bundle;         // AWS_CA_BUNDLE: CA file for https (system store otherwise)
+  // Optional: told (one line, no credentials) about each retry and about a failed abort.
+  std::function<void(const std::string&)> notify;
+
+  // Endpoint and region from the flags when non-empty, else from the environment as above;
+  // credentials from the environment. Fatal with a clear message if credentials are missing or
+  // the endpoint or region is malformed. For the default AWS endpoint addressing is
+  // virtual-host style, otherwise path style.
+  static S3Config from_env(const std::string& endpoint_flag, const std::string& region_flag);
+};
+
+// "s3://bucket/prefix/name": bucket "bucket", key "prefix/name" (may be empty: "s3://bucket",
+// "s3://bucket/"). Fatal on anything else.
+struct S3Url {
+  std::string bucket, key;
+  static S3Url parse(const std::string& url);
+};
+
+struct S3Object {
+  std::string key;
+  uint64_t size = 0;
+  std::string etag;  // without quotes; "HEX-N" for multipart objects on AWS and Swift
+};
+
+class S3Client {
+ public:
+  explicit S3Client(S3Config cfg);
+  ~S3Client();
+  S3Client(S3Client&&) noexcept;
+  S3Client& operator=(S3Client&&) noexcept;
+  S3Client(const S3Client&) = delete;
+  S3Client& operator=(const S3Client&) = delete;
+
+  const S3Config& config() const;
+
+  void put_object(const std::string& bucket, const std::string& key, std::string_view body);
+  std::string get_object(const std::string& bucket, const std::string& key);
+  // Exactly `length` bytes from `offset`, or Fatal (a short or missing range is an error).
+  std::string get_range(const std::string& bucket, const std::string& key, uint64_t offset,
+                        uint64_t length);
+  // nullopt when the key does not exist; Fatal when the bucket does not (NoSuchBucket) or on
+  // any other error (a HEAD error response has no body: a GET is made to learn the reason).
+  std::optional<S3Object> head_object(const std::string& bucket, const std::string& key);
+  // Every object whose key starts with `prefix`, in key order (ListObjectsV2, all pages of at
+  // most page_size keys; 1000 is S3's maximum).
+  std::vector<S3Object> list_objects(const std::string& bucket, const std::string& prefix,
+                                     int page_size = 1000);
+  // Succeeds when the key does not exist (as S3 does).
+  void delete_object(const std::string& bucket, const std::string& key);
+
+  // Multipart upload: parts 1..10000, each but the last at least 5 MiB (S3's limits).
+  std::string create_multipart(const std::string& bucket, const std::string& key);  // uploadId
+  std::string upload_part(const std::string& bucket, const std::string& key,
+                          const std::string& upload_id, int part_number,
+                          std::string_view body);  // ETag
+  // parts: (part number, ETag) in any order; sent in ascending part order.
+  void complete_multipart(const std::string& bucket, const std::string& key,
+                          const std::string& upload_id,
+                          const std::vector<std::pair<int, std::string>>& parts);
+  // Best effort: failures are reported through config().notify, never thrown.
+  void abort_multipart(const std::string& bucket, const std::string& key,
+                       const std::string& upload_id) noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Exposed for tests: RFC 3986 percent-encoding (unreserved characters kept, and '/' when
+// keep_slash), as SigV4 wants it.
+std::string s3_uri_encode(std::string_view s, bool keep_slash);
+
+}  // namespace pbackup
