@@ -96,11 +96,16 @@ std::string xml_unescape(std::string_view s) {
       continue;
     }
     std::string_view ent = s.substr(i + 1, semi - i - 1);
-    if (ent == "amp") out.push_back('&');
-    else if (ent == "lt") out.push_back('<');
-    else if (ent == "gt") out.push_back('>');
-    else if (ent == "quot") out.push_back('"');
-    else if (ent == "apos") out.push_back('\'');
+    if (ent == "amp")
+      out.push_back('&');
+    else if (ent == "lt")
+      out.push_back('<');
+    else if (ent == "gt")
+      out.push_back('>');
+    else if (ent == "quot")
+      out.push_back('"');
+    else if (ent == "apos")
+      out.push_back('\'');
     else if (ent.size() > 1 && ent[0] == '#') {
       unsigned long cp = 0;
       bool hex = ent[1] == 'x' || ent[1] == 'X';
@@ -135,11 +140,20 @@ std::string xml_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -208,23 +222,24 @@ using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) throw Fatal("S3: libcurl initialisation failed");
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+      throw Fatal("S3: libcurl initialisation failed");
   });
 }
 
 // ---- requests ---------------------------------------------------------------------------------
 
 struct Request {
-  std::string op;        // "PutObject", ... (for messages)
-  std::string method;    // GET HEAD PUT POST DELETE
+  std::string op;      // "PutObject", ... (for messages)
+  std::string method;  // GET HEAD PUT POST DELETE
   std::string bucket;
-  std::string key;       // raw; empty for bucket-level requests
+  std::string key;                                         // raw; empty for bucket-level requests
   std::vector<std::pair<std::string, std::string>> query;  // raw names and values
   std::string_view body;
-  std::string content_type;  // set for requests with a body
-  std::string range;         // "bytes=a-b" or empty
-  uint64_t expect_bytes = 0; // expected response size (for the total timeout), 0 = unknown
-  bool error_in_200 = false; // a 200 may carry <Error> (CompleteMultipartUpload)
+  std::string content_type;   // set for requests with a body
+  std::string range;          // "bytes=a-b" or empty
+  uint64_t expect_bytes = 0;  // expected response size (for the total timeout), 0 = unknown
+  bool error_in_200 = false;  // a 200 may carry <Error> (CompleteMultipartUpload)
 };
 
 Request make_request(std::string op, std::string method, const std::string& bucket,
@@ -344,7 +359,8 @@ std::string hint(const std::string& code) {
            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and --s3-region/AWS_REGION)";
   if (code == "InvalidAccessKeyId") return " (unknown access key: check AWS_ACCESS_KEY_ID)";
   if (code == "AccessDenied") return " (these credentials may not do this on this bucket)";
-  if (code == "NoSuchBucket") return " (the bucket does not exist: create it first or fix the name)";
+  if (code == "NoSuchBucket")
+    return " (the bucket does not exist: create it first or fix the name)";
   if (code == "EntityTooSmall")
     return " (every multipart part but the last must be at least 5 MiB)";
   if (code == "RequestTimeTooSkewed") return " (this machine's clock is wrong)";
@@ -393,18 +409,18 @@ std::string s3_uri_encode(std::string_view s, bool keep_slash) {
 
 S3Config S3Config::from_env(const std::string& endpoint_flag, const std::string& region_flag) {
   S3Config c;
-  c.region = !region_flag.empty()        ? region_flag
-             : !env("AWS_REGION").empty() ? env("AWS_REGION")
+  c.region = !region_flag.empty()                 ? region_flag
+             : !env("AWS_REGION").empty()         ? env("AWS_REGION")
              : !env("AWS_DEFAULT_REGION").empty() ? env("AWS_DEFAULT_REGION")
                                                   : "us-east-1";
   for (char ch : c.region)
-    if (!(std::islower(static_cast<unsigned char>(ch)) || std::isdigit(static_cast<unsigned char>(ch)) ||
-          ch == '-'))
+    if (!(std::islower(static_cast<unsigned char>(ch)) ||
+          std::isdigit(static_cast<unsigned char>(ch)) || ch == '-'))
       throw Fatal("S3: invalid region '" + c.region + "' (expected something like us-east-1)");
   if (c.region.empty()) throw Fatal("S3: empty region");
 
   bool default_endpoint = false;
-  c.endpoint = !endpoint_flag.empty()            ? endpoint_flag
+  c.endpoint = !endpoint_flag.empty()                ? endpoint_flag
                : !env("AWS_ENDPOINT_URL_S3").empty() ? env("AWS_ENDPOINT_URL_S3")
                                                      : env("AWS_ENDPOINT_URL");
   if (c.endpoint.empty()) {
@@ -416,14 +432,15 @@ S3Config S3Config::from_env(const std::string& endpoint_flag, const std::string&
     throw Fatal("S3: endpoint '" + c.endpoint + "' must start with http:// or https://");
   size_t host_start = c.endpoint.find("://") + 3;
   size_t host_end = c.endpoint.find_first_of("/?#", host_start);
-  std::string authority = c.endpoint.substr(host_start, host_end == std::string::npos
-                                                            ? std::string::npos
-                                                            : host_end - host_start);
+  std::string authority = c.endpoint.substr(
+      host_start, host_end == std::string::npos ? std::string::npos : host_end - host_start);
   if (authority.empty()) throw Fatal("S3: endpoint '" + c.endpoint + "' has no host");
   if (authority.find('@') != std::string::npos)
-    throw Fatal("S3: the endpoint must not contain credentials; use AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY");
-  if (host_end != std::string::npos && c.endpoint.find_first_of("?#", host_end) != std::string::npos)
+    throw Fatal(
+        "S3: the endpoint must not contain credentials; use AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY");
+  if (host_end != std::string::npos &&
+      c.endpoint.find_first_of("?#", host_end) != std::string::npos)
     throw Fatal("S3: endpoint '" + c.endpoint + "' must not have a query or fragment");
   c.path_style = !default_endpoint;
 
@@ -468,9 +485,9 @@ S3Url S3Url::parse(const std::string& url) {
 struct S3Client::Impl {
   S3Config cfg;
   std::string scheme, authority, base_path;  // endpoint split up
-  std::string sigv4;                          // "aws:amz:REGION:s3"
+  std::string sigv4;                         // "aws:amz:REGION:s3"
   std::mutex mu;
-  std::vector<CurlPtr> idle;                  // pooled handles (keep their connections)
+  std::vector<CurlPtr> idle;  // pooled handles (keep their connections)
 
   explicit Impl(S3Config c) : cfg(std::move(c)) {
     global_init();
@@ -549,7 +566,8 @@ struct S3Client::Impl {
     return m;
   }
 
-  [[noreturn]] void fail(const Request& r, const Response& resp, const std::string& extra = "") const {
+  [[noreturn]] void fail(const Request& r, const Response& resp,
+                         const std::string& extra = "") const {
     std::string m = "S3 " + r.op + " " + target(r) + " at " + cfg.endpoint + " failed: HTTP " +
                     std::to_string(resp.status);
     if (!resp.code.empty()) m += " " + resp.code;
@@ -572,8 +590,8 @@ struct S3Client::Impl {
   }
 
   // One attempt. Returns the curl result; fills resp.
-  CURLcode attempt(CURL* c, const Request& r, const std::string& url, const std::string& payload_hash,
-                   Response& resp, std::string& curl_error) {
+  CURLcode attempt(CURL* c, const Request& r, const std::string& url,
+                   const std::string& payload_hash, Response& resp, std::string& curl_error) {
     curl_easy_reset(c);
     Transfer t;
     t.upload = r.body;
@@ -609,8 +627,10 @@ struct S3Client::Impl {
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, cfg.request_timeout_s);
     uint64_t moved = r.body.size() + r.expect_bytes;
-    if (r.method != "GET" || !r.range.empty() || r.key.empty())  // whole-object GETs: stall check only
-      curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(cfg.request_timeout_s + (moved >> 20)));
+    if (r.method != "GET" || !r.range.empty() ||
+        r.key.empty())  // whole-object GETs: stall check only
+      curl_easy_setopt(c, CURLOPT_TIMEOUT,
+                       static_cast<long>(cfg.request_timeout_s + (moved >> 20)));
     if (!cfg.ca_bundle.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, cfg.ca_bundle.c_str());
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
@@ -637,9 +657,7 @@ struct S3Client::Impl {
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
     curl_error = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
-    // the handle must not keep pointers into this frame
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
+    curl_easy_reset(c);  // the pooled handle keeps its connections, no pointers into this frame
     return rc;
   }
 
@@ -668,14 +686,14 @@ struct S3Client::Impl {
 
       long retry_after_s = 0;
       if (rc != CURLE_OK) {
-        std::string what = rc == CURLE_COULDNT_CONNECT         ? "cannot connect"
-                           : rc == CURLE_OPERATION_TIMEDOUT    ? "timed out"
-                           : rc == CURLE_COULDNT_RESOLVE_HOST  ? "cannot resolve the host"
-                                                               : "transfer failed";
+        std::string what = rc == CURLE_COULDNT_CONNECT        ? "cannot connect"
+                           : rc == CURLE_OPERATION_TIMEDOUT   ? "timed out"
+                           : rc == CURLE_COULDNT_RESOLVE_HOST ? "cannot resolve the host"
+                                                              : "transfer failed";
         last = what + " (" + curl_error + ")";
         if (!transient_curl(rc)) {
-          throw Fatal(scrub("S3 " + r.op + " " + target(r) + " at " + cfg.endpoint + " failed: " +
-                            last + " (" + plural(n, "attempt") + ")"));
+          throw Fatal(scrub("S3 " + r.op + " " + target(r) + " at " + cfg.endpoint +
+                            " failed: " + last + " (" + plural(n, "attempt") + ")"));
         }
       } else {
         bool ok2xx = resp.status >= 200 && resp.status < 300;
@@ -694,20 +712,24 @@ struct S3Client::Impl {
         last = "HTTP " + std::to_string(resp.status) + (resp.code.empty() ? "" : " " + resp.code) +
                (resp.message.empty() ? "" : ": " + resp.message);
         uint64_t ra = 0;
-        if (parse_u64(resp.header("retry-after"), ra)) retry_after_s = static_cast<long>(std::min<uint64_t>(ra, 60));
+        if (parse_u64(resp.header("retry-after"), ra))
+          retry_after_s = static_cast<long>(std::min<uint64_t>(ra, 60));
       }
 
-      // transient: back off (full jitter over an exponential window), unless out of budget
+      // transient: back off (a random wait in the upper half of an exponentially growing window,
+      // 0.5 s, 1 s, 2 s, ... up to 20 s; at least Retry-After), unless out of attempts or time
       double window = std::min(0.5 * double(1u << std::min(n - 1, 10)), 20.0);
       double wait = std::uniform_real_distribution<double>(window / 2, window)(rng);
       wait = std::max(wait, double(retry_after_s));
       bool budget_left = elapsed() + wait < double(cfg.retry_budget_s);
       if (n >= cfg.max_attempts || !budget_left) {
-        std::string why = n >= cfg.max_attempts ? "" : "; retry time limit of " +
-                                                           std::to_string(cfg.retry_budget_s) + " s reached";
-        throw Fatal(scrub("S3 " + r.op + " " + target(r) + " at " + cfg.endpoint + " failed after " +
-                          plural(n, "attempt") + " in " + fmt_seconds(elapsed()) + why + ": " + last +
-                          hint(resp.code)));
+        std::string why =
+            n >= cfg.max_attempts
+                ? ""
+                : "; retry time limit of " + std::to_string(cfg.retry_budget_s) + " s reached";
+        throw Fatal(scrub("S3 " + r.op + " " + target(r) + " at " + cfg.endpoint +
+                          " failed after " + plural(n, "attempt") + " in " +
+                          fmt_seconds(elapsed()) + why + ": " + last + hint(resp.code)));
       }
       tell("S3 " + r.op + " " + target(r) + ": " + last + "; retrying in " + fmt_seconds(wait) +
            " (attempt " + std::to_string(n + 1) + " of " + std::to_string(cfg.max_attempts) + ")");
@@ -726,7 +748,8 @@ struct S3Client::Impl {
     if (bucket.empty()) throw Fatal("S3 " + op + ": empty bucket name");
     if (bucket.find('/') != std::string::npos)
       throw Fatal("S3 " + op + ": bucket name '" + bucket + "' contains '/'");
-    if (need_key && key.empty()) throw Fatal("S3 " + op + " s3://" + bucket + "/: empty object key");
+    if (need_key && key.empty())
+      throw Fatal("S3 " + op + " s3://" + bucket + "/: empty object key");
   }
 };
 
@@ -737,7 +760,8 @@ S3Client& S3Client::operator=(S3Client&&) noexcept = default;
 
 const S3Config& S3Client::config() const { return impl_->cfg; }
 
-void S3Client::put_object(const std::string& bucket, const std::string& key, std::string_view body) {
+void S3Client::put_object(const std::string& bucket, const std::string& key,
+                          std::string_view body) {
   Impl::check_names("PutObject", bucket, key, true);
   Request r = make_request("PutObject", "PUT", bucket, key);
   r.body = body;
@@ -751,7 +775,9 @@ std::string S3Client::get_object(const std::string& bucket, const std::string& k
   Response resp = impl_->must(r);
   uint64_t len = 0;
   if (parse_u64(resp.header("content-length"), len) && len != resp.body.size())
-    impl_->fail(r, resp, "received " + std::to_string(resp.body.size()) + " bytes of " + std::to_string(len));
+    impl_->fail(
+        r, resp,
+        "received " + std::to_string(resp.body.size()) + " bytes of " + std::to_string(len));
   return std::move(resp.body);
 }
 
@@ -759,27 +785,29 @@ std::string S3Client::get_range(const std::string& bucket, const std::string& ke
                                 uint64_t length) {
   Impl::check_names("GetObject", bucket, key, true);
   if (length == 0) return {};
-  if (offset + length < offset) throw Fatal("S3 GetObject s3://" + bucket + "/" + key + ": range overflows");
+  if (offset + length < offset)
+    throw Fatal("S3 GetObject s3://" + bucket + "/" + key + ": range overflows");
   std::string range = "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1);
   Request r = make_request("GetObject (" + range + ")", "GET", bucket, key);
   r.range = range;
   r.expect_bytes = length;
   Response resp = impl_->execute(r);
-  if (resp.failed) impl_->fail(r, resp, resp.status == 416 ? "the range starts beyond the end of the object" : "");
+  if (resp.failed)
+    impl_->fail(r, resp, resp.status == 416 ? "the range starts beyond the end of the object" : "");
   if (resp.status == 200) {  // the server ignored Range and sent the whole object
     if (resp.body.size() < offset + length)
       impl_->fail(r, resp, "the object has only " + std::to_string(resp.body.size()) + " bytes");
     return resp.body.substr(offset, length);
   }
-  if (resp.status != 206)
-    impl_->fail(r, resp, "expected 206 Partial Content");
+  if (resp.status != 206) impl_->fail(r, resp, "expected 206 Partial Content");
   std::string cr = resp.header("content-range");  // bytes a-b/total
   std::string want = "bytes " + std::to_string(offset) + "-";
   if (resp.body.size() != length || (!cr.empty() && cr.rfind(want, 0) != 0)) {
-    impl_->fail(r, resp, "short read: got " + std::to_string(resp.body.size()) + " of " +
-                             std::to_string(length) + " bytes" +
-                             (cr.empty() ? "" : " (Content-Range: " + cr + ")") +
-                             " - the object is smaller than the range");
+    impl_->fail(r, resp,
+                "short read: got " + std::to_string(resp.body.size()) + " of " +
+                    std::to_string(length) + " bytes" +
+                    (cr.empty() ? "" : " (Content-Range: " + cr + ")") +
+                    " - the object is smaller than the range");
   }
   return std::move(resp.body);
 }
@@ -867,12 +895,14 @@ std::string S3Client::create_multipart(const std::string& bucket, const std::str
 }
 
 std::string S3Client::upload_part(const std::string& bucket, const std::string& key,
-                                  const std::string& upload_id, int part_number, std::string_view body) {
+                                  const std::string& upload_id, int part_number,
+                                  std::string_view body) {
   Impl::check_names("UploadPart", bucket, key, true);
   std::string op = "UploadPart " + std::to_string(part_number);
   if (part_number < 1 || part_number > 10000)
     throw Fatal("S3 " + op + " s3://" + bucket + "/" + key + ": part numbers go from 1 to 10000");
-  if (upload_id.empty()) throw Fatal("S3 " + op + " s3://" + bucket + "/" + key + ": empty upload id");
+  if (upload_id.empty())
+    throw Fatal("S3 " + op + " s3://" + bucket + "/" + key + ": empty upload id");
   Request r = make_request(op, "PUT", bucket, key);
   r.query = {{"partNumber", std::to_string(part_number)}, {"uploadId", upload_id}};
   r.body = body;
@@ -892,17 +922,18 @@ void S3Client::complete_multipart(const std::string& bucket, const std::string& 
   if (sorted.empty()) throw Fatal("S3 CompleteMultipartUpload" + where + ": no parts");
   for (size_t i = 0; i < sorted.size(); ++i) {
     if (sorted[i].first < 1 || sorted[i].first > 10000)
-      throw Fatal("S3 CompleteMultipartUpload" + where + ": part number " + std::to_string(sorted[i].first) +
-                  " is outside 1..10000");
+      throw Fatal("S3 CompleteMultipartUpload" + where + ": part number " +
+                  std::to_string(sorted[i].first) + " is outside 1..10000");
     if (i > 0 && sorted[i].first == sorted[i - 1].first)
-      throw Fatal("S3 CompleteMultipartUpload" + where + ": part " + std::to_string(sorted[i].first) +
-                  " listed twice");
+      throw Fatal("S3 CompleteMultipartUpload" + where + ": part " +
+                  std::to_string(sorted[i].first) + " listed twice");
   }
   std::string xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
   for (auto& [n, etag] : sorted)
     xml += "<Part><PartNumber>" + std::to_string(n) + "</PartNumber><ETag>\"" +
            xml_escape(strip_quotes(etag)) + "\"</ETag></Part>";
   xml += "</CompleteMultipartUpload>";
+  if (upload_id.empty()) throw Fatal("S3 CompleteMultipartUpload" + where + ": empty upload id");
   Request r = make_request("CompleteMultipartUpload", "POST", bucket, key);
   r.query = {{"uploadId", upload_id}};
   r.body = xml;
@@ -925,6 +956,9 @@ void S3Client::abort_multipart(const std::string& bucket, const std::string& key
                                const std::string& upload_id) noexcept {
   try {
     Impl::check_names("AbortMultipartUpload", bucket, key, true);
+    // never send "?uploadId=" empty: some servers would take the DELETE for the object's
+    if (upload_id.empty())
+      throw Fatal("S3 AbortMultipartUpload s3://" + bucket + "/" + key + ": empty upload id");
     Request r = make_request("AbortMultipartUpload", "DELETE", bucket, key);
     r.query = {{"uploadId", upload_id}};
     Response resp = impl_->execute(r);

@@ -14,8 +14,8 @@
 // Nothing else escapes (std::bad_alloc aside).
 //
 // Thread safety: an S3Client is thread-safe: any number of threads may call it at once (each call
-// borrows a libcurl handle from a small pool, so connections are reused across calls). ETags are
-// returned without their surrounding quotes.
+// borrows a libcurl handle from a small pool, so connections are reused across calls). A
+// moved-from client must not be used. ETags are returned without their surrounding quotes.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -30,7 +30,8 @@ namespace pbackup {
 
 struct S3Config {
   // e.g. http://127.0.0.1:8080, optionally with a path prefix (http://host/s3). From
-  // --s3-endpoint, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL; default https://s3.REGION.amazonaws.com.
+  // --s3-endpoint, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL; default
+  // https://s3.REGION.amazonaws.com.
   std::string endpoint;
   // --s3-region, AWS_REGION, AWS_DEFAULT_REGION; default us-east-1. Must match the server's.
   std::string region = "us-east-1";
@@ -40,14 +41,15 @@ struct S3Config {
   // (http://bucket.host/key). In virtual-host mode a bucket whose name has a '.' still uses
   // path style (its name would not match the TLS certificate's wildcard).
   bool path_style = true;
-  int max_attempts = 5;          // tries per request, the first included (>= 1)
-  long retry_budget_s = 60;      // no new attempt starts this long after the first one began
-  long connect_timeout_s = 10;   // TCP + TLS connect, per attempt
+  int max_attempts = 5;         // tries per request, the first included (>= 1)
+  long retry_budget_s = 60;     // no new attempt starts this long after the first one began
+  long connect_timeout_s = 10;  // TCP + TLS connect, per attempt
   // An attempt fails when no byte moves for this long, or after request_timeout_s plus one
   // second per MiB of body (uploads and ranged reads).
   long request_timeout_s = 300;
-  std::string ca_bundle;         // AWS_CA_BUNDLE: CA file for https (system store otherwise)
-  // Optional: told (one line, no credentials) about each retry and about a failed abort.
+  std::string ca_bundle;  // AWS_CA_BUNDLE: CA file for https (system store otherwise)
+  // Optional: told (one line, no credentials) about each retry and about a failed abort. May be
+  // called from several threads at once (those calling the client).
   std::function<void(const std::string&)> notify;
 
   // Endpoint and region from the flags when non-empty, else from the environment as above;

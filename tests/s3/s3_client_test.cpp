@@ -1,0 +1,667 @@
+// Tests of the S3 client (src/dest/s3_client.h) against a real S3 server, normally OpenStack
+// Swift + s3api on loopback started by scripts/s3-start.sh (tests/integration/test_s3_client.sh
+// does that and sets the environment):
+//   S3_TEST_ENDPOINT  e.g. http://127.0.0.1:8080     S3_TEST_KEY     e.g. test:tester
+//   S3_TEST_SECRET    e.g. testing                   S3_TEST_BUCKET  an existing bucket
+// A missing variable fails the tests that need the server; it never skips them.
+// The retry tests use a tiny fake HTTP server on 127.0.0.1 (an ephemeral port) in a thread.
+// This file has its own main (DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN): link it with pbackup_core only.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include "dest/s3_client.h"
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pbackup/error.h"
+
+using namespace pbackup;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string env_or_empty(const char* n) {
+  const char* v = std::getenv(n);
+  return v ? v : "";
+}
+
+struct TestEnv {
+  S3Config cfg;
+  std::string bucket;
+};
+
+// The server's settings from the environment; FAILs (REQUIRE) when any is missing.
+TestEnv test_env() {
+  TestEnv e;
+  e.cfg.endpoint = env_or_empty("S3_TEST_ENDPOINT");
+  e.cfg.access_key = env_or_empty("S3_TEST_KEY");
+  e.cfg.secret_key = env_or_empty("S3_TEST_SECRET");
+  e.bucket = env_or_empty("S3_TEST_BUCKET");
+  INFO(
+      "set S3_TEST_ENDPOINT, S3_TEST_KEY, S3_TEST_SECRET and S3_TEST_BUCKET "
+      "(tests/integration/test_s3_client.sh does, after scripts/s3-start.sh)");
+  REQUIRE(!e.cfg.endpoint.empty());
+  REQUIRE(!e.cfg.access_key.empty());
+  REQUIRE(!e.cfg.secret_key.empty());
+  REQUIRE(!e.bucket.empty());
+  e.cfg.region = "us-east-1";
+  e.cfg.max_attempts = 3;
+  e.cfg.connect_timeout_s = 5;
+  e.cfg.request_timeout_s = 60;
+  return e;
+}
+
+// A prefix no other run uses.
+std::string run_prefix(const std::string& what) {
+  static const std::string run = [] {
+    std::random_device rd;
+    return "s3test-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 1000000) + "/";
+  }();
+  return run + what + "/";
+}
+
+std::string pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  std::mt19937 r(seed);
+  for (auto& c : s) c = static_cast<char>(r() & 0xFF);
+  return s;
+}
+
+std::string digest_hex(std::string_view data, const EVP_MD* md) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned n = 0;
+  EVP_Digest(data.data(), data.size(), out, &n, md, nullptr);
+  static const char* h = "0123456789abcdef";
+  std::string s;
+  for (unsigned i = 0; i < n; ++i) {
+    s.push_back(h[out[i] >> 4]);
+    s.push_back(h[out[i] & 15]);
+  }
+  return s;
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+// Runs f, which must throw pbackup::Fatal; returns its message.
+template <class F>
+std::string fatal_message(F&& f) {
+  try {
+    f();
+  } catch (const Fatal& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL("expected pbackup::Fatal, got another exception: " << e.what());
+    return "";
+  }
+  FAIL("expected pbackup::Fatal, nothing was thrown");
+  return "";
+}
+
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// ---- a fake HTTP server for retry behaviour ---------------------------------------------------
+
+struct FakeRequest {
+  std::string head;  // request line + headers
+  std::string body;
+};
+
+// respond(hit number from 1, request) -> raw HTTP response; "" = hold the connection 2.5 s and
+// close it without answering.
+class FakeServer {
+ public:
+  explicit FakeServer(std::function<std::string(int, const FakeRequest&)> respond)
+      : respond_(std::move(respond)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd_ >= 0);
+    int one = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd_, 16) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    th_ = std::thread([this] { loop(); });
+  }
+  ~FakeServer() {
+    stop_ = true;
+    th_.join();
+    ::close(fd_);
+  }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int hits() const { return hits_; }
+  std::vector<FakeRequest> requests() {
+    std::lock_guard<std::mutex> l(mu_);
+    return reqs_;
+  }
+
+  static std::string reply(int status, const std::string& reason, const std::string& body,
+                           const std::string& extra_headers = "") {
+    return "HTTP/1.1 " + std::to_string(status) + " " + reason +
+           "\r\nContent-Type: application/xml\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\nConnection: close\r\n" + extra_headers + "\r\n" + body;
+  }
+  static std::string error(int status, const std::string& code, const std::string& msg) {
+    return reply(status, "Error",
+                 "<?xml version=\"1.0\"?><Error><Code>" + code + "</Code><Message>" + msg +
+                     "</Message><RequestId>fake-req-1</RequestId></Error>",
+                 "x-amz-request-id: fake-req-1\r\n");
+  }
+
+ private:
+  void loop() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      serve(c);
+      ::close(c);
+    }
+  }
+  void serve(int c) {
+    std::string buf;
+    char tmp[65536];
+    auto fill = [&]() {
+      pollfd p{c, POLLIN, 0};
+      if (::poll(&p, 1, 3000) <= 0) return false;
+      ssize_t n = ::read(c, tmp, sizeof tmp);
+      if (n <= 0) return false;
+      buf.append(tmp, static_cast<size_t>(n));
+      return true;
+    };
+    while (buf.find("\r\n\r\n") == std::string::npos)
+      if (!fill()) return;
+    FakeRequest r;
+    size_t he = buf.find("\r\n\r\n");
+    r.head = buf.substr(0, he);
+    std::string lo = r.head;
+    for (auto& ch : lo) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    size_t clen = 0;
+    if (size_t p = lo.find("\r\ncontent-length:"); p != std::string::npos)
+      clen = std::stoul(lo.substr(p + 17));
+    if (contains(lo, "\r\nexpect: 100-continue")) {
+      std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
+      (void)!::write(c, cont.data(), cont.size());
+    }
+    while (buf.size() - he - 4 < clen)
+      if (!fill()) break;
+    r.body = buf.substr(he + 4);
+    int hit = ++hits_;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      reqs_.push_back(r);
+    }
+    std::string resp = respond_(hit, r);
+    if (resp.empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+      return;
+    }
+    (void)!::write(c, resp.data(), resp.size());
+  }
+
+  std::function<std::string(int, const FakeRequest&)> respond_;
+  int fd_ = -1, port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> hits_{0};
+  std::mutex mu_;
+  std::vector<FakeRequest> reqs_;
+  std::thread th_;
+};
+
+S3Config fake_cfg(const FakeServer& s) {
+  S3Config c;
+  c.endpoint = s.endpoint();
+  c.access_key = "AKIDFAKE:user";
+  c.secret_key = "fake-secret-XYZZY-0123456789";
+  c.max_attempts = 3;
+  c.connect_timeout_s = 2;
+  c.request_timeout_s = 5;
+  return c;
+}
+
+}  // namespace
+
+// ================================================================================================
+// Pure functions (no server)
+
+TEST_CASE("S3Url::parse") {
+  auto u = S3Url::parse("s3://bucket/prefix/name");
+  CHECK(u.bucket == "bucket");
+  CHECK(u.key == "prefix/name");
+  CHECK(S3Url::parse("s3://b").key.empty());
+  CHECK(S3Url::parse("s3://b/").key.empty());
+  CHECK(S3Url::parse("s3://my.bucket-1/a b/é").key == "a b/é");
+  for (const char* bad :
+       {"", "s3://", "s3:///key", "http://b/k", "b/k", "s3://bad bucket/k", "s3://b?x/k"}) {
+    CAPTURE(bad);
+    std::string m = fatal_message([&] { S3Url::parse(bad); });
+    CHECK(contains(m, "S3 URL"));
+  }
+}
+
+TEST_CASE("s3_uri_encode keeps unreserved characters and '/' only where asked") {
+  CHECK(s3_uri_encode("a-b_c.d~e/f", true) == "a-b_c.d~e/f");
+  CHECK(s3_uri_encode("a/b", false) == "a%2Fb");
+  CHECK(s3_uri_encode("a b+c&d=e?f#g%h:i", true) == "a%20b%2Bc%26d%3De%3Ff%23g%25h%3Ai");
+  CHECK(s3_uri_encode("é", true) == "%C3%A9");
+}
+
+TEST_CASE("S3Config::from_env: flags, environment, defaults, missing credentials") {
+  const char* names[] = {"AWS_ACCESS_KEY_ID",   "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                         "AWS_REGION",          "AWS_DEFAULT_REGION",    "AWS_ENDPOINT_URL",
+                         "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE"};
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved;
+  for (const char* n : names) {
+    const char* v = std::getenv(n);
+    saved.emplace_back(n, v ? std::optional<std::string>(v) : std::nullopt);
+    ::unsetenv(n);
+  }
+  {
+    std::string m = fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); });
+    CHECK(contains(m, "AWS_ACCESS_KEY_ID"));
+    CHECK(contains(m, "AWS_SECRET_ACCESS_KEY"));
+    ::setenv("AWS_ACCESS_KEY_ID", "AKID", 1);
+    m = fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); });
+    CHECK(contains(m, "AWS_SECRET_ACCESS_KEY is not set"));
+    ::setenv("AWS_SECRET_ACCESS_KEY", "SEKRIT-value", 1);
+    S3Config c = S3Config::from_env("", "");
+    CHECK(c.region == "us-east-1");
+    CHECK(c.endpoint == "https://s3.us-east-1.amazonaws.com");
+    CHECK_FALSE(c.path_style);
+    ::setenv("AWS_DEFAULT_REGION", "eu-west-3", 1);
+    CHECK(S3Config::from_env("", "").endpoint == "https://s3.eu-west-3.amazonaws.com");
+    ::setenv("AWS_REGION", "eu-central-1", 1);
+    ::setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:8080", 1);
+    ::setenv("AWS_SESSION_TOKEN", "tok", 1);
+    c = S3Config::from_env("", "");
+    CHECK(c.region == "eu-central-1");
+    CHECK(c.endpoint == "http://127.0.0.1:8080");
+    CHECK(c.path_style);
+    CHECK(c.session_token == "tok");
+    c = S3Config::from_env("http://10.0.0.1:9000", "ap-south-1");
+    CHECK(c.endpoint == "http://10.0.0.1:9000");
+    CHECK(c.region == "ap-south-1");
+    CHECK(c.access_key == "AKID");
+    CHECK(contains(fatal_message([] { S3Config::from_env("ftp://x", ""); }), "http://"));
+    CHECK(
+        contains(fatal_message([] { S3Config::from_env("http://u:p@host", ""); }), "credentials"));
+    CHECK(contains(fatal_message([] { S3Config::from_env("", "us east"); }), "region"));
+    CHECK_FALSE(contains(fatal_message([] { S3Config::from_env("ftp://x", ""); }), "SEKRIT"));
+  }
+  for (auto& [n, v] : saved) {
+    if (v)
+      ::setenv(n.c_str(), v->c_str(), 1);
+    else
+      ::unsetenv(n.c_str());
+  }
+}
+
+// ================================================================================================
+// Retries and request shape, against the fake server
+
+TEST_CASE("transient 503 SlowDown is retried, then succeeds; request carries hash and token") {
+  FakeServer srv([](int hit, const FakeRequest&) {
+    if (hit <= 2) return FakeServer::error(503, "SlowDown", "Please reduce your request rate.");
+    return FakeServer::reply(200, "OK", "", "ETag: \"abc\"\r\n");
+  });
+  S3Config c = fake_cfg(srv);
+  c.session_token = "SESSION-TOKEN-777";
+  std::vector<std::string> notes;
+  c.notify = [&](const std::string& m) { notes.push_back(m); };
+  S3Client cl(c);
+  std::string body = "hello body";
+  auto t0 = Clock::now();
+  cl.put_object("bkt", "dir/a b+é", body);
+  CHECK(since(t0) < 5);
+  CHECK(srv.hits() == 3);
+  REQUIRE(notes.size() == 2);
+  CHECK(contains(notes[0], "SlowDown"));
+  CHECK(contains(notes[0], "attempt 2 of 3"));
+  for (auto& n : notes) CHECK_FALSE(contains(n, c.secret_key));
+  auto reqs = srv.requests();
+  REQUIRE(reqs.size() == 3);
+  const std::string& h = reqs[2].head;
+  CAPTURE(h);
+  CHECK(h.rfind("PUT /bkt/dir/a%20b%2B%C3%A9 HTTP/1.1\r\n", 0) == 0);
+  CHECK(contains(h, "x-amz-content-sha256: " + digest_hex(body, EVP_sha256())));
+  CHECK(contains(h, "x-amz-security-token: SESSION-TOKEN-777"));
+  CHECK(contains(h, "Authorization: AWS4-HMAC-SHA256 Credential=AKIDFAKE:user/"));
+  CHECK(contains(h, "/us-east-1/s3/aws4_request"));
+  CHECK(contains(h, "x-amz-security-token"));  // signed (listed in SignedHeaders)
+  CHECK(reqs[2].body == body);
+}
+
+TEST_CASE("transient errors that persist: the message counts the attempts") {
+  FakeServer srv([](int, const FakeRequest&) {
+    return FakeServer::error(503, "SlowDown", "Please reduce your request rate.");
+  });
+  S3Config c = fake_cfg(srv);
+  S3Client cl(c);
+  std::string m = fatal_message([&] { cl.get_object("bkt", "k"); });
+  CAPTURE(m);
+  CHECK(srv.hits() == 3);
+  CHECK(contains(m, "GetObject"));
+  CHECK(contains(m, "s3://bkt/k"));
+  CHECK(contains(m, "3 attempts"));
+  CHECK(contains(m, "HTTP 503"));
+  CHECK(contains(m, "SlowDown"));
+  CHECK(contains(m, "Please reduce your request rate."));
+  CHECK_FALSE(contains(m, c.secret_key));
+}
+
+TEST_CASE("the retry time budget bounds the attempts") {
+  FakeServer srv(
+      [](int, const FakeRequest&) { return FakeServer::error(500, "InternalError", "oops"); });
+  S3Config c = fake_cfg(srv);
+  c.max_attempts = 50;
+  c.retry_budget_s = 2;
+  S3Client cl(c);
+  auto t0 = Clock::now();
+  std::string m = fatal_message([&] { cl.delete_object("bkt", "k"); });
+  CAPTURE(m);
+  CHECK(since(t0) < 6);
+  CHECK(srv.hits() < 50);
+  CHECK(contains(m, "retry time limit"));
+  CHECK(contains(m, std::to_string(srv.hits()) + " attempt"));
+}
+
+TEST_CASE("permanent errors are not retried; CompleteMultipartUpload's 200 with <Error> is seen") {
+  FakeServer srv([](int hit, const FakeRequest& r) {
+    if (hit == 1) return FakeServer::error(403, "AccessDenied", "Access Denied.");
+    if (hit == 2)  // complete: InternalError inside a 200 (retried)
+      return FakeServer::reply(200, "OK",
+                               "<?xml version=\"1.0\"?>\n  <Error><Code>InternalError</Code>"
+                               "<Message>try again</Message></Error>");
+    if (hit == 3)
+      return FakeServer::reply(200, "OK",
+                               "<CompleteMultipartUploadResult><ETag>\"x-2\"</ETag>"
+                               "</CompleteMultipartUploadResult>");
+    return FakeServer::reply(200, "OK",
+                             "<?xml version=\"1.0\"?><Error><Code>InvalidPart</Code>"
+                             "<Message>One or more of the specified parts could not be found."
+                             "</Message></Error>");
+  });
+  S3Client cl(fake_cfg(srv));
+  std::string m = fatal_message([&] { cl.put_object("bkt", "k", "x"); });
+  CHECK(srv.hits() == 1);
+  CHECK(contains(m, "HTTP 403 AccessDenied: Access Denied."));
+  CHECK(contains(m, "1 attempt)"));
+  CHECK(contains(m, "request id fake-req-1"));
+  cl.complete_multipart("bkt", "k", "up id/1", {{2, "\"e2\""}, {1, "e1"}});
+  CHECK(srv.hits() == 3);
+  auto reqs = srv.requests();
+  CHECK(reqs[2].head.rfind("POST /bkt/k?uploadId=up%20id%2F1 HTTP/1.1", 0) == 0);
+  CHECK(contains(reqs[2].head, "Content-Type: application/xml"));
+  CHECK(contains(reqs[2].body,
+                 "<Part><PartNumber>1</PartNumber><ETag>\"e1\"</ETag></Part>"
+                 "<Part><PartNumber>2</PartNumber><ETag>\"e2\"</ETag></Part>"));
+  m = fatal_message([&] { cl.complete_multipart("bkt", "k", "u", {{1, "e1"}}); });
+  CHECK(contains(m, "InvalidPart"));
+}
+
+TEST_CASE("a server that never answers: timeout, retried, bounded") {
+  FakeServer srv([](int, const FakeRequest&) { return std::string(); });
+  S3Config c = fake_cfg(srv);
+  c.request_timeout_s = 1;
+  c.max_attempts = 2;
+  S3Client cl(c);
+  auto t0 = Clock::now();
+  std::string m = fatal_message([&] { cl.head_object("bkt", "k"); });
+  CAPTURE(m);
+  CHECK(since(t0) < 10);
+  CHECK(contains(m, "timed out"));
+  CHECK(contains(m, "2 attempts"));
+}
+
+TEST_CASE("unreachable endpoint fails within bounded time with a clear message") {
+  S3Config c;
+  c.endpoint = "http://127.0.0.1:1";
+  c.access_key = "k";
+  c.secret_key = "secret-never-shown";
+  c.connect_timeout_s = 2;
+  c.max_attempts = 2;
+  c.retry_budget_s = 10;
+  S3Client cl(c);
+  auto t0 = Clock::now();
+  std::string m = fatal_message([&] { cl.put_object("bkt", "key", "data"); });
+  CAPTURE(m);
+  CHECK(since(t0) < 15);
+  CHECK(contains(m, "PutObject s3://bkt/key at http://127.0.0.1:1"));
+  CHECK(contains(m, "cannot connect"));
+  CHECK(contains(m, "2 attempts"));
+  CHECK_FALSE(contains(m, "secret-never-shown"));
+}
+
+// ================================================================================================
+// Against the real server
+
+TEST_CASE("put/get/head/list/delete round trip, awkward keys") {
+  TestEnv e = test_env();
+  S3Client cl(e.cfg);
+  const std::string p = run_prefix("roundtrip");
+  std::vector<std::pair<std::string, std::string>> objs = {
+      {p + "plain.bin", pattern(100 * 1024 + 7, 1)},
+      {p + "dir/with space é 日本語 🎉.txt", "unicode key\n"},
+      {p + "dir/odd+chars&=?#%~;,:@!$'()[].txt", std::string("nul\0byte", 8)},
+      {p + "empty", ""},
+  };
+  for (auto& [k, v] : objs) cl.put_object(e.bucket, k, v);
+  for (auto& [k, v] : objs) {
+    CAPTURE(k);
+    CHECK(cl.get_object(e.bucket, k) == v);
+    auto h = cl.head_object(e.bucket, k);
+    REQUIRE(h.has_value());
+    CHECK(h->size == v.size());
+    CHECK(h->key == k);
+    CHECK(h->etag == digest_hex(v, EVP_md5()));  // single-part ETag = MD5, quotes removed
+  }
+  auto list = cl.list_objects(e.bucket, p);
+  REQUIRE(list.size() == objs.size());
+  std::vector<std::string> want;
+  for (auto& [k, v] : objs) want.push_back(k);
+  std::sort(want.begin(), want.end());
+  for (size_t i = 0; i < list.size(); ++i) {
+    CHECK(list[i].key == want[i]);
+    auto it =
+        std::find_if(objs.begin(), objs.end(), [&](auto& o) { return o.first == list[i].key; });
+    REQUIRE(it != objs.end());
+    CHECK(list[i].size == it->second.size());
+    CHECK(list[i].etag == digest_hex(it->second, EVP_md5()));
+  }
+  // pagination (continuation tokens), and a prefix ending inside a key
+  CHECK(cl.list_objects(e.bucket, p, 1).size() == objs.size());
+  CHECK(cl.list_objects(e.bucket, p + "dir/", 1).size() == 2);
+  CHECK(cl.list_objects(e.bucket, p + "pl").size() == 1);
+  CHECK(cl.list_objects(e.bucket, p + "nothing-here").empty());
+  // overwrite
+  cl.put_object(e.bucket, objs[0].first, "short now");
+  CHECK(cl.get_object(e.bucket, objs[0].first) == "short now");
+
+  for (auto& [k, v] : objs) cl.delete_object(e.bucket, k);
+  for (auto& [k, v] : objs) CHECK_FALSE(cl.head_object(e.bucket, k).has_value());
+  CHECK(cl.list_objects(e.bucket, p).empty());
+  cl.delete_object(e.bucket, objs[0].first);  // deleting a missing key succeeds
+  std::string m = fatal_message([&] { cl.get_object(e.bucket, p + "missing"); });
+  CHECK(contains(m, "HTTP 404 NoSuchKey"));
+  CHECK(contains(m, "s3://" + e.bucket + "/" + p + "missing"));
+}
+
+TEST_CASE("get_range returns exact bytes or fails") {
+  TestEnv e = test_env();
+  S3Client cl(e.cfg);
+  const std::string k = run_prefix("range") + "obj";
+  const std::string data = pattern(1024 * 1024 + 1, 2);
+  cl.put_object(e.bucket, k, data);
+  struct R {
+    uint64_t off, len;
+  };
+  for (R r :
+       {R{0, 1}, R{10, 10}, R{1024 * 1024 - 3, 4}, R{data.size() - 5, 5}, R{0, data.size()}}) {
+    CAPTURE(r.off);
+    CAPTURE(r.len);
+    CHECK(cl.get_range(e.bucket, k, r.off, r.len) == data.substr(r.off, r.len));
+  }
+  CHECK(cl.get_range(e.bucket, k, 5, 0).empty());
+  std::string m = fatal_message([&] { cl.get_range(e.bucket, k, data.size() - 2, 10); });
+  CAPTURE(m);
+  CHECK(contains(m, "short read"));
+  m = fatal_message([&] { cl.get_range(e.bucket, k, data.size() + 100, 10); });
+  CAPTURE(m);
+  CHECK(contains(m, "416"));
+  cl.delete_object(e.bucket, k);
+}
+
+TEST_CASE("multipart upload: 3 parts from 3 threads, completed, verified") {
+  TestEnv e = test_env();
+  S3Client cl(e.cfg);
+  const std::string k = run_prefix("multipart") + "big object.bin";
+  const std::vector<std::string> parts = {pattern(5 << 20, 11), pattern(5 << 20, 12),
+                                          pattern(1024, 13)};
+  std::string id = cl.create_multipart(e.bucket, k);
+  REQUIRE(!id.empty());
+  std::vector<std::pair<int, std::string>> etags(3);
+  std::vector<std::string> errors(3);
+  std::vector<std::thread> th;
+  for (int i = 0; i < 3; ++i)
+    th.emplace_back([&, i] {
+      try {
+        etags[i] = {i + 1, cl.upload_part(e.bucket, k, id, i + 1, parts[i])};
+      } catch (const std::exception& ex) {
+        errors[i] = ex.what();
+      }
+    });
+  for (auto& t : th) t.join();
+  for (int i = 0; i < 3; ++i) {
+    CAPTURE(errors[i]);
+    REQUIRE(errors[i].empty());
+    CHECK(etags[i].second == digest_hex(parts[i], EVP_md5()));
+  }
+  CHECK_FALSE(cl.head_object(e.bucket, k).has_value());  // not visible before complete
+  std::reverse(etags.begin(), etags.end());              // any order is accepted
+  cl.complete_multipart(e.bucket, k, id, etags);
+  std::string all = parts[0] + parts[1] + parts[2];
+  std::string got = cl.get_object(e.bucket, k);
+  CHECK(got.size() == all.size());
+  CHECK(got == all);
+  auto h = cl.head_object(e.bucket, k);
+  REQUIRE(h.has_value());
+  CHECK(h->size == all.size());
+  CHECK(h->etag.size() > 2);
+  CHECK(h->etag.substr(h->etag.size() - 2) == "-3");
+  CHECK(cl.get_range(e.bucket, k, (5 << 20) - 2, 4) ==
+        all.substr((5 << 20) - 2, 4));  // across parts
+  auto list = cl.list_objects(e.bucket, run_prefix("multipart"));
+  REQUIRE(list.size() == 1);
+  CHECK(list[0].size == all.size());
+  cl.delete_object(e.bucket, k);
+  CHECK_FALSE(cl.head_object(e.bucket, k).has_value());
+}
+
+TEST_CASE("abort_multipart leaves no object; a wrong upload id is reported") {
+  TestEnv e = test_env();
+  S3Client cl(e.cfg);
+  const std::string k = run_prefix("abort") + "obj";
+  std::string id = cl.create_multipart(e.bucket, k);
+  cl.upload_part(e.bucket, k, id, 1, pattern(5 << 20, 21));
+  cl.upload_part(e.bucket, k, id, 2, "tail");
+  cl.abort_multipart(e.bucket, k, id);
+  CHECK_FALSE(cl.head_object(e.bucket, k).has_value());
+  CHECK(cl.list_objects(e.bucket, run_prefix("abort")).empty());
+  cl.abort_multipart(e.bucket, k, id);  // again: no throw
+  std::string m = fatal_message([&] { cl.upload_part(e.bucket, k, id, 3, "x"); });
+  CAPTURE(m);
+  CHECK(contains(m, "NoSuchUpload"));
+  m = fatal_message([&] { cl.complete_multipart(e.bucket, k, id, {{1, "abc"}}); });
+  CHECK(contains(m, "NoSuchUpload"));
+}
+
+TEST_CASE("too-small part: EntityTooSmall reported clearly") {
+  TestEnv e = test_env();
+  S3Client cl(e.cfg);
+  const std::string k = run_prefix("small") + "obj";
+  std::string id = cl.create_multipart(e.bucket, k);
+  std::string e1 = cl.upload_part(e.bucket, k, id, 1, pattern(1024, 31));
+  std::string e2 = cl.upload_part(e.bucket, k, id, 2, pattern(1024, 32));
+  std::string m = fatal_message([&] {
+    cl.complete_multipart(e.bucket, k, id, {{1, e1}, {2, e2}});
+  });
+  CAPTURE(m);
+  CHECK(contains(m, "CompleteMultipartUpload"));
+  CHECK(contains(m, "s3://" + e.bucket + "/" + k));
+  CHECK(contains(m, "HTTP 400 EntityTooSmall"));
+  CHECK(contains(m, "5 MiB"));
+  cl.abort_multipart(e.bucket, k, id);
+  CHECK_FALSE(cl.head_object(e.bucket, k).has_value());
+}
+
+TEST_CASE("wrong secret: SignatureDoesNotMatch, no secret in the message") {
+  TestEnv e = test_env();
+  S3Config c = e.cfg;
+  c.secret_key = "Wrong-Secret-Do-Not-Print-42";
+  S3Client cl(c);
+  const std::string k = run_prefix("auth") + "obj";
+  for (int op = 0; op < 3; ++op) {
+    CAPTURE(op);
+    std::string m = fatal_message([&] {
+      if (op == 0) cl.put_object(e.bucket, k, "data");
+      if (op == 1) cl.get_object(e.bucket, k);
+      if (op == 2) cl.head_object(e.bucket, k);  // HEAD has no body: the client asks with a GET
+    });
+    CAPTURE(m);
+    CHECK(contains(m, "HTTP 403 SignatureDoesNotMatch"));
+    CHECK(contains(m, "s3://" + e.bucket + "/" + k));
+    CHECK(contains(m, "AWS_SECRET_ACCESS_KEY"));
+    CHECK(contains(m, "1 attempt)"));
+    CHECK_FALSE(contains(m, c.secret_key));
+    CHECK_FALSE(contains(m, e.cfg.secret_key));
+    CHECK_FALSE(contains(m, "Signature="));
+  }
+  S3Config u = e.cfg;
+  u.access_key = "nosuch:user";
+  std::string m = fatal_message([&] { S3Client(u).put_object(e.bucket, k, "x"); });
+  CAPTURE(m);
+  CHECK(contains(m, "HTTP 403"));
+  // AWS says InvalidAccessKeyId; Swift's s3api cannot tell an unknown key from a wrong secret
+  CHECK((contains(m, "InvalidAccessKeyId") || contains(m, "SignatureDoesNotMatch")));
+  CHECK(contains(m, "AWS_ACCESS_KEY_ID"));
+  CHECK_FALSE(contains(m, e.cfg.secret_key));
+}
+
+TEST_CASE("nonexistent bucket: NoSuchBucket") {
+  TestEnv e = test_env();
+  S3Client cl(e.cfg);
+  const std::string b = "no-such-bucket-" + std::to_string(::getpid());
+  std::string m = fatal_message([&] { cl.put_object(b, "k", "x"); });
+  CAPTURE(m);
+  CHECK(contains(m, "PutObject s3://" + b + "/k"));
+  CHECK(contains(m, "HTTP 404 NoSuchBucket"));
+  m = fatal_message([&] { cl.head_object(b, "k"); });  // not "key absent": the bucket is
+  CHECK(contains(m, "NoSuchBucket"));
+  m = fatal_message([&] { cl.list_objects(b, ""); });
+  CHECK(contains(m, "NoSuchBucket"));
+  m = fatal_message([&] { cl.create_multipart(b, "k"); });
+  CHECK(contains(m, "NoSuchBucket"));
+}
