@@ -10,6 +10,8 @@
 
 namespace pbackup {
 
+class Comm;
+
 struct Fragment {
   std::string name;  // file or object name
   uint64_t size = 0;
@@ -21,11 +23,17 @@ class Destination {
   virtual ~Destination() = default;
   // The final archive name (without directory), e.g. "backup_20261126_101010.tar.gz".
   virtual std::string archive_name() const = 0;
-  // Rank 0, before any write: checks the target and creates temporary storage.
-  virtual void prepare() = 0;
+  // Rank 0, before any write: checks the target and creates temporary storage. Returns what
+  // the other ranks need to know about it (e.g. a multipart upload id), handed to open().
+  virtual std::string prepare() = 0;
   // Every rank, after prepare.
-  virtual void open() = 0;
+  virtual void open(const std::string& prepared) = 0;
   virtual void write_at(uint64_t offset, std::string_view bytes) = 0;
+  // Every rank, together, after each round's writes: archive bytes below `settled` are all
+  // written (no rank or structural write will touch them again). A destination that cannot
+  // write at random offsets (an object store) assembles and uploads finished parts here.
+  // `last`: nothing more will be written; `settled` is the archive's size.
+  virtual void settle(Comm& comm, uint64_t settled, bool last) {}
   // Every rank, after its last write: its data is durable when this returns.
   virtual void close() = 0;
   // How many fragments (files or objects) an archive of `total` bytes is stored in.
@@ -44,10 +52,12 @@ class Destination {
 };
 
 struct DestinationSpec {
-  std::string type;        // hdd | usb_split | memory
-  std::string output_dir;
+  std::string type;        // hdd | usb_split | cloud | memory
+  std::string output_dir;  // a directory, or s3://bucket/prefix for cloud
   std::string name;        // archive name with extension
   uint64_t split_bytes = 0;
+  uint64_t part_bytes = 64ull << 20;  // cloud: multipart part size
+  std::string s3_endpoint, s3_region;  // cloud: flags (environment otherwise)
 };
 
 std::unique_ptr<Destination> make_destination(const DestinationSpec& spec);

@@ -80,6 +80,9 @@ class Layout {
                      std::vector<Write>& structural) = 0;
   // After the last block: trailing structural bytes. Returns the archive's total size.
   virtual uint64_t finish(std::vector<Write>& structural) = 0;
+  // Offset below which no later place() or finish() will write (zip: the header of a file
+  // still being placed is rewritten when its last segment arrives).
+  virtual uint64_t settled() const = 0;
 };
 
 // Reads file data for encode; reports unreadable or changed files as warnings.

@@ -21,6 +21,8 @@ struct BackupOptions {
   int progress = -1; // -1 auto, 0 off, 1 on
   LogLevel log_level = LogLevel::Warn;
   std::string command_line;
+  std::string s3_endpoint, s3_region;
+  uint64_t s3_part_mb = 64;
 };
 
 struct RestoreOptions {
@@ -29,6 +31,7 @@ struct RestoreOptions {
   bool is_split = false;
   std::string original_base_filename;
   std::vector<std::string> only;
+  std::string s3_endpoint, s3_region;
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;
 };

@@ -11,6 +11,7 @@
 namespace pbackup {
 
 struct ArchiveSource {
+  std::string bucket;               // non-empty: files are object keys in this S3 bucket
   std::vector<std::string> files;   // in order; their concatenation is the archive
   std::vector<uint64_t> sizes;      // actual sizes on disk
   std::optional<Manifest> manifest;
@@ -30,6 +31,12 @@ std::string file_at(const ArchiveSource& s, uint64_t offset);
 
 // Archive bytes [offset, offset+n), read across the files of a set. Throws Fatal if short.
 std::string read_range(const ArchiveSource& s, uint64_t offset, uint64_t n);
+// Bytes [offset, offset+n) of file i alone (a ranged GET for S3).
+std::string read_file_range(const ArchiveSource& s, size_t i, uint64_t offset, uint64_t n);
+// Display name of file i ("s3://bucket/key" or the path).
+std::string display(const ArchiveSource& s, size_t i);
+// Whether file i exists (verify reports missing fragments one by one).
+bool file_exists(const ArchiveSource& s, size_t i);
 
 // For handing a resolved source from rank 0 to the others.
 std::string encode_source(const ArchiveSource& s);

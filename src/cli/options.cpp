@@ -60,7 +60,8 @@ cxxopts::ParseResult run_cxxopts(cxxopts::Options& o, std::vector<std::string>& 
 }
 
 void common(cxxopts::Options& o) {
-  o.add_options()("threads", "threads per rank (default: the cores this rank may use)", cxxopts::value<int>()->default_value("0"))(
+  o.add_options()("s3-endpoint", "S3 endpoint URL (default: AWS_ENDPOINT_URL, else AWS)", cxxopts::value<std::string>())(
+      "s3-region", "S3 region (default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1)", cxxopts::value<std::string>())("threads", "threads per rank (default: the cores this rank may use)", cxxopts::value<int>()->default_value("0"))(
       "log-level", "error | warn | info | debug", cxxopts::value<std::string>()->default_value("warn"))(
       "h,help", "show this help");
 }
@@ -106,9 +107,10 @@ Parsed parse_command_line(int argc, char** argv) {
       b.sources = take_multi(args, "sources");
       cxxopts::Options o("pbackup backup", "Back up directory trees into one archive, in parallel.");
       o.add_options()("sources", "directories (or files) to back up; each is stored under its base name", cxxopts::value<std::string>())(
-          "output-dir", "directory the archive is written to", cxxopts::value<std::string>())(
+          "output-dir", "directory the archive is written to, or s3://BUCKET/PREFIX", cxxopts::value<std::string>())(
+          "s3-part-mb", "cloud: multipart part size in MiB (5-5120)", cxxopts::value<uint64_t>()->default_value("64"))(
           "algo", "zip | gzip | bzip2 | zstd", cxxopts::value<std::string>()->default_value("gzip"))(
-          "dest-type", "hdd (one file) | usb_split (fragments of --split-chunk-mb MiB)", cxxopts::value<std::string>()->default_value("hdd"))(
+          "dest-type", "hdd (one file) | usb_split (fragments of --split-chunk-mb MiB) | cloud (S3; implied by s3://)", cxxopts::value<std::string>()->default_value("hdd"))(
           "split-chunk-mb", "fragment size in MiB (usb_split)", cxxopts::value<std::string>())(
           "name", "archive base name (default backup_YYYYMMDD_HHMMSS)", cxxopts::value<std::string>())(
           "block-mb", "input MiB per independently compressed block", cxxopts::value<uint64_t>()->default_value("4"))(
@@ -129,6 +131,14 @@ Parsed parse_command_line(int argc, char** argv) {
       if (!one_of(b.algo, algo_names()))
         throw cxxopts::exceptions::exception("unknown --algo '" + b.algo + "' (valid: " + join(algo_names()) + ")");
       b.dest_type = r["dest-type"].as<std::string>();
+      bool s3 = b.output_dir.rfind("s3://", 0) == 0;
+      if (s3 && !r.count("dest-type")) b.dest_type = "cloud";
+      if (s3 != (b.dest_type == "cloud"))
+        throw cxxopts::exceptions::exception(s3 ? "--output-dir s3://... needs --dest-type cloud (or no --dest-type)"
+                                                : "--dest-type cloud needs --output-dir s3://BUCKET/PREFIX");
+      b.s3_part_mb = r["s3-part-mb"].as<uint64_t>();
+      if (r.count("s3-endpoint")) b.s3_endpoint = r["s3-endpoint"].as<std::string>();
+      if (r.count("s3-region")) b.s3_region = r["s3-region"].as<std::string>();
       std::vector<std::string> dests;
       for (auto& d : destination_names())
         if (d != "memory") dests.push_back(d);
@@ -199,6 +209,8 @@ Parsed parse_command_line(int argc, char** argv) {
       x.is_split = r.count("is-split") > 0;
       if (r.count("original-base-filename")) x.original_base_filename = r["original-base-filename"].as<std::string>();
       x.threads = r["threads"].as<int>();
+      if (r.count("s3-endpoint")) x.s3_endpoint = r["s3-endpoint"].as<std::string>();
+      if (r.count("s3-region")) x.s3_region = r["s3-region"].as<std::string>();
       x.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
     } else {
       p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify)";

@@ -90,14 +90,17 @@ Setup decode_setup(const std::string& b) {
 Setup decide_setup(const BackupOptions& opt, const Format& fmt) {
   Setup s;
   try {
-    struct stat st {};
-    if (::stat(opt.output_dir.c_str(), &st) != 0) throw Fatal(sys_message("output directory", opt.output_dir, errno));
-    if (!S_ISDIR(st.st_mode)) throw Fatal("output directory " + quote(opt.output_dir) + ": not a directory");
-    if (::access(opt.output_dir.c_str(), W_OK | X_OK) != 0) throw Fatal(sys_message("output directory", opt.output_dir, errno));
+    const bool local = opt.dest_type != "cloud";  // the cloud destination checks its bucket itself
+    if (local) {
+      struct stat st {};
+      if (::stat(opt.output_dir.c_str(), &st) != 0) throw Fatal(sys_message("output directory", opt.output_dir, errno));
+      if (!S_ISDIR(st.st_mode)) throw Fatal("output directory " + quote(opt.output_dir) + ": not a directory");
+      if (::access(opt.output_dir.c_str(), W_OK | X_OK) != 0) throw Fatal(sys_message("output directory", opt.output_dir, errno));
+    }
     s.roots = resolve_roots(opt.sources);
     s.archive = (opt.name.empty() ? default_base_name() : opt.name) + "." + fmt.extension();
     std::string final_path = opt.output_dir + "/" + s.archive;
-    if (::access(final_path.c_str(), F_OK) == 0 || ::access((final_path + ".part0001").c_str(), F_OK) == 0)
+    if (local && (::access(final_path.c_str(), F_OK) == 0 || ::access((final_path + ".part0001").c_str(), F_OK) == 0))
       throw Fatal("archive " + quote(final_path) + " already exists; choose another --name");
   } catch (const Fatal& f) {
     s.error = f.what();
@@ -244,7 +247,8 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     return kExitFatal;
   }
   stats.archive = setup.archive;
-  DestinationSpec spec{opt.dest_type, opt.output_dir, setup.archive, opt.split_chunk_mb << 20};
+  DestinationSpec spec{opt.dest_type, opt.output_dir, setup.archive, opt.split_chunk_mb << 20, opt.s3_part_mb << 20,
+                       opt.s3_endpoint, opt.s3_region};
   std::unique_ptr<Destination> dest;
   try {
     dest = make_destination(spec);
@@ -257,13 +261,13 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   // scan + plan
   std::vector<Entry> entries = scan(comm, setup.roots, log);
   std::vector<Block> blocks;
-  std::string err;
+  std::string err, prepared;
   if (root) {
     try {
       order_entries(entries);
       fmt->adapt(entries, log);
       blocks = fmt->cut(entries, std::max<uint64_t>(opt.block_mb, 1) << 20);
-      dest->prepare();
+      prepared = dest->prepare();
     } catch (const std::exception& e) {
       err = e.what();
     }
@@ -278,8 +282,9 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     return static_cast<int>(kExitFatal);
   };
   if (!comm.all_ok(err.empty() && !interrupted())) return fail(err);
+  comm.broadcast(prepared, 0);
   try {
-    dest->open();
+    dest->open(prepared);
   } catch (const std::exception& e) {
     err = e.what();
   }
@@ -324,11 +329,12 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   // One message per rank and round: what to do, where the previous round's blocks go, and
   // the next round's blocks.
   auto round_messages = [&](Cmd cmd, const std::vector<std::vector<uint64_t>>& offsets,
-                            const std::vector<RankRound>& shares) {
+                            const std::vector<RankRound>& shares, uint64_t settled) {
     std::vector<std::string> msgs;
     for (int r = 0; r < comm.size(); ++r) {
       ByteWriter w;
       w.u8(cmd);
+      w.u64(settled);
       w.u64(offsets.empty() ? 0 : offsets[r].size());
       if (!offsets.empty())
         for (uint64_t o : offsets[r]) w.u64(o);
@@ -341,7 +347,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   std::vector<std::string> msgs;
   if (root) {
     auto shares = next_round();
-    msgs = round_messages(shares.empty() || next_block == 0 ? kFinish : kWork, {}, shares);
+    msgs = round_messages(shares.empty() || next_block == 0 ? kFinish : kWork, {}, shares, 0);
   }
   std::vector<Unit> pending;  // compressed last round, written while this round compresses
   bool aborted = false;
@@ -353,6 +359,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       aborted = true;
       break;
     }
+    const uint64_t settled = mr.u64();
     std::vector<uint64_t> offsets(mr.u64());
     for (auto& o : offsets) o = mr.u64();
     std::thread writer([&] {
@@ -374,6 +381,11 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     std::string comp_error;
     std::vector<Unit> units = compress_jobs(jobs, *fmt, threads, log, comp_error);
     writer.join();
+    try {  // every rank takes part, whatever happened before (settle may be a collective)
+      dest->settle(comm, settled, false);
+    } catch (const std::exception& e) {
+      if (write_error.empty()) write_error = e.what();
+    }
     pending = std::move(units);
     ByteWriter report;
     std::string problem = !comp_error.empty() ? comp_error : write_error;
@@ -410,7 +422,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       }
     }
     if (!abort_reason.empty()) {
-      msgs = round_messages(kAbort, {}, {});
+      msgs = round_messages(kAbort, {}, {}, 0);
       continue;
     }
     std::vector<std::vector<uint64_t>> offsets_per_rank(comm.size());
@@ -436,7 +448,9 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     auto shares = next_round();
     bool more = false;
     for (auto& sh : shares) more = more || !sh.blocks.empty();
-    msgs = round_messages(more ? kWork : kFinish, offsets_per_rank, shares);
+    uint64_t settled_now = layout->settled();
+    for (const auto& w : deferred) settled_now = std::min(settled_now, w.offset);
+    msgs = round_messages(more ? kWork : kFinish, offsets_per_rank, shares, settled_now);
   }
   if (aborted) return fail(abort_reason);
 
@@ -456,10 +470,17 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       write_error = e.what();
     }
   }
-  try {
-    dest->close();
-  } catch (const std::exception& e) {
-    if (write_error.empty()) write_error = e.what();
+  {
+    // everything is written now: let the destination finish its last parts
+    std::string total_now = std::to_string(total);
+    comm.broadcast(total_now, 0);
+    bool ok = comm.all_ok(write_error.empty());
+    try {
+      if (ok) dest->settle(comm, std::stoull(total_now), true);
+      dest->close();
+    } catch (const std::exception& e) {
+      if (write_error.empty()) write_error = e.what();
+    }
   }
   if (!write_error.empty()) log.error(write_error);
   if (!comm.all_ok(write_error.empty() && !interrupted())) return fail("");

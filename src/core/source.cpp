@@ -14,29 +14,82 @@
 #include <cerrno>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "dest/file_util.h"
+#include "dest/s3_shared.h"
 #include "pbackup/bytes.h"
 #include "pbackup/error.h"
 
 namespace pbackup {
 namespace {
 
-bool is_dir(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-bool exists(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0;
-}
-uint64_t size_of(const std::string& p) {
-  struct stat st {};
-  if (::stat(p.c_str(), &st) != 0) throw Fatal(sys_message("cannot open", p, errno));
-  return static_cast<uint64_t>(st.st_size);
-}
+// Where fragments live: a local directory or an S3 prefix. Names are relative to `dir`.
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual std::optional<uint64_t> size(const std::string& dir, const std::string& name) = 0;  // nullopt: absent
+  virtual std::string read_all(const std::string& dir, const std::string& name) = 0;
+  virtual std::vector<std::string> list(const std::string& dir) = 0;  // names, sorted
+  virtual std::string path(const std::string& dir, const std::string& name) = 0;
+  virtual std::string bucket() const { return ""; }
+};
+
+class LocalStore final : public Store {
+ public:
+  std::optional<uint64_t> size(const std::string& dir, const std::string& name) override {
+    struct stat st {};
+    if (::stat(path(dir, name).c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return std::nullopt;
+    return static_cast<uint64_t>(st.st_size);
+  }
+  std::string read_all(const std::string& dir, const std::string& name) override {
+    std::string p = path(dir, name);
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw Fatal(sys_message("cannot read", p, errno));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  std::vector<std::string> list(const std::string& dir) override {
+    std::vector<std::string> names;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) throw Fatal(sys_message("cannot open directory", dir, errno));
+    while (struct dirent* de = ::readdir(d))
+      if (de->d_name[0] != '.') names.push_back(de->d_name);
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+  std::string path(const std::string& dir, const std::string& name) override { return dir + "/" + name; }
+};
+
+class S3Store final : public Store {
+ public:
+  explicit S3Store(std::string bucket) : bucket_(std::move(bucket)) {}
+  std::optional<uint64_t> size(const std::string& dir, const std::string& name) override {
+    auto o = shared_s3_client().head_object(bucket_, path(dir, name));
+    if (!o) return std::nullopt;
+    return o->size;
+  }
+  std::string read_all(const std::string& dir, const std::string& name) override {
+    return shared_s3_client().get_object(bucket_, path(dir, name));
+  }
+  std::vector<std::string> list(const std::string& dir) override {
+    std::vector<std::string> names;
+    for (auto& o : shared_s3_client().list_objects(bucket_, dir.empty() ? "" : dir + "/")) {
+      std::string rest = o.key.substr(dir.empty() ? 0 : dir.size() + 1);
+      if (!rest.empty() && rest.find('/') == std::string::npos && rest[0] != '.') names.push_back(rest);
+    }
+    return names;
+  }
+  std::string path(const std::string& dir, const std::string& name) override { return dir.empty() ? name : dir + "/" + name; }
+  std::string bucket() const override { return bucket_; }
+
+ private:
+  std::string bucket_;
+};
 
 // "NAME.part0012" -> ("NAME", 12); false for other names.
 bool split_part(const std::string& file, std::string& base, uint64_t& n) {
@@ -49,52 +102,32 @@ bool split_part(const std::string& file, std::string& base, uint64_t& n) {
   return true;
 }
 
-std::vector<std::string> list_dir(const std::string& dir) {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) throw Fatal(sys_message("cannot open directory", dir, errno));
-  while (struct dirent* de = ::readdir(d))
-    if (de->d_name[0] != '.') names.push_back(de->d_name);
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Fatal(sys_message("cannot read", path, errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The set named `base` in `dir`.
-ArchiveSource load_set(const std::string& dir, const std::string& base, bool lenient) {
+ArchiveSource load_set(Store& st, const std::string& dir, const std::string& base, bool lenient) {
   ArchiveSource s;
   s.name = base;
-  std::string man = dir + "/" + base + ".manifest.json";
-  if (exists(man)) {
+  s.bucket = st.bucket();
+  const std::string man = base + ".manifest.json";
+  if (st.size(dir, man)) {
     try {
-      s.manifest = manifest_from_json(slurp(man));
+      s.manifest = manifest_from_json(st.read_all(dir, man));
     } catch (const Fatal& f) {
-      throw Fatal("manifest " + quote(man) + ": " + f.what());
+      throw Fatal("manifest " + quote(st.path(dir, man)) + ": " + f.what());
     }
-    s.manifest_path = man;
+    s.manifest_path = st.path(dir, man);
     std::vector<std::string> problems;
     const bool single = s.manifest->fragments.size() == 1;
     for (const auto& f : s.manifest->fragments) {
       // A one-file archive is the file beside the manifest, even if both were renamed.
-      std::string p = dir + "/" + (single ? base : f.name);
-      struct stat st {};
-      if (::stat(p.c_str(), &st) != 0) {
-        problems.push_back("fragment " + quote(p) + " is missing");
-        st.st_size = 0;
-      }
-      if (static_cast<uint64_t>(st.st_size) != f.size)
-        problems.push_back("fragment " + quote(p) + " has " + std::to_string(st.st_size) + " bytes, the manifest says " +
-                           std::to_string(f.size) + (static_cast<uint64_t>(st.st_size) < f.size ? " (truncated)" : ""));
+      std::string name = single ? base : f.name;
+      std::string p = st.path(dir, name);
+      auto size = st.size(dir, name);
+      if (!size) problems.push_back("fragment " + quote(p) + " is missing");
+      else if (*size != f.size)
+        problems.push_back("fragment " + quote(p) + " has " + std::to_string(*size) + " bytes, the manifest says " +
+                           std::to_string(f.size) + (*size < f.size ? " (truncated)" : ""));
       s.files.push_back(p);
-      s.sizes.push_back(static_cast<uint64_t>(st.st_size));
+      s.sizes.push_back(size.value_or(0));
     }
     if (!problems.empty() && !lenient) {
       std::string msg = "archive " + quote(base) + " is incomplete:";
@@ -103,30 +136,81 @@ ArchiveSource load_set(const std::string& dir, const std::string& base, bool len
     }
     return s;
   }
-  if (exists(dir + "/" + base) && !is_dir(dir + "/" + base)) {
-    s.files.push_back(dir + "/" + base);
-  } else {
-    std::map<uint64_t, std::string> parts;
-    for (const auto& n : list_dir(dir)) {
-      std::string b;
-      uint64_t k;
-      if (split_part(n, b, k) && b == base) parts[k] = dir + "/" + n;
-    }
-    if (parts.empty()) throw Fatal("no archive " + quote(base) + " and no fragments " + quote(base + ".part*") + " in " + quote(dir));
-    uint64_t expect = parts.begin()->first;
-    for (auto& [k, p] : parts) {
-      if (k != expect) throw Fatal("fragment " + std::to_string(expect) + " of " + quote(base) + " is missing (next found: " + quote(p) + ")");
-      ++expect;
-      s.files.push_back(p);
-    }
+  if (auto size = st.size(dir, base)) {
+    s.files.push_back(st.path(dir, base));
+    s.sizes.push_back(*size);
+    return s;
   }
-  for (auto& f : s.files) s.sizes.push_back(size_of(f));
+  std::map<uint64_t, std::string> parts;
+  for (const auto& n : st.list(dir)) {
+    std::string b;
+    uint64_t k;
+    if (split_part(n, b, k) && b == base) parts[k] = n;
+  }
+  if (parts.empty()) throw Fatal("no archive " + quote(base) + " and no fragments " + quote(base + ".part*") + " in " + quote(st.path(dir, "")));
+  uint64_t expect = parts.begin()->first;
+  for (auto& [k, n] : parts) {
+    if (k != expect) throw Fatal("fragment " + std::to_string(expect) + " of " + quote(base) + " is missing (next found: " + quote(n) + ")");
+    ++expect;
+    s.files.push_back(st.path(dir, n));
+    s.sizes.push_back(st.size(dir, n).value_or(0));
+  }
   return s;
+}
+
+// The one set a directory holds (or the one `base_name` names).
+ArchiveSource load_dir(Store& st, const std::string& dir, const std::string& base_name, bool lenient) {
+  if (!base_name.empty()) return load_set(st, dir, base_name, lenient);
+  std::vector<std::string> names = st.list(dir);
+  std::set<std::string> sets;
+  for (const auto& n : names) {
+    std::string b;
+    uint64_t k;
+    if (split_part(n, b, k)) sets.insert(b);
+  }
+  if (sets.empty()) {
+    const std::string suffix = ".manifest.json";
+    for (const auto& n : names)
+      if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
+        sets.insert(n.substr(0, n.size() - suffix.size()));
+  }
+  std::string where = st.path(dir, "");
+  if (sets.empty()) throw Fatal("no archive fragments (NAME.part0001, ...) or manifests in " + quote(where));
+  if (sets.size() > 1) {
+    std::string list;
+    for (auto& n : sets) list += "\n  " + n;
+    throw Fatal(quote(where) + " holds several archives; pick one with --original-base-filename NAME:" + list);
+  }
+  return load_set(st, dir, *sets.begin(), lenient);
+}
+
+// A path or key: a directory/prefix, a fragment, or an archive (with or without fragments).
+ArchiveSource load_any(Store& st, const std::string& src, bool is_dir, const std::string& base_name, bool lenient) {
+  if (is_dir) return load_dir(st, src, base_name, lenient);
+  size_t slash = src.rfind('/');
+  std::string dir = slash == std::string::npos ? "" : src.substr(0, slash);
+  std::string file = slash == std::string::npos ? src : src.substr(slash + 1);
+  if (slash == 0) dir = "/";
+  std::string b;
+  uint64_t k;
+  if (st.size(dir, file) && split_part(file, b, k)) return load_set(st, dir, b, lenient);
+  if (st.size(dir, file) || st.size(dir, file + ".part0001") || st.size(dir, file + ".manifest.json"))
+    return load_set(st, dir, file, lenient);
+  throw Fatal(sys_message("cannot open archive", st.bucket().empty() ? src : "s3://" + st.bucket() + "/" + src, ENOENT));
 }
 
 }  // namespace
 
 ArchiveSource resolve_source(const std::string& source, const std::string& base_name, bool lenient) {
+  if (is_s3_url(source)) {
+    S3Url u = S3Url::parse(source);
+    S3Store st(u.bucket);
+    std::string key = u.key;
+    bool dir = key.empty() || key.back() == '/';
+    while (!key.empty() && key.back() == '/') key.pop_back();
+    if (!dir && !base_name.empty()) dir = !st.size("", key);
+    return load_any(st, key, dir, base_name, lenient);
+  }
   // Absolute: restore reads the fragments after entering the restore directory.
   std::string src = source;
   if (!src.empty() && src[0] != '/') {
@@ -136,68 +220,58 @@ ArchiveSource resolve_source(const std::string& source, const std::string& base_
     std::free(cwd);
   }
   while (src.size() > 1 && src.back() == '/') src.pop_back();
-  if (is_dir(src)) {
-    if (!base_name.empty()) return load_set(src, base_name, lenient);
-    std::set<std::string> sets;
-    for (const auto& n : list_dir(src)) {
-      std::string b;
-      uint64_t k;
-      if (split_part(n, b, k)) sets.insert(b);
-    }
-    if (sets.empty()) {
-      for (const auto& n : list_dir(src)) {
-        const std::string suffix = ".manifest.json";
-        if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
-          sets.insert(n.substr(0, n.size() - suffix.size()));
-      }
-    }
-    if (sets.empty()) throw Fatal("no archive fragments (NAME.part0001, ...) or manifests in " + quote(src));
-    if (sets.size() > 1) {
-      std::string names;
-      for (auto& n : sets) names += "\n  " + n;
-      throw Fatal(quote(src) + " holds several archives; pick one with --original-base-filename NAME:" + names);
-    }
-    return load_set(src, *sets.begin(), lenient);
-  }
-  std::string dir = src.find('/') == std::string::npos ? "." : src.substr(0, src.rfind('/'));
-  if (dir.empty()) dir = "/";
-  std::string file = src.substr(src.rfind('/') == std::string::npos ? 0 : src.rfind('/') + 1);
-  std::string b;
-  uint64_t k;
-  if (exists(src) && split_part(file, b, k)) return load_set(dir, b, lenient);
-  if (exists(src) || exists(src + ".part0001") || exists(src + ".manifest.json")) return load_set(dir, file, lenient);
-  throw Fatal(sys_message("cannot open archive", src, ENOENT));
+  struct stat st {};
+  bool dir = ::stat(src.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  LocalStore local;
+  return load_any(local, src, dir, base_name, lenient);
 }
 
 std::string file_at(const ArchiveSource& s, uint64_t offset) {
   for (size_t i = 0; i < s.files.size(); ++i) {
-    if (offset < s.sizes[i]) return s.files[i];
+    if (offset < s.sizes[i]) return display(s, i);
     offset -= s.sizes[i];
   }
-  return s.files.empty() ? "" : s.files.back();
+  return s.files.empty() ? "" : display(s, s.files.size() - 1);
+}
+
+std::string display(const ArchiveSource& s, size_t i) {
+  return s.bucket.empty() ? s.files.at(i) : "s3://" + s.bucket + "/" + s.files.at(i);
+}
+
+bool file_exists(const ArchiveSource& s, size_t i) {
+  if (!s.bucket.empty()) return shared_s3_client().head_object(s.bucket, s.files.at(i)).has_value();
+  return ::access(s.files.at(i).c_str(), F_OK) == 0;
+}
+
+std::string read_file_range(const ArchiveSource& s, size_t i, uint64_t offset, uint64_t n) {
+  if (n == 0) return {};
+  if (!s.bucket.empty()) return shared_s3_client().get_range(s.bucket, s.files.at(i), offset, n);
+  std::string out(n, '\0');
+  Fd fd = open_or_throw(s.files.at(i), O_RDONLY);
+  uint64_t got = pread_full(fd.get(), out.data(), n, offset, s.files[i]);
+  if (got != n) throw Fatal(quote(s.files[i]) + " is shorter than expected");
+  return out;
 }
 
 std::string read_range(const ArchiveSource& s, uint64_t offset, uint64_t n) {
-  std::string out(n, '\0');
-  uint64_t done = 0, base = 0;
-  for (size_t i = 0; i < s.files.size() && done < n; ++i) {
+  std::string out;
+  out.reserve(n);
+  uint64_t base = 0;
+  for (size_t i = 0; i < s.files.size() && out.size() < n; ++i) {
     uint64_t end = base + s.sizes[i];
-    if (offset + done < end) {
-      uint64_t within = offset + done - base;
-      uint64_t take = std::min(n - done, s.sizes[i] - within);
-      Fd fd = open_or_throw(s.files[i], O_RDONLY);
-      uint64_t got = pread_full(fd.get(), out.data() + done, take, within, s.files[i]);
-      if (got != take) throw Fatal(quote(s.files[i]) + " is shorter than expected");
-      done += take;
+    if (offset + out.size() < end) {
+      uint64_t within = offset + out.size() - base;
+      out += read_file_range(s, i, within, std::min<uint64_t>(n - out.size(), s.sizes[i] - within));
     }
     base = end;
   }
-  if (done != n) throw Fatal("archive ends before byte " + std::to_string(offset + n));
+  if (out.size() != n) throw Fatal("archive ends before byte " + std::to_string(offset + n));
   return out;
 }
 
 std::string encode_source(const ArchiveSource& s) {
   ByteWriter w;
+  w.str(s.bucket);
   w.str(s.name);
   w.str(s.manifest_path);
   w.str(s.manifest ? manifest_to_json(*s.manifest) : "");
@@ -212,6 +286,7 @@ std::string encode_source(const ArchiveSource& s) {
 ArchiveSource decode_source(const std::string& bytes) {
   ByteReader r(bytes);
   ArchiveSource s;
+  s.bucket = r.str();
   s.name = r.str();
   s.manifest_path = r.str();
   std::string json = r.str();

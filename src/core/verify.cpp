@@ -60,8 +60,11 @@ Plan make_plan(const RestoreOptions& opt) {
           char b[32];
           std::snprintf(b, sizeof b, ".part%0*zu", width, k + 1);
           std::string name = s.manifest->archive + b;
-          if (!listed.count(name) && ::access((dir + "/" + name).c_str(), F_OK) == 0)
-            p.extra.push_back("extra fragment " + quote(dir + "/" + name) + " is not in the manifest");
+          ArchiveSource probe;
+          probe.bucket = s.bucket;
+          probe.files = {dir + "/" + name};
+          if (!listed.count(name) && file_exists(probe, 0))
+            p.extra.push_back("extra fragment " + quote(display(probe, 0)) + " is not in the manifest");
         }
       }
     }
@@ -109,22 +112,19 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
   std::vector<size_t> mine = share(nfrag);
   std::vector<std::string> problems = parallel_map(mine.size(), threads, [&](size_t j) -> std::string {
     const Fragment& f = m.fragments[mine[j]];
-    const std::string& path = src.files.at(mine[j]);
+    const std::string path = display(src, mine[j]);
     try {
-      if (::access(path.c_str(), F_OK) != 0) return "fragment " + quote(path) + " is missing";
+      if (!file_exists(src, mine[j])) return "fragment " + quote(path) + " is missing";
       uint64_t size = src.sizes[mine[j]];
       if (size != f.size)
         return "fragment " + quote(path) + " has " + std::to_string(size) + " bytes, expected " + std::to_string(f.size) +
                (size < f.size ? " (truncated)" : " (too long)");
       if (f.sha256.empty()) return "";
-      Fd fd = open_or_throw(path, O_RDONLY);
       Sha256 h;
-      std::string buf(4 << 20, '\0');
       for (uint64_t off = 0; off < f.size;) {
-        uint64_t n = pread_full(fd.get(), buf.data(), std::min<uint64_t>(buf.size(), f.size - off), off, path);
-        if (n == 0) return "fragment " + quote(path) + " is truncated";
-        h.update(std::string_view(buf.data(), n));
-        off += n;
+        std::string chunk = read_file_range(src, mine[j], off, std::min<uint64_t>(8 << 20, f.size - off));
+        h.update(chunk);
+        off += chunk.size();
       }
       if (h.hex() != f.sha256) return "fragment " + quote(path) + " is corrupted (SHA-256 mismatch)";
       return "";

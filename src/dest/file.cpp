@@ -18,11 +18,12 @@ class FileDestination final : public Destination {
       : spec_(s), final_(s.output_dir + "/" + s.name), temp_(temp_name(s)) {}
   std::string archive_name() const override { return spec_.name; }
 
-  void prepare() override {
+  std::string prepare() override {
     check_output_dir(spec_.output_dir);
     Fd fd = open_or_throw(temp_, O_WRONLY | O_CREAT | O_TRUNC);
+    return "";
   }
-  void open() override { fd_ = open_or_throw(temp_, O_WRONLY); }
+  void open(const std::string&) override { fd_ = open_or_throw(temp_, O_WRONLY); }
   void write_at(uint64_t offset, std::string_view bytes) override {
     pwrite_all(fd_.get(), bytes, offset, temp_);
   }

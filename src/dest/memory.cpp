@@ -19,11 +19,12 @@ class MemoryDestination final : public Destination {
  public:
   explicit MemoryDestination(const DestinationSpec& s) : spec_(s) {}
   std::string archive_name() const override { return spec_.name; }
-  void prepare() override {
+  std::string prepare() override {
     std::lock_guard<std::mutex> l(g_mu);
     store()[temp()].clear();
+    return "";
   }
-  void open() override {}
+  void open(const std::string&) override {}
   void write_at(uint64_t offset, std::string_view bytes) override {
     std::lock_guard<std::mutex> l(g_mu);
     std::string& s = store()[temp()];

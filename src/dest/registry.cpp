@@ -10,6 +10,7 @@ struct DestEntry {
   std::unique_ptr<Destination> (*make)(const DestinationSpec&);
 };
 const DestEntry kDestinations[] = {
+    {"cloud", make_cloud_destination},
     {"hdd", make_file_destination},
     {"memory", make_memory_destination},
     {"usb_split", make_split_destination},

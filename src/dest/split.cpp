@@ -27,11 +27,12 @@ class SplitDestination final : public Destination {
   }
   std::string archive_name() const override { return spec_.name; }
 
-  void prepare() override {
+  std::string prepare() override {
     check_output_dir(spec_.output_dir);
     remove_temps();  // leftovers of an earlier killed run with the same name
+    return "";
   }
-  void open() override {}
+  void open(const std::string&) override {}
   void write_at(uint64_t offset, std::string_view bytes) override {
     while (!bytes.empty()) {
       uint64_t k = offset / spec_.split_bytes, within = offset % spec_.split_bytes;

@@ -151,6 +151,7 @@ class TarLayout final : public Layout {
       pos_ += u.size;
     }
   }
+  uint64_t settled() const override { return pos_; }
   uint64_t finish(std::vector<Write>& structural) override {
     Write w{pos_, {}};
     codec_.compress(std::string(2 * kTarBlock, '\0'), w.bytes);

@@ -222,6 +222,7 @@ class ZipLayout final : public Layout {
           rec.csize = f.csize;
           rec.usize = f.usize;
           pending_ = f.placeholder;
+          pending_offset_ = rec.offset;
         } else {
           rec.crc = static_cast<uint32_t>(crc32_combine64(rec.crc, f.crc, static_cast<z_off64_t>(f.usize)));
           rec.csize += f.csize;
@@ -236,6 +237,7 @@ class ZipLayout final : public Layout {
     }
   }
 
+  uint64_t settled() const override { return pending_ ? pending_offset_ : pos_; }
   uint64_t finish(std::vector<Write>& structural) override {
     const uint64_t cd_start = pos_;
     Write w{pos_, {}};
@@ -286,6 +288,7 @@ class ZipLayout final : public Layout {
   std::vector<Record> rec_;
   uint64_t pos_ = 0;
   bool pending_ = false;  // the entry being placed has a placeholder header
+  uint64_t pending_offset_ = 0;
 };
 
 // One raw deflate segment; `finish` ends the deflate stream, otherwise a full flush leaves it
