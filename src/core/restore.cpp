@@ -242,7 +242,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
         while (true) {
           r = archive_read_data_block(in.a, &buf, &size, &offset);
           if (r == ARCHIVE_EOF) break;
-          if (r < ARCHIVE_WARN)
+          if (r != ARCHIVE_OK)  // libarchive reports a zip member's CRC mismatch as a warning
             throw Fatal(damage(in, as, " (in " + quote(name) + ")"));
           if (archive_write_data_block(out.a, buf, size, offset) < ARCHIVE_WARN)
             throw Fatal("cannot write " + quote(name) + ": " + archive_error_string(out.a));

@@ -58,7 +58,7 @@ bool make_entry(const struct stat& st, Entry& e, Log& log, const std::string& di
   } else if (S_ISFIFO(st.st_mode)) {
     e.type = EntryType::Fifo;
   } else {
-    log.notice(quote(disk) + ": " + (S_ISSOCK(st.st_mode) ? "socket" : "device") + " ignored");
+    log.warn(quote(disk) + ": " + (S_ISSOCK(st.st_mode) ? "socket" : "device") + " not stored (skipped)");
     return false;
   }
   e.mtime_sec = st.st_mtim.tv_sec;

@@ -8,6 +8,7 @@
 #include "dest/file_util.h"
 #include "dest/registry.h"
 #include "pbackup/error.h"
+#include "pbackup/sha256.h"
 
 namespace pbackup {
 namespace {
@@ -33,14 +34,14 @@ class FileDestination final : public Destination {
     if (::close(fd_.release()) != 0) throw_sys("cannot close", temp_, errno);
   }
   size_t fragment_count(uint64_t) const override { return 1; }
-  std::string hash_fragment(size_t, uint64_t) override { return ""; }
-  std::vector<Fragment> commit(uint64_t total, const std::vector<std::string>&) override {
+  // One sequential read of the whole archive on rank 0 (from the page cache, at SHA-NI speed:
+  // ~1.5 GB/s here), for the .sha256 file that sha256sum -c reads.
+  std::string hash_fragment(size_t, uint64_t total) override { return hash_file(temp_, total); }
+  std::vector<Fragment> commit(uint64_t total, const std::vector<std::string>& hashes) override {
     Fd fd = open_or_throw(temp_, O_RDWR);
     if (::ftruncate(fd.get(), static_cast<off_t>(total)) != 0) throw_sys("cannot truncate", temp_, errno);
     fsync_or_throw(fd.get(), temp_);
-    // No whole-file hash here: it would mean one rank re-reading the archive. Every byte is
-    // covered by the per-block SHA-256s in the manifest instead.
-    Fragment f{spec_.name, total, ""};
+    Fragment f{spec_.name, total, hashes.empty() ? "" : hashes[0]};
     if (::rename(temp_.c_str(), final_.c_str()) != 0) throw_sys("cannot rename into", final_, errno);
     fsync_dir(spec_.output_dir);
     return {f};

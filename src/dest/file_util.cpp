@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "pbackup/error.h"
+#include "pbackup/sha256.h"
 
 namespace pbackup {
 
@@ -82,6 +83,20 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
     throw_sys("cannot rename into", path, err);
   }
   fsync_dir(dir_of(path));
+}
+
+std::string hash_file(const std::string& path, uint64_t size) {
+  Fd fd = open_or_throw(path, O_RDONLY);
+  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  Sha256 h;
+  std::string buf(4 << 20, '\0');
+  for (uint64_t off = 0; off < size;) {
+    uint64_t n = pread_full(fd.get(), buf.data(), std::min<uint64_t>(buf.size(), size - off), off, path);
+    if (n == 0) throw Fatal(quote(path) + " is shorter than the layout says");
+    h.update(std::string_view(buf.data(), n));
+    off += n;
+  }
+  return h.hex();
 }
 
 void check_output_dir(const std::string& dir) {

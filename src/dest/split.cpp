@@ -53,19 +53,7 @@ class SplitDestination final : public Destination {
     return std::max<uint64_t>(1, (total + spec_.split_bytes - 1) / spec_.split_bytes);
   }
   std::string hash_fragment(size_t k, uint64_t total) override {
-    std::string path = temp_path(k);
-    Fd fd = open_or_throw(path, O_RDONLY);
-    uint64_t size = fragment_size(k, total);
-    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-    Sha256 h;
-    std::string buf(4 << 20, '\0');
-    for (uint64_t off = 0; off < size;) {
-      uint64_t n = pread_full(fd.get(), buf.data(), std::min<uint64_t>(buf.size(), size - off), off, path);
-      if (n == 0) throw Fatal("fragment " + quote(path) + " is shorter than the layout says");
-      h.update(std::string_view(buf.data(), n));
-      off += n;
-    }
-    return h.hex();
+    return hash_file(temp_path(k), fragment_size(k, total));
   }
   std::vector<Fragment> commit(uint64_t total, const std::vector<std::string>& hashes) override {
     size_t n = fragment_count(total);
