@@ -9,7 +9,8 @@ PKGS=(
   libarchive-dev zlib1g-dev libdeflate-dev libbz2-dev libzstd-dev libssl-dev libcurl4-openssl-dev
   libcxxopts-dev doctest-dev
   # peer tools the tests and the benchmark check archives with
-  tar gzip bzip2 zstd unzip zip libarchive-tools pigz pbzip2 lbzip2 time
+  tar gzip bzip2 xz-utils zstd unzip zip libarchive-tools pigz pbzip2 lbzip2 time
+  python3 curl procps util-linux coreutils
 )
 missing=()
 for p in "${PKGS[@]}"; do
