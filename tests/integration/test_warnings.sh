@@ -103,7 +103,9 @@ for spec in gzip:plain zip:2; do
   C="$WORK/chg_$algo"
   mkdir -p "$C/src/chg" "$C/out" "$C/x"
   printf 'stable\n' >"$C/src/chg/stable.txt"
-  head -c 3000000 /dev/zero | tr '\0' 'g' >"$C/src/chg/grow.log"
+  # big enough that reading it spans many blocks while the writer below keeps appending to it,
+  # so the change is seen even when the machine is busy
+  head -c 48000000 /dev/zero | tr '\0' 'g' >"$C/src/chg/grow.log"
   head -c 3000000 /dev/zero | tr '\0' 'f' >"$C/src/chg/flap.bin"
   "$PYTHON" - "$C/src/chg" "$C/stop" <<'PY' &
 import os, sys, time
@@ -164,7 +166,7 @@ import os, random, sys
 os.makedirs(sys.argv[1], exist_ok=True)
 r = random.Random(5)
 table = bytes(b"abcdefghijklmnopqrstuvwxyz \n"[i % 28] for i in range(256))
-for i in range(8):  # 32 MiB: bzip2 -9 on one thread per rank takes a few seconds
+for i in range(24):  # 96 MiB: bzip2 -9 on one thread per rank takes several seconds
     with open(os.path.join(sys.argv[1], "f%d.txt" % i), "wb") as f:
         f.write(r.randbytes(4 * 1024 * 1024).translate(table))
 PY
@@ -188,9 +190,9 @@ kill_run() { # LABEL SIGNAL CMD...
   "$@" backup --sources "$SRC/big" --output-dir "$out" --algo bzip2 --level 9 --threads 1 --block-mb 1 --name k \
     >"$WORK/kill.out" 2>"$WORK/kill.err" &
   local pid=$! rc=0 i
-  # wait until the backup has started writing (something appears in OUT), then signal it
-  for i in $(seq 1 200); do
-    [ -z "$(ls -A "$out")" ] || break
+  # wait until the backup has written its first blocks (its temporary file has data), then signal it
+  for i in $(seq 1 400); do
+    [ -z "$(find "$out" -name '.*tmp-pbackup' -size +0 2>/dev/null)" ] || break
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
