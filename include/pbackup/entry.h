@@ -4,6 +4,7 @@
 // storing it twice (rank 0 keeps one Entry per file, so every byte here counts).
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ struct Entry {
   uint32_t root = 0;
   EntryType type = EntryType::File;
 };
+
+// Rank 0 keeps one Entry per file. A deque grows without the vector's copy-and-double peak, so
+// the peak stays one Entry (plus its path) per file.
+using EntryList = std::deque<Entry>;
 
 // A source root: where it lives on disk and the name it gets in the archive.
 struct Root {

@@ -102,10 +102,10 @@ class Format {
   virtual std::string extension() const = 0;  // "tar.gz", "zip"
   // Rank 0: the entries as they will be stored (zip turns hard links into copies and drops
   // fifos, with a warning).
-  virtual void adapt(std::vector<Entry>& entries, Log& log) const = 0;
-  virtual std::vector<Block> cut(const std::vector<Entry>& entries, uint64_t block_bytes) const = 0;
+  virtual void adapt(EntryList& entries, Log& log) const = 0;
+  virtual std::vector<Block> cut(const EntryList& entries, uint64_t block_bytes) const = 0;
   virtual void encode_block(const BlockJob& job, DataSource& src, std::vector<Unit>& out) const = 0;
-  virtual std::unique_ptr<Layout> make_layout(const std::vector<Entry>& entries) const = 0;
+  virtual std::unique_ptr<Layout> make_layout(const EntryList& entries) const = 0;
 };
 
 // Registry: "zip" -> zip with deflate; "gzip"/"bzip2"/"zstd" -> tar with that codec.

@@ -19,9 +19,9 @@ class Destination;
 // Checks the roots (exist, are directories or files, distinct base names). Rank 0.
 std::vector<Root> resolve_roots(const std::vector<std::string>& sources);
 // Every rank calls it; rank 0 returns all entries (unsorted), the others an empty vector.
-std::vector<Entry> scan(Comm& comm, const std::vector<Root>& roots, Log& log);
+EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log);
 // Sorts by path and marks hard links (second and later names of an inode). Rank 0.
-void order_entries(std::vector<Entry>& entries);
+void order_entries(EntryList& entries);
 
 // --- backup (src/core/backup.cpp) ---
 struct BackupStats {

@@ -47,6 +47,7 @@ class Bzip2Codec final : public Codec {
     } while (rc == BZ_RUN_OK || rc == BZ_FINISH_OK);
     if (rc != BZ_STREAM_END) throw Fatal("bzip2: compression failed");
     out.resize(start + produced);
+    out.shrink_to_fit();  // the bound is the input's size; a window holds many of these
   }
 
   std::string decompress(std::string_view in) const override {

@@ -27,6 +27,7 @@ class GzipCodec final : public Codec {
     size_t n = libdeflate_gzip_compress(c.get(), in.data(), in.size(), out.data() + start, out.size() - start);
     if (n == 0) throw Fatal("gzip: compression failed");
     out.resize(start + n);
+    out.shrink_to_fit();  // the bound is the input's size; a window holds many of these
   }
 
   // libdeflate when the member's size trailer (ISIZE, size mod 2^32) gives the output size;

@@ -23,6 +23,7 @@ class ZstdCodec final : public Codec {
     size_t n = ZSTD_compress2(cctx.get(), out.data() + start, out.size() - start, in.data(), in.size());
     if (ZSTD_isError(n)) throw Fatal(std::string("zstd: ") + ZSTD_getErrorName(n));
     out.resize(start + n);
+    out.shrink_to_fit();  // the bound is the input's size; a window holds many of these
   }
 
   std::string decompress(std::string_view in) const override {

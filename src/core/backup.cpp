@@ -138,7 +138,7 @@ std::vector<RankRound> share_round(const std::vector<Block>& blocks, size_t firs
 }
 
 std::string encode_jobs(const std::vector<uint64_t>& ids, const std::vector<Block>& blocks,
-                        const std::vector<Entry>& entries, const std::vector<Root>& roots) {
+                        const EntryList& entries, const std::vector<Root>& roots) {
   ByteWriter w;
   w.u64(ids.size());
   for (uint64_t id : ids) {
@@ -259,7 +259,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   register_temp_files(dest->temp_paths());
 
   // scan + plan
-  std::vector<Entry> entries = scan(comm, setup.roots, log);
+  EntryList entries = scan(comm, setup.roots, log);
   std::vector<Block> blocks;
   std::string err, prepared;
   if (root) {

@@ -85,7 +85,7 @@ bool read_link(int dirfd, const char* name, const std::string& disk, std::string
 }
 
 // Scans one directory: its children become entries, subdirectories become tasks.
-void scan_dir(const DirTask& t, std::vector<Entry>& out, std::vector<DirTask>& subdirs, Log& log) {
+void scan_dir(const DirTask& t, EntryList& out, std::vector<DirTask>& subdirs, Log& log) {
   int fd = ::open(t.disk.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     log.warn(sys_message("cannot open directory", t.disk, errno));
@@ -129,7 +129,7 @@ void scan_dir(const DirTask& t, std::vector<Entry>& out, std::vector<DirTask>& s
 
 // Scans from `todo` until about kBatchEntries entries were found (or everything, if
 // `unbounded`); what is left stays in `todo`.
-void scan_some(std::deque<DirTask>& todo, std::vector<Entry>& out, Log& log, bool unbounded) {
+void scan_some(std::deque<DirTask>& todo, EntryList& out, Log& log, bool unbounded) {
   std::vector<DirTask> subdirs;
   while (!todo.empty() && (unbounded || out.size() < kBatchEntries)) {
     DirTask t = std::move(todo.front());
@@ -143,7 +143,7 @@ void scan_some(std::deque<DirTask>& todo, std::vector<Entry>& out, Log& log, boo
 }
 
 // Entries of the roots themselves, and the first directory tasks.
-void scan_roots(const std::vector<Root>& roots, std::vector<Entry>& out, std::deque<DirTask>& todo, Log& log) {
+void scan_roots(const std::vector<Root>& roots, EntryList& out, std::deque<DirTask>& todo, Log& log) {
   for (uint32_t i = 0; i < roots.size(); ++i) {
     struct stat st {};
     if (::lstat(roots[i].disk.c_str(), &st) != 0) {
@@ -160,7 +160,7 @@ void scan_roots(const std::vector<Root>& roots, std::vector<Entry>& out, std::de
   }
 }
 
-std::string encode_result(const std::vector<Entry>& entries, const std::deque<DirTask>& left) {
+std::string encode_result(const EntryList& entries, const std::deque<DirTask>& left) {
   ByteWriter w;
   w.u64(entries.size());
   for (auto& e : entries) encode(w, e);
@@ -178,15 +178,15 @@ void scan_worker(Comm& comm, Log& log) {
     if (n == 0) return;  // done
     std::deque<DirTask> todo;
     for (uint64_t i = 0; i < n; ++i) todo.push_back(decode_task(r));
-    std::vector<Entry> found;
+    EntryList found;
     scan_some(todo, found, log, false);
     if (interrupted()) todo.clear();
     comm.send(0, kTagResult, encode_result(found, todo));
   }
 }
 
-std::vector<Entry> scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log) {
-  std::vector<Entry> all;
+EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log) {
+  EntryList all;
   std::deque<DirTask> queue;
   scan_roots(roots, all, queue, log);
   const int workers = comm.size() - 1;
@@ -249,9 +249,9 @@ std::vector<Root> resolve_roots(const std::vector<std::string>& sources) {
   return roots;
 }
 
-std::vector<Entry> scan(Comm& comm, const std::vector<Root>& roots, Log& log) {
+EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log) {
   if (comm.size() == 1) {
-    std::vector<Entry> all;
+    EntryList all;
     std::deque<DirTask> todo;
     scan_roots(roots, all, todo, log);
     scan_some(todo, all, log, true);
@@ -262,7 +262,7 @@ std::vector<Entry> scan(Comm& comm, const std::vector<Root>& roots, Log& log) {
   return {};
 }
 
-void order_entries(std::vector<Entry>& entries) {
+void order_entries(EntryList& entries) {
   std::sort(entries.begin(), entries.end(),
             [](const Entry& a, const Entry& b) { return path_less(a.path, b.path); });
   struct Key {

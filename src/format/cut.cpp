@@ -3,7 +3,7 @@
 
 namespace pbackup {
 
-std::vector<Block> cut_blocks(const std::vector<Entry>& entries, const StreamShape& shape,
+std::vector<Block> cut_blocks(const EntryList& entries, const StreamShape& shape,
                               uint64_t block_bytes) {
   const uint64_t A = shape.align;
   auto pad = [A](uint64_t n) { return (n + A - 1) / A * A; };
@@ -24,7 +24,9 @@ std::vector<Block> cut_blocks(const std::vector<Entry>& entries, const StreamSha
     const Entry& e = entries[i];
     uint64_t h = shape.header_bytes(e), d = shape.data_bytes(e);
     if (shape.skip_empty && h == 0 && d == 0) continue;
-    if (cur_bytes >= block_bytes) close();
+    // Many tiny files: cap the entries per block too, so a block job (which carries its
+    // entries) stays small whatever the file sizes.
+    if (cur_bytes >= block_bytes || cur.pieces.size() >= kMaxPiecesPerBlock) close();
     Piece p{i, h > 0, false, 0, 0};
     cur_bytes += h;
     stream_pos += h;

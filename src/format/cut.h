@@ -19,10 +19,12 @@ struct StreamShape {
   bool skip_empty = false;
 };
 
+constexpr size_t kMaxPiecesPerBlock = 4096;
+
 // Deterministic: depends only on the entries, the shape and block_bytes. A block holds whole
 // small entries until it reaches block_bytes; a big file's data continues over several blocks.
 // A tail shorter than 1/8 block stays with its block rather than starting a tiny one.
-std::vector<Block> cut_blocks(const std::vector<Entry>& entries, const StreamShape& shape,
+std::vector<Block> cut_blocks(const EntryList& entries, const StreamShape& shape,
                               uint64_t block_bytes);
 
 // Serialization of jobs and unit infos between ranks.

@@ -170,9 +170,9 @@ class TarFormat final : public Format {
   explicit TarFormat(std::unique_ptr<Codec> codec) : codec_(std::move(codec)) {}
   std::string name() const override { return "tar"; }
   std::string extension() const override { return "tar." + codec_->extension(); }
-  void adapt(std::vector<Entry>&, Log&) const override {}
+  void adapt(EntryList&, Log&) const override {}
 
-  std::vector<Block> cut(const std::vector<Entry>& entries, uint64_t block_bytes) const override {
+  std::vector<Block> cut(const EntryList& entries, uint64_t block_bytes) const override {
     StreamShape shape;
     shape.header_bytes = [](const Entry& e) { return tar_header(e).size(); };
     shape.data_bytes = [](const Entry& e) { return e.type == EntryType::File ? e.size : 0; };
@@ -202,7 +202,7 @@ class TarFormat final : public Format {
     out.push_back(std::move(u));
   }
 
-  std::unique_ptr<Layout> make_layout(const std::vector<Entry>&) const override {
+  std::unique_ptr<Layout> make_layout(const EntryList&) const override {
     return std::make_unique<TarLayout>(*codec_);
   }
 

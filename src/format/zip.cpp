@@ -204,7 +204,7 @@ PartFact decode_part(ByteReader& r) {
 
 class ZipLayout final : public Layout {
  public:
-  explicit ZipLayout(const std::vector<Entry>& entries) : entries_(entries), rec_(entries.size()) {}
+  explicit ZipLayout(const EntryList& entries) : entries_(entries), rec_(entries.size()) {}
 
   void place(const std::vector<UnitInfo>& units, std::vector<uint64_t>& offsets,
              std::vector<Write>& structural) override {
@@ -284,7 +284,7 @@ class ZipLayout final : public Layout {
   }
 
  private:
-  const std::vector<Entry>& entries_;
+  const EntryList& entries_;
   std::vector<Record> rec_;
   uint64_t pos_ = 0;
   bool pending_ = false;  // the entry being placed has a placeholder header
@@ -336,24 +336,23 @@ class ZipFormat final : public Format {
   std::string name() const override { return "zip"; }
   std::string extension() const override { return "zip"; }
 
-  void adapt(std::vector<Entry>& entries, Log& log) const override {
-    std::vector<Entry> kept;
-    kept.reserve(entries.size());
-    for (auto& e : entries) {
+  void adapt(EntryList& entries, Log& log) const override {
+    // In place: a copy would double rank 0's peak memory.
+    auto keep_end = std::remove_if(entries.begin(), entries.end(), [&](Entry& e) {
       if (e.type == EntryType::Fifo) {
         log.notice(quote(e.path) + ": fifo not stored (zip cannot hold fifos)");
-        continue;
+        return true;
       }
       if (e.type == EntryType::Hardlink) {  // zip has no hard links: store the data again
         e.type = EntryType::File;
         e.link.clear();
       }
-      kept.push_back(std::move(e));
-    }
-    entries.swap(kept);
+      return false;
+    });
+    entries.erase(keep_end, entries.end());
   }
 
-  std::vector<Block> cut(const std::vector<Entry>& entries, uint64_t block_bytes) const override {
+  std::vector<Block> cut(const EntryList& entries, uint64_t block_bytes) const override {
     StreamShape shape;
     shape.header_bytes = [](const Entry& e) {
       return local_header_size(e) + (e.type == EntryType::Symlink ? e.link.size() : 0);
@@ -400,10 +399,11 @@ class ZipFormat final : public Format {
       encode(facts, f);
     }
     u.extra = facts.take();
+    u.data.shrink_to_fit();
     out.push_back(std::move(u));
   }
 
-  std::unique_ptr<Layout> make_layout(const std::vector<Entry>& entries) const override {
+  std::unique_ptr<Layout> make_layout(const EntryList& entries) const override {
     return std::make_unique<ZipLayout>(entries);
   }
 

@@ -70,7 +70,7 @@ TEST_CASE("tar headers: pax records for long and UTF-8 names, sub-second and old
 }
 
 TEST_CASE("cutting: small files share blocks, a big file spans several, nothing is lost") {
-  std::vector<Entry> es;
+  EntryList es;
   es.push_back(file("r/a", 1000));
   es.push_back(file("r/big", 10'000'000));
   es.push_back(file("r/z", 10));
