@@ -259,7 +259,13 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   register_temp_files(dest->temp_paths());
 
   // scan + plan
+  auto since = [&] {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.2f s", std::chrono::duration<double>(Clock::now() - t0).count());
+    return std::string(b);
+  };
   EntryList entries = scan(comm, setup.roots, log);
+  if (root) log.info("scanned " + std::to_string(entries.size()) + " entries at " + since());
   std::vector<Block> blocks;
   std::string err, prepared;
   if (root) {
@@ -282,6 +288,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     return static_cast<int>(kExitFatal);
   };
   if (!comm.all_ok(err.empty() && !interrupted())) return fail(err);
+  if (root) log.info("planned " + std::to_string(blocks.size()) + " blocks at " + since());
   comm.broadcast(prepared, 0);
   try {
     dest->open(prepared);
@@ -453,6 +460,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     msgs = round_messages(more ? kWork : kFinish, offsets_per_rank, shares, settled_now);
   }
   if (aborted) return fail(abort_reason);
+  if (root) log.info("compressed and wrote every block at " + since());
 
   // finish: once every rank has written its last blocks, the remaining structure; then sync
   // everywhere and commit
@@ -520,6 +528,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     }
   }
 
+  if (root) log.info("synced and hashed at " + since());
   std::string commit_error;
   if (root) {
     try {

@@ -6,6 +6,7 @@
 #include <boost/serialization/string.hpp>
 #include <boost/serialization/vector.hpp>
 #include <cstdlib>
+#include <cstring>
 
 #include "pbackup/pipeline.h"
 
@@ -74,7 +75,18 @@ bool launched_by_mpi() {
   return false;
 }
 
-std::unique_ptr<Comm> make_mpi_comm(int& argc, char**& argv) { return std::make_unique<MpiComm>(argc, argv); }
+std::unique_ptr<Comm> make_mpi_comm(int& argc, char**& argv) {
+  // All ranks on one node (mpirun says so before MPI_Init): shared memory is all the transport
+  // needed, and skipping the network probes (UCX, verbs, ofi) saves ~0.2 s of start-up here.
+  // Only defaults: anything the user or the site set wins.
+  const char* size = std::getenv("OMPI_COMM_WORLD_SIZE");
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (size && local && std::strcmp(size, local) == 0 && !std::getenv("OMPI_MCA_pml") && !std::getenv("OMPI_MCA_btl")) {
+    ::setenv("OMPI_MCA_pml", "ob1", 0);
+    ::setenv("OMPI_MCA_btl", "self,vader", 0);
+  }
+  return std::make_unique<MpiComm>(argc, argv);
+}
 
 void mpi_abort(int code) {
   mpi::communicator world;
