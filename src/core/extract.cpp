@@ -24,6 +24,7 @@ void encode(ByteWriter& w, const RestoredEntry& e) {
   w.u32(e.gid);
   w.i64(e.mtime);
   w.u32(e.mtime_nsec);
+  w.u8(e.done);
 }
 
 RestoredEntry decode_restored(ByteReader& r) {
@@ -36,6 +37,7 @@ RestoredEntry decode_restored(ByteReader& r) {
   e.gid = r.u32();
   e.mtime = r.i64();
   e.mtime_nsec = r.u32();
+  e.done = r.u8();
   return e;
 }
 
@@ -152,11 +154,19 @@ int Extractor::walk(const std::string& path) {
   return fd;
 }
 
-int Extractor::open_file(const std::string& path, bool fresh) {
+int Extractor::open_file(const std::string& path, bool fresh, bool* created) {
   std::string leaf;
   int parent = open_parent(path, leaf);
+  if (created) *created = false;
   for (int attempt = 0; attempt < 4; ++attempt) {
-    int fd = ::openat(parent, leaf.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    // The common case first: a new file.
+    int fd = ::openat(parent, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      if (created) *created = true;
+      return fd;
+    }
+    if (errno != EEXIST) throw_sys("cannot create", dir_ + "/" + path, errno);
+    fd = ::openat(parent, leaf.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0) {
       struct stat st {};
       ::fstat(fd, &st);
@@ -174,22 +184,30 @@ int Extractor::open_file(const std::string& path, bool fresh) {
       continue;
     }
     if (errno != ENOENT) throw_sys("cannot open", dir_ + "/" + path, errno);
-    fd = ::openat(parent, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd >= 0) return fd;
-    if (errno != EEXIST) throw_sys("cannot create", dir_ + "/" + path, errno);
   }
   throw Fatal("cannot create " + quote(dir_ + "/" + path) + ": it keeps changing");
 }
 
-void Extractor::create_file(const std::string& path, uint64_t size, std::string_view head) {
-  Fd fd(open_file(path, true));
-  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) throw_sys("cannot size", dir_ + "/" + path, errno);
+bool Extractor::create_file(const std::string& path, uint64_t size, std::string_view head, const RestoredEntry* meta) {
+  bool created = false;
+  Fd fd(open_file(path, true, &created));
+  if ((!created || size != head.size()) && ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0)
+    throw_sys("cannot size", dir_ + "/" + path, errno);
   pwrite_all(fd.get(), head, 0, dir_ + "/" + path);
+  if (!meta) return false;
+  // The whole file is here: its owner, mode and time go on now, on this thread, by fd.
+  if (::geteuid() == 0 && ::fchown(fd.get(), meta->uid, meta->gid) != 0) throw_sys("cannot set owner of", dir_ + "/" + path, errno);
+  if (::fchmod(fd.get(), meta->mode & 07777) != 0) throw_sys("cannot set mode of", dir_ + "/" + path, errno);
+  struct timespec ts[2];
+  ts[0].tv_sec = ts[1].tv_sec = meta->mtime;
+  ts[0].tv_nsec = ts[1].tv_nsec = meta->mtime_nsec;
+  if (::futimens(fd.get(), ts) != 0) throw_sys("cannot set time of", dir_ + "/" + path, errno);
+  return true;
 }
 
 void Extractor::write_data(const std::string& path, uint64_t offset, std::string_view data) {
   if (data.empty()) return;
-  Fd fd(open_file(path, false));
+  Fd fd(open_file(path, false, nullptr));
   pwrite_all(fd.get(), data, offset, dir_ + "/" + path);
 }
 
@@ -250,7 +268,7 @@ size_t Extractor::finish(std::vector<RestoredEntry>& entries, Log& log, int thre
   // 2. metadata of everything but directories, in parallel
   parallel_map(entries.size(), threads, [&](size_t i) {
     const RestoredEntry& e = entries[i];
-    if (e.type == '5' || e.type == '1' || !errors[i].empty()) return 0;
+    if (e.type == '5' || e.type == '1' || e.done || !errors[i].empty()) return 0;
     try {
       std::string leaf;
       int parent = open_parent(e.path, leaf);

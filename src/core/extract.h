@@ -21,6 +21,7 @@ struct RestoredEntry {
   uint32_t mode = 0, uid = 0, gid = 0;
   int64_t mtime = 0;
   uint32_t mtime_nsec = 0;
+  bool done = false;  // metadata already applied (a file whose data was all in one block)
 };
 void encode(ByteWriter& w, const RestoredEntry& e);
 RestoredEntry decode_restored(ByteReader& r);
@@ -34,7 +35,9 @@ class Extractor {
 
   // Makes sure the file exists as a regular file of `size` bytes (replacing anything else at
   // that name, and unsharing hard links that predate the restore) and writes its first bytes.
-  void create_file(const std::string& path, uint64_t size, std::string_view head);
+  // With `meta` (all of the file's data is in `head`), also applies owner, mode and time;
+  // returns whether it did.
+  bool create_file(const std::string& path, uint64_t size, std::string_view head, const RestoredEntry* meta = nullptr);
   // Writes file data at `offset` (the file is created if another thread has not yet).
   void write_data(const std::string& path, uint64_t offset, std::string_view data);
   void make_dir(const std::string& path);
@@ -49,7 +52,7 @@ class Extractor {
   int open_parent(const std::string& path, std::string& leaf);
   int walk(const std::string& dir_path);  // a new fd the caller closes
   void forget_cached_dirs();
-  int open_file(const std::string& path, bool exclusive_fresh);
+  int open_file(const std::string& path, bool fresh, bool* created);
   int root_ = -1;
   std::string dir_;
 };

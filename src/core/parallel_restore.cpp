@@ -88,7 +88,7 @@ BlockResult restore_block(const ArchiveSource& src, const ManifestBlock& b, cons
         if (e.type == '5') x.make_dir(path);
         else if (e.type == '0' || e.type == '7') {
           e.type = '0';
-          x.create_file(path, m.size, buf.substr(pos, n));
+          e.done = x.create_file(path, m.size, buf.substr(pos, n), n == m.size ? &e : nullptr);
           res.bytes += n;
         } else if (e.type != '1' && e.type != '2' && e.type != '6') {
           log.notice(quote(m.path) + ": member type '" + std::string(1, m.type) + "' not restored");
