@@ -73,14 +73,7 @@ bool path_selected(const std::string& path, const std::vector<std::string>& only
 }
 
 Extractor::Extractor(const std::string& dir) : dir_(dir) {
-  std::string cur;
-  for (size_t i = 0; i <= dir.size(); ++i) {  // mkdir -p
-    if (i == dir.size() || dir[i] == '/') {
-      cur = dir.substr(0, i);
-      if (!cur.empty() && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
-        throw Fatal(sys_message("cannot create restore directory", cur, errno));
-    }
-  }
+  make_dirs(dir, "cannot create restore directory");
   root_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_ < 0) throw Fatal(sys_message("cannot open restore directory", dir, errno));
 }

@@ -163,18 +163,6 @@ int in_directory(const std::string& dir, F body) {
   return rc;
 }
 
-int make_dirs(const std::string& path) {
-  std::string cur;
-  size_t i = 0;
-  while (i <= path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    cur = path.substr(0, j);
-    if (!cur.empty() && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) return errno;
-    i = j + 1;
-  }
-  return 0;
-}
 
 int restore_one_rank(const RestoreOptions& opt, Log& log) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -182,7 +170,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
   ReadArchive in;
   open_for_reading(in, oa, opt.source, opt.original_base_filename);
   const ArchiveSource& as = oa.source;
-  if (int err = make_dirs(opt.restore_to)) throw Fatal(sys_message("cannot create restore directory", opt.restore_to, err));
+  make_dirs(opt.restore_to, "cannot create restore directory");
 
   WriteDisk out;
   int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |

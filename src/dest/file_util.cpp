@@ -85,6 +85,14 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
   fsync_dir(dir_of(path));
 }
 
+void make_dirs(const std::string& path, const std::string& what) {
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i != path.size() && path[i] != '/') continue;
+    std::string cur = path.substr(0, i);
+    if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) throw_sys(what, cur, errno);
+  }
+}
+
 std::string hash_file(const std::string& path, uint64_t size) {
   Fd fd = open_or_throw(path, O_RDONLY);
   ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);

@@ -39,6 +39,8 @@ void fsync_or_throw(int fd, const std::string& path);
 void write_file_atomic(const std::string& path, std::string_view bytes);
 std::string dir_of(const std::string& path);
 void fsync_dir(const std::string& dir);
+// mkdir -p; Fatal("WHAT 'path': reason") on failure.
+void make_dirs(const std::string& path, const std::string& what);
 // SHA-256 (hex) of the first `size` bytes of a file; Fatal if it is shorter.
 std::string hash_file(const std::string& path, uint64_t size);
 // Checks that `dir` exists, is a directory and is writable; throws Fatal otherwise.
