@@ -130,15 +130,15 @@ def mpi_wrap(np, tfile, cmd, mpirun_extra=()):
 
 
 def wait_quiet(limit_pct, max_wait):
-    """Wait (up to max_wait s) until the rest of the machine uses under limit_pct% of it over one
-    second; returns the seconds waited. Our own driver is idle meanwhile, so all of it is others."""
+    """Wait (up to max_wait s) until the rest of the machine uses under limit_pct% of it over half
+    a second; returns the seconds waited. Our own driver is idle meanwhile, so all of it is others."""
     t0 = time.monotonic()
     while True:
         b0 = busy_seconds()
-        time.sleep(1.0)
-        used = (busy_seconds() - b0) / NCPU * 100
+        time.sleep(0.5)
+        used = (busy_seconds() - b0) / 0.5 / NCPU * 100
         if used <= limit_pct or time.monotonic() - t0 >= max_wait:
-            return time.monotonic() - t0 - 1.0
+            return time.monotonic() - t0 - 0.5
 
 
 def sync():
@@ -312,22 +312,78 @@ cfg_noise_pause = 2.0
 cfg_quiet_wait = 30.0
 
 
+def new_restore_dir(ctx):
+    """A new, empty directory for the next restore. The old ones stay until the data set is done
+    (unless ctx.delete_between): on this machine's ext4, creating files just after deleting tens
+    of thousands costs several times more system time (the allocator skips recently deleted
+    inodes), which would swamp the restore times we want to compare."""
+    if ctx.delete_between and ctx.rdir and os.path.isdir(ctx.rdir):
+        shutil.rmtree(ctx.rdir, ignore_errors=True)  # (the fallback: no settling between runs)
+    ctx.rcount += 1
+    ctx.rdir = os.path.join(ctx.rbase, f"run{ctx.rcount:03d}")
+    os.makedirs(ctx.rdir)
+    return ctx.rdir
+
+
+def mass_delete(cfg, path):
+    """Delete a tree of restored files, remembering when (see settle())."""
+    if not os.path.exists(path):
+        return 0.0
+    t0 = time.monotonic()
+    shutil.rmtree(path, ignore_errors=True)
+    os.sync()
+    with open(os.path.join(cfg.work, ".last-mass-delete"), "w") as f:
+        f.write(str(time.time()))
+    return time.monotonic() - t0
+
+
+def settle(cfg, name):
+    """ext4 skips inodes deleted in the last 60-300 s when it allocates new ones, which makes file
+    creation several times slower for a while after a big deletion. Restores (which create tens of
+    thousands of files) wait until the last big deletion is --settle seconds old."""
+    try:
+        with open(os.path.join(cfg.work, ".last-mass-delete")) as f:
+            last = float(f.read().strip())
+    except (OSError, ValueError):
+        return 0.0
+    wait = last + cfg.settle - time.time()
+    if wait > 0:
+        log(f"[{name}] waiting {wait:.0f} s: restored files were deleted {cfg.settle - wait:.0f} s ago, and ext4 "
+            f"creates files slowly for a few minutes after that")
+        time.sleep(wait)
+        return wait
+    return 0.0
+
+
+def disk_bytes(path):
+    """Bytes the tree occupies on disk (blocks, not apparent size)."""
+    total = 0
+    for dp, dn, fn in os.walk(path):
+        for f in fn + dn:
+            try:
+                total += os.lstat(os.path.join(dp, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
 def measure(tools, rounds, ctx, phase, prepare, results):
     n = len(tools)
     for r in range(rounds):
         order = rotate(tools, r)
         for i, t in enumerate(order):
-            cmd, cwd = t.argv(ctx)
             tfile = os.path.join(ctx.tmp, "time." + t.key)
-            # mpirun runs: /usr/bin/time around each rank (peak RSS per rank) and around mpirun
-            # (CPU of everything it started, mpirun included)
-            full = (time_wrap(tfile + ".all", mpi_wrap(t.ranks, tfile, cmd, t.mpirun_extra)) if t.ranks
-                    else time_wrap(tfile, cmd))
-            rec = results.setdefault(t.key, {"label": t.label, "group": t.group, "cmd": shlex.join(full),
+            rec = results.setdefault(t.key, {"label": t.label, "group": t.group, "cmd": "",
                                              "walls": [], "rss_kb": [], "flush": [], "sizes": [],
                                              "cpu": [], "noise": [], "retried": [], "failures": []})
             for attempt in range(cfg_retries + 1):
-                prepare(t)
+                prepare(t)  # may pick a new restore directory: build the command after it
+                cmd, cwd = t.argv(ctx)
+                # mpirun runs: /usr/bin/time around each rank (peak RSS per rank) and around
+                # mpirun (CPU of everything it started, mpirun included)
+                full = (time_wrap(tfile + ".all", mpi_wrap(t.ranks, tfile, cmd, t.mpirun_extra)) if t.ranks
+                        else time_wrap(tfile, cmd))
+                rec["cmd"] = shlex.join(full)
                 sync()  # flush the previous run's writes outside any timed part
                 waited = wait_quiet(cfg_max_noise, cfg_quiet_wait)
                 if waited >= 1.0:
@@ -392,21 +448,18 @@ def verify(ctx, cfg, bres):
         r = sh(f"gzip -t {q(o + '/pb.tar.gz')}")
         add("gzip -t pb.tar.gz", r.returncode == 0, r.stderr.strip()[:200] or "clean")
         # restore with pbackup (mpirun -n N), compare with the source
-        rdir = os.path.join(ctx.tmp, "verify-restore")
-        shutil.rmtree(rdir, ignore_errors=True)
+        rdir = new_restore_dir(ctx)
         r = sh(f"mpirun -n {cfg.np} {q(cfg.pbackup)} restore --source {q(o + '/pb.tar.gz')} --restore-to {q(rdir)}")
         add(f"mpirun -n {cfg.np} pbackup restore exit status", r.returncode == 0, (r.stderr.strip()[-300:] or "0"))
         d = sh(f"diff -r --no-dereference {q(ctx.src)} {q(os.path.join(rdir, ctx.name))}")
         add(f"diff -r source vs pbackup-restored tar.gz", d.returncode == 0 and not d.stdout,
             (d.stdout + d.stderr).strip()[:300] or "identical")
-        shutil.rmtree(rdir, ignore_errors=True)
         # GNU tar extracts pbackup's tar.gz to the same tree
-        os.makedirs(rdir)
+        rdir = new_restore_dir(ctx)
         r = sh(f"tar xzf {q(o + '/pb.tar.gz')} -C {q(rdir)}")
         d = sh(f"diff -r --no-dereference {q(ctx.src)} {q(os.path.join(rdir, ctx.name))}")
         add("diff -r source vs GNU tar xzf of pbackup's tar.gz", r.returncode == 0 and d.returncode == 0,
             (r.stderr + d.stdout + d.stderr).strip()[:300] or "identical")
-        shutil.rmtree(rdir, ignore_errors=True)
     if ref is None:
         ref = count_members(f"tar cf - -C {q(ctx.parent)} {q(ctx.name)} | tar tf -")
     if "bzip2" in cfg.algos:
@@ -439,15 +492,29 @@ def run_set(name, cfg):
     ctx.src = os.path.join(cfg.data_dir, name)
     ctx.out = os.path.join(cfg.work, "out", name)
     ctx.tmp = os.path.join(cfg.work, "tmp", name)
-    ctx.rdir = os.path.join(cfg.work, "restore", name)
+    ctx.rbase = os.path.join(cfg.work, "restore", name)
+    ctx.rdir = None
+    ctx.rcount = 0
     ctx.logfile = os.path.join(cfg.work, f"log-{name}.txt")
-    for d in (ctx.out, ctx.tmp, ctx.rdir):
+    mass_delete(cfg, ctx.rbase)  # leftovers of an interrupted run
+    for d in (ctx.out, ctx.tmp, ctx.rbase):
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
     if os.path.exists(ctx.logfile):
         os.remove(ctx.logfile)
     res = {"name": name, "bytes": du_bytes(ctx.src)}
     res["files"], res["dirs"] = tree_counts(ctx.src)
+    # every restore goes to a new directory, all deleted after the set: is there room?
+    n_restores = 2 + (len(restore_tools(cfg)) * cfg.runs if cfg.restore and not cfg.explore_only else 0)
+    if cfg.explore and name == cfg.explore_set:
+        n_restores += 5 * len(cfg.explore_algos) * cfg.runs
+    need = n_restores * disk_bytes(ctx.src) * 1.1
+    free = shutil.disk_usage(cfg.work).free
+    ctx.delete_between = cfg.delete_between or need > free - 5e9
+    if ctx.delete_between and not cfg.delete_between:
+        log(f"[{name}] only {free / 1e9:.1f} GB free for ~{need / 1e9:.1f} GB of restores: deleting each "
+            "restore before the next (slower file creation for every tool afterwards)")
+    res["restore_dirs_deleted_between"] = ctx.delete_between
     log(f"[{name}] {res['files']} files, {res['dirs']} dirs, {res['bytes'] / MB:.1f} MB; "
         f"log of every command: {ctx.logfile}")
     res["warm_s"] = warm(ctx.src)
@@ -470,12 +537,12 @@ def run_set(name, cfg):
 
     # ---- restore (of the archives pbackup wrote in the last round)
     rtools = [t for t in restore_tools(cfg) if os.path.exists(os.path.join(ctx.out, t.archive))]
+    res["settle_wait_s"] = settle(cfg, name) if (cfg.restore or cfg.explore) else 0.0
     for a in {t.archive for t in rtools}:
         subprocess.run(["cat", os.path.join(ctx.out, a)], stdout=subprocess.DEVNULL)
 
     def prep_restore(t):
-        shutil.rmtree(ctx.rdir, ignore_errors=True)
-        os.makedirs(ctx.rdir)
+        new_restore_dir(ctx)
 
     rres = {}
     if cfg.restore and not cfg.explore_only:
@@ -483,7 +550,6 @@ def run_set(name, cfg):
         for t in rtools:
             if t.key in rres:
                 rres[t.key]["archive"] = t.archive
-        shutil.rmtree(ctx.rdir, ignore_errors=True)
     res["restore"] = rres
 
     # ---- optional exploration of pbackup's own knobs
@@ -491,6 +557,8 @@ def run_set(name, cfg):
         res["explore"] = explore(ctx, cfg)
     if not cfg.keep:
         shutil.rmtree(ctx.out, ignore_errors=True)
+    took = mass_delete(cfg, ctx.rbase)
+    log(f"[{name}] removed {ctx.rcount} restore directories in {took:.1f} s")
     return res
 
 
@@ -549,11 +617,9 @@ def explore(ctx, cfg):
         for f in os.listdir(ctx.out):
             if f.startswith("ex-") or f.startswith(".ex-"):
                 os.remove(os.path.join(ctx.out, f))
-        shutil.rmtree(ctx.rdir, ignore_errors=True)
-        os.makedirs(ctx.rdir)
+        new_restore_dir(ctx)
 
     measure(q, cfg.runs, ctx, "explore", prep, res)
-    shutil.rmtree(ctx.rdir, ignore_errors=True)
     return res
 
 
@@ -600,6 +666,14 @@ def report(all_res, cfg, meta):
     L.append("- Wall time is measured from outside (for pbackup, the whole `mpirun`, startup included). "
              "Peak RSS from `/usr/bin/time -f '%e %M'`: for mpirun, the maximum over ranks (mpirun itself not "
              "counted); for `tar -I prog`, the larger of tar and the compressor (not their sum).")
+    L.append("- Restores: each run extracts into a new empty directory; " + (
+        "all of them are deleted only after the data set (outside any timing), because on this ext4 creating "
+        "files right after deleting tens of thousands costs several times more system time (the inode "
+        "allocator skips recently deleted inodes) — that would swamp the differences between tools. For the "
+        f"same reason the restore runs of a set start only once the last such deletion is {cfg.settle:.0f} s old (`--settle`)."
+        if not any(r.get("restore_dirs_deleted_between") for r in all_res) else
+        "**each was deleted before the next run** (not enough disk space to keep them, or --delete-between): "
+        "file creation right after mass deletion is slower on ext4, for every tool alike."))
     L.append("- MB = 10^6 bytes. MB/s = data set bytes (sum of regular file sizes) / median seconds, for backup "
              "and restore alike. Size ratio = pbackup archive / peer archive (manifest not counted). "
              "Speed ratio = peer median time / pbackup median time (>1: pbackup faster).")
@@ -609,7 +683,7 @@ def report(all_res, cfg, meta):
     L.append(f"- `CPU s`: user+system seconds of the measured processes (all ranks; tar with its compressor). "
              f"`others %`: CPU used by every other process during the run (from /proc/stat, minus our own), in % "
              f"of the whole machine. Each run starts once the machine has been quiet (others under {cfg.max_noise:.0f}% "
-             f"for a second, waiting at most {cfg.quiet_wait:.0f} s); a run where others still exceeded {cfg.max_noise:.0f}% was discarded and run again "
+             f"for half a second, waiting at most {cfg.quiet_wait:.0f} s); a run where others still exceeded {cfg.max_noise:.0f}% was discarded and run again "
              f"(at most {cfg.noise_retries} times; `rerun` counts them) — the machine is shared.")
     L.append(f"- load average at start {meta['load_start']}, at end {meta.get('load_end', '?')} "
              "(the machine is shared: expect noise of several percent).")
@@ -755,6 +829,10 @@ def main():
     ap.add_argument("--explore-algos", default="gzip")
     ap.add_argument("--explore-blocks", default="1,16")
     ap.add_argument("--keep", action="store_true", help="keep the archives in WORK/out")
+    ap.add_argument("--settle", type=float, default=300.0,
+                    help="seconds between deleting restored trees and the next timed restore")
+    ap.add_argument("--delete-between", action="store_true",
+                    help="delete each restore directory before the next run (default: after the data set)")
     ap.add_argument("--results", default=os.path.join(HERE, "results-latest.md"))
     ap.add_argument("--command", default=" ".join(sys.argv))
     ap.add_argument("--max-noise", type=float, default=10.0,
@@ -802,7 +880,7 @@ def main():
         "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "binary": binary_info,
     }
-    meta["cfg"] = {k: getattr(cfg, k) for k in ("np", "runs", "max_noise", "noise_retries", "quiet_wait")}
+    meta["cfg"] = {k: getattr(cfg, k) for k in ("np", "runs", "max_noise", "noise_retries", "quiet_wait", "settle")}
     all_res = []
     t0 = time.monotonic()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -827,7 +905,7 @@ def main():
 
 
 def render(all_res, meta):
-    base = {"np": 2, "runs": 3, "max_noise": 10.0, "noise_retries": 2, "quiet_wait": 30.0}
+    base = {"np": 2, "runs": 3, "max_noise": 10.0, "noise_retries": 2, "quiet_wait": 30.0, "settle": 300.0}
     cfg = argparse.Namespace(**dict(base, **meta.get("cfg", {})))
     md = report(all_res, cfg, meta)
     measured = sum(sum(r["walls"]) + sum(x["wall"] for x in r.get("retried", []))

@@ -23,6 +23,11 @@
 #   --explore-algos a,b  codecs for --explore (default gzip)
 #   --explore-only     only pbackup's knobs (one backup per codec to have archives, then the knobs)
 #   --keep             keep the archives of the last round (DIR/out/<set>)
+#   --delete-between   delete each restore directory before the next run; by default they are all
+#                      deleted after the data set (needs ~runs x 11 x the set's size of free disk;
+#                      falls back to this automatically when space is short)
+#   --settle S         start a set's restore runs only S seconds (300) after restored trees were
+#                      last deleted: ext4 creates files slowly for minutes after a big deletion
 #   --pbackup PATH     binary to measure (default build/pbackup; built if missing)
 #   --max-noise PCT    rerun a measurement if other processes used more than PCT% of the machine
 #                      during it (default 10; the machine is shared), at most --noise-retries N (2);
@@ -49,8 +54,8 @@ while [ $# -gt 0 ]; do
     --sets) sets="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --quick) quick=1; shift ;;
-    --algos|--np|--pbackup|--explore-algos|--explore-blocks|--results|--max-noise|--noise-retries|--quiet-wait) pass+=("$1" "$2"); shift 2 ;;
-    --no-restore|--explore|--explore-only|--keep) pass+=("$1"); shift ;;
+    --algos|--np|--pbackup|--explore-algos|--explore-blocks|--results|--max-noise|--noise-retries|--quiet-wait|--settle) pass+=("$1" "$2"); shift 2 ;;
+    --no-restore|--explore|--explore-only|--keep|--delete-between) pass+=("$1"); shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
