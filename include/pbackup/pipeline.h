@@ -41,6 +41,10 @@ struct ArchiveSource;
 // Our tar archives with a manifest restore block by block on every rank and thread.
 bool can_restore_in_parallel(const ArchiveSource& s);
 int run_parallel_restore(Comm& comm, const ArchiveSource& s, const RestoreOptions& opt, Log& log);
+// Any zip whose central directory this reader trusts restores member by member on every rank
+// and thread (src/core/parallel_restore_zip.cpp); `why_not` says why another cannot.
+bool zip_restores_in_parallel(const ArchiveSource& s, std::string& why_not);
+int run_parallel_zip_restore(Comm& comm, const ArchiveSource& s, const RestoreOptions& opt, Log& log);
 // Checks fragments (presence, size, SHA-256) and every block (SHA-256, and decompression with
 // its codec's CRC) against the manifest, in parallel. 0 when all is well, 2 otherwise.
 int run_verify(Comm& comm, const RestoreOptions& opt, Log& log);

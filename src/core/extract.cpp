@@ -204,6 +204,12 @@ void Extractor::write_data(const std::string& path, uint64_t offset, std::string
   pwrite_all(fd.get(), data, offset, dir_ + "/" + path);
 }
 
+void Extractor::remove_file(const std::string& path) {
+  std::string leaf;
+  int parent = open_parent(path, leaf);
+  if (::unlinkat(parent, leaf.c_str(), 0) != 0 && errno != ENOENT) throw_sys("cannot remove damaged", dir_ + "/" + path, errno);
+}
+
 void Extractor::make_dir(const std::string& path) {
   std::string leaf;
   int parent = open_parent(path, leaf);

@@ -41,6 +41,8 @@ class Extractor {
   // Writes file data at `offset` (the file is created if another thread has not yet).
   void write_data(const std::string& path, uint64_t offset, std::string_view data);
   void make_dir(const std::string& path);
+  // Removes a file whose data turned out damaged, so nothing partial is left looking complete.
+  void remove_file(const std::string& path);
   // Creates links and fifos, then applies metadata; directories last, deepest first.
   // Problems are reported through `log.error`; returns how many.
   size_t finish(std::vector<RestoredEntry>& entries, Log& log, int threads);

@@ -1,13 +1,20 @@
-// Parallel restore of our own tar archives (DESIGN §6): the manifest's block index lets every
-// rank and thread take blocks on its own: read the compressed bytes, check their SHA-256,
-// decompress, walk the tar members in the block and write them; a block that starts inside a
-// big file writes its part at the right file offset. Links, fifos and metadata are applied by
-// rank 0 once every writer is done (directories last). With --only, only the blocks that can
-// hold the selected paths are read at all.
+// Parallel restore (DESIGN §6): the driver that shares units out over ranks and threads and
+// finishes on rank 0, and its tar units. For our own tar archives the manifest's block index
+// lets every rank and thread take blocks on its own: read the compressed bytes, check their
+// SHA-256, decompress, walk the tar members in the block and write them; a block that starts
+// inside a big file writes its part at the right file offset. With --only, only the blocks that
+// can hold the selected paths are read at all. (Zip units: parallel_restore_zip.cpp.)
+#include "core/parallel_restore.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
+#include <ctime>
+#include <numeric>
+#include <set>
 
-#include "core/extract.h"
 #include "core/parallel.h"
 #include "format/tar_read.h"
 #include "pbackup/codec.h"
@@ -44,15 +51,9 @@ std::vector<size_t> select_blocks(const Manifest& m, const std::vector<std::stri
   return out;
 }
 
-struct BlockResult {
-  std::vector<RestoredEntry> entries;
-  std::vector<std::string> errors;
-  uint64_t bytes = 0;
-};
-
-BlockResult restore_block(const ArchiveSource& src, const ManifestBlock& b, const Codec& codec, Extractor& x,
+UnitResult restore_block(const ArchiveSource& src, const ManifestBlock& b, const Codec& codec, Extractor& x,
                           const std::vector<std::string>& only, Log& log) {
-  BlockResult res;
+  UnitResult res;
   std::string where = "block at byte " + std::to_string(b.offset) +
                       (src.files.size() > 1 ? " (fragment " + quote(file_at(src, b.offset)) + ")" : "");
   std::string packed = read_range(src, b.offset, b.size);
@@ -104,18 +105,41 @@ BlockResult restore_block(const ArchiveSource& src, const ManifestBlock& b, cons
   return res;
 }
 
-}  // namespace
 
-bool can_restore_in_parallel(const ArchiveSource& s) {
-  return s.manifest && s.manifest->format == "tar" && !s.manifest->blocks.empty();
+// Which units this rank restores: the largest first, each to the least loaded rank (the same
+// deal on every rank), then in that order on this rank's threads.
+std::vector<size_t> my_units(const std::vector<uint64_t>& sizes, int rank, int ranks) {
+  std::vector<size_t> order(sizes.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return sizes[a] > sizes[b]; });
+  std::vector<uint64_t> load(static_cast<size_t>(ranks), 0);
+  std::vector<size_t> mine;
+  for (size_t u : order) {
+    size_t r = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    load[r] += sizes[u] + 1;
+    if (r == static_cast<size_t>(rank)) mine.push_back(u);
+  }
+  return mine;
 }
 
-int run_parallel_restore(Comm& comm, const ArchiveSource& src, const RestoreOptions& opt, Log& log) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const Manifest& m = *src.manifest;
-  std::unique_ptr<Codec> codec = make_codec(m.codec, -1);
-  std::vector<size_t> blocks = select_blocks(m, opt.only);
+// Parents of restored entries that the archive does not list (zips often leave them out) get
+// 0755 and the current time, as unzip and tar give them.
+void add_implied_dirs(std::vector<RestoredEntry>& entries) {
+  std::set<std::string> have, implied;
+  for (const auto& e : entries) have.insert(e.path);
+  for (const auto& e : entries)
+    for (size_t slash = e.path.find('/'); slash != std::string::npos; slash = e.path.find('/', slash + 1)) {
+      std::string dir = e.path.substr(0, slash);
+      if (!have.count(dir)) implied.insert(dir);
+    }
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  for (const auto& d : implied) entries.push_back(RestoredEntry{d, "", '5', 0755, ::geteuid(), ::getegid(), now, 0});
+}
 
+}  // namespace
+
+int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const RestoreOptions& opt, Log& log) {
+  const auto t0 = std::chrono::steady_clock::now();
   std::string setup_error;
   std::unique_ptr<Extractor> x;
   try {
@@ -128,16 +152,14 @@ int run_parallel_restore(Comm& comm, const ArchiveSource& src, const RestoreOpti
     return kExitFatal;
   }
 
-  // Blocks dealt round-robin to ranks, then to threads.
-  std::vector<size_t> mine;
-  for (size_t i = static_cast<size_t>(comm.rank()); i < blocks.size(); i += static_cast<size_t>(comm.size())) mine.push_back(blocks[i]);
+  std::vector<size_t> mine = my_units(plan.sizes, comm.rank(), comm.size());
   const int threads = opt.threads > 0 ? opt.threads : default_threads();
   std::string fatal;
-  std::vector<BlockResult> results;
+  std::vector<UnitResult> results;
   try {
     results = parallel_map(mine.size(), threads, [&](size_t i) {
       if (interrupted()) throw Fatal("interrupted");
-      return restore_block(src, m.blocks[mine[i]], *codec, *x, opt.only, log);
+      return plan.restore(mine[i], *x);
     });
   } catch (const std::exception& e) {
     fatal = e.what();
@@ -179,6 +201,8 @@ int run_parallel_restore(Comm& comm, const ArchiveSource& src, const RestoreOpti
       }
     }
     if (rc == kExitOk) {
+      const size_t listed = entries.size();
+      add_implied_dirs(entries);
       std::sort(entries.begin(), entries.end(), [](const RestoredEntry& a, const RestoredEntry& b) { return path_less(a.path, b.path); });
       errors += x->finish(entries, log, threads);
       for (const auto& o : opt.only) {
@@ -191,16 +215,33 @@ int run_parallel_restore(Comm& comm, const ArchiveSource& src, const RestoreOpti
       }
       if (errors) rc = kExitFatal;
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::fprintf(stderr, "pbackup: restored %zu entries, %.1f MB in %.2f s (%.1f MB/s) from %zu of %zu blocks on %d rank(s) into %s\n",
-                   entries.size(), bytes / 1e6, secs, bytes / 1e6 / std::max(secs, 1e-9), blocks.size(),
-                   static_cast<size_t>(std::count_if(m.blocks.begin(), m.blocks.end(), [](const ManifestBlock& b) { return b.kind == "block"; })),
-                   comm.size(), quote(opt.restore_to).c_str());
+      std::fprintf(stderr, "pbackup: restored %zu entries, %.1f MB in %.2f s (%.1f MB/s) from %zu of %zu %s on %d rank(s) into %s\n",
+                   listed, bytes / 1e6, secs, bytes / 1e6 / std::max(secs, 1e-9), plan.selected_units, plan.total_units,
+                   plan.unit_name.c_str(), comm.size(), quote(opt.restore_to).c_str());
     }
     if (rc == kExitOk && log.warnings()) rc = kExitWarnings;
   }
   std::string verdict = std::to_string(rc);
   comm.broadcast(verdict, 0);
   return std::stoi(verdict);
+}
+
+bool can_restore_in_parallel(const ArchiveSource& s) {
+  return s.manifest && s.manifest->format == "tar" && !s.manifest->blocks.empty();
+}
+
+int run_parallel_restore(Comm& comm, const ArchiveSource& src, const RestoreOptions& opt, Log& log) {
+  const Manifest& m = *src.manifest;
+  std::unique_ptr<Codec> codec = make_codec(m.codec, -1);
+  std::vector<size_t> blocks = select_blocks(m, opt.only);
+  ParallelRestorePlan plan;
+  for (size_t b : blocks) plan.sizes.push_back(m.blocks[b].size);
+  plan.selected_units = blocks.size();
+  plan.total_units = static_cast<size_t>(
+      std::count_if(m.blocks.begin(), m.blocks.end(), [](const ManifestBlock& b) { return b.kind == "block"; }));
+  plan.unit_name = "blocks";
+  plan.restore = [&](size_t u, Extractor& x) { return restore_block(src, m.blocks[blocks[u]], *codec, x, opt.only, log); };
+  return run_parallel_units(comm, plan, opt, log);
 }
 
 }  // namespace pbackup

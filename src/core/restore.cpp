@@ -267,14 +267,21 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
 }  // namespace
 
 int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
-  // Rank 0 finds the archive; with our manifest (tar) every rank restores blocks, otherwise
-  // rank 0 streams it through libarchive and the others wait for its verdict.
+  // Rank 0 finds the archive; with our manifest (tar) every rank restores blocks, a zip with a
+  // sound central directory is restored member by member on every rank, otherwise rank 0
+  // streams it through libarchive and the others wait for its verdict.
   std::string plan;
   if (comm.rank() == 0) {
     ByteWriter w;
     try {
       ArchiveSource s = resolve_source(opt.source, opt.original_base_filename);
-      w.u8(can_restore_in_parallel(s) ? 1 : 0);
+      std::string why_not;
+      if (can_restore_in_parallel(s)) w.u8(1);
+      else if (zip_restores_in_parallel(s, why_not)) w.u8(3);
+      else {
+        w.u8(0);
+        log.debug("streaming the archive through libarchive: " + why_not);
+      }
       w.str(encode_source(s));
     } catch (const Fatal& f) {
       log.error(f.what());
@@ -287,10 +294,10 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   ByteReader r(plan);
   uint8_t mode = r.u8();
   if (mode == 2) return comm.rank() == 0 ? kExitFatal : kExitOk;
-  if (mode == 1) {
+  if (mode == 1 || mode == 3) {
     ArchiveSource s = decode_source(r.str());
     try {
-      return run_parallel_restore(comm, s, opt, log);
+      return mode == 1 ? run_parallel_restore(comm, s, opt, log) : run_parallel_zip_restore(comm, s, opt, log);
     } catch (const Fatal& f) {
       log.error(f.what());
       return kExitFatal;

@@ -119,6 +119,33 @@ if gzip -t "$dir/d.tar.gz" 2>/dev/null; then fail "test setup: gzip -t accepts t
 expect_fatal "gzip bad member CRC, with manifest, ranks 2: restore" 2 restore --source "$dir/d.tar.gz" --restore-to "$dir/restore"
 expect_fatal "gzip bad member CRC, with manifest, ranks 1: restore" plain restore --source "$dir/d.tar.gz" --restore-to "$dir/restore2"
 
+# zip with bytes flipped inside member data (the central directory intact): the parallel zip
+# restore checks each member's CRC-32, names the damaged member, exits 2, and leaves no file
+# with wrong contents behind (the damaged one is removed; all others are exact).
+for how in plain 2; do
+  dir="$WORK/zipmember_$how"
+  mkdir -p "$dir/restore"
+  cp "$WORK/good_zip/d.zip" "$dir/"
+  flip_middle "$dir/d.zip"
+  expect_fatal "zip member data flipped, ranks $how: restore" "$how" restore --source "$dir/d.zip" --restore-to "$dir/restore"
+  grep -q "member .* is damaged" "$WORK/last.err" || { show_last; fail "zip member damage: the member is not named"; }
+  "$PYTHON" - "$SRC/small" "$dir/restore/small" <<'PY' || fail "zip member damage: a restored file differs from its source"
+import filecmp, os, sys
+src, got = sys.argv[1], sys.argv[2]
+bad = []
+for d, _, files in os.walk(got):
+    for f in files:
+        p = os.path.join(d, f)
+        q = os.path.join(src, os.path.relpath(p, got))
+        if os.path.isfile(p) and not os.path.islink(p) and not filecmp.cmp(p, q, shallow=False):
+            bad.append(os.path.relpath(p, got))
+if bad:
+    print("wrong contents left behind:", bad[:10])
+    sys.exit(1)
+PY
+  pass "zip member damage, ranks $how: damaged member named and removed, the rest exact"
+done
+
 # corrupt manifest beside an intact archive: either refuse (exit 2, message) or ignore it and
 # restore correctly — but no crash, no hang, no wrong tree with exit 0
 for algo in gzip zip; do

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# pbackup restores archives it did not write (no manifest: the libarchive streaming path):
-# GNU tar --format=gnu / --format=posix (gzip), plain .tar and .tar.xz, GNU sparse files,
-# bsdtar -czf / -cjf, Info-ZIP `zip -r -y` (symlinks stored as links), a zip without
-# directory entries, and a tar whose members start with "./". Restores run with 1 and 2 ranks.
-# `list` of foreign archives names exactly their members.
+# pbackup restores archives it did not write (no manifest): GNU tar --format=gnu / --format=posix
+# (gzip), plain .tar and .tar.xz, GNU sparse files, bsdtar -czf / -cjf, and a tar whose members
+# start with "./" stream through libarchive. Zips restore member by member in parallel from
+# their central directory: Info-ZIP `zip -r -y` (symlinks stored as links), a zip without
+# directory entries, one with an archive comment, Python's zip64 members with data
+# descriptors, and a self-extractor whose offsets `zip -A` fixed; zips that path leaves to
+# libarchive (bzip2 method, a stub before the members) still restore. Restores run with 1 and
+# 2 ranks. `list` of foreign archives names exactly their members.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_work
@@ -67,6 +70,70 @@ mkdir -p "$WORK/sm"
 make_small_tree "$WORK/sm/small"
 (cd "$WORK/sm" && zip -q -r -y -D "$A/nodirs.zip" small)
 tar -C "$WORK/sm/small" -czf "$A/dotslash.tar.gz" .
+
+# zip variants: a comment after the end record; zip64 sizes with data descriptors (Python
+# writing to a pipe cannot seek back); bzip2 members; bytes before the first member, with and
+# without `zip -A` adjusting the offsets.
+(cd "$WORK/sm" && zip -q -r -y "$A/comment.zip" small && echo "a comment after the directory" | zip -q -z "$A/comment.zip")
+"$PYTHON" - "$WORK/sm" "$A/zip64_stream.zip" <<'PY'
+import os, sys, zipfile
+root, out = sys.argv[1], sys.argv[2]
+class Pipe:  # write-only and unseekable, so zipfile uses data descriptors
+    def __init__(self, f): self.f = f
+    def write(self, b): return self.f.write(b)
+    def flush(self): self.f.flush()
+with open(out, "wb") as raw:
+    with zipfile.ZipFile(Pipe(raw), "w", zipfile.ZIP_DEFLATED) as z:
+        for d, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(dirs + files):
+                p = os.path.join(d, name)
+                if os.path.islink(p) or not (os.path.isfile(p) or os.path.isdir(p)):
+                    continue
+                info = zipfile.ZipInfo.from_file(p, os.path.relpath(p, root))
+                if os.path.isdir(p):
+                    z.writestr(info, b"")
+                    continue
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with open(p, "rb") as src, z.open(info, "w", force_zip64=True) as dst:
+                    dst.write(src.read())
+PY
+(cd "$WORK/sm" && zip -q -r -y -Z bzip2 "$A/bzip2_method.zip" small)
+printf '#!/bin/sh\necho this stub stands for an unzip-sfx binary\nexit 0\n' >"$WORK/stub"
+cat "$WORK/stub" "$A/comment.zip" >"$A/sfx_raw.zip"
+cp "$A/sfx_raw.zip" "$A/sfx_fixed.zip"
+zip -q -A "$A/sfx_fixed.zip"
+
+# restore_zip ARCHIVE HOW ROOT SRC parallel|streamed [compare options]: as restore_and_compare,
+# and checks which path restored it
+restore_zip() {
+  local arc=$1 how=$2 top=$3 src=$4 path=$5
+  shift 5
+  n=$((n + 1))
+  local r="$WORK/restore$n" rc
+  mkdir -p "$r"
+  info "restore $(basename "$arc") (ranks: $how, expect $path)"
+  if [ "$how" = plain ]; then
+    run_rc rc run_pb restore --source "$arc" --restore-to "$r" --log-level debug
+  else
+    run_rc rc run_mpi "$how" restore --source "$arc" --restore-to "$r" --log-level debug
+  fi
+  if [ "$rc" -ne 0 ]; then show_last; fail "restore of $(basename "$arc") exited $rc"; fi
+  if [ "$path" = parallel ]; then
+    grep -q "zip members on $([ "$how" = plain ] && echo 1 || echo "$how") rank" "$WORK/last.err" ||
+      { show_last; fail "$(basename "$arc") was not restored member by member"; }
+  else
+    grep -q "streaming the archive through libarchive" "$WORK/last.err" ||
+      { show_last; fail "$(basename "$arc") was expected to stream through libarchive"; }
+  fi
+  assert_trees_equal "$src" "$r/$top" "$@"
+  pass "$(basename "$arc") restored identically ($path)"
+}
+restore_zip "$A/comment.zip" 2 small "$WORK/sm/small" parallel --zip
+restore_zip "$A/zip64_stream.zip" 2 small "$WORK/sm/small" parallel --zip --exclude link
+restore_zip "$A/sfx_fixed.zip" plain small "$WORK/sm/small" parallel --zip
+restore_zip "$A/bzip2_method.zip" 2 small "$WORK/sm/small" streamed --zip
+restore_zip "$A/sfx_raw.zip" plain small "$WORK/sm/small" streamed --zip
 
 restore_and_compare "$A/gnu.tgz" plain edge "$SRC/edge"
 restore_and_compare "$A/posix.tar.gz" 2 edge "$SRC/edge"
