@@ -16,6 +16,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
@@ -34,9 +36,8 @@ namespace pbackup {
 namespace {
 
 enum Cmd : uint8_t { kWork = 0, kFinish = 1, kAbort = 2 };
-// Blocks per thread in a round: more evens out blocks that compress at different speeds
-// (ranks wait for the slowest at each round), fewer bound memory (two rounds are held).
-// 8 measured best on the benchmark's small-file set with bzip2 (-n 2: 4 -> 9.3 s, 8 -> 8.9 s).
+// Blocks per thread in a round: more evens out blocks that compress at different speeds, fewer
+// bound memory (a rank holds three rounds: one being written, one reported, one compressing).
 constexpr size_t kBlocksPerThread = 8;
 using Clock = std::chrono::steady_clock;
 
@@ -160,10 +161,11 @@ std::vector<BlockJob> decode_jobs(const std::string& bytes) {
 
 // Compresses jobs with `threads` threads; units come back in job order.
 std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format& fmt, int threads,
-                                Log& log, std::string& error) {
+                                Log& log, std::string& error, const std::atomic<bool>& cancel) {
   std::vector<std::vector<Unit>> per;
   try {
     per = parallel_map(jobs.size(), threads, [&](size_t i) {
+      if (cancel) throw Fatal("cancelled");
       FileData src(log);
       std::vector<Unit> u;
       fmt.encode_block(jobs[i], src, u);
@@ -220,6 +222,71 @@ class Progress {
   bool on_, tty_, printed_ = false;
   uint64_t total_;
   Clock::time_point start_, last_;
+};
+
+// Compresses batches of jobs in order on a background thread. A rank queues the next round
+// before it reports the current one, so its threads keep compressing while the main thread
+// waits for the other ranks at the round's gather and scatter (before, every rank stood still
+// until the round's slowest block was done).
+class Compressor {
+ public:
+  Compressor(const Format& fmt, int threads, Log& log) : fmt_(fmt), threads_(threads), log_(log), thread_([this] { run(); }) {}
+  ~Compressor() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cancel_ = true;  // a batch under way stops at its next block
+    cv_.notify_all();
+    thread_.join();
+  }
+  void enqueue(std::vector<BlockJob> jobs) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      todo_.push_back(std::move(jobs));
+    }
+    cv_.notify_all();
+  }
+  // The oldest queued batch's units, once compressed; `error` says why a batch failed.
+  std::vector<Unit> take(std::string& error) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return !done_.empty(); });
+    auto [units, err] = std::move(done_.front());
+    done_.pop_front();
+    error = err;
+    return std::move(units);
+  }
+
+ private:
+  void run() {
+    while (true) {
+      std::vector<BlockJob> jobs;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return stop_ || !todo_.empty(); });
+        if (stop_) return;
+        jobs = std::move(todo_.front());
+        todo_.pop_front();
+      }
+      std::string err;
+      std::vector<Unit> units = compress_jobs(jobs, fmt_, threads_, log_, err, cancel_);
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        done_.emplace_back(std::move(units), std::move(err));
+      }
+      cv_.notify_all();
+    }
+  }
+  const Format& fmt_;
+  const int threads_;
+  Log& log_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::vector<BlockJob>> todo_;
+  std::deque<std::pair<std::vector<Unit>, std::string>> done_;
+  bool stop_ = false;
+  std::atomic<bool> cancel_{false};
+  std::thread thread_;  // last: starts once everything above exists
 };
 
 }  // namespace
@@ -322,19 +389,20 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   size_t next_block = 0;
   std::string write_error;  // this rank's, reported at the next gather
   std::string abort_reason;
-  // Rank 0: the next window of blocks, as contiguous runs per rank; empty when done.
-  auto next_round = [&]() {
+  // Rank 0: the next window of blocks, interleaved over the ranks; none when all are out.
+  using Round = std::vector<RankRound>;
+  auto next_round = [&](std::vector<Round>& out) {
+    if (next_block >= blocks.size()) return;
     size_t window = 0;
     for (int t : thread_counts) window += kBlocksPerThread * static_cast<size_t>(t);
     size_t last = std::min(blocks.size(), next_block + window);
-    auto shares = share_round(blocks, next_block, last, thread_counts);
+    out.push_back(share_round(blocks, next_block, last, thread_counts));
     next_block = last;
-    return shares;
   };
-  // One message per rank and round: what to do, where the previous round's blocks go, and
-  // the next round's blocks.
+  // One message per rank and step: what to do, where its last reported blocks go, and the
+  // rounds to queue (two at the start, so one is always compressing ahead).
   auto round_messages = [&](Cmd cmd, const std::vector<std::vector<uint64_t>>& offsets,
-                            const std::vector<RankRound>& shares, uint64_t settled) {
+                            const std::vector<Round>& rounds, uint64_t settled) {
     std::vector<std::string> msgs;
     for (int r = 0; r < comm.size(); ++r) {
       ByteWriter w;
@@ -343,18 +411,26 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       w.u64(offsets.empty() ? 0 : offsets[r].size());
       if (!offsets.empty())
         for (uint64_t o : offsets[r]) w.u64(o);
-      w.str(cmd == kWork ? encode_jobs(shares[r].blocks, blocks, entries, setup.roots) : std::string());
+      w.u64(cmd == kWork ? rounds.size() : 0);
+      if (cmd == kWork)
+        for (const Round& round : rounds) w.str(encode_jobs(round[r].blocks, blocks, entries, setup.roots));
       msgs.push_back(w.take());
     }
     return msgs;
   };
 
   std::vector<std::string> msgs;
+  size_t rounds_out = 0;  // rank 0: rounds sent and not yet reported
   if (root) {
-    auto shares = next_round();
-    msgs = round_messages(shares.empty() || next_block == 0 ? kFinish : kWork, {}, shares, 0);
+    std::vector<Round> first;
+    next_round(first);
+    next_round(first);
+    rounds_out = first.size();
+    msgs = round_messages(first.empty() ? kFinish : kWork, {}, first, 0);
   }
-  std::vector<Unit> pending;  // compressed last round, written while this round compresses
+  std::vector<Unit> pending;  // reported last step, written while the next round compresses
+  size_t queued = 0;          // rounds this rank queued and has not reported yet
+  Compressor compressor(*fmt, threads, log);
   bool aborted = false;
   while (true) {
     std::string mine = comm.scatter(msgs, 0);
@@ -380,11 +456,16 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       writer.join();
       break;
     }
-    std::vector<BlockJob> jobs = decode_jobs(mr.str());
+    for (uint64_t n = mr.u64(); n > 0; --n, ++queued) compressor.enqueue(decode_jobs(mr.str()));
 
-    // every rank compresses its blocks while its previous ones are written
+    // the oldest queued round, compressed while the previous one was written; the next keeps
+    // compressing while this one is reported
     std::string comp_error;
-    std::vector<Unit> units = compress_jobs(jobs, *fmt, threads, log, comp_error);
+    std::vector<Unit> units;
+    if (queued > 0) {
+      units = compressor.take(comp_error);
+      --queued;
+    }
     writer.join();
     try {  // every rank takes part, whatever happened before (settle may be a collective)
       dest->settle(comm, settled, false);
@@ -459,12 +540,12 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
         if (p.last && entries[p.entry].type == EntryType::File) ++files_done;
     }
     progress.update(done_bytes, files_done);
-    auto shares = next_round();
-    bool more = false;
-    for (auto& sh : shares) more = more || !sh.blocks.empty();
+    std::vector<Round> more;
+    next_round(more);
+    rounds_out = rounds_out - 1 + more.size();
     uint64_t settled_now = layout->settled();
     for (const auto& w : deferred) settled_now = std::min(settled_now, w.offset);
-    msgs = round_messages(more ? kWork : kFinish, offsets_per_rank, shares, settled_now);
+    msgs = round_messages(rounds_out > 0 ? kWork : kFinish, offsets_per_rank, more, settled_now);
   }
   if (aborted) return fail(abort_reason);
   if (root) log.info("compressed and wrote every block at " + since());
