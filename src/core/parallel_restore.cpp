@@ -106,8 +106,8 @@ UnitResult restore_block(const ArchiveSource& src, const ManifestBlock& b, const
 }
 
 
-// Which units this rank restores: the largest first, each to the least loaded rank (the same
-// deal on every rank), then in that order on this rank's threads.
+}  // namespace
+
 std::vector<size_t> my_units(const std::vector<uint64_t>& sizes, int rank, int ranks) {
   std::vector<size_t> order(sizes.size());
   std::iota(order.begin(), order.end(), size_t{0});
@@ -121,6 +121,8 @@ std::vector<size_t> my_units(const std::vector<uint64_t>& sizes, int rank, int r
   }
   return mine;
 }
+
+namespace {
 
 // Parents of restored entries that the archive does not list (zips often leave them out) get
 // 0755 and the current time, as unzip and tar give them.

@@ -30,6 +30,15 @@ struct ParallelRestorePlan {
   std::function<UnitResult(size_t unit, Extractor& x)> restore;
 };
 
+// Which of `sizes`' units this rank takes: the largest first, each to the least loaded rank
+// (the same deal on every rank).
+std::vector<size_t> my_units(const std::vector<uint64_t>& sizes, int rank, int ranks);
+
+// verify: this rank's share of a zip's members inflated and checked against size and CRC-32;
+// one message per damaged member.
+struct ArchiveSource;
+std::vector<std::string> check_zip_members(const ArchiveSource& s, int rank, int ranks, int threads);
+
 int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const RestoreOptions& opt, Log& log);
 
 }  // namespace pbackup

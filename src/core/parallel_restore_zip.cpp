@@ -4,7 +4,8 @@
 // a stream (zlib) and written piece by piece. Every member's CRC-32 and size are checked, and a
 // member that fails is removed and named. Zips this path does not handle (encryption, methods
 // other than stored and deflate, duplicate names, data before the first member, multi-disk)
-// are streamed through libarchive instead (restore.cpp).
+// are streamed through libarchive instead (restore.cpp). `verify` uses the same reading to check
+// every member's CRC-32.
 #include <libdeflate.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <set>
 
+#include "core/parallel.h"
 #include "core/parallel_restore.h"
 #include "format/zip_read.h"
 #include "pbackup/error.h"
@@ -147,25 +149,28 @@ RestoredEntry entry_for(const ZipMember& m, const ZipLocal& l, const std::string
   return RestoredEntry{path, "", type, m.mode & 07777, l.uid.value_or(::geteuid()), l.gid.value_or(::getegid()), m.mtime, 0};
 }
 
-// Streams one big regular member into its file.
-void restore_streamed(const ArchiveSource& s, const ZipMember& m, const ZipLocal& l, RestoredEntry& e, Extractor& x,
-                      UnitResult& res) {
-  x.create_file(e.path, m.usize, "");
+// Inflates one big member piece by piece, handing each piece to sink(offset, bytes); checks
+// its size and CRC-32 at the end.
+template <class Sink>
+uint64_t inflate_stream(const ArchiveSource& s, const ZipMember& m, const ZipLocal& l, Sink sink) {
   Inflate inf;
   if (!inf.ok) throw Fatal("zlib: cannot start inflating");
   std::string out(kPiece, '\0');
   uint64_t read = 0, written = 0;
   uint32_t crc = 0;
   bool ended = m.method == 0;
+  auto emit = [&](std::string_view piece) {
+    if (written + piece.size() > m.usize) throw Fatal("holds more than its size");
+    sink(written, piece);
+    crc = static_cast<uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(piece.data()), piece.size()));
+    written += piece.size();
+  };
   while (read < m.csize) {
     if (interrupted()) throw Fatal("interrupted");
     std::string packed = read_range(s, l.data_offset + read, std::min<uint64_t>(kPiece, m.csize - read));
     read += packed.size();
     if (m.method == 0) {
-      if (written + packed.size() > m.usize) throw Fatal("stored size differs from its size");
-      x.write_data(e.path, written, packed);
-      crc = static_cast<uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(packed.data()), packed.size()));
-      written += packed.size();
+      emit(packed);
       continue;
     }
     inf.z.next_in = reinterpret_cast<Bytef*>(packed.data());
@@ -175,17 +180,23 @@ void restore_streamed(const ArchiveSource& s, const ZipMember& m, const ZipLocal
       inf.z.avail_out = static_cast<uInt>(out.size());
       int rc = inflate(&inf.z, Z_NO_FLUSH);
       if (rc != Z_OK && rc != Z_STREAM_END) throw Fatal("deflate data is damaged");
-      size_t n = out.size() - inf.z.avail_out;
-      if (written + n > m.usize) throw Fatal("inflates to more than its size");
-      x.write_data(e.path, written, std::string_view(out.data(), n));
-      crc = static_cast<uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(out.data()), n));
-      written += n;
+      emit(std::string_view(out.data(), out.size() - inf.z.avail_out));
       ended = rc == Z_STREAM_END;
     }
   }
   if (!ended || written != m.usize) throw Fatal("data end early");
   if (crc != m.crc) throw Fatal("CRC-32 mismatch");
-  res.bytes += written;
+  return written;
+}
+
+// The member's local header, from the run's buffer or read.
+ZipLocal local_header(const ArchiveSource& s, const std::string& buf, uint64_t start, const ZipMember& m, std::string& spare) {
+  uint64_t n = zip_local_header_size(bytes_at(s, buf, start, m.header_offset, kZipLocalFixed, spare), m);
+  return parse_zip_local_header(bytes_at(s, buf, start, m.header_offset, n, spare), m);
+}
+
+std::string damaged(const ArchiveSource& s, const ZipMember& m, const std::string& why) {
+  return "archive " + quote(s.name) + ": member " + quote(m.name) + " is damaged (" + why + ")";
 }
 
 UnitResult restore_run(const ArchiveSource& s, const ZipPlan& p, const Run& run, Extractor& x, Log& log) {
@@ -204,8 +215,7 @@ UnitResult restore_run(const ArchiveSource& s, const ZipPlan& p, const Run& run,
     if (!why.empty()) log.notice(quote(m.name) + ": " + why);
     bool written = false;
     try {
-      uint64_t fixed = zip_local_header_size(bytes_at(s, buf, start, m.header_offset, kZipLocalFixed, spare), m);
-      ZipLocal l = parse_zip_local_header(bytes_at(s, buf, start, m.header_offset, fixed, spare), m);
+      ZipLocal l = local_header(s, buf, start, m, spare);
       RestoredEntry e = entry_for(m, l, path);
       if (e.type == '5') {
         x.make_dir(path);
@@ -215,7 +225,8 @@ UnitResult restore_run(const ArchiveSource& s, const ZipPlan& p, const Run& run,
       } else if (run.stream) {
         e.type = '0';
         written = true;
-        restore_streamed(s, m, l, e, x, res);
+        x.create_file(path, m.usize, "");
+        res.bytes += inflate_stream(s, m, l, [&](uint64_t at, std::string_view piece) { x.write_data(path, at, piece); });
       } else {
         std::string data = inflate_whole(m, bytes_at(s, buf, start, l.data_offset, m.csize, spare));
         if (e.type == '2') {
@@ -228,7 +239,7 @@ UnitResult restore_run(const ArchiveSource& s, const ZipPlan& p, const Run& run,
       }
       res.entries.push_back(std::move(e));
     } catch (const Fatal& f) {
-      std::string msg = "archive " + quote(s.name) + ": member " + quote(m.name) + " is damaged (" + f.what() + "); not restored";
+      std::string msg = damaged(s, m, f.what()) + "; not restored";
       if (written) {
         try {
           x.remove_file(path);
@@ -245,6 +256,37 @@ UnitResult restore_run(const ArchiveSource& s, const ZipPlan& p, const Run& run,
 }
 
 }  // namespace
+
+std::vector<std::string> check_zip_members(const ArchiveSource& s, int rank, int ranks, int threads) {
+  std::optional<ZipDirectory> dir = load_directory(s);
+  if (!dir) return {"archive " + quote(s.name) + ": cannot read the zip central directory"};
+  ZipPlan p = make_plan(std::move(*dir), {});
+  std::vector<uint64_t> sizes;
+  for (const Run& r : p.runs)
+    sizes.push_back(r.stream ? p.members[r.first].csize : member_end(p, r.last) - p.members[r.first].header_offset);
+  std::vector<size_t> mine = my_units(sizes, rank, ranks);
+  auto per_run = parallel_map(mine.size(), threads, [&](size_t i) {
+    const Run& run = p.runs[mine[i]];
+    std::vector<std::string> problems;
+    const uint64_t start = p.members[run.first].header_offset;
+    std::string buf, spare;
+    if (!run.stream) buf = read_range(s, start, member_end(p, run.last) - start);
+    for (size_t k = run.first; k <= run.last; ++k) {
+      const ZipMember& m = p.members[k];
+      try {
+        ZipLocal l = local_header(s, buf, start, m, spare);
+        if (run.stream) inflate_stream(s, m, l, [](uint64_t, std::string_view) {});
+        else if (!m.is_dir()) inflate_whole(m, bytes_at(s, buf, start, l.data_offset, m.csize, spare));
+      } catch (const Fatal& f) {
+        problems.push_back(damaged(s, m, f.what()));
+      }
+    }
+    return problems;
+  });
+  std::vector<std::string> out;
+  for (auto& v : per_run) out.insert(out.end(), v.begin(), v.end());
+  return out;
+}
 
 bool zip_restores_in_parallel(const ArchiveSource& s, std::string& why_not) {
   std::optional<ZipDirectory> dir = load_directory(s);

@@ -1,7 +1,8 @@
 // verify: is the archive exactly what the manifest says? Every fragment present with its size
 // and SHA-256; no extra fragments; every block's SHA-256 (with zip's rewritten placeholders put
 // back to zeros) and, for tar, every block decompressing with its codec's own check (gzip CRC,
-// bzip2 block CRCs, zstd checksum) to the recorded size. Work is shared over ranks and threads;
+// bzip2 block CRCs, zstd checksum) to the recorded size; for zip, every member inflating to its
+// size and CRC-32. Work is shared over ranks and threads;
 // rank 0 prints every problem and a one-line summary.
 #include <fcntl.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <set>
 
 #include "core/parallel.h"
+#include "core/parallel_restore.h"
 #include "dest/file_util.h"
 #include "pbackup/codec.h"
 #include "pbackup/error.h"
@@ -184,6 +186,20 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
     }
   });
   problems.insert(problems.end(), block_problems.begin(), block_problems.end());
+
+  // Phase 3 (zip, when everything above was sound): every member inflated and checked against
+  // its size and CRC-32, as tar blocks are checked by their codec above.
+  if (m.format == "zip") {
+    bool sound = true;
+    for (auto& p : problems) sound = sound && p.empty();
+    if (comm.all_ok(sound)) {
+      try {
+        for (auto& p : check_zip_members(src, comm.rank(), comm.size(), threads)) problems.push_back(std::move(p));
+      } catch (const std::exception& e) {
+        problems.push_back(e.what());
+      }
+    }
+  }
   ByteWriter w;
   for (auto& p : problems)
     if (!p.empty()) w.str(p);

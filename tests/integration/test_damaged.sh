@@ -146,6 +146,40 @@ PY
   pass "zip member damage, ranks $how: damaged member named and removed, the rest exact"
 done
 
+# verify checks every zip member's CRC-32, not only the checksums the manifest recorded: flip a
+# byte inside member data and make the manifest agree with the damaged bytes (as a writer bug
+# would), then verify must still name the member.
+dir="$WORK/zipcrc"
+mkdir -p "$dir"
+cp "$WORK/good_zip/d.zip" "$WORK/good_zip/d.zip.manifest.json" "$dir/"
+expect_ok 2 verify --source "$dir/d.zip"
+"$PYTHON" - "$dir/d.zip" <<'PY'
+import hashlib, json, sys
+p = sys.argv[1]
+data = bytearray(open(p, "rb").read())
+man = json.load(open(p + ".manifest.json"))
+blocks = [b for b in man["blocks"] if b["kind"] == "block"]
+patches = [b for b in man["blocks"] if b["kind"] == "patch"]
+b = max(blocks, key=lambda b: b["size"])        # the biggest block: deflate data of some member
+pos = b["offset"] + b["size"] // 2
+data[pos] ^= 0x10
+open(p, "wb").write(data)
+def block_hash(b):
+    raw = bytearray(data[b["offset"]:b["offset"] + b["size"]])
+    for q in patches:
+        if q["offset"] >= b["offset"] and q["offset"] + q["size"] <= b["offset"] + b["size"]:
+            raw[q["offset"] - b["offset"]:q["offset"] - b["offset"] + q["size"]] = bytes(q["size"])
+    return hashlib.sha256(raw).hexdigest()
+for x in man["blocks"]:
+    if x["offset"] <= pos < x["offset"] + x["size"]:
+        x["sha256"] = block_hash(x) if x["kind"] == "block" else hashlib.sha256(data[x["offset"]:x["offset"] + x["size"]]).hexdigest()
+man["fragments"][0]["sha256"] = hashlib.sha256(data).hexdigest()
+json.dump(man, open(p + ".manifest.json", "w"))
+PY
+expect_fatal "verify: zip member damaged behind matching checksums" 2 verify --source "$dir/d.zip"
+grep -q "member .* is damaged" "$WORK/last.err" || { show_last; fail "verify did not name the damaged zip member"; }
+pass "verify names a zip member whose CRC-32 fails even when the manifest's checksums match"
+
 # corrupt manifest beside an intact archive: either refuse (exit 2, message) or ignore it and
 # restore correctly — but no crash, no hang, no wrong tree with exit 0
 for algo in gzip zip; do
