@@ -3,6 +3,7 @@
 // (see bytes.h), so the interface stays small and every call is typed and 64-bit clean.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,6 +28,8 @@ class Comm {
   // Point to point, used by the dynamic directory hand-out of the scan.
   virtual void send(int dest, int tag, const std::string& bytes) = 0;
   virtual std::pair<int, std::string> recv_any(int tag) = 0;  // (source, bytes)
+  // recv_any if a message is already there; nothing otherwise (does not wait).
+  virtual std::optional<std::pair<int, std::string>> try_recv_any(int tag) = 0;
   virtual std::string recv(int source, int tag) = 0;
 };
 
@@ -43,6 +46,7 @@ class LocalComm final : public Comm {
   uint64_t max(uint64_t v) override { return v; }
   void send(int, int, const std::string&) override;
   std::pair<int, std::string> recv_any(int) override;
+  std::optional<std::pair<int, std::string>> try_recv_any(int) override { return std::nullopt; }
   std::string recv(int, int) override;
 };
 

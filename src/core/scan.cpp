@@ -25,6 +25,7 @@ namespace {
 
 constexpr int kTagWork = 11, kTagResult = 12;
 constexpr size_t kBatchEntries = 4096;
+constexpr size_t kLocalStepEntries = 64;  // rank 0 scans this many between looks at its inbox
 
 struct DirTask {
   uint32_t root;
@@ -127,11 +128,12 @@ void scan_dir(const DirTask& t, EntryList& out, std::vector<DirTask>& subdirs, L
   }
 }
 
-// Scans from `todo` until about kBatchEntries entries were found (or everything, if
-// `unbounded`); what is left stays in `todo`.
-void scan_some(std::deque<DirTask>& todo, EntryList& out, Log& log, bool unbounded) {
+// Scans from `todo` until about `limit` entries were found (0: everything); what is left stays
+// in `todo`.
+void scan_some(std::deque<DirTask>& todo, EntryList& out, Log& log, size_t limit) {
   std::vector<DirTask> subdirs;
-  while (!todo.empty() && (unbounded || out.size() < kBatchEntries)) {
+  const size_t stop = limit ? out.size() + limit : SIZE_MAX;
+  while (!todo.empty() && out.size() < stop) {
     DirTask t = std::move(todo.front());
     todo.pop_front();
     subdirs.clear();
@@ -179,7 +181,7 @@ void scan_worker(Comm& comm, Log& log) {
     std::deque<DirTask> todo;
     for (uint64_t i = 0; i < n; ++i) todo.push_back(decode_task(r));
     EntryList found;
-    scan_some(todo, found, log, false);
+    scan_some(todo, found, log, kBatchEntries);
     if (interrupted()) todo.clear();
     comm.send(0, kTagResult, encode_result(found, todo));
   }
@@ -208,7 +210,19 @@ EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log)
       ++busy;
     }
     if (busy == 0 && (queue.empty() || interrupted())) break;
-    auto [src, bytes] = comm.recv_any(kTagResult);
+    // Rank 0 scans too while directories are waiting and no worker is asking: in small steps,
+    // so a worker that asks is served within a fraction of a millisecond.
+    std::optional<std::pair<int, std::string>> got;
+    if (!queue.empty() && !interrupted()) {
+      got = comm.try_recv_any(kTagResult);
+      if (!got) {
+        scan_some(queue, all, log, kLocalStepEntries);
+        continue;
+      }
+    } else {
+      got = comm.recv_any(kTagResult);
+    }
+    auto& [src, bytes] = *got;
     --busy;
     idle.push_back(src);
     ByteReader r(bytes);
@@ -254,7 +268,7 @@ EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log) {
     EntryList all;
     std::deque<DirTask> todo;
     scan_roots(roots, all, todo, log);
-    scan_some(todo, all, log, true);
+    scan_some(todo, all, log, 0);
     return all;
   }
   if (comm.rank() == 0) return scan_coordinator(comm, roots, log);

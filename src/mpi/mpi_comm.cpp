@@ -130,6 +130,14 @@ class MpiComm final : public Comm {
     wait(r);
   }
   std::pair<int, std::string> recv_any(int tag) override { return receive(MPI_ANY_SOURCE, tag); }
+  std::optional<std::pair<int, std::string>> try_recv_any(int tag) override {
+    MPI_Message msg;
+    MPI_Status st;
+    int flag = 0;
+    check(MPI_Improbe(MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, &flag, &msg, &st), "MPI_Improbe");
+    if (!flag) return std::nullopt;
+    return take(msg, st);
+  }
   std::string recv(int source, int tag) override { return receive(source, tag).second; }
 
  private:
@@ -157,6 +165,10 @@ class MpiComm final : public Comm {
       check(MPI_Improbe(source, tag, MPI_COMM_WORLD, &flag, &msg, &st), "MPI_Improbe");
       return flag != 0;
     });
+    return take(msg, st);
+  }
+  // Receives the message `msg` that a probe matched.
+  static std::pair<int, std::string> take(MPI_Message& msg, const MPI_Status& st) {
     int n = 0;
     MPI_Get_count(&st, MPI_CHAR, &n);
     std::string s(static_cast<size_t>(n), '\0');
