@@ -42,25 +42,33 @@ RestoredEntry decode_restored(ByteReader& r) {
 }
 
 bool sanitize_member(std::string& name, std::string& why) {
+  if (name.find('\0') != std::string::npos) {
+    why = "member name contains a NUL byte";
+    return false;
+  }
   size_t strip = 0;
   while (strip < name.size() && name[strip] == '/') ++strip;
-  if (strip) {
-    name.erase(0, strip);
-    why = "removing leading '/' from member name";
-  }
-  size_t start = 0;
+  if (strip) why = "removing leading '/' from member name";
+  // One canonical spelling per path: empty and "." components go, so "a//b", "a/./b" and
+  // "a/b/" all name "a/b" (different spellings would otherwise escape the duplicate checks).
+  std::string clean;
+  size_t start = strip;
   while (start <= name.size()) {
     size_t end = name.find('/', start);
     if (end == std::string::npos) end = name.size();
-    if (end - start == 2 && name.compare(start, 2, "..") == 0) {
+    std::string_view comp(name.data() + start, end - start);
+    if (comp == "..") {
       why = "member name contains '..'";
       return false;
     }
+    if (!comp.empty() && comp != ".") {
+      if (!clean.empty()) clean += '/';
+      clean += comp;
+    }
     start = end + 1;
   }
-  while (name.size() > 2 && name.compare(0, 2, "./") == 0) name.erase(0, 2);
-  while (name.size() > 1 && name.back() == '/') name.pop_back();
-  return !(name.empty() || name == ".");
+  name = std::move(clean);
+  return !name.empty();
 }
 
 bool path_selected(const std::string& path, const std::vector<std::string>& only) {
@@ -127,7 +135,10 @@ int Extractor::walk(const std::string& path) {
     if (comp.empty() || comp == ".") continue;
     int next = ::openat(fd, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (next < 0 && errno == ENOENT) {
-      if (::mkdirat(fd, comp.c_str(), 0700) != 0 && errno != EEXIST) {
+      if (::mkdirat(fd, comp.c_str(), 0700) == 0) {
+        std::lock_guard<std::mutex> l(implied_mu_);
+        implied_.push_back(path.substr(0, slash));
+      } else if (errno != EEXIST) {
         int err = errno;
         ::close(fd);
         throw_sys("cannot create directory", dir_ + "/" + path.substr(0, slash), err);
@@ -204,6 +215,11 @@ void Extractor::write_data(const std::string& path, uint64_t offset, std::string
   pwrite_all(fd.get(), data, offset, dir_ + "/" + path);
 }
 
+std::vector<std::string> Extractor::implied_dirs() const {
+  std::lock_guard<std::mutex> l(implied_mu_);
+  return implied_;
+}
+
 void Extractor::remove_file(const std::string& path) {
   std::string leaf;
   int parent = open_parent(path, leaf);
@@ -226,14 +242,30 @@ size_t Extractor::finish(std::vector<RestoredEntry>& entries, Log& log, int thre
   const bool root = ::geteuid() == 0;
   std::vector<std::string> errors(entries.size());
   auto apply_meta = [&](const RestoredEntry& e, int parent, const std::string& leaf) -> std::string {
-    if (root && ::fchownat(parent, leaf.c_str(), e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0)
-      return sys_message("cannot set owner of", e.path, errno);
-    if (e.type != '2' && ::fchmodat(parent, leaf.c_str(), e.mode & 07777, 0) != 0)
-      return sys_message("cannot set mode of", e.path, errno);
     struct timespec ts[2];
     ts[0].tv_sec = ts[1].tv_sec = e.mtime;
     ts[0].tv_nsec = ts[1].tv_nsec = e.mtime_nsec;
-    if (::utimensat(parent, leaf.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) return sys_message("cannot set time of", e.path, errno);
+    if (e.type == '2') {  // the link itself, never what it points to
+      if (root && ::fchownat(parent, leaf.c_str(), e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0)
+        return sys_message("cannot set owner of", e.path, errno);
+      if (::utimensat(parent, leaf.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) return sys_message("cannot set time of", e.path, errno);
+      return "";
+    }
+    // Everything else through an fd opened without following a symlink, and only if it is
+    // still what the archive said: a member that put a symlink (or anything else) at this
+    // name must not make us change a file outside the restore directory.
+    Fd fd(::openat(parent, leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+    if (!fd) {
+      if (errno == ELOOP) return quote(e.path) + ": is a symlink now (another member?); its owner, mode and time were not applied";
+      return sys_message("cannot open", e.path, errno);
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return sys_message("cannot stat", e.path, errno);
+    bool same = e.type == '5' ? S_ISDIR(st.st_mode) : e.type == '6' ? S_ISFIFO(st.st_mode) : S_ISREG(st.st_mode);
+    if (!same) return quote(e.path) + ": is no longer what the archive holds (another member?); its owner, mode and time were not applied";
+    if (root && ::fchown(fd.get(), e.uid, e.gid) != 0) return sys_message("cannot set owner of", e.path, errno);
+    if (::fchmod(fd.get(), e.mode & 07777) != 0) return sys_message("cannot set mode of", e.path, errno);
+    if (::futimens(fd.get(), ts) != 0) return sys_message("cannot set time of", e.path, errno);
     return "";
   };
   auto replace = [](int parent, const std::string& leaf) {

@@ -5,6 +5,7 @@
 // and all metadata (owners, modes, times; directories deepest first) are applied at the end.
 #pragma once
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,8 @@ class Extractor {
   void make_dir(const std::string& path);
   // Removes a file whose data turned out damaged, so nothing partial is left looking complete.
   void remove_file(const std::string& path);
+  // Directories this extractor created because a member lay below them (not make_dir's).
+  std::vector<std::string> implied_dirs() const;
   // Creates links and fifos, then applies metadata; directories last, deepest first.
   // Problems are reported through `log.error`; returns how many.
   size_t finish(std::vector<RestoredEntry>& entries, Log& log, int threads);
@@ -57,6 +60,8 @@ class Extractor {
   int open_file(const std::string& path, bool fresh, bool* created);
   int root_ = -1;
   std::string dir_;
+  mutable std::mutex implied_mu_;
+  std::vector<std::string> implied_;
 };
 
 // Sanitizes a member name for extraction (see restore.cpp): strips leading '/', refuses '..'.

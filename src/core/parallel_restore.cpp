@@ -124,18 +124,15 @@ std::vector<size_t> my_units(const std::vector<uint64_t>& sizes, int rank, int r
 
 namespace {
 
-// Parents of restored entries that the archive does not list (zips often leave them out) get
-// 0755 and the current time, as unzip and tar give them.
-void add_implied_dirs(std::vector<RestoredEntry>& entries) {
-  std::set<std::string> have, implied;
+// Directories created only because members lay below them (zips often list none) get 0755
+// and the current time, as unzip and tar give them; directories that existed before the
+// restore are left alone.
+void add_implied_dirs(std::vector<RestoredEntry>& entries, const std::vector<std::string>& implied) {
+  std::set<std::string> have;
   for (const auto& e : entries) have.insert(e.path);
-  for (const auto& e : entries)
-    for (size_t slash = e.path.find('/'); slash != std::string::npos; slash = e.path.find('/', slash + 1)) {
-      std::string dir = e.path.substr(0, slash);
-      if (!have.count(dir)) implied.insert(dir);
-    }
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
-  for (const auto& d : implied) entries.push_back(RestoredEntry{d, "", '5', 0755, ::geteuid(), ::getegid(), now, 0});
+  for (const auto& d : implied)
+    if (have.insert(d).second) entries.push_back(RestoredEntry{d, "", '5', 0755, ::geteuid(), ::getegid(), now, 0});
 }
 
 }  // namespace
@@ -180,12 +177,17 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
       w.str(e);
     }
   }
+  for (const auto& d : x->implied_dirs()) {
+    w.u8(3);
+    w.str(d);
+  }
   w.u8(0);
   auto all = comm.gather(w.take(), 0);
   bytes = comm.sum(bytes);
   int rc = kExitOk;
   if (comm.rank() == 0) {
     std::vector<RestoredEntry> entries;
+    std::vector<std::string> implied;
     size_t errors = 0;
     for (auto& msg : all) {
       ByteReader r(msg);
@@ -196,6 +198,7 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
       }
       for (uint8_t tag; (tag = r.u8()) != 0;) {
         if (tag == 1) entries.push_back(decode_restored(r));
+        else if (tag == 3) implied.push_back(r.str());
         else {
           log.error(r.str());
           ++errors;
@@ -204,7 +207,7 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
     }
     if (rc == kExitOk) {
       const size_t listed = entries.size();
-      add_implied_dirs(entries);
+      add_implied_dirs(entries, implied);
       std::sort(entries.begin(), entries.end(), [](const RestoredEntry& a, const RestoredEntry& b) { return path_less(a.path, b.path); });
       errors += x->finish(entries, log, threads);
       for (const auto& o : opt.only) {

@@ -39,15 +39,24 @@ std::optional<ZipDirectory> load_directory(const ArchiveSource& s) {
   return read_zip_directory(archive_size(s), [&](uint64_t off, uint64_t n) { return read_range(s, off, n); });
 }
 
-// Why these members are left to the streaming restore ("" when they are not).
+constexpr uint64_t kMaxLink = 64 << 10;  // longer symlink targets are left to libarchive
+
+// Why these members are left to the streaming restore ("" when they are not): anything where
+// restoring members independently could make two of them race for one path.
 std::string obstacle(const std::vector<ZipMember>& members) {
-  std::set<std::string> names;
+  std::set<std::string> names, files;
   for (const auto& m : members) {
     if (m.flags & 0x0001) return "encrypted member " + quote(m.name);
     if (m.method != 0 && m.method != 8) return "member " + quote(m.name) + " uses method " + std::to_string(m.method);
+    if (m.is_symlink() && (m.csize > kMaxLink || m.usize > kMaxLink)) return "symlink member " + quote(m.name) + " is too long";
     std::string path = m.name, why;
-    if (sanitize_member(path, why) && !names.insert(path).second) return "more than one member is named " + quote(path);
+    if (!sanitize_member(path, why)) continue;
+    if (!names.insert(path).second) return "more than one member is named " + quote(path);
+    if (!m.is_dir()) files.insert(path);
   }
+  for (const auto& path : names)  // a file (or link) that another member needs as a directory
+    for (size_t slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1))
+      if (files.count(path.substr(0, slash))) return "member " + quote(path.substr(0, slash)) + " is both a file and a directory";
   return "";
 }
 
@@ -175,13 +184,17 @@ uint64_t inflate_stream(const ArchiveSource& s, const ZipMember& m, const ZipLoc
     }
     inf.z.next_in = reinterpret_cast<Bytef*>(packed.data());
     inf.z.avail_in = static_cast<uInt>(packed.size());
-    while (inf.z.avail_in > 0 && !ended) {
+    // Until the input is used up *and* zlib had room to spare: a full output buffer may mean
+    // more output (or the end of the stream) is still held inside zlib.
+    while (!ended) {
       inf.z.next_out = reinterpret_cast<Bytef*>(out.data());
       inf.z.avail_out = static_cast<uInt>(out.size());
       int rc = inflate(&inf.z, Z_NO_FLUSH);
+      if (rc == Z_BUF_ERROR) break;  // no progress possible: it needs more input
       if (rc != Z_OK && rc != Z_STREAM_END) throw Fatal("deflate data is damaged");
       emit(std::string_view(out.data(), out.size() - inf.z.avail_out));
       ended = rc == Z_STREAM_END;
+      if (inf.z.avail_in == 0 && inf.z.avail_out > 0) break;
     }
   }
   if (!ended || written != m.usize) throw Fatal("data end early");
@@ -238,18 +251,18 @@ UnitResult restore_run(const ArchiveSource& s, const ZipPlan& p, const Run& run,
         }
       }
       res.entries.push_back(std::move(e));
-    } catch (const Fatal& f) {
-      std::string msg = damaged(s, m, f.what()) + "; not restored";
-      if (written) {
+    } catch (const std::exception& ex) {
+      if (interrupted()) throw;
+      bool damage = dynamic_cast<const Fatal*>(&ex) != nullptr;
+      std::string msg = damage ? damaged(s, m, ex.what()) + "; not restored" : quote(m.name) + ": " + ex.what();
+      if (written) {  // no partial file may be left looking complete
         try {
           x.remove_file(path);
-        } catch (const std::exception& ex) {
-          msg += std::string("; ") + ex.what();
+        } catch (const std::exception& rm) {
+          msg += std::string("; ") + rm.what();
         }
       }
       res.errors.push_back(msg);
-    } catch (const std::exception& ex) {
-      res.errors.push_back(ex.what());
     }
   }
   return res;
@@ -289,12 +302,16 @@ std::vector<std::string> check_zip_members(const ArchiveSource& s, int rank, int
 }
 
 bool zip_restores_in_parallel(const ArchiveSource& s, std::string& why_not) {
-  std::optional<ZipDirectory> dir = load_directory(s);
-  if (!dir) {
-    why_not = "no usable zip central directory";
-    return false;
+  try {
+    std::optional<ZipDirectory> dir = load_directory(s);
+    if (!dir) {
+      why_not = "no zip central directory this reader trusts";
+      return false;
+    }
+    why_not = obstacle(dir->members);
+  } catch (const std::exception& e) {
+    why_not = e.what();
   }
-  why_not = obstacle(dir->members);
   return why_not.empty();
 }
 

@@ -1,6 +1,7 @@
 // See zip_read.h. Anything this reader does not handle as a plain single-disk zip (multi-disk
-// sets, data before the first member, a directory whose records do not add up) makes it return
-// nullopt, so the caller streams the archive through libarchive as before instead.
+// sets, data before the first member, a directory whose records do not add up, members that
+// overlap) makes it return nullopt, so the caller streams the archive through libarchive
+// instead (which reads local headers in order, so overlapping members cannot multiply).
 #include "format/zip_read.h"
 
 #include <sys/stat.h>
@@ -110,7 +111,7 @@ std::optional<EndRecord> find_end(uint64_t size, const ReadAt& read) {
       uint32_t disk64 = l.u32();
       uint64_t end64 = l.u64();
       uint32_t disks = l.u32();
-      if (disk64 != 0 || disks > 1 || end64 + 56 > e.end_at - 20) return std::nullopt;
+      if (disk64 != 0 || disks > 1 || e.end_at < 20 + 56 || end64 > e.end_at - 20 - 56) return std::nullopt;
       std::string rec = read(end64, 56);
       Cursor r{rec};
       if (r.u32() != kEnd64) return std::nullopt;
@@ -191,6 +192,16 @@ std::optional<ZipDirectory> read_zip_directory(uint64_t size, const ReadAt& read
     else m.mode = S_IFREG | (unix_mode ? unix_mode & 07777 : (external & 0x01) ? 0444 : 0644);
     if (dir_name && !S_ISDIR(m.mode)) m.mode = S_IFDIR | (m.mode & 07777);
     out.push_back(std::move(m));
+  }
+  // The records must fill the directory exactly (a count that lies low would hide members),
+  // and members must not overlap: each starts after the previous one's header and data.
+  if (c.pos != cd.size()) return std::nullopt;
+  std::vector<std::pair<uint64_t, uint64_t>> spans;  // (offset, least end)
+  for (const auto& m : out) spans.emplace_back(m.header_offset, m.header_offset + 30 + m.csize);
+  std::sort(spans.begin(), spans.end());
+  for (size_t i = 0; i < spans.size(); ++i) {
+    uint64_t next = i + 1 < spans.size() ? spans[i + 1].first : dir.offset;
+    if (spans[i].second > next) return std::nullopt;
   }
   return dir;
 }

@@ -99,6 +99,10 @@ with open(out, "wb") as raw:
                     dst.write(src.read())
 PY
 (cd "$WORK/sm" && zip -q -r -y -Z bzip2 "$A/bzip2_method.zip" small)
+# a big member (inflated as a stream) whose output fills zlib's buffer exactly as the input ends
+mkdir -p "$WORK/zeros/zeros"
+head -c 20971521 /dev/zero >"$WORK/zeros/zeros/z.bin"
+(cd "$WORK/zeros" && zip -q -r "$A/zeros.zip" zeros)
 printf '#!/bin/sh\necho this stub stands for an unzip-sfx binary\nexit 0\n' >"$WORK/stub"
 cat "$WORK/stub" "$A/comment.zip" >"$A/sfx_raw.zip"
 cp "$A/sfx_raw.zip" "$A/sfx_fixed.zip"
@@ -132,6 +136,7 @@ restore_zip() {
 restore_zip "$A/comment.zip" 2 small "$WORK/sm/small" parallel --zip
 restore_zip "$A/zip64_stream.zip" 2 small "$WORK/sm/small" parallel --zip --exclude link
 restore_zip "$A/sfx_fixed.zip" plain small "$WORK/sm/small" parallel --zip
+restore_zip "$A/zeros.zip" 2 zeros "$WORK/zeros/zeros" parallel --zip
 restore_zip "$A/bzip2_method.zip" 2 small "$WORK/sm/small" streamed --zip
 restore_zip "$A/sfx_raw.zip" plain small "$WORK/sm/small" streamed --zip
 

@@ -60,6 +60,9 @@ def zipf(name, members):
             elif kind == "symlink":
                 zi.external_attr = 0o120777 << 16
                 z.writestr(zi, m[2].encode())
+            elif kind == "dir":
+                zi.external_attr = (0o40777 << 16) | 0x10
+                z.writestr(zi, b"")
             # make sure zipfile kept the name verbatim
             assert zi.filename == path, (zi.filename, path)
 
@@ -83,6 +86,9 @@ zipf("zip_absolute.zip", [("file", "/tmp/abs_evil_zip_" + ID)])
 zipf("zip_symlink.zip", [("symlink", "zlink", WORK + "/outside_dir"), ("file", "zlink/evil_zipsym_" + ID)])
 zipf("zip_symlink_up.zip", [("symlink", "zup", ".."), ("file", "zup/evil_zipup_" + ID)])
 zipf("zip_symlink_then_file.zip", [("symlink", "zf", WORK + "/outside.txt"), ("file", "zf")])
+# two spellings of one path: a 0777 directory, then a symlink to a directory outside
+zipf("zip_alias_dir_symlink.zip", [("dir", "x/d/"), ("symlink", "x/./d", WORK + "/outside_dir")])
+zipf("zip_alias_file_symlink.zip", [("file", "y//f"), ("symlink", "y/f", WORK + "/outside.txt")])
 PY
 
 snapshot() { # state of everything outside the restore targets
@@ -131,13 +137,15 @@ restore_hostile() { # ARCHIVE HOW [pre-existing symlink setup: NAME TARGET]
 for arc in dotdot.tar absolute.tar.gz dotdot_mid.tar dotdot_deep.tar.gz symlink_abs_dir.tar \
   symlink_up.tar.gz symlink_chain.tar symlink_nested.tar symlink_then_file.tar \
   symlink_rel_then_file.tar.gz hardlink_abs.tar hardlink_rel.tar.gz hardlink_via_symlink.tar \
-  zip_dotdot.zip zip_absolute.zip zip_symlink.zip zip_symlink_up.zip zip_symlink_then_file.zip; do
+  zip_dotdot.zip zip_absolute.zip zip_symlink.zip zip_symlink_up.zip zip_symlink_then_file.zip \
+  zip_alias_dir_symlink.zip zip_alias_file_symlink.zip; do
   restore_hostile "$A/$arc" plain
 done
 # a few again with 2 ranks
 restore_hostile "$A/symlink_abs_dir.tar" 2
 restore_hostile "$A/hardlink_abs.tar" 2
 restore_hostile "$A/zip_symlink.zip" 2
+restore_hostile "$A/zip_alias_dir_symlink.zip" 2
 
 # a symlink already present in the target directory
 mkdir -p "$WORK/pre/x"

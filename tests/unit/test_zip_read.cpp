@@ -147,6 +147,18 @@ TEST_CASE("zip_read: declines what it does not handle") {
   many[many.size() - 22 + 10] = char(0xff);
   many[many.size() - 22 + 8] = char(0xff);
   CHECK_FALSE(read(many));
+  // an entry count that lies low (a member would silently go missing)
+  std::vector<Member> three = {{"a", "1", "", "", S_IFREG | 0600}, {"b", "2", "", "", S_IFREG | 0600}, {"c", "3", "", "", S_IFREG | 0600}};
+  std::string low = make_zip(three);
+  REQUIRE(read(low));
+  low[low.size() - 22 + 8] = 1;
+  low[low.size() - 22 + 10] = 1;
+  CHECK_FALSE(read(low));
+  // two central records pointing at the same local header (overlapping members)
+  std::string twice = make_zip(three);
+  size_t second = twice.find("PK\x01\x02", twice.find("PK\x01\x02") + 4);
+  for (int k = 0; k < 4; ++k) twice[second + 42 + k] = 0;  // its local header offset -> 0
+  CHECK_FALSE(read(twice));
   // truncated in the middle: the end record is gone
   CHECK_FALSE(read(good.substr(0, good.size() / 2)));
 }

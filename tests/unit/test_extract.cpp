@@ -1,0 +1,87 @@
+// The extraction rules every restore path relies on: member names reduced to one canonical
+// spelling (so duplicate checks see aliases), and metadata never applied through a symlink
+// that another member put where a directory or file was.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "core/extract.h"
+#include "helpers.h"
+#include "pbackup/log.h"
+
+using namespace pbackup;
+
+namespace {
+std::string clean(std::string name, bool* ok = nullptr, std::string* why = nullptr) {
+  std::string w;
+  bool r = sanitize_member(name, w);
+  if (ok) *ok = r;
+  if (why) *why = w;
+  return name;
+}
+}  // namespace
+
+TEST_CASE("sanitize_member: one spelling per path, '..' and NUL refused") {
+  bool ok = false;
+  std::string why;
+  CHECK(clean("a/b/c") == "a/b/c");
+  CHECK(clean("a//b/./c/") == "a/b/c");
+  CHECK(clean("./a/b") == "a/b");
+  CHECK(clean("x/./d", &ok) == "x/d");
+  CHECK(ok);
+  CHECK(clean("/etc/passwd", &ok, &why) == "etc/passwd");
+  CHECK(ok);
+  CHECK(why.find("leading '/'") != std::string::npos);
+  clean("a/../../b", &ok, &why);
+  CHECK_FALSE(ok);
+  CHECK(why.find("'..'") != std::string::npos);
+  clean(std::string("x/d\0z", 5), &ok, &why);
+  CHECK_FALSE(ok);
+  CHECK(why.find("NUL") != std::string::npos);
+  clean("./", &ok, &why);
+  CHECK_FALSE(ok);
+  CHECK(why.empty());  // the archive's own top: nothing to extract, nothing to report
+  CHECK(clean("a..b/..c") == "a..b/..c");
+}
+
+TEST_CASE("Extractor::finish never changes what a symlink points to") {
+  testutil::TempDir t;
+  const std::string root = (t.path / "restore").string(), victim = (t.path / "victim").string();
+  REQUIRE(::mkdir(victim.c_str(), 0755) == 0);
+  REQUIRE(::mkdir(root.c_str(), 0755) == 0);
+  testutil::write_file(t.path / "victim" / "file", "keep");
+  REQUIRE(::chmod((t.path / "victim" / "file").c_str(), 0644) == 0);
+  Extractor x(root);
+  x.make_dir("d");
+  x.create_file("f", 4, "data");
+  // another member replaced both by symlinks to the victim while the restore ran
+  REQUIRE(::rmdir((root + "/d").c_str()) == 0);
+  REQUIRE(::symlink(victim.c_str(), (root + "/d").c_str()) == 0);
+  REQUIRE(::unlink((root + "/f").c_str()) == 0);
+  REQUIRE(::symlink((victim + "/file").c_str(), (root + "/f").c_str()) == 0);
+  std::vector<RestoredEntry> entries = {
+      RestoredEntry{"d", "", '5', 0777, 0, 0, 1000, 0},
+      RestoredEntry{"f", "", '0', 0777, 0, 0, 1000, 0},
+  };
+  Log log(0, LogLevel::Error);
+  CHECK(x.finish(entries, log, 1) == 2);  // both reported
+  struct stat st {};
+  REQUIRE(::stat(victim.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0755);
+  CHECK(st.st_mtime != 1000);
+  REQUIRE(::stat((victim + "/file").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0644);
+  CHECK(st.st_mtime != 1000);
+}
+
+TEST_CASE("Extractor: directories made for members below them are reported as implied") {
+  testutil::TempDir t;
+  Extractor x(t.path.string());
+  x.make_dir("listed");
+  x.create_file("a/b/c.txt", 1, "x");
+  auto implied = x.implied_dirs();
+  std::sort(implied.begin(), implied.end());
+  CHECK(implied == std::vector<std::string>{"a", "a/b"});
+}
