@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <future>
 
 #include "dest/file_util.h"
 #include "dest/registry.h"
+#include "pbackup/comm.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
 
@@ -34,9 +36,28 @@ class FileDestination final : public Destination {
     if (::close(fd_.release()) != 0) throw_sys("cannot close", temp_, errno);
   }
   size_t fragment_count(uint64_t) const override { return 1; }
-  // One sequential read of the whole archive on rank 0 (from the page cache, at SHA-NI speed:
-  // ~1.5 GB/s here), for the .sha256 file that sha256sum -c reads.
-  std::string hash_fragment(size_t, uint64_t total) override { return hash_file(temp_, total); }
+  // The SHA-256 for the .sha256 file that sha256sum -c reads: rank 0 reads back what is final
+  // on a thread of its own (from the page cache, ~1.5 GB/s with SHA-NI), so at the end only the
+  // last rounds are left to hash (large set, zstd: 0.06 s less at the end). When settle() is
+  // called, the other ranks may still be writing the bytes below `settled` (they are certain
+  // to be written only by the next call), so each call hashes up to the previous one's value.
+  void settle(Comm& comm, uint64_t settled, bool last) override {
+    if (comm.rank() != 0 || last) return;
+    const uint64_t safe = settled_before_;
+    settled_before_ = std::max(settled_before_, settled);
+    if (safe <= hash_queued_) return;
+    if (hashing_.valid()) hashing_.get();  // one range at a time, in order; rethrows
+    const uint64_t from = hash_queued_;
+    hash_queued_ = safe;
+    hashing_ = std::async(std::launch::async, [this, from, safe] { hash_file_range(temp_, from, safe, sha_); });
+  }
+  std::string hash_fragment(size_t, uint64_t total) override {
+    if (hashing_.valid()) hashing_.get();
+    if (hash_queued_ > total) throw Fatal("internal: hashed past the archive's end");
+    hash_file_range(temp_, hash_queued_, total, sha_);
+    hash_queued_ = total;
+    return sha_.hex();
+  }
   std::vector<Fragment> commit(uint64_t total, const std::vector<std::string>& hashes) override {
     Fd fd = open_or_throw(temp_, O_RDWR);
     if (::ftruncate(fd.get(), static_cast<off_t>(total)) != 0) throw_sys("cannot truncate", temp_, errno);
@@ -50,6 +71,7 @@ class FileDestination final : public Destination {
     write_file_atomic(spec_.output_dir + "/" + name, bytes);
   }
   void abort() noexcept override {
+    if (hashing_.valid()) hashing_.wait();
     fd_.reset();
     ::unlink(temp_.c_str());
   }
@@ -63,6 +85,10 @@ class FileDestination final : public Destination {
   DestinationSpec spec_;
   std::string final_, temp_;
   Fd fd_;
+  Sha256 sha_;
+  uint64_t hash_queued_ = 0;       // bytes handed to the hashing thread so far
+  uint64_t settled_before_ = 0;    // `settled` of the previous settle() call
+  std::future<void> hashing_;      // last: waited for before the members above go
 };
 
 }  // namespace

@@ -93,17 +93,21 @@ void make_dirs(const std::string& path, const std::string& what) {
   }
 }
 
-std::string hash_file(const std::string& path, uint64_t size) {
+void hash_file_range(const std::string& path, uint64_t from, uint64_t to, Sha256& h) {
   Fd fd = open_or_throw(path, O_RDONLY);
-  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  Sha256 h;
+  ::posix_fadvise(fd.get(), static_cast<off_t>(from), static_cast<off_t>(to - from), POSIX_FADV_SEQUENTIAL);
   std::string buf(4 << 20, '\0');
-  for (uint64_t off = 0; off < size;) {
-    uint64_t n = pread_full(fd.get(), buf.data(), std::min<uint64_t>(buf.size(), size - off), off, path);
+  for (uint64_t off = from; off < to;) {
+    uint64_t n = pread_full(fd.get(), buf.data(), std::min<uint64_t>(buf.size(), to - off), off, path);
     if (n == 0) throw Fatal(quote(path) + " is shorter than the layout says");
     h.update(std::string_view(buf.data(), n));
     off += n;
   }
+}
+
+std::string hash_file(const std::string& path, uint64_t size) {
+  Sha256 h;
+  hash_file_range(path, 0, size, h);
   return h.hex();
 }
 

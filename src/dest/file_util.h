@@ -43,6 +43,9 @@ void fsync_dir(const std::string& dir);
 void make_dirs(const std::string& path, const std::string& what);
 // SHA-256 (hex) of the first `size` bytes of a file; Fatal if it is shorter.
 std::string hash_file(const std::string& path, uint64_t size);
+// Feeds bytes [from, to) of the file at `path` to `h`.
+class Sha256;
+void hash_file_range(const std::string& path, uint64_t from, uint64_t to, Sha256& h);
 // Checks that `dir` exists, is a directory and is writable; throws Fatal otherwise.
 void check_output_dir(const std::string& dir);
 
