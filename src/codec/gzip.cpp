@@ -8,6 +8,7 @@
 
 #include "codec/registry.h"
 #include "pbackup/error.h"
+#include "pbackup/scratch.h"
 
 namespace pbackup {
 namespace {
@@ -22,12 +23,11 @@ class GzipCodec final : public Codec {
 
   void compress(std::string_view in, std::string& out) const override {
     DeflateCompressor c(level_);
-    size_t start = out.size();
-    out.resize(start + libdeflate_gzip_compress_bound(c.get(), in.size()));
-    size_t n = libdeflate_gzip_compress(c.get(), in.data(), in.size(), out.data() + start, out.size() - start);
+    const size_t bound = libdeflate_gzip_compress_bound(c.get(), in.size());
+    char* buf = scratch(Scratch::Codec, bound);  // the bound is the input's size: not kept
+    size_t n = libdeflate_gzip_compress(c.get(), in.data(), in.size(), buf, bound);
     if (n == 0) throw Fatal("gzip: compression failed");
-    out.resize(start + n);
-    out.shrink_to_fit();  // the bound is the input's size; a window holds many of these
+    out.append(buf, n);
   }
 
   // libdeflate when the member's size trailer (ISIZE, size mod 2^32) gives the output size;

@@ -3,6 +3,7 @@
 
 #include "codec/registry.h"
 #include "pbackup/error.h"
+#include "pbackup/scratch.h"
 
 namespace pbackup {
 namespace {
@@ -18,12 +19,11 @@ class ZstdCodec final : public Codec {
     if (!cctx) throw Fatal("zstd: out of memory");
     ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level_);
     ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1);
-    size_t start = out.size();
-    out.resize(start + ZSTD_compressBound(in.size()));
-    size_t n = ZSTD_compress2(cctx.get(), out.data() + start, out.size() - start, in.data(), in.size());
+    const size_t bound = ZSTD_compressBound(in.size());
+    char* buf = scratch(Scratch::Codec, bound);  // the bound is the input's size: not kept
+    size_t n = ZSTD_compress2(cctx.get(), buf, bound, in.data(), in.size());
     if (ZSTD_isError(n)) throw Fatal(std::string("zstd: ") + ZSTD_getErrorName(n));
-    out.resize(start + n);
-    out.shrink_to_fit();  // the bound is the input's size; a window holds many of these
+    out.append(buf, n);
   }
 
   std::string decompress(std::string_view in) const override {

@@ -166,9 +166,16 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
   ByteWriter w;
   w.str(fatal);
   uint64_t bytes = 0;
+  // Files that are complete with their metadata need nothing more from rank 0: only counted
+  // (unless --only must find them by name), which keeps the gather and rank 0's sort small.
+  uint64_t finished = 0;
   for (auto& r : results) {
     bytes += r.bytes;
     for (auto& e : r.entries) {
+      if (e.done && opt.only.empty()) {
+        ++finished;
+        continue;
+      }
       w.u8(1);
       encode(w, e);
     }
@@ -181,6 +188,8 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
     w.u8(3);
     w.str(d);
   }
+  w.u8(4);
+  w.u64(finished);
   w.u8(0);
   auto all = comm.gather(w.take(), 0);
   bytes = comm.sum(bytes);
@@ -188,6 +197,7 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
   if (comm.rank() == 0) {
     std::vector<RestoredEntry> entries;
     std::vector<std::string> implied;
+    uint64_t finished_everywhere = 0;
     size_t errors = 0;
     for (auto& msg : all) {
       ByteReader r(msg);
@@ -199,6 +209,7 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
       for (uint8_t tag; (tag = r.u8()) != 0;) {
         if (tag == 1) entries.push_back(decode_restored(r));
         else if (tag == 3) implied.push_back(r.str());
+        else if (tag == 4) finished_everywhere += r.u64();
         else {
           log.error(r.str());
           ++errors;
@@ -206,7 +217,7 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
       }
     }
     if (rc == kExitOk) {
-      const size_t listed = entries.size();
+      const size_t listed = entries.size() + finished_everywhere;
       add_implied_dirs(entries, implied);
       std::sort(entries.begin(), entries.end(), [](const RestoredEntry& a, const RestoredEntry& b) { return path_less(a.path, b.path); });
       errors += x->finish(entries, log, threads);

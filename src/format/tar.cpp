@@ -7,7 +7,9 @@
 #include "format/cut.h"
 #include "format/registry.h"
 #include "pbackup/codec.h"
+#include "pbackup/error.h"
 #include "pbackup/log.h"
+#include "pbackup/scratch.h"
 #include "pbackup/sha256.h"
 
 namespace pbackup {
@@ -181,24 +183,39 @@ class TarFormat final : public Format {
   }
 
   void encode_block(const BlockJob& job, DataSource& src, std::vector<Unit>& out) const override {
-    std::string raw;
-    raw.reserve(job.block.raw_bytes);
+    // The block's tar stream, built in this thread's scratch buffer (sized by the plan).
+    const uint64_t planned = job.block.raw_bytes;
+    char* raw = scratch(Scratch::Block, planned);
+    uint64_t n = 0;
+    auto room = [&](uint64_t k) {
+      if (k > planned - n) throw Fatal("internal: block " + std::to_string(job.block.id) + " is larger than planned");
+    };
     for (size_t i = 0; i < job.block.pieces.size(); ++i) {
       const Piece& p = job.block.pieces[i];
       const Entry& e = job.entries[i];
-      if (p.header) raw += tar_header(e);
-      if (p.length) {
-        size_t at = raw.size();
-        raw.resize(at + p.length);
-        src.read(e, job.disk_paths[i], p.offset, p.length, p.last, raw.data() + at);
+      if (p.header) {
+        std::string h = tar_header(e);
+        room(h.size());
+        std::memcpy(raw + n, h.data(), h.size());
+        n += h.size();
       }
-      if (p.last) raw.resize((raw.size() + kTarBlock - 1) / kTarBlock * kTarBlock, '\0');
+      if (p.length) {
+        room(p.length);
+        src.read(e, job.disk_paths[i], p.offset, p.length, p.last, raw + n);
+        n += p.length;
+      }
+      if (p.last) {
+        uint64_t pad = (n + kTarBlock - 1) / kTarBlock * kTarBlock - n;
+        room(pad);
+        std::memset(raw + n, 0, pad);
+        n += pad;
+      }
     }
     Unit u;
     u.block = job.block.id;
     u.entry = job.block.pieces.empty() ? 0 : job.block.pieces.front().entry;
-    u.raw = raw.size();
-    codec_->compress(raw, u.data);
+    u.raw = n;
+    codec_->compress(std::string_view(raw, n), u.data);
     out.push_back(std::move(u));
   }
 
