@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <set>
 
 #include "core/parallel.h"
@@ -35,8 +36,21 @@ uint64_t archive_size(const ArchiveSource& s) {
   return n;
 }
 
+// The archive's central directory. Rank 0 reads it once to choose the restore path and again
+// to restore, so the last one read is kept (per process; keyed by the archive's files and
+// sizes): restoring one member of a 1.27 GB zip read 10.3 MB, twice its 5 MB directory.
 std::optional<ZipDirectory> load_directory(const ArchiveSource& s) {
-  return read_zip_directory(archive_size(s), [&](uint64_t off, uint64_t n) { return read_range(s, off, n); });
+  static std::mutex mu;
+  static std::string cached_key;
+  static std::optional<ZipDirectory> cached;
+  std::string key = s.bucket;
+  for (size_t i = 0; i < s.files.size(); ++i) key += "\n" + s.files[i] + "\t" + std::to_string(s.sizes[i]);
+  std::lock_guard<std::mutex> l(mu);
+  if (key != cached_key) {
+    cached = read_zip_directory(archive_size(s), [&](uint64_t off, uint64_t n) { return read_range(s, off, n); });
+    cached_key = key;
+  }
+  return cached;
 }
 
 constexpr uint64_t kMaxLink = 64 << 10;  // longer symlink targets are left to libarchive
