@@ -7,7 +7,7 @@ PKGS=(
   libopenmpi-dev openmpi-bin
   libboost-mpi-dev libboost-serialization-dev
   libarchive-dev zlib1g-dev libdeflate-dev libbz2-dev libzstd-dev libssl-dev libcurl4-openssl-dev
-  libcxxopts-dev doctest-dev
+  libcxxopts-dev doctest-dev nlohmann-json3-dev
   # peer tools the tests and the benchmark check archives with
   tar gzip bzip2 xz-utils zstd unzip zip libarchive-tools pigz pbzip2 lbzip2 time
   python3 curl procps util-linux coreutils

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pbackup/destination.h"
@@ -37,9 +38,19 @@ struct Manifest {
   std::vector<ManifestBlock> blocks;
 };
 
+// Always valid JSON (RFC 8259, UTF-8): strings that are not UTF-8 (names are byte strings) are
+// written in the escaped form docs/format.md describes, and read back byte for byte.
 std::string manifest_to_json(const Manifest& m);
-// Throws Fatal with a reason on malformed input.
-Manifest manifest_from_json(const std::string& text);
+// Strict: numbers must be unsigned integers that fit 64 bits, every field has its type, known
+// fields appear once (unknown ones are skipped, so newer manifests stay readable). Streamed
+// (SAX), never held as a JSON tree. Throws Fatal naming the field and the reason.
+Manifest manifest_from_json(std::string_view text);
+// The structural checks every command relies on before it trusts the block index: records
+// tile the archive and the uncompressed stream exactly, patches lie inside their block,
+// fragments add up to archive_size, ... Throws Fatal naming the manifest `name` and the record.
+void validate_manifest(const Manifest& m, const std::string& name);
+// Parses and validates; every error (a Fatal, never a bare library exception) names `name`.
+Manifest read_manifest(std::string_view text, const std::string& name);
 // "sha256  name" lines, as sha256sum -c reads them.
 std::string checksum_file(const Manifest& m);
 

@@ -109,11 +109,9 @@ ArchiveSource load_set(Store& st, const std::string& dir, const std::string& bas
   s.bucket = st.bucket();
   const std::string man = base + ".manifest.json";
   if (st.size(dir, man)) {
-    try {
-      s.manifest = manifest_from_json(st.read_all(dir, man));
-    } catch (const Fatal& f) {
-      throw Fatal("manifest " + quote(st.path(dir, man)) + ": " + f.what());
-    }
+    // Parsed and checked for structure here, so restore, list and verify all get the checks.
+    const std::string shown = st.bucket().empty() ? st.path(dir, man) : "s3://" + st.bucket() + "/" + st.path(dir, man);
+    s.manifest = read_manifest(st.read_all(dir, man), shown);
     s.manifest_path = st.path(dir, man);
     std::vector<std::string> problems;
     const bool single = s.manifest->fragments.size() == 1;

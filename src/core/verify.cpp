@@ -1,19 +1,25 @@
-// verify: is the archive exactly what the manifest says? Every fragment present with its size
-// and SHA-256; no extra fragments; every block's SHA-256 (with zip's rewritten placeholders put
-// back to zeros) and, for tar, every block decompressing with its codec's own check (gzip CRC,
-// bzip2 block CRCs, zstd checksum) to the recorded size; for zip, every member inflating to its
-// size and CRC-32. Work is shared over ranks and threads;
+// verify: is the archive exactly what the manifest says? The manifest's structure is checked
+// when it is read (validate_manifest). Then: every fragment present with its size and SHA-256,
+// the archive's real size; no extra fragments; every block's SHA-256 (with zip's rewritten
+// placeholders put back to zeros) and, for tar, every block decompressing with its codec's own
+// check (gzip CRC, bzip2 block CRCs, zstd checksum) to the recorded size, its tar headers
+// walked and chained to the next block record (first_entry, continues), the end marker all
+// zeros; for zip, every member inflating to its size and CRC-32. Work is shared over ranks and
+// threads;
 // rank 0 prints every problem and a one-line summary.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <new>
 #include <set>
 
 #include "core/parallel.h"
 #include "core/parallel_restore.h"
 #include "dest/file_util.h"
+#include "format/tar_read.h"
 #include "pbackup/codec.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
@@ -52,6 +58,11 @@ Plan make_plan(const RestoreOptions& opt) {
     if (!s.manifest) throw Fatal("no manifest " + quote(s.name + ".manifest.json") + " beside " + quote(opt.source) +
                                  ": verify needs the manifest pbackup writes (restore and list work without)");
     p.source = s;
+    uint64_t real = 0;
+    for (uint64_t size : s.sizes) real += size;  // each below 2^63 (stat/HEAD sizes)
+    if (real != s.manifest->archive_size)
+      p.extra.push_back("archive " + quote(s.name) + " has " + std::to_string(real) + " bytes on disk, the manifest's archive_size is " +
+                        std::to_string(s.manifest->archive_size));
     // fragments on disk that the manifest does not list
     std::set<std::string> listed;
     for (auto& f : s.manifest->fragments) listed.insert(f.name);
@@ -74,6 +85,73 @@ Plan make_plan(const RestoreOptions& opt) {
     p.error = f.what();
   }
   return p;
+}
+
+constexpr size_t kNone = ~size_t{0};
+
+// A tar structure record is the end-of-archive marker: two or more 512-byte blocks of zeros.
+std::string end_marker_problem(std::string_view raw) {
+  if (raw.size() < 1024 || raw.size() % 512 || raw.find_first_not_of('\0') != std::string_view::npos)
+    return "is not a tar end-of-archive marker (1024 zero bytes or more)";
+  return "";
+}
+
+// Walks the tar members of one decompressed block (the tar reader checks every header) and
+// checks the block against its record and the next block record: a block that does not
+// continue a file starts with first_entry's header; a block that ends inside a member's data
+// is followed by a record that continues that member at that data offset, and a block that
+// ends at a member boundary by one that does not continue anything.
+std::string walk_problem(std::string_view buf, const ManifestBlock& b, const ManifestBlock* next) {
+  size_t pos = 0;
+  bool open = false;  // the block ends inside open_path's data, at data byte open_done of open_size
+  std::string open_path;
+  uint64_t open_done = 0, open_size = 0;
+  if (b.continues) {  // cont_offset < cont_size (validate_manifest)
+    uint64_t remaining = b.cont_size - b.cont_offset;
+    if (remaining > buf.size()) {
+      open = true;
+      open_path = b.first_entry;
+      open_size = b.cont_size;
+      open_done = b.cont_offset + buf.size();
+    } else if (tar_padded(remaining) > buf.size()) {
+      return "the rest of " + quote(b.first_entry) + " and its padding run past the block end";
+    } else {
+      pos = static_cast<size_t>(tar_padded(remaining));
+    }
+  }
+  bool first = !b.continues;
+  TarMember tm;
+  while (!open && pos < buf.size()) {
+    const size_t at = pos;
+    if (buf.size() - pos < 512) return "ends with a partial tar header at raw byte " + std::to_string(b.raw_offset + at);
+    if (!read_tar_member(buf, pos, tm)) return "holds an end-of-archive marker at raw byte " + std::to_string(b.raw_offset + at);
+    if (first && tm.path != b.first_entry)
+      return "starts with member " + quote(tm.path) + ", but the manifest's first_entry is " + quote(b.first_entry);
+    first = false;
+    const uint64_t left = buf.size() - pos;
+    if (tm.size > left) {
+      open = true;
+      open_path = tm.path;
+      open_size = tm.size;
+      open_done = left;
+    } else if (tar_padded(tm.size) > left) {
+      return "the padding of " + quote(tm.path) + " runs past the block end";
+    } else {
+      pos += static_cast<size_t>(tar_padded(tm.size));
+    }
+  }
+  if (first) return "holds no tar member";
+  if (open) {
+    std::string ends = "ends inside " + quote(open_path) + " at data byte " + std::to_string(open_done) + " of " + std::to_string(open_size);
+    if (!next) return ends + ", but it is the last block";
+    if (!next->continues) return ends + ", but the next block record does not continue it";
+    if (next->first_entry != open_path || next->cont_offset != open_done || next->cont_size != open_size)
+      return ends + ", but the next block record continues " + quote(next->first_entry) + " at data byte " +
+             std::to_string(next->cont_offset) + " of " + std::to_string(next->cont_size);
+  } else if (next && next->continues) {
+    return "ends at a member boundary, but the next block record continues " + quote(next->first_entry);
+  }
+  return "";
 }
 
 std::string where(const ArchiveSource& s, uint64_t offset) {
@@ -147,20 +225,31 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
     ByteReader r(flat);
     while (!r.done()) bad_frag.at(r.u64()) = 1;
   }
+  // Fragment i holds archive bytes [frag_start[i], frag_start[i + 1]) (validate_manifest:
+  // the sizes add up to archive_size without overflow, and every record lies inside it).
+  std::vector<uint64_t> frag_start(nfrag + 1, 0);
+  for (size_t i = 0; i < nfrag; ++i) frag_start[i + 1] = frag_start[i] + m.fragments[i].size;
   auto touches_bad = [&](uint64_t off, uint64_t size) {
-    uint64_t base = 0;
-    for (size_t i = 0; i < nfrag; ++i) {
-      uint64_t end = base + m.fragments[i].size;
-      if (bad_frag[i] && off < end && off + size > base) return true;
-      base = end;
-    }
+    size_t i = static_cast<size_t>(std::upper_bound(frag_start.begin(), frag_start.end(), off) - frag_start.begin()) - 1;
+    for (; i < nfrag && frag_start[i] < off + size; ++i)
+      if (bad_frag[i]) return true;
     return false;
   };
 
   // Blocks are located by the sizes the fragments should have (bad ones are skipped).
   for (size_t i = 0; i < nfrag && i < src.sizes.size(); ++i) src.sizes[i] = m.fragments[i].size;
 
-  // Phase 2: every block record (SHA-256, and decompression for tar blocks).
+  // Phase 2: every block record (SHA-256; for tar, decompression and a walk of the tar
+  // headers, chained to the next block record).
+  std::vector<size_t> patches;  // sorted by offset, each inside one block (validate_manifest)
+  std::vector<size_t> next_block(m.blocks.size(), kNone);
+  for (size_t i = m.blocks.size(), next = kNone; i-- > 0;) {
+    if (m.blocks[i].kind == "patch") patches.push_back(i);
+    if (m.blocks[i].kind != "block") continue;
+    next_block[i] = next;
+    next = i;
+  }
+  std::sort(patches.begin(), patches.end(), [&](size_t a, size_t b) { return m.blocks[a].offset < m.blocks[b].offset; });
   std::vector<size_t> mine_blocks = share(m.blocks.size());
   std::vector<std::string> block_problems = parallel_map(mine_blocks.size(), threads, [&](size_t j) -> std::string {
     const ManifestBlock& b = m.blocks[mine_blocks[j]];
@@ -169,20 +258,31 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
     if (touches_bad(b.offset, b.size)) return "";
     try {
       std::string bytes = read_range(src, b.offset, b.size);
-      if (b.kind == "block") {
-        for (const auto& p : m.blocks)  // placeholders rank 0 filled in later
-          if (p.kind == "patch" && p.offset >= b.offset && p.offset + p.size <= b.offset + b.size)
-            std::fill_n(bytes.begin() + static_cast<long>(p.offset - b.offset), p.size, '\0');
+      if (b.kind == "block") {  // placeholders rank 0 filled in later
+        auto it = std::lower_bound(patches.begin(), patches.end(), b.offset,
+                                   [&](size_t p, uint64_t off) { return m.blocks[p].offset < off; });
+        for (; it != patches.end() && m.blocks[*it].offset - b.offset < b.size; ++it) {
+          const ManifestBlock& p = m.blocks[*it];
+          uint64_t at = p.offset - b.offset;
+          if (p.size > b.size - at) return label + ": a patch record runs past the block";  // validated already
+          std::fill_n(bytes.begin() + static_cast<std::ptrdiff_t>(at), static_cast<std::ptrdiff_t>(p.size), '\0');
+        }
       }
       if (sha256_hex(bytes) != b.sha256) return label + ": checksum mismatch (corrupted)";
-      if (b.kind == "block" && codec) {
-        std::string raw = codec->decompress(bytes);
-        if (raw.size() != b.raw_size)
-          return label + ": decompresses to " + std::to_string(raw.size()) + " bytes, expected " + std::to_string(b.raw_size);
-      }
-      return "";
-    } catch (const std::exception& e) {
+      if (!codec || b.kind == "patch") return "";
+      std::string raw = codec->decompress(bytes);
+      bytes.clear();
+      if (b.kind == "structure") return end_marker_problem(raw).empty() ? "" : label + ": " + end_marker_problem(raw);
+      if (raw.size() != b.raw_size)
+        return label + ": decompresses to " + std::to_string(raw.size()) + " bytes, expected " + std::to_string(b.raw_size);
+      std::string walk = walk_problem(raw, b, next_block[mine_blocks[j]] == kNone ? nullptr : &m.blocks[next_block[mine_blocks[j]]]);
+      return walk.empty() ? "" : label + ": " + walk;
+    } catch (const Fatal& e) {
       return label + ": " + e.what();
+    } catch (const std::bad_alloc&) {
+      return label + ": out of memory";
+    } catch (const std::exception& e) {
+      return label + ": damaged (" + e.what() + ")";
     }
   });
   problems.insert(problems.end(), block_problems.begin(), block_problems.end());
