@@ -265,13 +265,12 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
   bool start_array(std::size_t) override { return open(Type::Array); }
   bool end_object() override { return close(); }
   bool end_array() override { return close(); }
-  bool parse_error(std::size_t position, const std::string& last_token, const nlohmann::detail::exception& ex) override {
-    // "[json.exception.parse_error.101] parse error at line 1, column 2: syntax error ..." ->
-    // "syntax error ...": our message says where.
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& ex) override {
+    // "[json.exception.parse_error.101] parse error at line 1, column 2: syntax error ...
+    // last read: '...'" -> "syntax error ...": our message says where.
     std::string why = ex.what();
     size_t colon = why.find(": ");
     if (colon != std::string::npos) why = why.substr(colon + 2);
-    if (last_token.size() <= 40 && valid_utf8(last_token)) why += " (near '" + last_token + "')";
     return fail("not valid JSON at byte " + std::to_string(position) + ": " + why);
   }
 
@@ -417,7 +416,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
     for (size_t i = 0; i < n; ++i)
       if (fields[i].required && !(fr.seen & (1u << i))) {
         if (fr.ctx == Ctx::Root && i == 0) return fail("not a pbackup manifest (no \"pbackup_manifest\" key)");
-        return fail(path("") + ": missing field \"" + fields[i].name + "\"");
+        return fail((fr.ctx == Ctx::Root ? "" : path("") + ": ") + "missing field \"" + fields[i].name + "\"");
       }
     if (fr.ctx == Ctx::Root && version_ != 1)
       return fail("pbackup_manifest: format version " + std::to_string(version_) + " is not one this pbackup reads (1)");
