@@ -73,8 +73,10 @@ inline void run(Target t, const std::string& tag) {
     d->close();
     std::vector<std::string> hashes;
     for (size_t k = 0; k < d->fragment_count(data.size()); ++k) hashes.push_back(d->hash_fragment(k, data.size()));
-    std::vector<Fragment> frags = d->commit(data.size(), hashes);
+    std::vector<Fragment> frags = d->fragments(data.size(), hashes);
     REQUIRE(!frags.empty());
+    for (auto& f : frags) CHECK_FALSE(t.exists(f.name));  // nothing final before commit
+    d->commit(data.size(), {{t.spec.name + ".manifest.json", "{\"side\": true}\n"}});
     std::string joined;
     for (auto& f : frags) {
       std::string bytes = t.read(f.name);
@@ -88,7 +90,6 @@ inline void run(Target t, const std::string& tag) {
       for (size_t k = 0; k + 1 < frags.size(); ++k) CHECK(frags[k].size == t.spec.split_bytes);
       CHECK(frags.front().name == t.spec.name + ".part0001");
     }
-    d->put_side_file(t.spec.name + ".manifest.json", "{\"side\": true}\n");
     CHECK(t.read(t.spec.name + ".manifest.json") == "{\"side\": true}\n");
   }
 
