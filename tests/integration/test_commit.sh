@@ -46,7 +46,11 @@ expect_ok 2 restore --source "$od" --restore-to "$WORK/r-one"
 assert_trees_equal "$WORK/srcA/data" "$WORK/r-one/data"
 expect_ok 2 restore --source "$od/s.tar.gz.part0001" --restore-to "$WORK/r-one-frag"
 assert_trees_equal "$WORK/srcA/data" "$WORK/r-one-frag/data"
-pass "one-fragment usb_split set: verify, list, restore (folder and fragment)"
+cp "$od/s.tar.gz.part0001" "$od/s.tar.gz.part0002"
+run_rc rc "$PBACKUP" verify --source "$od"
+[ "$rc" -eq 2 ] && grep -q "extra fragment .*s.tar.gz.part0002" "$WORK/last.err" || { show_last; fail "one-fragment set: an extra fragment was not named (exit $rc)"; }
+rm "$od/s.tar.gz.part0002"
+pass "one-fragment usb_split set: verify, list, restore (folder and fragment), extra fragment named"
 
 # ---------------------------------------------------------------- renamed set
 info "a fragment set renamed from s.* to r.* is found by its name on disk"
@@ -65,7 +69,16 @@ assert_trees_equal "$WORK/srcA/data" "$WORK/r-renamed/data"
 truncate -s 1000 "$rd/r.tar.zst.part0002"
 run_rc rc "$PBACKUP" verify --source "$rd"
 [ "$rc" -eq 2 ] && grep -q "r.tar.zst.part0002' has 1000 bytes" "$WORK/last.err" || { show_last; fail "renamed set: a truncated fragment was not named (exit $rc)"; }
-pass "renamed set ($n_parts fragments): verify, list, restore; damage still named"
+# a manifest naming a file outside the set is refused, not read
+"$PYTHON" - "$rd/r.tar.zst.manifest.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["fragments"][1]["name"] = m["archive"] + "/../../../etc/hostname.part0002"
+json.dump(m, open(sys.argv[1], "w"))
+PY
+run_rc rc "$PBACKUP" verify --source "$rd"
+[ "$rc" -eq 2 ] && grep -q "which is not a fragment of" "$WORK/last.err" || { show_last; fail "a manifest naming a file outside the set was not refused (exit $rc)"; }
+pass "renamed set ($n_parts fragments): verify, list, restore; damage still named; foreign names refused"
 
 # ---------------------------------------------------------------- --split-chunk-mb alone
 info "--split-chunk-mb without --dest-type usb_split is refused"
