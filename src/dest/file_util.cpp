@@ -67,26 +67,6 @@ void fsync_dir(const std::string& dir) {
   if (d) ::fsync(d.get());  // best effort: some file systems refuse fsync on directories
 }
 
-void write_file_atomic(const std::string& path, std::string_view bytes) {
-  std::string tmp = dir_of(path) + "/." + path.substr(path.rfind('/') + 1) + ".tmp-" + std::to_string(::getpid());
-  {
-    Fd fd = open_or_throw(tmp, O_WRONLY | O_CREAT | O_TRUNC);
-    try {
-      pwrite_all(fd.get(), bytes, 0, tmp);
-      fsync_or_throw(fd.get(), tmp);
-    } catch (...) {
-      ::unlink(tmp.c_str());
-      throw;
-    }
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    throw_sys("cannot rename into", path, err);
-  }
-  fsync_dir(dir_of(path));
-}
-
 std::string random_tag() {
   unsigned char b[8];
   size_t got = 0;

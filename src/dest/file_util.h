@@ -37,8 +37,6 @@ void pwrite_all(int fd, std::string_view bytes, uint64_t offset, const std::stri
 // Reads up to n bytes; returns how many (fewer only at end of file).
 uint64_t pread_full(int fd, char* out, uint64_t n, uint64_t offset, const std::string& path);
 void fsync_or_throw(int fd, const std::string& path);
-// Writes a whole small file durably under a temporary name, then renames it into place.
-void write_file_atomic(const std::string& path, std::string_view bytes);
 // A random tag (16 hex digits) that makes a run's temporary names its own.
 std::string random_tag();
 // Creates `path` (O_EXCL: never an existing file), writes `bytes` and fsyncs it.
