@@ -1,6 +1,7 @@
 // Where archive bytes go. Every rank writes its own units at their offsets; rank 0 prepares
-// temporary storage first and commits it (fsync + rename) last, or aborts it (removes it), so
-// a failed or killed run never leaves something named like a finished archive (DESIGN §5, §7).
+// temporary storage first (names unique to the run) and commits it last, or aborts it (removes
+// it), so a failed or killed run never leaves something named like a finished archive, and a
+// run never replaces a file it did not create (DESIGN §5, §7).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -18,15 +19,22 @@ struct Fragment {
   std::string sha256;
 };
 
+// A small file written beside the archive at commit (checksum file, manifest).
+struct SideFile {
+  std::string name;
+  std::string bytes;
+};
+
 class Destination {
  public:
   virtual ~Destination() = default;
   // The final archive name (without directory), e.g. "backup_20261126_101010.tar.gz".
   virtual std::string archive_name() const = 0;
-  // Rank 0, before any write: checks the target and creates temporary storage. Returns what
-  // the other ranks need to know about it (e.g. a multipart upload id), handed to open().
+  // Rank 0, before any write: checks the target and creates temporary storage under names of
+  // this run's own. Returns what the other ranks need to know about it (the temporary names'
+  // tag, a multipart upload id), handed to open().
   virtual std::string prepare() = 0;
-  // Every rank, after prepare.
+  // Every rank (rank 0 too), after prepare, with prepare()'s result.
   virtual void open(const std::string& prepared) = 0;
   virtual void write_at(uint64_t offset, std::string_view bytes) = 0;
   // Every rank, together, after each round's writes: archive bytes below `settled` are all
@@ -41,13 +49,18 @@ class Destination {
   // SHA-256 of fragment k as written; any rank, after every rank closed. Empty where the
   // destination keeps no per-fragment checksum (one big file: one rank would re-read it all).
   virtual std::string hash_fragment(size_t k, uint64_t total) = 0;
-  // Rank 0 after every rank closed: makes the archive visible under its final name(s).
-  virtual std::vector<Fragment> commit(uint64_t total, const std::vector<std::string>& hashes) = 0;
-  // Writes the manifest (and checksum file) beside the archive; called after commit.
-  virtual void put_side_file(const std::string& name, std::string_view bytes) = 0;
-  // Rank 0 on failure: removes every temporary object. Safe to call more than once.
+  // Rank 0 after every rank closed: the fragments the archive will be stored as (final names,
+  // sizes, SHA-256s), for the manifest.
+  virtual std::vector<Fragment> fragments(uint64_t total, const std::vector<std::string>& hashes) = 0;
+  // Rank 0, last: makes the archive and its side files visible under their final names, all or
+  // nothing. Everything is written and synced before the first final name appears; final names
+  // are taken without replacing anything that exists (Fatal "... already exists" otherwise), the
+  // side files after the archive, in the order given (the manifest last). On failure nothing of
+  // this run keeps a final name; abort() then removes the temporary files.
+  virtual void commit(uint64_t total, const std::vector<SideFile>& side_files) = 0;
+  // Rank 0 on failure: removes every temporary object of this run. Safe to call more than once.
   virtual void abort() noexcept = 0;
-  // Paths of temporary files, for the signal handler's last-resort cleanup.
+  // Paths of temporary files, for the signal handler's last-resort cleanup (after open()).
   virtual std::vector<std::string> temp_paths() const = 0;
 };
 

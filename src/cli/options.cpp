@@ -5,6 +5,9 @@
 
 #include <cxxopts.hpp>
 
+#include <cerrno>
+#include <cstdlib>
+
 #include "pbackup/codec.h"
 #include "pbackup/destination.h"
 #include "pbackup/format.h"
@@ -31,6 +34,25 @@ LogLevel parse_level(const std::string& s, std::string& error) {
   if (s == "debug") return LogLevel::Debug;
   error = "unknown --log-level '" + s + "' (valid: error, warn, info, debug)";
   return LogLevel::Warn;
+}
+
+// The whole number given to --NAME, which must lie in [lo, hi]; names the option and the range
+// otherwise (cxxopts' own message names neither, and unsigned values wrapped silently).
+uint64_t number_in(const cxxopts::ParseResult& r, const std::string& name, uint64_t lo, uint64_t hi, const std::string& why = "") {
+  std::string v = r[name].as<std::string>();
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long n = v.empty() || v[0] < '0' || v[0] > '9' ? 0 : std::strtoull(v.c_str(), &end, 10);
+  if (v.empty() || v[0] < '0' || v[0] > '9' || *end || errno || n < lo || n > hi)
+    throw cxxopts::exceptions::exception("--" + name + " must be a whole number from " + std::to_string(lo) + " to " +
+                                         std::to_string(hi) + why + " (got '" + v + "')");
+  return n;
+}
+
+// Valid --level values per --algo (what each codec really does; nothing is clamped silently).
+void level_range(const std::string& algo, uint64_t& lo, uint64_t& hi) {
+  lo = 1;
+  hi = algo == "gzip" ? 12 : algo == "zstd" ? 22 : 9;  // libdeflate 1-12; zip's zlib and bzip2 1-9
 }
 
 // Pulls "--NAME v1 v2 ..." (and "--NAME=v") out of args; returns the values.
@@ -61,7 +83,7 @@ cxxopts::ParseResult run_cxxopts(cxxopts::Options& o, std::vector<std::string>& 
 
 void common(cxxopts::Options& o) {
   o.add_options()("s3-endpoint", "S3 endpoint URL (default: AWS_ENDPOINT_URL, else AWS)", cxxopts::value<std::string>())(
-      "s3-region", "S3 region (default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1)", cxxopts::value<std::string>())("threads", "threads per rank (default: the cores this rank may use)", cxxopts::value<int>()->default_value("0"))(
+      "s3-region", "S3 region (default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1)", cxxopts::value<std::string>())("threads", "threads per rank, 1-1024 (default: the cores this rank may use)", cxxopts::value<std::string>())(
       "log-level", "error | warn | info | debug", cxxopts::value<std::string>()->default_value("warn"))(
       "h,help", "show this help");
 }
@@ -108,13 +130,13 @@ Parsed parse_command_line(int argc, char** argv) {
       cxxopts::Options o("pbackup backup", "Back up directory trees into one archive, in parallel.");
       o.add_options()("sources", "directories (or files) to back up; each is stored under its base name", cxxopts::value<std::string>())(
           "output-dir", "directory the archive is written to, or s3://BUCKET/PREFIX", cxxopts::value<std::string>())(
-          "s3-part-mb", "cloud: multipart part size in MiB (5-5120)", cxxopts::value<uint64_t>()->default_value("64"))(
+          "s3-part-mb", "cloud: multipart part size in MiB (5-5120)", cxxopts::value<std::string>())(
           "algo", "zip | gzip | bzip2 | zstd", cxxopts::value<std::string>()->default_value("gzip"))(
           "dest-type", "hdd (one file) | usb_split (fragments of --split-chunk-mb MiB) | cloud (S3; implied by s3://)", cxxopts::value<std::string>()->default_value("hdd"))(
-          "split-chunk-mb", "fragment size in MiB (usb_split)", cxxopts::value<std::string>())(
+          "split-chunk-mb", "fragment size in MiB (needs --dest-type usb_split, or cloud: one object per fragment)", cxxopts::value<std::string>())(
           "name", "archive base name (default backup_YYYYMMDD_HHMMSS)", cxxopts::value<std::string>())(
-          "block-mb", "input MiB per independently compressed block", cxxopts::value<uint64_t>()->default_value("4"))(
-          "level", "compression level (codec default if unset)", cxxopts::value<int>()->default_value("-1"))(
+          "block-mb", "input MiB per independently compressed block, 1-1024 (default 4)", cxxopts::value<std::string>())(
+          "level", "compression level: gzip 1-12 (default 6), bzip2 1-9 (9), zstd 1-22 (3), zip 1-9 (6)", cxxopts::value<std::string>())(
           "progress", "print progress lines every 5 s (default)")("no-progress", "no progress lines");
       common(o);
       auto r = run_cxxopts(o, args);
@@ -136,7 +158,7 @@ Parsed parse_command_line(int argc, char** argv) {
       if (s3 != (b.dest_type == "cloud"))
         throw cxxopts::exceptions::exception(s3 ? "--output-dir s3://... needs --dest-type cloud (or no --dest-type)"
                                                 : "--dest-type cloud needs --output-dir s3://BUCKET/PREFIX");
-      b.s3_part_mb = r["s3-part-mb"].as<uint64_t>();
+      if (r.count("s3-part-mb")) b.s3_part_mb = number_in(r, "s3-part-mb", 5, 5120, " (S3's part size limits)");
       if (r.count("s3-endpoint")) b.s3_endpoint = r["s3-endpoint"].as<std::string>();
       if (r.count("s3-region")) b.s3_region = r["s3-region"].as<std::string>();
       std::vector<std::string> dests;
@@ -145,25 +167,26 @@ Parsed parse_command_line(int argc, char** argv) {
       if (!one_of(b.dest_type, dests))
         throw cxxopts::exceptions::exception("unknown --dest-type '" + b.dest_type + "' (valid: " + join(dests) + ")");
       if (r.count("split-chunk-mb")) {
-        std::string v = r["split-chunk-mb"].as<std::string>();
-        char* end = nullptr;
-        errno = 0;
-        unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-        if (v.empty() || *end || errno || n < 1 || v[0] == '-' || n > (1ull << 40))
-          throw cxxopts::exceptions::exception("--split-chunk-mb must be a whole number of MiB, at least 1 (got '" + v + "')");
-        b.split_chunk_mb = n;
+        // 2^40 MiB: far beyond any file system, and `<< 20` cannot overflow
+        b.split_chunk_mb = number_in(r, "split-chunk-mb", 1, 1ull << 40, " MiB");
+        if (b.dest_type != "usb_split" && b.dest_type != "cloud")
+          throw cxxopts::exceptions::exception("--split-chunk-mb needs --dest-type usb_split (fragments) or cloud; with --dest-type " +
+                                               b.dest_type + " the archive is one file");
+      } else if (b.dest_type == "usb_split") {
+        throw cxxopts::exceptions::exception("--dest-type usb_split needs --split-chunk-mb N (the fragment size in MiB, e.g. 4000 for FAT32)");
       }
       if (r.count("name")) {
         b.name = r["name"].as<std::string>();
         if (b.name.empty() || b.name.find('/') != std::string::npos || b.name[0] == '.')
           throw cxxopts::exceptions::exception("--name must be a plain file name without '/' and not starting with '.'");
       }
-      b.block_mb = r["block-mb"].as<uint64_t>();
-      if (b.block_mb < 1 || b.block_mb > 1024) throw cxxopts::exceptions::exception("--block-mb must be between 1 and 1024");
-      b.level = r["level"].as<int>();
-      if (b.level > 22) throw cxxopts::exceptions::exception("--level out of range");
-      b.threads = r["threads"].as<int>();
-      if (b.threads < 0) throw cxxopts::exceptions::exception("--threads must be positive");
+      if (r.count("block-mb")) b.block_mb = number_in(r, "block-mb", 1, 1024);
+      if (r.count("level")) {
+        uint64_t lo, hi;
+        level_range(b.algo, lo, hi);
+        b.level = static_cast<int>(number_in(r, "level", lo, hi, " for --algo " + b.algo));
+      }
+      if (r.count("threads")) b.threads = static_cast<int>(number_in(r, "threads", 1, 1024));
       if (r.count("progress")) b.progress = 1;
       if (r.count("no-progress")) b.progress = 0;
       b.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
@@ -208,7 +231,7 @@ Parsed parse_command_line(int argc, char** argv) {
       }
       x.is_split = r.count("is-split") > 0;
       if (r.count("original-base-filename")) x.original_base_filename = r["original-base-filename"].as<std::string>();
-      x.threads = r["threads"].as<int>();
+      if (r.count("threads")) x.threads = static_cast<int>(number_in(r, "threads", 1, 1024));
       if (r.count("s3-endpoint")) x.s3_endpoint = r["s3-endpoint"].as<std::string>();
       if (r.count("s3-region")) x.s3_region = r["s3-region"].as<std::string>();
       x.log_level = parse_level(r["log-level"].as<std::string>(), p.error);

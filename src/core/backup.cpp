@@ -6,7 +6,9 @@
 //            by bytes and threads); every rank reads and compresses its blocks with its threads;
 //            rank 0 gathers sizes only, lays out offsets and writes structural bytes; every rank
 //            writes its blocks at their offsets. Memory per rank is bounded by the window.
-//   commit   every rank syncs; rank 0 renames the archive into place and writes the manifest
+//   commit   every rank syncs; rank 0 writes the checksum file and the manifest under temporary
+//            names, syncs them, then renames everything into place without replacing anything,
+//            the manifest last (all or nothing: a failure removes every file of the run)
 // Errors are agreed on at every step (gather/scatter carry a status, all_ok closes stages), so
 // all ranks take the same path and none throws across a collective.
 #include <sys/stat.h>
@@ -321,7 +323,6 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     if (root) log.error(f.what());
     return kExitFatal;
   }
-  register_temp_files(dest->temp_paths());
 
   // scan + plan
   auto since = [&] {
@@ -361,6 +362,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     err = e.what();
   }
   if (!comm.all_ok(err.empty())) return fail(err);
+  register_temp_files(dest->temp_paths());  // this run's temporary names, known after open()
 
   const int threads = opt.threads > 0 ? opt.threads : default_threads();
   std::vector<int> thread_counts;
@@ -620,7 +622,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   std::string commit_error;
   if (root) {
     try {
-      man.fragments = dest->commit(total, hashes);
+      man.fragments = dest->fragments(total, hashes);
       man.tool_version = kVersion;
       man.command = opt.command_line;
       man.created = iso_now();
@@ -633,9 +635,11 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       for (auto& r : setup.roots) man.sources.push_back(r.disk);
       std::sort(man.blocks.begin(), man.blocks.end(),
                 [](const ManifestBlock& a, const ManifestBlock& b) { return a.offset < b.offset; });
+      std::vector<SideFile> side;
       std::string sums = checksum_file(man);
-      if (!sums.empty()) dest->put_side_file(setup.archive + ".sha256", sums);
-      dest->put_side_file(setup.archive + ".manifest.json", manifest_to_json(man));
+      if (!sums.empty()) side.push_back({setup.archive + ".sha256", std::move(sums)});
+      side.push_back({setup.archive + ".manifest.json", manifest_to_json(man)});  // last: it means "complete"
+      dest->commit(total, side);
     } catch (const std::exception& e) {
       commit_error = e.what();
       dest->abort();

@@ -112,6 +112,23 @@ class JoinedFiles {
   std::string chunk_;
 };
 
+// The formats restore and list read: real archive formats only. Not libarchive's "all": its
+// mtree reader takes a short text file for a list of entries (and creates files from it), and
+// raw/empty would turn anything into "0 entries restored". GNU tar refuses such input; so do we.
+void support_archive_formats(archive* a) {
+  archive_read_support_format_tar(a);  // ustar, pax, GNU, v7
+  archive_read_support_format_zip(a);
+  archive_read_support_format_cpio(a);
+  archive_read_support_format_7zip(a);
+  archive_read_support_format_ar(a);
+  archive_read_support_format_xar(a);
+  archive_read_support_format_iso9660(a);
+  archive_read_support_format_rar(a);
+  archive_read_support_format_rar5(a);
+  archive_read_support_format_cab(a);
+  archive_read_support_format_lha(a);
+}
+
 // Opens the archive (one file, or a fragment set read in order as one stream).
 struct OpenArchive {
   ArchiveSource source;
@@ -122,7 +139,7 @@ void open_for_reading(ReadArchive& r, OpenArchive& o, const std::string& source,
   o.source = resolve_source(source, base);
   o.joined = std::make_unique<JoinedFiles>(o.source);
   archive_read_support_filter_all(r.a);
-  archive_read_support_format_all(r.a);
+  support_archive_formats(r.a);
   archive_read_set_read_callback(r.a, JoinedFiles::read);
   archive_read_set_skip_callback(r.a, JoinedFiles::skip);
   archive_read_set_seek_callback(r.a, JoinedFiles::seek);
@@ -170,6 +187,10 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
   ReadArchive in;
   open_for_reading(in, oa, opt.source, opt.original_base_filename);
   const ArchiveSource& as = oa.source;
+  // The first header before anything is created: input that is no archive creates nothing.
+  archive_entry* e = nullptr;
+  int first = archive_read_next_header(in.a, &e);
+  if (first < ARCHIVE_WARN) throw Fatal(damage(in, as, ""));
   make_dirs(opt.restore_to, "cannot create restore directory");
 
   WriteDisk out;
@@ -184,10 +205,9 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
   std::vector<bool> matched(opt.only.size(), false);
   const std::string src = quote(opt.source);
   int rc = in_directory(opt.restore_to, [&]() -> int {
-    archive_entry* e;
-    while (true) {
+    for (bool have_first = true;; have_first = false) {
       if (interrupted()) throw Fatal("interrupted");
-      int r = archive_read_next_header(in.a, &e);
+      int r = have_first ? first : archive_read_next_header(in.a, &e);
       if (r == ARCHIVE_EOF) break;
       if (r == ARCHIVE_WARN) log.warn(src + ": " + archive_error_string(in.a));
       else if (r != ARCHIVE_OK)

@@ -1,6 +1,8 @@
 // Finding an archive or a fragment set (see source.h). A set is NAME.partN files with N all
 // digits, ordered by N; when NAME.manifest.json exists, its fragment list is authoritative
-// and every listed fragment must be there with its recorded size.
+// and every listed fragment must be there with its recorded size. Fragments are found on disk
+// by the name the set has there: a set renamed from s.* to r.* is r.tar.gz.part0001, ... (the
+// manifest's names are the original ones; only their ".partN" tail is used).
 #include "pbackup/source.h"
 
 #include <dirent.h>
@@ -102,6 +104,22 @@ bool split_part(const std::string& file, std::string& base, uint64_t& n) {
   return true;
 }
 
+// What follows the archive's name in a fragment's name: "" for a one-file archive, ".part0001"
+// for a fragment. A manifest naming anything else (another directory, another archive) is
+// refused, so a hostile manifest cannot make us read files outside the set.
+std::string fragment_tail(const Manifest& m, const std::string& fragment, const std::string& manifest_name) {
+  const std::string& a = m.archive;
+  std::string tail;
+  if (!a.empty() && fragment.size() >= a.size() && fragment.compare(0, a.size(), a) == 0) tail = fragment.substr(a.size());
+  else if (m.fragments.size() == 1) return "";  // an old manifest without the archive's name
+  else throw Fatal("manifest " + quote(manifest_name) + " lists fragment " + quote(fragment) + ", which is not a fragment of " + quote(a));
+  const bool part = tail.size() > 5 && tail.size() <= 17 && tail.compare(0, 5, ".part") == 0 &&
+                    std::all_of(tail.begin() + 5, tail.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!tail.empty() && !part)
+    throw Fatal("manifest " + quote(manifest_name) + " lists fragment " + quote(fragment) + ", which is not a fragment of " + quote(a));
+  return tail;
+}
+
 // The set named `base` in `dir`.
 ArchiveSource load_set(Store& st, const std::string& dir, const std::string& base, bool lenient) {
   ArchiveSource s;
@@ -114,10 +132,8 @@ ArchiveSource load_set(Store& st, const std::string& dir, const std::string& bas
     s.manifest = read_manifest(st.read_all(dir, man), shown);
     s.manifest_path = st.path(dir, man);
     std::vector<std::string> problems;
-    const bool single = s.manifest->fragments.size() == 1;
     for (const auto& f : s.manifest->fragments) {
-      // A one-file archive is the file beside the manifest, even if both were renamed.
-      std::string name = single ? base : f.name;
+      std::string name = base + fragment_tail(*s.manifest, f.name, man);
       std::string p = st.path(dir, name);
       auto size = st.size(dir, name);
       if (!size) problems.push_back("fragment " + quote(p) + " is missing");
@@ -135,6 +151,8 @@ ArchiveSource load_set(Store& st, const std::string& dir, const std::string& bas
     return s;
   }
   if (auto size = st.size(dir, base)) {
+    // GNU tar and gzip refuse an empty file; libarchive would read it as an empty tar
+    if (*size == 0) throw Fatal("archive " + quote(st.path(dir, base)) + " is empty (0 bytes): not an archive");
     s.files.push_back(st.path(dir, base));
     s.sizes.push_back(*size);
     return s;
@@ -153,6 +171,9 @@ ArchiveSource load_set(Store& st, const std::string& dir, const std::string& bas
     s.files.push_back(st.path(dir, n));
     s.sizes.push_back(st.size(dir, n).value_or(0));
   }
+  uint64_t total = 0;
+  for (uint64_t z : s.sizes) total += z;
+  if (total == 0) throw Fatal("fragments " + quote(st.path(dir, base + ".part*")) + " are empty (0 bytes): not an archive");
   return s;
 }
 

@@ -64,15 +64,17 @@ Plan make_plan(const RestoreOptions& opt) {
       p.extra.push_back("archive " + quote(s.name) + " has " + std::to_string(real) + " bytes on disk, the manifest's archive_size is " +
                         std::to_string(s.manifest->archive_size));
     // fragments on disk that the manifest does not list
+    // (by the set's name on disk, which may differ from the manifest's if the set was renamed)
     std::set<std::string> listed;
-    for (auto& f : s.manifest->fragments) listed.insert(f.name);
-    if (s.manifest->fragments.size() > 1) {
+    for (auto& f : s.files) listed.insert(f.substr(f.rfind('/') + 1));
+    const bool parts = !s.files.empty() && s.files.front() != s.files.front().substr(0, s.files.front().rfind('/') + 1) + s.name;
+    if (parts) {
       std::string dir = s.files.front().substr(0, s.files.front().rfind('/'));
       for (size_t k = s.manifest->fragments.size(); k < s.manifest->fragments.size() + 4; ++k) {
         for (int width = 4; width <= 6; ++width) {
           char b[32];
           std::snprintf(b, sizeof b, ".part%0*zu", width, k + 1);
-          std::string name = s.manifest->archive + b;
+          std::string name = s.name + b;
           ArchiveSource probe;
           probe.bucket = s.bucket;
           probe.files = {dir + "/" + name};

@@ -1,5 +1,8 @@
 // hdd destination: one archive file, written at offsets by every rank into a hidden temporary
-// file in the output directory (".NAME.tmp-XXXX"), fsynced and renamed at commit.
+// file in the output directory (".NAME.TAG.tmp-pbackup", TAG random and chosen by rank 0, which
+// creates the file with O_EXCL, so two runs with the same name never share a file). At commit
+// the archive and its side files are all written and synced under temporary names first, then
+// renamed without replacing anything, manifest last (DESIGN §7).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -17,16 +20,22 @@ namespace {
 
 class FileDestination final : public Destination {
  public:
-  explicit FileDestination(const DestinationSpec& s)
-      : spec_(s), final_(s.output_dir + "/" + s.name), temp_(temp_name(s)) {}
+  explicit FileDestination(const DestinationSpec& s) : spec_(s), final_(s.output_dir + "/" + s.name) {}
   std::string archive_name() const override { return spec_.name; }
 
   std::string prepare() override {
     check_output_dir(spec_.output_dir);
-    Fd fd = open_or_throw(temp_, O_WRONLY | O_CREAT | O_TRUNC);
-    return "";
+    tag_ = random_tag();
+    std::string t = temp_path(spec_.name);
+    Fd fd = open_or_throw(t, O_WRONLY | O_CREAT | O_EXCL);
+    temp_ = t;  // ours from here on (abort() removes it)
+    return tag_;
   }
-  void open(const std::string&) override { fd_ = open_or_throw(temp_, O_WRONLY); }
+  void open(const std::string& prepared) override {
+    tag_ = prepared;
+    temp_ = temp_path(spec_.name);
+    fd_ = open_or_throw(temp_, O_WRONLY);
+  }
   void write_at(uint64_t offset, std::string_view bytes) override {
     pwrite_all(fd_.get(), bytes, offset, temp_);
   }
@@ -58,32 +67,44 @@ class FileDestination final : public Destination {
     hash_queued_ = total;
     return sha_.hex();
   }
-  std::vector<Fragment> commit(uint64_t total, const std::vector<std::string>& hashes) override {
+  std::vector<Fragment> fragments(uint64_t total, const std::vector<std::string>& hashes) override {
+    return {Fragment{spec_.name, total, hashes.empty() ? "" : hashes[0]}};
+  }
+  void commit(uint64_t total, const std::vector<SideFile>& side_files) override {
     Fd fd = open_or_throw(temp_, O_RDWR);
     if (::ftruncate(fd.get(), static_cast<off_t>(total)) != 0) throw_sys("cannot truncate", temp_, errno);
     fsync_or_throw(fd.get(), temp_);
-    Fragment f{spec_.name, total, hashes.empty() ? "" : hashes[0]};
-    if (::rename(temp_.c_str(), final_.c_str()) != 0) throw_sys("cannot rename into", final_, errno);
+    std::vector<std::pair<std::string, std::string>> moves{{temp_, final_}};
+    for (const auto& f : side_files) {
+      std::string t = temp_path(f.name);
+      write_new_file(t, f.bytes);
+      side_temps_.push_back(t);
+      moves.emplace_back(t, spec_.output_dir + "/" + f.name);
+    }
     fsync_dir(spec_.output_dir);
-    return {f};
-  }
-  void put_side_file(const std::string& name, std::string_view bytes) override {
-    write_file_atomic(spec_.output_dir + "/" + name, bytes);
+    commit_renames(spec_.output_dir, moves);
+    side_temps_.clear();
   }
   void abort() noexcept override {
     if (hashing_.valid()) hashing_.wait();
     fd_.reset();
-    ::unlink(temp_.c_str());
+    if (!temp_.empty()) ::unlink(temp_.c_str());
+    for (auto& t : side_temps_) ::unlink(t.c_str());
+    side_temps_.clear();
   }
-  std::vector<std::string> temp_paths() const override { return {temp_}; }
+  std::vector<std::string> temp_paths() const override {
+    if (temp_.empty()) return {};
+    return {temp_};
+  }
 
  private:
-  static std::string temp_name(const DestinationSpec& s) {
-    return s.output_dir + "/." + s.name + ".tmp-pbackup";
+  std::string temp_path(const std::string& name) const {
+    return spec_.output_dir + "/." + name + "." + tag_ + ".tmp-pbackup";
   }
 
   DestinationSpec spec_;
-  std::string final_, temp_;
+  std::string final_, tag_, temp_;  // temp_: empty until prepare()/open()
+  std::vector<std::string> side_temps_;
   Fd fd_;
   Sha256 sha_;
   uint64_t hash_queued_ = 0;       // bytes handed to the hashing thread so far

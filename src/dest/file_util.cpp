@@ -2,6 +2,8 @@
 #include "dest/file_util.h"
 
 #include <fcntl.h>
+#include <stdio.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,24 +67,69 @@ void fsync_dir(const std::string& dir) {
   if (d) ::fsync(d.get());  // best effort: some file systems refuse fsync on directories
 }
 
-void write_file_atomic(const std::string& path, std::string_view bytes) {
-  std::string tmp = dir_of(path) + "/." + path.substr(path.rfind('/') + 1) + ".tmp-" + std::to_string(::getpid());
-  {
-    Fd fd = open_or_throw(tmp, O_WRONLY | O_CREAT | O_TRUNC);
-    try {
-      pwrite_all(fd.get(), bytes, 0, tmp);
-      fsync_or_throw(fd.get(), tmp);
-    } catch (...) {
-      ::unlink(tmp.c_str());
-      throw;
+std::string random_tag() {
+  unsigned char b[8];
+  size_t got = 0;
+  while (got < sizeof b) {
+    ssize_t n = ::getrandom(b + got, sizeof b - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_sys("cannot get random bytes for a temporary name", "getrandom", errno);
     }
+    got += static_cast<size_t>(n);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    throw_sys("cannot rename into", path, err);
+  static const char hex[] = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : b) {
+    s += hex[c >> 4];
+    s += hex[c & 15];
   }
-  fsync_dir(dir_of(path));
+  return s;
+}
+
+void write_new_file(const std::string& path, std::string_view bytes) {
+  Fd fd = open_or_throw(path, O_WRONLY | O_CREAT | O_EXCL);
+  try {
+    pwrite_all(fd.get(), bytes, 0, path);
+    fsync_or_throw(fd.get(), path);
+    if (::close(fd.release()) != 0) throw_sys("cannot close", path, errno);
+  } catch (...) {
+    ::unlink(path.c_str());
+    throw;
+  }
+}
+
+void rename_noreplace(const std::string& from, const std::string& to) {
+  auto taken = [&] { return Fatal("archive file " + quote(to) + " already exists (the name is taken, perhaps by another backup with the same --name)"); };
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return;
+  int err = errno;
+  if (err == EEXIST) throw taken();
+  if (err != EINVAL && err != ENOSYS && err != EOPNOTSUPP) throw_sys("cannot rename into", to, err);
+  // No RENAME_NOREPLACE here (NFS, some FUSE): a hard link fails on an existing name as well.
+  if (::link(from.c_str(), to.c_str()) == 0) {
+    ::unlink(from.c_str());
+    return;
+  }
+  err = errno;
+  if (err == EEXIST) throw taken();
+  if (err != EPERM && err != EOPNOTSUPP && err != ENOSYS) throw_sys("cannot link into", to, err);
+  // Neither (a file system without hard links and without RENAME_NOREPLACE): look, then rename.
+  // A concurrent run could slip in between; the manifest's own no-replace step stays the arbiter.
+  struct stat st {};
+  if (::lstat(to.c_str(), &st) == 0) throw taken();
+  if (::rename(from.c_str(), to.c_str()) != 0) throw_sys("cannot rename into", to, errno);
+}
+
+void commit_renames(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& moves) {
+  size_t done = 0;
+  try {
+    for (; done < moves.size(); ++done) rename_noreplace(moves[done].first, moves[done].second);
+    fsync_dir(dir);
+  } catch (...) {
+    for (size_t i = 0; i < done; ++i) ::unlink(moves[i].second.c_str());
+    fsync_dir(dir);
+    throw;
+  }
 }
 
 void make_dirs(const std::string& path, const std::string& what) {

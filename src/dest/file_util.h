@@ -1,9 +1,11 @@
 // POSIX file helpers shared by the file destinations: an owning fd, full pwrite/pread loops,
-// and a durable rename.
+// unique temporary names, and the all-or-nothing commit of a run's files.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace pbackup {
 
@@ -35,8 +37,17 @@ void pwrite_all(int fd, std::string_view bytes, uint64_t offset, const std::stri
 // Reads up to n bytes; returns how many (fewer only at end of file).
 uint64_t pread_full(int fd, char* out, uint64_t n, uint64_t offset, const std::string& path);
 void fsync_or_throw(int fd, const std::string& path);
-// Writes a whole small file durably under a temporary name, then renames it into place.
-void write_file_atomic(const std::string& path, std::string_view bytes);
+// A random tag (16 hex digits) that makes a run's temporary names its own.
+std::string random_tag();
+// Creates `path` (O_EXCL: never an existing file), writes `bytes` and fsyncs it.
+void write_new_file(const std::string& path, std::string_view bytes);
+// Renames `from` to `to` unless `to` exists (renameat2 RENAME_NOREPLACE; link + unlink where the
+// file system lacks it). Throws Fatal "... already exists" if `to` is taken.
+void rename_noreplace(const std::string& from, const std::string& to);
+// A run's commit: every (temporary, final) pair renamed in order without replacing anything,
+// then the directory synced. On failure the final names this call made are removed again (they
+// are this run's files) and Fatal is rethrown; the temporary files are the caller's to remove.
+void commit_renames(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& moves);
 std::string dir_of(const std::string& path);
 void fsync_dir(const std::string& dir);
 // mkdir -p; Fatal("WHAT 'path': reason") on failure.

@@ -34,17 +34,19 @@ class MemoryDestination final : public Destination {
   void close() override {}
   size_t fragment_count(uint64_t) const override { return 1; }
   std::string hash_fragment(size_t, uint64_t) override { return ""; }
-  std::vector<Fragment> commit(uint64_t total, const std::vector<std::string>&) override {
+  std::vector<Fragment> fragments(uint64_t total, const std::vector<std::string>&) override {
+    return {Fragment{spec_.name, total, ""}};
+  }
+  void commit(uint64_t total, const std::vector<SideFile>& side_files) override {
     std::lock_guard<std::mutex> l(g_mu);
+    if (store().count(spec_.name)) throw Fatal("archive " + quote(spec_.name) + " already exists");
+    for (auto& f : side_files)
+      if (store().count(f.name)) throw Fatal("archive file " + quote(f.name) + " already exists");
     std::string data = std::move(store()[temp()]);
     store().erase(temp());
     data.resize(total);
     store()[spec_.name] = std::move(data);
-    return {Fragment{spec_.name, total, ""}};
-  }
-  void put_side_file(const std::string& name, std::string_view bytes) override {
-    std::lock_guard<std::mutex> l(g_mu);
-    store()[name] = std::string(bytes);
+    for (auto& f : side_files) store()[f.name] = f.bytes;
   }
   void abort() noexcept override {
     std::lock_guard<std::mutex> l(g_mu);

@@ -207,9 +207,17 @@ class CloudDestination final : public Destination {
     if (it == hashes_.end()) throw Fatal("cloud: no checksum for fragment " + std::to_string(k + 1) + " on this rank");
     return it->second;
   }
-  std::vector<Fragment> commit(uint64_t total, const std::vector<std::string>& hashes) override {
-    S3Client& c = shared_s3_client();
+  std::vector<Fragment> fragments(uint64_t total, const std::vector<std::string>& hashes) override {
+    if (!split_) return {Fragment{spec_.name, total, ""}};
     std::vector<Fragment> out;
+    for (auto& [k, d] : parts_)
+      out.push_back({fragment(k), d.size, k < hashes.size() && !hashes[k].empty() ? hashes[k] : d.sha256});
+    return out;
+  }
+  // An object store has no rename: the objects appear one by one, the manifest last, and every
+  // object this run made visible is deleted again if a later step fails (abort()).
+  void commit(uint64_t, const std::vector<SideFile>& side_files) override {
+    S3Client& c = shared_s3_client();
     if (!split_) {
       std::vector<std::pair<int, std::string>> etags;
       for (auto& [k, d] : parts_) etags.emplace_back(static_cast<int>(k + 1), d.etag);
@@ -218,19 +226,19 @@ class CloudDestination final : public Destination {
       }
       c.complete_multipart(bucket_, key_of(spec_.name), upload_id_, etags);
       upload_id_.clear();
-      out.push_back({spec_.name, total, ""});
-      return out;
+      completed_.push_back(key_of(spec_.name));
+    } else {
+      for (auto it = parts_.begin(); it != parts_.end();) {
+        c.complete_multipart(bucket_, key_of(fragment(it->first)), it->second.upload_id, {{1, it->second.etag}});
+        completed_.push_back(key_of(fragment(it->first)));
+        it = parts_.erase(it);
+      }
     }
-    for (auto& [k, d] : parts_) {
-      c.complete_multipart(bucket_, key_of(fragment(k)), d.upload_id, {{1, d.etag}});
-      completed_.push_back(key_of(fragment(k)));
-      out.push_back({fragment(k), d.size, k < hashes.size() && !hashes[k].empty() ? hashes[k] : d.sha256});
+    for (auto& f : side_files) {
+      c.put_object(bucket_, key_of(f.name), f.bytes);
+      completed_.push_back(key_of(f.name));
     }
-    parts_.clear();
-    return out;
-  }
-  void put_side_file(const std::string& name, std::string_view bytes) override {
-    shared_s3_client().put_object(bucket_, key_of(name), bytes);
+    completed_.clear();  // committed: abort() must not delete them any more
   }
   void abort() noexcept override {
     try {
@@ -283,7 +291,7 @@ class CloudDestination final : public Destination {
   std::map<uint64_t, std::vector<std::pair<uint64_t, std::string>>> held_;
   std::map<uint64_t, std::string> hashes_;   // parts this rank uploaded
   std::map<uint64_t, PartDone> parts_;       // rank 0: every uploaded part
-  std::vector<std::string> completed_;       // rank 0: fragment objects made visible
+  std::vector<std::string> completed_;       // rank 0: objects this commit made visible so far
 };
 
 }  // namespace

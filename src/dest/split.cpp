@@ -1,8 +1,11 @@
 // usb_split destination: the archive as fragments BASE.<ext>.part0001, .part0002, ... of
 // exactly split_bytes each (the last one shorter), for USB disks and file systems with a file
 // size limit. Every rank writes its blocks straight into whichever fragments their offsets
-// fall in (a block straddling a boundary goes to both), under hidden temporary names; nothing
-// is assembled on one rank or staged. `cat BASE.<ext>.part*` is the single-file archive.
+// fall in (a block straddling a boundary goes to both), under hidden temporary names
+// (".BASE.<ext>.partK.TAG.tmp-pbackup", TAG random, chosen by rank 0, which creates the first
+// one with O_EXCL); nothing is assembled on one rank or staged. `cat BASE.<ext>.part*` is the
+// single-file archive. Commit as the hdd destination: everything synced, then renamed without
+// replacing anything, manifest last.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -29,10 +32,13 @@ class SplitDestination final : public Destination {
 
   std::string prepare() override {
     check_output_dir(spec_.output_dir);
-    remove_temps();  // leftovers of an earlier killed run with the same name
-    return "";
+    tag_ = random_tag();
+    std::string first = temp_path(0);
+    Fd fd = open_or_throw(first, O_WRONLY | O_CREAT | O_EXCL);
+    mine_ = true;  // from here on abort() removes this run's temporary files
+    return tag_;
   }
-  void open(const std::string&) override {}
+  void open(const std::string& prepared) override { tag_ = prepared; }
   void write_at(uint64_t offset, std::string_view bytes) override {
     while (!bytes.empty()) {
       uint64_t k = offset / spec_.split_bytes, within = offset % spec_.split_bytes;
@@ -55,33 +61,43 @@ class SplitDestination final : public Destination {
   std::string hash_fragment(size_t k, uint64_t total) override {
     return hash_file(temp_path(k), fragment_size(k, total));
   }
-  std::vector<Fragment> commit(uint64_t total, const std::vector<std::string>& hashes) override {
+  std::vector<Fragment> fragments(uint64_t total, const std::vector<std::string>& hashes) override {
     size_t n = fragment_count(total);
     std::vector<Fragment> out;
-    for (size_t k = 0; k < n; ++k) {
-      std::string tmp = temp_path(k);
-      Fd fd = open_or_throw(tmp, O_RDWR | O_CREAT);  // an all-zero-free archive has no empty part, but be safe
-      if (::ftruncate(fd.get(), static_cast<off_t>(fragment_size(k, total))) != 0) throw_sys("cannot truncate", tmp, errno);
-      fsync_or_throw(fd.get(), tmp);
+    for (size_t k = 0; k < n; ++k)
       out.push_back({fragment_name(spec_.name, k, n), fragment_size(k, total), k < hashes.size() ? hashes[k] : ""});
-    }
-    for (size_t k = 0; k < n; ++k) {
-      std::string final_path = spec_.output_dir + "/" + out[k].name;
-      if (::rename(temp_path(k).c_str(), final_path.c_str()) != 0) throw_sys("cannot rename into", final_path, errno);
-    }
-    fsync_dir(spec_.output_dir);
     return out;
   }
-  void put_side_file(const std::string& name, std::string_view bytes) override {
-    write_file_atomic(spec_.output_dir + "/" + name, bytes);
+  void commit(uint64_t total, const std::vector<SideFile>& side_files) override {
+    size_t n = fragment_count(total);
+    std::vector<std::pair<std::string, std::string>> moves;
+    for (size_t k = 0; k < n; ++k) {
+      std::string tmp = temp_path(k);
+      Fd fd = open_or_throw(tmp, O_RDWR | O_CREAT);  // every fragment has bytes, but be safe
+      if (::ftruncate(fd.get(), static_cast<off_t>(fragment_size(k, total))) != 0) throw_sys("cannot truncate", tmp, errno);
+      fsync_or_throw(fd.get(), tmp);
+      moves.emplace_back(tmp, spec_.output_dir + "/" + fragment_name(spec_.name, k, n));
+    }
+    for (const auto& f : side_files) {
+      std::string t = side_temp(f.name);
+      write_new_file(t, f.bytes);
+      side_temps_.push_back(t);
+      moves.emplace_back(t, spec_.output_dir + "/" + f.name);
+    }
+    fsync_dir(spec_.output_dir);
+    commit_renames(spec_.output_dir, moves);
+    side_temps_.clear();
   }
   void abort() noexcept override {
     fds_.clear();
-    remove_temps();
+    if (mine_) remove_temps();
+    for (auto& t : side_temps_) ::unlink(t.c_str());
+    side_temps_.clear();
   }
   std::vector<std::string> temp_paths() const override {
     // The signal path removes the first fragments by name; abort() removes all of them.
     std::vector<std::string> v;
+    if (tag_.empty()) return v;
     for (size_t k = 0; k < 8; ++k) v.push_back(temp_path(k));
     return v;
   }
@@ -92,9 +108,11 @@ class SplitDestination final : public Destination {
     return std::min<uint64_t>(spec_.split_bytes, total > start ? total - start : 0);
   }
   std::string temp_prefix() const { return "." + spec_.name + ".part"; }
+  std::string temp_suffix() const { return "." + tag_ + ".tmp-pbackup"; }
   std::string temp_path(uint64_t k) const {
-    return spec_.output_dir + "/" + temp_prefix() + std::to_string(k + 1) + ".tmp-pbackup";
+    return spec_.output_dir + "/" + temp_prefix() + std::to_string(k + 1) + temp_suffix();
   }
+  std::string side_temp(const std::string& name) const { return spec_.output_dir + "/." + name + temp_suffix(); }
   int fd_for(uint64_t k) {
     auto it = fds_.find(k);
     if (it != fds_.end()) return it->second.get();
@@ -103,20 +121,25 @@ class SplitDestination final : public Destination {
     fds_.emplace(k, std::move(fd));
     return raw;
   }
+  // This run's fragments (its tag), whichever rank created them; never another run's.
   void remove_temps() noexcept {
     DIR* d = ::opendir(spec_.output_dir.c_str());
     if (!d) return;
-    std::string prefix = temp_prefix();
+    const std::string prefix = temp_prefix(), suffix = temp_suffix();
     while (struct dirent* de = ::readdir(d)) {
       std::string n = de->d_name;
-      if (n.rfind(prefix, 0) == 0 && n.size() > 12 && n.compare(n.size() - 12, 12, ".tmp-pbackup") == 0)
+      if (n.size() > prefix.size() + suffix.size() && n.rfind(prefix, 0) == 0 &&
+          n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
         ::unlink((spec_.output_dir + "/" + n).c_str());
     }
     ::closedir(d);
   }
 
   DestinationSpec spec_;
+  std::string tag_;    // this run's temporary-name tag (from prepare)
+  bool mine_ = false;  // rank 0 created this run's first temporary file
   std::map<uint64_t, Fd> fds_;
+  std::vector<std::string> side_temps_;
 };
 
 }  // namespace

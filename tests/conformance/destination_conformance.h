@@ -73,8 +73,10 @@ inline void run(Target t, const std::string& tag) {
     d->close();
     std::vector<std::string> hashes;
     for (size_t k = 0; k < d->fragment_count(data.size()); ++k) hashes.push_back(d->hash_fragment(k, data.size()));
-    std::vector<Fragment> frags = d->commit(data.size(), hashes);
+    std::vector<Fragment> frags = d->fragments(data.size(), hashes);
     REQUIRE(!frags.empty());
+    for (auto& f : frags) CHECK_FALSE(t.exists(f.name));  // nothing final before commit
+    d->commit(data.size(), {{t.spec.name + ".manifest.json", "{\"side\": true}\n"}});
     std::string joined;
     for (auto& f : frags) {
       std::string bytes = t.read(f.name);
@@ -88,8 +90,27 @@ inline void run(Target t, const std::string& tag) {
       for (size_t k = 0; k + 1 < frags.size(); ++k) CHECK(frags[k].size == t.spec.split_bytes);
       CHECK(frags.front().name == t.spec.name + ".part0001");
     }
-    d->put_side_file(t.spec.name + ".manifest.json", "{\"side\": true}\n");
     CHECK(t.read(t.spec.name + ".manifest.json") == "{\"side\": true}\n");
+  }
+
+  SUBCASE("a side file that cannot be written (the manifest): commit fails, nothing stays visible") {
+    if (t.spec.type == "memory") return;  // takes any name
+    t.spec.name = "conf-side-" + tag + ".tar.gz";
+    auto d = make_destination(t.spec);
+    d->open(d->prepare());
+    const uint64_t n = 6u << 20;
+    d->write_at(0, data.substr(0, n));
+    d->settle(comm, n, true);
+    d->close();
+    std::vector<std::string> hashes;
+    for (size_t k = 0; k < d->fragment_count(n); ++k) hashes.push_back(d->hash_fragment(k, n));
+    std::vector<Fragment> frags = d->fragments(n, hashes);
+    // too long a name for a file system (NAME_MAX) and for S3 (1024-byte keys)
+    const std::string bad = t.spec.name + std::string(1100, 'm') + ".manifest.json";
+    CHECK_THROWS(d->commit(n, {{t.spec.name + ".sha256", "sums"}, {bad, "{}"}}));
+    d->abort();
+    for (auto& f : frags) CHECK_FALSE(t.exists(f.name));
+    CHECK_FALSE(t.exists(t.spec.name + ".sha256"));
   }
 
   SUBCASE("abort leaves nothing that looks like an archive") {
