@@ -206,11 +206,16 @@ void walk_block(const TarContext& c, const TarUnit& t, std::string_view buf, Ext
     throw Mismatch("the next block continues " + quote(t.next->first_entry) + ", but no member is open at this block's end");
 }
 
-// What a damaged or mismatched block loses: its members from `from` on, up to the next block's
-// first entry.
-std::string lost_range(const TarUnit& t, const std::string& from, bool after, const std::string& where) {
-  return std::string(after ? "members after " : "members from ") + quote(from) +
-         (t.next ? " up to " + quote(t.next->first_entry) : std::string(" to the end of the archive")) + " (" + where + ")";
+// What a damaged or mismatched block loses besides the spanning files (which the final count
+// names): its members from `from` (or after it) up to the next block's first entry. Nothing
+// when the block lies wholly inside one spanning file's data.
+void add_lost(UnitResult& res, const TarUnit& t, const std::string& from, bool after, const std::string& where) {
+  const ManifestBlock& b = *t.b;
+  if (!after && b.continues && b.cont_offset <= b.cont_size && b.cont_size - b.cont_offset >= b.raw_size) return;
+  if (!after && b.continues) after = true;  // the file it continues is counted on its own
+  res.lost.push_back(std::string(after ? "the members after " : "the members from ") + quote(from) +
+                     (t.next ? " up to (not including) " + quote(t.next->first_entry) : std::string(" to the end of the archive")) +
+                     " (" + where + ")");
 }
 
 UnitResult restore_block(const TarContext& c, const TarUnit& t, Extractor& x, const std::vector<uint64_t>& inodes) {
@@ -226,7 +231,7 @@ UnitResult restore_block(const TarContext& c, const TarUnit& t, Extractor& x, co
   } catch (const std::exception& e) {
     if (interrupted()) throw;
     res.errors.push_back("archive " + quote(c.src.name) + ": " + where + " " + e.what());
-    res.lost.push_back(lost_range(t, b.first_entry, false, where));
+    add_lost(res, t, b.first_entry, false, where);
     return res;
   }
   try {
@@ -239,7 +244,7 @@ UnitResult restore_block(const TarContext& c, const TarUnit& t, Extractor& x, co
                                    : "archive " + quote(c.src.name) + ": ") +
                          where + (mismatch ? " " : " is damaged: ") + e.what());
     bool any = !res.last_path.empty();
-    res.lost.push_back(lost_range(t, any ? res.last_path : b.first_entry, any, where));
+    add_lost(res, t, any ? res.last_path : b.first_entry, any, where);
   }
   return res;
 }
@@ -522,7 +527,7 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
         }
       }
       if (!g.lost.empty()) {
-        log.error(std::to_string(g.lost.size()) + " part(s) of the archive were not restored (all else was):");
+        log.error(std::to_string(g.lost.size()) + " part(s) of the archive were not restored:");
         for (const auto& l : g.lost) log.error("not restored: " + l);
       }
       if (errors || !g.lost.empty()) rc = kExitFatal;
