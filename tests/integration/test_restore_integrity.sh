@@ -173,7 +173,7 @@ pass "damaged block: exit 2, lost file listed and removed, the rest finished"
 info "SIGINT during a parallel restore"
 S4="$WORK/src4/s"
 mkdir -p "$S4"
-for i in 1 2 3 4; do rand_file "$S4/f$i" $((3 * 1024 * 1024)) $((10 + i)); done
+for i in 1 2 3 4 5 6; do rand_file "$S4/f$i" $((3 * 1024 * 1024)) $((10 + i)); done
 mkdir -p "$WORK/out4"
 expect_ok 2 backup --sources "$S4" --output-dir "$WORK/out4" --algo gzip --block-mb 1 --name sig --no-progress
 for n in plain 2; do
@@ -187,8 +187,12 @@ for n in plain 2; do
   # Stop the restore as soon as its directory appears (the data phase starts), interrupt it,
   # and let it go on: the interrupt arrives mid-restore however loaded the machine is.
   t_end=$((SECONDS + 30))
+  pids=$job
+  if [ "$n" != plain ]; then  # the ranks are mpirun's children
+    until [ "$(pgrep -P "$job" | wc -l)" -ge 2 ] || [ "$SECONDS" -ge "$t_end" ]; do sleep 0.01; done
+    pids=$(pgrep -P "$job" || true)
+  fi
   until [ -d "$R" ] || [ "$SECONDS" -ge "$t_end" ]; do :; done
-  if [ "$n" = plain ]; then pids=$job; else pids=$(pgrep -P "$job" || true); fi
   for p in $pids; do kill -STOP "$p" 2>/dev/null || true; done
   alive=0
   for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
