@@ -242,7 +242,7 @@ UnitResult restore_block(const TarContext& c, const TarUnit& t, Extractor& x, co
     bool mismatch = dynamic_cast<const Mismatch*>(&e) != nullptr;
     res.errors.push_back((mismatch ? "manifest " + quote(c.src.manifest_path) + " does not match archive " + quote(c.src.name) + ": "
                                    : "archive " + quote(c.src.name) + ": ") +
-                         where + (mismatch ? " " : " is damaged: ") + e.what());
+                         where + (mismatch ? ": " : " is damaged: ") + e.what());
     bool any = !res.last_path.empty();
     add_lost(res, t, any ? res.last_path : b.first_entry, any, where);
   }
