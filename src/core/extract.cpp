@@ -202,7 +202,9 @@ void Extractor::write_part(const std::string& path, uint64_t ino, uint64_t offse
   int parent = open_parent(path, leaf);
   Fd fd(::openat(parent, leaf.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (!fd) {
-    if (errno == ELOOP || errno == EISDIR || errno == ENXIO || errno == ENOENT)
+    if (errno == ENOENT)
+      throw Fatal(quote(dir_ + "/" + path) + " is missing (removed while the restore ran, or the restore directory is not shared by all ranks)");
+    if (errno == ELOOP || errno == EISDIR || errno == ENXIO)
       throw Fatal(quote(dir_ + "/" + path) + " was replaced while the restore ran; nothing written through it");
     throw_sys("cannot open", dir_ + "/" + path, errno);
   }
