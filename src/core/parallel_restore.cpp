@@ -9,12 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <numeric>
-#include <cerrno>
-#include <algorithm>
 #include <set>
 
 #include "core/parallel.h"
@@ -437,7 +437,7 @@ bool in_order(std::vector<Gathered::Order>& order) {
 
 // A spanning file is kept only if its header was read once and it received exactly its size in
 // bytes over all units; otherwise it is removed (and its entry dropped) and listed as lost.
-void check_spanning(const ParallelRestorePlan& plan, Gathered& g, Extractor& x, Log& log) {
+void check_spanning(const ParallelRestorePlan& plan, Gathered& g, Extractor& x) {
   std::set<std::string> gone;
   for (size_t f = 0; f < plan.spanning.size(); ++f) {
     const SpanningFile& s = plan.spanning[f];
@@ -455,7 +455,6 @@ void check_spanning(const ParallelRestorePlan& plan, Gathered& g, Extractor& x, 
   }
   if (gone.empty()) return;
   std::erase_if(g.entries, [&](const RestoredEntry& e) { return e.type == '0' && gone.count(e.path); });
-  (void)log;
 }
 
 }  // namespace
@@ -512,7 +511,7 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
       x->finish(implied, log, threads);
       rc = kExitRestream;
     } else {
-      check_spanning(plan, g, *x, log);
+      check_spanning(plan, g, *x);
       std::vector<RestoredEntry>& entries = g.entries;
       const size_t listed = entries.size() + g.finished;
       add_implied_dirs(entries, g.implied);
