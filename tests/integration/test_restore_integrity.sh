@@ -152,6 +152,33 @@ done
 finish_deferred
 pass "1 TiB member: exit 2 naming the manifest, no file left"
 
+info "a manifest whose first_entry or continues offset lies"
+# edit_manifest NAME PYTHON-EXPR-ON-BLOCKS : a copy of the h archive with its manifest edited
+edit_manifest() {
+  mkdir -p "$WORK/$1"
+  cp "$OUT/h.tar.gz" "$OUT/h.tar.gz.manifest.json" "$WORK/$1/"
+  "$PYTHON" - "$WORK/$1/h.tar.gz.manifest.json" "$2" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+bl = sorted((b for b in m["blocks"] if b["kind"] == "block"), key=lambda b: b["raw_offset"])
+exec(sys.argv[2])
+json.dump(m, open(sys.argv[1], "w"), indent=2)
+PY
+}
+edit_manifest lie-first 'bl[0]["first_entry"] = "d/not_there"'
+edit_manifest lie-cont 'c = [b for b in bl if "continues" in b][0]; c["continues"]["offset"] += 512'
+for lie in lie-first lie-cont; do
+  for n in 1 2; do
+    R="$WORK/r-$lie-$n"
+    run_rc rc timeout 60 mpirun --oversubscribe -n "$n" "$PBACKUP" restore --source "$WORK/$lie/h.tar.gz" --restore-to "$R"
+    [ "$rc" -eq 2 ] || { show_last; defer_fail "-n $n: $lie: exit $rc, not 2"; }
+    grep -q "manifest .*h.tar.gz.manifest.json. does not match" "$WORK/last.err" || { show_last; defer_fail "-n $n: $lie: the manifest is not named"; }
+    if [ -e "$R/d/big" ] && ! cmp -s "$SRC/big" "$R/d/big"; then defer_fail "-n $n: $lie: a wrong d/big was left"; fi
+  done
+done
+finish_deferred
+pass "a manifest that disagrees with its archive: exit 2 naming it"
+
 # ---------------------------------------------------------------- a damaged middle block
 info "a damaged block in the middle of a big file"
 S3="$WORK/src3/m"
