@@ -7,7 +7,7 @@
 #    naming the manifest, and no such file left;
 #  - a damaged middle block: exit 2, the lost paths listed, the big file that spanned it
 #    removed, and everything else finished (directory modes, symlinks, hard links);
-#  - SIGINT during a parallel restore: exit 130;
+#  - SIGINT during a parallel restore (tar and zip): exit 130;
 #  - a name twice in the archive: the last member wins (with and without a manifest);
 #  - a hard link whose target is missing makes no directories on the way to it.
 set -euo pipefail
@@ -222,10 +222,13 @@ mkdir -p "$S4"
 for i in 1 2 3 4 5 6; do rand_file "$S4/f$i" $((3 * 1024 * 1024)) $((10 + i)); done
 mkdir -p "$WORK/out4"
 expect_ok 2 backup --sources "$S4" --output-dir "$WORK/out4" --algo gzip --block-mb 1 --name sig --no-progress
-for n in plain 2; do
+expect_ok 2 backup --sources "$S4" --output-dir "$WORK/out4" --algo zip --block-mb 1 --name sig --no-progress
+for n in plain zip 2; do
   R="$WORK/r-sig-$n"
   if [ "$n" = plain ]; then
     "$PBACKUP" restore --source "$WORK/out4/sig.tar.gz" --restore-to "$R" --threads 1 >"$WORK/sig.out" 2>&1 &
+  elif [ "$n" = zip ]; then
+    "$PBACKUP" restore --source "$WORK/out4/sig.zip" --restore-to "$R" --threads 1 >"$WORK/sig.out" 2>&1 &
   else
     mpirun --oversubscribe -n 2 "$PBACKUP" restore --source "$WORK/out4/sig.tar.gz" --restore-to "$R" --threads 1 >"$WORK/sig.out" 2>&1 &
   fi
@@ -234,7 +237,7 @@ for n in plain 2; do
   # and let it go on: the interrupt arrives mid-restore however loaded the machine is.
   t_end=$((SECONDS + 30))
   pids=$job
-  if [ "$n" != plain ]; then  # the ranks are mpirun's children
+  if [ "$n" = 2 ]; then  # the ranks are mpirun's children
     until [ "$(pgrep -P "$job" | wc -l)" -ge 2 ] || [ "$SECONDS" -ge "$t_end" ]; do sleep 0.01; done
     pids=$(pgrep -P "$job" || true)
   fi
