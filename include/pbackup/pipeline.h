@@ -40,6 +40,8 @@ int run_list(Comm& comm, const RestoreOptions& opt, Log& log);
 struct ArchiveSource;
 // Our tar archives with a manifest restore block by block on every rank and thread.
 bool can_restore_in_parallel(const ArchiveSource& s);
+// Returns kExitRestream (src/core/parallel_restore.h) when a name appears twice: then the
+// archive must be streamed (last member wins).
 int run_parallel_restore(Comm& comm, const ArchiveSource& s, const RestoreOptions& opt, Log& log);
 // Any zip whose central directory this reader trusts restores member by member on every rank
 // and thread (src/core/parallel_restore_zip.cpp); `why_not` says why another cannot.

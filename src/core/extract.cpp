@@ -122,8 +122,8 @@ int Extractor::open_parent(const std::string& path, std::string& leaf) {
 }
 
 // Walks `dir_path` from the restore directory without following symlinks, creating missing
-// directories.
-int Extractor::walk(const std::string& path) {
+// directories if `create`.
+int Extractor::walk(const std::string& path, bool create) {
   int fd = ::dup(root_);
   if (fd < 0) throw_sys("cannot open", dir_, errno);
   size_t start = 0;
@@ -134,7 +134,7 @@ int Extractor::walk(const std::string& path) {
     start = slash + 1;
     if (comp.empty() || comp == ".") continue;
     int next = ::openat(fd, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (next < 0 && errno == ENOENT) {
+    if (next < 0 && errno == ENOENT && create) {
       if (::mkdirat(fd, comp.c_str(), 0700) == 0) {
         std::lock_guard<std::mutex> l(implied_mu_);
         implied_.push_back(path.substr(0, slash));
@@ -158,45 +158,32 @@ int Extractor::walk(const std::string& path) {
   return fd;
 }
 
-int Extractor::open_file(const std::string& path, bool fresh, bool* created) {
+Fd Extractor::create(const std::string& path, uint64_t size) {
   std::string leaf;
   int parent = open_parent(path, leaf);
-  if (created) *created = false;
   for (int attempt = 0; attempt < 4; ++attempt) {
-    // The common case first: a new file.
-    int fd = ::openat(parent, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-      if (created) *created = true;
+    Fd fd(::openat(parent, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (fd) {
+      if (size > 0 && ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
+        int err = errno;
+        ::unlinkat(parent, leaf.c_str(), 0);
+        throw_sys("cannot size", dir_ + "/" + path, err);
+      }
       return fd;
     }
     if (errno != EEXIST) throw_sys("cannot create", dir_ + "/" + path, errno);
-    fd = ::openat(parent, leaf.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0) {
-      struct stat st {};
-      ::fstat(fd, &st);
-      // Ours are created with one link; anything else (a hard link that predates the restore,
-      // perhaps to a file outside) is replaced, never written through.
-      if (S_ISREG(st.st_mode) && (st.st_nlink == 1 || !fresh)) return fd;
-      ::close(fd);
-      if (::unlinkat(parent, leaf.c_str(), 0) != 0 && errno != ENOENT) throw_sys("cannot replace", dir_ + "/" + path, errno);
-      continue;
-    }
-    if (errno == ELOOP || errno == EISDIR || errno == ENXIO || errno == ETXTBSY) {  // symlink, dir, fifo...
-      forget_cached_dirs();
-      if (::unlinkat(parent, leaf.c_str(), 0) != 0 && ::unlinkat(parent, leaf.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
-        throw_sys("cannot replace", dir_ + "/" + path, errno);
-      continue;
-    }
-    if (errno != ENOENT) throw_sys("cannot open", dir_ + "/" + path, errno);
+    // Something is there: a file from before the restore (perhaps a hard link to a file
+    // outside), a symlink, a fifo, an empty directory. It is replaced, never written through.
+    if (::unlinkat(parent, leaf.c_str(), 0) == 0 || errno == ENOENT) continue;
+    if (errno != EISDIR && errno != EPERM) throw_sys("cannot replace", dir_ + "/" + path, errno);
+    forget_cached_dirs();
+    if (::unlinkat(parent, leaf.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) throw_sys("cannot replace directory", dir_ + "/" + path, errno);
   }
   throw Fatal("cannot create " + quote(dir_ + "/" + path) + ": it keeps changing");
 }
 
 bool Extractor::create_file(const std::string& path, uint64_t size, std::string_view head, const RestoredEntry* meta) {
-  bool created = false;
-  Fd fd(open_file(path, true, &created));
-  if ((!created || size != head.size()) && ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0)
-    throw_sys("cannot size", dir_ + "/" + path, errno);
+  Fd fd = create(path, size == head.size() ? 0 : size);
   pwrite_all(fd.get(), head, 0, dir_ + "/" + path);
   if (!meta) return false;
   // The whole file is here: its owner, mode and time go on now, on this thread, by fd.
@@ -209,9 +196,22 @@ bool Extractor::create_file(const std::string& path, uint64_t size, std::string_
   return true;
 }
 
-void Extractor::write_data(const std::string& path, uint64_t offset, std::string_view data) {
+void Extractor::write_part(const std::string& path, uint64_t ino, uint64_t offset, std::string_view data) {
   if (data.empty()) return;
-  Fd fd(open_file(path, false, nullptr));
+  std::string leaf;
+  int parent = open_parent(path, leaf);
+  Fd fd(::openat(parent, leaf.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT)
+      throw Fatal(quote(dir_ + "/" + path) + " is missing (removed while the restore ran, or the restore directory is not shared by all ranks)");
+    if (errno == ELOOP || errno == EISDIR || errno == ENXIO)
+      throw Fatal(quote(dir_ + "/" + path) + " was replaced while the restore ran; nothing written through it");
+    throw_sys("cannot open", dir_ + "/" + path, errno);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw_sys("cannot stat", dir_ + "/" + path, errno);
+  if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_ino) != ino)
+    throw Fatal(quote(dir_ + "/" + path) + " is no longer the file this restore created; nothing written through it");
   pwrite_all(fd.get(), data, offset, dir_ + "/" + path);
 }
 
@@ -286,7 +286,8 @@ size_t Extractor::finish(std::vector<RestoredEntry>& entries, Log& log, int thre
         if (kind == '2' && ::symlinkat(e.link.c_str(), parent, leaf.c_str()) != 0) errors[i] = sys_message("cannot create symlink", e.path, errno);
         if (kind == '1') {
           size_t slash = e.link.rfind('/');
-          Fd tparent(walk(slash == std::string::npos ? "" : e.link.substr(0, slash)));
+          // The target is looked up, never created: a missing one makes no directories.
+          Fd tparent(walk(slash == std::string::npos ? "" : e.link.substr(0, slash), false));
           std::string tleaf = slash == std::string::npos ? e.link : e.link.substr(slash + 1);
           if (::linkat(tparent.get(), tleaf.c_str(), parent, leaf.c_str(), 0) != 0)
             errors[i] = sys_message("cannot create hard link to " + quote(e.link) + " at", e.path, errno);

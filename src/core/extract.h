@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dest/file_util.h"
 #include "pbackup/bytes.h"
 #include "pbackup/log.h"
 
@@ -34,13 +35,18 @@ class Extractor {
   Extractor(const Extractor&) = delete;
   Extractor& operator=(const Extractor&) = delete;
 
-  // Makes sure the file exists as a regular file of `size` bytes (replacing anything else at
-  // that name, and unsharing hard links that predate the restore) and writes its first bytes.
-  // With `meta` (all of the file's data is in `head`), also applies owner, mode and time;
-  // returns whether it did.
+  // Creates `path` as a new regular file of `size` bytes (mode 0600 until the final pass):
+  // whatever was at that name (a file, a hard link that predates the restore, perhaps to a file
+  // outside, a symlink, an empty directory) is removed first and the file is made with O_EXCL,
+  // so restored data only ever goes into an inode this restore created.
+  Fd create(const std::string& path, uint64_t size);
+  // create() and writes `head` at offset 0. With `meta` (all of the file's data is in `head`),
+  // also applies owner, mode and time; returns whether it did.
   bool create_file(const std::string& path, uint64_t size, std::string_view head, const RestoredEntry* meta = nullptr);
-  // Writes file data at `offset` (the file is created if another thread has not yet).
-  void write_data(const std::string& path, uint64_t offset, std::string_view data);
+  // Writes data at `offset` into a file that create() made (on any rank), whose inode number
+  // is `ino`: opened without O_CREAT and without following symlinks, and written only if it is
+  // still that regular file; otherwise throws, naming the file.
+  void write_part(const std::string& path, uint64_t ino, uint64_t offset, std::string_view data);
   void make_dir(const std::string& path);
   // Removes a file whose data turned out damaged, so nothing partial is left looking complete.
   void remove_file(const std::string& path);
@@ -55,9 +61,10 @@ class Extractor {
   // per-thread cache (consecutive entries mostly share a parent) and is valid until the next
   // call on the same thread.
   int open_parent(const std::string& path, std::string& leaf);
-  int walk(const std::string& dir_path);  // a new fd the caller closes
+  // A new fd the caller closes; missing directories are created (and remembered as implied)
+  // unless `create` is false.
+  int walk(const std::string& dir_path, bool create = true);
   void forget_cached_dirs();
-  int open_file(const std::string& path, bool fresh, bool* created);
   int root_ = -1;
   std::string dir_;
   mutable std::mutex implied_mu_;

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -26,85 +28,226 @@
 namespace pbackup {
 namespace {
 
-// Blocks (indexes into m.blocks, kind "block") that can hold a selected path. Entries are in
+// What the manifest says about one data block and about the block after it in the stream:
+// whether that one continues a member this one leaves open.
+struct TarUnit {
+  const ManifestBlock* b = nullptr;
+  const ManifestBlock* next = nullptr;  // the next data block in the stream (selected or not)
+  int64_t file = -1;                    // the spanning file b continues (-1: none, or not restored)
+  int64_t next_file = -1;               // the spanning file `next` continues
+};
+
+struct TarPlan {
+  std::vector<TarUnit> units;  // the selected blocks, in stream order
+  std::vector<SpanningFile> spanning;
+  size_t total = 0;
+};
+
+// The data blocks in stream order; the big files spanning them (a run of blocks continuing the
+// same member); and, with --only, just the blocks that can hold a selected path. Entries are in
 // path_less order and a path's subtree follows it directly, so block k can only hold paths
 // between its first entry and the next block's first entry.
-std::vector<size_t> select_blocks(const Manifest& m, const std::vector<std::string>& only) {
-  std::vector<size_t> blocks;
-  for (size_t i = 0; i < m.blocks.size(); ++i)
-    if (m.blocks[i].kind == "block") blocks.push_back(i);
-  if (only.empty()) return blocks;
-  std::vector<size_t> out;
-  for (size_t j = 0; j < blocks.size(); ++j) {
-    const std::string& first = m.blocks[blocks[j]].first_entry;
-    const std::string* next = j + 1 < blocks.size() ? &m.blocks[blocks[j + 1]].first_entry : nullptr;
+TarPlan make_tar_plan(const Manifest& m, const std::vector<std::string>& only) {
+  std::vector<const ManifestBlock*> data;
+  for (const auto& b : m.blocks)
+    if (b.kind == "block") data.push_back(&b);
+  std::stable_sort(data.begin(), data.end(), [](const ManifestBlock* x, const ManifestBlock* y) { return x->raw_offset < y->raw_offset; });
+  TarPlan p;
+  p.total = data.size();
+  std::vector<int64_t> file_of(data.size(), -1);
+  for (size_t k = 0; k < data.size(); ++k) {
+    const ManifestBlock& b = *data[k];
+    if (!b.continues) continue;
+    const ManifestBlock* prev = k ? data[k - 1] : nullptr;
+    if (prev && prev->continues && prev->first_entry == b.first_entry && prev->cont_size == b.cont_size &&
+        prev->cont_offset <= b.cont_offset && b.cont_offset - prev->cont_offset == prev->raw_size) {
+      file_of[k] = file_of[k - 1];
+      continue;
+    }
+    std::string path = b.first_entry, why;
+    if (!sanitize_member(path, why) || !path_selected(path, only)) continue;
+    file_of[k] = static_cast<int64_t>(p.spanning.size());
+    p.spanning.push_back(SpanningFile{path, b.cont_size});
+  }
+  for (size_t k = 0; k < data.size(); ++k) {
+    const std::string& first = data[k]->first_entry;
+    const std::string* next = k + 1 < data.size() ? &data[k + 1]->first_entry : nullptr;
+    bool selected = only.empty();
     for (const auto& sel : only) {
       std::string end = sel + "/\xff";
       bool starts_before_end = !path_less(end, first);
       bool ends_after_start = !next || !path_less(*next, sel);
-      if (starts_before_end && ends_after_start) {
-        out.push_back(blocks[j]);
-        break;
-      }
+      selected = selected || (starts_before_end && ends_after_start);
     }
+    if (!selected) continue;
+    TarUnit u{data[k], k + 1 < data.size() ? data[k + 1] : nullptr, file_of[k], k + 1 < data.size() ? file_of[k + 1] : -1};
+    p.units.push_back(u);
   }
-  return out;
+  return p;
 }
 
-UnitResult restore_block(const ArchiveSource& src, const ManifestBlock& b, const Codec& codec, Extractor& x,
-                          const std::vector<std::string>& only, Log& log) {
-  UnitResult res;
-  std::string where = "block at byte " + std::to_string(b.offset) +
-                      (src.files.size() > 1 ? " (fragment " + quote(file_at(src, b.offset)) + ")" : "");
-  std::string packed = read_range(src, b.offset, b.size);
-  if (sha256_hex(packed) != b.sha256) throw Fatal("archive " + quote(src.name) + ": " + where + " is corrupted (checksum mismatch)");
-  std::string raw = codec.decompress(packed);
-  packed.clear();
-  std::string_view buf(raw);
+// The walk of a block disagrees with what the manifest says about it.
+struct Mismatch : Fatal {
+  using Fatal::Fatal;
+};
+
+struct TarContext {
+  const ArchiveSource& src;
+  const Codec& codec;
+  const TarPlan& plan;
+  const std::vector<std::string>& only;
+  Log& log;
+};
+
+// Whether the manifest says the block after `t` continues member `path` at data offset `at`
+// of `size` bytes: what the walk of `t` leaves open at its end.
+bool next_continues(const TarUnit& t, const std::string& path, uint64_t at, uint64_t size) {
+  return t.next && t.next->continues && t.next->first_entry == path && t.next->cont_offset == at && t.next->cont_size == size;
+}
+
+// Restores one member whose header the walk just read; `data` is its bytes in this block.
+void restore_member(const TarContext& c, const TarUnit& t, const TarMember& m, std::string path, std::string_view data,
+                    Extractor& x, const std::vector<uint64_t>& inodes, UnitResult& res) {
+  RestoredEntry e{path, m.link, m.type, m.mode, m.uid, m.gid, m.mtime, m.mtime_nsec};
+  if (e.type == '1') {
+    std::string lwhy;
+    if (!sanitize_member(e.link, lwhy)) throw Fatal(quote(m.path) + ": hard link target " + quote(m.link) + ": " + lwhy);
+  }
+  if (e.type == '5') {
+    x.make_dir(path);
+  } else if (e.type == '0' || e.type == '7') {
+    e.type = '0';
+    if (data.size() < m.size) {  // the head of a spanning file: rank 0 created it
+      if (t.next_file < 0) throw Fatal(quote(m.path) + ": spans blocks but was not created");
+      const auto f = static_cast<uint64_t>(t.next_file);
+      res.heads.push_back(f);
+      if (!inodes[f]) return;  // its creation failed, and was reported
+      x.write_part(path, inodes[f], 0, data);
+      res.parts.emplace_back(f, data.size());
+    } else {
+      try {
+        e.done = x.create_file(path, m.size, data, &e);
+      } catch (...) {  // no partial file may be left looking complete
+        try {
+          x.remove_file(path);
+        } catch (...) {
+        }
+        throw;
+      }
+    }
+    res.bytes += data.size();
+  } else if (e.type != '1' && e.type != '2' && e.type != '6') {
+    c.log.notice(quote(m.path) + ": member type '" + std::string(1, m.type) + "' not restored");
+    return;
+  }
+  res.entries.push_back(std::move(e));
+}
+
+// Walks the tar members of one decompressed block, restoring the selected ones, and checks at
+// every step that the block is what the manifest says: it starts with first_entry (or inside
+// it, as `continues` says), headers and padding lie inside it, and a member running past its
+// end is the one the next block continues, at the right offset. Throws Mismatch otherwise.
+void walk_block(const TarContext& c, const TarUnit& t, std::string_view buf, Extractor& x,
+                const std::vector<uint64_t>& inodes, UnitResult& res) {
+  const ManifestBlock& b = *t.b;
   size_t pos = 0;
+  bool open = false;  // a member's data goes on past the end of the block
   if (b.continues) {
-    std::string path = b.first_entry, why;
+    if (b.cont_offset > b.cont_size)
+      throw Mismatch("continues " + quote(b.first_entry) + " at byte " + std::to_string(b.cont_offset) + " of " + std::to_string(b.cont_size));
     uint64_t remaining = b.cont_size - b.cont_offset;
     uint64_t n = std::min<uint64_t>(remaining, buf.size());
-    if (sanitize_member(path, why) && path_selected(path, only)) {
-      x.write_data(path, b.cont_offset, buf.substr(0, n));
+    if (t.file >= 0 && inodes[static_cast<size_t>(t.file)]) {
+      std::string path = c.plan.spanning[static_cast<size_t>(t.file)].path;
+      x.write_part(path, inodes[static_cast<size_t>(t.file)], b.cont_offset, buf.substr(0, n));
+      res.parts.emplace_back(static_cast<uint64_t>(t.file), n);
       res.bytes += n;
     }
-    pos = n == remaining ? tar_padded(n) : n;
+    open = n < remaining;
+    if (open && !next_continues(t, b.first_entry, b.cont_offset + n, b.cont_size))
+      throw Mismatch(quote(b.first_entry) + " goes on past the block's end, but the next block does not continue it");
+    pos = open ? buf.size() : tar_padded(n);
+    if (pos > buf.size()) throw Mismatch("the end of " + quote(b.first_entry) + " is cut by the block's end");
   }
-  TarMember m;
-  while (pos + 512 <= buf.size() && read_tar_member(buf, pos, m)) {
+  std::string prev;
+  while (pos < buf.size()) {
+    if (buf.size() - pos < 512) throw Mismatch("ends inside a tar header");
+    const size_t at = pos;
+    TarMember m;
+    if (!read_tar_member(buf, pos, m)) throw Mismatch("holds an end-of-archive marker");
+    if (at == 0 && !b.continues && m.path != b.first_entry) throw Mismatch("starts with " + quote(m.path) + ", not " + quote(b.first_entry));
+    const uint64_t n = std::min<uint64_t>(m.size, buf.size() - pos);
+    if (n < m.size) {
+      if (!next_continues(t, m.path, n, m.size))
+        throw Mismatch(quote(m.path) + " declares " + std::to_string(m.size) + " bytes; the block holds " + std::to_string(n) +
+                       " and the next block does not continue it");
+      open = true;
+    }
     std::string path = m.path, why;
     bool ok = sanitize_member(path, why);
-    uint64_t n = std::min<uint64_t>(m.size, buf.size() - pos);
+    if (ok) {
+      if (!prev.empty() && !path_less(prev, path)) res.ordered = false;
+      if (res.first_path.empty()) res.first_path = path;
+      res.last_path = prev = path;
+    }
     if (!ok) {
       if (!why.empty()) res.errors.push_back(quote(m.path) + ": " + why + "; not extracted");
-    } else if (path_selected(path, only)) {
-      RestoredEntry e{path, m.link, m.type, m.mode, m.uid, m.gid, m.mtime, m.mtime_nsec};
+    } else if (path_selected(path, c.only)) {
       try {
-        if (e.type == '1') {
-          std::string lwhy;
-          if (!sanitize_member(e.link, lwhy)) throw Fatal(quote(m.path) + ": hard link target " + quote(m.link) + ": " + lwhy);
-        }
-        if (e.type == '5') x.make_dir(path);
-        else if (e.type == '0' || e.type == '7') {
-          e.type = '0';
-          e.done = x.create_file(path, m.size, buf.substr(pos, n), n == m.size ? &e : nullptr);
-          res.bytes += n;
-        } else if (e.type != '1' && e.type != '2' && e.type != '6') {
-          log.notice(quote(m.path) + ": member type '" + std::string(1, m.type) + "' not restored");
-          e.path.clear();
-        }
-        if (!e.path.empty()) res.entries.push_back(std::move(e));
+        restore_member(c, t, m, path, buf.substr(pos, n), x, inodes, res);
       } catch (const std::exception& ex) {
         res.errors.push_back(ex.what());
       }
     }
-    pos += n == m.size ? tar_padded(m.size) : n;
+    pos += open ? n : tar_padded(m.size);
+    if (pos > buf.size()) throw Mismatch("the padding of " + quote(m.path) + " is cut by the block's end");
+  }
+  if (!open && t.next && t.next->continues)
+    throw Mismatch("the next block continues " + quote(t.next->first_entry) + ", but no member is open at this block's end");
+}
+
+// What a damaged or mismatched block loses besides the spanning files (which the final count
+// names): its members from `from` (or after it) up to the next block's first entry. Nothing
+// when the block lies wholly inside one spanning file's data.
+void add_lost(UnitResult& res, const TarUnit& t, const std::string& from, bool after, const std::string& where) {
+  const ManifestBlock& b = *t.b;
+  if (!after && b.continues && b.cont_offset <= b.cont_size && b.cont_size - b.cont_offset >= b.raw_size) return;
+  if (!after && b.continues) after = true;  // the file it continues is counted on its own
+  res.lost.push_back(std::string(after ? "the members after " : "the members from ") + quote(from) +
+                     (t.next ? " up to (not including) " + quote(t.next->first_entry) : std::string(" to the end of the archive")) +
+                     " (" + where + ")");
+}
+
+UnitResult restore_block(const TarContext& c, const TarUnit& t, Extractor& x, const std::vector<uint64_t>& inodes) {
+  const ManifestBlock& b = *t.b;
+  UnitResult res;
+  std::string where = "block at byte " + std::to_string(b.offset) +
+                      (c.src.files.size() > 1 ? " (fragment " + quote(file_at(c.src, b.offset)) + ")" : "");
+  std::string raw;
+  try {
+    std::string packed = read_range(c.src, b.offset, b.size);
+    if (sha256_hex(packed) != b.sha256) throw Fatal("is corrupted (checksum mismatch)");
+    raw = c.codec.decompress(packed);
+  } catch (const std::exception& e) {
+    if (interrupted()) throw;
+    res.errors.push_back("archive " + quote(c.src.name) + ": " + where + " " + e.what());
+    add_lost(res, t, b.first_entry, false, where);
+    return res;
+  }
+  try {
+    if (raw.size() != b.raw_size) throw Mismatch("holds " + std::to_string(raw.size()) + " bytes, not " + std::to_string(b.raw_size));
+    walk_block(c, t, raw, x, inodes, res);
+  } catch (const std::exception& e) {
+    if (interrupted()) throw;
+    bool mismatch = dynamic_cast<const Mismatch*>(&e) != nullptr;
+    res.errors.push_back((mismatch ? "manifest " + quote(c.src.manifest_path) + " does not match archive " + quote(c.src.name) + ": "
+                                   : "archive " + quote(c.src.name) + ": ") +
+                         where + (mismatch ? ": " : " is damaged: ") + e.what());
+    bool any = !res.last_path.empty();
+    add_lost(res, t, any ? res.last_path : b.first_entry, any, where);
   }
   return res;
 }
-
 
 }  // namespace
 
@@ -137,39 +280,66 @@ void add_implied_dirs(std::vector<RestoredEntry>& entries, const std::vector<std
 
 }  // namespace
 
-int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const RestoreOptions& opt, Log& log) {
-  const auto t0 = std::chrono::steady_clock::now();
-  std::string setup_error;
-  std::unique_ptr<Extractor> x;
-  try {
-    x = std::make_unique<Extractor>(opt.restore_to);
-  } catch (const std::exception& e) {
-    setup_error = e.what();
-  }
-  if (!comm.all_ok(setup_error.empty())) {
-    if (!setup_error.empty()) log.error(setup_error);
-    return kExitFatal;
-  }
+namespace {
 
-  std::vector<size_t> mine = my_units(plan.sizes, comm.rank(), comm.size());
-  const int threads = opt.threads > 0 ? opt.threads : default_threads();
-  std::string fatal;
-  std::vector<UnitResult> results;
-  try {
-    results = parallel_map(mine.size(), threads, [&](size_t i) {
-      if (interrupted()) throw Fatal("interrupted");
-      return plan.restore(mine[i], *x);
+// Rank 0 creates every spanning file (replacing whatever was at its name) before any unit is
+// restored, so each has exactly one creator; every rank learns their inode numbers, and writes
+// only into those inodes. A failure is logged on rank 0 and leaves inode 0.
+std::vector<uint64_t> create_spanning(Comm& comm, const std::vector<SpanningFile>& files, Extractor& x, int threads, Log& log) {
+  std::string bytes;
+  if (comm.rank() == 0) {
+    std::vector<std::string> errors(files.size());
+    std::vector<uint64_t> inodes = parallel_map(files.size(), threads, [&](size_t i) -> uint64_t {
+      try {
+        Fd fd = x.create(files[i].path, files[i].size);
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) throw_sys("cannot stat", files[i].path, errno);
+        return static_cast<uint64_t>(st.st_ino);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+        return 0;
+      }
     });
-  } catch (const std::exception& e) {
-    fatal = e.what();
+    for (const auto& e : errors)
+      if (!e.empty()) log.error(e);
+    ByteWriter w;
+    for (uint64_t v : inodes) w.u64(v);
+    bytes = w.take();
   }
+  comm.broadcast(bytes, 0);
+  ByteReader r(bytes);
+  std::vector<uint64_t> inodes(files.size());
+  for (auto& v : inodes) v = r.u64();
+  return inodes;
+}
+
+// Everything rank 0 learns from the units of all ranks.
+struct Gathered {
+  std::vector<RestoredEntry> entries;
+  std::vector<std::string> implied, lost;
+  std::vector<uint64_t> span_bytes, span_heads;
+  struct Order {
+    uint64_t unit;
+    std::string first, last;
+    bool ordered;
+  };
+  std::vector<Order> order;
+  uint64_t finished = 0;
+  size_t errors = 0;
+  int signal = 0;
+  bool fatal = false;
+};
+
+std::string encode_results(const std::vector<size_t>& mine, std::vector<UnitResult>& results, const std::string& fatal,
+                           const ParallelRestorePlan& plan, const RestoreOptions& opt, const Extractor& x, uint64_t& bytes) {
   ByteWriter w;
   w.str(fatal);
-  uint64_t bytes = 0;
+  w.u32(static_cast<uint32_t>(interrupt_signal()));
   // Files that are complete with their metadata need nothing more from rank 0: only counted
   // (unless --only must find them by name), which keeps the gather and rank 0's sort small.
   uint64_t finished = 0;
-  for (auto& r : results) {
+  for (size_t i = 0; i < results.size(); ++i) {
+    UnitResult& r = results[i];
     bytes += r.bytes;
     for (auto& e : r.entries) {
       if (e.done && opt.only.empty()) {
@@ -183,42 +353,168 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
       w.u8(2);
       w.str(e);
     }
+    for (auto& l : r.lost) {
+      w.u8(5);
+      w.str(l);
+    }
+    for (auto [f, n] : r.parts) {
+      w.u8(6);
+      w.u64(f);
+      w.u64(n);
+    }
+    for (uint64_t f : r.heads) {
+      w.u8(7);
+      w.u64(f);
+    }
+    if (plan.check_order) {
+      w.u8(8);
+      w.u64(mine[i]);
+      w.str(r.first_path);
+      w.str(r.last_path);
+      w.u8(r.ordered);
+    }
   }
-  for (const auto& d : x->implied_dirs()) {
+  for (const auto& d : x.implied_dirs()) {
     w.u8(3);
     w.str(d);
   }
   w.u8(4);
   w.u64(finished);
   w.u8(0);
-  auto all = comm.gather(w.take(), 0);
+  return w.take();
+}
+
+Gathered decode_results(const std::vector<std::string>& all, const ParallelRestorePlan& plan, Log& log) {
+  Gathered g;
+  g.span_bytes.assign(plan.spanning.size(), 0);
+  g.span_heads.assign(plan.spanning.size(), 0);
+  for (const auto& msg : all) {
+    ByteReader r(msg);
+    std::string f = r.str();
+    int sig = static_cast<int>(r.u32());
+    g.signal = std::max(g.signal, sig);
+    if (!f.empty() && !sig) {
+      log.error(f);
+      g.fatal = true;
+    }
+    for (uint8_t tag; (tag = r.u8()) != 0;) {
+      if (tag == 1) g.entries.push_back(decode_restored(r));
+      else if (tag == 3) g.implied.push_back(r.str());
+      else if (tag == 4) g.finished += r.u64();
+      else if (tag == 5) g.lost.push_back(r.str());
+      else if (tag == 6) {
+        uint64_t file = r.u64(), n = r.u64();
+        g.span_bytes.at(file) += n;
+      } else if (tag == 7) ++g.span_heads.at(r.u64());
+      else if (tag == 8) {
+        Gathered::Order o;
+        o.unit = r.u64();
+        o.first = r.str();
+        o.last = r.str();
+        o.ordered = r.u8();
+        g.order.push_back(std::move(o));
+      } else {
+        log.error(r.str());
+        ++g.errors;
+      }
+    }
+  }
+  return g;
+}
+
+// Whether the member paths rose strictly through all units (no name twice).
+bool in_order(std::vector<Gathered::Order>& order) {
+  std::sort(order.begin(), order.end(), [](const Gathered::Order& a, const Gathered::Order& b) { return a.unit < b.unit; });
+  const std::string* last = nullptr;
+  for (const auto& o : order) {
+    if (!o.ordered) return false;
+    if (o.first.empty()) continue;
+    if (last && !path_less(*last, o.first)) return false;
+    last = &o.last;
+  }
+  return true;
+}
+
+// A spanning file is kept only if its header was read once and it received exactly its size in
+// bytes over all units; otherwise it is removed (and its entry dropped) and listed as lost.
+void check_spanning(const ParallelRestorePlan& plan, Gathered& g, Extractor& x) {
+  std::set<std::string> gone;
+  for (size_t f = 0; f < plan.spanning.size(); ++f) {
+    const SpanningFile& s = plan.spanning[f];
+    if (g.span_heads[f] == 1 && g.span_bytes[f] == s.size) continue;
+    std::string what = quote(s.path) + ": " + std::to_string(g.span_bytes[f]) + " of " + std::to_string(s.size) + " bytes restored" +
+                       (g.span_heads[f] == 1 ? "" : g.span_heads[f] ? ", its header read more than once" : ", its header not read");
+    try {
+      x.remove_file(s.path);
+      what += "; removed";
+    } catch (const std::exception& e) {
+      what += std::string("; ") + e.what();
+    }
+    g.lost.push_back(what);
+    gone.insert(s.path);
+  }
+  if (gone.empty()) return;
+  std::erase_if(g.entries, [&](const RestoredEntry& e) { return e.type == '0' && gone.count(e.path); });
+}
+
+}  // namespace
+
+int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const RestoreOptions& opt, Log& log) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string setup_error;
+  std::unique_ptr<Extractor> x;
+  try {
+    x = std::make_unique<Extractor>(opt.restore_to);
+  } catch (const std::exception& e) {
+    setup_error = e.what();
+  }
+  if (!comm.all_ok(setup_error.empty())) {
+    if (!setup_error.empty()) log.error(setup_error);
+    return kExitFatal;
+  }
+  const int threads = opt.threads > 0 ? opt.threads : default_threads();
+  const std::vector<uint64_t> inodes = create_spanning(comm, plan.spanning, *x, threads, log);
+
+  std::vector<size_t> mine = my_units(plan.sizes, comm.rank(), comm.size());
+  std::string fatal;
+  std::vector<UnitResult> results;
+  try {
+    results = parallel_map(mine.size(), threads, [&](size_t i) {
+      if (interrupted()) throw Fatal("interrupted");
+      return plan.restore(mine[i], *x, inodes);
+    });
+  } catch (const std::exception& e) {
+    fatal = e.what();
+    results.clear();
+  }
+  uint64_t bytes = 0;
+  auto all = comm.gather(encode_results(mine, results, fatal, plan, opt, *x, bytes), 0);
+  results.clear();
   bytes = comm.sum(bytes);
   int rc = kExitOk;
   if (comm.rank() == 0) {
-    std::vector<RestoredEntry> entries;
-    std::vector<std::string> implied;
-    uint64_t finished_everywhere = 0;
-    size_t errors = 0;
-    for (auto& msg : all) {
-      ByteReader r(msg);
-      std::string f = r.str();
-      if (!f.empty()) {
-        log.error(f);
-        rc = kExitFatal;
-      }
-      for (uint8_t tag; (tag = r.u8()) != 0;) {
-        if (tag == 1) entries.push_back(decode_restored(r));
-        else if (tag == 3) implied.push_back(r.str());
-        else if (tag == 4) finished_everywhere += r.u64();
-        else {
-          log.error(r.str());
-          ++errors;
-        }
-      }
-    }
-    if (rc == kExitOk) {
-      const size_t listed = entries.size() + finished_everywhere;
-      add_implied_dirs(entries, implied);
+    Gathered g = decode_results(all, plan, log);
+    all.clear();
+    size_t errors = g.errors;
+    if (g.signal) {
+      log.error("interrupted by signal " + std::to_string(g.signal) + "; the restore is incomplete");
+      rc = 128 + g.signal;
+    } else if (g.fatal) {
+      rc = kExitFatal;
+    } else if (plan.check_order && !in_order(g.order)) {
+      // Duplicate names (or members out of order): tar's rule is that the last member wins,
+      // which units restored in any order cannot promise. Directories made along the way get
+      // their usual mode, and the archive is streamed again from the start.
+      log.notice("archive members are not in the manifest's path order (a name appears twice?); restoring it as a stream");
+      std::vector<RestoredEntry> implied;
+      add_implied_dirs(implied, g.implied);
+      x->finish(implied, log, threads);
+      rc = kExitRestream;
+    } else {
+      check_spanning(plan, g, *x);
+      std::vector<RestoredEntry>& entries = g.entries;
+      const size_t listed = entries.size() + g.finished;
+      add_implied_dirs(entries, g.implied);
       std::sort(entries.begin(), entries.end(), [](const RestoredEntry& a, const RestoredEntry& b) { return path_less(a.path, b.path); });
       errors += x->finish(entries, log, threads);
       for (const auto& o : opt.only) {
@@ -229,7 +525,11 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
           ++errors;
         }
       }
-      if (errors) rc = kExitFatal;
+      if (!g.lost.empty()) {
+        log.error(std::to_string(g.lost.size()) + " part(s) of the archive were not restored:");
+        for (const auto& l : g.lost) log.error("not restored: " + l);
+      }
+      if (errors || !g.lost.empty()) rc = kExitFatal;
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::fprintf(stderr, "pbackup: restored %zu entries, %.1f MB in %.2f s (%.1f MB/s) from %zu of %zu %s on %d rank(s) into %s\n",
                    listed, bytes / 1e6, secs, bytes / 1e6 / std::max(secs, 1e-9), plan.selected_units, plan.total_units,
@@ -249,14 +549,16 @@ bool can_restore_in_parallel(const ArchiveSource& s) {
 int run_parallel_restore(Comm& comm, const ArchiveSource& src, const RestoreOptions& opt, Log& log) {
   const Manifest& m = *src.manifest;
   std::unique_ptr<Codec> codec = make_codec(m.codec, -1);
-  std::vector<size_t> blocks = select_blocks(m, opt.only);
+  TarPlan tp = make_tar_plan(m, opt.only);
+  TarContext c{src, *codec, tp, opt.only, log};
   ParallelRestorePlan plan;
-  for (size_t b : blocks) plan.sizes.push_back(m.blocks[b].size);
-  plan.selected_units = blocks.size();
-  plan.total_units = static_cast<size_t>(
-      std::count_if(m.blocks.begin(), m.blocks.end(), [](const ManifestBlock& b) { return b.kind == "block"; }));
+  for (const auto& u : tp.units) plan.sizes.push_back(u.b->size);
+  plan.selected_units = tp.units.size();
+  plan.total_units = tp.total;
   plan.unit_name = "blocks";
-  plan.restore = [&](size_t u, Extractor& x) { return restore_block(src, m.blocks[blocks[u]], *codec, x, opt.only, log); };
+  plan.spanning = tp.spanning;
+  plan.check_order = true;
+  plan.restore = [&](size_t u, Extractor& x, const std::vector<uint64_t>& inodes) { return restore_block(c, tp.units[u], x, inodes); };
   return run_parallel_units(comm, plan, opt, log);
 }
 

@@ -252,8 +252,9 @@ UnitResult restore_run(const ArchiveSource& s, const ZipPlan& p, const Run& run,
       } else if (run.stream) {
         e.type = '0';
         written = true;
-        x.create_file(path, m.usize, "");
-        res.bytes += inflate_stream(s, m, l, [&](uint64_t at, std::string_view piece) { x.write_data(path, at, piece); });
+        // One fd from creation to the last byte: the data goes only into the inode made here.
+        Fd fd = x.create(path, m.usize);
+        res.bytes += inflate_stream(s, m, l, [&](uint64_t at, std::string_view piece) { pwrite_all(fd.get(), piece, at, path); });
       } else {
         std::string data = inflate_whole(m, bytes_at(s, buf, start, l.data_offset, m.csize, spare));
         if (e.type == '2') {
@@ -351,7 +352,7 @@ int run_parallel_zip_restore(Comm& comm, const ArchiveSource& s, const RestoreOp
   plan.selected_units = p.selected;
   plan.total_units = total;
   plan.unit_name = "zip members";
-  plan.restore = [&](size_t u, Extractor& x) { return restore_run(s, p, p.runs[u], x, log); };
+  plan.restore = [&](size_t u, Extractor& x, const std::vector<uint64_t>&) { return restore_run(s, p, p.runs[u], x, log); };
   return run_parallel_units(comm, plan, opt, log);
 }
 

@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "core/extract.h"
+#include "core/parallel_restore.h"
 #include "dest/file_util.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
@@ -317,10 +318,11 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   if (mode == 1 || mode == 3) {
     ArchiveSource s = decode_source(r.str());
     try {
-      return mode == 1 ? run_parallel_restore(comm, s, opt, log) : run_parallel_zip_restore(comm, s, opt, log);
+      int rc = mode == 1 ? run_parallel_restore(comm, s, opt, log) : run_parallel_zip_restore(comm, s, opt, log);
+      if (rc != kExitRestream) return rc;  // else: names twice; stream it, so the last member wins
     } catch (const Fatal& f) {
       log.error(f.what());
-      return kExitFatal;
+      return interrupted() ? 128 + interrupt_signal() : kExitFatal;
     }
   }
   int rc = kExitOk;

@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "core/extract.h"
 #include "helpers.h"
@@ -20,6 +23,10 @@ std::string clean(std::string name, bool* ok = nullptr, std::string* why = nullp
   if (ok) *ok = r;
   if (why) *why = w;
   return name;
+}
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 }  // namespace
 
@@ -84,4 +91,64 @@ TEST_CASE("Extractor: directories made for members below them are reported as im
   auto implied = x.implied_dirs();
   std::sort(implied.begin(), implied.end());
   CHECK(implied == std::vector<std::string>{"a", "a/b"});
+}
+
+TEST_CASE("Extractor::create replaces what is at the name, never writes through it") {
+  testutil::TempDir t;
+  const std::string root = (t.path / "restore").string(), victim = (t.path / "victim").string();
+  REQUIRE(::mkdir(root.c_str(), 0755) == 0);
+  testutil::write_file(t.path / "victim", "keep");
+  // a hard link to a file outside, and a symlink to it, where members will go
+  REQUIRE(::link(victim.c_str(), (root + "/f").c_str()) == 0);
+  REQUIRE(::symlink(victim.c_str(), (root + "/g").c_str()) == 0);
+  REQUIRE(::mkdir((root + "/emptydir").c_str(), 0755) == 0);
+  Extractor x(root);
+  x.create_file("f", 4, "data");
+  { Fd fd = x.create("g", 10); }
+  x.create_file("emptydir", 1, "e");
+  CHECK(slurp(t.path / "victim") == "keep");
+  CHECK(slurp(t.path / "restore" / "f") == "data");
+  struct stat st {};
+  REQUIRE(::lstat((root + "/g").c_str(), &st) == 0);
+  CHECK(S_ISREG(st.st_mode));
+  CHECK(st.st_size == 10);
+  CHECK(st.st_nlink == 1);
+  CHECK(slurp(t.path / "restore" / "emptydir") == "e");
+  REQUIRE(::stat(victim.c_str(), &st) == 0);
+  CHECK(st.st_nlink == 1);
+}
+
+TEST_CASE("Extractor::write_part writes only into the inode it was given") {
+  testutil::TempDir t;
+  const std::string root = (t.path / "restore").string(), victim = (t.path / "victim").string();
+  REQUIRE(::mkdir(root.c_str(), 0755) == 0);
+  testutil::write_file(t.path / "victim", "keep");
+  Extractor x(root);
+  uint64_t ino = 0;
+  {
+    Fd fd = x.create("big", 8);
+    struct stat st {};
+    REQUIRE(::fstat(fd.get(), &st) == 0);
+    ino = st.st_ino;
+  }
+  x.write_part("big", ino, 4, "abcd");
+  CHECK(slurp(t.path / "restore" / "big") == std::string("\0\0\0\0abcd", 8));
+  // replaced by a hard link to a file outside (or anything else) while the restore ran
+  REQUIRE(::unlink((root + "/big").c_str()) == 0);
+  REQUIRE(::link(victim.c_str(), (root + "/big").c_str()) == 0);
+  CHECK_THROWS(x.write_part("big", ino, 0, "XXXX"));
+  REQUIRE(::unlink((root + "/big").c_str()) == 0);
+  REQUIRE(::symlink(victim.c_str(), (root + "/big").c_str()) == 0);
+  CHECK_THROWS(x.write_part("big", ino, 0, "XXXX"));
+  CHECK(slurp(t.path / "victim") == "keep");
+}
+
+TEST_CASE("Extractor::finish looks a hard link's target up, never makes directories for it") {
+  testutil::TempDir t;
+  Extractor x(t.path.string());
+  std::vector<RestoredEntry> entries = {RestoredEntry{"h", "no/such/target", '1', 0644, 0, 0, 1000, 0}};
+  Log log(0, LogLevel::Error);
+  CHECK(x.finish(entries, log, 1) == 1);
+  CHECK_FALSE(std::filesystem::exists(t.path / "no"));
+  CHECK(x.implied_dirs().empty());
 }
