@@ -58,7 +58,7 @@ UnitResult restore_block(const ArchiveSource& src, const ManifestBlock& b, const
                       (src.files.size() > 1 ? " (fragment " + quote(file_at(src, b.offset)) + ")" : "");
   std::string packed = read_range(src, b.offset, b.size);
   if (sha256_hex(packed) != b.sha256) throw Fatal("archive " + quote(src.name) + ": " + where + " is corrupted (checksum mismatch)");
-  std::string raw = codec.decompress(packed);
+  std::string raw = codec.decompress(packed, b.raw_size);
   packed.clear();
   std::string_view buf(raw);
   size_t pos = 0;

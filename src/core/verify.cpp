@@ -176,7 +176,7 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
       }
       if (sha256_hex(bytes) != b.sha256) return label + ": checksum mismatch (corrupted)";
       if (b.kind == "block" && codec) {
-        std::string raw = codec->decompress(bytes);
+        std::string raw = codec->decompress(bytes, b.raw_size);
         if (raw.size() != b.raw_size)
           return label + ": decompresses to " + std::to_string(raw.size()) + " bytes, expected " + std::to_string(b.raw_size);
       }
