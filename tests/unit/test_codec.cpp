@@ -3,6 +3,7 @@
 
 #include <chrono>
 
+#include "codec/gunzip_stream.h"
 #include "helpers.h"
 #include "pbackup/codec.h"
 #include "pbackup/error.h"
@@ -113,4 +114,41 @@ TEST_CASE("every codec checks its checksums: gzip CRC-32 and ISIZE, bzip2 block 
   std::string sum = zs;
   sum.back() ^= 0x01;  // the frame's content checksum (last 4 bytes)
   CHECK_THROWS_WITH_AS(zstd->decompress(sum, in.size()), doctest::Contains("checksum"), Fatal);
+}
+
+namespace {
+// Decompresses `gz` with GunzipStream, fed in pieces of `step` bytes.
+std::string gunzip(const std::string& gz, size_t step) {
+  size_t at = 0;
+  GunzipStream g([&]() {
+    std::string_view piece = std::string_view(gz).substr(at, step);
+    at += piece.size();
+    return piece;
+  });
+  std::string out;
+  for (std::string_view p; !(p = g.next()).empty();) out.append(p);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("GunzipStream: concatenated members, zero padding; CRC, ISIZE, truncation and garbage refused") {
+  std::string a = testutil::pattern(300000, 11), b = testutil::pattern(5000, 12);
+  std::string gz = compressed("gzip", a) + compressed("gzip", "") + compressed("gzip", b);
+  for (size_t step : {size_t{1} << 20, size_t{7}}) {
+    CAPTURE(step);
+    CHECK(gunzip(gz, step) == a + b);
+    CHECK(gunzip(gz + std::string(1000, '\0'), step) == a + b);
+    std::string crc = gz;
+    crc[gz.size() - 8] ^= 1;  // the last member's CRC-32
+    CHECK_THROWS_WITH_AS(gunzip(crc, step), doctest::Contains("gzip member 3"), Fatal);
+    std::string isize = gz;
+    isize[gz.size() - 1] ^= 1;
+    CHECK_THROWS_AS(gunzip(isize, step), Fatal);
+    CHECK_THROWS_WITH_AS(gunzip(gz.substr(0, gz.size() - 3), step), doctest::Contains("truncated"), Fatal);
+    CHECK_THROWS_WITH_AS(gunzip(gz + "x", step), doctest::Contains("not a gzip member"), Fatal);
+    CHECK_THROWS_AS(gunzip(gz + std::string(10, '\0') + "x", step), Fatal);
+  }
+  CHECK_THROWS_AS(gunzip("", 10), Fatal);
+  CHECK(GunzipStream::looks_like_gzip(gz));
+  CHECK_FALSE(GunzipStream::looks_like_gzip("BZh91AY"));
 }
