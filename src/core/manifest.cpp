@@ -3,6 +3,7 @@
 // newer manifests stay readable.
 #include "pbackup/manifest.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -174,7 +175,9 @@ class Parser {
         case 'b': o.push_back('\b'); break;
         case 'f': o.push_back('\f'); break;
         case 'u': {
-          if (i_ + 4 > s_.size()) fail("bad escape");
+          if (i_ + 4 > s_.size() || !std::all_of(s_.begin() + static_cast<long>(i_), s_.begin() + static_cast<long>(i_ + 4),
+                                                 [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
+            fail("bad escape");  // std::stoul would throw invalid_argument, which nobody catches
           unsigned cp = static_cast<unsigned>(std::stoul(s_.substr(i_, 4), nullptr, 16));
           i_ += 4;
           if (cp < 0x80) o.push_back(static_cast<char>(cp));

@@ -77,7 +77,9 @@ MNT="$WORK/mnt"
 mkdir -p "$MNT"
 mount -t tmpfs -o size=2m tmpfs "$MNT" || { pass "full-disk checks skipped (cannot mount a tmpfs here)"; exit 0; }
 unmount() { umount "$MNT" 2>/dev/null || true; }
-trap 'unmount; cleanup_work' EXIT
+status() { return "$1"; }
+# cleanup_work reports and exits with the status it finds in $?, so it is handed on
+trap 'st=$?; set +e; unmount; status $st; cleanup_work' EXIT
 
 BIG="$WORK/big"
 mkdir -p "$BIG/dd"

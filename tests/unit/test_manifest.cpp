@@ -33,3 +33,8 @@ TEST_CASE("malformed manifests are refused") {
   CHECK_THROWS_AS(manifest_from_json("[1,2"), Fatal);
   CHECK_THROWS_AS(manifest_from_json(std::string(100, '[')), Fatal);
 }
+
+TEST_CASE("a \\u escape without four hex digits is a Fatal, not std::invalid_argument (found by fuzz_manifest)") {
+  CHECK_THROWS_AS(manifest_from_json("{\"pbackup_manifest\": 1, \"command\": \"a\\u\\p bc\"}"), Fatal);
+  CHECK_THROWS_AS(manifest_from_json("{\"pbackup_manifest\": 1, \"command\": \"\\uZZZZ\"}"), Fatal);
+}
