@@ -3,6 +3,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -14,7 +15,7 @@ struct GunzipStream::Impl {
   std::function<std::string_view()> pull;
   z_stream z{};
   bool z_ready = false;
-  std::vector<char> out = std::vector<char>(1 << 20);
+  std::vector<char> out;
   std::string_view in;     // unread input of the current piece
   uint64_t consumed = 0;   // compressed bytes consumed before `in`
   uint64_t member = 0;     // members started
@@ -69,8 +70,9 @@ struct GunzipStream::Impl {
   }
 };
 
-GunzipStream::GunzipStream(std::function<std::string_view()> pull) : impl_(std::make_unique<Impl>()) {
+GunzipStream::GunzipStream(std::function<std::string_view()> pull, size_t piece) : impl_(std::make_unique<Impl>()) {
   impl_->pull = std::move(pull);
+  impl_->out.resize(std::max<size_t>(piece, 1));
 }
 GunzipStream::~GunzipStream() = default;
 

@@ -15,8 +15,9 @@ namespace pbackup {
 class GunzipStream {
  public:
   // `pull` returns the next piece of compressed input (empty at its end) and throws on read
-  // errors; the bytes must stay valid until the next call.
-  explicit GunzipStream(std::function<std::string_view()> pull);
+  // errors; the bytes must stay valid until the next call. Output comes in pieces of at most
+  // `piece` bytes.
+  explicit GunzipStream(std::function<std::string_view()> pull, size_t piece = size_t{1} << 20);
   ~GunzipStream();
   GunzipStream(const GunzipStream&) = delete;
   GunzipStream& operator=(const GunzipStream&) = delete;

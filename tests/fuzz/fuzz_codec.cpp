@@ -22,11 +22,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (std::string_view(FUZZ_CODEC) == "gzip") {
     size_t at = 0, step = 1 + data[0] % 64;
-    pbackup::GunzipStream g([&]() {
-      std::string_view piece = block.substr(at, step);
-      at += piece.size();
-      return piece;
-    });
+    pbackup::GunzipStream g(
+        [&]() {
+          std::string_view piece = block.substr(at, step);
+          at += piece.size();
+          return piece;
+        },
+        1 + data[1] % 4096);
     try {
       uint64_t total = 0;
       for (std::string_view p; !(p = g.next()).empty();) total += p.size();

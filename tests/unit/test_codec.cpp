@@ -120,11 +120,13 @@ namespace {
 // Decompresses `gz` with GunzipStream, fed in pieces of `step` bytes.
 std::string gunzip(const std::string& gz, size_t step) {
   size_t at = 0;
-  GunzipStream g([&]() {
-    std::string_view piece = std::string_view(gz).substr(at, step);
-    at += piece.size();
-    return piece;
-  });
+  GunzipStream g(
+      [&]() {
+        std::string_view piece = std::string_view(gz).substr(at, step);
+        at += piece.size();
+        return piece;
+      },
+      step == 7 ? 100 : size_t{1} << 20);
   std::string out;
   for (std::string_view p; !(p = g.next()).empty();) out.append(p);
   return out;
