@@ -14,6 +14,7 @@
 #include "core/parallel.h"
 #include "core/parallel_restore.h"
 #include "dest/file_util.h"
+#include "format/tar_read.h"
 #include "pbackup/codec.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
@@ -179,6 +180,7 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
         std::string raw = codec->decompress(bytes, b.raw_size);
         if (raw.size() != b.raw_size)
           return label + ": decompresses to " + std::to_string(raw.size()) + " bytes, expected " + std::to_string(b.raw_size);
+        walk_tar_members(raw, tar_block_start(raw, b.continues, b.cont_offset, b.cont_size));  // what restore will read
       }
       return "";
     } catch (const std::exception& e) {

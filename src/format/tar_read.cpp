@@ -4,6 +4,7 @@
 // numbers that fit (anything else is a damaged header, not a guess).
 #include "format/tar_read.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <limits>
@@ -178,6 +179,27 @@ bool read_tar_member(std::string_view buf, size_t& pos, TarMember& m) {
     while (m.path.size() > 1 && m.path.back() == '/') m.path.pop_back();
     return true;
   }
+}
+
+size_t tar_block_start(std::string_view buf, bool continues, uint64_t cont_offset, uint64_t cont_size) {
+  if (!continues) return 0;
+  if (cont_offset > cont_size) throw Fatal("tar block: continues at byte " + std::to_string(cont_offset) + " of a file of " +
+                                           std::to_string(cont_size) + " bytes");
+  uint64_t remaining = cont_size - cont_offset;
+  uint64_t n = std::min<uint64_t>(remaining, buf.size());
+  return static_cast<size_t>(n == remaining ? std::min<uint64_t>(tar_padded(n), buf.size()) : n);
+}
+
+uint64_t walk_tar_members(std::string_view buf, size_t pos) {
+  TarMember m;
+  uint64_t count = 0;
+  // pos stays below buf.size() + 512 (a member's padding may run past a block's end)
+  while (pos <= buf.size() && buf.size() - pos >= 512 && read_tar_member(buf, pos, m)) {
+    ++count;
+    uint64_t n = std::min<uint64_t>(m.size, buf.size() - pos);
+    pos += n == m.size ? tar_padded(m.size) : n;
+  }
+  return count;
 }
 
 }  // namespace pbackup

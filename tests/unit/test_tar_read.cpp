@@ -235,3 +235,25 @@ TEST_CASE("tar_read: pax numbers are parsed strictly") {
     CHECK_THROWS_AS(read_tar_member(t, pos, m), Fatal);
   }
 }
+
+TEST_CASE("tar_read: walk_tar_members and tar_block_start, as verify walks a block") {
+  std::string block = tar_header(make("a", EntryType::File, 3)) + std::string("abc") + std::string(509, '\0') +
+                      tar_header(make("b", EntryType::Dir, 0)) + std::string(1024, '\0');
+  CHECK(walk_tar_members(block, 0) == 2);
+  // A block continuing a file: its first 100 bytes are the file's last 100 bytes, then padding.
+  std::string cont = std::string(100, 'x') + std::string(412, '\0') + block;
+  CHECK(tar_block_start(cont, true, 900, 1000) == 512);
+  CHECK(walk_tar_members(cont, tar_block_start(cont, true, 900, 1000)) == 2);
+  CHECK(tar_block_start(cont, false, 0, 0) == 0);
+  CHECK(tar_block_start(cont, true, 0, uint64_t{1} << 40) == cont.size());  // all of it is file data
+  CHECK_THROWS_AS(tar_block_start(cont, true, 1001, 1000), Fatal);
+  // The 2^64-512 'g' header that made restore loop: verify's walk refuses it too.
+  std::string size(12, '\0');
+  size[0] = static_cast<char>(0x80);
+  for (int i = 4; i < 10; ++i) size[i] = static_cast<char>(0xff);
+  size[10] = static_cast<char>(0xfe);
+  CHECK_THROWS_AS(walk_tar_members(special_header('g', size) + block, 0), Fatal);
+  // A member whose size runs past the block (a file continued in the next block) ends the walk.
+  std::string spans = tar_header(make("big", EntryType::File, 1 << 20)) + std::string(4096, 'd');
+  CHECK(walk_tar_members(spans, 0) == 1);
+}
