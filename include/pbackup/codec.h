@@ -11,6 +11,10 @@
 
 namespace pbackup {
 
+// No block holds more than this uncompressed (--block-mb is at most 1024, and a block is cut at
+// its size plus an eighth and one header); decoders refuse a larger expected size at once.
+constexpr uint64_t kMaxBlockRawSize = uint64_t{2} << 30;
+
 class Codec {
  public:
   virtual ~Codec() = default;
@@ -23,7 +27,7 @@ class Codec {
   // reason on damaged input, a failed checksum (gzip CRC-32 and ISIZE, bzip2 block and stream
   // CRCs, zstd content checksum), more or less output than expected, or no memory for it.
   // Never holds more than expected_size bytes of output plus a fixed buffer, whatever the
-  // stream's own headers claim.
+  // stream's own headers claim; an expected_size above kMaxBlockRawSize is refused.
   virtual std::string decompress(std::string_view in, uint64_t expected_size) const = 0;
 };
 

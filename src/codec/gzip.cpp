@@ -62,6 +62,9 @@ class GzipCodec final : public Codec {
 }  // namespace
 
 std::string decode_buffer(uint64_t n, bool reserve_only, const char* what) {
+  if (n > kMaxBlockRawSize)
+    throw Fatal(std::string(what) + ": a block of " + std::to_string(n) + " bytes is larger than any block pbackup writes (" +
+                std::to_string(kMaxBlockRawSize) + ")");
   try {
     if (n > std::string().max_size()) throw std::length_error("too long");
     std::string out;

@@ -1,6 +1,10 @@
 // Codecs: each block is one self-contained stream; streams concatenate; damage is detected.
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 
 #include "codec/gunzip_stream.h"
@@ -81,11 +85,12 @@ TEST_CASE("gzip: a 49-byte member whose ISIZE claims 4 GiB fails fast, bounded b
   auto t0 = std::chrono::steady_clock::now();
   CHECK_THROWS_WITH_AS(c->decompress(gz, in.size()), doctest::Contains("size trailer"), Fatal);
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(200));
-  // Out of memory is a clear error, not std::bad_alloc (an empty member's ISIZE 0 matches 2^62).
+  // An expected size beyond any block is refused before allocating (an empty member's ISIZE 0
+  // matches 2^62).
   std::string empty = compressed("gzip", "");
-  CHECK_THROWS_WITH_AS(c->decompress(empty, uint64_t{1} << 62), doctest::Contains("out of memory"), Fatal);
+  CHECK_THROWS_WITH_AS(c->decompress(empty, uint64_t{1} << 62), doctest::Contains("larger than any block"), Fatal);
   CHECK_THROWS_WITH_AS(make_codec("bzip2", -1)->decompress(compressed("bzip2", ""), uint64_t{1} << 62),
-                       doctest::Contains("out of memory"), Fatal);
+                       doctest::Contains("larger than any block"), Fatal);
 }
 
 TEST_CASE("every codec checks its checksums: gzip CRC-32 and ISIZE, bzip2 block and stream CRCs, zstd checksum") {
@@ -153,4 +158,33 @@ TEST_CASE("GunzipStream: concatenated members, zero padding; CRC, ISIZE, truncat
   CHECK_THROWS_AS(gunzip("", 10), Fatal);
   CHECK(GunzipStream::looks_like_gzip(gz));
   CHECK_FALSE(GunzipStream::looks_like_gzip("BZh91AY"));
+}
+
+TEST_CASE("a block the memory limit cannot hold is a clear error, not std::bad_alloc") {
+  // A child process under a 256 MiB address-space limit decodes a member whose ISIZE and
+  // expected size say 1 GiB: the buffer cannot be had, and that must be a Fatal saying so.
+  std::string gz = compressed("gzip", "");
+  const uint32_t gib = 1u << 30;
+  for (int k = 0; k < 4; ++k) gz[gz.size() - 4 + k] = static_cast<char>((gib >> (8 * k)) & 0xff);
+  auto c = make_codec("gzip", -1);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    struct rlimit rl {256u << 20, 256u << 20};
+    setrlimit(RLIMIT_AS, &rl);
+    int rc = 3;
+    try {
+      c->decompress(gz, gib);
+      rc = 1;
+    } catch (const Fatal& f) {
+      rc = std::string(f.what()).find("out of memory") != std::string::npos ? 0 : 2;
+    } catch (...) {
+      rc = 4;
+    }
+    _exit(rc);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
