@@ -8,6 +8,8 @@ PKGS=(
   libboost-mpi-dev libboost-serialization-dev
   libarchive-dev zlib1g-dev libdeflate-dev libbz2-dev libzstd-dev libssl-dev libcurl4-openssl-dev
   libcxxopts-dev doctest-dev nlohmann-json3-dev
+  # fuzzing (tests/fuzz/run.sh): clang 14 with its sanitizer and libFuzzer runtimes
+  clang libclang-rt-14-dev
   # peer tools the tests and the benchmark check archives with
   tar gzip bzip2 xz-utils zstd unzip zip libarchive-tools pigz pbzip2 lbzip2 time
   python3 curl procps util-linux coreutils

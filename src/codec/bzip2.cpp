@@ -2,6 +2,9 @@
 // read concatenated streams as one file.
 #include <bzlib.h>
 
+#include <algorithm>
+#include <memory>
+
 #include "codec/registry.h"
 #include "pbackup/error.h"
 
@@ -11,6 +14,9 @@ namespace {
 struct BzGuard {
   bz_stream* s;
   bool compressing;
+  BzGuard(bz_stream* s_, bool compressing_) : s(s_), compressing(compressing_) {}
+  BzGuard(const BzGuard&) = delete;
+  BzGuard& operator=(const BzGuard&) = delete;
   ~BzGuard() {
     if (compressing) BZ2_bzCompressEnd(s);
     else BZ2_bzDecompressEnd(s);
@@ -50,11 +56,14 @@ class Bzip2Codec final : public Codec {
     out.shrink_to_fit();  // the bound is the input's size; a window holds many of these
   }
 
-  std::string decompress(std::string_view in) const override {
+  // libbz2 checks every block's CRC and the stream's combined CRC (BZ_DATA_ERROR otherwise).
+  // Output goes to a buffer reserved for the expected size, in 64 KiB steps: a stream that
+  // holds more is refused as soon as it does.
+  std::string decompress(std::string_view in, uint64_t expected) const override {
     bz_stream s{};
     if (BZ2_bzDecompressInit(&s, 0, 0) != BZ_OK) throw Fatal("bzip2: init failed");
     BzGuard guard{&s, false};
-    std::string out;
+    std::string out = decode_buffer(expected, true, "bzip2");
     char buf[1 << 16];
     size_t left_in = in.size();
     s.next_in = const_cast<char*>(in.data());
@@ -66,12 +75,16 @@ class Bzip2Codec final : public Codec {
       s.next_out = buf;
       s.avail_out = sizeof buf;
       int rc = BZ2_bzDecompress(&s);
-      out.append(buf, sizeof buf - s.avail_out);
+      size_t got = sizeof buf - s.avail_out;
+      if (got > expected - out.size()) wrong_size("bzip2", expected, "more");
+      out.append(buf, got);
       if (rc == BZ_STREAM_END) break;
+      if (rc == BZ_DATA_ERROR) throw Fatal("bzip2: corrupt data (CRC mismatch or bad block)");
       if (rc != BZ_OK) throw Fatal("bzip2: corrupt data (error " + std::to_string(rc) + ")");
       if (s.avail_in == 0 && left_in == 0 && s.avail_out != 0) throw Fatal("bzip2: truncated data");
     }
     if (s.avail_in != 0 || left_in != 0) throw Fatal("bzip2: trailing data after the stream");
+    if (out.size() != expected) wrong_size("bzip2", expected, "fewer");
     return out;
   }
 

@@ -1,5 +1,6 @@
 // gzip codec: one gzip member per block, made by libdeflate (mtime 0 in the header), so the
-// bytes depend only on the input and the level. Decompression (verify) uses zlib.
+// bytes depend only on the input and the level. Decompression is libdeflate's too, into a buffer
+// of the block's known size.
 #include <libdeflate.h>
 #include <zlib.h>
 
@@ -30,22 +31,28 @@ class GzipCodec final : public Codec {
     out.append(buf, n);
   }
 
-  // libdeflate when the member's size trailer (ISIZE, size mod 2^32) gives the output size;
-  // it checks the CRC-32 and the size. zlib for anything else.
-  std::string decompress(std::string_view in) const override {
-    if (in.size() >= 18) {
-      const auto* t = reinterpret_cast<const unsigned char*>(in.data() + in.size() - 4);
-      size_t isize = t[0] | (t[1] << 8) | (t[2] << 16) | (static_cast<size_t>(t[3]) << 24);
-      std::unique_ptr<libdeflate_decompressor, void (*)(libdeflate_decompressor*)> d(libdeflate_alloc_decompressor(),
-                                                                                    libdeflate_free_decompressor);
-      if (!d) throw Fatal("libdeflate: out of memory");
-      std::string out(isize, '\0');
-      size_t in_used = 0, out_used = 0;
-      auto rc = libdeflate_gzip_decompress_ex(d.get(), in.data(), in.size(), out.data(), out.size(), &in_used, &out_used);
-      if (rc == LIBDEFLATE_SUCCESS && in_used == in.size() && out_used == isize) return out;
-      if (rc == LIBDEFLATE_BAD_DATA) throw Fatal("gzip: corrupt data (bad deflate data or CRC)");
-    }
-    return inflate_all(in, 15 + 16, "gzip");
+  // One member, decompressed by libdeflate into a buffer of exactly the expected size; it
+  // checks the member's CRC-32 and ISIZE. The ISIZE trailer (size mod 2^32) is compared with
+  // the expected size first, so a member that claims more is refused before anything is
+  // allocated.
+  std::string decompress(std::string_view in, uint64_t expected) const override {
+    if (in.size() < 18) throw Fatal("gzip: truncated data (" + std::to_string(in.size()) + " bytes)");
+    const auto* t = reinterpret_cast<const unsigned char*>(in.data() + in.size() - 4);
+    uint32_t isize = t[0] | (t[1] << 8) | (t[2] << 16) | (static_cast<uint32_t>(t[3]) << 24);
+    if (isize != static_cast<uint32_t>(expected))
+      throw Fatal("gzip: the member's size trailer says " + std::to_string(isize) + " bytes (mod 2^32), expected " +
+                  std::to_string(expected) + " (damaged, or not this block)");
+    std::unique_ptr<libdeflate_decompressor, void (*)(libdeflate_decompressor*)> d(libdeflate_alloc_decompressor(),
+                                                                                  libdeflate_free_decompressor);
+    if (!d) throw Fatal("gzip: out of memory (libdeflate decompressor)");
+    std::string out = decode_buffer(expected, false, "gzip");
+    size_t in_used = 0, out_used = 0;
+    auto rc = libdeflate_gzip_decompress_ex(d.get(), in.data(), in.size(), out.data(), out.size(), &in_used, &out_used);
+    if (rc == LIBDEFLATE_INSUFFICIENT_SPACE) wrong_size("gzip", expected, "more");
+    if (rc != LIBDEFLATE_SUCCESS) throw Fatal("gzip: corrupt data (bad deflate data, CRC-32 or size trailer)");
+    if (out_used != expected) wrong_size("gzip", expected, "fewer");
+    if (in_used != in.size()) throw Fatal("gzip: trailing data after the member");
+    return out;
   }
 
  private:
@@ -54,32 +61,24 @@ class GzipCodec final : public Codec {
 
 }  // namespace
 
-std::string inflate_all(std::string_view in, int window_bits, const char* what) {
-  z_stream z{};
-  if (inflateInit2(&z, window_bits) != Z_OK) throw Fatal(std::string(what) + ": inflateInit2 failed");
-  ZStreamGuard guard{&z, false};
-  std::string out;
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  size_t left_in = in.size();
-  char buf[1 << 16];
-  int rc = Z_OK;
-  while (true) {
-    if (z.avail_in == 0 && left_in) {
-      z.avail_in = static_cast<uInt>(std::min<size_t>(left_in, 1u << 30));
-      left_in -= z.avail_in;
-    }
-    z.next_out = reinterpret_cast<Bytef*>(buf);
-    z.avail_out = sizeof buf;
-    rc = inflate(&z, Z_NO_FLUSH);
-    out.append(buf, sizeof buf - z.avail_out);
-    if (rc == Z_STREAM_END) break;
-    if (rc != Z_OK && !(rc == Z_BUF_ERROR && z.avail_out == 0))
-      throw Fatal(std::string(what) + ": corrupt or truncated data (" + (z.msg ? z.msg : "zlib error") + ")");
-    if (rc == Z_OK && z.avail_in == 0 && left_in == 0 && z.avail_out != 0)
-      throw Fatal(std::string(what) + ": truncated data");
+std::string decode_buffer(uint64_t n, bool reserve_only, const char* what) {
+  if (n > kMaxBlockRawSize)
+    throw Fatal(std::string(what) + ": a block of " + std::to_string(n) + " bytes is larger than any block pbackup writes (" +
+                std::to_string(kMaxBlockRawSize) + ")");
+  try {
+    if (n > std::string().max_size()) throw std::length_error("too long");
+    std::string out;
+    if (reserve_only) out.reserve(static_cast<size_t>(n));
+    else out.resize(static_cast<size_t>(n));
+    return out;
+  } catch (const std::exception&) {  // bad_alloc, length_error
+    throw Fatal(std::string(what) + ": out of memory for a block of " + std::to_string(n) + " bytes");
   }
-  if (z.avail_in != 0 || left_in != 0) throw Fatal(std::string(what) + ": trailing data after the stream");
-  return out;
+}
+
+void wrong_size(const char* what, uint64_t expected, const char* more_or_less) {
+  throw Fatal(std::string(what) + ": the block decompresses to " + more_or_less + " than the expected " +
+              std::to_string(expected) + " bytes");
 }
 
 DeflateCompressor::DeflateCompressor(int level) : c_(libdeflate_alloc_compressor(level)) {

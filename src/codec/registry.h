@@ -1,5 +1,5 @@
-// Codec registry internals: the factories of the codec files, and zlib helpers shared by the
-// gzip codec and the zip format.
+// Codec registry internals: the factories of the codec files, helpers shared by the codecs,
+// and zlib/libdeflate helpers shared by the gzip codec and the zip format.
 #pragma once
 #include <memory>
 #include <string>
@@ -33,10 +33,16 @@ class DeflateCompressor {
 struct ZStreamGuard {
   z_stream* z;
   bool deflating;
+  ZStreamGuard(z_stream* z_, bool deflating_) : z(z_), deflating(deflating_) {}
   ~ZStreamGuard();
+  ZStreamGuard(const ZStreamGuard&) = delete;
+  ZStreamGuard& operator=(const ZStreamGuard&) = delete;
 };
 
-// Inflates a whole zlib/gzip/raw stream (by window_bits); throws Fatal naming `what`.
-std::string inflate_all(std::string_view in, int window_bits, const char* what);
+// An output buffer for `n` decompressed bytes: reserved (not touched) when `reserve_only`,
+// else sized. Out of memory is a Fatal naming `what`, not std::bad_alloc.
+std::string decode_buffer(uint64_t n, bool reserve_only, const char* what);
+// The error for a stream that decompresses to more or fewer bytes than expected.
+[[noreturn]] void wrong_size(const char* what, uint64_t expected, const char* more_or_less);
 
 }  // namespace pbackup

@@ -1,6 +1,8 @@
 // zstd codec: one zstd frame per block, with the content size and a checksum in the frame.
 #include <zstd.h>
 
+#include <memory>
+
 #include "codec/registry.h"
 #include "pbackup/error.h"
 #include "pbackup/scratch.h"
@@ -26,10 +28,17 @@ class ZstdCodec final : public Codec {
     out.append(buf, n);
   }
 
-  std::string decompress(std::string_view in) const override {
+  // zstd checks the frame's content checksum when the frame has one (ours always do). A
+  // content size in the frame header must match the expected size; output goes to a buffer
+  // reserved for the expected size in 128 KiB steps, refused as soon as it holds more.
+  std::string decompress(std::string_view in, uint64_t expected) const override {
+    unsigned long long claimed = ZSTD_getFrameContentSize(in.data(), in.size());
+    if (claimed == ZSTD_CONTENTSIZE_ERROR) throw Fatal("zstd: corrupt data (not a zstd frame)");
+    if (claimed != ZSTD_CONTENTSIZE_UNKNOWN && claimed != expected)
+      throw Fatal("zstd: the frame says it holds " + std::to_string(claimed) + " bytes, expected " + std::to_string(expected));
     std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
     if (!dctx) throw Fatal("zstd: out of memory");
-    std::string out;
+    std::string out = decode_buffer(expected, true, "zstd");
     char buf[1 << 17];
     ZSTD_inBuffer ib{in.data(), in.size(), 0};
     size_t rc = 1;
@@ -37,11 +46,13 @@ class ZstdCodec final : public Codec {
       ZSTD_outBuffer ob{buf, sizeof buf, 0};
       rc = ZSTD_decompressStream(dctx.get(), &ob, &ib);
       if (ZSTD_isError(rc)) throw Fatal(std::string("zstd: corrupt data (") + ZSTD_getErrorName(rc) + ")");
+      if (ob.pos > expected - out.size()) wrong_size("zstd", expected, "more");
       out.append(buf, ob.pos);
       if (rc == 0) break;
       if (ib.pos == ib.size && ob.pos < ob.size) throw Fatal("zstd: truncated data");
     }
     if (ib.pos != ib.size) throw Fatal("zstd: trailing data after the frame");
+    if (out.size() != expected) wrong_size("zstd", expected, "fewer");
     return out;
   }
 

@@ -227,7 +227,7 @@ UnitResult restore_block(const TarContext& c, const TarUnit& t, Extractor& x, co
   try {
     std::string packed = read_range(c.src, b.offset, b.size);
     if (sha256_hex(packed) != b.sha256) throw Fatal("is corrupted (checksum mismatch)");
-    raw = c.codec.decompress(packed);
+    raw = c.codec.decompress(packed, b.raw_size);
   } catch (const std::exception& e) {
     if (interrupted()) throw;
     res.errors.push_back("archive " + quote(c.src.name) + ": " + where + " " + e.what());

@@ -139,6 +139,9 @@ std::string_view bytes_at(const ArchiveSource& s, const std::string& buf, uint64
 
 struct Deflater {  // one libdeflate decompressor per thread
   libdeflate_decompressor* d = libdeflate_alloc_decompressor();
+  Deflater() = default;
+  Deflater(const Deflater&) = delete;
+  Deflater& operator=(const Deflater&) = delete;
   ~Deflater() { libdeflate_free_decompressor(d); }
 };
 
@@ -164,7 +167,12 @@ std::string inflate_whole(const ZipMember& m, std::string_view packed) {
 struct Inflate {  // zlib raw inflate, for members too big for memory
   z_stream z{};
   bool ok = inflateInit2(&z, -MAX_WBITS) == Z_OK;
-  ~Inflate() { inflateEnd(&z); }
+  Inflate() = default;
+  Inflate(const Inflate&) = delete;
+  Inflate& operator=(const Inflate&) = delete;
+  ~Inflate() {
+    if (ok) inflateEnd(&z);
+  }
 };
 
 RestoredEntry entry_for(const ZipMember& m, const ZipLocal& l, const std::string& path) {

@@ -4,6 +4,8 @@
 // libarchive's secure flags refuse writing through symlinks; hard-link targets get the same
 // checks. Directory modes and times are applied last (libarchive defers them to close).
 // One rank restores; the others wait for its verdict (parallel restore by blocks is separate).
+// gzip is decompressed by our GunzipStream (libarchive's gzip filter checks no CRC), and every
+// write error is fatal and names the file (libarchive reports a failed write as a warning).
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 #include <cstring>
 #include <memory>
 
+#include "codec/gunzip_stream.h"
 #include "core/extract.h"
 #include "core/parallel_restore.h"
 #include "dest/file_util.h"
@@ -28,10 +31,16 @@ namespace {
 
 struct ReadArchive {
   archive* a = archive_read_new();
+  ReadArchive() = default;
+  ReadArchive(const ReadArchive&) = delete;
+  ReadArchive& operator=(const ReadArchive&) = delete;
   ~ReadArchive() { archive_read_free(a); }
 };
 struct WriteDisk {
   archive* a = archive_write_disk_new();
+  WriteDisk() = default;
+  WriteDisk(const WriteDisk&) = delete;
+  WriteDisk& operator=(const WriteDisk&) = delete;
   ~WriteDisk() { archive_write_free(a); }
 };
 
@@ -130,10 +139,25 @@ void support_archive_formats(archive* a) {
   archive_read_support_format_lha(a);
 }
 
-// Opens the archive (one file, or a fragment set read in order as one stream).
+// Opens the archive (one file, or a fragment set read in order as one stream). gzip is
+// decompressed by our own GunzipStream, which checks every member's CRC-32 and size (the
+// libarchive gzip filter checks neither); libarchive's filters do the other codecs (bzip2, zstd
+// and xz check their own CRCs or checksums there).
 struct OpenArchive {
   ArchiveSource source;
   std::unique_ptr<JoinedFiles> joined;
+  std::unique_ptr<GunzipStream> gunzip;
+  static la_ssize_t read_gunzipped(archive* a, void* self, const void** out) {
+    auto* o = static_cast<OpenArchive*>(self);
+    try {
+      std::string_view piece = o->gunzip->next();
+      *out = piece.data();
+      return static_cast<la_ssize_t>(piece.size());
+    } catch (const std::exception& e) {
+      archive_set_error(a, EIO, "%s", e.what());
+      return -1;
+    }
+  }
 };
 void open_for_reading(ReadArchive& r, OpenArchive& o, const std::string& source, const std::string& base) {
   if (!r.a) throw Fatal("libarchive: out of memory");
@@ -141,21 +165,61 @@ void open_for_reading(ReadArchive& r, OpenArchive& o, const std::string& source,
   o.joined = std::make_unique<JoinedFiles>(o.source);
   archive_read_support_filter_all(r.a);
   support_archive_formats(r.a);
-  archive_read_set_read_callback(r.a, JoinedFiles::read);
-  archive_read_set_skip_callback(r.a, JoinedFiles::skip);
-  archive_read_set_seek_callback(r.a, JoinedFiles::seek);
-  archive_read_set_callback_data(r.a, o.joined.get());
+  const void* head = nullptr;
+  la_ssize_t n = JoinedFiles::read(r.a, o.joined.get(), &head);
+  if (n < 0) throw Fatal("cannot open archive " + quote(source) + ": " + archive_error_string(r.a));
+  JoinedFiles::seek(r.a, o.joined.get(), 0, SEEK_SET);
+  if (GunzipStream::looks_like_gzip(std::string_view(static_cast<const char*>(head), static_cast<size_t>(n)))) {
+    archive* a = r.a;
+    JoinedFiles* j = o.joined.get();
+    o.gunzip = std::make_unique<GunzipStream>([a, j]() {
+      const void* p = nullptr;
+      la_ssize_t got = JoinedFiles::read(a, j, &p);
+      if (got < 0) throw Fatal(archive_error_string(a));
+      return std::string_view(static_cast<const char*>(p), static_cast<size_t>(got));
+    });
+    archive_read_set_read_callback(r.a, OpenArchive::read_gunzipped);
+    archive_read_set_callback_data(r.a, &o);
+  } else {
+    archive_read_set_read_callback(r.a, JoinedFiles::read);
+    archive_read_set_skip_callback(r.a, JoinedFiles::skip);
+    archive_read_set_seek_callback(r.a, JoinedFiles::seek);
+    archive_read_set_callback_data(r.a, o.joined.get());
+  }
   if (archive_read_open1(r.a) != ARCHIVE_OK)
     throw Fatal("cannot open archive " + quote(source) + ": " + archive_error_string(r.a));
 }
 
+// libarchive stops at the tar end marker; the rest of a gzip stream is read too, so every
+// member's CRC is checked and trailing garbage is reported as damage.
+void read_to_end(OpenArchive& o) {
+  if (!o.gunzip) return;
+  try {
+    while (!o.gunzip->next().empty()) {
+    }
+  } catch (const Fatal& f) {
+    throw Fatal("archive " + quote(o.source.name) + " is damaged after its last member: " + f.what());
+  }
+}
+
 // "archive X is damaged or truncated near byte N (fragment F): reason"
-std::string damage(const ReadArchive& r, const ArchiveSource& s, const std::string& where) {
-  uint64_t at = static_cast<uint64_t>(std::max<la_int64_t>(0, archive_filter_bytes(r.a, -1)));
+std::string damage(const ReadArchive& r, const OpenArchive& o, const std::string& where) {
+  const ArchiveSource& s = o.source;
+  uint64_t at = o.gunzip ? o.gunzip->compressed_offset()
+                         : static_cast<uint64_t>(std::max<la_int64_t>(0, archive_filter_bytes(r.a, -1)));
   std::string msg = "archive " + quote(s.name) + " is damaged or truncated" + where + " near byte " + std::to_string(at);
   if (s.files.size() > 1) msg += " (fragment " + quote(file_at(s, at ? at - 1 : 0)) + ")";
   const char* e = archive_error_string(r.a);
   return msg + ": " + (e ? e : "unknown error");
+}
+
+// libarchive's message for the last write error, with strerror when it gives only an errno.
+std::string write_error(const WriteDisk& w) {
+  const char* msg = archive_error_string(w.a);
+  int err = archive_errno(w.a);
+  std::string s = msg ? msg : "write failed";
+  if (err > 0 && s.find(std::strerror(err)) == std::string::npos) s += std::string(": ") + std::strerror(err);
+  return s;
 }
 
 // Runs `body` inside `dir` and always returns to the original working directory.
@@ -187,11 +251,10 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
   OpenArchive oa;
   ReadArchive in;
   open_for_reading(in, oa, opt.source, opt.original_base_filename);
-  const ArchiveSource& as = oa.source;
   // The first header before anything is created: input that is no archive creates nothing.
   archive_entry* e = nullptr;
   int first = archive_read_next_header(in.a, &e);
-  if (first < ARCHIVE_WARN) throw Fatal(damage(in, as, ""));
+  if (first < ARCHIVE_WARN) throw Fatal(damage(in, oa, ""));
   make_dirs(opt.restore_to, "cannot create restore directory");
 
   WriteDisk out;
@@ -212,7 +275,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
       if (r == ARCHIVE_EOF) break;
       if (r == ARCHIVE_WARN) log.warn(src + ": " + archive_error_string(in.a));
       else if (r != ARCHIVE_OK)
-        throw Fatal(damage(in, as, ""));
+        throw Fatal(damage(in, oa, ""));
       std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
       std::string why;
       bool ok = sanitize_member(name, why);
@@ -252,19 +315,31 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
           r = archive_read_data_block(in.a, &buf, &size, &offset);
           if (r == ARCHIVE_EOF) break;
           if (r != ARCHIVE_OK)  // libarchive reports a zip member's CRC mismatch as a warning
-            throw Fatal(damage(in, as, " (in " + quote(name) + ")"));
-          if (archive_write_data_block(out.a, buf, size, offset) < ARCHIVE_WARN)
-            throw Fatal("cannot write " + quote(name) + ": " + archive_error_string(out.a));
+            throw Fatal(damage(in, oa, " (in " + quote(name) + ")"));
+          // libarchive reports a failed or short write (a full disk) as ARCHIVE_WARN: any
+          // result but OK means the file is not what the archive holds.
+          // The partial file is removed, so nothing is left looking restored.
+          if (archive_write_data_block(out.a, buf, size, offset) != ARCHIVE_OK) {
+            std::string why = write_error(out);
+            archive_write_finish_entry(out.a);  // closes it
+            bool removed = ::unlink(name.c_str()) == 0;
+            throw Fatal("cannot write " + quote(opt.restore_to + "/" + name) + ": " + why +
+                        (removed ? " (the partial file was removed)" : ""));
+          }
           bytes += size;
         }
       }
+      // Finishing writes the rest (a trailing hole is made by ftruncate) and the metadata; a
+      // WARN here is a file or its metadata not restored as the archive holds it.
       r = archive_write_finish_entry(out.a);
-      if (r < ARCHIVE_WARN) {
-        log.error(quote(name) + ": " + archive_error_string(out.a));
+      if (r == ARCHIVE_FATAL) throw Fatal("cannot finish " + quote(opt.restore_to + "/" + name) + ": " + write_error(out));
+      if (r != ARCHIVE_OK) {
+        log.error(quote(opt.restore_to + "/" + name) + ": " + write_error(out));
         member_failed = true;
       }
       ++entries;
     }
+    read_to_end(oa);
     if (archive_write_close(out.a) != ARCHIVE_OK) {
       log.error(std::string("setting directory modes and times: ") + archive_error_string(out.a));
       member_failed = true;
@@ -346,16 +421,16 @@ int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
       OpenArchive oa;
       ReadArchive in;
       open_for_reading(in, oa, opt.source, opt.original_base_filename);
-      const ArchiveSource& as = oa.source;
       archive_entry* e;
       while (true) {
         int r = archive_read_next_header(in.a, &e);
         if (r == ARCHIVE_EOF) break;
-        if (r < ARCHIVE_WARN) throw Fatal(damage(in, as, ""));
+        if (r < ARCHIVE_WARN) throw Fatal(damage(in, oa, ""));
         const char* p = archive_entry_pathname(e);
         std::fputs(p ? p : "", stdout);
         std::fputc('\n', stdout);
       }
+      read_to_end(oa);
       std::fflush(stdout);
     } catch (const Fatal& f) {
       std::fflush(stdout);

@@ -117,15 +117,19 @@ std::string LocalComm::recv(int, int) {
 }
 
 // ---- SHA-256 ----
+// The context is owned by Impl, so a constructor that throws after creating it frees it too.
 struct Sha256::Impl {
-  EVP_MD_CTX* ctx = nullptr;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  Impl() = default;
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+  ~Impl() { EVP_MD_CTX_free(ctx); }
 };
 Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
-  impl_->ctx = EVP_MD_CTX_new();
   if (!impl_->ctx || EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) != 1)
     throw Fatal("cannot initialise SHA-256 (OpenSSL)");
 }
-Sha256::~Sha256() { EVP_MD_CTX_free(impl_->ctx); }
+Sha256::~Sha256() = default;
 void Sha256::update(std::string_view d) { EVP_DigestUpdate(impl_->ctx, d.data(), d.size()); }
 std::string Sha256::hex() {
   unsigned char md[EVP_MAX_MD_SIZE];

@@ -272,7 +272,8 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
       }
       if (sha256_hex(bytes) != b.sha256) return label + ": checksum mismatch (corrupted)";
       if (!codec || b.kind == "patch") return "";
-      std::string raw = codec->decompress(bytes);
+      // our structure block is the tar end marker: 1024 zero bytes (src/format/tar.cpp)
+      std::string raw = codec->decompress(bytes, b.kind == "structure" ? 1024 : b.raw_size);
       bytes.clear();
       if (b.kind == "structure") return end_marker_problem(raw).empty() ? "" : label + ": " + end_marker_problem(raw);
       if (raw.size() != b.raw_size)

@@ -387,6 +387,24 @@ std::string fmt_seconds(double s) {
 
 }  // namespace
 
+S3ListPage parse_list_objects_page(std::string_view doc) {
+  if (doc.find("<ListBucketResult") == std::string_view::npos) throw Fatal("the response is not a ListBucketResult");
+  S3ListPage page;
+  bool url_encoded = xml_first(doc, "EncodingType").value_or("") == "url";
+  for (std::string_view c : xml_all(doc, "Contents")) {
+    S3Object o;
+    auto k = xml_first(c, "Key");
+    auto s = xml_first(c, "Size");
+    if (!k || !s || !parse_u64(*s, o.size)) throw Fatal("malformed <Contents> entry");
+    o.key = url_encoded ? url_decode(*k, true) : *k;
+    o.etag = strip_quotes(xml_first(c, "ETag").value_or(""));
+    page.objects.push_back(std::move(o));
+  }
+  page.truncated = xml_first(doc, "IsTruncated").value_or("false") == "true";
+  page.next_token = xml_first(doc, "NextContinuationToken").value_or("");
+  return page;
+}
+
 // ---- public helpers ---------------------------------------------------------------------------
 
 std::string s3_uri_encode(std::string_view s, bool keep_slash) {
@@ -853,22 +871,15 @@ std::vector<S3Object> S3Client::list_objects(const std::string& bucket, const st
     if (!prefix.empty()) r.query.emplace_back("prefix", prefix);
     if (!token.empty()) r.query.emplace_back("continuation-token", token);
     Response resp = impl_->must(r);
-    std::string_view doc = resp.body;
-    if (doc.find("<ListBucketResult") == std::string_view::npos)
-      impl_->fail(r, resp, "the response is not a ListBucketResult");
-    bool url_encoded = xml_first(doc, "EncodingType").value_or("") == "url";
-    for (std::string_view c : xml_all(doc, "Contents")) {
-      S3Object o;
-      auto k = xml_first(c, "Key");
-      auto s = xml_first(c, "Size");
-      if (!k || !s || !parse_u64(*s, o.size)) impl_->fail(r, resp, "malformed <Contents> entry");
-      o.key = url_encoded ? url_decode(*k, true) : *k;
-      o.etag = strip_quotes(xml_first(c, "ETag").value_or(""));
-      out.push_back(std::move(o));
+    S3ListPage listed;
+    try {
+      listed = parse_list_objects_page(resp.body);
+    } catch (const Fatal& f) {
+      impl_->fail(r, resp, f.what());
     }
-    bool truncated = xml_first(doc, "IsTruncated").value_or("false") == "true";
-    if (!truncated) break;
-    std::string next = xml_first(doc, "NextContinuationToken").value_or("");
+    for (auto& o : listed.objects) out.push_back(std::move(o));
+    if (!listed.truncated) break;
+    std::string next = listed.next_token;
     if (next.empty() || next == token)
       impl_->fail(r, resp, "the listing is truncated but has no new NextContinuationToken");
     token = next;

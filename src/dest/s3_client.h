@@ -72,6 +72,15 @@ struct S3Object {
   std::string etag;  // without quotes; "HEX-N" for multipart objects on AWS and Swift
 };
 
+// One page of a ListObjectsV2 response. Throws Fatal with the reason on a body that is not a
+// ListBucketResult or has a malformed <Contents> entry (public so the fuzz target reaches it).
+struct S3ListPage {
+  std::vector<S3Object> objects;
+  bool truncated = false;
+  std::string next_token;
+};
+S3ListPage parse_list_objects_page(std::string_view xml);
+
 class S3Client {
  public:
   explicit S3Client(S3Config cfg);

@@ -313,3 +313,8 @@ TEST_CASE("read_manifest names the manifest in every error") {
   CHECK(e.find("manifest '/x/m.json': fragments add up") == 0);
   CHECK_NOTHROW(read_manifest(manifest_to_json(sample()), "/x/m.json"));
 }
+
+TEST_CASE("a \\u escape without four hex digits is a Fatal, not std::invalid_argument (found by fuzz_manifest)") {
+  CHECK_THROWS_AS(manifest_from_json("{\"pbackup_manifest\": 1, \"command\": \"a\\u\\p bc\"}"), Fatal);
+  CHECK_THROWS_AS(manifest_from_json("{\"pbackup_manifest\": 1, \"command\": \"\\uZZZZ\"}"), Fatal);
+}

@@ -109,3 +109,151 @@ TEST_CASE("tar_read: GNU long names, and damage is refused") {
   pos = 0;
   CHECK_THROWS_AS(read_tar_member(cut, pos, m), Fatal);
 }
+
+namespace {
+// A header of `type` whose 12-byte size field is `size_field`, checksum fixed.
+std::string special_header(char type, const std::string& size_field) {
+  std::string h = tar_header(make("././@PaxHeader", EntryType::File, 0));
+  h[156] = type;
+  std::memcpy(h.data() + 124, size_field.data(), 12);
+  std::memset(h.data() + 148, ' ', 8);
+  unsigned sum = 0;
+  for (unsigned char ch : h) sum += ch;
+  std::snprintf(h.data() + 148, 8, "%06o", sum);
+  return h;
+}
+std::string octal12(uint64_t n) {
+  char f[13];
+  std::snprintf(f, sizeof f, "%011llo", static_cast<unsigned long long>(n));
+  return std::string(f, 12);
+}
+// A pax 'x' header holding `records` (each "key=value"), then a plain member "m".
+std::string pax_member(const std::vector<std::string>& records) {
+  std::string data;
+  for (const auto& r : records) {
+    size_t len = r.size() + 3;  // " " and "\n" and at least one digit
+    while (std::to_string(len).size() + r.size() + 2 != len) ++len;
+    data += std::to_string(len) + " " + r + "\n";
+  }
+  std::string t = special_header('x', octal12(data.size())) + data;
+  t.resize(tar_padded(t.size()), '\0');
+  return t + tar_header(make("m", EntryType::File, 0));
+}
+}  // namespace
+
+TEST_CASE("tar_read: a pax 'g' header sized 2^64-512 (base-256) is refused at once, not looped on") {
+  std::string size(12, '\0');
+  size[0] = static_cast<char>(0x80);
+  for (int i = 4; i < 10; ++i) size[i] = static_cast<char>(0xff);
+  size[10] = static_cast<char>(0xfe);  // 0xFFFFFFFFFFFFFE00 = 2^64 - 512
+  std::string buf = special_header('g', size) + std::string(2048, '\0');
+  size_t pos = 0;
+  TarMember m;
+  CHECK_THROWS_AS(read_tar_member(buf, pos, m), Fatal);
+  // The same size as the value of a plain member does not fit in an int64 either.
+  std::string plain = tar_header(make("f", EntryType::File, 0));
+  std::string p = special_header('0', size);
+  pos = 0;
+  CHECK_THROWS_AS(read_tar_member(p, pos, m), Fatal);
+  // A large but representable base-256 size on a 'g' header hits the special-header cap.
+  size.assign(12, '\0');
+  size[0] = static_cast<char>(0x80);
+  size[4] = 0x40;  // 2^62
+  buf = special_header('g', size) + std::string(2048, '\0');
+  pos = 0;
+  CHECK_THROWS_WITH_AS(read_tar_member(buf, pos, m), doctest::Contains("larger than the limit"), Fatal);
+  // Negative base-256 numbers (GNU's pre-epoch mtimes) read as negative.
+  std::string neg = tar_header(make("f", EntryType::File, 0));
+  std::memset(neg.data() + 136, 0xff, 12);  // -1
+  std::memset(neg.data() + 148, ' ', 8);
+  unsigned sum = 0;
+  for (unsigned char ch : neg) sum += ch;
+  std::snprintf(neg.data() + 148, 8, "%06o", sum);
+  pos = 0;
+  REQUIRE(read_tar_member(neg, pos, m));
+  CHECK(m.mtime == -1);
+}
+
+TEST_CASE("tar_read: special headers are capped at 1 MiB") {
+  TarMember m;
+  for (char type : {'x', 'g', 'L', 'K'}) {
+    CAPTURE(type);
+    std::string data(kMaxTarSpecialHeader + 1, 'a');
+    std::string buf = special_header(type, octal12(data.size())) + data;
+    buf.resize(tar_padded(buf.size()), '\0');
+    buf += tar_header(make("m", EntryType::File, 0));
+    size_t pos = 0;
+    CHECK_THROWS_WITH_AS(read_tar_member(buf, pos, m), doctest::Contains("larger than the limit"), Fatal);
+  }
+  // Exactly the limit is fine (a long name of 1 MiB - 1 bytes).
+  std::string name(kMaxTarSpecialHeader - 1, 'n');
+  std::string buf = special_header('L', octal12(name.size() + 1)) + name + '\0';
+  buf.resize(tar_padded(buf.size()), '\0');
+  buf += tar_header(make("m", EntryType::File, 0));
+  size_t pos = 0;
+  REQUIRE(read_tar_member(buf, pos, m));
+  CHECK(m.path == name);
+  // A special header whose padding runs past the buffer is cut short, not read beyond.
+  std::string cut = special_header('x', octal12(600)) + std::string(600, 'x');
+  pos = 0;
+  CHECK_THROWS_WITH_AS(read_tar_member(cut, pos, m), doctest::Contains("cut short"), Fatal);
+}
+
+TEST_CASE("tar_read: pax numbers are parsed strictly") {
+  TarMember m;
+  size_t pos = 0;
+  REQUIRE(read_tar_member(pax_member({"mtime=-1.25", "size=0", "uid=4294967295", "gid=0"}), pos, m));
+  CHECK(m.mtime == -2);
+  CHECK(m.mtime_nsec == 750000000u);
+  CHECK(m.uid == 4294967295u);
+  pos = 0;
+  REQUIRE(read_tar_member(pax_member({"mtime=1700000000.1234567891234"}), pos, m));
+  CHECK(m.mtime == 1700000000);
+  CHECK(m.mtime_nsec == 123456789u);
+  pos = 0;
+  REQUIRE(read_tar_member(pax_member({"mtime=-9223372036854775807"}), pos, m));
+  CHECK(m.mtime == -9223372036854775807LL);
+  pos = 0;
+  REQUIRE(read_tar_member(pax_member({"size=9223372036854775807"}), pos, m));
+  CHECK(m.size == 9223372036854775807ULL);
+  for (const char* bad : {"size=12abc", "size=-1", "size=+5", "size=", "size=9223372036854775808",
+                          "size=18446744073709551616", "uid=-1", "uid=4294967296", "gid=1e3",
+                          "mtime=99999999999999999999", "mtime=-99999999999999999999", "mtime=1.2x", "mtime=--5",
+                          "mtime=", "mtime=.5", "mtime=1 ", "noequals"}) {
+    CAPTURE(bad);
+    pos = 0;
+    CHECK_THROWS_AS(read_tar_member(pax_member({bad}), pos, m), Fatal);
+  }
+  // Record lengths: not a number, too short, past the data, not ending in a newline.
+  for (const char* data : {"0x1A path=a\n", "3 a\n", "99 path=a\n", "10 path=ab\t"}) {
+    CAPTURE(data);
+    std::string d = data;
+    std::string t = special_header('x', octal12(d.size())) + d;
+    t.resize(tar_padded(t.size()), '\0');
+    t += tar_header(make("m", EntryType::File, 0));
+    pos = 0;
+    CHECK_THROWS_AS(read_tar_member(t, pos, m), Fatal);
+  }
+}
+
+TEST_CASE("tar_read: walk_tar_members and tar_block_start, as verify walks a block") {
+  std::string block = tar_header(make("a", EntryType::File, 3)) + std::string("abc") + std::string(509, '\0') +
+                      tar_header(make("b", EntryType::Dir, 0)) + std::string(1024, '\0');
+  CHECK(walk_tar_members(block, 0) == 2);
+  // A block continuing a file: its first 100 bytes are the file's last 100 bytes, then padding.
+  std::string cont = std::string(100, 'x') + std::string(412, '\0') + block;
+  CHECK(tar_block_start(cont, true, 900, 1000) == 512);
+  CHECK(walk_tar_members(cont, tar_block_start(cont, true, 900, 1000)) == 2);
+  CHECK(tar_block_start(cont, false, 0, 0) == 0);
+  CHECK(tar_block_start(cont, true, 0, uint64_t{1} << 40) == cont.size());  // all of it is file data
+  CHECK_THROWS_AS(tar_block_start(cont, true, 1001, 1000), Fatal);
+  // The 2^64-512 'g' header that made restore loop: verify's walk refuses it too.
+  std::string size(12, '\0');
+  size[0] = static_cast<char>(0x80);
+  for (int i = 4; i < 10; ++i) size[i] = static_cast<char>(0xff);
+  size[10] = static_cast<char>(0xfe);
+  CHECK_THROWS_AS(walk_tar_members(special_header('g', size) + block, 0), Fatal);
+  // A member whose size runs past the block (a file continued in the next block) ends the walk.
+  std::string spans = tar_header(make("big", EntryType::File, 1 << 20)) + std::string(4096, 'd');
+  CHECK(walk_tar_members(spans, 0) == 1);
+}

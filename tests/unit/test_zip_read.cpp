@@ -162,3 +162,30 @@ TEST_CASE("zip_read: declines what it does not handle") {
   // truncated in the middle: the end record is gone
   CHECK_FALSE(read(good.substr(0, good.size() / 2)));
 }
+
+TEST_CASE("zip_read: zip64 values near 2^64 are declined, not wrapped") {
+  std::vector<Member> ms = {{"a", "abc", "", "", S_IFREG | 0600, true}, {"b", "defg", "", "", S_IFREG | 0600, true}};
+  const std::string good = make_zip(ms, "", "", true);
+  REQUIRE(read(good));
+  auto set_u64 = [](std::string z, size_t at, uint64_t v) {
+    for (int k = 0; k < 8; ++k) z[at + k] = char((v >> (8 * k)) & 0xff);
+    return z;
+  };
+  const uint64_t top = ~uint64_t{0};
+  // The first member's zip64 extra field holds usize, csize, header offset (8 bytes each).
+  const size_t x = good.find(std::string("\x01\x00\x18\x00", 4), good.find("PK\x01\x02"));
+  REQUIRE(x != std::string::npos);
+  CHECK_FALSE(read(set_u64(good, x + 12, top)));                 // csize 2^64-1: offset + csize wraps
+  CHECK_FALSE(read(set_u64(good, x + 20, top - 15)));            // header offset 2^64-16
+  CHECK_FALSE(read(set_u64(set_u64(good, x + 12, uint64_t{1} << 63), x + 20, uint64_t{1} << 63)));
+  // The zip64 end record: entries (on disk, total) 2^63; a directory of 16 bytes at 2^64-16.
+  const size_t end64 = good.find("PK\x06\x06");
+  REQUIRE(end64 != std::string::npos);
+  CHECK_FALSE(read(set_u64(set_u64(good, end64 + 24, uint64_t{1} << 63), end64 + 32, uint64_t{1} << 63)));
+  CHECK_FALSE(read(set_u64(set_u64(good, end64 + 40, 16), end64 + 48, top - 15)));
+  // The zip64 locator pointing far past the end record.
+  const size_t loc = good.find("PK\x06\x07");
+  REQUIRE(loc != std::string::npos);
+  CHECK_FALSE(read(set_u64(good, loc + 8, top)));
+  CHECK_FALSE(read(set_u64(good, loc + 8, top - 40)));
+}
