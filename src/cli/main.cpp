@@ -47,25 +47,30 @@ int main(int argc, char** argv) {
   int rc = kExitFatal;
   try {
     if (p.command == Command::Backup) {
-      Log log(comm.rank(), p.backup.log_level);
+      Log log(comm.rank(), p.backup.log_level, comm.size());
       BackupStats stats;
       rc = run_backup(comm, p.backup, log, stats);
       if (comm.rank() == 0) {
         if (rc <= kExitWarnings) print_summary(stats);
-        else if (interrupted()) std::fprintf(stderr, "pbackup: interrupted by signal %d; temporary files removed, no archive written\n", interrupt_signal());
+        else if (rc > 128)
+          std::fprintf(stderr, "pbackup: interrupted by %s (signal %d): stopped, temporary files removed, no archive written\n",
+                       signal_name(rc - 128), rc - 128);
       }
     } else if (p.command == Command::Restore) {
-      Log log(comm.rank(), p.restore.log_level);
+      Log log(comm.rank(), p.restore.log_level, comm.size());
       rc = run_restore(comm, p.restore, log);
     } else if (p.command == Command::List) {
-      Log log(comm.rank(), p.restore.log_level);
+      Log log(comm.rank(), p.restore.log_level, comm.size());
       rc = run_list(comm, p.restore, log);
     } else {
-      Log log(comm.rank(), p.restore.log_level);
+      Log log(comm.rank(), p.restore.log_level, comm.size());
       rc = run_verify(comm, p.restore, log);
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "pbackup[%d]: error: %s\n", comm.rank(), e.what());
+    if (comm.size() > 1)
+      std::fprintf(stderr, "pbackup: rank %d (%s): error: %s\n", comm.rank(), host_name().c_str(), e.what());
+    else
+      std::fprintf(stderr, "pbackup: error: %s\n", e.what());
     if (comm.size() > 1) mpi_abort(kExitFatal);
     return kExitFatal;
   }

@@ -165,7 +165,9 @@ std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format&
   std::vector<std::vector<Unit>> per;
   try {
     per = parallel_map(jobs.size(), threads, [&](size_t i) {
+      // per block: a signal or another block's error stops the batch within one block's time
       if (cancel) throw Fatal("cancelled");
+      if (interrupted()) throw Fatal("interrupted");
       FileData src(log);
       std::vector<Unit> u;
       fmt.encode_block(jobs[i], src, u);
@@ -248,9 +250,16 @@ class Compressor {
     cv_.notify_all();
   }
   // The oldest queued batch's units, once compressed; `error` says why a batch failed.
-  std::vector<Unit> take(std::string& error) {
+  // `idle` runs every 10 ms while waiting (it passes interruptions between the ranks, so a
+  // signal to any rank stops every rank's compressors within a block).
+  template <class Idle>
+  std::vector<Unit> take(std::string& error, Idle idle) {
     std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return !done_.empty(); });
+    while (!cv_.wait_for(l, std::chrono::milliseconds(10), [&] { return !done_.empty(); })) {
+      l.unlock();
+      idle();
+      l.lock();
+    }
     auto [units, err] = std::move(done_.front());
     done_.pop_front();
     error = err;
@@ -315,10 +324,15 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   DestinationSpec spec{opt.dest_type, opt.output_dir, setup.archive, opt.split_chunk_mb << 20, opt.s3_part_mb << 20,
                        opt.s3_endpoint, opt.s3_region};
   std::unique_ptr<Destination> dest;
+  std::string dest_error;
   try {
     dest = make_destination(spec);
-  } catch (const Fatal& f) {
-    if (root) log.error(f.what());
+  } catch (const std::exception& e) {
+    dest_error = e.what();
+  }
+  if (!comm.all_ok(dest_error.empty())) {
+    if (!dest_error.empty()) log.error(dest_error);
+    if (root && dest) dest->abort();
     return kExitFatal;
   }
   register_temp_files(dest->temp_paths());
@@ -343,13 +357,14 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       err = e.what();
     }
   }
+  // Every rank that failed logs its own reason (tagged with its rank and host: only rank 0
+  // speaking lost the others' errors); the ranks agree on a signal any of them got, so each
+  // exits 128+N and rank 0 says so (cli/main.cpp). Called by every rank at the same step.
   auto fail = [&](const std::string& why) {
-    if (root) {
-      dest->abort();
-      if (!why.empty()) log.error(why);
-    }
-    if (interrupted())
-      return 128 + interrupt_signal();
+    const int sig = static_cast<int>(comm.max(static_cast<uint64_t>(interrupt_signal())));
+    if (root) dest->abort();
+    if (sig) return 128 + sig;
+    if (!why.empty()) log.error(why);
     return static_cast<int>(kExitFatal);
   };
   if (!comm.all_ok(err.empty() && !interrupted())) return fail(err);
@@ -388,7 +403,9 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   };
   size_t next_block = 0;
   std::string write_error;  // this rank's, reported at the next gather
-  std::string abort_reason;
+  std::string my_problem;   // this rank's first reported problem, logged by this rank
+  std::string abort_reason; // rank 0: its own layout error, or why it stops the rounds
+  bool someone_failed = false;
   // Rank 0: the next window of blocks, interleaved over the ranks; none when all are out.
   using Round = std::vector<RankRound>;
   auto next_round = [&](std::vector<Round>& out) {
@@ -463,7 +480,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     std::string comp_error;
     std::vector<Unit> units;
     if (queued > 0) {
-      units = compressor.take(comp_error);
+      units = compressor.take(comp_error, [&] { comm.poll_interrupt(); });
       --queued;
     }
     writer.join();
@@ -476,6 +493,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     ByteWriter report;
     std::string problem = !comp_error.empty() ? comp_error : write_error;
     if (problem.empty() && interrupted()) problem = "interrupted";
+    if (my_problem.empty()) my_problem = problem;
     report.str(problem);
     report.u64(pending.size());
     for (auto& u : pending) {
@@ -492,8 +510,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     std::vector<size_t> count;
     for (int r = 0; r < comm.size(); ++r) {
       ByteReader rr(reports[r]);
-      std::string p = rr.str();
-      if (!p.empty() && abort_reason.empty()) abort_reason = "rank " + std::to_string(r) + ": " + p;
+      if (!rr.str().empty()) someone_failed = true;  // that rank logs its own reason
       uint64_t n = rr.u64();
       count.push_back(n);
       for (uint64_t i = 0; i < n; ++i) {
@@ -507,7 +524,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     std::vector<UnitInfo> sorted;
     for (size_t i : order) sorted.push_back(infos[i]);
     std::vector<uint64_t> flat;
-    if (abort_reason.empty()) {
+    if (!someone_failed && abort_reason.empty()) {
       try {
         // Every rank has written the previous round by now (it reported this one), so
         // structure that overwrites placeholders in those blocks can go in.
@@ -517,7 +534,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
         abort_reason = e.what();
       }
     }
-    if (!abort_reason.empty()) {
+    if (someone_failed || !abort_reason.empty()) {
       msgs = round_messages(kAbort, {}, {}, 0);
       continue;
     }
@@ -547,16 +564,13 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     for (const auto& w : deferred) settled_now = std::min(settled_now, w.offset);
     msgs = round_messages(rounds_out > 0 ? kWork : kFinish, offsets_per_rank, more, settled_now);
   }
-  if (aborted) return fail(abort_reason);
+  if (aborted) return fail(root && !abort_reason.empty() ? abort_reason : my_problem);
   if (root) log.info("compressed and wrote every block at " + since());
 
   // finish: once every rank has written its last blocks, the remaining structure; then sync
   // everywhere and commit
   uint64_t total = 0;
-  if (!comm.all_ok(write_error.empty())) {
-    if (!write_error.empty()) log.error(write_error);
-    return fail("");
-  }
+  if (!comm.all_ok(write_error.empty())) return fail(write_error);
   if (root) {
     try {
       write_structure(deferred);
@@ -578,8 +592,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       if (write_error.empty()) write_error = e.what();
     }
   }
-  if (!write_error.empty()) log.error(write_error);
-  if (!comm.all_ok(write_error.empty() && !interrupted())) return fail("");
+  if (!comm.all_ok(write_error.empty() && !interrupted())) return fail(write_error);
 
   // checksums of the fragments, read back in parallel: fragment k on rank k mod size
   std::string total_bytes = std::to_string(total);
@@ -593,17 +606,19 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       std::vector<size_t> mine;
       for (size_t k = static_cast<size_t>(comm.rank()); k < dest->fragment_count(total); k += static_cast<size_t>(comm.size()))
         mine.push_back(k);
-      std::vector<std::string> h = parallel_map(mine.size(), threads, [&](size_t i) { return dest->hash_fragment(mine[i], total); });
+      std::vector<std::string> h = parallel_map(mine.size(), threads, [&](size_t i) {
+        if (interrupted()) throw Fatal("interrupted");
+        return dest->hash_fragment(mine[i], total);
+      });
       for (size_t i = 0; i < mine.size(); ++i) {
         w.u64(mine[i]);
         w.str(h[i]);
       }
     } catch (const std::exception& e) {
       hash_error = e.what();
-      log.error(hash_error);
     }
     auto all = comm.gather(w.take(), 0);
-    if (!comm.all_ok(hash_error.empty())) return fail("");
+    if (!comm.all_ok(hash_error.empty() && !interrupted())) return fail(hash_error);
     if (root) {
       hashes.resize(dest->fragment_count(total));
       for (auto& msg : all) {
