@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <deque>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <mutex>
 #include <thread>
@@ -171,6 +172,11 @@ std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format&
       FileData src(log);
       std::vector<Unit> u;
       fmt.encode_block(jobs[i], src, u);
+      std::vector<std::string> damaged = src.take_damaged();
+      if (!damaged.empty()) {
+        if (u.empty()) throw Fatal("internal: block " + std::to_string(jobs[i].block.id) + " has no units");
+        u.front().damaged = std::move(damaged);
+      }
       return u;
     });
   } catch (const std::exception& e) {
@@ -345,6 +351,9 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   };
   EntryList entries = scan(comm, setup.roots, log);
   if (root) log.info("scanned " + std::to_string(entries.size()) + " entries at " + since());
+  // Test only: lets a test change the tree between the scan and the reads.
+  if (const char* pause = std::getenv("PBACKUP_TEST_PAUSE_AFTER_SCAN"); pause && root)
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(std::atof(pause) * 1000)));
   std::vector<Block> blocks;
   std::string err, prepared;
   if (root) {
@@ -496,10 +505,14 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     if (my_problem.empty()) my_problem = problem;
     report.str(problem);
     report.u64(pending.size());
+    std::vector<std::string> damaged;
     for (auto& u : pending) {
       UnitInfo info{u.block, u.entry, u.raw, u.data.size(), sha256_hex(u.data), u.extra};
       encode(report, info);
+      damaged.insert(damaged.end(), u.damaged.begin(), u.damaged.end());
     }
+    report.u64(damaged.size());
+    for (auto& d : damaged) report.str(d);
 
     // rank 0 lays out offsets, writes structure, and sends the next round with the offsets
     auto reports = comm.gather(report.take(), 0);
@@ -517,6 +530,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
         infos.push_back(decode_unit_info(rr));
         owner.emplace_back(r, i);
       }
+      for (uint64_t i = 0, nd = rr.u64(); i < nd; ++i) man.damaged.push_back(rr.str());
     }
     std::vector<size_t> order(infos.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -646,6 +660,16 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       man.split_bytes = spec.split_bytes;
       man.entries = entries.size();
       for (auto& r : setup.roots) man.sources.push_back(r.disk);
+      std::sort(man.damaged.begin(), man.damaged.end());
+      man.damaged.erase(std::unique(man.damaged.begin(), man.damaged.end()), man.damaged.end());
+      if (!man.damaged.empty()) {  // hard links to a damaged file hold the same zeros
+        std::vector<std::string> links;
+        for (const auto& e : entries)
+          if (e.type == EntryType::Hardlink && std::binary_search(man.damaged.begin(), man.damaged.end(), e.link))
+            links.push_back(e.path);
+        man.damaged.insert(man.damaged.end(), links.begin(), links.end());
+        std::sort(man.damaged.begin(), man.damaged.end());
+      }
       std::sort(man.blocks.begin(), man.blocks.end(),
                 [](const ManifestBlock& a, const ManifestBlock& b) { return a.offset < b.offset; });
       std::string sums = checksum_file(man);

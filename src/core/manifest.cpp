@@ -208,7 +208,13 @@ std::string manifest_to_json(const Manifest& m) {
   o += "  \"entries\": " + std::to_string(m.entries) + ",\n";
   o += "  \"sources\": [";
   for (size_t i = 0; i < m.sources.size(); ++i) o += (i ? ", " : "") + esc(m.sources[i]);
-  o += "],\n  \"fragments\": [\n";
+  o += "],\n";
+  if (!m.damaged.empty()) {  // only when there are any: manifests of clean backups stay as they were
+    o += "  \"damaged\": [";
+    for (size_t i = 0; i < m.damaged.size(); ++i) o += (i ? ", " : "") + esc(m.damaged[i]);
+    o += "],\n";
+  }
+  o += "  \"fragments\": [\n";
   for (size_t i = 0; i < m.fragments.size(); ++i) {
     const auto& f = m.fragments[i];
     o += "    {\"name\": " + esc(f.name) + ", \"size\": " + std::to_string(f.size) +
@@ -242,6 +248,8 @@ Manifest manifest_from_json(const std::string& text) {
   m.split_bytes = j.at("split_bytes").num();
   m.entries = j.at("entries").num();
   for (auto& s : j.at("sources").arr()) m.sources.push_back(s.str());
+  if (j.has("damaged"))
+    for (auto& d : j.at("damaged").arr()) m.damaged.push_back(d.str());
   for (auto& f : j.at("fragments").arr())
     m.fragments.push_back({f.at("name").str(), f.at("size").num(), f.at("sha256").str()});
   for (auto& b : j.at("blocks").arr()) {
