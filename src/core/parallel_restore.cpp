@@ -166,14 +166,20 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
   ByteWriter w;
   w.str(fatal);
   uint64_t bytes = 0;
-  // Files that are complete with their metadata need nothing more from rank 0: only counted
-  // (unless --only must find them by name), which keeps the gather and rank 0's sort small.
+  // Files that are complete with their metadata need nothing more from rank 0: only counted,
+  // and for --only, which selectors they matched (rank 0 names a selector that matched
+  // nothing). That keeps the gather and rank 0's sort small, with or without --only.
   uint64_t finished = 0;
+  std::vector<std::vector<std::string>> selectors;
+  for (const auto& o : opt.only) selectors.push_back({o});
+  std::vector<bool> matched(opt.only.size(), false);
   for (auto& r : results) {
     bytes += r.bytes;
     for (auto& e : r.entries) {
-      if (e.done && opt.only.empty()) {
+      if (e.done) {
         ++finished;
+        for (size_t k = 0; k < selectors.size(); ++k)
+          if (!matched[k] && path_selected(e.path, selectors[k])) matched[k] = true;
         continue;
       }
       w.u8(1);
@@ -190,6 +196,11 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
   }
   w.u8(4);
   w.u64(finished);
+  for (size_t k = 0; k < matched.size(); ++k)
+    if (matched[k]) {
+      w.u8(5);
+      w.u64(k);
+    }
   w.u8(0);
   auto all = comm.gather(w.take(), 0);
   bytes = comm.sum(bytes);
@@ -198,6 +209,7 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
     std::vector<RestoredEntry> entries;
     std::vector<std::string> implied;
     uint64_t finished_everywhere = 0;
+    std::vector<bool> found(opt.only.size(), false);
     size_t errors = 0;
     for (auto& msg : all) {
       ByteReader r(msg);
@@ -210,6 +222,10 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
         if (tag == 1) entries.push_back(decode_restored(r));
         else if (tag == 3) implied.push_back(r.str());
         else if (tag == 4) finished_everywhere += r.u64();
+        else if (tag == 5) {
+          uint64_t k = r.u64();
+          if (k < found.size()) found[k] = true;
+        }
         else {
           log.error(r.str());
           ++errors;
@@ -221,11 +237,11 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
       add_implied_dirs(entries, implied);
       std::sort(entries.begin(), entries.end(), [](const RestoredEntry& a, const RestoredEntry& b) { return path_less(a.path, b.path); });
       errors += x->finish(entries, log, threads);
-      for (const auto& o : opt.only) {
-        bool found = false;
-        for (const auto& e : entries) found = found || path_selected(e.path, {o});
-        if (!found) {
-          log.error(quote(o) + ": not found in archive");
+      for (size_t k = 0; k < opt.only.size(); ++k) {
+        const std::vector<std::string> sel{opt.only[k]};
+        for (size_t i = 0; i < entries.size() && !found[k]; ++i) found[k] = path_selected(entries[i].path, sel);
+        if (!found[k]) {
+          log.error(quote(opt.only[k]) + ": not found in archive");
           ++errors;
         }
       }

@@ -85,3 +85,69 @@ TEST_CASE("parallel_map: the first error stops the pool, no further index starts
   auto v = parallel_map(10, 3, [](size_t i) { return static_cast<int>(i * i); });
   CHECK(v[9] == 81);
 }
+
+// ---- restore --only: rank 0 is sent what it needs, not every restored entry ----
+#include <filesystem>
+
+#include "helpers.h"
+#include "pbackup/pipeline.h"
+
+namespace {
+// One rank, recording how many bytes each gather carries.
+class RecordingComm final : public Comm {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void barrier() override {}
+  void broadcast(std::string&, int) override {}
+  std::vector<std::string> gather(const std::string& mine, int) override {
+    gathered += mine.size();
+    return {mine};
+  }
+  std::string scatter(const std::vector<std::string>& parts, int) override { return parts.at(0); }
+  bool all_ok(bool ok) override { return ok; }
+  uint64_t sum(uint64_t v) override { return v; }
+  uint64_t max(uint64_t v) override { return v; }
+  void send(int, int, const std::string&) override { throw std::logic_error("one rank"); }
+  std::pair<int, std::string> recv_any(int) override { throw std::logic_error("one rank"); }
+  std::optional<std::pair<int, std::string>> try_recv_any(int) override { return std::nullopt; }
+  std::string recv(int, int) override { throw std::logic_error("one rank"); }
+  uint64_t gathered = 0;
+};
+}  // namespace
+
+TEST_CASE("restore --only: the gather to rank 0 does not carry every restored file") {
+  testutil::TempDir t;
+  const auto src = t.path / "src";
+  for (int i = 0; i < 400; ++i) testutil::write_file(src / "sel" / ("file_number_" + std::to_string(i)), "x");
+  testutil::write_file(src / "other" / "y", "y");
+  std::filesystem::create_directories(t.path / "out");
+  LocalComm local;
+  Log log(0, LogLevel::Error);
+  BackupOptions o;
+  o.sources = {src.string()};
+  o.output_dir = (t.path / "out").string();
+  o.algo = "gzip";
+  o.dest_type = "hdd";
+  o.name = "a";
+  o.threads = 1;
+  o.progress = 0;
+  BackupStats stats;
+  REQUIRE(run_backup(local, o, log, stats) == 0);
+
+  RecordingComm rec;
+  RestoreOptions r;
+  r.source = (t.path / "out" / "a.tar.gz").string();
+  r.restore_to = (t.path / "r").string();
+  r.only = {"src/sel", "src/missing"};
+  r.threads = 1;
+  CHECK(run_restore(rec, r, log) == 2);  // src/missing: not found
+  CHECK(std::filesystem::exists(t.path / "r" / "src" / "sel" / "file_number_399"));
+  CHECK(!std::filesystem::exists(t.path / "r" / "src" / "other" / "y"));
+  // 400 files of ~40 bytes each went to rank 0 before; now a count and the matched selectors
+  CHECK(rec.gathered < 1000);
+  rec.gathered = 0;
+  r.only = {"src/sel"};
+  CHECK(run_restore(rec, r, log) == 0);
+  CHECK(rec.gathered < 1000);
+}
