@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "pbackup/error.h"
+#include "pbackup/pipeline.h"
 
 namespace pbackup {
 
@@ -722,6 +723,8 @@ struct S3Client::Impl {
       double wait = std::uniform_real_distribution<double>(window / 2, window)(rng);
       wait = std::max(wait, double(retry_after_s));
       bool budget_left = elapsed() + wait < double(cfg.retry_budget_s);
+      // interrupted (a signal): no more retries, the backup is stopping and aborts its upload
+      if (interrupted()) throw Fatal(scrub("S3 " + r.op + " " + target(r) + ": " + last + "; interrupted, not retried"));
       if (n >= cfg.max_attempts || !budget_left) {
         std::string why =
             n >= cfg.max_attempts
@@ -733,7 +736,9 @@ struct S3Client::Impl {
       }
       tell("S3 " + r.op + " " + target(r) + ": " + last + "; retrying in " + fmt_seconds(wait) +
            " (attempt " + std::to_string(n + 1) + " of " + std::to_string(cfg.max_attempts) + ")");
-      std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+      for (auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait));
+           Clock::now() < until && !interrupted();)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
 
