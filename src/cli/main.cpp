@@ -2,7 +2,11 @@
 // otherwise), run one pipeline, print the summary, exit with GNU tar's codes.
 #include <clocale>
 #include <cstdio>
+#include <chrono>
 #include <exception>
+#include <thread>
+
+#include <unistd.h>
 
 #include "cli/options.h"
 #include "dest/s3_shared.h"
@@ -73,6 +77,15 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "pbackup: error: %s\n", e.what());
     if (comm.size() > 1) mpi_abort(kExitFatal);
     return kExitFatal;
+  }
+  // Interrupted: leave without MPI_Finalize. It waits for the launcher, which does not answer
+  // while it is killing the job (mpirun: between its SIGTERM and SIGKILL to the ranks), so the
+  // ranks sat in it until the SIGKILL. Everything of the run is already removed; a short pause
+  // lets mpirun forward what the ranks wrote to stderr (without it the last lines were lost).
+  if (rc > 128 && comm.size() > 1) {
+    std::fflush(nullptr);
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    ::_exit(rc);
   }
   return rc;
 }

@@ -647,6 +647,12 @@ struct S3Client::Impl {
       curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
       curl_easy_setopt(c, CURLOPT_SEEKDATA, &t);
       curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+      // An upload stops at a signal (the backup is stopping and aborts the multipart upload;
+      // a 64 MiB part would hold it past mpirun's SIGKILL). Aborts and deletes are not PUTs.
+      curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+      curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, +[](void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+        return interrupted() ? 1 : 0;
+      });
     } else if (r.method == "POST") {
       curl_easy_setopt(c, CURLOPT_POST, 1L);
       curl_easy_setopt(c, CURLOPT_POSTFIELDS, r.body.empty() ? "" : r.body.data());
