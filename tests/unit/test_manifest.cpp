@@ -33,3 +33,14 @@ TEST_CASE("malformed manifests are refused") {
   CHECK_THROWS_AS(manifest_from_json("[1,2"), Fatal);
   CHECK_THROWS_AS(manifest_from_json(std::string(100, '[')), Fatal);
 }
+
+TEST_CASE("manifest: the damaged list round-trips and is absent when empty") {
+  Manifest m;
+  m.format = "tar";
+  m.codec = "gzip";
+  m.archive = "a.tar.gz";
+  CHECK(manifest_to_json(m).find("damaged") == std::string::npos);
+  m.damaged = {"root/gone \"quoted\".bin", "root/swap.bin"};
+  Manifest back = manifest_from_json(manifest_to_json(m));
+  CHECK(back.damaged == m.damaged);
+}
