@@ -354,6 +354,9 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   // Test only: lets a test change the tree between the scan and the reads.
   if (const char* pause = std::getenv("PBACKUP_TEST_PAUSE_AFTER_SCAN"); pause && root)
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(std::atof(pause) * 1000)));
+  // Test only: an unexpected error on one rank while the others wait in a collective.
+  if (const char* r = std::getenv("PBACKUP_TEST_FAIL_RANK"); r && std::atoi(r) == comm.rank() && comm.size() > 1)
+    throw std::runtime_error("test failure injected on this rank (PBACKUP_TEST_FAIL_RANK)");
   std::vector<Block> blocks;
   std::string err, prepared;
   if (root) {

@@ -9,7 +9,8 @@
 #  - SIGKILL of one rank: mpirun signals the others, which remove the temporary file.
 #  - a plain run (no mpirun): 128+N.
 # In every case: no temporary file, nothing that looks like a finished backup, the ranks gone
-# within a few seconds. Also: one rank's fatal error reaches stderr tagged with its rank and host.
+# within a few seconds. Also: one rank's fatal error (an error it reports, or an exception while
+# the others wait in a collective) reaches stderr tagged with its rank and host.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_work
@@ -122,6 +123,19 @@ if command -v unshare >/dev/null && unshare -m true 2>/dev/null; then
 else
   info "skipping the per-rank error case: unshare -m is not available"
 fi
+
+# An unexpected error (an exception) on rank 1 while rank 0 waits in a collective
+# (PBACKUP_TEST_FAIL_RANK, test only): the message names rank and host, the job ends with 2,
+# and rank 0, signalled by mpirun, removes the temporary file it had created.
+info "an exception on rank 1 while rank 0 waits in a collective"
+mkdir -p "$WORK/exc"
+run_rc rc env PBACKUP_TEST_FAIL_RANK=1 mpirun --oversubscribe -n 2 "$PBACKUP" backup --sources "$SRC/big" \
+  --output-dir "$WORK/exc" --algo gzip --name x
+[ "$rc" -eq 2 ] || { show_last; fail "exception on rank 1: expected exit 2, got $rc"; }
+grep -q "^pbackup: rank 1 ($(hostname)): error: test failure injected" "$WORK/last.err" ||
+  { show_last; fail "the exception on rank 1 did not reach stderr with its rank and host"; }
+[ -z "$(ls -A "$WORK/exc")" ] || fail "the failed run left files: $(ls -A "$WORK/exc")"
+pass "exception on rank 1: exit 2, $(grep -m1 'rank 1' "$WORK/last.err" | cut -c1-100)"
 
 finish_deferred
 pass "signals and per-rank errors"
