@@ -23,9 +23,11 @@ for spec in gzip:2 zip:1; do
   for i in 1 2 3; do head -c 100000 /dev/urandom >"$D/src/t/sub/f$i"; done
   info "$algo, $ranks rank(s): a file removed and one replaced by a fifo after the scan"
   PBACKUP_TEST_PAUSE_AFTER_SCAN=3 timeout 60 mpirun --oversubscribe -n "$ranks" "$PBACKUP" backup \
-    --sources "$D/src/t" --output-dir "$D/out" --algo "$algo" --block-mb 1 --name v >"$WORK/v.out" 2>"$WORK/v.err" &
+    --sources "$D/src/t" --output-dir "$D/out" --algo "$algo" --block-mb 1 --name v --log-level info \
+    >"$WORK/v.out" 2>"$WORK/v.err" &
   pid=$!
-  sleep 1.2
+  for i in $(seq 1 400); do grep -q "scanned" "$WORK/v.err" && break; sleep 0.05; done
+  grep -q "scanned" "$WORK/v.err" || fail "$algo: the backup did not report its scan"
   rm "$D/src/t/sub/gone.bin"
   rm "$D/src/t/swap.bin"
   mkfifo "$D/src/t/swap.bin"
