@@ -684,10 +684,8 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     }
   }
   register_temp_files({});
-  if (!comm.all_ok(commit_error.empty())) {
-    if (root) log.error(commit_error);
-    return kExitFatal;
-  }
+  // a signal during the commit removed the temporary file under it: 128+N, not "cannot rename"
+  if (!comm.all_ok(commit_error.empty())) return fail(commit_error);
 
   // summary
   uint64_t warnings = comm.sum(log.warnings());
