@@ -1,7 +1,7 @@
 // Process-wide runtime facts: how many threads a rank should use, and the interrupt flag set
 // by SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 (Slurm sends SIGTERM at a time limit or on
-// scancel; mpirun turns a SIGINT/SIGTERM/SIGHUP it gets into SIGTERM to every rank, followed by
-// SIGKILL one second later, and forwards SIGUSR1/SIGUSR2 as they are). The handler sets the flag
+// scancel; Open MPI's mpirun answers a SIGINT/SIGTERM/SIGHUP with SIGCONT to every rank, SIGTERM
+// a second later and SIGKILL a second after that, and forwards SIGUSR1/SIGUSR2). The handler sets the flag
 // and removes the registered temporary files at once (unlink is async-signal-safe), so nothing
 // of the run is left even if a SIGKILL follows; the pipeline notices the flag at its next block,
 // all ranks agree to stop, and exit 128+N. A watchdog ends the process if that takes too long.
