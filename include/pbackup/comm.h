@@ -31,6 +31,10 @@ class Comm {
   // recv_any if a message is already there; nothing otherwise (does not wait).
   virtual std::optional<std::pair<int, std::string>> try_recv_any(int tag) = 0;
   virtual std::string recv(int source, int tag) = 0;
+  // A signal one rank gets is a signal to every rank: passes this rank's interruption on to the
+  // others (once), and takes one that another rank passed on as if this rank had got it. Called
+  // by the main thread while it waits (MPI waits call it themselves).
+  virtual void poll_interrupt() {}
 };
 
 class LocalComm final : public Comm {

@@ -17,6 +17,9 @@ class Fatal : public std::runtime_error {
 std::string sys_message(const std::string& what, const std::string& path, int err);
 [[noreturn]] void throw_sys(const std::string& what, const std::string& path, int err);
 
+// This machine's name, for messages that say which rank and host failed.
+std::string host_name();
+
 // Quotes a path for messages.
 std::string quote(const std::string& path);
 

@@ -50,6 +50,7 @@ struct Unit {
   uint64_t raw = 0;                  // uncompressed bytes
   std::string data;                  // compressed bytes
   std::string extra;                 // format-specific facts rank 0's Layout needs (zip: CRCs)
+  std::vector<std::string> damaged;  // archive paths of files stored as zeros (read.cpp)
 };
 
 // What rank 0 learns about a unit (no data).

@@ -11,7 +11,10 @@ enum class LogLevel { Error = 0, Warn = 1, Info = 2, Debug = 3 };
 
 class Log {
  public:
-  Log(int rank, LogLevel level) : rank_(rank), level_(level) {}
+  // `world`: the number of ranks; with more than one, error and warning lines say which rank
+  // and host they come from ("pbackup: rank 1 (node7): error: ..."), since mpirun mixes the
+  // ranks' stderr.
+  Log(int rank, LogLevel level, int world = 1) : rank_(rank), world_(world), level_(level) {}
   void error(const std::string& msg);
   // A problem with one file: the run goes on, the exit status becomes 1.
   void warn(const std::string& msg);
@@ -26,6 +29,7 @@ class Log {
  private:
   void line(const char* tag, const std::string& msg, bool with_rank);
   int rank_;
+  int world_;
   LogLevel level_;
   std::atomic<uint64_t> warnings_{0};
   std::mutex mu_;

@@ -36,6 +36,10 @@ struct Manifest {
   uint64_t entries = 0;
   std::vector<Fragment> fragments;
   std::vector<ManifestBlock> blocks;
+  // Files that could not be read in full at backup time (vanished, unreadable, replaced by a
+  // non-file, shrank): the archive holds zeros for (part of) them. Restore does not create
+  // them and exits 2; verify reports them. Sorted archive paths.
+  std::vector<std::string> damaged;
 };
 
 // Always valid JSON (RFC 8259, UTF-8): strings that are not UTF-8 (names are byte strings) are

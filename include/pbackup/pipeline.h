@@ -61,12 +61,15 @@ void set_local_ranks(int n);
 // so libarchive does not stumble converting names.
 void use_utf8_locale();
 
-// Set by the signal handlers (SIGINT, SIGTERM); checked between stages.
+// Set by the signal handlers (SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2); checked per block.
 bool interrupted();
 int interrupt_signal();  // the signal number, 0 if none
+const char* signal_name(int sig);  // "SIGTERM", ...
+// Another rank was interrupted by `sig`: this rank stops as if it had got the signal.
+void interrupt_from_peer(int sig);
 void install_signal_handlers();
-// Temporary files to remove if the process must stop before the pipeline can clean up
-// (a second signal, or the pipeline not reaching a stopping point within 10 s of the first).
+// Temporary files the signal handler removes at once (so a SIGKILL following the signal leaves
+// nothing); the pipeline then has 1.5 s to stop before the process exits 128+N regardless.
 void register_temp_files(const std::vector<std::string>& paths);
 
 }  // namespace pbackup

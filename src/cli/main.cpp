@@ -2,7 +2,11 @@
 // otherwise), run one pipeline, print the summary, exit with GNU tar's codes.
 #include <clocale>
 #include <cstdio>
+#include <chrono>
 #include <exception>
+#include <thread>
+
+#include <unistd.h>
 
 #include "cli/options.h"
 #include "dest/s3_shared.h"
@@ -47,27 +51,41 @@ int main(int argc, char** argv) {
   int rc = kExitFatal;
   try {
     if (p.command == Command::Backup) {
-      Log log(comm.rank(), p.backup.log_level);
+      Log log(comm.rank(), p.backup.log_level, comm.size());
       BackupStats stats;
       rc = run_backup(comm, p.backup, log, stats);
       if (comm.rank() == 0) {
         if (rc <= kExitWarnings) print_summary(stats);
-        else if (interrupted()) std::fprintf(stderr, "pbackup: interrupted by signal %d; temporary files removed, no archive written\n", interrupt_signal());
+        else if (rc > 128)
+          std::fprintf(stderr, "pbackup: interrupted by %s (signal %d): stopped, temporary files removed, no archive written\n",
+                       signal_name(rc - 128), rc - 128);
       }
     } else if (p.command == Command::Restore) {
-      Log log(comm.rank(), p.restore.log_level);
+      Log log(comm.rank(), p.restore.log_level, comm.size());
       rc = run_restore(comm, p.restore, log);
     } else if (p.command == Command::List) {
-      Log log(comm.rank(), p.restore.log_level);
+      Log log(comm.rank(), p.restore.log_level, comm.size());
       rc = run_list(comm, p.restore, log);
     } else {
-      Log log(comm.rank(), p.restore.log_level);
+      Log log(comm.rank(), p.restore.log_level, comm.size());
       rc = run_verify(comm, p.restore, log);
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "pbackup[%d]: error: %s\n", comm.rank(), e.what());
+    if (comm.size() > 1)
+      std::fprintf(stderr, "pbackup: rank %d (%s): error: %s\n", comm.rank(), host_name().c_str(), e.what());
+    else
+      std::fprintf(stderr, "pbackup: error: %s\n", e.what());
     if (comm.size() > 1) mpi_abort(kExitFatal);
     return kExitFatal;
+  }
+  // Interrupted: leave without MPI_Finalize. It waits for the launcher, which does not answer
+  // while it is killing the job (mpirun: between its SIGTERM and SIGKILL to the ranks), so the
+  // ranks sat in it until the SIGKILL. Everything of the run is already removed; a short pause
+  // lets mpirun forward what the ranks wrote to stderr (without it the last lines were lost).
+  if (rc > 128 && comm.size() > 1) {
+    std::fflush(nullptr);
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    ::_exit(rc);
   }
   return rc;
 }

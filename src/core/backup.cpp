@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <deque>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <mutex>
 #include <thread>
@@ -167,10 +168,17 @@ std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format&
   std::vector<std::vector<Unit>> per;
   try {
     per = parallel_map(jobs.size(), threads, [&](size_t i) {
+      // per block: a signal or another block's error stops the batch within one block's time
       if (cancel) throw Fatal("cancelled");
+      if (interrupted()) throw Fatal("interrupted");
       FileData src(log);
       std::vector<Unit> u;
       fmt.encode_block(jobs[i], src, u);
+      std::vector<std::string> damaged = src.take_damaged();
+      if (!damaged.empty()) {
+        if (u.empty()) throw Fatal("internal: block " + std::to_string(jobs[i].block.id) + " has no units");
+        u.front().damaged = std::move(damaged);
+      }
       return u;
     });
   } catch (const std::exception& e) {
@@ -250,9 +258,16 @@ class Compressor {
     cv_.notify_all();
   }
   // The oldest queued batch's units, once compressed; `error` says why a batch failed.
-  std::vector<Unit> take(std::string& error) {
+  // `idle` runs every 10 ms while waiting (it passes interruptions between the ranks, so a
+  // signal to any rank stops every rank's compressors within a block).
+  template <class Idle>
+  std::vector<Unit> take(std::string& error, Idle idle) {
     std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return !done_.empty(); });
+    while (!cv_.wait_for(l, std::chrono::milliseconds(10), [&] { return !done_.empty(); })) {
+      l.unlock();
+      idle();
+      l.lock();
+    }
     auto [units, err] = std::move(done_.front());
     done_.pop_front();
     error = err;
@@ -317,10 +332,15 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   DestinationSpec spec{opt.dest_type, opt.output_dir, setup.archive, opt.split_chunk_mb << 20, opt.s3_part_mb << 20,
                        opt.s3_endpoint, opt.s3_region};
   std::unique_ptr<Destination> dest;
+  std::string dest_error;
   try {
     dest = make_destination(spec);
-  } catch (const Fatal& f) {
-    if (root) log.error(f.what());
+  } catch (const std::exception& e) {
+    dest_error = e.what();
+  }
+  if (!comm.all_ok(dest_error.empty())) {
+    if (!dest_error.empty()) log.error(dest_error);
+    if (root && dest) dest->abort();
     return kExitFatal;
   }
 
@@ -332,6 +352,12 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   };
   EntryList entries = scan(comm, setup.roots, log);
   if (root) log.info("scanned " + std::to_string(entries.size()) + " entries at " + since());
+  // Test only: lets a test change the tree between the scan and the reads.
+  if (const char* pause = std::getenv("PBACKUP_TEST_PAUSE_AFTER_SCAN"); pause && root)
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(std::atof(pause) * 1000)));
+  // Test only: an unexpected error on one rank while the others wait in a collective.
+  if (const char* r = std::getenv("PBACKUP_TEST_FAIL_RANK"); r && std::atoi(r) == comm.rank() && comm.size() > 1)
+    throw std::runtime_error("test failure injected on this rank (PBACKUP_TEST_FAIL_RANK)");
   std::vector<Block> blocks;
   std::string err, prepared;
   if (root) {
@@ -340,17 +366,19 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       fmt->adapt(entries, log);
       blocks = fmt->cut(entries, std::max<uint64_t>(opt.block_mb, 1) << 20);
       prepared = dest->prepare();
+      register_temp_files(dest->temp_paths());  // a signal (or mpirun's SIGTERM after a rank's abort) removes it
     } catch (const std::exception& e) {
       err = e.what();
     }
   }
+  // Every rank that failed logs its own reason (tagged with its rank and host: only rank 0
+  // speaking lost the others' errors); the ranks agree on a signal any of them got, so each
+  // exits 128+N and rank 0 says so (cli/main.cpp). Called by every rank at the same step.
   auto fail = [&](const std::string& why) {
-    if (root) {
-      dest->abort();
-      if (!why.empty()) log.error(why);
-    }
-    if (interrupted())
-      return 128 + interrupt_signal();
+    const int sig = static_cast<int>(comm.max(static_cast<uint64_t>(interrupt_signal())));
+    if (root) dest->abort();
+    if (sig) return 128 + sig;
+    if (!why.empty()) log.error(why);
     return static_cast<int>(kExitFatal);
   };
   if (!comm.all_ok(err.empty() && !interrupted())) return fail(err);
@@ -390,7 +418,9 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   };
   size_t next_block = 0;
   std::string write_error;  // this rank's, reported at the next gather
-  std::string abort_reason;
+  std::string my_problem;   // this rank's first reported problem, logged by this rank
+  std::string abort_reason; // rank 0: its own layout error, or why it stops the rounds
+  bool someone_failed = false;
   // Rank 0: the next window of blocks, interleaved over the ranks; none when all are out.
   using Round = std::vector<RankRound>;
   auto next_round = [&](std::vector<Round>& out) {
@@ -465,7 +495,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     std::string comp_error;
     std::vector<Unit> units;
     if (queued > 0) {
-      units = compressor.take(comp_error);
+      units = compressor.take(comp_error, [&] { comm.poll_interrupt(); });
       --queued;
     }
     writer.join();
@@ -478,12 +508,17 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     ByteWriter report;
     std::string problem = !comp_error.empty() ? comp_error : write_error;
     if (problem.empty() && interrupted()) problem = "interrupted";
+    if (my_problem.empty()) my_problem = problem;
     report.str(problem);
     report.u64(pending.size());
+    std::vector<std::string> damaged;
     for (auto& u : pending) {
       UnitInfo info{u.block, u.entry, u.raw, u.data.size(), sha256_hex(u.data), u.extra};
       encode(report, info);
+      damaged.insert(damaged.end(), u.damaged.begin(), u.damaged.end());
     }
+    report.u64(damaged.size());
+    for (auto& d : damaged) report.str(d);
 
     // rank 0 lays out offsets, writes structure, and sends the next round with the offsets
     auto reports = comm.gather(report.take(), 0);
@@ -494,14 +529,14 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     std::vector<size_t> count;
     for (int r = 0; r < comm.size(); ++r) {
       ByteReader rr(reports[r]);
-      std::string p = rr.str();
-      if (!p.empty() && abort_reason.empty()) abort_reason = "rank " + std::to_string(r) + ": " + p;
+      if (!rr.str().empty()) someone_failed = true;  // that rank logs its own reason
       uint64_t n = rr.u64();
       count.push_back(n);
       for (uint64_t i = 0; i < n; ++i) {
         infos.push_back(decode_unit_info(rr));
         owner.emplace_back(r, i);
       }
+      for (uint64_t i = 0, nd = rr.u64(); i < nd; ++i) man.damaged.push_back(rr.str());
     }
     std::vector<size_t> order(infos.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -509,7 +544,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     std::vector<UnitInfo> sorted;
     for (size_t i : order) sorted.push_back(infos[i]);
     std::vector<uint64_t> flat;
-    if (abort_reason.empty()) {
+    if (!someone_failed && abort_reason.empty()) {
       try {
         // Every rank has written the previous round by now (it reported this one), so
         // structure that overwrites placeholders in those blocks can go in.
@@ -519,7 +554,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
         abort_reason = e.what();
       }
     }
-    if (!abort_reason.empty()) {
+    if (someone_failed || !abort_reason.empty()) {
       msgs = round_messages(kAbort, {}, {}, 0);
       continue;
     }
@@ -549,16 +584,13 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     for (const auto& w : deferred) settled_now = std::min(settled_now, w.offset);
     msgs = round_messages(rounds_out > 0 ? kWork : kFinish, offsets_per_rank, more, settled_now);
   }
-  if (aborted) return fail(abort_reason);
+  if (aborted) return fail(root && !abort_reason.empty() ? abort_reason : my_problem);
   if (root) log.info("compressed and wrote every block at " + since());
 
   // finish: once every rank has written its last blocks, the remaining structure; then sync
   // everywhere and commit
   uint64_t total = 0;
-  if (!comm.all_ok(write_error.empty())) {
-    if (!write_error.empty()) log.error(write_error);
-    return fail("");
-  }
+  if (!comm.all_ok(write_error.empty())) return fail(write_error);
   if (root) {
     try {
       write_structure(deferred);
@@ -580,8 +612,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       if (write_error.empty()) write_error = e.what();
     }
   }
-  if (!write_error.empty()) log.error(write_error);
-  if (!comm.all_ok(write_error.empty() && !interrupted())) return fail("");
+  if (!comm.all_ok(write_error.empty() && !interrupted())) return fail(write_error);
 
   // checksums of the fragments, read back in parallel: fragment k on rank k mod size
   std::string total_bytes = std::to_string(total);
@@ -595,17 +626,19 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       std::vector<size_t> mine;
       for (size_t k = static_cast<size_t>(comm.rank()); k < dest->fragment_count(total); k += static_cast<size_t>(comm.size()))
         mine.push_back(k);
-      std::vector<std::string> h = parallel_map(mine.size(), threads, [&](size_t i) { return dest->hash_fragment(mine[i], total); });
+      std::vector<std::string> h = parallel_map(mine.size(), threads, [&](size_t i) {
+        if (interrupted()) throw Fatal("interrupted");
+        return dest->hash_fragment(mine[i], total);
+      });
       for (size_t i = 0; i < mine.size(); ++i) {
         w.u64(mine[i]);
         w.str(h[i]);
       }
     } catch (const std::exception& e) {
       hash_error = e.what();
-      log.error(hash_error);
     }
     auto all = comm.gather(w.take(), 0);
-    if (!comm.all_ok(hash_error.empty())) return fail("");
+    if (!comm.all_ok(hash_error.empty() && !interrupted())) return fail(hash_error);
     if (root) {
       hashes.resize(dest->fragment_count(total));
       for (auto& msg : all) {
@@ -633,6 +666,16 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       man.split_bytes = spec.split_bytes;
       man.entries = entries.size();
       for (auto& r : setup.roots) man.sources.push_back(r.disk);
+      std::sort(man.damaged.begin(), man.damaged.end());
+      man.damaged.erase(std::unique(man.damaged.begin(), man.damaged.end()), man.damaged.end());
+      if (!man.damaged.empty()) {  // hard links to a damaged file hold the same zeros
+        std::vector<std::string> links;
+        for (const auto& e : entries)
+          if (e.type == EntryType::Hardlink && std::binary_search(man.damaged.begin(), man.damaged.end(), e.link))
+            links.push_back(e.path);
+        man.damaged.insert(man.damaged.end(), links.begin(), links.end());
+        std::sort(man.damaged.begin(), man.damaged.end());
+      }
       std::sort(man.blocks.begin(), man.blocks.end(),
                 [](const ManifestBlock& a, const ManifestBlock& b) { return a.offset < b.offset; });
       std::vector<SideFile> side;
@@ -646,10 +689,8 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     }
   }
   register_temp_files({});
-  if (!comm.all_ok(commit_error.empty())) {
-    if (root) log.error(commit_error);
-    return kExitFatal;
-  }
+  // a signal during the commit removed the temporary file under it: 128+N, not "cannot rename"
+  if (!comm.all_ok(commit_error.empty())) return fail(commit_error);
 
   // summary
   uint64_t warnings = comm.sum(log.warnings());

@@ -195,14 +195,14 @@ struct Field {
   bool required;
 };
 // Where the parser is. Skip: inside the value of an unknown key.
-enum class Ctx { Top, Root, Sources, Fragments, Fragment, Blocks, Block, Continues, Skip };
+enum class Ctx { Top, Root, Sources, Damaged, Fragments, Fragment, Blocks, Block, Continues, Skip };
 
 constexpr Field kRootFields[] = {
     {"pbackup_manifest", Type::U64, true}, {"tool_version", Type::Str, true}, {"command", Type::Str, true},
     {"created", Type::Str, true},          {"format", Type::Str, true},       {"codec", Type::Str, true},
     {"archive", Type::Str, true},          {"archive_size", Type::U64, true}, {"split_bytes", Type::U64, true},
     {"entries", Type::U64, true},          {"sources", Type::Array, true},    {"fragments", Type::Array, true},
-    {"blocks", Type::Array, true}};
+    {"blocks", Type::Array, true},         {"damaged", Type::Array, false}};
 constexpr Field kFragmentFields[] = {{"name", Type::Str, true}, {"size", Type::U64, true}, {"sha256", Type::Str, true}};
 constexpr Field kBlockFields[] = {{"offset", Type::U64, true},      {"size", Type::U64, true},
                                   {"raw_offset", Type::U64, true},  {"raw_size", Type::U64, true},
@@ -294,6 +294,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
     for (const Frame& f : stack_) {
       switch (f.ctx) {
         case Ctx::Sources: p = "sources[" + std::to_string(m_.sources.size()) + "]"; break;
+        case Ctx::Damaged: p = "damaged[" + std::to_string(m_.damaged.size()) + "]"; break;
         case Ctx::Fragments: p = "fragments[" + std::to_string(m_.fragments.size()) + "]"; break;
         case Ctx::Fragment: p = "fragments[" + std::to_string(m_.fragments.size()) + "]"; break;
         case Ctx::Blocks: p = "blocks[" + std::to_string(m_.blocks.size()) + "]"; break;
@@ -318,6 +319,11 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         if (!s) return fail(path("") + ": expected a string, found " + found);
         if (!unescape(*s)) return fail(path("") + ": malformed escaped name (\\u0000 form)");
         m_.sources.push_back(std::move(*s));
+        return true;
+      case Ctx::Damaged:
+        if (!s) return fail(path("") + ": expected a string, found " + found);
+        if (!unescape(*s)) return fail(path("") + ": malformed escaped name (\\u0000 form)");
+        m_.damaged.push_back(std::move(*s));
         return true;
       case Ctx::Fragments:
       case Ctx::Blocks: return fail(path("") + ": expected an object, found " + found);
@@ -377,7 +383,8 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         if (t != Type::Object) return fail("not a pbackup manifest (the top level is not a JSON object)");
         next = Ctx::Root;
         break;
-      case Ctx::Sources: return fail(path("") + ": expected a string, found " + found);
+      case Ctx::Sources:
+      case Ctx::Damaged: return fail(path("") + ": expected a string, found " + found);
       case Ctx::Fragments:
         if (t != Type::Object) return fail(path("") + ": expected an object, found " + found);
         frag_ = Fragment{};
@@ -397,7 +404,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         const Field& f = fields[field_];
         if (f.type != t) return mismatch(f, found);
         std::string_view k = f.name;
-        if (fr.ctx == Ctx::Root) next = k == "sources" ? Ctx::Sources : k == "fragments" ? Ctx::Fragments : Ctx::Blocks;
+        if (fr.ctx == Ctx::Root) next = k == "sources" ? Ctx::Sources : k == "damaged" ? Ctx::Damaged : k == "fragments" ? Ctx::Fragments : Ctx::Blocks;
         else if (fr.ctx == Ctx::Block) {
           next = Ctx::Continues;
           block_.continues = true;
@@ -453,7 +460,13 @@ std::string manifest_to_json(const Manifest& m) {
   o += "  \"entries\": " + std::to_string(m.entries) + ",\n";
   o += "  \"sources\": [";
   for (size_t i = 0; i < m.sources.size(); ++i) o += (i ? ", " : "") + esc(m.sources[i]);
-  o += "],\n  \"fragments\": [\n";
+  o += "],\n";
+  if (!m.damaged.empty()) {  // only when there are any: manifests of clean backups stay as they were
+    o += "  \"damaged\": [";
+    for (size_t i = 0; i < m.damaged.size(); ++i) o += (i ? ", " : "") + esc(m.damaged[i]);
+    o += "],\n";
+  }
+  o += "  \"fragments\": [\n";
   for (size_t i = 0; i < m.fragments.size(); ++i) {
     const auto& f = m.fragments[i];
     o += "    {\"name\": " + esc(f.name) + ", \"size\": " + std::to_string(f.size) +

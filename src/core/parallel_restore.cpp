@@ -325,6 +325,7 @@ struct Gathered {
   };
   std::vector<Order> order;
   uint64_t finished = 0;
+  std::vector<bool> found;  // per --only selector: matched by a file finished on its rank
   size_t errors = 0;
   int signal = 0;
   bool fatal = false;
@@ -335,15 +336,21 @@ std::string encode_results(const std::vector<size_t>& mine, std::vector<UnitResu
   ByteWriter w;
   w.str(fatal);
   w.u32(static_cast<uint32_t>(interrupt_signal()));
-  // Files that are complete with their metadata need nothing more from rank 0: only counted
-  // (unless --only must find them by name), which keeps the gather and rank 0's sort small.
+  // Files that are complete with their metadata need nothing more from rank 0: only counted,
+  // and for --only, which selectors they matched (rank 0 names a selector that matched
+  // nothing). That keeps the gather and rank 0's sort small, with or without --only.
   uint64_t finished = 0;
+  std::vector<std::vector<std::string>> selectors;
+  for (const auto& o : opt.only) selectors.push_back({o});
+  std::vector<bool> matched(opt.only.size(), false);
   for (size_t i = 0; i < results.size(); ++i) {
     UnitResult& r = results[i];
     bytes += r.bytes;
     for (auto& e : r.entries) {
-      if (e.done && opt.only.empty()) {
+      if (e.done) {
         ++finished;
+        for (size_t k = 0; k < selectors.size(); ++k)
+          if (!matched[k] && path_selected(e.path, selectors[k])) matched[k] = true;
         continue;
       }
       w.u8(1);
@@ -380,12 +387,18 @@ std::string encode_results(const std::vector<size_t>& mine, std::vector<UnitResu
   }
   w.u8(4);
   w.u64(finished);
+  for (size_t k = 0; k < matched.size(); ++k)
+    if (matched[k]) {
+      w.u8(9);
+      w.u64(k);
+    }
   w.u8(0);
   return w.take();
 }
 
-Gathered decode_results(const std::vector<std::string>& all, const ParallelRestorePlan& plan, Log& log) {
+Gathered decode_results(const std::vector<std::string>& all, const ParallelRestorePlan& plan, size_t selectors, Log& log) {
   Gathered g;
+  g.found.assign(selectors, false);
   g.span_bytes.assign(plan.spanning.size(), 0);
   g.span_heads.assign(plan.spanning.size(), 0);
   for (const auto& msg : all) {
@@ -413,6 +426,9 @@ Gathered decode_results(const std::vector<std::string>& all, const ParallelResto
         o.last = r.str();
         o.ordered = r.u8();
         g.order.push_back(std::move(o));
+      } else if (tag == 9) {
+        uint64_t k = r.u64();
+        if (k < g.found.size()) g.found[k] = true;
       } else {
         log.error(r.str());
         ++g.errors;
@@ -493,7 +509,7 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
   bytes = comm.sum(bytes);
   int rc = kExitOk;
   if (comm.rank() == 0) {
-    Gathered g = decode_results(all, plan, log);
+    Gathered g = decode_results(all, plan, opt.only.size(), log);
     all.clear();
     size_t errors = g.errors;
     if (g.signal) {
@@ -517,11 +533,11 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
       add_implied_dirs(entries, g.implied);
       std::sort(entries.begin(), entries.end(), [](const RestoredEntry& a, const RestoredEntry& b) { return path_less(a.path, b.path); });
       errors += x->finish(entries, log, threads);
-      for (const auto& o : opt.only) {
-        bool found = false;
-        for (const auto& e : entries) found = found || path_selected(e.path, {o});
-        if (!found) {
-          log.error(quote(o) + ": not found in archive");
+      for (size_t k = 0; k < opt.only.size(); ++k) {
+        const std::vector<std::string> sel{opt.only[k]};
+        for (size_t i = 0; i < entries.size() && !g.found[k]; ++i) g.found[k] = path_selected(entries[i].path, sel);
+        if (!g.found[k]) {
+          log.error(quote(opt.only[k]) + ": not found in archive");
           ++errors;
         }
       }

@@ -1,9 +1,16 @@
-// Reading file data for blocks. A file that cannot be opened, shrank, grew or changed while
-// read gets a warning naming it (exit status 1); the archive still holds exactly the size the
-// header announced (zero padding if it shrank), as GNU tar does.
+// Reading file data for blocks. The tar header (or zip entry) of a file is laid out before its
+// data is read, so a file that cannot be read in full still fills its announced size: with
+// zeros. Those zeros must never restore as good data, so such a file is recorded as DAMAGED
+// (the rank reports it, rank 0 lists it in the manifest's "damaged" list, restore does not
+// create it and exits 2, verify reports it; DESIGN §7). Damaged: the file vanished or cannot
+// be opened since the scan, is no longer a regular file (a fifo swapped in would block the
+// read forever: the open is O_NONBLOCK and the type checked by fstat), a read error, or it
+// shrank while read. A file that grew or changed while read keeps a warning (exit 1), as GNU
+// tar does. Paths at or over PATH_MAX are opened in pieces relative to a directory fd.
 #include "core/read.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,29 +22,81 @@
 
 namespace pbackup {
 
-void FileData::read(const Entry& e, const std::string& disk, uint64_t offset, uint64_t length,
-                    bool last, char* out) {
-  Fd fd(::open(disk.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME));
-  if (!fd && errno == EPERM) fd = Fd(::open(disk.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+int open_long_path(const std::string& path, int flags) {
+  if (path.size() < PATH_MAX) return ::open(path.c_str(), flags | O_CLOEXEC);
+  // Longest prefixes that fit, cut at '/', each opened as a directory relative to the last; the
+  // final piece with the caller's flags. Same symlink rules as a single open of the whole path.
+  int dir = AT_FDCWD;
+  size_t at = 0;
+  while (path.size() - at >= PATH_MAX) {
+    size_t cut = path.rfind('/', at + PATH_MAX - 2);
+    if (cut == std::string::npos || cut < at) {
+      if (dir != AT_FDCWD) ::close(dir);
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    std::string piece = cut == at ? "/" : path.substr(at, cut - at);
+    int next = ::openat(dir, piece.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int saved = errno;
+    if (dir != AT_FDCWD) ::close(dir);
+    if (next < 0) {
+      errno = saved;
+      return -1;
+    }
+    dir = next;
+    at = cut + 1;
+    while (at < path.size() && path[at] == '/') ++at;
+  }
+  int fd = ::openat(dir, path.c_str() + at, flags | O_CLOEXEC);
+  int saved = errno;
+  if (dir != AT_FDCWD) ::close(dir);
+  errno = saved;
+  return fd;
+}
+
+void FileData::damaged(const Entry& e, const std::string& why) {
+  log_.warn(why + "; stored as zeros and listed as damaged in the manifest (restore will not create it)");
+  std::lock_guard<std::mutex> l(mu_);
+  if (damaged_.empty() || damaged_.back() != e.path) damaged_.push_back(e.path);
+}
+
+std::vector<std::string> FileData::take_damaged() {
+  std::lock_guard<std::mutex> l(mu_);
+  return std::move(damaged_);
+}
+
+void FileData::read(const Entry& e, const std::string& disk, uint64_t offset, uint64_t length, bool last, char* out) {
+  const int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
+  Fd fd(open_long_path(disk, flags | O_NOATIME));
+  if (!fd && errno == EPERM) fd = Fd(open_long_path(disk, flags));
   if (!fd) {
-    log_.warn(sys_message("cannot open", disk, errno) + "; stored as zeros");
     std::memset(out, 0, length);
+    damaged(e, sys_message(errno == ENOENT ? "file vanished since the scan:" : "cannot open", disk, errno));
     return;
   }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    std::memset(out, 0, length);
+    damaged(e, quote(disk) + ": no longer a regular file (replaced since the scan)");
+    return;
+  }
+  if (e.ino && (st.st_ino != e.ino || st.st_dev != e.dev) && offset == 0)
+    log_.warn(quote(disk) + ": replaced by another file since the scan; storing the new one");
   if (length >= (1u << 20)) ::posix_fadvise(fd.get(), static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_SEQUENTIAL);
   uint64_t got = 0;
   try {
     got = pread_full(fd.get(), out, length, offset, disk);
   } catch (const Fatal& f) {
-    log_.warn(std::string(f.what()) + "; stored as zeros");
+    std::memset(out, 0, length);
+    damaged(e, f.what());
+    return;
   }
   if (got < length) {
     std::memset(out + got, 0, length - got);
-    log_.warn(quote(disk) + ": file shrank by " + std::to_string(length - got) + " bytes; padded with zeros");
+    damaged(e, quote(disk) + ": file shrank by " + std::to_string(length - got) + " bytes while read");
     return;
   }
   if (!last) return;
-  struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return;
   if (static_cast<uint64_t>(st.st_size) != e.size || st.st_mtim.tv_sec != e.mtime_sec ||
       static_cast<uint32_t>(st.st_mtim.tv_nsec) != e.mtime_nsec)

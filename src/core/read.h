@@ -1,18 +1,31 @@
 // The DataSource that reads source files from disk (see read.cpp).
 #pragma once
+#include <mutex>
+#include <string>
+#include <vector>
+
 #include "pbackup/format.h"
 #include "pbackup/log.h"
 
 namespace pbackup {
+
+// open(2) for paths of any length: at or over PATH_MAX it opens the longest prefixes that fit
+// as directories, each relative to the last (as GNU tar does). -1 and errno on failure.
+int open_long_path(const std::string& path, int flags);
 
 class FileData final : public DataSource {
  public:
   explicit FileData(Log& log) : log_(log) {}
   void read(const Entry& e, const std::string& disk, uint64_t offset, uint64_t length, bool last,
             char* out) override;
+  // Archive paths of the files stored as zeros since the last call (see read.cpp).
+  std::vector<std::string> take_damaged();
 
  private:
+  void damaged(const Entry& e, const std::string& why);
   Log& log_;
+  std::mutex mu_;
+  std::vector<std::string> damaged_;
 };
 
 }  // namespace pbackup

@@ -362,15 +362,36 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
 
 }  // namespace
 
+// Rank 0, after a restore from an archive whose manifest lists damaged files (read.cpp): they
+// hold zeros, so they are removed (or never were there) and named; the restore exits 2.
+static int drop_damaged(const RestoreOptions& opt, const std::vector<std::string>& damaged, Log& log, int rc) {
+  std::unique_ptr<Extractor> x;
+  for (std::string name : damaged) {
+    std::string why;
+    if (!sanitize_member(name, why) || !path_selected(name, opt.only)) continue;
+    try {
+      if (!x) x = std::make_unique<Extractor>(opt.restore_to);
+      x->remove_file(name);
+    } catch (const std::exception& e) {
+      log.error(e.what());
+    }
+    log.error(quote(name) + ": damaged at backup time (could not be read in full; the archive holds zeros for it): not restored");
+    if (rc < kExitFatal) rc = kExitFatal;
+  }
+  return rc;
+}
+
 int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   // Rank 0 finds the archive; with our manifest (tar) every rank restores blocks, a zip with a
   // sound central directory is restored member by member on every rank, otherwise rank 0
   // streams it through libarchive and the others wait for its verdict.
   std::string plan;
+  std::vector<std::string> damaged;  // rank 0: from the manifest
   if (comm.rank() == 0) {
     ByteWriter w;
     try {
       ArchiveSource s = resolve_source(opt.source, opt.original_base_filename);
+      if (s.manifest) damaged = s.manifest->damaged;
       std::string why_not;
       if (can_restore_in_parallel(s)) w.u8(1);
       else if (zip_restores_in_parallel(s, why_not)) w.u8(3);
@@ -390,28 +411,34 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   ByteReader r(plan);
   uint8_t mode = r.u8();
   if (mode == 2) return comm.rank() == 0 ? kExitFatal : kExitOk;
-  if (mode == 1 || mode == 3) {
+  int rc = kExitOk;
+  bool stream = mode == 0;
+  if (!stream) {
     ArchiveSource s = decode_source(r.str());
     try {
-      int rc = mode == 1 ? run_parallel_restore(comm, s, opt, log) : run_parallel_zip_restore(comm, s, opt, log);
-      if (rc != kExitRestream) return rc;  // else: names twice; stream it, so the last member wins
-    } catch (const Fatal& f) {
-      log.error(f.what());
-      return interrupted() ? 128 + interrupt_signal() : kExitFatal;
-    }
-  }
-  int rc = kExitOk;
-  if (comm.rank() == 0) {
-    try {
-      rc = restore_one_rank(opt, log);
+      rc = mode == 1 ? run_parallel_restore(comm, s, opt, log) : run_parallel_zip_restore(comm, s, opt, log);
+      stream = rc == kExitRestream;  // names twice: stream it, so the last member wins
     } catch (const Fatal& f) {
       log.error(f.what());
       rc = interrupted() ? 128 + interrupt_signal() : kExitFatal;
     }
   }
-  std::string verdict = std::to_string(rc);
-  comm.broadcast(verdict, 0);
-  return comm.rank() == 0 ? rc : kExitOk;
+  if (stream) {
+    rc = kExitOk;
+    if (comm.rank() == 0) {
+      try {
+        rc = restore_one_rank(opt, log);
+      } catch (const Fatal& f) {
+        log.error(f.what());
+        rc = interrupted() ? 128 + interrupt_signal() : kExitFatal;
+      }
+    }
+    std::string verdict = std::to_string(rc);
+    comm.broadcast(verdict, 0);
+    if (comm.rank() != 0) rc = kExitOk;
+  }
+  if (comm.rank() == 0 && !damaged.empty() && rc <= kExitFatal) rc = drop_damaged(opt, damaged, log, rc);
+  return rc;
 }
 
 int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {

@@ -1,12 +1,16 @@
 // Process-wide runtime facts: how many threads a rank should use, and the interrupt flag set
-// by SIGINT/SIGTERM (Slurm sends SIGTERM at a time limit or on scancel). The handler only
-// sets a flag and removes registered temporary files: the pipeline notices the flag at its
-// next step, all ranks agree to abort, and temporary output is removed.
+// by SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 (Slurm sends SIGTERM at a time limit or on
+// scancel; Open MPI's mpirun answers a SIGINT/SIGTERM/SIGHUP with SIGCONT to every rank, SIGTERM
+// a second later and SIGKILL a second after that, and forwards SIGUSR1/SIGUSR2). The handler sets the flag
+// and removes the registered temporary files at once (unlink is async-signal-safe), so nothing
+// of the run is left even if a SIGKILL follows; the pipeline notices the flag at its next block,
+// all ranks agree to stop, and exit 128+N. A watchdog ends the process if that takes too long.
 #include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <clocale>
 #include <chrono>
 #include <cstdlib>
@@ -17,33 +21,40 @@
 
 namespace pbackup {
 namespace {
-volatile sig_atomic_t g_interrupted = 0;
+// std::atomic<int> is lock-free here, so reading and writing it in a handler is safe.
+std::atomic<int> g_interrupted{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the interrupt flag must be lock-free");
 int g_local_ranks = 0;  // ranks on this node, from MPI (0: unknown)
 
 // Fixed buffers, so the signal path can unlink without allocating.
 constexpr int kMaxTemps = 8;
 char g_temps[kMaxTemps][4096];
 std::atomic<int> g_ntemps{0};
+static_assert(std::atomic<int>::is_always_lock_free);
 
 void remove_temps() {
-  for (int i = 0; i < g_ntemps.load(); ++i) ::unlink(g_temps[i]);
+  for (int i = 0, n = g_ntemps.load(); i < n; ++i) ::unlink(g_temps[i]);
 }
 
+// A second signal changes nothing: the watchdog ends the process within kStopGrace anyway, and
+// dying at once would skip aborting a cloud upload (mpirun under scancel sends a second SIGTERM
+// a second after Slurm's own).
 void on_signal(int sig) {
-  if (g_interrupted) {  // second signal: remove temporary files and stop now
-    remove_temps();
-    signal(sig, SIG_DFL);
-    raise(sig);
-  }
-  g_interrupted = sig;
+  int saved = errno;
+  remove_temps();
+  int none = 0;
+  g_interrupted.compare_exchange_strong(none, sig);
+  errno = saved;
 }
 
-// Gives the pipeline 10 s to stop cleanly after a signal, then cleans up and exits.
+// Gives the pipeline kStopGrace to stop cleanly after a signal (every rank agrees, rank 0
+// aborts a cloud upload), then removes temporary files again and exits 128+N.
+constexpr auto kStopGrace = std::chrono::milliseconds(1500);
 void watchdog() {
-  while (!g_interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  std::this_thread::sleep_for(std::chrono::seconds(10));
+  while (!g_interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(kStopGrace);
   remove_temps();
-  const char msg[] = "pbackup: interrupted; did not stop within 10 s, exiting\n";
+  const char msg[] = "pbackup: interrupted; the run did not stop within 1.5 s, exiting now (temporary files removed)\n";
   if (::write(2, msg, sizeof msg - 1) < 0) {}
   ::_exit(128 + g_interrupted);
 }
@@ -58,17 +69,31 @@ void register_temp_files(const std::vector<std::string>& paths) {
     ++n;
   }
   g_ntemps = n;
+  if (g_interrupted) remove_temps();  // a signal came before the names were known
 }
 
-bool interrupted() { return g_interrupted != 0; }
-int interrupt_signal() { return g_interrupted; }
+void interrupt_from_peer(int sig) { on_signal(sig); }
+
+bool interrupted() { return g_interrupted.load(std::memory_order_relaxed) != 0; }
+int interrupt_signal() { return g_interrupted.load(); }
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGHUP: return "SIGHUP";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGUSR2: return "SIGUSR2";
+    default: return "a signal";
+  }
+}
 
 void install_signal_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&sa.sa_mask, s);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) sigaction(s, &sa, nullptr);
   std::thread(watchdog).detach();
 }
 

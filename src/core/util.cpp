@@ -24,11 +24,19 @@ void throw_sys(const std::string& what, const std::string& path, int err) {
   throw Fatal(sys_message(what, path, err));
 }
 
+std::string host_name() {
+  static const std::string name = [] {
+    char b[256] = {};
+    if (::gethostname(b, sizeof b - 1) != 0) return std::string("?");
+    return std::string(b);
+  }();
+  return name;
+}
+
 // ---- Log ----
 void Log::line(const char* tag, const std::string& msg, bool with_rank) {
-  std::string s = "pbackup";
-  if (with_rank) s += "[" + std::to_string(rank_) + "]";
-  s += ": ";
+  std::string s = "pbackup: ";
+  if (with_rank && world_ > 1) s += "rank " + std::to_string(rank_) + " (" + host_name() + "): ";
   if (*tag) s += std::string(tag) + ": ";
   s += msg;
   s += "\n";

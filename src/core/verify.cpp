@@ -319,6 +319,12 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
       }
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // Files the backup could not read in full (zeros in the archive): the archive is intact,
+    // but it does not hold them.
+    for (const auto& d : m.damaged) {
+      log.error(quote(d) + ": damaged at backup time (could not be read in full; the archive holds zeros for it)");
+      ++bad;
+    }
     if (bad) {
       std::fprintf(stderr, "pbackup: verify %s: FAILED: %zu problem(s) in %zu fragment(s), %zu block record(s)\n",
                    m.archive.c_str(), bad, nfrag, m.blocks.size());

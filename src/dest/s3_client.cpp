@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "pbackup/error.h"
+#include "pbackup/pipeline.h"
 
 namespace pbackup {
 
@@ -664,6 +665,12 @@ struct S3Client::Impl {
       curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
       curl_easy_setopt(c, CURLOPT_SEEKDATA, &t);
       curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+      // An upload stops at a signal (the backup is stopping and aborts the multipart upload;
+      // a 64 MiB part would hold it past mpirun's SIGKILL). Aborts and deletes are not PUTs.
+      curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+      curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, +[](void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+        return interrupted() ? 1 : 0;
+      });
     } else if (r.method == "POST") {
       curl_easy_setopt(c, CURLOPT_POST, 1L);
       curl_easy_setopt(c, CURLOPT_POSTFIELDS, r.body.empty() ? "" : r.body.data());
@@ -740,6 +747,8 @@ struct S3Client::Impl {
       double wait = std::uniform_real_distribution<double>(window / 2, window)(rng);
       wait = std::max(wait, double(retry_after_s));
       bool budget_left = elapsed() + wait < double(cfg.retry_budget_s);
+      // interrupted (a signal): no more retries, the backup is stopping and aborts its upload
+      if (interrupted()) throw Fatal(scrub("S3 " + r.op + " " + target(r) + ": " + last + "; interrupted, not retried"));
       if (n >= cfg.max_attempts || !budget_left) {
         std::string why =
             n >= cfg.max_attempts
@@ -751,7 +760,9 @@ struct S3Client::Impl {
       }
       tell("S3 " + r.op + " " + target(r) + ": " + last + "; retrying in " + fmt_seconds(wait) +
            " (attempt " + std::to_string(n + 1) + " of " + std::to_string(cfg.max_attempts) + ")");
-      std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+      for (auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait));
+           Clock::now() < until && !interrupted();)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
 

@@ -83,4 +83,20 @@ wait "$pid" || rc=$?
 expect_ok plain list --source "s3://$B/proj1/a.tar.gz"   # the server is fine
 run_rc rc "$PBACKUP" list --source "s3://$B/killed/k.tar.bz2"
 [ "$rc" -ne 0 ] || fail "an archive object exists after an interrupted upload"
-pass "interrupted upload left no object"
+# the interrupted run aborted its multipart upload (DESIGN.md §7): none is left in progress
+# (ListMultipartUploads; the query parameters sorted, as SigV4 signs them and curl does not)
+s3_list_uploads() {
+  local user pass
+  user=$("$PYTHON" -c 'import sys,urllib.parse as u; print(u.quote(sys.argv[1], safe=""))' "$S3_KEY")
+  pass=$("$PYTHON" -c 'import sys,urllib.parse as u; print(u.quote(sys.argv[1], safe=""))' "$S3_SECRET")
+  curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+    "http://$user:$pass@${S3_ENDPOINT#http://}/$B?prefix=$1&uploads=" -o "$2"
+}
+s3_list_uploads "killed%2F" "$WORK/uploads.xml" || fail "cannot list multipart uploads"
+grep -q "<ListMultipartUploadsResult" "$WORK/uploads.xml" || { cat "$WORK/uploads.xml" >&2; fail "no multipart upload listing"; }
+if grep -q "<UploadId>" "$WORK/uploads.xml"; then
+  cat "$WORK/uploads.xml" >&2; cat "$WORK/kill.out" >&2
+  fail "the interrupted backup left its multipart upload in progress"
+fi
+grep -q "interrupted by SIGTERM" "$WORK/kill.out" || { cat "$WORK/kill.out" >&2; fail "the interrupted backup did not say so"; }
+pass "interrupted upload (exit $rc) left no object and no multipart upload"

@@ -318,3 +318,14 @@ TEST_CASE("a \\u escape without four hex digits is a Fatal, not std::invalid_arg
   CHECK_THROWS_AS(manifest_from_json("{\"pbackup_manifest\": 1, \"command\": \"a\\u\\p bc\"}"), Fatal);
   CHECK_THROWS_AS(manifest_from_json("{\"pbackup_manifest\": 1, \"command\": \"\\uZZZZ\"}"), Fatal);
 }
+
+TEST_CASE("manifest: the damaged list round-trips and is absent when empty") {
+  Manifest m;
+  m.format = "tar";
+  m.codec = "gzip";
+  m.archive = "a.tar.gz";
+  CHECK(manifest_to_json(m).find("damaged") == std::string::npos);
+  m.damaged = {"root/gone \"quoted\".bin", "root/swap.bin"};
+  Manifest back = manifest_from_json(manifest_to_json(m));
+  CHECK(back.damaged == m.damaged);
+}
