@@ -123,7 +123,7 @@ int Extractor::open_parent(const std::string& path, std::string& leaf) {
 
 // Walks `dir_path` from the restore directory without following symlinks, creating missing
 // directories if `create`.
-int Extractor::walk(const std::string& path, bool create) {
+int Extractor::walk(const std::string& path, bool create, bool* missing) {
   int fd = ::dup(root_);
   if (fd < 0) throw_sys("cannot open", dir_, errno);
   size_t start = 0;
@@ -148,6 +148,10 @@ int Extractor::walk(const std::string& path, bool create) {
     if (next < 0) {
       int err = errno;
       ::close(fd);
+      if (missing && err == ENOENT) {
+        *missing = true;
+        return -1;
+      }
       if (err == ELOOP || err == ENOTDIR)
         throw Fatal(quote(path) + ": " + quote(path.substr(0, slash)) + " is a symlink or not a directory; nothing is extracted through it");
       throw_sys("cannot open directory", dir_ + "/" + path.substr(0, slash), err);
@@ -224,6 +228,24 @@ void Extractor::remove_file(const std::string& path) {
   std::string leaf;
   int parent = open_parent(path, leaf);
   if (::unlinkat(parent, leaf.c_str(), 0) != 0 && errno != ENOENT) throw_sys("cannot remove damaged", dir_ + "/" + path, errno);
+}
+
+bool Extractor::remove_damaged(const std::string& path, const struct timespec& since) {
+  size_t slash = path.rfind('/');
+  std::string leaf = slash == std::string::npos ? path : path.substr(slash + 1);
+  bool missing = false;
+  Fd parent(walk(slash == std::string::npos ? "" : path.substr(0, slash), false, &missing));
+  if (missing) return false;
+  struct stat st {};
+  if (::fstatat(parent.get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return false;
+    throw_sys("cannot stat", dir_ + "/" + path, errno);
+  }
+  bool ours = st.st_ctim.tv_sec > since.tv_sec || (st.st_ctim.tv_sec == since.tv_sec && st.st_ctim.tv_nsec >= since.tv_nsec);
+  if (!S_ISREG(st.st_mode) || !ours) return false;
+  if (::unlinkat(parent.get(), leaf.c_str(), 0) != 0 && errno != ENOENT) throw_sys("cannot remove damaged", dir_ + "/" + path, errno);
+  forget_cached_dirs();
+  return true;
 }
 
 void Extractor::make_dir(const std::string& path) {

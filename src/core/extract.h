@@ -5,6 +5,7 @@
 // and all metadata (owners, modes, times; directories deepest first) are applied at the end.
 #pragma once
 #include <cstdint>
+#include <ctime>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -50,6 +51,11 @@ class Extractor {
   void make_dir(const std::string& path);
   // Removes a file whose data turned out damaged, so nothing partial is left looking complete.
   void remove_file(const std::string& path);
+  // remove_file for a name the manifest lists as damaged, after the restore: looked up without
+  // creating directories, and removed only if it is a regular file changed at or after `since`
+  // (so this restore made it); a file that was in the restore directory before is no business
+  // of the damaged list. Returns whether it removed one.
+  bool remove_damaged(const std::string& path, const struct timespec& since);
   // Directories this extractor created because a member lay below them (not make_dir's).
   std::vector<std::string> implied_dirs() const;
   // Creates links and fifos, then applies metadata; directories last, deepest first.
@@ -63,7 +69,8 @@ class Extractor {
   int open_parent(const std::string& path, std::string& leaf);
   // A new fd the caller closes; missing directories are created (and remembered as implied)
   // unless `create` is false.
-  int walk(const std::string& dir_path, bool create = true);
+  // With `missing`, a missing directory (create false) sets it and returns -1 instead of throwing.
+  int walk(const std::string& dir_path, bool create = true, bool* missing = nullptr);
   void forget_cached_dirs();
   int root_ = -1;
   std::string dir_;

@@ -14,9 +14,12 @@
 
 #include <cerrno>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <set>
+#include <utility>
 
 #include "codec/gunzip_stream.h"
 #include "core/extract.h"
@@ -267,6 +270,10 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
   uint64_t entries = 0, bytes = 0;
   bool member_failed = false;
   std::vector<bool> matched(opt.only.size(), false);
+  // The regular files this restore created (device, inode): a hard link that carries data (pax,
+  // cpio) writes into its target's inode, which must be one of these, never a file that was in
+  // the restore directory before (perhaps a hard link to a file outside it).
+  std::set<std::pair<dev_t, ino_t>> made;
   const std::string src = quote(opt.source);
   int rc = in_directory(opt.restore_to, [&]() -> int {
     for (bool have_first = true;; have_first = false) {
@@ -297,6 +304,15 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
       if (!path_selected(name, opt.only)) continue;
       for (size_t k = 0; k < opt.only.size(); ++k)
         if (path_selected(name, {opt.only[k]})) matched[k] = true;
+      if (hl && archive_entry_size(e) > 0) {
+        struct stat st {};
+        if (::lstat(link.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || !made.count({st.st_dev, st.st_ino})) {
+          log.error(quote(name) + ": a hard link carrying data to " + quote(link) +
+                    ", which is not a file this restore created; not extracted (nothing is written through it)");
+          member_failed = true;
+          continue;
+        }
+      }
       archive_entry_set_pathname(e, name.c_str());
       if (hl) archive_entry_set_hardlink(e, link.c_str());
       r = archive_write_header(out.a, e);
@@ -337,6 +353,9 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
         log.error(quote(opt.restore_to + "/" + name) + ": " + write_error(out));
         member_failed = true;
       }
+      struct stat st {};
+      if (!hl && archive_entry_filetype(e) == AE_IFREG && ::lstat(name.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+        made.insert({st.st_dev, st.st_ino});
       ++entries;
     }
     read_to_end(oa);
@@ -364,14 +383,16 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
 
 // Rank 0, after a restore from an archive whose manifest lists damaged files (read.cpp): they
 // hold zeros, so they are removed (or never were there) and named; the restore exits 2.
-static int drop_damaged(const RestoreOptions& opt, const std::vector<std::string>& damaged, Log& log, int rc) {
+// Only names this restore wrote are removed (changed since `start`), and no directory is made
+// looking for them: a hostile list cannot delete what was in the restore directory before.
+static int drop_damaged(const RestoreOptions& opt, const std::vector<std::string>& damaged, const timespec& start, Log& log, int rc) {
   std::unique_ptr<Extractor> x;
   for (std::string name : damaged) {
     std::string why;
     if (!sanitize_member(name, why) || !path_selected(name, opt.only)) continue;
     try {
       if (!x) x = std::make_unique<Extractor>(opt.restore_to);
-      x->remove_file(name);
+      x->remove_damaged(name, start);
     } catch (const std::exception& e) {
       log.error(e.what());
     }
@@ -387,6 +408,9 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   // streams it through libarchive and the others wait for its verdict.
   std::string plan;
   std::vector<std::string> damaged;  // rank 0: from the manifest
+  // File times come from the coarse clock: anything this restore creates is changed at or after this.
+  timespec start{};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &start);
   if (comm.rank() == 0) {
     ByteWriter w;
     try {
@@ -437,7 +461,7 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
     comm.broadcast(verdict, 0);
     if (comm.rank() != 0) rc = kExitOk;
   }
-  if (comm.rank() == 0 && !damaged.empty() && rc <= kExitFatal) rc = drop_damaged(opt, damaged, log, rc);
+  if (comm.rank() == 0 && !damaged.empty() && rc <= kExitFatal) rc = drop_damaged(opt, damaged, start, log, rc);
   return rc;
 }
 
