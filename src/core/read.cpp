@@ -6,7 +6,9 @@
 // be opened since the scan, is no longer a regular file (a fifo swapped in would block the
 // read forever: the open is O_NONBLOCK and the type checked by fstat), a read error, or it
 // shrank while read. A file that grew or changed while read keeps a warning (exit 1), as GNU
-// tar does. Paths at or over PATH_MAX are opened in pieces relative to a directory fd.
+// tar does. Paths at or over PATH_MAX are opened in pieces relative to a directory fd. Below a
+// source root nothing is opened through a symlink: a directory swapped for a symlink to
+// elsewhere after the scan makes its files damaged, never read from outside the tree.
 #include "core/read.h"
 
 #include <fcntl.h>
@@ -54,6 +56,29 @@ int open_long_path(const std::string& path, int flags) {
   return fd;
 }
 
+int open_below_root(const std::string& disk, const std::string& archive_path, int flags) {
+  size_t first = archive_path.find('/');
+  if (first == std::string::npos) return open_long_path(disk, flags);  // the root itself
+  std::string_view tail(archive_path);
+  tail.remove_prefix(first + 1);
+  if (disk.size() <= tail.size() || disk.compare(disk.size() - tail.size(), tail.size(), tail) != 0 ||
+      disk[disk.size() - tail.size() - 1] != '/')
+    return open_long_path(disk, flags | O_NOFOLLOW);  // not ROOT/tail: cannot happen for scanned paths
+  int dir = open_long_path(disk.substr(0, disk.size() - tail.size()), O_RDONLY | O_DIRECTORY);
+  while (dir >= 0) {
+    size_t slash = tail.find('/');
+    std::string comp(tail.substr(0, slash));
+    int next = ::openat(dir, comp.c_str(), slash == std::string_view::npos ? flags | O_CLOEXEC : O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int saved = errno;
+    ::close(dir);
+    errno = saved;
+    if (slash == std::string_view::npos) return next;
+    tail.remove_prefix(slash + 1);
+    dir = next;
+  }
+  return -1;
+}
+
 void FileData::damaged(const Entry& e, const std::string& why) {
   log_.warn(why + "; stored as zeros and listed as damaged in the manifest (restore will not create it)");
   std::lock_guard<std::mutex> l(mu_);
@@ -67,11 +92,14 @@ std::vector<std::string> FileData::take_damaged() {
 
 void FileData::read(const Entry& e, const std::string& disk, uint64_t offset, uint64_t length, bool last, char* out) {
   const int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
-  Fd fd(open_long_path(disk, flags | O_NOATIME));
-  if (!fd && errno == EPERM) fd = Fd(open_long_path(disk, flags));
+  Fd fd(open_below_root(disk, e.path, flags | O_NOATIME));
+  if (!fd && errno == EPERM) fd = Fd(open_below_root(disk, e.path, flags));
   if (!fd) {
     std::memset(out, 0, length);
-    damaged(e, sys_message(errno == ENOENT ? "file vanished since the scan:" : "cannot open", disk, errno));
+    if (errno == ELOOP || errno == ENOTDIR)
+      damaged(e, quote(disk) + ": it or a directory on its path was replaced by a symlink (or other file) since the scan; not read through it");
+    else
+      damaged(e, sys_message(errno == ENOENT ? "file vanished since the scan:" : "cannot open", disk, errno));
     return;
   }
   struct stat st {};

@@ -13,6 +13,12 @@ namespace pbackup {
 // as directories, each relative to the last (as GNU tar does). -1 and errno on failure.
 int open_long_path(const std::string& path, int flags);
 
+// Opens `disk`, the on-disk path of archive path `archive_path` (ROOT/a/b/leaf), without
+// following a symlink anywhere below the source root: the root's path is opened as given, then
+// each directory below it with O_NOFOLLOW, then the leaf with `flags`. A directory swapped for a
+// symlink after the scan fails with ELOOP/ENOTDIR instead of reading outside the source tree.
+int open_below_root(const std::string& disk, const std::string& archive_path, int flags);
+
 class FileData final : public DataSource {
  public:
   explicit FileData(Log& log) : log_(log) {}

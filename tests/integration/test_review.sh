@@ -7,7 +7,11 @@
 #    A hard link carrying data to a file the same restore made still works (pax, cpio newc);
 #  - a manifest whose "damaged" list names files the archive does not hold: restore deleted a
 #    file that was in the restore directory before and made directories for the others; now it
-#    names them (exit 2) and leaves the restore directory's old files and tree alone.
+#    names them (exit 2) and leaves the restore directory's old files and tree alone;
+#  - a directory of the source tree swapped for a symlink to a directory outside it between the
+#    scan and the read: the backup stored the outside files' contents under the tree's names
+#    (exit 1, "storing the new one"); now nothing below a source root is opened through a
+#    symlink: the files are damaged (zeros, named, listed), no outside byte is in the archive.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_work
@@ -70,3 +74,39 @@ for n in 1 2; do
   grep -q "'precious': damaged at backup time" "$WORK/last.err" || { show_last; fail "-n $n: damaged names not listed"; }
 done
 pass "the damaged list removes only what this restore made"
+
+# ---------------------------------------------------------------- directory swapped for a symlink
+for algo in gzip zip; do
+  ext=$(algo_ext "$algo")
+  D="$WORK/swap_$algo"
+  mkdir -p "$D/src/t/sub/deep" "$D/out" "$D/secret/deep"
+  echo dummy-contents-longer-1 >"$D/src/t/sub/key" && echo dummy-contents-longer-2 >"$D/src/t/sub/deep/k2" && echo keep >"$D/src/t/a"
+  echo TOPSECRET-KEY >"$D/secret/key" && echo TOPSECRET-K2 >"$D/secret/deep/k2"
+  info "$algo: a directory swapped for a symlink to outside after the scan"
+  PBACKUP_TEST_PAUSE_AFTER_SCAN=3 timeout 60 "$PBACKUP" backup --sources "$D/src/t" --output-dir "$D/out" \
+    --algo "$algo" --name s --log-level info --no-progress >"$WORK/s.out" 2>"$WORK/s.err" &
+  pid=$!
+  for i in $(seq 1 400); do grep -q "scanned" "$WORK/s.err" && break; sleep 0.05; done
+  grep -q "scanned" "$WORK/s.err" || fail "$algo: the backup did not report its scan"
+  mv "$D/src/t/sub" "$D/src/t/sub.old"
+  ln -s "$D/secret" "$D/src/t/sub"
+  rc=0
+  wait "$pid" || rc=$?
+  ! grep -aq TOPSECRET "$D/out/s.$ext" && ! (cd "$D/out" && "$PYTHON" -c "
+import sys, tarfile, zipfile
+n = sys.argv[1]
+if n.endswith('.zip'):
+    z = zipfile.ZipFile(n); data = b''.join(z.read(i) for i in z.namelist())
+else:
+    t = tarfile.open(n); data = b''.join(t.extractfile(m).read() for m in t if m.isfile())
+sys.exit(0 if b'TOPSECRET' in data else 1)" "s.$ext") ||
+    fail "$algo: the backup read files outside the source tree through a directory swapped for a symlink"
+  [ "$rc" -eq 1 ] || { cat "$WORK/s.err" >&2; fail "$algo: expected exit 1, got $rc"; }
+  grep -q "sub/key.*replaced by a symlink" "$WORK/s.err" || { cat "$WORK/s.err" >&2; fail "$algo: the file is not named"; }
+  "$PYTHON" - "$D/out/s.$ext.manifest.json" <<'PY' || fail "$algo: the manifest does not list the files as damaged"
+import json, sys
+d = json.load(open(sys.argv[1])).get("damaged", [])
+sys.exit(0 if d == ["t/sub/deep/k2", "t/sub/key"] else print("damaged:", d) or 1)
+PY
+done
+pass "a directory swapped for a symlink is never read through"
