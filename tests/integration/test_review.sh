@@ -12,6 +12,9 @@
 #    scan and the read: the backup stored the outside files' contents under the tree's names
 #    (exit 1, "storing the new one"); now nothing below a source root is opened through a
 #    symlink: the files are damaged (zeros, named, listed), no outside byte is in the archive.
+#  - `nohup pbackup backup ...` (SIGHUP ignored, to outlive the login): pbackup installed its own
+#    SIGHUP handler, so logging out killed the backup (exit 129, no archive); now an ignored
+#    SIGHUP stays ignored and the backup completes. Without nohup SIGHUP still stops it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_work
@@ -110,3 +113,28 @@ sys.exit(0 if d == ["t/sub/deep/k2", "t/sub/key"] else print("damaged:", d) or 1
 PY
 done
 pass "a directory swapped for a symlink is never read through"
+
+# ---------------------------------------------------------------- nohup
+info "nohup: SIGHUP stays ignored"
+mkdir -p "$WORK/hup/src" "$WORK/hup/o1" "$WORK/hup/o2"
+echo data >"$WORK/hup/src/f"
+for how in nohup plain; do
+  out="$WORK/hup/o1"
+  [ "$how" = plain ] && out="$WORK/hup/o2"
+  launcher=()
+  [ "$how" = nohup ] && launcher=(nohup)
+  PBACKUP_TEST_PAUSE_AFTER_SCAN=2 "${launcher[@]}" "$PBACKUP" backup --sources "$WORK/hup/src" --output-dir "$out" \
+    --name h --log-level info --no-progress >"$WORK/hup.out" 2>"$WORK/hup.err" &
+  pid=$!
+  for i in $(seq 1 400); do grep -q "scanned" "$WORK/hup.err" && break; sleep 0.05; done
+  kill -HUP "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  if [ "$how" = nohup ]; then
+    [ "$rc" -eq 0 ] || { cat "$WORK/hup.err" >&2; fail "nohup pbackup: SIGHUP stopped the backup (exit $rc)"; }
+    expect_ok plain verify --source "$out/h.tar.gz"
+  else
+    [ "$rc" -eq 129 ] && [ -z "$(ls -A "$out")" ] || fail "SIGHUP without nohup: exit $rc (not 129) or files left"
+  fi
+done
+pass "nohup pbackup survives SIGHUP; without nohup SIGHUP stops it"
