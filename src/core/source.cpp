@@ -164,7 +164,11 @@ ArchiveSource load_set(Store& st, const std::string& dir, const std::string& bas
     if (split_part(n, b, k) && b == base) parts[k] = n;
   }
   if (parts.empty()) throw Fatal("no archive " + quote(base) + " and no fragments " + quote(base + ".part*") + " in " + quote(st.path(dir, "")));
+  // Ours count from 1 (split(1) from 0): a set found from 2 on lost its first fragment, and an
+  // uncompressed tar would restore from the second one on without a word.
   uint64_t expect = parts.begin()->first;
+  if (expect > 1)
+    throw Fatal("fragment 1 of " + quote(base) + " is missing (first found: " + quote(parts.begin()->second) + ")");
   for (auto& [k, n] : parts) {
     if (k != expect) throw Fatal("fragment " + std::to_string(expect) + " of " + quote(base) + " is missing (next found: " + quote(n) + ")");
     ++expect;

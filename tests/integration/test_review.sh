@@ -15,6 +15,9 @@
 #  - `nohup pbackup backup ...` (SIGHUP ignored, to outlive the login): pbackup installed its own
 #    SIGHUP handler, so logging out killed the backup (exit 129, no archive); now an ignored
 #    SIGHUP stays ignored and the backup completes. Without nohup SIGHUP still stops it.
+#  - a fragment set without a manifest whose first fragment is missing: the set was read from
+#    the second fragment on; an uncompressed tar whose second fragment starts at a header
+#    restored the rest with exit 0, the first file silently lost. Now exit 2 naming fragment 1.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_work
@@ -138,3 +141,19 @@ for how in nohup plain; do
   fi
 done
 pass "nohup pbackup survives SIGHUP; without nohup SIGHUP stops it"
+
+# ---------------------------------------------------------------- first fragment missing
+info "a manifest-less fragment set without its first fragment"
+mkdir -p "$WORK/frag/src" "$WORK/frag/set"
+head -c 9728 /dev/urandom >"$WORK/frag/src/f1"  # with its header exactly 10240 bytes: one fragment
+head -c 20000 /dev/urandom >"$WORK/frag/src/f2"
+(cd "$WORK/frag/src" && tar --format=gnu -cf "$WORK/frag/x.tar" f1 f2)
+(cd "$WORK/frag/set" && split -b 10240 -a 4 --numeric-suffixes=1 "$WORK/frag/x.tar" x.tar.part)
+expect_ok plain restore --source "$WORK/frag/set" --restore-to "$WORK/frag/r0"
+cmp "$WORK/frag/src/f1" "$WORK/frag/r0/f1" || fail "the whole set does not restore"
+rm "$WORK/frag/set/x.tar.part0001"
+run_rc rc run_pb restore --source "$WORK/frag/set" --restore-to "$WORK/frag/r1"
+[ "$rc" -eq 2 ] || { show_last; fail "first fragment missing: exit $rc, not 2"; }
+grep -q "fragment 1 of 'x.tar' is missing" "$WORK/last.err" || { show_last; fail "the missing fragment is not named"; }
+[ ! -e "$WORK/frag/r1/f2" ] || fail "first fragment missing: the rest was restored"
+pass "a set without its first fragment is refused"
