@@ -383,6 +383,25 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
 
 // Rank 0, after a restore from an archive whose manifest lists damaged files (read.cpp): they
 // hold zeros, so they are removed (or never were there) and named; the restore exits 2.
+// The time from which files this restore writes have their ctime: the ctime of a file made in
+// the restore directory now (the file system's clock, which on a shared file system may not be
+// this node's), else this node's coarse clock, which file times also come from.
+static timespec restore_started(const std::string& dir) {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+  try {
+    make_dirs(dir, "cannot create restore directory");
+  } catch (const Fatal&) {
+    return now;
+  }
+  std::string probe = dir + "/.pbackup-probe-XXXXXX";
+  Fd fd(::mkostemp(probe.data(), O_CLOEXEC));
+  if (!fd) return now;
+  ::unlink(probe.c_str());
+  struct stat st {};
+  return ::fstat(fd.get(), &st) == 0 ? st.st_ctim : now;
+}
+
 // Only names this restore wrote are removed (changed since `start`), and no directory is made
 // looking for them: a hostile list cannot delete what was in the restore directory before.
 static int drop_damaged(const RestoreOptions& opt, const std::vector<std::string>& damaged, const timespec& start, Log& log, int rc) {
@@ -408,14 +427,13 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   // streams it through libarchive and the others wait for its verdict.
   std::string plan;
   std::vector<std::string> damaged;  // rank 0: from the manifest
-  // File times come from the coarse clock: anything this restore creates is changed at or after this.
-  timespec start{};
-  ::clock_gettime(CLOCK_REALTIME_COARSE, &start);
+  timespec start{};  // see restore_started
   if (comm.rank() == 0) {
     ByteWriter w;
     try {
       ArchiveSource s = resolve_source(opt.source, opt.original_base_filename);
       if (s.manifest) damaged = s.manifest->damaged;
+      if (!damaged.empty()) start = restore_started(opt.restore_to);
       std::string why_not;
       if (can_restore_in_parallel(s)) w.u8(1);
       else if (zip_restores_in_parallel(s, why_not)) w.u8(3);
