@@ -332,6 +332,8 @@ bool zip_restores_in_parallel(const ArchiveSource& s, std::string& why_not) {
       return false;
     }
     why_not = obstacle(dir->members);
+  } catch (const ZipOverlap&) {
+    throw;  // damage: streaming would silently drop members
   } catch (const std::exception& e) {
     why_not = e.what();
   }

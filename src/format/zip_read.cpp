@@ -1,7 +1,8 @@
 // See zip_read.h. Anything this reader does not handle as a plain single-disk zip (multi-disk
 // sets, data before the first member, a directory whose records do not add up, members that
 // overlap) makes it return nullopt, so the caller streams the archive through libarchive
-// instead (which reads local headers in order, so overlapping members cannot multiply).
+// instead. Members that overlap throw ZipOverlap: libarchive's seekable reader keeps one of
+// them and drops the others without a word.
 #include "format/zip_read.h"
 
 #include <sys/stat.h>
@@ -201,7 +202,9 @@ std::optional<ZipDirectory> read_zip_directory(uint64_t size, const ReadAt& read
   std::sort(spans.begin(), spans.end());
   for (size_t i = 0; i < spans.size(); ++i) {
     uint64_t next = i + 1 < spans.size() ? spans[i + 1].first : dir.offset;
-    if (spans[i].second > next) return std::nullopt;
+    if (spans[i].second > next)
+      throw ZipOverlap("zip members overlap (two central directory records share bytes at offset " +
+                       std::to_string(spans[i].first) + "; a zip bomb's trick): not restored");
   }
   return dir;
 }

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "pbackup/error.h"
+
 namespace pbackup {
 
 struct ZipMember {
@@ -32,9 +34,16 @@ struct ZipDirectory {
   uint64_t offset = 0;             // where the central directory starts (members end before it)
 };
 
+// Members whose bytes overlap (central records pointing into one another's data: a zip bomb's
+// trick, which unzip refuses). libarchive would silently restore only one of them, so this is
+// damage, not a reason to stream the archive.
+struct ZipOverlap : Fatal {
+  using Fatal::Fatal;
+};
+
 // The central directory of the archive of `size` bytes; nullopt if there is no end record (not
-// a zip) or the directory is not one this reader trusts (see zip_read.cpp). Throws only what
-// `read` throws.
+// a zip) or the directory is not one this reader trusts (see zip_read.cpp). Throws ZipOverlap
+// and what `read` throws.
 std::optional<ZipDirectory> read_zip_directory(uint64_t size, const ReadAt& read);
 
 // What a local header adds: where the data starts, and the owner from its "ux" field.

@@ -18,6 +18,10 @@
 #  - a fragment set without a manifest whose first fragment is missing: the set was read from
 #    the second fragment on; an uncompressed tar whose second fragment starts at a header
 #    restored the rest with exit 0, the first file silently lost. Now exit 2 naming fragment 1.
+#  - a zip whose second central record points at the first member's local header (overlapping
+#    members, a zip bomb's trick; unzip refuses it): our reader declined it, libarchive's
+#    seekable reader then restored one member and silently dropped the other, exit 0. Now
+#    exit 2 naming the overlap, nothing restored.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_work
@@ -157,3 +161,27 @@ run_rc rc run_pb restore --source "$WORK/frag/set" --restore-to "$WORK/frag/r1"
 grep -q "fragment 1 of 'x.tar' is missing" "$WORK/last.err" || { show_last; fail "the missing fragment is not named"; }
 [ ! -e "$WORK/frag/r1/f2" ] || fail "first fragment missing: the rest was restored"
 pass "a set without its first fragment is refused"
+
+# ---------------------------------------------------------------- overlapping zip members
+info "a zip with overlapping members"
+"$PYTHON" - "$WORK/overlap.zip" <<'PY'
+import io, struct, sys, zipfile
+b = io.BytesIO()
+with zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("a.txt", b"hello world " * 100)
+    z.writestr("b.txt", b"second file " * 100)
+d = bytearray(b.getvalue())
+first = d.find(b"PK\x01\x02")
+second = d.find(b"PK\x01\x02", first + 4)
+struct.pack_into("<I", d, second + 42, 0)  # b.txt's local header offset -> a.txt's
+open(sys.argv[1], "wb").write(d)
+PY
+for n in 1 2; do
+  R="$WORK/rz$n"
+  if [ "$n" -eq 1 ]; then run_rc rc run_pb restore --source "$WORK/overlap.zip" --restore-to "$R"
+  else run_rc rc run_mpi 2 restore --source "$WORK/overlap.zip" --restore-to "$R"; fi
+  [ "$rc" -eq 2 ] || { show_last; fail "-n $n: overlapping zip members: exit $rc, not 2"; }
+  grep -q "zip members overlap" "$WORK/last.err" || { show_last; fail "-n $n: the overlap is not named"; }
+  [ ! -e "$R/a.txt" ] || fail "-n $n: overlapping zip: members restored"
+done
+pass "overlapping zip members are refused"
