@@ -56,7 +56,20 @@ int open_long_path(const std::string& path, int flags) {
   return fd;
 }
 
-int open_below_root(const std::string& disk, const std::string& archive_path, int flags) {
+namespace {
+// The directory of the last file this thread opened below a root (files are read in path order,
+// so the next one mostly shares it): its path and an fd reached without following symlinks.
+struct ParentDir {
+  std::string path;
+  int fd = -1;
+  ~ParentDir() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+thread_local ParentDir t_parent;
+}  // namespace
+
+int open_below_root(const std::string& disk, const std::string& archive_path, int flags, bool cache) {
   size_t first = archive_path.find('/');
   if (first == std::string::npos) return open_long_path(disk, flags);  // the root itself
   std::string_view tail(archive_path);
@@ -64,19 +77,27 @@ int open_below_root(const std::string& disk, const std::string& archive_path, in
   if (disk.size() <= tail.size() || disk.compare(disk.size() - tail.size(), tail.size(), tail) != 0 ||
       disk[disk.size() - tail.size() - 1] != '/')
     return open_long_path(disk, flags | O_NOFOLLOW);  // not ROOT/tail: cannot happen for scanned paths
-  int dir = open_long_path(disk.substr(0, disk.size() - tail.size()), O_RDONLY | O_DIRECTORY);
-  while (dir >= 0) {
-    size_t slash = tail.find('/');
-    std::string comp(tail.substr(0, slash));
-    int next = ::openat(dir, comp.c_str(), slash == std::string_view::npos ? flags | O_CLOEXEC : O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int saved = errno;
-    ::close(dir);
-    errno = saved;
-    if (slash == std::string_view::npos) return next;
-    tail.remove_prefix(slash + 1);
-    dir = next;
+  const size_t leaf_at = disk.rfind('/') + 1;  // inside the tail: tail's components are whole names
+  const std::string_view parent(disk.data(), leaf_at);
+  const std::string leaf = disk.substr(leaf_at);
+  ParentDir uncached;
+  ParentDir& c = cache ? t_parent : uncached;
+  if (c.fd < 0 || c.path != parent) {
+    int dir = open_long_path(disk.substr(0, disk.size() - tail.size()), O_RDONLY | O_DIRECTORY);
+    for (size_t slash; dir >= 0 && (slash = tail.find('/')) != std::string_view::npos; tail.remove_prefix(slash + 1)) {
+      std::string comp(tail.substr(0, slash));
+      int next = ::openat(dir, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      int saved = errno;
+      ::close(dir);
+      errno = saved;
+      dir = next;
+    }
+    if (dir < 0) return -1;
+    if (c.fd >= 0) ::close(c.fd);
+    c.fd = dir;
+    c.path = parent;
   }
-  return -1;
+  return ::openat(c.fd, leaf.c_str(), flags | O_CLOEXEC);
 }
 
 void FileData::damaged(const Entry& e, const std::string& why) {

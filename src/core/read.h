@@ -17,7 +17,9 @@ int open_long_path(const std::string& path, int flags);
 // following a symlink anywhere below the source root: the root's path is opened as given, then
 // each directory below it with O_NOFOLLOW, then the leaf with `flags`. A directory swapped for a
 // symlink after the scan fails with ELOOP/ENOTDIR instead of reading outside the source tree.
-int open_below_root(const std::string& disk, const std::string& archive_path, int flags);
+// With `cache`, the calling thread keeps the last directory's fd for the next call (files are
+// read in path order); a directory swapped after it was opened is then still the one scanned.
+int open_below_root(const std::string& disk, const std::string& archive_path, int flags, bool cache = true);
 
 class FileData final : public DataSource {
  public:

@@ -88,7 +88,7 @@ bool read_link(int dirfd, const char* name, const std::string& disk, std::string
 
 // Scans one directory: its children become entries, subdirectories become tasks.
 void scan_dir(const DirTask& t, EntryList& out, std::vector<DirTask>& subdirs, Log& log) {
-  int fd = open_below_root(t.disk, t.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  int fd = open_below_root(t.disk, t.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, false);
   if (fd < 0) {
     log.warn(sys_message("cannot open directory", t.disk, errno));
     return;
