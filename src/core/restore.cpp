@@ -21,10 +21,10 @@
 #include "codec/gunzip_stream.h"
 #include "core/extract.h"
 #include "core/parallel_restore.h"
-#include "dest/file_util.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 #include "pbackup/source.h"
+#include "util/file_util.h"
 
 namespace pbackup {
 namespace {

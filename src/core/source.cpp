@@ -20,10 +20,10 @@
 #include <set>
 #include <sstream>
 
-#include "dest/file_util.h"
 #include "dest/s3_shared.h"
 #include "pbackup/bytes.h"
 #include "pbackup/error.h"
+#include "util/file_util.h"
 
 namespace pbackup {
 namespace {

@@ -16,15 +16,15 @@
 #include <new>
 #include <set>
 
-#include "core/parallel.h"
 #include "core/parallel_restore.h"
-#include "dest/file_util.h"
 #include "format/tar_read.h"
 #include "pbackup/codec.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 #include "pbackup/sha256.h"
 #include "pbackup/source.h"
+#include "util/file_util.h"
+#include "util/parallel.h"
 
 namespace pbackup {
 namespace {

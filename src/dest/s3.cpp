@@ -11,13 +11,13 @@
 #include <map>
 #include <mutex>
 
-#include "core/parallel.h"
 #include "dest/registry.h"
 #include "dest/s3_shared.h"
 #include "pbackup/bytes.h"
 #include "pbackup/comm.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
+#include "util/parallel.h"
 
 namespace pbackup {
 
