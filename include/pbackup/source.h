@@ -2,16 +2,19 @@
 // by themselves in a directory (with or without our manifest), read in order as one stream.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "pbackup/manifest.h"
+#include "pbackup/store.h"
 
 namespace pbackup {
 
 struct ArchiveSource {
   std::string bucket;               // non-empty: files are object keys in this S3 bucket
+  std::shared_ptr<Store> store;     // where the files are read from (not sent: made from bucket)
   std::vector<std::string> files;   // in order; their concatenation is the archive
   std::vector<uint64_t> sizes;      // actual sizes on disk
   std::optional<Manifest> manifest;
@@ -24,7 +27,9 @@ struct ArchiveSource {
 // Throws Fatal naming what is missing or ambiguous.
 // With `lenient`, missing or short fragments listed in the manifest do not throw: they are
 // kept in `files` with their actual size (0 if missing) for verify to report one by one.
-ArchiveSource resolve_source(const std::string& source, const std::string& base_name, bool lenient = false);
+// An s3:// source is read with a client made from `s3` and the environment.
+ArchiveSource resolve_source(const std::string& source, const std::string& base_name, const S3Flags& s3,
+                             bool lenient = false);
 
 // Which file of the set holds archive byte `offset` (for messages about damage).
 std::string file_at(const ArchiveSource& s, uint64_t offset);
@@ -38,8 +43,9 @@ std::string display(const ArchiveSource& s, size_t i);
 // Whether file i exists (verify reports missing fragments one by one).
 bool file_exists(const ArchiveSource& s, size_t i);
 
-// For handing a resolved source from rank 0 to the others.
+// For handing a resolved source from rank 0 to the others (each makes its own store, from the
+// bucket and `s3`).
 std::string encode_source(const ArchiveSource& s);
-ArchiveSource decode_source(const std::string& bytes);
+ArchiveSource decode_source(const std::string& bytes, const S3Flags& s3);
 
 }  // namespace pbackup

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "cli/options.h"
-#include "dest/s3_shared.h"
 #include "mpi/mpi_comm.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
@@ -41,8 +40,6 @@ int main(int argc, char** argv) {
     std::fputs(p.help.c_str(), stdout);
     return kExitOk;
   }
-  if (p.command == Command::Backup) set_s3_flags(p.backup.s3_endpoint, p.backup.s3_region);
-  else set_s3_flags(p.restore.s3_endpoint, p.restore.s3_region);
   LocalComm local;
   std::unique_ptr<Comm> mpi;
   if (launched_by_mpi()) mpi = make_mpi_comm(argc, argv);

@@ -81,16 +81,6 @@ void wrong_size(const char* what, uint64_t expected, const char* more_or_less) {
               std::to_string(expected) + " bytes");
 }
 
-DeflateCompressor::DeflateCompressor(int level) : c_(libdeflate_alloc_compressor(level)) {
-  if (!c_) throw Fatal("libdeflate: cannot allocate a compressor (level " + std::to_string(level) + ")");
-}
-DeflateCompressor::~DeflateCompressor() { libdeflate_free_compressor(c_); }
-
-ZStreamGuard::~ZStreamGuard() {
-  if (deflating) deflateEnd(z);
-  else inflateEnd(z);
-}
-
 std::unique_ptr<Codec> make_gzip_codec(int level) { return std::make_unique<GzipCodec>(level); }
 
 }  // namespace pbackup

@@ -1,43 +1,18 @@
-// Codec registry internals: the factories of the codec files, helpers shared by the codecs,
-// and zlib/libdeflate helpers shared by the gzip codec and the zip format.
+// Codec registry internals: the factories of the codec files and helpers shared by the codecs.
+// (The zlib/libdeflate RAII wrappers, shared with the zip format, are in util/zlib_raii.h.)
 #pragma once
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "pbackup/codec.h"
-
-typedef struct z_stream_s z_stream;
-struct libdeflate_compressor;
+#include "util/zlib_raii.h"
 
 namespace pbackup {
 
 std::unique_ptr<Codec> make_gzip_codec(int level);
 std::unique_ptr<Codec> make_bzip2_codec(int level);
 std::unique_ptr<Codec> make_zstd_codec(int level);
-
-// An owned libdeflate compressor (one per block: allocation is cheap next to compression).
-class DeflateCompressor {
- public:
-  explicit DeflateCompressor(int level);
-  ~DeflateCompressor();
-  DeflateCompressor(const DeflateCompressor&) = delete;
-  DeflateCompressor& operator=(const DeflateCompressor&) = delete;
-  libdeflate_compressor* get() const { return c_; }
-
- private:
-  libdeflate_compressor* c_;
-};
-
-// Ends a z_stream on scope exit (deflateEnd or inflateEnd).
-struct ZStreamGuard {
-  z_stream* z;
-  bool deflating;
-  ZStreamGuard(z_stream* z_, bool deflating_) : z(z_), deflating(deflating_) {}
-  ~ZStreamGuard();
-  ZStreamGuard(const ZStreamGuard&) = delete;
-  ZStreamGuard& operator=(const ZStreamGuard&) = delete;
-};
 
 // An output buffer for `n` decompressed bytes: reserved (not touched) when `reserve_only`,
 // else sized. Out of memory is a Fatal naming `what`, not std::bad_alloc.

@@ -26,7 +26,6 @@
 #include <mutex>
 #include <thread>
 
-#include "core/parallel.h"
 #include "core/read.h"
 #include "pbackup/destination.h"
 #include "pbackup/error.h"
@@ -34,6 +33,7 @@
 #include "pbackup/pipeline.h"
 #include "pbackup/sha256.h"
 #include "pbackup/version.h"
+#include "util/parallel.h"
 
 namespace pbackup {
 namespace {

@@ -9,9 +9,9 @@
 #include <atomic>
 #include <cerrno>
 
-#include "core/parallel.h"
-#include "dest/file_util.h"
 #include "pbackup/error.h"
+#include "util/file_util.h"
+#include "util/parallel.h"
 
 namespace pbackup {
 

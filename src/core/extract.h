@@ -11,9 +11,9 @@
 #include <string_view>
 #include <vector>
 
-#include "dest/file_util.h"
 #include "pbackup/bytes.h"
 #include "pbackup/log.h"
+#include "util/file_util.h"
 
 namespace pbackup {
 

@@ -17,13 +17,13 @@
 #include <numeric>
 #include <set>
 
-#include "core/parallel.h"
 #include "format/tar_read.h"
 #include "pbackup/codec.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 #include "pbackup/sha256.h"
 #include "pbackup/source.h"
+#include "util/parallel.h"
 
 namespace pbackup {
 namespace {

@@ -16,12 +16,12 @@
 #include <mutex>
 #include <set>
 
-#include "core/parallel.h"
 #include "core/parallel_restore.h"
 #include "format/zip_read.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 #include "pbackup/source.h"
+#include "util/parallel.h"
 
 namespace pbackup {
 namespace {

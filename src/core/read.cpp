@@ -19,8 +19,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "dest/file_util.h"
 #include "pbackup/error.h"
+#include "util/file_util.h"
 
 namespace pbackup {
 

@@ -24,10 +24,10 @@
 #include "codec/gunzip_stream.h"
 #include "core/extract.h"
 #include "core/parallel_restore.h"
-#include "dest/file_util.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 #include "pbackup/source.h"
+#include "util/file_util.h"
 
 namespace pbackup {
 namespace {
@@ -52,50 +52,28 @@ struct WriteDisk {
 // are joined here.
 class JoinedFiles {
  public:
-  explicit JoinedFiles(const ArchiveSource& s) : s_(s), buf_(1 << 20) {
+  explicit JoinedFiles(const ArchiveSource& s) : s_(s) {
     for (uint64_t sz : s.sizes) total_ += sz;
   }
   static la_ssize_t read(archive* a, void* self, const void** out) {
     auto* j = static_cast<JoinedFiles*>(self);
     uint64_t base = 0;
     for (size_t i = 0; i < j->s_.files.size(); ++i) {
-      if (j->pos_ < base + j->s_.sizes[i] && !j->s_.bucket.empty()) {  // S3: ranged GETs of 8 MiB
+      if (j->pos_ < base + j->s_.sizes[i]) {
         try {
+          if (j->open_ != i) {
+            j->reader_ = j->s_.store->open(j->s_.files[i]);
+            j->open_ = i;
+          }
           uint64_t within = j->pos_ - base;
-          j->chunk_ = read_file_range(j->s_, i, within, std::min<uint64_t>(8 << 20, j->s_.sizes[i] - within));
+          std::string_view piece = j->reader_->read(within, j->s_.sizes[i] - within);
+          j->pos_ += piece.size();
+          *out = piece.data();
+          return static_cast<la_ssize_t>(piece.size());
         } catch (const std::exception& e) {
           archive_set_error(a, EIO, "%s", e.what());
           return -1;
         }
-        j->pos_ += j->chunk_.size();
-        *out = j->chunk_.data();
-        return static_cast<la_ssize_t>(j->chunk_.size());
-      }
-      if (j->pos_ < base + j->s_.sizes[i]) {
-        if (j->open_ != i) {
-          j->fd_ = Fd(::open(j->s_.files[i].c_str(), O_RDONLY | O_CLOEXEC));
-          if (!j->fd_) {
-            archive_set_error(a, errno, "cannot open %s: %s", j->s_.files[i].c_str(), std::strerror(errno));
-            return -1;
-          }
-          j->open_ = i;
-        }
-        uint64_t within = j->pos_ - base;
-        size_t want = static_cast<size_t>(std::min<uint64_t>(j->buf_.size(), j->s_.sizes[i] - within));
-        ssize_t n;
-        do n = ::pread(j->fd_.get(), j->buf_.data(), want, static_cast<off_t>(within));
-        while (n < 0 && errno == EINTR);
-        if (n < 0) {
-          archive_set_error(a, errno, "cannot read %s: %s", j->s_.files[i].c_str(), std::strerror(errno));
-          return -1;
-        }
-        if (n == 0) {
-          archive_set_error(a, EIO, "%s ended early", j->s_.files[i].c_str());
-          return -1;
-        }
-        j->pos_ += static_cast<uint64_t>(n);
-        *out = j->buf_.data();
-        return n;
       }
       base += j->s_.sizes[i];
     }
@@ -118,11 +96,9 @@ class JoinedFiles {
 
  private:
   const ArchiveSource& s_;
-  std::vector<char> buf_;
   uint64_t pos_ = 0, total_ = 0;
   size_t open_ = ~size_t{0};
-  Fd fd_;
-  std::string chunk_;
+  std::unique_ptr<StoreReader> reader_;  // file open_, read in order (store.h)
 };
 
 // The formats restore and list read: real archive formats only. Not libarchive's "all": its
@@ -162,9 +138,10 @@ struct OpenArchive {
     }
   }
 };
-void open_for_reading(ReadArchive& r, OpenArchive& o, const std::string& source, const std::string& base) {
+void open_for_reading(ReadArchive& r, OpenArchive& o, const RestoreOptions& opt) {
+  const std::string& source = opt.source;
   if (!r.a) throw Fatal("libarchive: out of memory");
-  o.source = resolve_source(source, base);
+  o.source = resolve_source(source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region});
   o.joined = std::make_unique<JoinedFiles>(o.source);
   archive_read_support_filter_all(r.a);
   support_archive_formats(r.a);
@@ -253,7 +230,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
   const auto t0 = std::chrono::steady_clock::now();
   OpenArchive oa;
   ReadArchive in;
-  open_for_reading(in, oa, opt.source, opt.original_base_filename);
+  open_for_reading(in, oa, opt);
   // The first header before anything is created: input that is no archive creates nothing.
   archive_entry* e = nullptr;
   int first = archive_read_next_header(in.a, &e);
@@ -431,7 +408,7 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   if (comm.rank() == 0) {
     ByteWriter w;
     try {
-      ArchiveSource s = resolve_source(opt.source, opt.original_base_filename);
+      ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region});
       if (s.manifest) damaged = s.manifest->damaged;
       if (!damaged.empty()) start = restore_started(opt.restore_to);
       std::string why_not;
@@ -456,7 +433,7 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   int rc = kExitOk;
   bool stream = mode == 0;
   if (!stream) {
-    ArchiveSource s = decode_source(r.str());
+    ArchiveSource s = decode_source(r.str(), {opt.s3_endpoint, opt.s3_region});
     try {
       rc = mode == 1 ? run_parallel_restore(comm, s, opt, log) : run_parallel_zip_restore(comm, s, opt, log);
       stream = rc == kExitRestream;  // names twice: stream it, so the last member wins
@@ -489,7 +466,7 @@ int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
     try {
       OpenArchive oa;
       ReadArchive in;
-      open_for_reading(in, oa, opt.source, opt.original_base_filename);
+      open_for_reading(in, oa, opt);
       archive_entry* e;
       while (true) {
         int r = archive_read_next_header(in.a, &e);

@@ -5,8 +5,6 @@
 // manifest's names are the original ones; only their ".partN" tail is used).
 #include "pbackup/source.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <unistd.h>
@@ -14,84 +12,16 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cerrno>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 
-#include "dest/file_util.h"
-#include "dest/s3_shared.h"
+#include "dest/s3_client.h"
 #include "pbackup/bytes.h"
 #include "pbackup/error.h"
 
 namespace pbackup {
 namespace {
-
-// Where fragments live: a local directory or an S3 prefix. Names are relative to `dir`.
-class Store {
- public:
-  virtual ~Store() = default;
-  virtual std::optional<uint64_t> size(const std::string& dir, const std::string& name) = 0;  // nullopt: absent
-  virtual std::string read_all(const std::string& dir, const std::string& name) = 0;
-  virtual std::vector<std::string> list(const std::string& dir) = 0;  // names, sorted
-  virtual std::string path(const std::string& dir, const std::string& name) = 0;
-  virtual std::string bucket() const { return ""; }
-};
-
-class LocalStore final : public Store {
- public:
-  std::optional<uint64_t> size(const std::string& dir, const std::string& name) override {
-    struct stat st {};
-    if (::stat(path(dir, name).c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return std::nullopt;
-    return static_cast<uint64_t>(st.st_size);
-  }
-  std::string read_all(const std::string& dir, const std::string& name) override {
-    std::string p = path(dir, name);
-    std::ifstream in(p, std::ios::binary);
-    if (!in) throw Fatal(sys_message("cannot read", p, errno));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-  std::vector<std::string> list(const std::string& dir) override {
-    std::vector<std::string> names;
-    DIR* d = ::opendir(dir.c_str());
-    if (!d) throw Fatal(sys_message("cannot open directory", dir, errno));
-    while (struct dirent* de = ::readdir(d))
-      if (de->d_name[0] != '.') names.push_back(de->d_name);
-    ::closedir(d);
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-  std::string path(const std::string& dir, const std::string& name) override { return dir + "/" + name; }
-};
-
-class S3Store final : public Store {
- public:
-  explicit S3Store(std::string bucket) : bucket_(std::move(bucket)) {}
-  std::optional<uint64_t> size(const std::string& dir, const std::string& name) override {
-    auto o = shared_s3_client().head_object(bucket_, path(dir, name));
-    if (!o) return std::nullopt;
-    return o->size;
-  }
-  std::string read_all(const std::string& dir, const std::string& name) override {
-    return shared_s3_client().get_object(bucket_, path(dir, name));
-  }
-  std::vector<std::string> list(const std::string& dir) override {
-    std::vector<std::string> names;
-    for (auto& o : shared_s3_client().list_objects(bucket_, dir.empty() ? "" : dir + "/")) {
-      std::string rest = o.key.substr(dir.empty() ? 0 : dir.size() + 1);
-      if (!rest.empty() && rest.find('/') == std::string::npos && rest[0] != '.') names.push_back(rest);
-    }
-    return names;
-  }
-  std::string path(const std::string& dir, const std::string& name) override { return dir.empty() ? name : dir + "/" + name; }
-  std::string bucket() const override { return bucket_; }
-
- private:
-  std::string bucket_;
-};
 
 // "NAME.part0012" -> ("NAME", 12); false for other names.
 bool split_part(const std::string& file, std::string& base, uint64_t& n) {
@@ -121,21 +51,21 @@ std::string fragment_tail(const Manifest& m, const std::string& fragment, const 
 }
 
 // The set named `base` in `dir`.
-ArchiveSource load_set(Store& st, const std::string& dir, const std::string& base, bool lenient) {
+ArchiveSource load_set(const std::shared_ptr<Store>& store, const std::string& dir, const std::string& base, bool lenient) {
+  Store& st = *store;
   ArchiveSource s;
   s.name = base;
   s.bucket = st.bucket();
-  const std::string man = base + ".manifest.json";
-  if (st.size(dir, man)) {
+  s.store = store;
+  const std::string man = st.join(dir, base + ".manifest.json");
+  if (st.size(man)) {
     // Parsed and checked for structure here, so restore, list and verify all get the checks.
-    const std::string shown = st.bucket().empty() ? st.path(dir, man) : "s3://" + st.bucket() + "/" + st.path(dir, man);
-    s.manifest = read_manifest(st.read_all(dir, man), shown);
-    s.manifest_path = st.path(dir, man);
+    s.manifest = read_manifest(st.read_all(man), st.display(man));
+    s.manifest_path = man;
     std::vector<std::string> problems;
     for (const auto& f : s.manifest->fragments) {
-      std::string name = base + fragment_tail(*s.manifest, f.name, man);
-      std::string p = st.path(dir, name);
-      auto size = st.size(dir, name);
+      std::string p = st.join(dir, base + fragment_tail(*s.manifest, f.name, base + ".manifest.json"));
+      auto size = st.size(p);
       if (!size) problems.push_back("fragment " + quote(p) + " is missing");
       else if (*size != f.size)
         problems.push_back("fragment " + quote(p) + " has " + std::to_string(*size) + " bytes, the manifest says " +
@@ -150,10 +80,10 @@ ArchiveSource load_set(Store& st, const std::string& dir, const std::string& bas
     }
     return s;
   }
-  if (auto size = st.size(dir, base)) {
+  if (auto size = st.size(st.join(dir, base))) {
     // GNU tar and gzip refuse an empty file; libarchive would read it as an empty tar
-    if (*size == 0) throw Fatal("archive " + quote(st.path(dir, base)) + " is empty (0 bytes): not an archive");
-    s.files.push_back(st.path(dir, base));
+    if (*size == 0) throw Fatal("archive " + quote(st.join(dir, base)) + " is empty (0 bytes): not an archive");
+    s.files.push_back(st.join(dir, base));
     s.sizes.push_back(*size);
     return s;
   }
@@ -163,7 +93,7 @@ ArchiveSource load_set(Store& st, const std::string& dir, const std::string& bas
     uint64_t k;
     if (split_part(n, b, k) && b == base) parts[k] = n;
   }
-  if (parts.empty()) throw Fatal("no archive " + quote(base) + " and no fragments " + quote(base + ".part*") + " in " + quote(st.path(dir, "")));
+  if (parts.empty()) throw Fatal("no archive " + quote(base) + " and no fragments " + quote(base + ".part*") + " in " + quote(st.join(dir, "")));
   // Ours count from 1 (split(1) from 0): a set found from 2 on lost its first fragment, and an
   // uncompressed tar would restore from the second one on without a word.
   uint64_t expect = parts.begin()->first;
@@ -172,19 +102,19 @@ ArchiveSource load_set(Store& st, const std::string& dir, const std::string& bas
   for (auto& [k, n] : parts) {
     if (k != expect) throw Fatal("fragment " + std::to_string(expect) + " of " + quote(base) + " is missing (next found: " + quote(n) + ")");
     ++expect;
-    s.files.push_back(st.path(dir, n));
-    s.sizes.push_back(st.size(dir, n).value_or(0));
+    s.files.push_back(st.join(dir, n));
+    s.sizes.push_back(st.size(st.join(dir, n)).value_or(0));
   }
   uint64_t total = 0;
   for (uint64_t z : s.sizes) total += z;
-  if (total == 0) throw Fatal("fragments " + quote(st.path(dir, base + ".part*")) + " are empty (0 bytes): not an archive");
+  if (total == 0) throw Fatal("fragments " + quote(st.join(dir, base + ".part*")) + " are empty (0 bytes): not an archive");
   return s;
 }
 
 // The one set a directory holds (or the one `base_name` names).
-ArchiveSource load_dir(Store& st, const std::string& dir, const std::string& base_name, bool lenient) {
+ArchiveSource load_dir(const std::shared_ptr<Store>& st, const std::string& dir, const std::string& base_name, bool lenient) {
   if (!base_name.empty()) return load_set(st, dir, base_name, lenient);
-  std::vector<std::string> names = st.list(dir);
+  std::vector<std::string> names = st->list(dir);
   std::set<std::string> sets;
   for (const auto& n : names) {
     std::string b;
@@ -197,7 +127,7 @@ ArchiveSource load_dir(Store& st, const std::string& dir, const std::string& bas
       if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
         sets.insert(n.substr(0, n.size() - suffix.size()));
   }
-  std::string where = st.path(dir, "");
+  std::string where = st->join(dir, "");
   if (sets.empty()) throw Fatal("no archive fragments (NAME.part0001, ...) or manifests in " + quote(where));
   if (sets.size() > 1) {
     std::string list;
@@ -208,30 +138,29 @@ ArchiveSource load_dir(Store& st, const std::string& dir, const std::string& bas
 }
 
 // A path or key: a directory/prefix, a fragment, or an archive (with or without fragments).
-ArchiveSource load_any(Store& st, const std::string& src, bool is_dir, const std::string& base_name, bool lenient) {
+ArchiveSource load_any(const std::shared_ptr<Store>& st, const std::string& src, bool is_dir, const std::string& base_name, bool lenient) {
   if (is_dir) return load_dir(st, src, base_name, lenient);
   size_t slash = src.rfind('/');
-  std::string dir = slash == std::string::npos ? "" : src.substr(0, slash);
+  std::string dir = slash == std::string::npos ? "" : slash == 0 ? "/" : src.substr(0, slash);
   std::string file = slash == std::string::npos ? src : src.substr(slash + 1);
-  if (slash == 0) dir = "/";
   std::string b;
   uint64_t k;
-  if (st.size(dir, file) && split_part(file, b, k)) return load_set(st, dir, b, lenient);
-  if (st.size(dir, file) || st.size(dir, file + ".part0001") || st.size(dir, file + ".manifest.json"))
-    return load_set(st, dir, file, lenient);
-  throw Fatal(sys_message("cannot open archive", st.bucket().empty() ? src : "s3://" + st.bucket() + "/" + src, ENOENT));
+  auto at = [&](const std::string& leaf) { return st->size(st->join(dir, leaf)).has_value(); };
+  if (at(file) && split_part(file, b, k)) return load_set(st, dir, b, lenient);
+  if (at(file) || at(file + ".part0001") || at(file + ".manifest.json")) return load_set(st, dir, file, lenient);
+  throw Fatal(sys_message("cannot open archive", st->display(src), ENOENT));
 }
 
 }  // namespace
 
-ArchiveSource resolve_source(const std::string& source, const std::string& base_name, bool lenient) {
+ArchiveSource resolve_source(const std::string& source, const std::string& base_name, const S3Flags& s3, bool lenient) {
   if (is_s3_url(source)) {
     S3Url u = S3Url::parse(source);
-    S3Store st(u.bucket);
+    std::shared_ptr<Store> st = make_s3_store(u.bucket, s3);
     std::string key = u.key;
     bool dir = key.empty() || key.back() == '/';
     while (!key.empty() && key.back() == '/') key.pop_back();
-    if (!dir && !base_name.empty()) dir = !st.size("", key);
+    if (!dir && !base_name.empty()) dir = !st->size(key);
     return load_any(st, key, dir, base_name, lenient);
   }
   // Absolute: restore reads the fragments after entering the restore directory.
@@ -245,8 +174,7 @@ ArchiveSource resolve_source(const std::string& source, const std::string& base_
   while (src.size() > 1 && src.back() == '/') src.pop_back();
   struct stat st {};
   bool dir = ::stat(src.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-  LocalStore local;
-  return load_any(local, src, dir, base_name, lenient);
+  return load_any(make_local_store(), src, dir, base_name, lenient);
 }
 
 std::string file_at(const ArchiveSource& s, uint64_t offset) {
@@ -257,23 +185,12 @@ std::string file_at(const ArchiveSource& s, uint64_t offset) {
   return s.files.empty() ? "" : display(s, s.files.size() - 1);
 }
 
-std::string display(const ArchiveSource& s, size_t i) {
-  return s.bucket.empty() ? s.files.at(i) : "s3://" + s.bucket + "/" + s.files.at(i);
-}
+std::string display(const ArchiveSource& s, size_t i) { return s.store->display(s.files.at(i)); }
 
-bool file_exists(const ArchiveSource& s, size_t i) {
-  if (!s.bucket.empty()) return shared_s3_client().head_object(s.bucket, s.files.at(i)).has_value();
-  return ::access(s.files.at(i).c_str(), F_OK) == 0;
-}
+bool file_exists(const ArchiveSource& s, size_t i) { return s.store->size(s.files.at(i)).has_value(); }
 
 std::string read_file_range(const ArchiveSource& s, size_t i, uint64_t offset, uint64_t n) {
-  if (n == 0) return {};
-  if (!s.bucket.empty()) return shared_s3_client().get_range(s.bucket, s.files.at(i), offset, n);
-  std::string out(n, '\0');
-  Fd fd = open_or_throw(s.files.at(i), O_RDONLY);
-  uint64_t got = pread_full(fd.get(), out.data(), n, offset, s.files[i]);
-  if (got != n) throw Fatal(quote(s.files[i]) + " is shorter than expected");
-  return out;
+  return s.store->read_range(s.files.at(i), offset, n);
 }
 
 std::string read_range(const ArchiveSource& s, uint64_t offset, uint64_t n) {
@@ -306,7 +223,7 @@ std::string encode_source(const ArchiveSource& s) {
   return w.take();
 }
 
-ArchiveSource decode_source(const std::string& bytes) {
+ArchiveSource decode_source(const std::string& bytes, const S3Flags& s3) {
   ByteReader r(bytes);
   ArchiveSource s;
   s.bucket = r.str();
@@ -318,6 +235,7 @@ ArchiveSource decode_source(const std::string& bytes) {
     s.files.push_back(r.str());
     s.sizes.push_back(r.u64());
   }
+  s.store = make_store(s.bucket, s3);
   return s;
 }
 

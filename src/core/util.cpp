@@ -1,5 +1,5 @@
-// Small shared pieces: error messages, logging, entry ordering and serialization, SHA-256.
-#include <openssl/evp.h>
+// Small shared pieces: logging, entry ordering and serialization, the one-rank Comm.
+// (Error messages and SHA-256 are in src/util.)
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,25 +13,6 @@
 #include "pbackup/sha256.h"
 
 namespace pbackup {
-
-std::string quote(const std::string& path) { return "'" + path + "'"; }
-
-std::string sys_message(const std::string& what, const std::string& path, int err) {
-  return what + " " + quote(path) + ": " + std::strerror(err);
-}
-
-void throw_sys(const std::string& what, const std::string& path, int err) {
-  throw Fatal(sys_message(what, path, err));
-}
-
-std::string host_name() {
-  static const std::string name = [] {
-    char b[256] = {};
-    if (::gethostname(b, sizeof b - 1) != 0) return std::string("?");
-    return std::string(b);
-  }();
-  return name;
-}
 
 // ---- Log ----
 void Log::line(const char* tag, const std::string& msg, bool with_rank) {
@@ -122,39 +103,6 @@ std::pair<int, std::string> LocalComm::recv_any(int) {
 }
 std::string LocalComm::recv(int, int) {
   throw std::logic_error("LocalComm::recv: a one-rank run has no peer");
-}
-
-// ---- SHA-256 ----
-// The context is owned by Impl, so a constructor that throws after creating it frees it too.
-struct Sha256::Impl {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  Impl() = default;
-  Impl(const Impl&) = delete;
-  Impl& operator=(const Impl&) = delete;
-  ~Impl() { EVP_MD_CTX_free(ctx); }
-};
-Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
-  if (!impl_->ctx || EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) != 1)
-    throw Fatal("cannot initialise SHA-256 (OpenSSL)");
-}
-Sha256::~Sha256() = default;
-void Sha256::update(std::string_view d) { EVP_DigestUpdate(impl_->ctx, d.data(), d.size()); }
-std::string Sha256::hex() {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(impl_->ctx, md, &n);
-  static const char* digits = "0123456789abcdef";
-  std::string s;
-  for (unsigned i = 0; i < n; ++i) {
-    s.push_back(digits[md[i] >> 4]);
-    s.push_back(digits[md[i] & 15]);
-  }
-  return s;
-}
-std::string sha256_hex(std::string_view data) {
-  Sha256 h;
-  h.update(data);
-  return h.hex();
 }
 
 }  // namespace pbackup

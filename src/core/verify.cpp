@@ -16,15 +16,15 @@
 #include <new>
 #include <set>
 
-#include "core/parallel.h"
 #include "core/parallel_restore.h"
-#include "dest/file_util.h"
 #include "format/tar_read.h"
 #include "pbackup/codec.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 #include "pbackup/sha256.h"
 #include "pbackup/source.h"
+#include "util/file_util.h"
+#include "util/parallel.h"
 
 namespace pbackup {
 namespace {
@@ -42,19 +42,19 @@ std::string encode(const Plan& p) {
   return w.take();
 }
 
-Plan decode_plan(const std::string& b) {
+Plan decode_plan(const std::string& b, const S3Flags& s3) {
   ByteReader r(b);
   Plan p;
   p.error = r.str();
   std::string src = r.str();
-  if (p.error.empty()) p.source = decode_source(src);
+  if (p.error.empty()) p.source = decode_source(src, s3);
   return p;
 }
 
 Plan make_plan(const RestoreOptions& opt) {
   Plan p;
   try {
-    ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, true);
+    ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, true);
     if (!s.manifest) throw Fatal("no manifest " + quote(s.name + ".manifest.json") + " beside " + quote(opt.source) +
                                  ": verify needs the manifest pbackup writes (restore and list work without)");
     p.source = s;
@@ -77,6 +77,7 @@ Plan make_plan(const RestoreOptions& opt) {
           std::string name = s.name + b;
           ArchiveSource probe;
           probe.bucket = s.bucket;
+          probe.store = s.store;
           probe.files = {dir + "/" + name};
           if (!listed.count(name) && file_exists(probe, 0))
             p.extra.push_back("extra fragment " + quote(display(probe, 0)) + " is not in the manifest");
@@ -172,7 +173,7 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
     plan_bytes = encode(p);
   }
   comm.broadcast(plan_bytes, 0);
-  Plan plan = decode_plan(plan_bytes);
+  Plan plan = decode_plan(plan_bytes, {opt.s3_endpoint, opt.s3_region});
   if (!plan.error.empty()) {
     if (comm.rank() == 0) log.error(plan.error);
     return kExitFatal;

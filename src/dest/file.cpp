@@ -9,11 +9,11 @@
 #include <cerrno>
 #include <future>
 
-#include "dest/file_util.h"
 #include "dest/registry.h"
 #include "pbackup/comm.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
+#include "util/file_util.h"
 
 namespace pbackup {
 namespace {

@@ -1,7 +1,8 @@
-// --dest-type -> destination. Add one by adding its file and one line here.
+// --dest-type -> destination (add one by adding its file and one line here); bucket -> store.
 #include "dest/registry.h"
 
 #include "pbackup/error.h"
+#include "pbackup/store.h"
 
 namespace pbackup {
 namespace {
@@ -29,6 +30,10 @@ std::vector<std::string> destination_names() {
   std::vector<std::string> v;
   for (const auto& d : kDestinations) v.push_back(d.name);
   return v;
+}
+
+std::shared_ptr<Store> make_store(const std::string& bucket, const S3Flags& flags) {
+  return bucket.empty() ? make_local_store() : make_s3_store(bucket, flags);
 }
 
 }  // namespace pbackup

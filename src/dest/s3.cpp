@@ -11,36 +11,15 @@
 #include <map>
 #include <mutex>
 
-#include "core/parallel.h"
 #include "dest/registry.h"
-#include "dest/s3_shared.h"
+#include "dest/s3_client.h"
 #include "pbackup/bytes.h"
 #include "pbackup/comm.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
+#include "util/parallel.h"
 
 namespace pbackup {
-
-namespace {
-std::mutex g_s3_mu;
-std::string g_endpoint, g_region;
-std::unique_ptr<S3Client> g_client;
-}  // namespace
-
-void set_s3_flags(const std::string& endpoint, const std::string& region) {
-  std::lock_guard<std::mutex> l(g_s3_mu);
-  g_endpoint = endpoint;
-  g_region = region;
-  g_client.reset();
-}
-
-S3Client& shared_s3_client() {
-  std::lock_guard<std::mutex> l(g_s3_mu);
-  if (!g_client) g_client = std::make_unique<S3Client>(S3Config::from_env(g_endpoint, g_region));
-  return *g_client;
-}
-
-bool is_s3_url(const std::string& s) { return s.rfind("s3://", 0) == 0; }
 
 namespace {
 
@@ -54,8 +33,7 @@ struct PartDone {  // what rank 0 learns about an uploaded part
 
 class CloudDestination final : public Destination {
  public:
-  explicit CloudDestination(const DestinationSpec& s) : spec_(s) {
-    set_s3_flags(s.s3_endpoint, s.s3_region);
+  explicit CloudDestination(const DestinationSpec& s) : spec_(s), client_(s.s3_endpoint, s.s3_region) {
     S3Url u = S3Url::parse(s.output_dir);
     bucket_ = u.bucket;
     prefix_ = u.key.empty() || u.key.back() == '/' ? u.key : u.key + "/";
@@ -67,7 +45,7 @@ class CloudDestination final : public Destination {
   std::string archive_name() const override { return spec_.name; }
 
   std::string prepare() override {
-    S3Client& c = shared_s3_client();
+    S3Client& c = client_.get();
     for (const std::string& key : {key_of(spec_.name), key_of(fragment(0)), key_of(spec_.name + ".manifest.json")})
       if (c.head_object(bucket_, key)) throw Fatal("archive s3://" + bucket_ + "/" + key + " already exists; choose another --name");
     if (!split_) upload_id_ = c.create_multipart(bucket_, key_of(spec_.name));
@@ -148,7 +126,7 @@ class CloudDestination final : public Destination {
         std::string part = assemble(d.k, last ? settled : end * part_);
         d.size = part.size();
         d.sha256 = sha256_hex(part);
-        S3Client& c = shared_s3_client();
+        S3Client& c = client_.get();
         if (split_) {  // each fragment its own one-part upload, completed at commit
           std::string key = key_of(fragment(d.k));
           d.upload_id = c.create_multipart(bucket_, key);
@@ -217,7 +195,7 @@ class CloudDestination final : public Destination {
   // An object store has no rename: the objects appear one by one, the manifest last, and every
   // object this run made visible is deleted again if a later step fails (abort()).
   void commit(uint64_t, const std::vector<SideFile>& side_files) override {
-    S3Client& c = shared_s3_client();
+    S3Client& c = client_.get();
     if (!split_) {
       std::vector<std::pair<int, std::string>> etags;
       for (auto& [k, d] : parts_) etags.emplace_back(static_cast<int>(k + 1), d.etag);
@@ -242,7 +220,7 @@ class CloudDestination final : public Destination {
   }
   void abort() noexcept override {
     try {
-      S3Client& c = shared_s3_client();
+      S3Client& c = client_.get();
       if (!upload_id_.empty()) c.abort_multipart(bucket_, key_of(spec_.name), upload_id_);
       upload_id_.clear();
       for (auto& [k, d] : parts_)
@@ -285,6 +263,7 @@ class CloudDestination final : public Destination {
   }
 
   DestinationSpec spec_;
+  LazyS3Client client_;  // made from the spec's flags on first use (prepare, or a part's upload)
   std::string bucket_, prefix_, upload_id_;
   bool split_ = false;
   uint64_t part_ = 0, done_ = 0;

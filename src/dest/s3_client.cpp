@@ -991,4 +991,16 @@ void S3Client::abort_multipart(const std::string& bucket, const std::string& key
   }
 }
 
+LazyS3Client::LazyS3Client(std::string endpoint, std::string region)
+    : endpoint_(std::move(endpoint)), region_(std::move(region)) {}
+LazyS3Client::~LazyS3Client() = default;
+
+S3Client& LazyS3Client::get() {
+  // A failed attempt (no credentials) throws out of call_once and leaves it to be tried again.
+  std::call_once(once_, [this] { client_ = std::make_unique<S3Client>(S3Config::from_env(endpoint_, region_)); });
+  return *client_;
+}
+
+bool is_s3_url(const std::string& s) { return s.rfind("s3://", 0) == 0; }
+
 }  // namespace pbackup

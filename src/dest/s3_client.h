@@ -1,4 +1,4 @@
-// A small S3 client on libcurl, for the cloud destination and restore source (DESIGN §5).
+// A small S3 client on libcurl, for the cloud destination and the S3 store (DESIGN §5).
 //
 // Requests are signed by libcurl (CURLOPT_AWS_SIGV4 "aws:amz:REGION:s3"); this file only writes
 // them in the canonical form SigV4 needs: object keys percent-encoded except '/', query strings
@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -124,6 +125,26 @@ class S3Client {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// A client made from the --s3-endpoint / --s3-region flags and the AWS_* environment when first
+// asked for (so a run that never talks to S3 needs no credentials), then kept; thread-safe. The
+// cloud destination and the S3 store each own one: there is no process-wide client.
+class LazyS3Client {
+ public:
+  LazyS3Client(std::string endpoint, std::string region);
+  ~LazyS3Client();
+  LazyS3Client(const LazyS3Client&) = delete;
+  LazyS3Client& operator=(const LazyS3Client&) = delete;
+  S3Client& get();
+
+ private:
+  std::string endpoint_, region_;
+  std::once_flag once_;
+  std::unique_ptr<S3Client> client_;
+};
+
+// Whether `s` is an s3:// URL.
+bool is_s3_url(const std::string& s);
 
 // Exposed for tests: RFC 3986 percent-encoding (unreserved characters kept, and '/' when
 // keep_slash), as SigV4 wants it.

@@ -15,10 +15,10 @@
 #include <cstdio>
 #include <map>
 
-#include "dest/file_util.h"
 #include "dest/registry.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
+#include "util/file_util.h"
 
 namespace pbackup {
 namespace {

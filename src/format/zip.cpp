@@ -17,11 +17,11 @@
 #include <cstring>
 #include <ctime>
 
-#include "codec/registry.h"
 #include "format/cut.h"
 #include "format/registry.h"
 #include "pbackup/error.h"
 #include "pbackup/log.h"
+#include "util/zlib_raii.h"
 
 namespace pbackup {
 namespace {

@@ -5,7 +5,7 @@
 #include <cstdlib>
 
 #include "../conformance/destination_conformance.h"
-#include "dest/s3_shared.h"
+#include "dest/s3_client.h"
 
 namespace {
 std::string need(const char* n) {
@@ -24,11 +24,12 @@ conformance::Target cloud(const std::string& prefix, uint64_t split) {
   t.spec.split_bytes = split;
   t.spec.part_bytes = 5u << 20;
   t.spec.s3_endpoint = need("S3_TEST_ENDPOINT");
-  t.read = [bucket, prefix](const std::string& name) {
-    return pbackup::shared_s3_client().get_object(bucket, prefix + "/" + name);
+  auto client = std::make_shared<pbackup::LazyS3Client>(t.spec.s3_endpoint, "");
+  t.read = [client, bucket, prefix](const std::string& name) {
+    return client->get().get_object(bucket, prefix + "/" + name);
   };
-  t.exists = [bucket, prefix](const std::string& name) {
-    return pbackup::shared_s3_client().head_object(bucket, prefix + "/" + name).has_value();
+  t.exists = [client, bucket, prefix](const std::string& name) {
+    return client->get().head_object(bucket, prefix + "/" + name).has_value();
   };
   return t;
 }

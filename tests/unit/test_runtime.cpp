@@ -8,8 +8,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/parallel.h"
 #include "mpi/chunks.h"
+#include "util/parallel.h"
 
 using namespace pbackup;
 

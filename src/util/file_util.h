@@ -1,5 +1,6 @@
-// POSIX file helpers shared by the file destinations: an owning fd, full pwrite/pread loops,
-// unique temporary names, and the all-or-nothing commit of a run's files.
+// POSIX file helpers shared by the file destinations, restore and verify: unique temporary
+// names, the all-or-nothing commit of a run's files, directories, hashing a file. The owning
+// fd and the full pread/pwrite loops are in util/fd.h.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -7,36 +8,10 @@
 #include <utility>
 #include <vector>
 
+#include "util/fd.h"
+
 namespace pbackup {
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept {
-    reset(o.release());
-    return *this;
-  }
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-  void reset(int fd = -1);
-
- private:
-  int fd_ = -1;
-};
-
-Fd open_or_throw(const std::string& path, int flags, int mode = 0644);
-void pwrite_all(int fd, std::string_view bytes, uint64_t offset, const std::string& path);
-// Reads up to n bytes; returns how many (fewer only at end of file).
-uint64_t pread_full(int fd, char* out, uint64_t n, uint64_t offset, const std::string& path);
-void fsync_or_throw(int fd, const std::string& path);
 // A random tag (16 hex digits) that makes a run's temporary names its own.
 std::string random_tag();
 // Creates `path` (O_EXCL: never an existing file), writes `bytes` and fsyncs it.
