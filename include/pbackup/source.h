@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "pbackup/manifest.h"
+#include "pbackup/wire.h"
 
 namespace pbackup {
 
@@ -38,8 +39,18 @@ std::string display(const ArchiveSource& s, size_t i);
 // Whether file i exists (verify reports missing fragments one by one).
 bool file_exists(const ArchiveSource& s, size_t i);
 
-// For handing a resolved source from rank 0 to the others.
-std::string encode_source(const ArchiveSource& s);
-ArchiveSource decode_source(const std::string& bytes);
+// For handing a resolved source from rank 0 to the others (the manifest travels as its JSON).
+template <class Ar>
+void fields(Ar& a, ArchiveSource& s) {
+  a(s.bucket), a(s.name), a(s.manifest_path);
+  std::string json;
+  if constexpr (Ar::kWriting) json = s.manifest ? manifest_to_json(*s.manifest) : "";
+  a(json);
+  if constexpr (!Ar::kWriting)
+    if (!json.empty()) s.manifest = manifest_from_json(json);
+  a(s.files), a(s.sizes);
+  if constexpr (!Ar::kWriting)
+    if (s.files.size() != s.sizes.size()) throw std::runtime_error("internal message: archive source lists differ in length");
+}
 
 }  // namespace pbackup

@@ -399,7 +399,7 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
         w.u8(0);
         log.debug("streaming the archive through libarchive: " + why_not);
       }
-      w.str(encode_source(s));
+      w.str(to_wire(s));
     } catch (const Fatal& f) {
       log.error(f.what());
       w = ByteWriter();
@@ -414,7 +414,7 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   int rc = kExitOk;
   bool stream = mode == 0;
   if (!stream) {
-    ArchiveSource s = decode_source(r.str());
+    ArchiveSource s = from_wire<ArchiveSource>(r.str());
     try {
       rc = mode == 1 ? run_parallel_restore(comm, s, opt, log) : run_parallel_zip_restore(comm, s, opt, log);
       stream = rc == kExitRestream;  // names twice: stream it, so the last member wins
