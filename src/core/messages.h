@@ -9,6 +9,7 @@
 #include "core/extract.h"
 #include "pbackup/entry.h"
 #include "pbackup/format.h"
+#include "pbackup/source.h"
 #include "pbackup/wire.h"
 
 namespace pbackup {
@@ -88,6 +89,17 @@ struct FragmentHash {
 template <class Ar>
 void fields(Ar& a, FragmentHash& h) {
   a(h.index), a(h.sha256);
+}
+
+// ---- restore (restore.cpp): how rank 0 found the archive is to be restored ----
+struct RestoreWay {
+  enum Mode : uint8_t { kStream = 0, kTarBlocks = 1, kFailed = 2, kZipMembers = 3 };
+  Mode mode = kStream;
+  ArchiveSource source;
+};
+template <class Ar>
+void fields(Ar& a, RestoreWay& w) {
+  a(w.mode), a(w.source);
 }
 
 // ---- parallel restore (parallel_restore.cpp): what a rank's units tell rank 0 ----

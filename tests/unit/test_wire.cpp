@@ -210,6 +210,18 @@ TEST_CASE("wire: ArchiveSource, with and without its manifest") {
   CHECK_THROWS(from_wire<ArchiveSource>(to_wire(bad)));
 }
 
+TEST_CASE("wire: RestoreWay") {
+  RestoreWay w{RestoreWay::kZipMembers, {}};
+  w.source.name = "x.zip";
+  w.source.files = {"/a/x.zip"};
+  w.source.sizes = {123};
+  RestoreWay back = round_trip(w);
+  CHECK(back.mode == w.mode);
+  CHECK(back.source.name == w.source.name);
+  CHECK(back.source.files == w.source.files);
+  CHECK(back.source.sizes == w.source.sizes);
+}
+
 TEST_CASE("wire: a hostile count ends at the truncation, not in a huge allocation") {
   ByteWriter w;
   w.u64(std::numeric_limits<uint64_t>::max());
