@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "pbackup/bytes.h"
+#include "pbackup/wire.h"
 
 namespace pbackup {
 
@@ -26,6 +26,7 @@ struct Entry {
   uint64_t dev = 0, ino = 0;
   uint32_t root = 0;
   EntryType type = EntryType::File;
+  bool operator==(const Entry&) const = default;
 };
 
 // Rank 0 keeps one Entry per file. A deque grows without the vector's copy-and-double peak, so
@@ -36,6 +37,7 @@ using EntryList = std::deque<Entry>;
 struct Root {
   std::string disk;  // as given by the user
   std::string name;  // base name used as the first archive path component
+  bool operator==(const Root&) const = default;
 };
 
 // Path on disk of an entry: the root's disk path plus everything after the first component.
@@ -44,7 +46,14 @@ std::string disk_path(const Entry& e, const std::vector<Root>& roots);
 // Ordering used everywhere: component by component, so a directory's contents stay together.
 bool path_less(const std::string& a, const std::string& b);
 
-void encode(ByteWriter& w, const Entry& e);
-Entry decode_entry(ByteReader& r);
+template <class Ar>
+void fields(Ar& a, Entry& e) {
+  a(e.path), a(e.link), a(e.size), a(e.mtime_sec), a(e.mtime_nsec), a(e.mode), a(e.uid), a(e.gid), a(e.nlink);
+  a(e.dev), a(e.ino), a(e.root), a(e.type);
+}
+template <class Ar>
+void fields(Ar& a, Root& r) {
+  a(r.disk), a(r.name);
+}
 
 }  // namespace pbackup

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "pbackup/bytes.h"
+#include "pbackup/wire.h"
 #include "pbackup/entry.h"
 
 namespace pbackup {
@@ -25,6 +25,7 @@ struct Piece {
   bool header = false;
   bool last = false;   // holds the end of the entry's data
   uint64_t offset = 0, length = 0;
+  bool operator==(const Piece&) const = default;
 };
 
 struct Block {
@@ -32,6 +33,7 @@ struct Block {
   uint64_t raw_bytes = 0;  // container bytes before compression (for balancing)
   uint64_t raw_offset = 0; // where they start in the uncompressed container stream
   std::vector<Piece> pieces;
+  bool operator==(const Block&) const = default;
 };
 
 // A block as shipped to the rank that compresses it: self-contained (carries its entries).
@@ -39,9 +41,25 @@ struct BlockJob {
   Block block;
   std::vector<Entry> entries;  // entries[i] belongs to block.pieces[i]
   std::vector<std::string> disk_paths;
+  bool operator==(const BlockJob&) const = default;
 };
-void encode(ByteWriter& w, const BlockJob& j);
-BlockJob decode_job(ByteReader& r);
+// Wire field lists (pbackup/wire.h). A job's pieces, entries and disk paths are parallel lists;
+// reading checks they have the same length.
+template <class Ar>
+void fields(Ar& a, Piece& p) {
+  a(p.entry), a.flags(p.header, p.last), a(p.offset), a(p.length);
+}
+template <class Ar>
+void fields(Ar& a, Block& b) {
+  a(b.id), a(b.raw_bytes), a(b.raw_offset), a(b.pieces);
+}
+template <class Ar>
+void fields(Ar& a, BlockJob& j) {
+  a(j.block), a(j.entries), a(j.disk_paths);
+  if constexpr (!Ar::kWriting)
+    if (j.entries.size() != j.block.pieces.size() || j.disk_paths.size() != j.block.pieces.size())
+      throw std::runtime_error("internal message: block job lists differ in length");
+}
 
 // A compressed block ready to write.
 struct Unit {
@@ -60,9 +78,12 @@ struct UnitInfo {
   uint64_t raw = 0, size = 0;
   std::string sha256;  // hex, of the compressed bytes
   std::string extra;
+  bool operator==(const UnitInfo&) const = default;
 };
-void encode(ByteWriter& w, const UnitInfo& u);
-UnitInfo decode_unit_info(ByteReader& r);
+template <class Ar>
+void fields(Ar& a, UnitInfo& u) {
+  a(u.block), a(u.entry), a(u.raw), a(u.size), a(u.sha256), a(u.extra);
+}
 
 struct Write {
   uint64_t offset = 0;

@@ -9,6 +9,7 @@
 
 #include "pbackup/manifest.h"
 #include "pbackup/store.h"
+#include "pbackup/wire.h"
 
 namespace pbackup {
 
@@ -42,10 +43,22 @@ std::string read_file_range(const ArchiveSource& s, size_t i, uint64_t offset, u
 std::string display(const ArchiveSource& s, size_t i);
 // Whether file i exists (verify reports missing fragments one by one).
 bool file_exists(const ArchiveSource& s, size_t i);
+// Gives a source received from rank 0 its own store (made from its bucket and `s3`).
+void attach_store(ArchiveSource& s, const S3Flags& s3);
 
-// For handing a resolved source from rank 0 to the others (each makes its own store, from the
-// bucket and `s3`).
-std::string encode_source(const ArchiveSource& s);
-ArchiveSource decode_source(const std::string& bytes, const S3Flags& s3);
+// For handing a resolved source from rank 0 to the others (the manifest travels as its JSON;
+// the store does not travel: the receiver makes its own with attach_store).
+template <class Ar>
+void fields(Ar& a, ArchiveSource& s) {
+  a(s.bucket), a(s.name), a(s.manifest_path);
+  std::string json;
+  if constexpr (Ar::kWriting) json = s.manifest ? manifest_to_json(*s.manifest) : "";
+  a(json);
+  if constexpr (!Ar::kWriting)
+    if (!json.empty()) s.manifest = manifest_from_json(json);
+  a(s.files), a(s.sizes);
+  if constexpr (!Ar::kWriting)
+    if (s.files.size() != s.sizes.size()) throw std::runtime_error("internal message: archive source lists differ in length");
+}
 
 }  // namespace pbackup

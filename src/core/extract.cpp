@@ -15,32 +15,6 @@
 
 namespace pbackup {
 
-void encode(ByteWriter& w, const RestoredEntry& e) {
-  w.str(e.path);
-  w.str(e.link);
-  w.u8(static_cast<uint8_t>(e.type));
-  w.u32(e.mode);
-  w.u32(e.uid);
-  w.u32(e.gid);
-  w.i64(e.mtime);
-  w.u32(e.mtime_nsec);
-  w.u8(e.done);
-}
-
-RestoredEntry decode_restored(ByteReader& r) {
-  RestoredEntry e;
-  e.path = r.str();
-  e.link = r.str();
-  e.type = static_cast<char>(r.u8());
-  e.mode = r.u32();
-  e.uid = r.u32();
-  e.gid = r.u32();
-  e.mtime = r.i64();
-  e.mtime_nsec = r.u32();
-  e.done = r.u8();
-  return e;
-}
-
 bool sanitize_member(std::string& name, std::string& why) {
   if (name.find('\0') != std::string::npos) {
     why = "member name contains a NUL byte";

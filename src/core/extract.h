@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pbackup/bytes.h"
+#include "pbackup/wire.h"
 #include "pbackup/log.h"
 #include "util/file_util.h"
 
@@ -25,9 +26,12 @@ struct RestoredEntry {
   int64_t mtime = 0;
   uint32_t mtime_nsec = 0;
   bool done = false;  // metadata already applied (a file whose data was all in one block)
+  bool operator==(const RestoredEntry&) const = default;
 };
-void encode(ByteWriter& w, const RestoredEntry& e);
-RestoredEntry decode_restored(ByteReader& r);
+template <class Ar>
+void fields(Ar& a, RestoredEntry& e) {
+  a(e.path), a(e.link), a(e.type), a(e.mode), a(e.uid), a(e.gid), a(e.mtime), a(e.mtime_nsec), a(e.done);
+}
 
 class Extractor {
  public:

@@ -17,6 +17,7 @@
 #include <numeric>
 #include <set>
 
+#include "core/messages.h"
 #include "format/tar_read.h"
 #include "pbackup/codec.h"
 #include "pbackup/error.h"
@@ -302,14 +303,11 @@ std::vector<uint64_t> create_spanning(Comm& comm, const std::vector<SpanningFile
     });
     for (const auto& e : errors)
       if (!e.empty()) log.error(e);
-    ByteWriter w;
-    for (uint64_t v : inodes) w.u64(v);
-    bytes = w.take();
+    bytes = to_wire(inodes);
   }
   comm.broadcast(bytes, 0);
-  ByteReader r(bytes);
-  std::vector<uint64_t> inodes(files.size());
-  for (auto& v : inodes) v = r.u64();
+  std::vector<uint64_t> inodes = from_wire<std::vector<uint64_t>>(bytes);
+  if (inodes.size() != files.size()) throw std::runtime_error("internal message: spanning file count differs");
   return inodes;
 }
 
@@ -318,12 +316,7 @@ struct Gathered {
   std::vector<RestoredEntry> entries;
   std::vector<std::string> implied, lost;
   std::vector<uint64_t> span_bytes, span_heads;
-  struct Order {
-    uint64_t unit;
-    std::string first, last;
-    bool ordered;
-  };
-  std::vector<Order> order;
+  std::vector<UnitOrder> order;
   uint64_t finished = 0;
   std::vector<bool> found;  // per --only selector: matched by a file finished on its rank
   size_t errors = 0;
@@ -331,15 +324,14 @@ struct Gathered {
   bool fatal = false;
 };
 
-std::string encode_results(const std::vector<size_t>& mine, std::vector<UnitResult>& results, const std::string& fatal,
-                           const ParallelRestorePlan& plan, const RestoreOptions& opt, const Extractor& x, uint64_t& bytes) {
-  ByteWriter w;
-  w.str(fatal);
-  w.u32(static_cast<uint32_t>(interrupt_signal()));
+RankResults collect_results(const std::vector<size_t>& mine, std::vector<UnitResult>& results, const std::string& fatal,
+                            const ParallelRestorePlan& plan, const RestoreOptions& opt, const Extractor& x, uint64_t& bytes) {
+  RankResults out;
+  out.fatal = fatal;
+  out.signal = static_cast<uint32_t>(interrupt_signal());
   // Files that are complete with their metadata need nothing more from rank 0: only counted,
   // and for --only, which selectors they matched (rank 0 names a selector that matched
   // nothing). That keeps the gather and rank 0's sort small, with or without --only.
-  uint64_t finished = 0;
   std::vector<std::vector<std::string>> selectors;
   for (const auto& o : opt.only) selectors.push_back({o});
   std::vector<bool> matched(opt.only.size(), false);
@@ -348,99 +340,56 @@ std::string encode_results(const std::vector<size_t>& mine, std::vector<UnitResu
     bytes += r.bytes;
     for (auto& e : r.entries) {
       if (e.done) {
-        ++finished;
+        ++out.finished;
         for (size_t k = 0; k < selectors.size(); ++k)
           if (!matched[k] && path_selected(e.path, selectors[k])) matched[k] = true;
         continue;
       }
-      w.u8(1);
-      encode(w, e);
+      out.entries.push_back(std::move(e));
     }
-    for (auto& e : r.errors) {
-      w.u8(2);
-      w.str(e);
-    }
-    for (auto& l : r.lost) {
-      w.u8(5);
-      w.str(l);
-    }
-    for (auto [f, n] : r.parts) {
-      w.u8(6);
-      w.u64(f);
-      w.u64(n);
-    }
-    for (uint64_t f : r.heads) {
-      w.u8(7);
-      w.u64(f);
-    }
-    if (plan.check_order) {
-      w.u8(8);
-      w.u64(mine[i]);
-      w.str(r.first_path);
-      w.str(r.last_path);
-      w.u8(r.ordered);
-    }
+    for (auto& e : r.errors) out.errors.push_back(std::move(e));
+    for (auto& l : r.lost) out.lost.push_back(std::move(l));
+    for (auto [f, n] : r.parts) out.parts.push_back({f, n});
+    for (uint64_t f : r.heads) out.heads.push_back(f);
+    if (plan.check_order) out.order.push_back({mine[i], r.first_path, r.last_path, r.ordered});
   }
-  for (const auto& d : x.implied_dirs()) {
-    w.u8(3);
-    w.str(d);
-  }
-  w.u8(4);
-  w.u64(finished);
+  for (const auto& d : x.implied_dirs()) out.implied.push_back(d);
   for (size_t k = 0; k < matched.size(); ++k)
-    if (matched[k]) {
-      w.u8(9);
-      w.u64(k);
-    }
-  w.u8(0);
-  return w.take();
+    if (matched[k]) out.matched.push_back(k);
+  return out;
 }
 
-Gathered decode_results(const std::vector<std::string>& all, const ParallelRestorePlan& plan, size_t selectors, Log& log) {
+Gathered gather_results(const std::vector<std::string>& all, const ParallelRestorePlan& plan, size_t selectors, Log& log) {
   Gathered g;
   g.found.assign(selectors, false);
   g.span_bytes.assign(plan.spanning.size(), 0);
   g.span_heads.assign(plan.spanning.size(), 0);
   for (const auto& msg : all) {
-    ByteReader r(msg);
-    std::string f = r.str();
-    int sig = static_cast<int>(r.u32());
+    RankResults r = from_wire<RankResults>(msg);
+    const int sig = static_cast<int>(r.signal);
     g.signal = std::max(g.signal, sig);
-    if (!f.empty() && !sig) {
-      log.error(f);
+    if (!r.fatal.empty() && !sig) {
+      log.error(r.fatal);
       g.fatal = true;
     }
-    for (uint8_t tag; (tag = r.u8()) != 0;) {
-      if (tag == 1) g.entries.push_back(decode_restored(r));
-      else if (tag == 3) g.implied.push_back(r.str());
-      else if (tag == 4) g.finished += r.u64();
-      else if (tag == 5) g.lost.push_back(r.str());
-      else if (tag == 6) {
-        uint64_t file = r.u64(), n = r.u64();
-        g.span_bytes.at(file) += n;
-      } else if (tag == 7) ++g.span_heads.at(r.u64());
-      else if (tag == 8) {
-        Gathered::Order o;
-        o.unit = r.u64();
-        o.first = r.str();
-        o.last = r.str();
-        o.ordered = r.u8();
-        g.order.push_back(std::move(o));
-      } else if (tag == 9) {
-        uint64_t k = r.u64();
-        if (k < g.found.size()) g.found[k] = true;
-      } else {
-        log.error(r.str());
-        ++g.errors;
-      }
-    }
+    for (auto& e : r.entries) g.entries.push_back(std::move(e));
+    for (auto& e : r.errors) log.error(e);
+    g.errors += r.errors.size();
+    for (auto& l : r.lost) g.lost.push_back(std::move(l));
+    for (auto& d : r.implied) g.implied.push_back(std::move(d));
+    for (auto& p : r.parts) g.span_bytes.at(p.file) += p.bytes;
+    for (uint64_t f : r.heads) ++g.span_heads.at(f);
+    for (auto& o : r.order) g.order.push_back(std::move(o));
+    g.finished += r.finished;
+    for (uint64_t k : r.matched)
+      if (k < g.found.size()) g.found[k] = true;
   }
   return g;
 }
 
 // Whether the member paths rose strictly through all units (no name twice).
-bool in_order(std::vector<Gathered::Order>& order) {
-  std::sort(order.begin(), order.end(), [](const Gathered::Order& a, const Gathered::Order& b) { return a.unit < b.unit; });
+bool in_order(std::vector<UnitOrder>& order) {
+  std::sort(order.begin(), order.end(), [](const UnitOrder& a, const UnitOrder& b) { return a.unit < b.unit; });
   const std::string* last = nullptr;
   for (const auto& o : order) {
     if (!o.ordered) return false;
@@ -475,6 +424,86 @@ void check_spanning(const ParallelRestorePlan& plan, Gathered& g, Extractor& x) 
 
 }  // namespace
 
+namespace {
+
+// This rank's units, restored by its threads; what they found, for rank 0. A throw (an
+// interrupt) stops them and travels as `fatal`.
+std::string restore_my_units(Comm& comm, const ParallelRestorePlan& plan, const RestoreOptions& opt, Extractor& x,
+                             const std::vector<uint64_t>& inodes, int threads, uint64_t& bytes) {
+  std::vector<size_t> mine = my_units(plan.sizes, comm.rank(), comm.size());
+  std::string fatal;
+  std::vector<UnitResult> results;
+  try {
+    results = parallel_map(mine.size(), threads, [&](size_t i) {
+      if (interrupted()) throw Fatal("interrupted");
+      return plan.restore(mine[i], x, inodes);
+    });
+  } catch (const std::exception& e) {
+    fatal = e.what();
+    results.clear();
+  }
+  return to_wire(collect_results(mine, results, fatal, plan, opt, x, bytes));
+}
+
+// Rank 0, with every unit restored and nothing fatal: links and metadata (directories last),
+// the spanning files checked, --only selectors that matched nothing named, the summary line.
+int final_pass(Gathered& g, const ParallelRestorePlan& plan, const RestoreOptions& opt, Extractor& x, int threads, Log& log,
+               uint64_t bytes, int ranks, std::chrono::steady_clock::time_point t0) {
+  size_t errors = g.errors;
+  check_spanning(plan, g, x);
+  std::vector<RestoredEntry>& entries = g.entries;
+  const size_t listed = entries.size() + g.finished;
+  add_implied_dirs(entries, g.implied);
+  std::sort(entries.begin(), entries.end(), [](const RestoredEntry& a, const RestoredEntry& b) { return path_less(a.path, b.path); });
+  errors += x.finish(entries, log, threads);
+  for (size_t k = 0; k < opt.only.size(); ++k) {
+    const std::vector<std::string> sel{opt.only[k]};
+    for (size_t i = 0; i < entries.size() && !g.found[k]; ++i) g.found[k] = path_selected(entries[i].path, sel);
+    if (!g.found[k]) {
+      log.error(quote(opt.only[k]) + ": not found in archive");
+      ++errors;
+    }
+  }
+  if (!g.lost.empty()) {
+    log.error(std::to_string(g.lost.size()) + " part(s) of the archive were not restored:");
+    for (const auto& l : g.lost) log.error("not restored: " + l);
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(stderr, "pbackup: restored %zu entries, %.1f MB in %.2f s (%.1f MB/s) from %zu of %zu %s on %d rank(s) into %s\n",
+               listed, bytes / 1e6, secs, bytes / 1e6 / std::max(secs, 1e-9), plan.selected_units, plan.total_units,
+               plan.unit_name.c_str(), ranks, quote(opt.restore_to).c_str());
+  return errors || !g.lost.empty() ? kExitFatal : kExitOk;
+}
+
+// Rank 0: the verdict from what every rank's units found.
+int conclude(std::vector<std::string>& all, const ParallelRestorePlan& plan, const RestoreOptions& opt, Extractor& x, int threads,
+             Log& log, uint64_t bytes, int ranks, std::chrono::steady_clock::time_point t0) {
+  Gathered g = gather_results(all, plan, opt.only.size(), log);
+  all.clear();
+  int rc = kExitOk;
+  if (g.signal) {
+    log.error("interrupted by signal " + std::to_string(g.signal) + "; the restore is incomplete");
+    rc = 128 + g.signal;
+  } else if (g.fatal) {
+    rc = kExitFatal;
+  } else if (plan.check_order && !in_order(g.order)) {
+    // Duplicate names (or members out of order): tar's rule is that the last member wins,
+    // which units restored in any order cannot promise. Directories made along the way get
+    // their usual mode, and the archive is streamed again from the start.
+    log.notice("archive members are not in the manifest's path order (a name appears twice?); restoring it as a stream");
+    std::vector<RestoredEntry> implied;
+    add_implied_dirs(implied, g.implied);
+    x.finish(implied, log, threads);
+    rc = kExitRestream;
+  } else {
+    rc = final_pass(g, plan, opt, x, threads, log, bytes, ranks, t0);
+  }
+  if (rc == kExitOk && log.warnings()) rc = kExitWarnings;
+  return rc;
+}
+
+}  // namespace
+
 int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const RestoreOptions& opt, Log& log) {
   const auto t0 = std::chrono::steady_clock::now();
   std::string setup_error;
@@ -490,69 +519,11 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
   }
   const int threads = opt.threads > 0 ? opt.threads : default_threads();
   const std::vector<uint64_t> inodes = create_spanning(comm, plan.spanning, *x, threads, log);
-
-  std::vector<size_t> mine = my_units(plan.sizes, comm.rank(), comm.size());
-  std::string fatal;
-  std::vector<UnitResult> results;
-  try {
-    results = parallel_map(mine.size(), threads, [&](size_t i) {
-      if (interrupted()) throw Fatal("interrupted");
-      return plan.restore(mine[i], *x, inodes);
-    });
-  } catch (const std::exception& e) {
-    fatal = e.what();
-    results.clear();
-  }
   uint64_t bytes = 0;
-  auto all = comm.gather(encode_results(mine, results, fatal, plan, opt, *x, bytes), 0);
-  results.clear();
+  auto all = comm.gather(restore_my_units(comm, plan, opt, *x, inodes, threads, bytes), 0);
   bytes = comm.sum(bytes);
   int rc = kExitOk;
-  if (comm.rank() == 0) {
-    Gathered g = decode_results(all, plan, opt.only.size(), log);
-    all.clear();
-    size_t errors = g.errors;
-    if (g.signal) {
-      log.error("interrupted by signal " + std::to_string(g.signal) + "; the restore is incomplete");
-      rc = 128 + g.signal;
-    } else if (g.fatal) {
-      rc = kExitFatal;
-    } else if (plan.check_order && !in_order(g.order)) {
-      // Duplicate names (or members out of order): tar's rule is that the last member wins,
-      // which units restored in any order cannot promise. Directories made along the way get
-      // their usual mode, and the archive is streamed again from the start.
-      log.notice("archive members are not in the manifest's path order (a name appears twice?); restoring it as a stream");
-      std::vector<RestoredEntry> implied;
-      add_implied_dirs(implied, g.implied);
-      x->finish(implied, log, threads);
-      rc = kExitRestream;
-    } else {
-      check_spanning(plan, g, *x);
-      std::vector<RestoredEntry>& entries = g.entries;
-      const size_t listed = entries.size() + g.finished;
-      add_implied_dirs(entries, g.implied);
-      std::sort(entries.begin(), entries.end(), [](const RestoredEntry& a, const RestoredEntry& b) { return path_less(a.path, b.path); });
-      errors += x->finish(entries, log, threads);
-      for (size_t k = 0; k < opt.only.size(); ++k) {
-        const std::vector<std::string> sel{opt.only[k]};
-        for (size_t i = 0; i < entries.size() && !g.found[k]; ++i) g.found[k] = path_selected(entries[i].path, sel);
-        if (!g.found[k]) {
-          log.error(quote(opt.only[k]) + ": not found in archive");
-          ++errors;
-        }
-      }
-      if (!g.lost.empty()) {
-        log.error(std::to_string(g.lost.size()) + " part(s) of the archive were not restored:");
-        for (const auto& l : g.lost) log.error("not restored: " + l);
-      }
-      if (errors || !g.lost.empty()) rc = kExitFatal;
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::fprintf(stderr, "pbackup: restored %zu entries, %.1f MB in %.2f s (%.1f MB/s) from %zu of %zu %s on %d rank(s) into %s\n",
-                   listed, bytes / 1e6, secs, bytes / 1e6 / std::max(secs, 1e-9), plan.selected_units, plan.total_units,
-                   plan.unit_name.c_str(), comm.size(), quote(opt.restore_to).c_str());
-    }
-    if (rc == kExitOk && log.warnings()) rc = kExitWarnings;
-  }
+  if (comm.rank() == 0) rc = conclude(all, plan, opt, *x, threads, log, bytes, comm.size(), t0);
   std::string verdict = std::to_string(rc);
   comm.broadcast(verdict, 0);
   return std::stoi(verdict);

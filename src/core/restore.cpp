@@ -23,6 +23,7 @@
 
 #include "codec/gunzip_stream.h"
 #include "core/extract.h"
+#include "core/messages.h"
 #include "core/parallel_restore.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
@@ -402,40 +403,38 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   // Rank 0 finds the archive; with our manifest (tar) every rank restores blocks, a zip with a
   // sound central directory is restored member by member on every rank, otherwise rank 0
   // streams it through libarchive and the others wait for its verdict.
-  std::string plan;
+  std::string plan_bytes;
   std::vector<std::string> damaged;  // rank 0: from the manifest
   timespec start{};  // see restore_started
   if (comm.rank() == 0) {
-    ByteWriter w;
+    RestoreWay plan;
     try {
-      ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region});
-      if (s.manifest) damaged = s.manifest->damaged;
+      plan.source = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region});
+      if (plan.source.manifest) damaged = plan.source.manifest->damaged;
       if (!damaged.empty()) start = restore_started(opt.restore_to);
       std::string why_not;
-      if (can_restore_in_parallel(s)) w.u8(1);
-      else if (zip_restores_in_parallel(s, why_not)) w.u8(3);
+      if (can_restore_in_parallel(plan.source)) plan.mode = RestoreWay::kTarBlocks;
+      else if (zip_restores_in_parallel(plan.source, why_not)) plan.mode = RestoreWay::kZipMembers;
       else {
-        w.u8(0);
+        plan.mode = RestoreWay::kStream;
         log.debug("streaming the archive through libarchive: " + why_not);
       }
-      w.str(encode_source(s));
     } catch (const Fatal& f) {
       log.error(f.what());
-      w = ByteWriter();
-      w.u8(2);
+      plan = RestoreWay{RestoreWay::kFailed, {}};
     }
-    plan = w.take();
+    plan_bytes = to_wire(plan);
   }
-  comm.broadcast(plan, 0);
-  ByteReader r(plan);
-  uint8_t mode = r.u8();
-  if (mode == 2) return comm.rank() == 0 ? kExitFatal : kExitOk;
+  comm.broadcast(plan_bytes, 0);
+  RestoreWay plan = from_wire<RestoreWay>(plan_bytes);
+  if (plan.mode == RestoreWay::kFailed) return comm.rank() == 0 ? kExitFatal : kExitOk;
   int rc = kExitOk;
-  bool stream = mode == 0;
+  bool stream = plan.mode == RestoreWay::kStream;
   if (!stream) {
-    ArchiveSource s = decode_source(r.str(), {opt.s3_endpoint, opt.s3_region});
+    ArchiveSource& s = plan.source;
+    attach_store(s, {opt.s3_endpoint, opt.s3_region});
     try {
-      rc = mode == 1 ? run_parallel_restore(comm, s, opt, log) : run_parallel_zip_restore(comm, s, opt, log);
+      rc = plan.mode == RestoreWay::kTarBlocks ? run_parallel_restore(comm, s, opt, log) : run_parallel_zip_restore(comm, s, opt, log);
       stream = rc == kExitRestream;  // names twice: stream it, so the last member wins
     } catch (const Fatal& f) {
       log.error(f.what());

@@ -14,9 +14,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <set>
 #include <unordered_map>
 
+#include "core/messages.h"
 #include "core/read.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
@@ -27,25 +29,6 @@ namespace {
 constexpr int kTagWork = 11, kTagResult = 12;
 constexpr size_t kBatchEntries = 4096;
 constexpr size_t kLocalStepEntries = 64;  // rank 0 scans this many between looks at its inbox
-
-struct DirTask {
-  uint32_t root;
-  std::string path;  // archive path
-  std::string disk;  // on-disk path
-};
-
-void encode(ByteWriter& w, const DirTask& t) {
-  w.u32(t.root);
-  w.str(t.path);
-  w.str(t.disk);
-}
-DirTask decode_task(ByteReader& r) {
-  DirTask t;
-  t.root = r.u32();
-  t.path = r.str();
-  t.disk = r.str();
-  return t;
-}
 
 // Builds an entry from lstat data; false (with a message) for types we do not store.
 bool make_entry(const struct stat& st, Entry& e, Log& log, const std::string& disk) {
@@ -163,28 +146,15 @@ void scan_roots(const std::vector<Root>& roots, EntryList& out, std::deque<DirTa
   }
 }
 
-std::string encode_result(const EntryList& entries, const std::deque<DirTask>& left) {
-  ByteWriter w;
-  w.u64(entries.size());
-  for (auto& e : entries) encode(w, e);
-  w.u64(left.size());
-  for (auto& t : left) encode(w, t);
-  return w.take();
-}
-
 void scan_worker(Comm& comm, Log& log) {
-  comm.send(0, kTagResult, encode_result({}, {}));  // ask for work
+  comm.send(0, kTagResult, to_wire(ScanResult{}));  // ask for work
   while (true) {
-    std::string msg = comm.recv(0, kTagWork);
-    ByteReader r(msg);
-    uint64_t n = r.u64();
-    if (n == 0) return;  // done
-    std::deque<DirTask> todo;
-    for (uint64_t i = 0; i < n; ++i) todo.push_back(decode_task(r));
-    EntryList found;
-    scan_some(todo, found, log, kBatchEntries);
-    if (interrupted()) todo.clear();
-    comm.send(0, kTagResult, encode_result(found, todo));
+    ScanResult res;
+    res.left = from_wire<std::deque<DirTask>>(comm.recv(0, kTagWork));
+    if (res.left.empty()) return;  // done
+    scan_some(res.left, res.entries, log, kBatchEntries);
+    if (interrupted()) res.left.clear();
+    comm.send(0, kTagResult, to_wire(res));
   }
 }
 
@@ -201,13 +171,9 @@ EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log)
       idle.pop_back();
       // Share the queue out: a few directories each, at least one.
       size_t k = std::clamp<size_t>(queue.size() / (2 * workers), 1, 64);
-      ByteWriter msg;
-      msg.u64(k);
-      for (size_t i = 0; i < k; ++i) {
-        encode(msg, queue.front());
-        queue.pop_front();
-      }
-      comm.send(w, kTagWork, msg.take());
+      std::deque<DirTask> batch(std::make_move_iterator(queue.begin()), std::make_move_iterator(queue.begin() + static_cast<std::ptrdiff_t>(k)));
+      queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(k));
+      comm.send(w, kTagWork, to_wire(batch));
       ++busy;
     }
     if (busy == 0 && (queue.empty() || interrupted())) break;
@@ -226,13 +192,11 @@ EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log)
     auto& [src, bytes] = *got;
     --busy;
     idle.push_back(src);
-    ByteReader r(bytes);
-    for (uint64_t i = 0, n = r.u64(); i < n; ++i) all.push_back(decode_entry(r));
-    for (uint64_t i = 0, n = r.u64(); i < n; ++i) queue.push_back(decode_task(r));
+    ScanResult res = from_wire<ScanResult>(bytes);
+    for (auto& e : res.entries) all.push_back(std::move(e));
+    for (auto& t : res.left) queue.push_back(std::move(t));
   }
-  ByteWriter done;
-  done.u64(0);
-  std::string d = done.take();
+  std::string d = to_wire(std::deque<DirTask>{});
   for (int w = 1; w <= workers; ++w) comm.send(w, kTagWork, d);
   return all;
 }

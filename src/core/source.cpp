@@ -209,34 +209,6 @@ std::string read_range(const ArchiveSource& s, uint64_t offset, uint64_t n) {
   return out;
 }
 
-std::string encode_source(const ArchiveSource& s) {
-  ByteWriter w;
-  w.str(s.bucket);
-  w.str(s.name);
-  w.str(s.manifest_path);
-  w.str(s.manifest ? manifest_to_json(*s.manifest) : "");
-  w.u64(s.files.size());
-  for (size_t i = 0; i < s.files.size(); ++i) {
-    w.str(s.files[i]);
-    w.u64(s.sizes[i]);
-  }
-  return w.take();
-}
-
-ArchiveSource decode_source(const std::string& bytes, const S3Flags& s3) {
-  ByteReader r(bytes);
-  ArchiveSource s;
-  s.bucket = r.str();
-  s.name = r.str();
-  s.manifest_path = r.str();
-  std::string json = r.str();
-  if (!json.empty()) s.manifest = manifest_from_json(json);
-  for (uint64_t i = 0, n = r.u64(); i < n; ++i) {
-    s.files.push_back(r.str());
-    s.sizes.push_back(r.u64());
-  }
-  s.store = make_store(s.bucket, s3);
-  return s;
-}
+void attach_store(ArchiveSource& s, const S3Flags& s3) { s.store = make_store(s.bucket, s3); }
 
 }  // namespace pbackup

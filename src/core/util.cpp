@@ -60,40 +60,6 @@ bool path_less(const std::string& a, const std::string& b) {
   return a.size() < b.size();
 }
 
-void encode(ByteWriter& w, const Entry& e) {
-  w.str(e.path);
-  w.str(e.link);
-  w.u64(e.size);
-  w.i64(e.mtime_sec);
-  w.u32(e.mtime_nsec);
-  w.u32(e.mode);
-  w.u32(e.uid);
-  w.u32(e.gid);
-  w.u32(e.nlink);
-  w.u64(e.dev);
-  w.u64(e.ino);
-  w.u32(e.root);
-  w.u8(static_cast<uint8_t>(e.type));
-}
-
-Entry decode_entry(ByteReader& r) {
-  Entry e;
-  e.path = r.str();
-  e.link = r.str();
-  e.size = r.u64();
-  e.mtime_sec = r.i64();
-  e.mtime_nsec = r.u32();
-  e.mode = r.u32();
-  e.uid = r.u32();
-  e.gid = r.u32();
-  e.nlink = r.u32();
-  e.dev = r.u64();
-  e.ino = r.u64();
-  e.root = r.u32();
-  e.type = static_cast<EntryType>(r.u8());
-  return e;
-}
-
 // ---- LocalComm: a single rank never talks to anyone ----
 void LocalComm::send(int, int, const std::string&) {
   throw std::logic_error("LocalComm::send: a one-rank run has no peer");

@@ -35,20 +35,9 @@ struct Plan {
   std::vector<std::string> extra;  // problems found while resolving (extra fragments)
 };
 
-std::string encode(const Plan& p) {
-  ByteWriter w;
-  w.str(p.error);
-  w.str(p.error.empty() ? encode_source(p.source) : "");
-  return w.take();
-}
-
-Plan decode_plan(const std::string& b, const S3Flags& s3) {
-  ByteReader r(b);
-  Plan p;
-  p.error = r.str();
-  std::string src = r.str();
-  if (p.error.empty()) p.source = decode_source(src, s3);
-  return p;
+template <class Ar>
+void fields(Ar& a, Plan& p) {  // `extra` stays on rank 0
+  a(p.error), a(p.source);
 }
 
 Plan make_plan(const RestoreOptions& opt) {
@@ -161,51 +150,78 @@ std::string where(const ArchiveSource& s, uint64_t offset) {
   return s.files.size() == 1 ? "" : " in fragment " + quote(file_at(s, offset));
 }
 
-}  // namespace
-
-int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
-  const auto t0 = std::chrono::steady_clock::now();
-  std::string plan_bytes;
-  std::vector<std::string> early;
-  if (comm.rank() == 0) {
-    Plan p = make_plan(opt);
-    early = p.extra;
-    plan_bytes = encode(p);
+// The checks, each rank on its share (task i is rank i mod size's), with its threads.
+class Verifier {
+ public:
+  Verifier(Comm& comm, ArchiveSource& src, int threads)
+      : comm_(comm), src_(src), m_(*src.manifest), threads_(threads), nfrag_(m_.fragments.size()) {
+    if (m_.format == "tar") codec_ = make_codec(m_.codec, -1);
   }
-  comm.broadcast(plan_bytes, 0);
-  Plan plan = decode_plan(plan_bytes, {opt.s3_endpoint, opt.s3_region});
-  if (!plan.error.empty()) {
-    if (comm.rank() == 0) log.error(plan.error);
-    return kExitFatal;
+
+  // Fragments: presence, size, SHA-256. Every rank learns which are bad; blocks inside them
+  // are not checked again.
+  std::vector<std::string> fragments() {
+    std::vector<size_t> mine = share(nfrag_);
+    std::vector<std::string> problems =
+        parallel_map(mine.size(), threads_, [&](size_t j) -> std::string { return fragment_problem(mine[j]); });
+    share_bad_fragments(mine, problems);
+    // Blocks are located by the sizes the fragments should have (bad ones are skipped).
+    for (size_t i = 0; i < nfrag_ && i < src_.sizes.size(); ++i) src_.sizes[i] = m_.fragments[i].size;
+    return problems;
   }
-  ArchiveSource& src = plan.source;
-  const Manifest& m = *src.manifest;
-  std::unique_ptr<Codec> codec;
-  if (m.format == "tar") codec = make_codec(m.codec, -1);
 
-  const int threads = opt.threads > 0 ? opt.threads : default_threads();
-  auto share = [&](size_t n) {  // task i is rank (i mod size)'s
-    std::vector<size_t> mine;
-    for (size_t i = static_cast<size_t>(comm.rank()); i < n; i += static_cast<size_t>(comm.size())) mine.push_back(i);
-    return mine;
-  };
+  // Every block record: SHA-256; for tar, decompression and a walk of the tar headers,
+  // chained to the next block record.
+  std::vector<std::string> blocks() {
+    std::vector<size_t> next_block(m_.blocks.size(), kNone);
+    for (size_t i = m_.blocks.size(), next = kNone; i-- > 0;) {
+      if (m_.blocks[i].kind == "patch") patches_.push_back(i);
+      if (m_.blocks[i].kind != "block") continue;
+      next_block[i] = next;
+      next = i;
+    }
+    std::sort(patches_.begin(), patches_.end(), [&](size_t a, size_t b) { return m_.blocks[a].offset < m_.blocks[b].offset; });
+    std::vector<size_t> mine = share(m_.blocks.size());
+    return parallel_map(mine.size(), threads_, [&](size_t j) -> std::string {
+      const size_t next = next_block[mine[j]];
+      return block_problem(m_.blocks[mine[j]], next == kNone ? nullptr : &m_.blocks[next]);
+    });
+  }
 
-  // Phase 1: fragments (presence, size, SHA-256).
-  const size_t nfrag = m.fragments.size();
-  std::vector<size_t> mine = share(nfrag);
-  std::vector<std::string> problems = parallel_map(mine.size(), threads, [&](size_t j) -> std::string {
-    const Fragment& f = m.fragments[mine[j]];
-    const std::string path = display(src, mine[j]);
+  // zip, when everything above was sound: every member inflated and checked against its size
+  // and CRC-32, as tar blocks are checked by their codec above.
+  void zip_members(std::vector<std::string>& problems) {
+    if (m_.format != "zip") return;
+    bool sound = true;
+    for (auto& p : problems) sound = sound && p.empty();
+    if (!comm_.all_ok(sound)) return;
     try {
-      if (!file_exists(src, mine[j])) return "fragment " + quote(path) + " is missing";
-      uint64_t size = src.sizes[mine[j]];
+      for (auto& p : check_zip_members(src_, comm_.rank(), comm_.size(), threads_)) problems.push_back(std::move(p));
+    } catch (const std::exception& e) {
+      problems.push_back(e.what());
+    }
+  }
+
+ private:
+  std::vector<size_t> share(size_t n) const {
+    std::vector<size_t> mine;
+    for (size_t i = static_cast<size_t>(comm_.rank()); i < n; i += static_cast<size_t>(comm_.size())) mine.push_back(i);
+    return mine;
+  }
+
+  std::string fragment_problem(size_t k) const {
+    const Fragment& f = m_.fragments[k];
+    const std::string path = display(src_, k);
+    try {
+      if (!file_exists(src_, k)) return "fragment " + quote(path) + " is missing";
+      uint64_t size = src_.sizes[k];
       if (size != f.size)
         return "fragment " + quote(path) + " has " + std::to_string(size) + " bytes, expected " + std::to_string(f.size) +
                (size < f.size ? " (truncated)" : " (too long)");
       if (f.sha256.empty()) return "";
       Sha256 h;
       for (uint64_t off = 0; off < f.size;) {
-        std::string chunk = read_file_range(src, mine[j], off, std::min<uint64_t>(8 << 20, f.size - off));
+        std::string chunk = read_file_range(src_, k, off, std::min<uint64_t>(8 << 20, f.size - off));
         h.update(chunk);
         off += chunk.size();
       }
@@ -214,72 +230,66 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
     } catch (const std::exception& e) {
       return "fragment " + quote(path) + ": " + e.what();
     }
-  });
-  // Every rank learns which fragments are bad; blocks inside them are not checked again.
-  std::vector<char> bad_frag(nfrag, 0);
-  {
-    ByteWriter w;
+  }
+
+  void share_bad_fragments(const std::vector<size_t>& mine, const std::vector<std::string>& problems) {
+    std::vector<uint64_t> bad;
     for (size_t j = 0; j < mine.size(); ++j)
-      if (!problems[j].empty()) w.u64(mine[j]);
-    auto all = comm.gather(w.take(), 0);
-    std::string flat;
-    for (auto& a : all) flat += a;
-    comm.broadcast(flat, 0);
-    ByteReader r(flat);
-    while (!r.done()) bad_frag.at(r.u64()) = 1;
+      if (!problems[j].empty()) bad.push_back(mine[j]);
+    std::string all_bad;
+    auto all = comm_.gather(to_wire(bad), 0);
+    if (comm_.rank() == 0) {
+      std::vector<uint64_t> merged;
+      for (auto& a : all)
+        for (uint64_t k : from_wire<std::vector<uint64_t>>(a)) merged.push_back(k);
+      all_bad = to_wire(merged);
+    }
+    comm_.broadcast(all_bad, 0);
+    bad_frag_.assign(nfrag_, 0);
+    for (uint64_t k : from_wire<std::vector<uint64_t>>(all_bad)) bad_frag_.at(k) = 1;
+    // Fragment i holds archive bytes [frag_start[i], frag_start[i + 1]) (validate_manifest:
+    // the sizes add up to archive_size without overflow, and every record lies inside it).
+    frag_start_.assign(nfrag_ + 1, 0);
+    for (size_t i = 0; i < nfrag_; ++i) frag_start_[i + 1] = frag_start_[i] + m_.fragments[i].size;
   }
-  // Fragment i holds archive bytes [frag_start[i], frag_start[i + 1]) (validate_manifest:
-  // the sizes add up to archive_size without overflow, and every record lies inside it).
-  std::vector<uint64_t> frag_start(nfrag + 1, 0);
-  for (size_t i = 0; i < nfrag; ++i) frag_start[i + 1] = frag_start[i] + m.fragments[i].size;
-  auto touches_bad = [&](uint64_t off, uint64_t size) {
-    size_t i = static_cast<size_t>(std::upper_bound(frag_start.begin(), frag_start.end(), off) - frag_start.begin()) - 1;
-    for (; i < nfrag && frag_start[i] < off + size; ++i)
-      if (bad_frag[i]) return true;
+
+  bool touches_bad(uint64_t off, uint64_t size) const {
+    size_t i = static_cast<size_t>(std::upper_bound(frag_start_.begin(), frag_start_.end(), off) - frag_start_.begin()) - 1;
+    for (; i < nfrag_ && frag_start_[i] < off + size; ++i)
+      if (bad_frag_[i]) return true;
     return false;
-  };
-
-  // Blocks are located by the sizes the fragments should have (bad ones are skipped).
-  for (size_t i = 0; i < nfrag && i < src.sizes.size(); ++i) src.sizes[i] = m.fragments[i].size;
-
-  // Phase 2: every block record (SHA-256; for tar, decompression and a walk of the tar
-  // headers, chained to the next block record).
-  std::vector<size_t> patches;  // sorted by offset, each inside one block (validate_manifest)
-  std::vector<size_t> next_block(m.blocks.size(), kNone);
-  for (size_t i = m.blocks.size(), next = kNone; i-- > 0;) {
-    if (m.blocks[i].kind == "patch") patches.push_back(i);
-    if (m.blocks[i].kind != "block") continue;
-    next_block[i] = next;
-    next = i;
   }
-  std::sort(patches.begin(), patches.end(), [&](size_t a, size_t b) { return m.blocks[a].offset < m.blocks[b].offset; });
-  std::vector<size_t> mine_blocks = share(m.blocks.size());
-  std::vector<std::string> block_problems = parallel_map(mine_blocks.size(), threads, [&](size_t j) -> std::string {
-    const ManifestBlock& b = m.blocks[mine_blocks[j]];
-    std::string label = b.kind + " at byte " + std::to_string(b.offset) + where(src, b.offset) +
+
+  // Zip's placeholders that rank 0 filled in later, put back to zeros.
+  std::string unpatch(const ManifestBlock& b, std::string& bytes) const {
+    auto it = std::lower_bound(patches_.begin(), patches_.end(), b.offset,
+                               [&](size_t p, uint64_t off) { return m_.blocks[p].offset < off; });
+    for (; it != patches_.end() && m_.blocks[*it].offset - b.offset < b.size; ++it) {
+      const ManifestBlock& p = m_.blocks[*it];
+      uint64_t at = p.offset - b.offset;
+      if (p.size > b.size - at) return "a patch record runs past the block";  // validated already
+      std::fill_n(bytes.begin() + static_cast<std::ptrdiff_t>(at), static_cast<std::ptrdiff_t>(p.size), '\0');
+    }
+    return "";
+  }
+
+  std::string block_problem(const ManifestBlock& b, const ManifestBlock* next) const {
+    std::string label = b.kind + " at byte " + std::to_string(b.offset) + where(src_, b.offset) +
                         (b.first_entry.empty() ? "" : " (from " + quote(b.first_entry) + ")");
     if (touches_bad(b.offset, b.size)) return "";
     try {
-      std::string bytes = read_range(src, b.offset, b.size);
-      if (b.kind == "block") {  // placeholders rank 0 filled in later
-        auto it = std::lower_bound(patches.begin(), patches.end(), b.offset,
-                                   [&](size_t p, uint64_t off) { return m.blocks[p].offset < off; });
-        for (; it != patches.end() && m.blocks[*it].offset - b.offset < b.size; ++it) {
-          const ManifestBlock& p = m.blocks[*it];
-          uint64_t at = p.offset - b.offset;
-          if (p.size > b.size - at) return label + ": a patch record runs past the block";  // validated already
-          std::fill_n(bytes.begin() + static_cast<std::ptrdiff_t>(at), static_cast<std::ptrdiff_t>(p.size), '\0');
-        }
-      }
+      std::string bytes = read_range(src_, b.offset, b.size);
+      if (b.kind == "block")
+        if (std::string p = unpatch(b, bytes); !p.empty()) return label + ": " + p;
       if (sha256_hex(bytes) != b.sha256) return label + ": checksum mismatch (corrupted)";
-      if (!codec || b.kind == "patch") return "";
+      if (!codec_ || b.kind == "patch") return "";
       // our structure block is the tar end marker: 1024 zero bytes (src/format/tar.cpp)
-      std::string raw = codec->decompress(bytes, b.kind == "structure" ? 1024 : b.raw_size);
+      std::string raw = codec_->decompress(bytes, b.kind == "structure" ? 1024 : b.raw_size);
       bytes.clear();
       if (b.kind == "structure") return end_marker_problem(raw).empty() ? "" : label + ": " + end_marker_problem(raw);
       if (raw.size() != b.raw_size)
         return label + ": decompresses to " + std::to_string(raw.size()) + " bytes, expected " + std::to_string(b.raw_size);
-      std::string walk = walk_problem(raw, b, next_block[mine_blocks[j]] == kNone ? nullptr : &m.blocks[next_block[mine_blocks[j]]]);
+      std::string walk = walk_problem(raw, b, next);
       return walk.empty() ? "" : label + ": " + walk;
     } catch (const Fatal& e) {
       return label + ": " + e.what();
@@ -288,37 +298,53 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
     } catch (const std::exception& e) {
       return label + ": damaged (" + e.what() + ")";
     }
-  });
-  problems.insert(problems.end(), block_problems.begin(), block_problems.end());
-
-  // Phase 3 (zip, when everything above was sound): every member inflated and checked against
-  // its size and CRC-32, as tar blocks are checked by their codec above.
-  if (m.format == "zip") {
-    bool sound = true;
-    for (auto& p : problems) sound = sound && p.empty();
-    if (comm.all_ok(sound)) {
-      try {
-        for (auto& p : check_zip_members(src, comm.rank(), comm.size(), threads)) problems.push_back(std::move(p));
-      } catch (const std::exception& e) {
-        problems.push_back(e.what());
-      }
-    }
   }
-  ByteWriter w;
+
+  Comm& comm_;
+  ArchiveSource& src_;
+  const Manifest& m_;
+  const int threads_;
+  const size_t nfrag_;
+  std::unique_ptr<Codec> codec_;
+  std::vector<char> bad_frag_;
+  std::vector<uint64_t> frag_start_;
+  std::vector<size_t> patches_;  // sorted by offset, each inside one block (validate_manifest)
+};
+
+// Rank 0 resolves the archive; every rank learns the plan. False: rank 0 logged why.
+bool share_plan(Comm& comm, const RestoreOptions& opt, Log& log, Plan& plan, std::vector<std::string>& early) {
+  std::string plan_bytes;
+  if (comm.rank() == 0) {
+    Plan p = make_plan(opt);
+    early = p.extra;
+    plan_bytes = to_wire(p);
+  }
+  comm.broadcast(plan_bytes, 0);
+  plan = from_wire<Plan>(plan_bytes);
+  if (plan.error.empty()) attach_store(plan.source, {opt.s3_endpoint, opt.s3_region});
+  if (!plan.error.empty()) {
+    if (comm.rank() == 0) log.error(plan.error);
+    return false;
+  }
+  return true;
+}
+
+// Rank 0 prints every problem and the one-line summary; every rank returns its verdict.
+int report(Comm& comm, Log& log, const Manifest& m, const std::vector<std::string>& early, const std::vector<std::string>& problems,
+           std::chrono::steady_clock::time_point t0) {
+  std::vector<std::string> mine;
   for (auto& p : problems)
-    if (!p.empty()) w.str(p);
-  auto all = comm.gather(w.take(), 0);
+    if (!p.empty()) mine.push_back(p);
+  auto all = comm.gather(to_wire(mine), 0);
   int rc = kExitOk;
   if (comm.rank() == 0) {
     size_t bad = early.size();
     for (auto& e : early) log.error(e);
-    for (auto& msg : all) {
-      ByteReader r(msg);
-      while (!r.done()) {
-        log.error(r.str());
+    for (auto& msg : all)
+      for (auto& p : from_wire<std::vector<std::string>>(msg)) {
+        log.error(p);
         ++bad;
       }
-    }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // Files the backup could not read in full (zeros in the archive): the archive is intact,
     // but it does not hold them.
@@ -328,16 +354,31 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
     }
     if (bad) {
       std::fprintf(stderr, "pbackup: verify %s: FAILED: %zu problem(s) in %zu fragment(s), %zu block record(s)\n",
-                   m.archive.c_str(), bad, nfrag, m.blocks.size());
+                   m.archive.c_str(), bad, m.fragments.size(), m.blocks.size());
       rc = kExitFatal;
     } else {
       std::fprintf(stderr, "pbackup: verify %s: OK: %zu fragment(s), %zu block record(s), %.1f MB checked in %.2f s\n",
-                   m.archive.c_str(), nfrag, m.blocks.size(), m.archive_size / 1e6, secs);
+                   m.archive.c_str(), m.fragments.size(), m.blocks.size(), m.archive_size / 1e6, secs);
     }
   }
   std::string verdict = std::to_string(rc);
   comm.broadcast(verdict, 0);
   return std::stoi(verdict);
+}
+
+}  // namespace
+
+int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Plan plan;
+  std::vector<std::string> early;  // rank 0: problems found while resolving
+  if (!share_plan(comm, opt, log, plan, early)) return kExitFatal;
+  Verifier v(comm, plan.source, opt.threads > 0 ? opt.threads : default_threads());
+  std::vector<std::string> problems = v.fragments();
+  std::vector<std::string> block_problems = v.blocks();
+  problems.insert(problems.end(), block_problems.begin(), block_problems.end());
+  v.zip_members(problems);
+  return report(comm, log, *plan.source.manifest, early, problems, t0);
 }
 
 }  // namespace pbackup

@@ -27,8 +27,4 @@ constexpr size_t kMaxPiecesPerBlock = 4096;
 std::vector<Block> cut_blocks(const EntryList& entries, const StreamShape& shape,
                               uint64_t block_bytes);
 
-// Serialization of jobs and unit infos between ranks.
-void encode(ByteWriter& w, const Piece& p);
-Piece decode_piece(ByteReader& r);
-
 }  // namespace pbackup

@@ -18,6 +18,7 @@
 #include <ctime>
 
 #include "format/cut.h"
+#include "format/zip_facts.h"
 #include "format/registry.h"
 #include "pbackup/error.h"
 #include "pbackup/log.h"
@@ -169,39 +170,6 @@ void central_header(std::string& s, const Entry& e, const Record& r) {
   }
 }
 
-// What a block tells rank 0 about each entry piece it holds (carried in UnitInfo::extra).
-struct PartFact {
-  uint32_t entry = 0;
-  uint64_t header_pos = kNoHeader;  // where the local header starts inside the block
-  bool placeholder = false;         // header written with zeros: rank 0 rewrites it
-  bool last = false;
-  uint32_t crc = 0;
-  uint64_t csize = 0, usize = 0;
-  static constexpr uint64_t kNoHeader = ~uint64_t{0};
-};
-
-void encode(ByteWriter& w, const PartFact& f) {
-  w.u32(f.entry);
-  w.u64(f.header_pos);
-  w.u8(static_cast<uint8_t>(f.placeholder | (f.last << 1)));
-  w.u32(f.crc);
-  w.u64(f.csize);
-  w.u64(f.usize);
-}
-
-PartFact decode_part(ByteReader& r) {
-  PartFact f;
-  f.entry = r.u32();
-  f.header_pos = r.u64();
-  uint8_t b = r.u8();
-  f.placeholder = b & 1;
-  f.last = b & 2;
-  f.crc = r.u32();
-  f.csize = r.u64();
-  f.usize = r.u64();
-  return f;
-}
-
 class ZipLayout final : public Layout {
  public:
   explicit ZipLayout(const EntryList& entries) : entries_(entries), rec_(entries.size()) {}
@@ -212,7 +180,7 @@ class ZipLayout final : public Layout {
       offsets.push_back(pos_);
       ByteReader r(u.extra);
       while (!r.done()) {
-        PartFact f = decode_part(r);
+        PartFact f = get<PartFact>(r);
         if (f.entry >= rec_.size()) throw Fatal("zip layout: block names an unknown entry");
         Record& rec = rec_[f.entry];
         if (f.header_pos != PartFact::kNoHeader) {
@@ -396,7 +364,7 @@ class ZipFormat final : public Format {
       }
       u.data += seg;
       u.raw += raw.size();
-      encode(facts, f);
+      put(facts, f);
     }
     u.extra = facts.take();
     u.data.shrink_to_fit();

@@ -1,0 +1,471 @@
+// backup, stage "rounds" (DESIGN §2): a window of blocks at a time. Rank 0's RoundPlanner
+// shares each round's blocks over the ranks (contiguous ids, balanced by bytes and threads),
+// lays out the offsets of the units the ranks report and writes the structural bytes. Every
+// rank's RoundWorker queues the rounds it is sent on its Compressor, reports each round's unit
+// sizes, and writes the units of the round it reported last at the offsets it gets back while
+// the next round compresses. Memory per rank is bounded by the window. The step is the same on
+// every rank: scatter (RoundOrder), work, gather (RoundReport), and on rank 0 plan.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "core/backup_stages.h"
+#include "util/parallel.h"
+#include "core/read.h"
+#include "pbackup/error.h"
+#include "pbackup/sha256.h"
+
+namespace pbackup {
+namespace {
+
+// Blocks per thread in a round: more evens out blocks that compress at different speeds, fewer
+// bound memory (a rank holds three rounds: one being written, one reported, one compressing).
+constexpr size_t kBlocksPerThread = 8;
+
+struct RankRound {
+  std::vector<uint64_t> blocks;  // ids, consecutive
+};
+using Round = std::vector<RankRound>;  // one per rank
+
+// Splits blocks [first, last) into contiguous runs, one per rank, balanced by raw bytes
+// weighted by each rank's thread count.
+Round share_round(const std::vector<Block>& blocks, size_t first, size_t last, const std::vector<int>& threads) {
+  // Each block to the rank with the least input per thread so far: interleaved, so a run of
+  // slow-to-compress blocks is shared too, not left to one rank while the others wait.
+  Round out(threads.size());
+  std::vector<double> load(threads.size(), 0.0);
+  for (size_t b = first; b < last; ++b) {
+    size_t best = 0;
+    for (size_t r = 1; r < threads.size(); ++r)
+      if (load[r] < load[best]) best = r;
+    out[best].blocks.push_back(b);
+    load[best] += static_cast<double>(blocks[b].raw_bytes + 1) / std::max(threads[best], 1);
+  }
+  return out;
+}
+
+// Compresses jobs with `threads` threads; units come back in job order.
+std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format& fmt, int threads,
+                                Log& log, std::string& error, const std::atomic<bool>& cancel) {
+  std::vector<std::vector<Unit>> per;
+  try {
+    per = parallel_map(jobs.size(), threads, [&](size_t i) {
+      // per block: a signal or another block's error stops the batch within one block's time
+      if (cancel) throw Fatal("cancelled");
+      if (interrupted()) throw Fatal("interrupted");
+      FileData src(log);
+      std::vector<Unit> u;
+      fmt.encode_block(jobs[i], src, u);
+      std::vector<std::string> damaged = src.take_damaged();
+      if (!damaged.empty()) {
+        if (u.empty()) throw Fatal("internal: block " + std::to_string(jobs[i].block.id) + " has no units");
+        u.front().damaged = std::move(damaged);
+      }
+      return u;
+    });
+  } catch (const std::exception& e) {
+    error = e.what();
+    return {};
+  }
+  std::vector<Unit> units;
+  for (auto& v : per)
+    for (auto& u : v) units.push_back(std::move(u));
+  return units;
+}
+
+std::string human_bytes(double b) {
+  const char* u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (b >= 1024 && i < 4) {
+    b /= 1024;
+    ++i;
+  }
+  char s[32];
+  std::snprintf(s, sizeof s, "%.1f %s", b, u[i]);
+  return s;
+}
+
+// Progress on rank 0, from the sizes it gathers anyway each round (no extra messages, so no
+// rank ever waits for a progress report): a line every 5 s for batch logs, or one line updated
+// in place on a terminal.
+class Progress {
+ public:
+  Progress(bool on, uint64_t total)
+      : on_(on), tty_(on && ::isatty(2)), total_(total), start_(Clock::now()), last_(start_) {}
+  ~Progress() {
+    if (printed_ && tty_) std::fputc('\n', stderr);
+  }
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+  void update(uint64_t done, uint64_t files_done) {
+    if (!on_) return;
+    auto now = Clock::now();
+    if (now - last_ < std::chrono::seconds(tty_ ? 1 : 5)) return;
+    last_ = now;
+    printed_ = true;
+    double secs = std::chrono::duration<double>(now - start_).count();
+    double rate = done / std::max(secs, 1e-9);
+    double eta = rate > 0 ? (total_ - done) / rate : 0;
+    std::fprintf(stderr, "%spbackup: %s of %s (%.0f%%), %llu files, %.1f MB/s, ETA %.0f s%s", tty_ ? "\r" : "",
+                 human_bytes(done).c_str(), human_bytes(total_).c_str(), total_ ? 100.0 * done / total_ : 100.0,
+                 static_cast<unsigned long long>(files_done), rate / 1e6, eta, tty_ ? "\033[K" : "\n");
+    std::fflush(stderr);
+  }
+
+ private:
+  bool on_, tty_, printed_ = false;
+  uint64_t total_;
+  Clock::time_point start_, last_;
+};
+
+// Compresses batches of jobs in order on a background thread. A rank queues the next round
+// before it reports the current one, so its threads keep compressing while the main thread
+// waits for the other ranks at the round's gather and scatter (before, every rank stood still
+// until the round's slowest block was done).
+class Compressor {
+ public:
+  Compressor(const Format& fmt, int threads, Log& log) : fmt_(fmt), threads_(threads), log_(log), thread_([this] { run(); }) {}
+  ~Compressor() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cancel_ = true;  // a batch under way stops at its next block
+    cv_.notify_all();
+    thread_.join();
+  }
+  Compressor(const Compressor&) = delete;
+  Compressor& operator=(const Compressor&) = delete;
+  void enqueue(std::vector<BlockJob> jobs) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      todo_.push_back(std::move(jobs));
+    }
+    cv_.notify_all();
+  }
+  // The oldest queued batch's units, once compressed; `error` says why a batch failed.
+  // `idle` runs every 10 ms while waiting (it passes interruptions between the ranks, so a
+  // signal to any rank stops every rank's compressors within a block).
+  template <class Idle>
+  std::vector<Unit> take(std::string& error, Idle idle) {
+    std::unique_lock<std::mutex> l(mu_);
+    while (!cv_.wait_for(l, std::chrono::milliseconds(10), [&] { return !done_.empty(); })) {
+      l.unlock();
+      idle();
+      l.lock();
+    }
+    auto [units, err] = std::move(done_.front());
+    done_.pop_front();
+    error = err;
+    return std::move(units);
+  }
+
+ private:
+  void run() {
+    while (true) {
+      std::vector<BlockJob> jobs;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return stop_ || !todo_.empty(); });
+        if (stop_) return;
+        jobs = std::move(todo_.front());
+        todo_.pop_front();
+      }
+      std::string err;
+      std::vector<Unit> units = compress_jobs(jobs, fmt_, threads_, log_, err, cancel_);
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        done_.emplace_back(std::move(units), std::move(err));
+      }
+      cv_.notify_all();
+    }
+  }
+  const Format& fmt_;
+  const int threads_;
+  Log& log_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::vector<BlockJob>> todo_;
+  std::deque<std::pair<std::vector<Unit>, std::string>> done_;
+  bool stop_ = false;
+  std::atomic<bool> cancel_{false};
+  std::thread thread_;  // last: starts once everything above exists
+};
+
+// Rank 0: hands out rounds, lays out what the ranks report, writes the structural bytes.
+class RoundPlanner {
+ public:
+  explicit RoundPlanner(BackupRun& run)
+      : run_(run), layout_(run.fmt->make_layout(run.entries)), progress_(run.opt.progress != 0, run.bytes_in) {}
+
+  // The first orders: two rounds, so one is always compressing ahead.
+  std::vector<std::string> start() {
+    std::vector<Round> first;
+    next_round(first);
+    next_round(first);
+    rounds_out_ = first.size();
+    return orders(first.empty() ? RoundCmd::kFinish : RoundCmd::kWork, {}, first, 0);
+  }
+
+  // Once every rank reported: the offsets of the reported units and the next round, or an
+  // abort if a rank failed or the layout did (its reason in run.error).
+  std::vector<std::string> step(const std::vector<std::string>& report_bytes) {
+    std::vector<RoundReport> reports;
+    bool someone_failed = false;  // that rank logs its own reason
+    for (const auto& b : report_bytes) {
+      reports.push_back(from_wire<RoundReport>(b));
+      someone_failed = someone_failed || !reports.back().problem.empty();
+      for (auto& d : reports.back().damaged) run_.man.damaged.push_back(std::move(d));
+    }
+    Reported rep = in_block_order(reports);
+    std::vector<uint64_t> flat;
+    if (!someone_failed && run_.error.ok()) {
+      run_.error.guard([&] {
+        // Every rank has written the previous round by now (it reported this one), so
+        // structure that overwrites placeholders in those blocks can go in.
+        write_structure();
+        layout_->place(rep.sorted, flat, deferred_);
+      });
+    }
+    if (someone_failed || !run_.error.ok()) return orders(RoundCmd::kAbort, {}, {}, 0);
+    std::vector<std::vector<uint64_t>> offsets = record(reports, rep, flat);
+    std::vector<Round> more;
+    next_round(more);
+    rounds_out_ = rounds_out_ - 1 + more.size();
+    uint64_t settled = layout_->settled();
+    for (const auto& w : deferred_) settled = std::min(settled, w.offset);
+    return orders(rounds_out_ > 0 ? RoundCmd::kWork : RoundCmd::kFinish, offsets, more, settled);
+  }
+
+  // After every rank wrote its last blocks: the remaining structure. Returns the archive size.
+  uint64_t finish() {
+    write_structure();
+    uint64_t total = layout_->finish(deferred_);
+    write_structure();
+    return total;
+  }
+
+ private:
+  // Every rank's units of one step, in block order (ranks got interleaved blocks).
+  struct Reported {
+    std::vector<UnitInfo> sorted;
+    std::vector<std::pair<int, size_t>> owner;  // per sorted unit: (rank, index in its report)
+  };
+
+  static Reported in_block_order(const std::vector<RoundReport>& reports) {
+    std::vector<const UnitInfo*> infos;
+    std::vector<std::pair<int, size_t>> owner;
+    for (size_t r = 0; r < reports.size(); ++r)
+      for (size_t i = 0; i < reports[r].units.size(); ++i) {
+        infos.push_back(&reports[r].units[i]);
+        owner.emplace_back(static_cast<int>(r), i);
+      }
+    std::vector<size_t> order(infos.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return infos[x]->block < infos[y]->block; });
+    Reported rep;
+    for (size_t i : order) {
+      rep.sorted.push_back(*infos[i]);
+      rep.owner.push_back(owner[i]);
+    }
+    return rep;
+  }
+
+  // Block records for the manifest, progress, and each rank's offsets in its report's order.
+  std::vector<std::vector<uint64_t>> record(const std::vector<RoundReport>& reports, const Reported& rep,
+                                            const std::vector<uint64_t>& flat) {
+    std::vector<std::vector<uint64_t>> offsets(reports.size());
+    for (size_t r = 0; r < reports.size(); ++r) offsets[r].resize(reports[r].units.size());
+    const std::vector<Block>& blocks = run_.blocks;
+    const EntryList& entries = run_.entries;
+    for (size_t k = 0; k < rep.sorted.size(); ++k) {
+      auto [r, i] = rep.owner[k];
+      offsets[r][i] = flat[k];
+      const UnitInfo& u = rep.sorted[k];
+      ManifestBlock mb{blocks[u.block].raw_offset, u.raw, flat[k], u.size, u.sha256, entries[u.entry].path, "block"};
+      const Piece& head = blocks[u.block].pieces.front();
+      if (!head.header) {
+        mb.continues = true;
+        mb.cont_offset = head.offset;
+        mb.cont_size = entries[head.entry].size;
+      }
+      run_.man.blocks.push_back(std::move(mb));
+      done_bytes_ += blocks[u.block].raw_bytes;
+      for (auto& p : blocks[u.block].pieces)
+        if (p.last && entries[p.entry].type == EntryType::File) ++files_done_;
+    }
+    progress_.update(done_bytes_, files_done_);
+    return offsets;
+  }
+
+  // The next window of blocks, interleaved over the ranks; none when all are out.
+  void next_round(std::vector<Round>& out) {
+    if (next_block_ >= run_.blocks.size()) return;
+    size_t window = 0;
+    for (int t : run_.thread_counts) window += kBlocksPerThread * static_cast<size_t>(t);
+    size_t last = std::min(run_.blocks.size(), next_block_ + window);
+    out.push_back(share_round(run_.blocks, next_block_, last, run_.thread_counts));
+    next_block_ = last;
+  }
+
+  std::vector<BlockJob> jobs(const std::vector<uint64_t>& ids) const {
+    std::vector<BlockJob> out;
+    for (uint64_t id : ids) {
+      BlockJob j;
+      j.block = run_.blocks[id];
+      for (const Piece& p : j.block.pieces) {
+        j.entries.push_back(run_.entries[p.entry]);
+        j.disk_paths.push_back(disk_path(run_.entries[p.entry], run_.setup.roots));
+      }
+      out.push_back(std::move(j));
+    }
+    return out;
+  }
+
+  // One order per rank.
+  std::vector<std::string> orders(RoundCmd cmd, const std::vector<std::vector<uint64_t>>& offsets,
+                                  const std::vector<Round>& rounds, uint64_t settled) const {
+    std::vector<std::string> msgs;
+    for (int r = 0; r < run_.comm.size(); ++r) {
+      RoundOrder o;
+      o.cmd = cmd;
+      o.settled = settled;
+      if (!offsets.empty()) o.offsets = offsets[r];
+      if (cmd == RoundCmd::kWork)
+        for (const Round& round : rounds) o.rounds.push_back(jobs(round[r].blocks));
+      msgs.push_back(to_wire(o));
+    }
+    return msgs;
+  }
+
+  // Structural bytes held back until a safe moment (deferred_), written now.
+  void write_structure() {
+    for (auto& w : deferred_) {
+      run_.dest->write_at(w.offset, w.bytes);
+      run_.man.blocks.push_back({0, 0, w.offset, w.bytes.size(), sha256_hex(w.bytes), "", w.patch ? "patch" : "structure"});
+    }
+    deferred_.clear();
+  }
+
+  BackupRun& run_;
+  std::unique_ptr<Layout> layout_;
+  Progress progress_;
+  std::vector<Write> deferred_;
+  size_t next_block_ = 0;
+  size_t rounds_out_ = 0;  // rounds sent and not yet reported
+  uint64_t done_bytes_ = 0, files_done_ = 0;
+};
+
+// Every rank: compresses the rounds it is sent and writes its units where rank 0 put them.
+class RoundWorker {
+ public:
+  explicit RoundWorker(BackupRun& run) : run_(run), compressor_(*run.fmt, run.threads, run.log) {}
+
+  // One step: writes the units reported last step at their offsets while the oldest queued
+  // round finishes compressing; returns this step's report. kFinish: only writes, no report.
+  std::optional<RoundReport> step(RoundOrder& order) {
+    std::string write_error;
+    std::thread writer([&] {
+      for (size_t i = 0; i < order.offsets.size() && i < pending_.size() && write_error.empty(); ++i) {
+        try {
+          run_.dest->write_at(order.offsets[i], pending_[i].data);
+        } catch (const std::exception& e) {
+          write_error = e.what();
+        }
+      }
+    });
+    if (order.cmd == RoundCmd::kFinish) {
+      writer.join();
+      run_.error.set(write_error);
+      return std::nullopt;
+    }
+    for (auto& round : order.rounds) {
+      compressor_.enqueue(std::move(round));
+      ++queued_;
+    }
+    // the oldest queued round, compressed while the previous one was written; the next keeps
+    // compressing while this one is reported
+    std::string comp_error;
+    std::vector<Unit> units;
+    if (queued_ > 0) {
+      units = compressor_.take(comp_error, [&] { run_.comm.poll_interrupt(); });
+      --queued_;
+    }
+    writer.join();
+    try {  // every rank takes part, whatever happened before (settle may be a collective)
+      run_.dest->settle(run_.comm, order.settled, false);
+    } catch (const std::exception& e) {
+      if (write_error.empty()) write_error = e.what();
+    }
+    pending_ = std::move(units);
+    return report(!comp_error.empty() ? comp_error : write_error);
+  }
+
+ private:
+  RoundReport report(std::string problem) {
+    if (problem.empty() && interrupted()) problem = "interrupted";
+    run_.error.set(problem);
+    RoundReport rep;
+    rep.problem = std::move(problem);
+    for (auto& u : pending_) {
+      rep.units.push_back({u.block, u.entry, u.raw, u.data.size(), sha256_hex(u.data), u.extra});
+      rep.damaged.insert(rep.damaged.end(), u.damaged.begin(), u.damaged.end());
+    }
+    return rep;
+  }
+
+  BackupRun& run_;
+  Compressor compressor_;
+  std::vector<Unit> pending_;  // reported last step, written while the next round compresses
+  size_t queued_ = 0;          // rounds queued and not reported yet
+};
+
+// Once every rank has written its last blocks: rank 0 writes the remaining structure, every
+// rank learns the archive's size, and the destination finishes its last parts and closes.
+bool finish_writing(BackupRun& run, RoundPlanner* planner) {
+  if (!run.agree(false)) return false;
+  if (planner) run.error.guard([&] { run.total = planner->finish(); });
+  std::string total = std::to_string(run.total);
+  run.comm.broadcast(total, 0);
+  run.total = std::stoull(total);
+  const bool ok = run.comm.all_ok(run.error.ok());
+  run.error.guard([&] {
+    if (ok) run.dest->settle(run.comm, run.total, true);
+    run.dest->close();
+  });
+  return run.agree();
+}
+
+}  // namespace
+
+bool run_rounds(BackupRun& run) {
+  std::unique_ptr<RoundPlanner> planner;
+  std::vector<std::string> orders;
+  if (run.root) {
+    planner = std::make_unique<RoundPlanner>(run);
+    orders = planner->start();
+  }
+  {
+    RoundWorker worker(run);
+    while (true) {
+      RoundOrder order = from_wire<RoundOrder>(run.comm.scatter(orders, 0));
+      if (order.cmd == RoundCmd::kAbort) return false;
+      std::optional<RoundReport> report = worker.step(order);
+      if (!report) break;
+      std::vector<std::string> reports = run.comm.gather(to_wire(*report), 0);
+      if (planner) orders = planner->step(reports);
+    }
+  }
+  if (run.root) run.log.info("compressed and wrote every block at " + run.since());
+  return finish_writing(run, planner.get());
+}
+
+}  // namespace pbackup

@@ -1,0 +1,90 @@
+// The state the backup stages share (backup.cpp, backup_rounds.cpp): one BackupRun per rank,
+// filled in stage by stage, and one error holder for this rank's first error.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/messages.h"
+#include "pbackup/comm.h"
+#include "pbackup/destination.h"
+#include "pbackup/error.h"
+#include "pbackup/format.h"
+#include "pbackup/log.h"
+#include "pbackup/manifest.h"
+#include "pbackup/options.h"
+#include "pbackup/pipeline.h"
+
+namespace pbackup {
+
+using Clock = std::chrono::steady_clock;
+
+// This rank's first error in a stage. The ranks agree on it at the end of every stage
+// (BackupRun::agree), so all take the same path and none throws across a collective.
+class ErrorHolder {
+ public:
+  void set(const std::string& why) {
+    if (why_.empty()) why_ = why;
+  }
+  // Runs f, keeping the message of what it throws.
+  template <class F>
+  void guard(F&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      set(e.what());
+    }
+  }
+  bool ok() const { return why_.empty(); }
+  const std::string& why() const { return why_; }
+
+ private:
+  std::string why_;
+};
+
+struct BackupRun {
+  Comm& comm;
+  const BackupOptions& opt;
+  Log& log;
+  const bool root;
+  const Clock::time_point t0;
+  std::unique_ptr<Format> fmt;
+  Setup setup;                        // every rank
+  DestinationSpec spec;
+  std::unique_ptr<Destination> dest;  // every rank
+  EntryList entries;                  // rank 0, ordered by plan
+  std::vector<Block> blocks;          // rank 0
+  int threads = 1;                    // this rank's
+  std::vector<int> thread_counts;     // rank 0: every rank's
+  Manifest man;                       // rank 0: block records and damaged files, from the rounds
+  uint64_t bytes_in = 0;              // rank 0: container bytes before compression
+  uint64_t total = 0;                 // every rank after the rounds: the archive's size
+  ErrorHolder error;
+
+  BackupRun(Comm& c, const BackupOptions& o, Log& l)
+      : comm(c), opt(o), log(l), root(c.rank() == 0), t0(Clock::now()) {}
+
+  // Every rank, at the same step: whether every rank is fine (no error and, with `signals`, no
+  // signal).
+  bool agree(bool signals = true) { return comm.all_ok(error.ok() && !(signals && interrupted())); }
+  // Every rank, at the same step, once the ranks disagreed: each rank that failed logs its own
+  // reason (tagged with its rank and host); the ranks agree on a signal any of them got, so
+  // each exits 128+N and rank 0 says so (cli/main.cpp).
+  int fail() {
+    const int sig = static_cast<int>(comm.max(static_cast<uint64_t>(interrupt_signal())));
+    if (root) dest->abort();
+    if (sig) return 128 + sig;
+    if (!error.ok()) log.error(error.why());
+    return kExitFatal;
+  }
+  std::string since() const;  // "1.23 s" since the start, for the info log
+};
+
+// rounds: compresses and writes every block (backup_rounds.cpp). False when the ranks stopped
+// (run.error holds this rank's reason, if any). Rank 0 fills run.man; every rank learns
+// run.total once the last structural bytes are laid out.
+bool run_rounds(BackupRun& run);
+
+}  // namespace pbackup

@@ -1,0 +1,144 @@
+// The messages core's stages send between ranks, each a struct with one field list
+// (pbackup/wire.h) that both encodes and decodes it. tests/unit/test_wire.cpp round-trips each.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "core/extract.h"
+#include "pbackup/entry.h"
+#include "pbackup/format.h"
+#include "pbackup/source.h"
+#include "pbackup/wire.h"
+
+namespace pbackup {
+
+// ---- scan (scan.cpp) ----
+// A directory to walk. Rank 0 sends a worker a batch of them (std::deque<DirTask>; empty: done).
+struct DirTask {
+  uint32_t root = 0;
+  std::string path;  // archive path
+  std::string disk;  // on-disk path
+  bool operator==(const DirTask&) const = default;
+};
+template <class Ar>
+void fields(Ar& a, DirTask& t) {
+  a(t.root), a(t.path), a(t.disk);
+}
+
+// A worker's answer: what it found, and the directories it did not open yet.
+struct ScanResult {
+  EntryList entries;
+  std::deque<DirTask> left;
+  bool operator==(const ScanResult&) const = default;
+};
+template <class Ar>
+void fields(Ar& a, ScanResult& r) {
+  a(r.entries), a(r.left);
+}
+
+// ---- backup setup (backup.cpp): rank 0 decides, every rank learns the outcome ----
+struct Setup {
+  std::string error;
+  std::string archive;  // final file name
+  std::vector<Root> roots;
+  bool operator==(const Setup&) const = default;
+};
+template <class Ar>
+void fields(Ar& a, Setup& s) {
+  a(s.error), a(s.archive), a(s.roots);
+}
+
+// ---- backup rounds (backup_rounds.cpp) ----
+enum class RoundCmd : uint8_t { kWork = 0, kFinish = 1, kAbort = 2 };
+
+// Rank 0 to each rank, once per step: what to do, where the units this rank reported last go,
+// how far the archive is settled, and the rounds of block jobs to queue.
+struct RoundOrder {
+  RoundCmd cmd = RoundCmd::kWork;
+  uint64_t settled = 0;
+  std::vector<uint64_t> offsets;
+  std::vector<std::vector<BlockJob>> rounds;
+  bool operator==(const RoundOrder&) const = default;
+};
+template <class Ar>
+void fields(Ar& a, RoundOrder& o) {
+  a(o.cmd), a(o.settled), a(o.offsets), a(o.rounds);
+}
+
+// Each rank to rank 0, once per step: its problem (it logs the reason itself), the units it
+// compressed (sizes and checksums, no data) and the files it could not read in full.
+struct RoundReport {
+  std::string problem;
+  std::vector<UnitInfo> units;
+  std::vector<std::string> damaged;
+  bool operator==(const RoundReport&) const = default;
+};
+template <class Ar>
+void fields(Ar& a, RoundReport& r) {
+  a(r.problem), a(r.units), a(r.damaged);
+}
+
+// ---- backup commit (backup.cpp): fragment checksums, read back in parallel ----
+struct FragmentHash {
+  uint64_t index = 0;
+  std::string sha256;
+  bool operator==(const FragmentHash&) const = default;
+};
+template <class Ar>
+void fields(Ar& a, FragmentHash& h) {
+  a(h.index), a(h.sha256);
+}
+
+// ---- restore (restore.cpp): how rank 0 found the archive is to be restored ----
+struct RestoreWay {
+  enum Mode : uint8_t { kStream = 0, kTarBlocks = 1, kFailed = 2, kZipMembers = 3 };
+  Mode mode = kStream;
+  ArchiveSource source;
+};
+template <class Ar>
+void fields(Ar& a, RestoreWay& w) {
+  a(w.mode), a(w.source);
+}
+
+// ---- parallel restore (parallel_restore.cpp): what a rank's units tell rank 0 ----
+struct SpanPart {  // bytes of a spanning file written by one unit
+  uint64_t file = 0, bytes = 0;
+  bool operator==(const SpanPart&) const = default;
+};
+template <class Ar>
+void fields(Ar& a, SpanPart& p) {
+  a(p.file), a(p.bytes);
+}
+
+struct UnitOrder {  // a unit's first and last member paths, for plans that check the order
+  uint64_t unit = 0;
+  std::string first, last;
+  bool ordered = true;
+  bool operator==(const UnitOrder&) const = default;
+};
+template <class Ar>
+void fields(Ar& a, UnitOrder& o) {
+  a(o.unit), a(o.first), a(o.last), a(o.ordered);
+}
+
+struct RankResults {
+  std::string fatal;                   // what stopped this rank's units
+  uint32_t signal = 0;                 // the signal this rank got, 0 if none
+  std::vector<RestoredEntry> entries;  // not finished on their rank: for the final pass
+  std::vector<std::string> errors, lost, implied;
+  std::vector<SpanPart> parts;
+  std::vector<uint64_t> heads;         // spanning files whose header a unit held
+  std::vector<UnitOrder> order;
+  uint64_t finished = 0;               // files complete with their metadata: only counted
+  std::vector<uint64_t> matched;       // --only selectors such files matched
+  bool operator==(const RankResults&) const = default;
+};
+template <class Ar>
+void fields(Ar& a, RankResults& r) {
+  a(r.fatal), a(r.signal), a(r.entries), a(r.errors), a(r.lost), a(r.implied), a(r.parts), a(r.heads), a(r.order);
+  a(r.finished), a(r.matched);
+}
+
+}  // namespace pbackup
