@@ -392,7 +392,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   if (!comm.all_ok(err.empty())) return fail(err);
   register_temp_files(dest->temp_paths());  // this run's temporary names, known after open()
 
-  const int threads = opt.threads > 0 ? opt.threads : default_threads();
+  const int threads = opt.threads > 0 ? opt.threads : default_threads(comm.local_size());
   std::vector<int> thread_counts;
   {
     auto all = comm.gather(std::to_string(threads), 0);

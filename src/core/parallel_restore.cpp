@@ -488,7 +488,7 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
     if (!setup_error.empty()) log.error(setup_error);
     return kExitFatal;
   }
-  const int threads = opt.threads > 0 ? opt.threads : default_threads();
+  const int threads = opt.threads > 0 ? opt.threads : default_threads(comm.local_size());
   const std::vector<uint64_t> inodes = create_spanning(comm, plan.spanning, *x, threads, log);
 
   std::vector<size_t> mine = my_units(plan.sizes, comm.rank(), comm.size());

@@ -182,7 +182,7 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
   std::unique_ptr<Codec> codec;
   if (m.format == "tar") codec = make_codec(m.codec, -1);
 
-  const int threads = opt.threads > 0 ? opt.threads : default_threads();
+  const int threads = opt.threads > 0 ? opt.threads : default_threads(comm.local_size());
   auto share = [&](size_t n) {  // task i is rank (i mod size)'s
     std::vector<size_t> mine;
     for (size_t i = static_cast<size_t>(comm.rank()); i < n; i += static_cast<size_t>(comm.size())) mine.push_back(i);
