@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "core/parallel.h"
+#include "core/part_exchange.h"
 #include "core/read.h"
 #include "pbackup/destination.h"
 #include "pbackup/error.h"
@@ -334,7 +335,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   std::unique_ptr<Destination> dest;
   std::string dest_error;
   try {
-    dest = make_destination(spec);
+    dest = with_part_exchange(make_destination(spec));  // an object store stores whole parts
   } catch (const std::exception& e) {
     dest_error = e.what();
   }
