@@ -16,7 +16,7 @@ std::unique_ptr<Codec> make_gzip_codec(int level);
 std::unique_ptr<Codec> make_bzip2_codec(int level);
 std::unique_ptr<Codec> make_zstd_codec(int level);
 
-// An owned libdeflate compressor (one per block: allocation is cheap next to compression).
+// An owned libdeflate compressor.
 class DeflateCompressor {
  public:
   explicit DeflateCompressor(int level);
@@ -24,10 +24,15 @@ class DeflateCompressor {
   DeflateCompressor(const DeflateCompressor&) = delete;
   DeflateCompressor& operator=(const DeflateCompressor&) = delete;
   libdeflate_compressor* get() const { return c_; }
+  int level() const { return level_; }
 
  private:
   libdeflate_compressor* c_;
+  int level_;
 };
+// This thread's compressor for `level`, reused from call to call (a level-9 compressor is
+// ~0.5 MB of tables allocated and set up per block otherwise).
+libdeflate_compressor* thread_deflate_compressor(int level);
 
 // Ends a z_stream on scope exit (deflateEnd or inflateEnd).
 struct ZStreamGuard {
