@@ -1,5 +1,6 @@
-// The only view of MPI the core has. src/mpi/ implements it with Boost.MPI; LocalComm is the
-// one-rank implementation used by plain runs and the unit tests. Messages are byte strings
+// The only view of MPI the core has. src/mpi/ implements it over an MPI communicator; LocalComm is
+// the one-rank implementation used by plain runs, and tests/unit/thread_comm.h runs N ranks as
+// threads of one process so the multi-rank protocols get unit tests without mpirun. Messages are byte strings
 // (see bytes.h), so the interface stays small and every call is typed and 64-bit clean.
 #pragma once
 #include <cstdint>
@@ -15,6 +16,8 @@ class Comm {
   virtual ~Comm() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  // Ranks of this communicator on this node: they share its cores (see default_threads).
+  virtual int local_size() const { return 1; }
   virtual void barrier() = 0;
   virtual void broadcast(std::string& bytes, int root) = 0;
   // Root receives one string per rank (others get an empty vector).

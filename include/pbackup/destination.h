@@ -19,6 +19,13 @@ struct Fragment {
   std::string sha256;
 };
 
+// A part a rank stored (store_part), as rank 0 learns of it.
+struct StoredPart {
+  uint64_t k = 0, size = 0;
+  std::string sha256;
+  std::string receipt;  // store_part's result (an S3 ETag and upload id)
+};
+
 // A small file written beside the archive at commit (checksum file, manifest).
 struct SideFile {
   std::string name;
@@ -38,10 +45,23 @@ class Destination {
   virtual void open(const std::string& prepared) = 0;
   virtual void write_at(uint64_t offset, std::string_view bytes) = 0;
   // Every rank, together, after each round's writes: archive bytes below `settled` are all
-  // written (no rank or structural write will touch them again). A destination that cannot
-  // write at random offsets (an object store) assembles and uploads finished parts here.
+  // written (no rank or structural write will touch them again).
   // `last`: nothing more will be written; `settled` is the archive's size.
   virtual void settle(Comm& comm, uint64_t settled, bool last) {}
+
+  // A destination that cannot write at random offsets (an object store) says its part size
+  // here and only stores whole parts: the core (core/part_exchange.h) keeps each rank's writes,
+  // brings a finished part's pieces to its owner rank at settle() and hands it to store_part().
+  // 0: the destination writes at offsets (write_at).
+  virtual uint64_t part_bytes() const { return 0; }
+  // Every rank, before parts [0, parts) are stored: throws Fatal if there would be too many.
+  virtual void check_part_count(uint64_t parts) const {}
+  // Stores part k (archive bytes [k * part_bytes(), ...), complete, with their SHA-256); the
+  // owner rank, from several threads at once. Returns what commit needs (handed to rank 0's
+  // parts_stored()); on failure leaves nothing of the part behind.
+  virtual std::string store_part(uint64_t k, std::string_view bytes, const std::string& sha256);
+  // Rank 0, after each settle: the parts every rank stored in it.
+  virtual void parts_stored(const std::vector<StoredPart>& parts) {}
   // Every rank, after its last write: its data is durable when this returns.
   virtual void close() = 0;
   // How many fragments (files or objects) an archive of `total` bytes is stored in.

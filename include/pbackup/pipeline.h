@@ -51,11 +51,9 @@ int run_parallel_zip_restore(Comm& comm, const ArchiveSource& s, const RestoreOp
 // its codec's CRC) against the manifest, in parallel. 0 when all is well, 2 otherwise.
 int run_verify(Comm& comm, const RestoreOptions& opt, Log& log);
 
-// Threads this rank should use by default: the cores it may run on, shared with the other
-// ranks of this node when they are not bound to distinct cores.
-int default_threads();
-// Ranks sharing this node (told by the MPI layer; srun sets no Open MPI variable for it).
-void set_local_ranks(int n);
+// Threads this rank should use by default: the cores it may run on, shared with the
+// `local_ranks` ranks of this node (Comm::local_size) when they are not bound to distinct cores.
+int default_threads(int local_ranks);
 
 // Archive names are UTF-8 (pax): use the user's locale, or C.UTF-8 where that is plain "C",
 // so libarchive does not stumble converting names.

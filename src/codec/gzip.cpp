@@ -23,10 +23,10 @@ class GzipCodec final : public Codec {
   std::string extension() const override { return "gz"; }
 
   void compress(std::string_view in, std::string& out) const override {
-    DeflateCompressor c(level_);
-    const size_t bound = libdeflate_gzip_compress_bound(c.get(), in.size());
+    libdeflate_compressor* c = thread_deflate_compressor(level_);
+    const size_t bound = libdeflate_gzip_compress_bound(c, in.size());
     char* buf = scratch(Scratch::Codec, bound);  // the bound is the input's size: not kept
-    size_t n = libdeflate_gzip_compress(c.get(), in.data(), in.size(), buf, bound);
+    size_t n = libdeflate_gzip_compress(c, in.data(), in.size(), buf, bound);
     if (n == 0) throw Fatal("gzip: compression failed");
     out.append(buf, n);
   }
@@ -42,8 +42,8 @@ class GzipCodec final : public Codec {
     if (isize != static_cast<uint32_t>(expected))
       throw Fatal("gzip: the member's size trailer says " + std::to_string(isize) + " bytes (mod 2^32), expected " +
                   std::to_string(expected) + " (damaged, or not this block)");
-    std::unique_ptr<libdeflate_decompressor, void (*)(libdeflate_decompressor*)> d(libdeflate_alloc_decompressor(),
-                                                                                  libdeflate_free_decompressor);
+    thread_local std::unique_ptr<libdeflate_decompressor, void (*)(libdeflate_decompressor*)> d(
+        libdeflate_alloc_decompressor(), libdeflate_free_decompressor);  // the thread's, reused (holds no state between calls)
     if (!d) throw Fatal("gzip: out of memory (libdeflate decompressor)");
     std::string out = decode_buffer(expected, false, "gzip");
     size_t in_used = 0, out_used = 0;

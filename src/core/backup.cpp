@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "core/backup_stages.h"
+#include "core/part_exchange.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
 #include "pbackup/version.h"
@@ -101,7 +102,7 @@ bool setup_stage(BackupRun& run) {
                              opt.s3_part_mb << 20, opt.s3_endpoint, opt.s3_region};
   std::string dest_error;
   try {
-    run.dest = make_destination(run.spec);
+    run.dest = with_part_exchange(make_destination(run.spec));  // an object store stores whole parts
   } catch (const std::exception& e) {
     dest_error = e.what();
   }
@@ -144,7 +145,7 @@ bool plan_stage(BackupRun& run) {
   if (!run.agree(false)) return false;
   register_temp_files(run.dest->temp_paths());  // this run's temporary names, known after open()
 
-  run.threads = run.opt.threads > 0 ? run.opt.threads : default_threads();
+  run.threads = run.opt.threads > 0 ? run.opt.threads : default_threads(run.comm.local_size());
   for (auto& s : run.comm.gather(std::to_string(run.threads), 0)) run.thread_counts.push_back(std::stoi(s));
   for (auto& b : run.blocks) run.bytes_in += b.raw_bytes;
   return true;

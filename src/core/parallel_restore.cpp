@@ -517,7 +517,7 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
     if (!setup_error.empty()) log.error(setup_error);
     return kExitFatal;
   }
-  const int threads = opt.threads > 0 ? opt.threads : default_threads();
+  const int threads = opt.threads > 0 ? opt.threads : default_threads(comm.local_size());
   const std::vector<uint64_t> inodes = create_spanning(comm, plan.spanning, *x, threads, log);
   uint64_t bytes = 0;
   auto all = comm.gather(restore_my_units(comm, plan, opt, *x, inodes, threads, bytes), 0);

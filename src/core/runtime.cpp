@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "pbackup/pipeline.h"
@@ -24,7 +25,6 @@ namespace {
 // std::atomic<int> is lock-free here, so reading and writing it in a handler is safe.
 std::atomic<int> g_interrupted{0};
 static_assert(std::atomic<int>::is_always_lock_free, "the interrupt flag must be lock-free");
-int g_local_ranks = 0;  // ranks on this node, from MPI (0: unknown)
 
 // Fixed buffers, so the signal path can unlink without allocating.
 constexpr int kMaxTemps = 8;
@@ -60,7 +60,12 @@ void watchdog() {
 }
 }  // namespace
 
+// Writers take a lock: the list is the process's, and thread-ranks in one process (the unit
+// tests' ThreadComm) register theirs from several threads. The handler only reads.
+std::mutex g_temps_mu;
+
 void register_temp_files(const std::vector<std::string>& paths) {
+  std::lock_guard<std::mutex> lock(g_temps_mu);
   g_ntemps = 0;
   int n = 0;
   for (const auto& p : paths) {
@@ -111,7 +116,7 @@ void use_utf8_locale() {
   std::setlocale(LC_NUMERIC, "C");  // numbers in manifests and messages stay '.'-decimal
 }
 
-int default_threads() {
+int default_threads(int local_ranks) {
   cpu_set_t set;
   CPU_ZERO(&set);
   int mine = 0;
@@ -121,14 +126,7 @@ int default_threads() {
   // Bound to a subset of the cores: that subset is ours.
   if (hw > 0 && mine < hw) return mine;
   // Not bound: share the node's cores with the other ranks on it.
-  int ranks = g_local_ranks;
-  if (ranks < 1) {
-    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    ranks = local ? std::atoi(local) : 1;
-  }
-  return std::max(1, mine / std::max(ranks, 1));
+  return std::max(1, mine / std::max(local_ranks, 1));
 }
-
-void set_local_ranks(int n) { g_local_ranks = n; }
 
 }  // namespace pbackup

@@ -373,7 +373,7 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
   Plan plan;
   std::vector<std::string> early;  // rank 0: problems found while resolving
   if (!share_plan(comm, opt, log, plan, early)) return kExitFatal;
-  Verifier v(comm, plan.source, opt.threads > 0 ? opt.threads : default_threads());
+  Verifier v(comm, plan.source, opt.threads > 0 ? opt.threads : default_threads(comm.local_size()));
   std::vector<std::string> problems = v.fragments();
   std::vector<std::string> block_problems = v.blocks();
   problems.insert(problems.end(), block_problems.begin(), block_problems.end());

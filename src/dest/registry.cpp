@@ -1,6 +1,8 @@
 // --dest-type -> destination (add one by adding its file and one line here); bucket -> store.
 #include "dest/registry.h"
 
+#include <stdexcept>
+
 #include "pbackup/error.h"
 #include "pbackup/store.h"
 
@@ -24,6 +26,10 @@ std::unique_ptr<Destination> make_destination(const DestinationSpec& spec) {
   std::string valid;
   for (auto& n : destination_names()) valid += (valid.empty() ? "" : ", ") + n;
   throw Fatal("unknown --dest-type '" + spec.type + "' (valid: " + valid + ")");
+}
+
+std::string Destination::store_part(uint64_t k, std::string_view, const std::string&) {
+  throw std::logic_error("destination " + archive_name() + " stores no parts (part " + std::to_string(k) + ")");
 }
 
 std::vector<std::string> destination_names() {

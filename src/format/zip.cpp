@@ -264,9 +264,9 @@ class ZipLayout final : public Layout {
 // libdeflate, which is faster; zlib is needed for the non-final flush libdeflate cannot do.
 void deflate_segment(std::string_view in, bool finish, int level, std::string& out) {
   if (finish) {
-    DeflateCompressor c(std::clamp(level, 1, 12));
-    out.resize(libdeflate_deflate_compress_bound(c.get(), in.size()));
-    size_t n = libdeflate_deflate_compress(c.get(), in.data(), in.size(), out.data(), out.size());
+    libdeflate_compressor* c = thread_deflate_compressor(std::clamp(level, 1, 12));
+    out.resize(libdeflate_deflate_compress_bound(c, in.size()));
+    size_t n = libdeflate_deflate_compress(c, in.data(), in.size(), out.data(), out.size());
     if (n == 0) throw Fatal("zip: deflate failed");
     out.resize(n);
     return;

@@ -1,4 +1,5 @@
-// Comm over MPI_COMM_WORLD. Boost.MPI starts and ends MPI; the exchanges themselves use MPI's
+// Comm over an MPI communicator (its own duplicate, so its messages never mix with a caller's on
+// the same communicator). Boost.MPI starts and ends MPI; the exchanges themselves use MPI's
 // nonblocking calls and wait for them with `wait` below, because a blocking MPI call spins its
 // core at 100% until the other ranks arrive. Only the main thread calls MPI, and it shares its
 // rank's core with the threads that compress or extract: under mpirun (one core per rank) the
@@ -33,36 +34,45 @@ void check(int rc, const char* what) {
 
 constexpr int kTagStop = 9999;  // "I was interrupted by signal N" (see poll_interrupt)
 
-class MpiComm final : public Comm {
+class MpiComm : public Comm {
  public:
-  MpiComm(int& argc, char**& argv) : env_(argc, argv, mpi::threading::funneled, true) {
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  explicit MpiComm(MPI_Comm parent) {
+    check(MPI_Comm_dup(parent, &comm_), "MPI_Comm_dup");
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
     MPI_Comm node;  // the ranks on this node share its cores (see default_threads)
-    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
-      int n = 1;
-      MPI_Comm_size(node, &n);
-      set_local_ranks(n);
+    if (MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+      MPI_Comm_size(node, &local_size_);
       MPI_Comm_free(&node);
+    } else if (const char* local = std::getenv("Ocomm__LOCAL_SIZE")) {
+      local_size_ = std::max(1, std::atoi(local));
     }
   }
+  ~MpiComm() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
+  }
+  MpiComm(const MpiComm&) = delete;
+  MpiComm& operator=(const MpiComm&) = delete;
+  int local_size() const override { return local_size_; }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   void barrier() override {
     MPI_Request r;
-    check(MPI_Ibarrier(MPI_COMM_WORLD, &r), "MPI_Ibarrier");
+    check(MPI_Ibarrier(comm_, &r), "MPI_Ibarrier");
     wait(r);
   }
   // The length, then the bytes in chunks of at most chunks::chunk_bytes().
   void broadcast(std::string& bytes, int root) override {
     unsigned long long n = bytes.size();
     MPI_Request r;
-    check(MPI_Ibcast(&n, 1, MPI_UNSIGNED_LONG_LONG, root, MPI_COMM_WORLD, &r), "MPI_Ibcast");
+    check(MPI_Ibcast(&n, 1, MPI_UNSIGNED_LONG_LONG, root, comm_, &r), "MPI_Ibcast");
     wait(r);
     bytes.resize(n);
     const uint64_t c = chunks::chunk_bytes();
     for (uint64_t k = 0; k * c < n; ++k) {
-      check(MPI_Ibcast(bytes.data() + k * c, chunks::in_round(n, c, k), MPI_CHAR, root, MPI_COMM_WORLD, &r), "MPI_Ibcast");
+      check(MPI_Ibcast(bytes.data() + k * c, chunks::in_round(n, c, k), MPI_CHAR, root, comm_, &r), "MPI_Ibcast");
       wait(r);
     }
   }
@@ -72,7 +82,7 @@ class MpiComm final : public Comm {
     unsigned long long n = mine.size();
     std::vector<unsigned long long> all(size_);
     MPI_Request r;
-    check(MPI_Iallgather(&n, 1, MPI_UNSIGNED_LONG_LONG, all.data(), 1, MPI_UNSIGNED_LONG_LONG, MPI_COMM_WORLD, &r),
+    check(MPI_Iallgather(&n, 1, MPI_UNSIGNED_LONG_LONG, all.data(), 1, MPI_UNSIGNED_LONG_LONG, comm_, &r),
           "MPI_Iallgather");
     wait(r);
     std::vector<uint64_t> sizes(all.begin(), all.end());
@@ -86,7 +96,7 @@ class MpiComm final : public Comm {
       uint64_t total = chunks::round_layout(sizes, c, k, counts, displs);
       if (rank_ == root) flat.resize(total);
       check(MPI_Igatherv(mine.data() + std::min<uint64_t>(k * c, n), chunks::in_round(n, c, k), MPI_CHAR, flat.data(),
-                         counts.data(), displs.data(), MPI_CHAR, root, MPI_COMM_WORLD, &r),
+                         counts.data(), displs.data(), MPI_CHAR, root, comm_, &r),
             "MPI_Igatherv");
       wait(r);
       if (rank_ == root)
@@ -111,7 +121,7 @@ class MpiComm final : public Comm {
     }
     unsigned long long my_head[2] = {0, 0};
     MPI_Request r;
-    check(MPI_Iscatter(head.data(), 2, MPI_UNSIGNED_LONG_LONG, my_head, 2, MPI_UNSIGNED_LONG_LONG, root, MPI_COMM_WORLD, &r),
+    check(MPI_Iscatter(head.data(), 2, MPI_UNSIGNED_LONG_LONG, my_head, 2, MPI_UNSIGNED_LONG_LONG, root, comm_, &r),
           "MPI_Iscatter");
     wait(r);
     const uint64_t n = my_head[0];
@@ -125,7 +135,7 @@ class MpiComm final : public Comm {
           if (counts[i]) std::memcpy(flat.data() + displs[i], parts[i].data() + k * c, static_cast<size_t>(counts[i]));
       }
       check(MPI_Iscatterv(flat.data(), counts.data(), displs.data(), MPI_CHAR, mine.data() + std::min<uint64_t>(k * c, n),
-                          chunks::in_round(n, c, k), MPI_CHAR, root, MPI_COMM_WORLD, &r),
+                          chunks::in_round(n, c, k), MPI_CHAR, root, comm_, &r),
             "MPI_Iscatterv");
       wait(r);
     }
@@ -144,10 +154,10 @@ class MpiComm final : public Comm {
     std::memcpy(head.data(), &n, 8);
     std::memcpy(head.data() + 8, bytes.data(), first);
     MPI_Request r;
-    check(MPI_Isend(head.data(), static_cast<int>(head.size()), MPI_CHAR, dest, tag, MPI_COMM_WORLD, &r), "MPI_Isend");
+    check(MPI_Isend(head.data(), static_cast<int>(head.size()), MPI_CHAR, dest, tag, comm_, &r), "MPI_Isend");
     wait(r);
     for (uint64_t at = first; at < n; at += c) {
-      check(MPI_Isend(bytes.data() + at, chunks::in_round(n - at, c, 0), MPI_CHAR, dest, tag, MPI_COMM_WORLD, &r), "MPI_Isend");
+      check(MPI_Isend(bytes.data() + at, chunks::in_round(n - at, c, 0), MPI_CHAR, dest, tag, comm_, &r), "MPI_Isend");
       wait(r);
     }
   }
@@ -157,7 +167,7 @@ class MpiComm final : public Comm {
     MPI_Message msg;
     MPI_Status st;
     int flag = 0;
-    check(MPI_Improbe(MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, &flag, &msg, &st), "MPI_Improbe");
+    check(MPI_Improbe(MPI_ANY_SOURCE, tag, comm_, &flag, &msg, &st), "MPI_Improbe");
     if (!flag) return std::nullopt;
     return take(msg, st, tag);
   }
@@ -173,15 +183,15 @@ class MpiComm final : public Comm {
       for (int r = 0; r < size_; ++r) {
         if (r == rank_) continue;
         MPI_Request req;
-        if (MPI_Isend(&stop_sig_, 1, MPI_INT, r, kTagStop, MPI_COMM_WORLD, &req) == MPI_SUCCESS) MPI_Request_free(&req);
+        if (MPI_Isend(&stop_sig_, 1, MPI_INT, r, kTagStop, comm_, &req) == MPI_SUCCESS) MPI_Request_free(&req);
       }
       return;
     }
     int flag = 0;
     MPI_Status st;
-    if (MPI_Iprobe(MPI_ANY_SOURCE, kTagStop, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS || !flag) return;
+    if (MPI_Iprobe(MPI_ANY_SOURCE, kTagStop, comm_, &flag, &st) != MPI_SUCCESS || !flag) return;
     int sig = 0;
-    MPI_Recv(&sig, 1, MPI_INT, st.MPI_SOURCE, kTagStop, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    MPI_Recv(&sig, 1, MPI_INT, st.MPI_SOURCE, kTagStop, comm_, MPI_STATUS_IGNORE);
     stop_done_ = true;  // the sender tells everyone itself
     interrupt_from_peer(sig > 0 && sig < 65 ? sig : SIGTERM);
   }
@@ -211,7 +221,7 @@ class MpiComm final : public Comm {
   uint64_t all_reduce(uint64_t v, MPI_Op op) {
     unsigned long long in = v, out = 0;
     MPI_Request r;
-    check(MPI_Iallreduce(&in, &out, 1, MPI_UNSIGNED_LONG_LONG, op, MPI_COMM_WORLD, &r), "MPI_Iallreduce");
+    check(MPI_Iallreduce(&in, &out, 1, MPI_UNSIGNED_LONG_LONG, op, comm_, &r), "MPI_Iallreduce");
     wait(r);
     return out;
   }
@@ -220,7 +230,7 @@ class MpiComm final : public Comm {
     MPI_Status st;
     wait_until([&] {
       int flag = 0;
-      check(MPI_Improbe(source, tag, MPI_COMM_WORLD, &flag, &msg, &st), "MPI_Improbe");
+      check(MPI_Improbe(source, tag, comm_, &flag, &msg, &st), "MPI_Improbe");
       return flag != 0;
     });
     return take(msg, st, tag);
@@ -241,18 +251,30 @@ class MpiComm final : public Comm {
     std::memcpy(s.data(), head.data() + 8, first);
     for (uint64_t at = first; at < n; at += c) {
       MPI_Request r;
-      check(MPI_Irecv(s.data() + at, chunks::in_round(n - at, c, 0), MPI_CHAR, st.MPI_SOURCE, tag, MPI_COMM_WORLD, &r),
+      check(MPI_Irecv(s.data() + at, chunks::in_round(n - at, c, 0), MPI_CHAR, st.MPI_SOURCE, tag, comm_, &r),
             "MPI_Irecv");
       wait(r);
     }
     return {st.MPI_SOURCE, std::move(s)};
   }
 
-  mpi::environment env_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
+  int local_size_ = 1;
   int size_ = 1;
   bool stop_done_ = false;
   int stop_sig_ = 0;  // the buffer of the stop sends: lives as long as the process
+};
+
+// Owns MPI's start and end around a duplicate of MPI_COMM_WORLD: the environment is a base
+// class so it is built before the communicator and finalises MPI after it is freed.
+struct MpiEnvironment {
+  MpiEnvironment(int& argc, char**& argv) : env(argc, argv, mpi::threading::funneled, true) {}
+  mpi::environment env;
+};
+class WorldComm final : private MpiEnvironment, public MpiComm {
+ public:
+  WorldComm(int& argc, char**& argv) : MpiEnvironment(argc, argv), MpiComm(MPI_COMM_WORLD) {}
 };
 
 }  // namespace
@@ -273,8 +295,10 @@ std::unique_ptr<Comm> make_mpi_comm(int& argc, char**& argv) {
     ::setenv("OMPI_MCA_pml", "ob1", 0);
     ::setenv("OMPI_MCA_btl", "self,vader", 0);
   }
-  return std::make_unique<MpiComm>(argc, argv);
+  return std::make_unique<WorldComm>(argc, argv);
 }
+
+std::unique_ptr<Comm> make_mpi_comm(MPI_Comm comm) { return std::make_unique<MpiComm>(comm); }
 
 void mpi_abort(int code) {
   MPI_Abort(MPI_COMM_WORLD, code);

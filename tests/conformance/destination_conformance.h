@@ -2,7 +2,8 @@
 // in a scrambled order, cut at odd places, with a placeholder patched at the end (as zip's
 // headers are), settled step by step as the pipeline does, must give exactly the archive bytes,
 // fragments of the right sizes and checksums, a readable side file, and nothing visible after
-// an abort. The unit tests run it on hdd, usb_split and memory; the S3 tests on cloud.
+// an abort. The unit tests run it on hdd, usb_split and memory; the S3 tests on cloud (behind the
+// core's part exchange, as the pipeline uses it).
 #pragma once
 #include <doctest/doctest.h>
 
@@ -11,6 +12,7 @@
 #include <random>
 #include <string>
 
+#include "core/part_exchange.h"
 #include "pbackup/comm.h"
 #include "pbackup/destination.h"
 #include "pbackup/sha256.h"
@@ -38,7 +40,7 @@ inline void run(Target t, const std::string& tag) {
 
   SUBCASE("writes in any order, settled step by step, commit gives the archive") {
     t.spec.name = "conf-" + tag + ".tar.gz";
-    auto d = make_destination(t.spec);
+    auto d = pbackup::with_part_exchange(make_destination(t.spec));  // as the pipeline makes it
     d->open(d->prepare());
     // chunks of odd sizes, written in a shuffled order, the patch region as zeros first
     std::vector<std::pair<uint64_t, uint64_t>> chunks;
@@ -96,7 +98,7 @@ inline void run(Target t, const std::string& tag) {
   SUBCASE("a side file that cannot be written (the manifest): commit fails, nothing stays visible") {
     if (t.spec.type == "memory") return;  // takes any name
     t.spec.name = "conf-side-" + tag + ".tar.gz";
-    auto d = make_destination(t.spec);
+    auto d = pbackup::with_part_exchange(make_destination(t.spec));  // as the pipeline makes it
     d->open(d->prepare());
     const uint64_t n = 6u << 20;
     d->write_at(0, data.substr(0, n));
@@ -115,7 +117,7 @@ inline void run(Target t, const std::string& tag) {
 
   SUBCASE("abort leaves nothing that looks like an archive") {
     t.spec.name = "conf-abort-" + tag + ".tar.gz";
-    auto d = make_destination(t.spec);
+    auto d = pbackup::with_part_exchange(make_destination(t.spec));  // as the pipeline makes it
     d->open(d->prepare());
     d->write_at(0, data.substr(0, 7u << 20));
     d->settle(comm, 7u << 20, false);

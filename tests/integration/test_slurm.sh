@@ -61,7 +61,7 @@ submit() {
   shift
   RC=0
   echo "+ sbatch --wait ${opts[*]} slurm/$kind.sbatch $*"
-  out=$(timeout 120 sbatch --parsable --wait "${opts[@]}" "$SLURM_DIR/$kind.sbatch" "$@") || RC=$?
+  out=$(timeout 120 sbatch --parsable --wait "${opts[@]}" "${SCRIPT_DIR:-$SLURM_DIR}/$kind.sbatch" "$@") || RC=$?
   out=${out%%$'\n'*}
   out=${out%%;*}
   [[ $out =~ ^[0-9]+$ ]] || fail "sbatch gave no job id for $kind (exit $RC): $out"
@@ -107,6 +107,21 @@ log=$(log_of verify "$job")
 [[ $RC -eq 2 ]] || { cat "$log" >&2; fail "verify of a missing archive: job $job exited $RC, want 2"; }
 expect_log "$log" 'pbackup exit status: 2$' "verify job $job"
 pass "verify job $job exited 2"
+
+# The job runs a spool copy of the script: it found slurm/common.sh through the submitted
+# script's path (scontrol) above. A copy with no common.sh beside it fails clearly, and works
+# with PBACKUP_SLURM_DIR.
+step "(a) a copied verify.sbatch without common.sh, then with PBACKUP_SLURM_DIR"
+mkdir -p "$WORK/copy"
+cp "$SLURM_DIR/verify.sbatch" "$WORK/copy/"
+SCRIPT_DIR=$WORK/copy submit job verify --ntasks=1 -- --source "$WORK/out-a/roundtrip.tar.gz"
+log=$(log_of verify "$job")
+[[ $RC -eq 2 ]] || { cat "$log" >&2; fail "copied verify.sbatch without common.sh: job $job exited $RC, want 2"; }
+expect_log "$log" 'error: slurm/common.sh not found' "copied verify.sbatch, job $job"
+PBACKUP_SLURM_DIR=$SLURM_DIR SCRIPT_DIR=$WORK/copy submit job verify --ntasks=1 -- --source "$WORK/out-a/roundtrip.tar.gz"
+log=$(log_of verify "$job")
+[[ $RC -eq 0 ]] || { cat "$log" >&2; fail "copied verify.sbatch with PBACKUP_SLURM_DIR: job $job exited $RC"; }
+pass "a copy without common.sh exits 2 and says so; PBACKUP_SLURM_DIR finds it"
 
 # --- (b) backup-then-verify.sh ---------------------------------------------------------
 step "(b) backup-then-verify.sh"

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <thread>
 
 #include "codec/gunzip_stream.h"
 #include "helpers.h"
@@ -187,4 +188,38 @@ TEST_CASE("a block the memory limit cannot hold is a clear error, not std::bad_a
   REQUIRE(waitpid(pid, &status, 0) == pid);
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+// The codecs reuse one compression/decompression context per thread: a block must compress to
+// the same bytes whatever the thread compressed before (other levels, other sizes), as a fresh
+// thread's context gives, and a failed decompression must not poison the next one.
+TEST_CASE("codec contexts reused per thread: same bytes as a fresh thread, levels interleaved, after errors") {
+  const std::string big = testutil::pattern(3'000'000, 11), small = testutil::pattern(70'000, 12);
+  for (std::string name : {"gzip", "zstd"}) {
+    CAPTURE(name);
+    auto lo = make_codec(name, 1), mid = make_codec(name, -1), hi = make_codec(name, 9);
+    auto fresh = [&](const Codec& c, const std::string& in) {
+      std::string out;
+      std::thread([&] { c.compress(in, out); }).join();
+      return out;
+    };
+    const std::string want_mid_big = fresh(*mid, big), want_hi_small = fresh(*hi, small), want_lo_big = fresh(*lo, big);
+    for (int round = 0; round < 2; ++round) {
+      std::string a, b, c, d;
+      mid->compress(big, a);
+      hi->compress(small, b);
+      lo->compress(big, c);
+      mid->compress(big, d);
+      CHECK(a == want_mid_big);
+      CHECK(b == want_hi_small);
+      CHECK(c == want_lo_big);
+      CHECK(d == want_mid_big);
+      std::string damaged = a;
+      damaged[damaged.size() / 2] ^= 0x5a;
+      CHECK_THROWS_AS(mid->decompress(damaged, big.size()), Fatal);
+      CHECK_THROWS_AS(mid->decompress(std::string_view(a).substr(0, a.size() / 3), big.size()), Fatal);
+      CHECK(mid->decompress(a, big.size()) == big);
+      CHECK(hi->decompress(b, small.size()) == small);
+    }
+  }
 }

@@ -3,10 +3,12 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "mpi/chunks.h"
 #include "util/parallel.h"
@@ -75,9 +77,18 @@ TEST_CASE("parallel_map: the first error stops the pool, no further index starts
                   std::runtime_error);
   CHECK(calls == 3);
   calls = 0;
+  // Which thread takes index 0 is up to the scheduler: the other calls wait until it has
+  // started, then take 20 ms each, so the pool must notice the failure within a few calls
+  // (1000 calls would be 5 s), however loaded the machine is.
+  std::atomic<bool> zero_started{false};
   CHECK_THROWS_AS(parallel_map(100000, 4, [&](size_t i) -> int {
                     ++calls;
-                    if (i == 0) throw std::runtime_error("boom");
+                    if (i == 0) {
+                      zero_started = true;
+                      throw std::runtime_error("boom");
+                    }
+                    for (int w = 0; w < 5000 && !zero_started; ++w) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                    std::this_thread::sleep_for(std::chrono::milliseconds(20));
                     return 0;
                   }),
                   std::runtime_error);

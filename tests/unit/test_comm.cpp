@@ -1,0 +1,206 @@
+// The multi-rank protocols with N thread-ranks (thread_comm.h): the Comm operations themselves,
+// the scan hand-out, a whole backup (same bytes as one rank) and the parallel restore.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "dest/registry.h"
+#include "helpers.h"
+#include "pbackup/pipeline.h"
+#include "thread_comm.h"
+
+using namespace pbackup;
+namespace fs = std::filesystem;
+
+TEST_CASE("thread comm: every operation across 4 thread-ranks") {
+  auto out = testutil::run_ranks<std::string>(4, [](Comm& c) {
+    const int r = c.rank();
+    std::string s;
+    std::string b = r == 2 ? "from two" : "";
+    c.broadcast(b, 2);
+    s += b + "|";
+    auto g = c.gather("g" + std::to_string(r), 1);
+    if (r == 1) CHECK(g == std::vector<std::string>{"g0", "g1", "g2", "g3"});
+    else CHECK(g.empty());
+    std::vector<std::string> parts;
+    if (r == 3) parts = {"s0", "s1", "s2", "s3"};
+    s += c.scatter(parts, 3) + "|";
+    s += std::to_string(c.sum(static_cast<uint64_t>(r) + 1)) + "|" + std::to_string(c.max(static_cast<uint64_t>(r) * 7)) + "|";
+    s += c.all_ok(true) ? "ok|" : "no|";
+    s += c.all_ok(r != 1) ? "ok|" : "no|";
+    c.barrier();
+    // point to point: in order per sender and tag; a later tag does not overtake
+    if (r != 0) {
+      c.send(0, 5, "a" + std::to_string(r));
+      c.send(0, 5, "b" + std::to_string(r));
+      c.send(0, 6, "t6");
+    } else {
+      CHECK(c.recv(2, 5) == "a2");
+      CHECK(c.recv(2, 5) == "b2");
+      int got5 = 0, got6 = 0;
+      while (got5 < 4) {
+        auto [src, bytes] = c.recv_any(5);
+        CHECK((src == 1 || src == 3));
+        ++got5;
+      }
+      while (got6 < 3) {
+        if (auto m = c.try_recv_any(6)) {
+          CHECK(m->second == "t6");
+          ++got6;
+        }
+      }
+      CHECK(!c.try_recv_any(5));
+    }
+    c.barrier();
+    return s;
+  });
+  for (int r = 0; r < 4; ++r) CHECK(out[r] == "from two|s" + std::to_string(r) + "|10|21|ok|no|");
+}
+
+TEST_CASE("thread comm: a failing rank fails the run instead of hanging the others") {
+  CHECK_THROWS_WITH(testutil::run_ranks<int>(3,
+                                             [](Comm& c) {
+                                               if (c.rank() == 1) throw std::runtime_error("rank one broke");
+                                               c.barrier();
+                                               return 0;
+                                             }),
+                    "rank one broke");
+  CHECK_THROWS_WITH(testutil::run_ranks<int>(2,
+                                             [](Comm& c) {
+                                               if (c.rank() == 0) c.barrier();
+                                               else c.sum(1);
+                                               return 0;
+                                             }),
+                    doctest::Contains("ThreadComm: rank"));
+}
+
+namespace {
+// A tree with enough directories that the coordinator hands many out and workers send some back.
+void make_tree(const fs::path& src) {
+  for (int d = 0; d < 10; ++d)
+    for (int f = 0; f < 60; ++f)
+      testutil::write_file(src / ("d" + std::to_string(d)) / ("s" + std::to_string(f % 3)) / ("f" + std::to_string(f)),
+                           std::string(static_cast<size_t>(f % 5), 'x'));
+  testutil::write_file(src / "big.bin", testutil::pattern(3'300'000, 3));
+  testutil::write_file(src / "mid.bin", testutil::pattern(900'000, 4));
+  fs::create_symlink("big.bin", src / "link");
+  fs::create_hard_link(src / "mid.bin", src / "d3" / "hard");
+  fs::create_directories(src / "empty");
+}
+
+std::vector<std::string> describe(const EntryList& es) {
+  std::vector<std::string> out;
+  for (const auto& e : es)
+    out.push_back(e.path + " " + std::to_string(static_cast<int>(e.type)) + " " + std::to_string(e.size) + " " + e.link);
+  return out;
+}
+
+BackupOptions memory_backup(const fs::path& src, const std::string& algo, const std::string& name) {
+  BackupOptions o;
+  o.sources = {src.string()};
+  o.output_dir = "/tmp";
+  o.algo = algo;
+  o.dest_type = "memory";
+  o.name = name;
+  o.threads = 2;
+  o.block_mb = 1;
+  o.progress = 0;
+  return o;
+}
+
+std::string tree_listing(const fs::path& root, bool link_counts) {
+  std::vector<std::string> out;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+    struct stat st {};
+    REQUIRE(::lstat(it->path().c_str(), &st) == 0);
+    std::string line = fs::relative(it->path(), root).string() + " " + std::to_string(st.st_mode) + " " +
+                       std::to_string(st.st_mtim.tv_sec);
+    if (S_ISREG(st.st_mode)) {
+      std::ifstream f(it->path(), std::ios::binary);
+      std::stringstream ss;
+      ss << f.rdbuf();
+      line += " " + std::to_string(std::hash<std::string>{}(ss.str()));
+      if (link_counts) line += " " + std::to_string(st.st_nlink);
+    } else if (S_ISLNK(st.st_mode)) {
+      line += " -> " + fs::read_symlink(it->path()).string();
+    }
+    out.push_back(line);
+  }
+  std::sort(out.begin(), out.end());
+  std::string s;
+  for (auto& l : out) s += l + "\n";
+  return s;
+}
+}  // namespace
+
+TEST_CASE("scan: 3 thread-ranks find the same entries as one rank") {
+  testutil::TempDir t;
+  make_tree(t.path / "tree");
+  auto roots = resolve_roots({(t.path / "tree").string()});
+  LocalComm one;
+  Log log(0, LogLevel::Error);
+  EntryList single = scan(one, roots, log);
+  order_entries(single);
+  auto per_rank = testutil::run_ranks<EntryList>(3, [&](Comm& c) {
+    Log l(c.rank(), LogLevel::Error, c.size());
+    return scan(c, roots, l);
+  });
+  CHECK(per_rank[1].empty());
+  CHECK(per_rank[2].empty());
+  order_entries(per_rank[0]);
+  CHECK(per_rank[0].size() == single.size());
+  CHECK(describe(per_rank[0]) == describe(single));
+}
+
+TEST_CASE("backup: 3 thread-ranks write the same archive bytes as one rank") {
+  testutil::TempDir t;
+  make_tree(t.path / "tree");
+  for (std::string algo : {"gzip", "zstd", "zip"}) {
+    CAPTURE(algo);
+    LocalComm one;
+    Log log(0, LogLevel::Error);
+    BackupStats s1;
+    REQUIRE(run_backup(one, memory_backup(t.path / "tree", algo, "tc1_" + algo), log, s1) == 0);
+    auto rcs = testutil::run_ranks<int>(3, [&](Comm& c) {
+      Log l(c.rank(), LogLevel::Error, c.size());
+      BackupStats s;
+      int rc = run_backup(c, memory_backup(t.path / "tree", algo, "tc3_" + algo), l, s);
+      if (c.rank() == 0) CHECK(s.bytes_out == s1.bytes_out);
+      return rc;
+    });
+    CHECK(rcs == std::vector<int>{0, 0, 0});
+    CHECK(memory_object(s1.archive) == memory_object("tc3_" + s1.archive.substr(4)));
+    CHECK(memory_object(s1.archive + ".manifest.json").size() > 0);
+  }
+}
+
+TEST_CASE("restore: 3 thread-ranks restore the tree a file backup holds") {
+  testutil::TempDir t;
+  make_tree(t.path / "tree");
+  fs::create_directories(t.path / "out");
+  for (std::string algo : {"zstd", "zip"}) {
+    CAPTURE(algo);
+    LocalComm one;
+    Log log(0, LogLevel::Error);
+    BackupOptions o = memory_backup(t.path / "tree", algo, "a_" + algo);
+    o.dest_type = "hdd";
+    o.output_dir = (t.path / "out").string();
+    BackupStats s;
+    REQUIRE(run_backup(one, o, log, s) == 0);
+    const fs::path to = t.path / ("r_" + algo);
+    fs::create_directories(to);
+    auto rcs = testutil::run_ranks<int>(3, [&](Comm& c) {
+      Log l(c.rank(), LogLevel::Error, c.size());
+      RestoreOptions r;
+      r.source = (t.path / "out" / s.archive).string();
+      r.restore_to = to.string();
+      r.threads = 2;
+      return run_restore(c, r, l);
+    });
+    CHECK(rcs == std::vector<int>{0, 0, 0});
+    CHECK(tree_listing(to / "tree", algo != "zip") == tree_listing(t.path / "tree", algo != "zip"));  // zip stores a copy
+  }
+}
