@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
       BackupStats stats;
       rc = run_backup(comm, p.backup, log, stats);
       if (comm.rank() == 0) {
-        if (rc <= kExitWarnings) print_summary(stats);
+        if (rc <= kExitWarnings && !p.backup.dry_run) print_summary(stats);
         else if (rc > 128)
           std::fprintf(stderr, "pbackup: interrupted by %s (signal %d): stopped, temporary files removed, no archive written\n",
                        signal_name(rc - 128), rc - 128);

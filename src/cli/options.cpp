@@ -73,6 +73,19 @@ std::vector<std::string> take_multi(std::vector<std::string>& args, const std::s
   return vals;
 }
 
+// Pulls every "--NAME VALUE" and "--NAME=VALUE" out of args, each value taken whole (patterns
+// and paths may hold commas, which cxxopts' vectors would split).
+std::vector<std::string> take_repeated(std::vector<std::string>& args, const std::string& name) {
+  std::vector<std::string> vals, rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--" + name && i + 1 < args.size()) vals.push_back(args[++i]);
+    else if (args[i].rfind("--" + name + "=", 0) == 0) vals.push_back(args[i].substr(name.size() + 3));
+    else rest.push_back(args[i]);
+  }
+  args.swap(rest);
+  return vals;
+}
+
 cxxopts::ParseResult run_cxxopts(cxxopts::Options& o, std::vector<std::string>& args) {
   std::vector<char*> av;
   static std::string prog = "pbackup";
@@ -127,6 +140,8 @@ Parsed parse_command_line(int argc, char** argv) {
       BackupOptions& b = p.backup;
       b.command_line = cmdline;
       b.sources = take_multi(args, "sources");
+      b.excludes = take_repeated(args, "exclude");
+      b.exclude_from = take_repeated(args, "exclude-from");
       cxxopts::Options o("pbackup backup", "Back up directory trees into one archive, in parallel.");
       o.add_options()("sources", "directories (or files) to back up; each is stored under its base name", cxxopts::value<std::string>())(
           "output-dir", "directory the archive is written to, or s3://BUCKET/PREFIX", cxxopts::value<std::string>())(
@@ -137,7 +152,14 @@ Parsed parse_command_line(int argc, char** argv) {
           "name", "archive base name (default backup_YYYYMMDD_HHMMSS)", cxxopts::value<std::string>())(
           "block-mb", "input MiB per independently compressed block, 1-1024 (default 4)", cxxopts::value<std::string>())(
           "level", "compression level: gzip 1-12 (default 6), bzip2 1-9 (9), zstd 1-22 (3), zip 1-9 (6)", cxxopts::value<std::string>())(
-          "progress", "print progress lines every 5 s (default)")("no-progress", "no progress lines");
+          "progress", "print progress lines every 5 s (default)")("no-progress", "no progress lines")(
+          "exclude", "leave out paths matching this glob (repeatable): '*.o' any base name, 'cache/' directories only, "
+                     "'proj/tmp' (with '/') anchored to the stored path, '**' crosses directories", cxxopts::value<std::string>())(
+          "exclude-from", "read --exclude patterns from FILE, one per line ('#' comments, blank lines skipped)", cxxopts::value<std::string>())(
+          "files-from", "back up exactly the paths listed in FILE ('-': stdin), each under the root of --sources it lies in",
+          cxxopts::value<std::string>())("null", "--files-from items are NUL-separated (find -print0, lfs find -0)")(
+          "one-file-system", "do not descend into directories on other file systems (mount points are stored)")(
+          "dry-run", "scan and select only: print the paths that would be stored, their count and bytes; write nothing");
       common(o);
       auto r = run_cxxopts(o, args);
       if (r.count("help")) {
@@ -146,7 +168,14 @@ Parsed parse_command_line(int argc, char** argv) {
         return p;
       }
       if (!r.unmatched().empty()) throw cxxopts::exceptions::exception("unexpected argument '" + r.unmatched()[0] + "'");
-      if (b.sources.empty()) throw cxxopts::exceptions::exception("--sources is required");
+      if (b.sources.empty())
+        throw cxxopts::exceptions::exception(r.count("files-from") ? "--files-from needs --sources (the roots the listed paths lie under)"
+                                                                   : "--sources is required");
+      if (r.count("files-from")) b.files_from = r["files-from"].as<std::string>();
+      if (r.count("null") && b.files_from.empty()) throw cxxopts::exceptions::exception("--null needs --files-from");
+      b.null_separated = r.count("null") > 0;
+      b.one_file_system = r.count("one-file-system") > 0;
+      b.dry_run = r.count("dry-run") > 0;
       if (!r.count("output-dir")) throw cxxopts::exceptions::exception("--output-dir is required");
       b.output_dir = r["output-dir"].as<std::string>();
       b.algo = r["algo"].as<std::string>();

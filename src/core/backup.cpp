@@ -28,6 +28,7 @@
 
 #include "core/parallel.h"
 #include "core/read.h"
+#include "core/select.h"
 #include "pbackup/destination.h"
 #include "pbackup/error.h"
 #include "pbackup/manifest.h"
@@ -329,6 +330,9 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     return kExitFatal;
   }
   stats.archive = setup.archive;
+  Selection sel;
+  if (!share_selection(comm, opt, sel, log)) return kExitFatal;
+  if (opt.dry_run) return run_dry_run(comm, setup.roots, sel, log);
   DestinationSpec spec{opt.dest_type, opt.output_dir, setup.archive, opt.split_chunk_mb << 20, opt.s3_part_mb << 20,
                        opt.s3_endpoint, opt.s3_region};
   std::unique_ptr<Destination> dest;
@@ -350,7 +354,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     std::snprintf(b, sizeof b, "%.2f s", std::chrono::duration<double>(Clock::now() - t0).count());
     return std::string(b);
   };
-  EntryList entries = scan(comm, setup.roots, log);
+  EntryList entries = scan(comm, setup.roots, log, &sel);
   if (root) log.info("scanned " + std::to_string(entries.size()) + " entries at " + since());
   // Test only: lets a test change the tree between the scan and the reads.
   if (const char* pause = std::getenv("PBACKUP_TEST_PAUSE_AFTER_SCAN"); pause && root)
