@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/options.h"
+#include "core/query.h"
 #include "dest/s3_shared.h"
 #include "mpi/mpi_comm.h"
 #include "pbackup/error.h"
@@ -63,6 +64,12 @@ int main(int argc, char** argv) {
     } else if (p.command == Command::Restore) {
       Log log(comm.rank(), p.restore.log_level, comm.size());
       rc = run_restore(comm, p.restore, log);
+    } else if (p.command == Command::Find) {
+      Log log(comm.rank(), p.restore.log_level, comm.size());
+      rc = run_find(comm, p.restore, log);
+    } else if (p.command == Command::Compare) {
+      Log log(comm.rank(), p.restore.log_level, comm.size());
+      rc = run_compare(comm, p.restore, log);
     } else if (p.command == Command::List) {
       Log log(comm.rank(), p.restore.log_level, comm.size());
       rc = run_list(comm, p.restore, log);

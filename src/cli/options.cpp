@@ -114,6 +114,8 @@ std::string main_usage() {
          "  restore   --source ARCHIVE|FRAGMENT_DIR --restore-to DIR\n"
          "  list      --source ARCHIVE|FRAGMENT_DIR\n"
          "  verify    --source ARCHIVE|FRAGMENT_DIR\n"
+         "  find      PATTERN --source ARCHIVE|DIR|s3://PREFIX...   (from catalogs)\n"
+         "  compare   --source ARCHIVE [--against DIR] [--checksum]\n"
          "\n"
          "`pbackup <command> --help` lists each command's options.\n"
          "Exit status: 0 success, 1 some files were skipped or changed while read (each named),\n"
@@ -219,9 +221,11 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("progress")) b.progress = 1;
       if (r.count("no-progress")) b.progress = 0;
       b.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
-    } else if (cmd == "restore" || cmd == "list" || cmd == "verify") {
-      p.command = cmd == "restore" ? Command::Restore : cmd == "list" ? Command::List : Command::Verify;
+    } else if (cmd == "restore" || cmd == "list" || cmd == "verify" || cmd == "find" || cmd == "compare") {
+      p.command = cmd == "restore" ? Command::Restore : cmd == "list" ? Command::List : cmd == "verify" ? Command::Verify
+                  : cmd == "find" ? Command::Find : Command::Compare;
       RestoreOptions& x = p.restore;
+      if (cmd == "find") x.find_sources = take_multi(args, "source");
       if (cmd == "restore") {  // --only PATH, repeatable; taken whole (paths may hold commas)
         std::vector<std::string> rest;
         for (size_t i = 0; i < args.size(); ++i) {
@@ -235,15 +239,25 @@ Parsed parse_command_line(int argc, char** argv) {
       }
       cxxopts::Options o("pbackup " + cmd,
                          cmd == "restore" ? "Restore an archive (ours or any tar/zip libarchive reads), from a file or a fragment set."
-                         : cmd == "list"  ? "List the members of an archive, one per line."
+                         : cmd == "list"  ? "List the members of an archive, one per line (names with control characters escaped)."
+                         : cmd == "find"  ? "Print ARCHIVE<TAB>PATH for every entry matching PATTERN, from the catalogs of the backups given."
+                         : cmd == "compare" ? "Compare an archive with the live tree (like tar --compare); exit 0 identical, 1 differences, 2 error."
                                           : "Check an archive against its manifest: fragments present, sizes, SHA-256, every block.");
-      o.add_options()("source", "archive file, one of its fragments, or the directory holding the fragments", cxxopts::value<std::string>())(
+      o.add_options()("source", cmd == "find" ? "archives, folders holding backups, or s3:// prefixes (several allowed)"
+                                              : "archive file, one of its fragments, or the directory holding the fragments", cxxopts::value<std::string>())(
           "original-base-filename", "archive name to pick when the directory holds several sets (e.g. backup_20261126_101010.tar.gz)",
           cxxopts::value<std::string>())("is-split", "accepted for compatibility (split sets are found by themselves)");
       if (cmd == "restore")
         o.add_options()("restore-to", "directory to restore into (created if missing)", cxxopts::value<std::string>())(
-            "only", "restore only this member or directory (repeatable); with a manifest only its blocks are read",
-            cxxopts::value<std::string>());
+            "only", "restore only this member or directory, or the paths a glob matches (repeatable); with a manifest only its blocks are read",
+            cxxopts::value<std::string>())("only-from", "read --only paths or globs from FILE, one per line", cxxopts::value<std::string>())(
+            "keep-old-files", "do not replace existing files; each one is an error (exit 2)")(
+            "skip-old-files", "do not replace existing files; skip them silently")(
+            "keep-newer-files", "do not replace existing files that are newer than the archive's copy");
+      if (cmd == "list") o.add_options()("l,long", "one line per entry like tar tvf (mode, owner, size, date, name), from the catalog");
+      if (cmd == "compare")
+        o.add_options()("against", "directory holding the stored roots (default: where the sources were, from the manifest)",
+                        cxxopts::value<std::string>())("checksum", "compare file contents too");
       common(o);
       auto r = run_cxxopts(o, args);
       if (r.count("help")) {
@@ -251,9 +265,29 @@ Parsed parse_command_line(int argc, char** argv) {
         p.help = o.help();
         return p;
       }
-      if (!r.unmatched().empty()) throw cxxopts::exceptions::exception("unexpected argument '" + r.unmatched()[0] + "'");
-      if (!r.count("source")) throw cxxopts::exceptions::exception("--source is required");
-      x.source = r["source"].as<std::string>();
+      std::vector<std::string> extra = r.unmatched();
+      if (cmd == "find") {
+        if (extra.empty()) throw cxxopts::exceptions::exception("find needs a PATTERN");
+        x.pattern = extra.front();
+        extra.erase(extra.begin());
+        if (x.find_sources.empty()) throw cxxopts::exceptions::exception("--source is required (archives or folders holding backups)");
+      }
+      if (!extra.empty()) throw cxxopts::exceptions::exception("unexpected argument '" + extra[0] + "'");
+      if (cmd != "find" && !r.count("source")) throw cxxopts::exceptions::exception("--source is required");
+      if (cmd != "find") x.source = r["source"].as<std::string>();
+      if (cmd == "list") x.long_list = r.count("long") > 0;
+      if (cmd == "compare") {
+        if (r.count("against")) x.against = r["against"].as<std::string>();
+        x.checksum = r.count("checksum") > 0;
+      }
+      if (cmd == "restore") {
+        if (r.count("only-from")) x.only_from = r["only-from"].as<std::string>();
+        int n = static_cast<int>(r.count("keep-old-files") + r.count("skip-old-files") + r.count("keep-newer-files"));
+        if (n > 1) throw cxxopts::exceptions::exception("choose one of --keep-old-files, --skip-old-files, --keep-newer-files");
+        if (r.count("keep-old-files")) x.existing = RestoreOptions::Existing::KeepOld;
+        if (r.count("skip-old-files")) x.existing = RestoreOptions::Existing::SkipOld;
+        if (r.count("keep-newer-files")) x.existing = RestoreOptions::Existing::KeepNewer;
+      }
       if (cmd == "restore") {
         if (!r.count("restore-to")) throw cxxopts::exceptions::exception("--restore-to is required");
         x.restore_to = r["restore-to"].as<std::string>();
@@ -265,7 +299,7 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("s3-region")) x.s3_region = r["s3-region"].as<std::string>();
       x.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
     } else {
-      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify)";
+      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify, find, compare)";
     }
   } catch (const cxxopts::exceptions::exception& e) {
     p.error = std::string(e.what()) + " (see: pbackup " + cmd + " --help)";

@@ -26,6 +26,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/catalog.h"
 #include "core/parallel.h"
 #include "core/read.h"
 #include "core/select.h"
@@ -685,6 +686,10 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       std::vector<SideFile> side;
       std::string sums = checksum_file(man);
       if (!sums.empty()) side.push_back({setup.archive + ".sha256", std::move(sums)});
+      // the catalog (list --long, find, compare read it, not the archive), listed in the manifest
+      std::string catalog = build_catalog(entries, blocks, fmt->name(), man.damaged);
+      man.catalog = {catalog_name(setup.archive), catalog.size(), sha256_hex(catalog)};
+      side.push_back({man.catalog.name, std::move(catalog)});
       side.push_back({setup.archive + ".manifest.json", manifest_to_json(man)});  // last: it means "complete"
       dest->commit(total, side);
     } catch (const std::exception& e) {
