@@ -1,7 +1,9 @@
 // Questions answered from catalogs (issue 13): list --long, find, compare. Rank 0 works; the
 // other ranks wait for its verdict.
 #pragma once
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "pbackup/comm.h"
 #include "pbackup/log.h"
@@ -27,5 +29,10 @@ int run_find(Comm& comm, const RestoreOptions& opt, Log& log);
 // compare --source ARCHIVE [--against DIR] [--checksum]: like tar --compare, from the catalog,
 // against the live tree. 0 identical, 1 differences (listed on stdout), 2 error.
 int run_compare(Comm& comm, const RestoreOptions& opt, Log& log);
+
+// Streams every member of an archive through libarchive (restore.cpp): `each` gets the header
+// and a reader of its data pieces (empty at the end; `offset` says where the piece goes).
+void stream_members(const std::string& source, const std::string& base,
+                    const std::function<void(archive_entry*, const std::function<std::string_view(uint64_t&)>&)>& each);
 
 }  // namespace pbackup

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 
 #include "codec/gunzip_stream.h"
@@ -442,6 +443,31 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   }
   if (comm.rank() == 0 && !damaged.empty() && rc <= kExitFatal) rc = drop_damaged(opt, damaged, log, rc);
   return rc;
+}
+
+void stream_members(const std::string& source, const std::string& base,
+                    const std::function<void(archive_entry*, const std::function<std::string_view(uint64_t&)>&)>& each) {
+  OpenArchive oa;
+  ReadArchive in;
+  open_for_reading(in, oa, source, base);
+  archive_entry* e;
+  while (true) {
+    int r = archive_read_next_header(in.a, &e);
+    if (r == ARCHIVE_EOF) break;
+    if (r < ARCHIVE_WARN) throw Fatal(damage(in, oa, ""));
+    const std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+    each(e, [&](uint64_t& offset) -> std::string_view {
+      const void* buf;
+      size_t size;
+      la_int64_t off;
+      int rr = archive_read_data_block(in.a, &buf, &size, &off);
+      if (rr == ARCHIVE_EOF) return {};
+      if (rr != ARCHIVE_OK) throw Fatal(damage(in, oa, " (in " + quote(name) + ")"));
+      offset = static_cast<uint64_t>(off);
+      return {static_cast<const char*>(buf), size};
+    });
+  }
+  read_to_end(oa);
 }
 
 int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
