@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "core/select.h"
 #include "pbackup/codec.h"
+#include "pbackup/error.h"
 #include "pbackup/destination.h"
 #include "pbackup/format.h"
 
@@ -281,7 +283,15 @@ Parsed parse_command_line(int argc, char** argv) {
         x.checksum = r.count("checksum") > 0;
       }
       if (cmd == "restore") {
-        if (r.count("only-from")) x.only_from = r["only-from"].as<std::string>();
+        if (r.count("only-from")) {
+          x.only_from = r["only-from"].as<std::string>();
+          try {  // every rank reads it, as it reads the archive
+            for (auto& o : read_pattern_file(x.only_from)) x.only.push_back(o);
+          } catch (const Fatal& f) {
+            throw cxxopts::exceptions::exception(std::string("--only-from: ") + f.what());
+          }
+          if (x.only.empty()) throw cxxopts::exceptions::exception("--only-from " + x.only_from + " lists no paths");
+        }
         int n = static_cast<int>(r.count("keep-old-files") + r.count("skip-old-files") + r.count("keep-newer-files"));
         if (n > 1) throw cxxopts::exceptions::exception("choose one of --keep-old-files, --skip-old-files, --keep-newer-files");
         if (r.count("keep-old-files")) x.existing = RestoreOptions::Existing::KeepOld;

@@ -5,6 +5,7 @@
 // inside a big file writes its part at the right file offset. With --only, only the blocks that
 // can hold the selected paths are read at all. (Zip units: parallel_restore_zip.cpp.)
 #include "core/parallel_restore.h"
+#include "core/select.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -74,6 +75,7 @@ TarPlan make_tar_plan(const Manifest& m, const std::vector<std::string>& only) {
     const std::string* next = k + 1 < data.size() ? &data[k + 1]->first_entry : nullptr;
     bool selected = only.empty();
     for (const auto& sel : only) {
+      if (has_glob(sel)) selected = true;  // a glob may match in any block
       std::string end = sel + "/\xff";
       bool starts_before_end = !path_less(end, first);
       bool ends_after_start = !next || !path_less(*next, sel);

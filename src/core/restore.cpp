@@ -250,6 +250,29 @@ int in_directory(const std::string& dir, F body) {
 }
 
 
+// --keep-old-files, --skip-old-files, --keep-newer-files (GNU tar): whether the member `name`
+// (relative to the restore directory, the working directory here) must leave what is there
+// alone. Directories are always merged into, as tar does.
+bool keep_existing(const RestoreOptions& opt, const std::string& name, archive_entry* e, Log& log, bool& failed) {
+  using X = RestoreOptions::Existing;
+  if (opt.existing == X::Overwrite) return false;
+  struct stat st {};
+  if (::lstat(name.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return false;
+  if (opt.existing == X::KeepOld) {
+    log.error(quote(opt.restore_to + "/" + name) + ": already exists; not replaced (--keep-old-files)");
+    failed = true;
+    return true;
+  }
+  if (opt.existing == X::SkipOld) return true;
+  const int64_t sec = archive_entry_mtime(e);
+  const long nsec = archive_entry_mtime_nsec(e);
+  if (st.st_mtim.tv_sec > sec || (st.st_mtim.tv_sec == sec && st.st_mtim.tv_nsec >= nsec)) {
+    log.notice(quote(opt.restore_to + "/" + name) + ": is newer or as old as the archive's copy; kept (--keep-newer-files)");
+    return true;
+  }
+  return false;
+}
+
 int restore_one_rank(const RestoreOptions& opt, Log& log) {
   const auto t0 = std::chrono::steady_clock::now();
   OpenArchive oa;
@@ -301,6 +324,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
       if (!path_selected(name, opt.only)) continue;
       for (size_t k = 0; k < opt.only.size(); ++k)
         if (path_selected(name, {opt.only[k]})) matched[k] = true;
+      if (keep_existing(opt, name, e, log, member_failed)) continue;
       archive_entry_set_pathname(e, name.c_str());
       if (hl) archive_entry_set_hardlink(e, link.c_str());
       r = archive_write_header(out.a, e);
@@ -416,7 +440,9 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   uint8_t mode = r.u8();
   if (mode == 2) return comm.rank() == 0 ? kExitFatal : kExitOk;
   int rc = kExitOk;
-  bool stream = mode == 0;
+  // Keeping existing files is decided member by member on the stream (rank 0); the parallel
+  // paths always replace.
+  bool stream = mode == 0 || opt.existing != RestoreOptions::Existing::Overwrite;
   if (!stream) {
     ArchiveSource s = decode_source(r.str());
     try {
