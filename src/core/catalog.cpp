@@ -300,6 +300,10 @@ bool read_archive_catalog(const ArchiveSource& s, const std::function<void(const
   const Fragment& want = s.manifest->catalog;
   auto wrap = [&](const std::string& why) { return Fatal("catalog " + quote(shown) + ": " + why); };
   if (!s.bucket.empty()) {
+    auto head = shared_s3_client().head_object(s.bucket, path);  // the size first: no unbounded download
+    if (!head) throw wrap("missing (the manifest lists it)");
+    if (head->size != want.size)
+      throw wrap("has " + std::to_string(head->size) + " bytes, the manifest says " + std::to_string(want.size));
     std::string bytes = shared_s3_client().get_object(s.bucket, path);
     if (bytes.size() != want.size)
       throw wrap("has " + std::to_string(bytes.size()) + " bytes, the manifest says " + std::to_string(want.size));

@@ -8,6 +8,7 @@
 
 #include "core/catalog.h"
 #include "pbackup/error.h"
+#include "pbackup/manifest.h"
 
 using namespace pbackup;
 
@@ -94,4 +95,18 @@ TEST_CASE("catalog: hostile input is refused with Fatal") {
   auto recs = read(w);
   CHECK(recs.size() == 1);
   CHECK_THROWS_AS(read(w.substr(0, 32)), Fatal);  // header says 1 record, none follow
+}
+
+TEST_CASE("manifest: the optional catalog field round-trips and is typed") {
+  Manifest m;
+  m.catalog = {"b.tar.gz.catalog.zst", 1234, std::string(64, 'c')};
+  Manifest back = manifest_from_json(manifest_to_json(m));
+  CHECK(back.catalog.name == m.catalog.name);
+  CHECK(back.catalog.size == 1234);
+  CHECK(back.catalog.sha256 == m.catalog.sha256);
+  Manifest none = manifest_from_json(manifest_to_json(Manifest{}));
+  CHECK(none.catalog.name.empty());
+  std::string j = manifest_to_json(m);
+  j.replace(j.find("\"size\": 1234"), 12, "\"size\": \"x\"");
+  CHECK_THROWS_WITH_AS(manifest_from_json(j), doctest::Contains("catalog.size"), Fatal);
 }
