@@ -42,6 +42,7 @@ struct RestoreOptions {
   // files are an error), skip_old (existing files are kept silently), keep_newer (files newer
   // on disk than in the archive are kept)
   enum class Existing { Overwrite, KeepOld, SkipOld, KeepNewer } existing = Existing::Overwrite;
+  std::vector<std::string> leave; // set by run_restore: sorted paths the parallel tar path keeps
   bool long_list = false;         // list --long
   std::vector<std::string> find_sources;  // find --source PATH...
   std::string pattern;            // find PATTERN

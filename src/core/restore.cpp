@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -273,6 +274,27 @@ bool keep_existing(const RestoreOptions& opt, const std::string& name, archive_e
   return false;
 }
 
+// The same decision for the parallel tar path, made by rank 0 from the catalog before any block
+// is restored (a file restored by this run never counts as existing): the paths to leave alone,
+// sorted. Returns false when the archive has no catalog (then the restore streams).
+bool paths_to_keep(const ArchiveSource& s, const RestoreOptions& opt, Log& log, std::vector<std::string>& keep, uint64_t& errors) {
+  using X = RestoreOptions::Existing;
+  return read_archive_catalog(s, [&](const CatalogRecord& r) {
+    if (r.type == EntryType::Dir || !path_selected(r.path, opt.only)) return;
+    struct stat st {};
+    const std::string disk = opt.restore_to + "/" + r.path;
+    if (::lstat(disk.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return;
+    if (opt.existing == X::KeepOld) {
+      log.error(quote(disk) + ": already exists; not replaced (--keep-old-files)");
+      ++errors;
+    } else if (opt.existing == X::KeepNewer) {
+      if (st.st_mtim.tv_sec < r.mtime_sec || (st.st_mtim.tv_sec == r.mtime_sec && static_cast<uint32_t>(st.st_mtim.tv_nsec) < r.mtime_nsec)) return;
+      log.notice(quote(disk) + ": is newer or as old as the archive's copy; kept (--keep-newer-files)");
+    }
+    keep.push_back(r.path);
+  });
+}
+
 int restore_one_rank(const RestoreOptions& opt, Log& log) {
   const auto t0 = std::chrono::steady_clock::now();
   OpenArchive oa;
@@ -415,19 +437,24 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   // streams it through libarchive and the others wait for its verdict.
   std::string plan;
   std::vector<std::string> damaged;  // rank 0: from the manifest
+  uint64_t keep_errors = 0;           // rank 0: --keep-old-files found existing files
   if (comm.rank() == 0) {
     ByteWriter w;
     try {
       ArchiveSource s = resolve_source(opt.source, opt.original_base_filename);
       if (s.manifest) damaged = s.manifest->damaged;
       std::string why_not;
-      if (can_restore_in_parallel(s)) w.u8(1);
+      std::vector<std::string> keep;
+      const bool keeping = opt.existing != RestoreOptions::Existing::Overwrite;
+      if (can_restore_in_parallel(s) && (!keeping || paths_to_keep(s, opt, log, keep, keep_errors))) w.u8(1);
       else if (zip_restores_in_parallel(s, why_not)) w.u8(3);
       else {
         w.u8(0);
         log.debug("streaming the archive through libarchive: " + why_not);
       }
       w.str(encode_source(s));
+      w.u64(keep.size());
+      for (auto& k : keep) w.str(k);
     } catch (const Fatal& f) {
       log.error(f.what());
       w = ByteWriter();
@@ -440,13 +467,16 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   uint8_t mode = r.u8();
   if (mode == 2) return comm.rank() == 0 ? kExitFatal : kExitOk;
   int rc = kExitOk;
-  // Keeping existing files is decided member by member on the stream (rank 0); the parallel
-  // paths always replace.
-  bool stream = mode == 0 || opt.existing != RestoreOptions::Existing::Overwrite;
+  // Keeping existing files: decided up front from the catalog for the parallel tar path (the
+  // paths to leave alone travel with the plan), member by member on the stream otherwise.
+  bool stream = mode == 0 || (mode == 3 && opt.existing != RestoreOptions::Existing::Overwrite);
   if (!stream) {
     ArchiveSource s = decode_source(r.str());
+    RestoreOptions o = opt;
+    for (uint64_t i = 0, n = r.u64(); i < n; ++i) o.leave.push_back(r.str());
+    std::sort(o.leave.begin(), o.leave.end());
     try {
-      rc = mode == 1 ? run_parallel_restore(comm, s, opt, log) : run_parallel_zip_restore(comm, s, opt, log);
+      rc = mode == 1 ? run_parallel_restore(comm, s, o, log) : run_parallel_zip_restore(comm, s, o, log);
       stream = rc == kExitRestream;  // names twice: stream it, so the last member wins
     } catch (const Fatal& f) {
       log.error(f.what());
@@ -468,6 +498,7 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
     if (comm.rank() != 0) rc = kExitOk;
   }
   if (comm.rank() == 0 && !damaged.empty() && rc <= kExitFatal) rc = drop_damaged(opt, damaged, log, rc);
+  if (keep_errors && !stream && rc < kExitFatal) rc = kExitFatal;
   return rc;
 }
 

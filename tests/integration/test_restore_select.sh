@@ -48,6 +48,7 @@ prep() {  # fresh target with an old and a new copy of two files
   rm -rf "$WORK/t" && mkdir -p "$WORK/t/proj/src" "$WORK/t/proj/docs"
   echo OLD > "$WORK/t/proj/src/a.c" && touch -d '2000-01-01' "$WORK/t/proj/src/a.c"
   echo NEW > "$WORK/t/proj/docs/readme" && touch -d '2099-01-01' "$WORK/t/proj/docs/readme"
+  echo OLDBIG > "$WORK/t/proj/src/big.c" && touch -d 2000-01-01 "$WORK/t/proj/src/big.c"   # spans blocks: rank 0 creates it up front
 }
 for src in "$WORK/out/g.tar.gz" "$WORK/out/z.zip"; do
   prep
@@ -58,17 +59,24 @@ for src in "$WORK/out/g.tar.gz" "$WORK/out/z.zip"; do
   [ "$rc" -eq 2 ] || fail "--keep-old-files ($src): exit $rc, expected 2"
   grep -q "proj/src/a.c.*already exists" "$WORK/last.err" || fail "--keep-old-files did not name the file: $(cat "$WORK/last.err")"
   [ "$(cat "$WORK/t/proj/src/a.c")" = OLD ] || fail "--keep-old-files replaced a file"
-  cmp -s "$T/src/big.c" "$WORK/t/proj/src/big.c" || fail "--keep-old-files did not restore the others"
+  [ "$(cat "$WORK/t/proj/src/big.c")" = OLDBIG ] || fail "--keep-old-files replaced a file spanning blocks ($src)"
+  [ "$(cat "$WORK/t/proj/src/sub/b.c")" = b ] || fail "--keep-old-files did not restore the others"
   prep
   run_rc rc run_mpi 2 restore --source "$src" --restore-to "$WORK/t" --skip-old-files
   [ "$rc" -eq 0 ] && [ "$(cat "$WORK/t/proj/src/a.c")" = OLD ] && [ "$(cat "$WORK/t/proj/docs/readme")" = NEW ] || fail "--skip-old-files ($src): exit $rc"
   [ "$(cat "$WORK/t/proj/src/sub/b.c")" = b ] || fail "--skip-old-files did not restore the others"
+  [ "$(cat "$WORK/t/proj/src/big.c")" = OLDBIG ] || fail "--skip-old-files replaced a file spanning blocks ($src)"
   prep
   run_rc rc run_mpi 2 restore --source "$src" --restore-to "$WORK/t" --keep-newer-files
   [ "$rc" -eq 0 ] || fail "--keep-newer-files ($src): exit $rc: $(cat "$WORK/last.err")"
   [ "$(cat "$WORK/t/proj/src/a.c")" = a ] || fail "--keep-newer-files kept an older file"
   [ "$(cat "$WORK/t/proj/docs/readme")" = NEW ] || fail "--keep-newer-files replaced a newer file"
+  cmp -s "$T/src/big.c" "$WORK/t/proj/src/big.c" || fail "--keep-newer-files kept an older file spanning blocks ($src)"
 done
 run_rc rc run_pb restore --source "$WORK/out/g.tar.gz" --restore-to "$WORK/t" --keep-old-files --skip-old-files
 [ "$rc" -eq 2 ] || fail "two policies at once were accepted"
-pass "--keep-old-files, --skip-old-files, --keep-newer-files as GNU tar (tar.gz and zip, -n 2)"
+# the parallel tar path decides from the catalog; without one (a foreign tar) the restore streams
+prep
+run_rc rc run_mpi 2 restore --source "$WORK/foreign/f.tar" --restore-to "$WORK/t" --skip-old-files
+[ "$rc" -eq 0 ] && [ "$(cat "$WORK/t/proj/src/big.c")" = OLDBIG ] && [ "$(cat "$WORK/t/proj/src/sub/b.c")" = b ] || fail "--skip-old-files on a foreign tar: exit $rc"
+pass "--keep-old-files, --skip-old-files, --keep-newer-files as GNU tar (tar.gz parallel from the catalog, zip and foreign tar streamed, -n 2)"
