@@ -159,10 +159,13 @@ void scan_some(std::deque<DirTask>& todo, EntryList& out, Log& log, size_t limit
 // Entries of the roots themselves, and the first directory tasks.
 // One named path (a root, or a path of a --files-from list) as an entry; a directory becomes a
 // task when `descend`. False when it is not stored.
+// `follow`: a symlink to a directory is stored as that directory (the parents of a
+// --files-from path, which lie below it on disk).
 bool scan_one(uint32_t root, const std::string& path, const std::string& disk, uint64_t dev, bool descend,
-              EntryList& out, std::deque<DirTask>& todo, Log& log, const Selection* sel) {
+              EntryList& out, std::deque<DirTask>& todo, Log& log, const Selection* sel, bool follow = false) {
   struct stat st {};
-  if (::lstat(disk.c_str(), &st) != 0) {
+  if (follow && ::stat(disk.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+  } else if (::lstat(disk.c_str(), &st) != 0) {
     log.warn(sys_message("cannot stat", disk, errno));
     return false;
   }
@@ -218,31 +221,50 @@ std::string lexical_absolute(const std::string& p) {
 // directories between the root and it (so a restore recreates them); a listed directory is
 // stored with everything below it (as GNU tar -T). Paths under no root are skipped with a warning.
 void scan_listed(const std::vector<Root>& roots, const Selection& sel, EntryList& out, std::deque<DirTask>& todo, Log& log) {
-  std::vector<std::string> root_abs;
+  std::vector<std::string> root_abs, root_real;
   std::vector<uint64_t> root_dev;
+  auto real = [](const std::string& p) {  // "" when it cannot be resolved
+    char* r = ::realpath(p.c_str(), nullptr);
+    std::string out = r ? r : "";
+    std::free(r);
+    return out;
+  };
   for (auto& r : roots) {
     root_abs.push_back(lexical_absolute(r.disk));
+    root_real.push_back(real(r.disk));
     struct stat st {};
-    root_dev.push_back(::lstat(r.disk.c_str(), &st) == 0 ? st.st_dev : ~uint64_t{0});
+    root_dev.push_back(::stat(r.disk.c_str(), &st) == 0 ? st.st_dev : ~uint64_t{0});  // through a symlinked root
   }
   struct Item {
     std::string path, disk;
     uint32_t root;
   };
   std::vector<Item> items;
-  for (const std::string& listed : sel.files) {
-    std::string abs = lexical_absolute(listed);
-    bool found = false;
-    for (uint32_t i = 0; i < roots.size() && !found; ++i) {
-      const std::string& ra = root_abs[i];
-      std::string rest;
+  // Which root holds `abs` (by name): its index and the rest of the path after the root.
+  auto match = [&](const std::string& abs, const std::vector<std::string>& bases, std::string& rest) -> int64_t {
+    for (uint32_t i = 0; i < roots.size(); ++i) {
+      const std::string& ra = bases[i];
+      if (ra.empty()) continue;
       if (abs == ra) rest = "";
       else if (abs.size() > ra.size() && abs.compare(0, ra.size(), ra) == 0 && (ra == "/" || abs[ra.size()] == '/'))
         rest = abs.substr(ra == "/" ? 0 : ra.size());
       else continue;
-      found = true;
-      items.push_back({roots[i].name + rest, roots[i].disk + rest, i});
+      return i;
     }
+    return -1;
+  };
+  for (const std::string& listed : sel.files) {
+    std::string abs = lexical_absolute(listed), rest;
+    int64_t i = match(abs, root_abs, rest);
+    if (i < 0) {
+      // the listing tool may print resolved paths (a root given through a symlink): the listed
+      // path's directory resolved, against the roots resolved (only when names do not match)
+      size_t slash = abs.rfind('/');
+      std::string dir = real(slash ? abs.substr(0, slash) : "/");
+      if (!dir.empty()) i = match((dir == "/" ? "" : dir) + abs.substr(slash), root_real, rest);
+    }
+    const bool found = i >= 0;
+    if (found) items.push_back({roots[i].name + rest, roots[i].disk + rest, static_cast<uint32_t>(i)});
     if (!found) log.warn(quote(listed) + ": listed in --files-from but under none of the --sources roots; not stored");
   }
   std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return path_less(a.path, b.path); });
@@ -260,7 +282,7 @@ void scan_listed(const std::vector<Root>& roots, const Selection& sel, EntryList
       std::string p = it.path.substr(0, slash);
       if (stored.count(p)) continue;
       std::string d = roots[it.root].disk + it.path.substr(roots[it.root].name.size(), slash - roots[it.root].name.size());
-      parents_ok = scan_one(it.root, p, d, root_dev[it.root], false, out, todo, log, &sel);
+      parents_ok = scan_one(it.root, p, d, root_dev[it.root], false, out, todo, log, &sel, true);
       if (parents_ok) stored.insert(p);
     }
     if (!parents_ok) continue;  // an excluded or unreadable parent: nothing below it is stored

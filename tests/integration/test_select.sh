@@ -123,6 +123,17 @@ proj/src/main.c"
 $(diff <(echo "$exp_null") <(echo "$got") || true)"
 pass "--files-from - --null (stdin, NUL-separated, relative, with --exclude) under mpirun -n 2"
 
+# a root given through a symlink, the list printed with resolved paths (as lfs find may)
+ln -s "$T" "$WORK/plink"
+mkdir -p "$WORK/out_real"
+printf '%s\n' "$T/src/main.c" > "$WORK/list_real"
+run_rc rc run_pb backup --sources "$WORK/plink" --output-dir "$WORK/out_real" --algo gzip --name r --files-from "$WORK/list_real"
+[ "$rc" -eq 0 ] || fail "--files-from with resolved paths under a symlinked root: exit $rc: $(cat "$WORK/last.err")"
+[ "$(members "$WORK/out_real/r.tar.gz")" = "$(printf 'plink\nplink/src\nplink/src/main.c')" ] ||
+  fail "resolved paths: members $(members "$WORK/out_real/r.tar.gz")"
+grep -q '^drwx.* plink/$' <<< "$(tar -tvf "$WORK/out_real/r.tar.gz")" || fail "the symlinked root is not stored as the directory the listed paths lie in"
+pass "--files-from: resolved paths match a root given through a symlink"
+
 # ---------------------------------------------------------------- --dry-run
 out="$WORK/out_dry"
 mkdir -p "$out"
