@@ -256,6 +256,7 @@ Parsed parse_command_line(int argc, char** argv) {
             "keep-old-files", "do not replace existing files; each one is an error (exit 2)")(
             "skip-old-files", "do not replace existing files; skip them silently")(
             "keep-newer-files", "do not replace existing files that are newer than the archive's copy");
+      if (cmd == "find") o.custom_help("PATTERN --source PATH... [OPTION...]");
       if (cmd == "list") o.add_options()("l,long", "one line per entry like tar tvf (mode, owner, size, date, name), from the catalog");
       if (cmd == "compare")
         o.add_options()("against", "directory holding the stored roots (default: where the sources were, from the manifest)",
