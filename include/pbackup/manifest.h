@@ -40,6 +40,9 @@ struct Manifest {
   // non-file, shrank): the archive holds zeros for (part of) them. Restore does not create
   // them and exits 2; verify reports them. Sorted archive paths.
   std::vector<std::string> damaged;
+  // The catalog beside the archive (BASE.EXT.catalog.zst, docs/format.md): name, size, SHA-256.
+  // Optional: empty name when there is none (manifests from before catalogs).
+  Fragment catalog;
 };
 
 // Always valid JSON (RFC 8259, UTF-8): strings that are not UTF-8 (names are byte strings) are

@@ -23,6 +23,12 @@ struct BackupOptions {
   std::string command_line;
   std::string s3_endpoint, s3_region;
   uint64_t s3_part_mb = 64;
+  // selection (src/core/select.h)
+  std::vector<std::string> excludes, exclude_from;
+  std::string files_from;  // "-": stdin
+  bool null_separated = false;
+  bool one_file_system = false;
+  bool dry_run = false;
 };
 
 struct RestoreOptions {
@@ -30,7 +36,18 @@ struct RestoreOptions {
   std::string restore_to;
   bool is_split = false;
   std::string original_base_filename;
-  std::vector<std::string> only;
+  std::vector<std::string> only;  // paths or globs (src/core/select.h)
+  std::string only_from;          // file of --only patterns, one per line
+  // restore into a non-empty directory (GNU tar): overwrite (default), keep_old (existing
+  // files are an error), skip_old (existing files are kept silently), keep_newer (files newer
+  // on disk than in the archive are kept)
+  enum class Existing { Overwrite, KeepOld, SkipOld, KeepNewer } existing = Existing::Overwrite;
+  std::vector<std::string> leave; // set by run_restore: sorted paths the parallel tar path keeps
+  bool long_list = false;         // list --long
+  std::vector<std::string> find_sources;  // find --source PATH...
+  std::string pattern;            // find PATTERN
+  std::string against;            // compare --against DIR
+  bool checksum = false;          // compare --checksum
   std::string s3_endpoint, s3_region;
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/options.h"
+#include "core/query.h"
 #include "mpi/mpi_comm.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
@@ -52,7 +53,7 @@ int main(int argc, char** argv) {
       BackupStats stats;
       rc = run_backup(comm, p.backup, log, stats);
       if (comm.rank() == 0) {
-        if (rc <= kExitWarnings) print_summary(stats);
+        if (rc <= kExitWarnings && !p.backup.dry_run) print_summary(stats);
         else if (rc > 128)
           std::fprintf(stderr, "pbackup: interrupted by %s (signal %d): stopped, temporary files removed, no archive written\n",
                        signal_name(rc - 128), rc - 128);
@@ -60,6 +61,12 @@ int main(int argc, char** argv) {
     } else if (p.command == Command::Restore) {
       Log log(comm.rank(), p.restore.log_level, comm.size());
       rc = run_restore(comm, p.restore, log);
+    } else if (p.command == Command::Find) {
+      Log log(comm.rank(), p.restore.log_level, comm.size());
+      rc = run_find(comm, p.restore, log);
+    } else if (p.command == Command::Compare) {
+      Log log(comm.rank(), p.restore.log_level, comm.size());
+      rc = run_compare(comm, p.restore, log);
     } else if (p.command == Command::List) {
       Log log(comm.rank(), p.restore.log_level, comm.size());
       rc = run_list(comm, p.restore, log);

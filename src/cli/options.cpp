@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "core/select.h"
 #include "pbackup/codec.h"
+#include "pbackup/error.h"
 #include "pbackup/destination.h"
 #include "pbackup/format.h"
 
@@ -73,6 +75,19 @@ std::vector<std::string> take_multi(std::vector<std::string>& args, const std::s
   return vals;
 }
 
+// Pulls every "--NAME VALUE" and "--NAME=VALUE" out of args, each value taken whole (patterns
+// and paths may hold commas, which cxxopts' vectors would split).
+std::vector<std::string> take_repeated(std::vector<std::string>& args, const std::string& name) {
+  std::vector<std::string> vals, rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--" + name && i + 1 < args.size()) vals.push_back(args[++i]);
+    else if (args[i].rfind("--" + name + "=", 0) == 0) vals.push_back(args[i].substr(name.size() + 3));
+    else rest.push_back(args[i]);
+  }
+  args.swap(rest);
+  return vals;
+}
+
 cxxopts::ParseResult run_cxxopts(cxxopts::Options& o, std::vector<std::string>& args) {
   std::vector<char*> av;
   static std::string prog = "pbackup";
@@ -101,6 +116,8 @@ std::string main_usage() {
          "  restore   --source ARCHIVE|FRAGMENT_DIR --restore-to DIR\n"
          "  list      --source ARCHIVE|FRAGMENT_DIR\n"
          "  verify    --source ARCHIVE|FRAGMENT_DIR\n"
+         "  find      PATTERN --source ARCHIVE|DIR|s3://PREFIX...   (from catalogs)\n"
+         "  compare   --source ARCHIVE [--against DIR] [--checksum]\n"
          "\n"
          "`pbackup <command> --help` lists each command's options.\n"
          "Exit status: 0 success, 1 some files were skipped or changed while read (each named),\n"
@@ -127,6 +144,8 @@ Parsed parse_command_line(int argc, char** argv) {
       BackupOptions& b = p.backup;
       b.command_line = cmdline;
       b.sources = take_multi(args, "sources");
+      b.excludes = take_repeated(args, "exclude");
+      b.exclude_from = take_repeated(args, "exclude-from");
       cxxopts::Options o("pbackup backup", "Back up directory trees into one archive, in parallel.");
       o.add_options()("sources", "directories (or files) to back up; each is stored under its base name", cxxopts::value<std::string>())(
           "output-dir", "directory the archive is written to, or s3://BUCKET/PREFIX", cxxopts::value<std::string>())(
@@ -137,7 +156,14 @@ Parsed parse_command_line(int argc, char** argv) {
           "name", "archive base name (default backup_YYYYMMDD_HHMMSS)", cxxopts::value<std::string>())(
           "block-mb", "input MiB per independently compressed block, 1-1024 (default 4)", cxxopts::value<std::string>())(
           "level", "compression level: gzip 1-12 (default 6), bzip2 1-9 (9), zstd 1-22 (3), zip 1-9 (6)", cxxopts::value<std::string>())(
-          "progress", "print progress lines every 5 s (default)")("no-progress", "no progress lines");
+          "progress", "print progress lines every 5 s (default)")("no-progress", "no progress lines")(
+          "exclude", "leave out paths matching this glob (repeatable): '*.o' any base name, 'cache/' directories only, "
+                     "'proj/tmp' (with '/') anchored to the stored path, '**' crosses directories", cxxopts::value<std::string>())(
+          "exclude-from", "read --exclude patterns from FILE, one per line ('#' comments, blank lines skipped)", cxxopts::value<std::string>())(
+          "files-from", "back up exactly the paths listed in FILE ('-': stdin), each under the root of --sources it lies in",
+          cxxopts::value<std::string>())("null", "--files-from items are NUL-separated (find -print0, lfs find -0)")(
+          "one-file-system", "do not descend into directories on other file systems (mount points are stored)")(
+          "dry-run", "scan and select only: print the paths that would be stored, their count and bytes; write nothing");
       common(o);
       auto r = run_cxxopts(o, args);
       if (r.count("help")) {
@@ -146,7 +172,14 @@ Parsed parse_command_line(int argc, char** argv) {
         return p;
       }
       if (!r.unmatched().empty()) throw cxxopts::exceptions::exception("unexpected argument '" + r.unmatched()[0] + "'");
-      if (b.sources.empty()) throw cxxopts::exceptions::exception("--sources is required");
+      if (b.sources.empty())
+        throw cxxopts::exceptions::exception(r.count("files-from") ? "--files-from needs --sources (the roots the listed paths lie under)"
+                                                                   : "--sources is required");
+      if (r.count("files-from")) b.files_from = r["files-from"].as<std::string>();
+      if (r.count("null") && b.files_from.empty()) throw cxxopts::exceptions::exception("--null needs --files-from");
+      b.null_separated = r.count("null") > 0;
+      b.one_file_system = r.count("one-file-system") > 0;
+      b.dry_run = r.count("dry-run") > 0;
       if (!r.count("output-dir")) throw cxxopts::exceptions::exception("--output-dir is required");
       b.output_dir = r["output-dir"].as<std::string>();
       b.algo = r["algo"].as<std::string>();
@@ -190,9 +223,11 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("progress")) b.progress = 1;
       if (r.count("no-progress")) b.progress = 0;
       b.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
-    } else if (cmd == "restore" || cmd == "list" || cmd == "verify") {
-      p.command = cmd == "restore" ? Command::Restore : cmd == "list" ? Command::List : Command::Verify;
+    } else if (cmd == "restore" || cmd == "list" || cmd == "verify" || cmd == "find" || cmd == "compare") {
+      p.command = cmd == "restore" ? Command::Restore : cmd == "list" ? Command::List : cmd == "verify" ? Command::Verify
+                  : cmd == "find" ? Command::Find : Command::Compare;
       RestoreOptions& x = p.restore;
+      if (cmd == "find") x.find_sources = take_multi(args, "source");
       if (cmd == "restore") {  // --only PATH, repeatable; taken whole (paths may hold commas)
         std::vector<std::string> rest;
         for (size_t i = 0; i < args.size(); ++i) {
@@ -206,15 +241,26 @@ Parsed parse_command_line(int argc, char** argv) {
       }
       cxxopts::Options o("pbackup " + cmd,
                          cmd == "restore" ? "Restore an archive (ours or any tar/zip libarchive reads), from a file or a fragment set."
-                         : cmd == "list"  ? "List the members of an archive, one per line."
+                         : cmd == "list"  ? "List the members of an archive, one per line (names with control characters escaped)."
+                         : cmd == "find"  ? "Print ARCHIVE<TAB>PATH for every entry matching PATTERN, from the catalogs of the backups given."
+                         : cmd == "compare" ? "Compare an archive with the live tree (like tar --compare); exit 0 identical, 1 differences, 2 error."
                                           : "Check an archive against its manifest: fragments present, sizes, SHA-256, every block.");
-      o.add_options()("source", "archive file, one of its fragments, or the directory holding the fragments", cxxopts::value<std::string>())(
+      o.add_options()("source", cmd == "find" ? "archives, folders holding backups, or s3:// prefixes (several allowed)"
+                                              : "archive file, one of its fragments, or the directory holding the fragments", cxxopts::value<std::string>())(
           "original-base-filename", "archive name to pick when the directory holds several sets (e.g. backup_20261126_101010.tar.gz)",
           cxxopts::value<std::string>())("is-split", "accepted for compatibility (split sets are found by themselves)");
       if (cmd == "restore")
         o.add_options()("restore-to", "directory to restore into (created if missing)", cxxopts::value<std::string>())(
-            "only", "restore only this member or directory (repeatable); with a manifest only its blocks are read",
-            cxxopts::value<std::string>());
+            "only", "restore only this member or directory, or the paths a glob matches (repeatable); with a manifest only its blocks are read",
+            cxxopts::value<std::string>())("only-from", "read --only paths or globs from FILE, one per line", cxxopts::value<std::string>())(
+            "keep-old-files", "do not replace existing files; each one is an error (exit 2)")(
+            "skip-old-files", "do not replace existing files; skip them silently")(
+            "keep-newer-files", "do not replace existing files that are newer than the archive's copy");
+      if (cmd == "find") o.custom_help("PATTERN --source PATH... [OPTION...]");
+      if (cmd == "list") o.add_options()("l,long", "one line per entry like tar tvf (mode, owner, size, date, name), from the catalog");
+      if (cmd == "compare")
+        o.add_options()("against", "directory holding the stored roots (default: where the sources were, from the manifest)",
+                        cxxopts::value<std::string>())("checksum", "compare file contents too");
       common(o);
       auto r = run_cxxopts(o, args);
       if (r.count("help")) {
@@ -222,9 +268,37 @@ Parsed parse_command_line(int argc, char** argv) {
         p.help = o.help();
         return p;
       }
-      if (!r.unmatched().empty()) throw cxxopts::exceptions::exception("unexpected argument '" + r.unmatched()[0] + "'");
-      if (!r.count("source")) throw cxxopts::exceptions::exception("--source is required");
-      x.source = r["source"].as<std::string>();
+      std::vector<std::string> extra = r.unmatched();
+      if (cmd == "find") {
+        if (extra.empty()) throw cxxopts::exceptions::exception("find needs a PATTERN");
+        x.pattern = extra.front();
+        extra.erase(extra.begin());
+        if (x.find_sources.empty()) throw cxxopts::exceptions::exception("--source is required (archives or folders holding backups)");
+      }
+      if (!extra.empty()) throw cxxopts::exceptions::exception("unexpected argument '" + extra[0] + "'");
+      if (cmd != "find" && !r.count("source")) throw cxxopts::exceptions::exception("--source is required");
+      if (cmd != "find") x.source = r["source"].as<std::string>();
+      if (cmd == "list") x.long_list = r.count("long") > 0;
+      if (cmd == "compare") {
+        if (r.count("against")) x.against = r["against"].as<std::string>();
+        x.checksum = r.count("checksum") > 0;
+      }
+      if (cmd == "restore") {
+        if (r.count("only-from")) {
+          x.only_from = r["only-from"].as<std::string>();
+          try {  // every rank reads it, as it reads the archive
+            for (auto& o : read_pattern_file(x.only_from)) x.only.push_back(o);
+          } catch (const Fatal& f) {
+            throw cxxopts::exceptions::exception(std::string("--only-from: ") + f.what());
+          }
+          if (x.only.empty()) throw cxxopts::exceptions::exception("--only-from " + x.only_from + " lists no paths");
+        }
+        int n = static_cast<int>(r.count("keep-old-files") + r.count("skip-old-files") + r.count("keep-newer-files"));
+        if (n > 1) throw cxxopts::exceptions::exception("choose one of --keep-old-files, --skip-old-files, --keep-newer-files");
+        if (r.count("keep-old-files")) x.existing = RestoreOptions::Existing::KeepOld;
+        if (r.count("skip-old-files")) x.existing = RestoreOptions::Existing::SkipOld;
+        if (r.count("keep-newer-files")) x.existing = RestoreOptions::Existing::KeepNewer;
+      }
       if (cmd == "restore") {
         if (!r.count("restore-to")) throw cxxopts::exceptions::exception("--restore-to is required");
         x.restore_to = r["restore-to"].as<std::string>();
@@ -236,7 +310,7 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("s3-region")) x.s3_region = r["s3-region"].as<std::string>();
       x.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
     } else {
-      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify)";
+      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify, find, compare)";
     }
   } catch (const cxxopts::exceptions::exception& e) {
     p.error = std::string(e.what()) + " (see: pbackup " + cmd + " --help)";

@@ -24,6 +24,8 @@
 #include <thread>
 
 #include "core/backup_stages.h"
+#include "core/catalog.h"
+#include "core/select.h"
 #include "core/part_exchange.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
@@ -116,7 +118,7 @@ bool setup_stage(BackupRun& run) {
 
 // ---- scan ----
 void scan_stage(BackupRun& run) {
-  run.entries = scan(run.comm, run.setup.roots, run.log);
+  run.entries = scan(run.comm, run.setup.roots, run.log, &run.sel);
   if (run.root) run.log.info("scanned " + std::to_string(run.entries.size()) + " entries at " + run.since());
   // Test only: lets a test change the tree between the scan and the reads.
   if (const char* pause = std::getenv("PBACKUP_TEST_PAUSE_AFTER_SCAN"); pause && run.root)
@@ -210,6 +212,10 @@ void commit_on_root(BackupRun& run, const std::vector<std::string>& hashes) {
   std::vector<SideFile> side;
   std::string sums = checksum_file(man);
   if (!sums.empty()) side.push_back({run.setup.archive + ".sha256", std::move(sums)});
+  // the catalog (list --long, find, compare read it, not the archive), listed in the manifest
+  std::string catalog = build_catalog(run.entries, run.blocks, run.fmt->name(), man.damaged);
+  man.catalog = {catalog_name(run.setup.archive), catalog.size(), sha256_hex(catalog)};
+  side.push_back({man.catalog.name, std::move(catalog)});
   side.push_back({run.setup.archive + ".manifest.json", manifest_to_json(man)});  // last: it means "complete"
   run.dest->commit(run.total, side);
 }
@@ -253,6 +259,8 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   BackupRun run(comm, opt, log);
   if (!setup_stage(run)) return kExitFatal;
   stats.archive = run.setup.archive;
+  if (!share_selection(comm, opt, run.sel, log)) return run.fail();
+  if (opt.dry_run) return run_dry_run(comm, run.setup.roots, run.sel, log);  // writes nothing
   scan_stage(run);
   if (!plan_stage(run)) return run.fail();
   if (!run_rounds(run)) return run.fail();

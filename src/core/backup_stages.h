@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/messages.h"
+#include "core/select.h"
 #include "pbackup/comm.h"
 #include "pbackup/destination.h"
 #include "pbackup/error.h"
@@ -52,6 +53,7 @@ struct BackupRun {
   const Clock::time_point t0;
   std::unique_ptr<Format> fmt;
   Setup setup;                        // every rank
+  Selection sel;                      // every rank: --exclude, --files-from, --one-file-system
   DestinationSpec spec;
   std::unique_ptr<Destination> dest;  // every rank
   EntryList entries;                  // rank 0, ordered by plan

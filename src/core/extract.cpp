@@ -1,5 +1,6 @@
 // Safe extraction below a restore directory (see extract.h).
 #include "core/extract.h"
+#include "core/select.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -49,6 +50,12 @@ bool path_selected(const std::string& path, const std::vector<std::string>& only
   if (only.empty()) return true;
   for (const auto& s : only) {
     if (path == s) return true;
+    if (has_glob(s)) {  // a glob selects what it matches and everything below that
+      for (size_t end = path.find('/'); end != std::string::npos; end = path.find('/', end + 1))
+        if (pattern_matches_path(s, path.substr(0, end), true)) return true;
+      if (pattern_matches_path(s, path, s.back() == '/')) return true;
+      continue;
+    }
     if (path.size() > s.size() && path.compare(0, s.size(), s) == 0 && path[s.size()] == '/') return true;
   }
   return false;

@@ -85,7 +85,8 @@ class Extractor {
 // Sanitizes a member name for extraction (see restore.cpp): strips leading '/', refuses '..'.
 bool sanitize_member(std::string& name, std::string& why);
 
-// True if `path` is `sel` or lies below it.
+// True if `path` is `sel` or lies below it; a `sel` with glob characters (select.h's rules)
+// selects the paths it matches and everything below them.
 bool path_selected(const std::string& path, const std::vector<std::string>& only);
 
 }  // namespace pbackup

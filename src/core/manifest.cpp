@@ -195,14 +195,14 @@ struct Field {
   bool required;
 };
 // Where the parser is. Skip: inside the value of an unknown key.
-enum class Ctx { Top, Root, Sources, Damaged, Fragments, Fragment, Blocks, Block, Continues, Skip };
+enum class Ctx { Top, Root, Sources, Damaged, Fragments, Fragment, Blocks, Block, Continues, Catalog, Skip };
 
 constexpr Field kRootFields[] = {
     {"pbackup_manifest", Type::U64, true}, {"tool_version", Type::Str, true}, {"command", Type::Str, true},
     {"created", Type::Str, true},          {"format", Type::Str, true},       {"codec", Type::Str, true},
     {"archive", Type::Str, true},          {"archive_size", Type::U64, true}, {"split_bytes", Type::U64, true},
     {"entries", Type::U64, true},          {"sources", Type::Array, true},    {"fragments", Type::Array, true},
-    {"blocks", Type::Array, true},         {"damaged", Type::Array, false}};
+    {"blocks", Type::Array, true},         {"damaged", Type::Array, false},   {"catalog", Type::Object, false}};
 constexpr Field kFragmentFields[] = {{"name", Type::Str, true}, {"size", Type::U64, true}, {"sha256", Type::Str, true}};
 constexpr Field kBlockFields[] = {{"offset", Type::U64, true},      {"size", Type::U64, true},
                                   {"raw_offset", Type::U64, true},  {"raw_size", Type::U64, true},
@@ -285,6 +285,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
       case Ctx::Fragment: return {kFragmentFields, std::size(kFragmentFields)};
       case Ctx::Block: return {kBlockFields, std::size(kBlockFields)};
       case Ctx::Continues: return {kContinuesFields, std::size(kContinuesFields)};
+      case Ctx::Catalog: return {kFragmentFields, std::size(kFragmentFields)};
       default: return {nullptr, 0};
     }
   }
@@ -300,6 +301,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         case Ctx::Blocks: p = "blocks[" + std::to_string(m_.blocks.size()) + "]"; break;
         case Ctx::Block: p = "blocks[" + std::to_string(m_.blocks.size()) + "]"; break;
         case Ctx::Continues: p += ".continues"; break;
+        case Ctx::Catalog: p = "catalog"; break;
         default: break;
       }
     }
@@ -365,6 +367,10 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
       else if (k == "sha256") str(block_.sha256);
       else if (k == "first_entry") str(block_.first_entry);
       else if (k == "kind") str(block_.kind);
+    } else if (c == Ctx::Catalog) {
+      if (k == "name") str(m_.catalog.name);
+      else if (k == "size") m_.catalog.size = u;
+      else if (k == "sha256") str(m_.catalog.sha256);
     } else if (c == Ctx::Continues) {
       if (k == "offset") block_.cont_offset = u;
       else if (k == "size") block_.cont_size = u;
@@ -404,7 +410,8 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         const Field& f = fields[field_];
         if (f.type != t) return mismatch(f, found);
         std::string_view k = f.name;
-        if (fr.ctx == Ctx::Root) next = k == "sources" ? Ctx::Sources : k == "damaged" ? Ctx::Damaged : k == "fragments" ? Ctx::Fragments : Ctx::Blocks;
+        if (fr.ctx == Ctx::Root)
+          next = k == "sources" ? Ctx::Sources : k == "damaged" ? Ctx::Damaged : k == "fragments" ? Ctx::Fragments : k == "catalog" ? Ctx::Catalog : Ctx::Blocks;
         else if (fr.ctx == Ctx::Block) {
           next = Ctx::Continues;
           block_.continues = true;
@@ -466,6 +473,9 @@ std::string manifest_to_json(const Manifest& m) {
     for (size_t i = 0; i < m.damaged.size(); ++i) o += (i ? ", " : "") + esc(m.damaged[i]);
     o += "],\n";
   }
+  if (!m.catalog.name.empty())
+    o += "  \"catalog\": {\"name\": " + esc(m.catalog.name) + ", \"size\": " + std::to_string(m.catalog.size) +
+         ", \"sha256\": " + esc(m.catalog.sha256) + "},\n";
   o += "  \"fragments\": [\n";
   for (size_t i = 0; i < m.fragments.size(); ++i) {
     const auto& f = m.fragments[i];

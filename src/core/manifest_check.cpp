@@ -45,6 +45,10 @@ void check_header(const Manifest& m, const std::string& name) {
     throw bad("format " + quote(m.format) + " is not tar or zip");
   }
   if (!plain_name(m.archive)) throw bad("archive " + quote(m.archive) + " is not a plain file name");
+  if (!m.catalog.name.empty() || !m.catalog.sha256.empty()) {
+    if (!plain_name(m.catalog.name)) throw bad("catalog.name " + quote(m.catalog.name) + " is not a plain file name");
+    if (!sha_hex(m.catalog.sha256)) throw bad("catalog.sha256 is not a SHA-256 in hex");
+  }
 }
 
 void check_fragments(const Manifest& m, const std::string& name) {

@@ -20,11 +20,12 @@ struct DirTask {
   uint32_t root = 0;
   std::string path;  // archive path
   std::string disk;  // on-disk path
+  uint64_t dev = 0;  // device of its root (--one-file-system)
   bool operator==(const DirTask&) const = default;
 };
 template <class Ar>
 void fields(Ar& a, DirTask& t) {
-  a(t.root), a(t.path), a(t.disk);
+  a(t.root), a(t.path), a(t.disk), a(t.dev);
 }
 
 // A worker's answer: what it found, and the directories it did not open yet.
@@ -96,10 +97,11 @@ struct RestoreWay {
   enum Mode : uint8_t { kStream = 0, kTarBlocks = 1, kFailed = 2, kZipMembers = 3 };
   Mode mode = kStream;
   ArchiveSource source;
+  std::vector<std::string> leave;  // kTarBlocks: paths to leave alone (--keep-old-files & co.)
 };
 template <class Ar>
 void fields(Ar& a, RestoreWay& w) {
-  a(w.mode), a(w.source);
+  a(w.mode), a(w.source), a(w.leave);
 }
 
 // ---- parallel restore (parallel_restore.cpp): what a rank's units tell rank 0 ----

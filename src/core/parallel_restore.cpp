@@ -5,6 +5,7 @@
 // inside a big file writes its part at the right file offset. With --only, only the blocks that
 // can hold the selected paths are read at all. (Zip units: parallel_restore_zip.cpp.)
 #include "core/parallel_restore.h"
+#include "core/select.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -48,7 +49,7 @@ struct TarPlan {
 // same member); and, with --only, just the blocks that can hold a selected path. Entries are in
 // path_less order and a path's subtree follows it directly, so block k can only hold paths
 // between its first entry and the next block's first entry.
-TarPlan make_tar_plan(const Manifest& m, const std::vector<std::string>& only) {
+TarPlan make_tar_plan(const Manifest& m, const std::vector<std::string>& only, const std::vector<std::string>& leave) {
   std::vector<const ManifestBlock*> data;
   for (const auto& b : m.blocks)
     if (b.kind == "block") data.push_back(&b);
@@ -66,7 +67,7 @@ TarPlan make_tar_plan(const Manifest& m, const std::vector<std::string>& only) {
       continue;
     }
     std::string path = b.first_entry, why;
-    if (!sanitize_member(path, why) || !path_selected(path, only)) continue;
+    if (!sanitize_member(path, why) || !path_selected(path, only) || std::binary_search(leave.begin(), leave.end(), path)) continue;
     file_of[k] = static_cast<int64_t>(p.spanning.size());
     p.spanning.push_back(SpanningFile{path, b.cont_size});
   }
@@ -75,6 +76,7 @@ TarPlan make_tar_plan(const Manifest& m, const std::vector<std::string>& only) {
     const std::string* next = k + 1 < data.size() ? &data[k + 1]->first_entry : nullptr;
     bool selected = only.empty();
     for (const auto& sel : only) {
+      if (has_glob(sel)) selected = true;  // a glob may match in any block
       std::string end = sel + "/\xff";
       bool starts_before_end = !path_less(end, first);
       bool ends_after_start = !next || !path_less(*next, sel);
@@ -97,6 +99,7 @@ struct TarContext {
   const Codec& codec;
   const TarPlan& plan;
   const std::vector<std::string>& only;
+  const std::vector<std::string>& leave;  // existing files kept (--keep-old-files & co), sorted
   Log& log;
 };
 
@@ -193,7 +196,7 @@ void walk_block(const TarContext& c, const TarUnit& t, std::string_view buf, Ext
     }
     if (!ok) {
       if (!why.empty()) res.errors.push_back(quote(m.path) + ": " + why + "; not extracted");
-    } else if (path_selected(path, c.only)) {
+    } else if (path_selected(path, c.only) && !std::binary_search(c.leave.begin(), c.leave.end(), path)) {
       try {
         restore_member(c, t, m, path, buf.substr(pos, n), x, inodes, res);
       } catch (const std::exception& ex) {
@@ -536,8 +539,8 @@ bool can_restore_in_parallel(const ArchiveSource& s) {
 int run_parallel_restore(Comm& comm, const ArchiveSource& src, const RestoreOptions& opt, Log& log) {
   const Manifest& m = *src.manifest;
   std::unique_ptr<Codec> codec = make_codec(m.codec, -1);
-  TarPlan tp = make_tar_plan(m, opt.only);
-  TarContext c{src, *codec, tp, opt.only, log};
+  TarPlan tp = make_tar_plan(m, opt.only, opt.leave);
+  TarContext c{src, *codec, tp, opt.only, opt.leave, log};
   ParallelRestorePlan plan;
   for (const auto& u : tp.units) plan.sizes.push_back(u.b->size);
   plan.selected_units = tp.units.size();

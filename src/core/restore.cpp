@@ -12,19 +12,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <set>
 #include <utility>
 
 #include "codec/gunzip_stream.h"
+#include "core/catalog.h"
 #include "core/extract.h"
 #include "core/messages.h"
 #include "core/parallel_restore.h"
+#include "core/query.h"
+#include "core/select.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 #include "pbackup/source.h"
@@ -227,6 +232,50 @@ int in_directory(const std::string& dir, F body) {
 }
 
 
+// --keep-old-files, --skip-old-files, --keep-newer-files (GNU tar): whether the member `name`
+// (relative to the restore directory, the working directory here) must leave what is there
+// alone. Directories are always merged into, as tar does.
+bool keep_existing(const RestoreOptions& opt, const std::string& name, archive_entry* e, Log& log, bool& failed) {
+  using X = RestoreOptions::Existing;
+  if (opt.existing == X::Overwrite) return false;
+  struct stat st {};
+  if (::lstat(name.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return false;
+  if (opt.existing == X::KeepOld) {
+    log.error(quote(opt.restore_to + "/" + name) + ": already exists; not replaced (--keep-old-files)");
+    failed = true;
+    return true;
+  }
+  if (opt.existing == X::SkipOld) return true;
+  const int64_t sec = archive_entry_mtime(e);
+  const long nsec = archive_entry_mtime_nsec(e);
+  if (st.st_mtim.tv_sec > sec || (st.st_mtim.tv_sec == sec && st.st_mtim.tv_nsec >= nsec)) {
+    log.notice(quote(opt.restore_to + "/" + name) + ": is newer or as old as the archive's copy; kept (--keep-newer-files)");
+    return true;
+  }
+  return false;
+}
+
+// The same decision for the parallel tar path, made by rank 0 from the catalog before any block
+// is restored (a file restored by this run never counts as existing): the paths to leave alone,
+// sorted. Returns false when the archive has no catalog (then the restore streams).
+bool paths_to_keep(const ArchiveSource& s, const RestoreOptions& opt, Log& log, std::vector<std::string>& keep, uint64_t& errors) {
+  using X = RestoreOptions::Existing;
+  return read_archive_catalog(s, [&](const CatalogRecord& r) {
+    if (r.type == EntryType::Dir || !path_selected(r.path, opt.only)) return;
+    struct stat st {};
+    const std::string disk = opt.restore_to + "/" + r.path;
+    if (::lstat(disk.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return;
+    if (opt.existing == X::KeepOld) {
+      log.error(quote(disk) + ": already exists; not replaced (--keep-old-files)");
+      ++errors;
+    } else if (opt.existing == X::KeepNewer) {
+      if (st.st_mtim.tv_sec < r.mtime_sec || (st.st_mtim.tv_sec == r.mtime_sec && static_cast<uint32_t>(st.st_mtim.tv_nsec) < r.mtime_nsec)) return;
+      log.notice(quote(disk) + ": is newer or as old as the archive's copy; kept (--keep-newer-files)");
+    }
+    keep.push_back(r.path);
+  });
+}
+
 int restore_one_rank(const RestoreOptions& opt, Log& log) {
   const auto t0 = std::chrono::steady_clock::now();
   OpenArchive oa;
@@ -282,6 +331,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
       if (!path_selected(name, opt.only)) continue;
       for (size_t k = 0; k < opt.only.size(); ++k)
         if (path_selected(name, {opt.only[k]})) matched[k] = true;
+      if (keep_existing(opt, name, e, log, member_failed)) continue;
       if (hl && archive_entry_size(e) > 0) {
         struct stat st {};
         if (::lstat(link.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || !made.count({st.st_dev, st.st_ino})) {
@@ -406,6 +456,7 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   std::string plan_bytes;
   std::vector<std::string> damaged;  // rank 0: from the manifest
   timespec start{};  // see restore_started
+  uint64_t keep_errors = 0;  // rank 0: --keep-old-files found existing files
   if (comm.rank() == 0) {
     RestoreWay plan;
     try {
@@ -413,7 +464,9 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
       if (plan.source.manifest) damaged = plan.source.manifest->damaged;
       if (!damaged.empty()) start = restore_started(opt.restore_to);
       std::string why_not;
-      if (can_restore_in_parallel(plan.source)) plan.mode = RestoreWay::kTarBlocks;
+      const bool keeping = opt.existing != RestoreOptions::Existing::Overwrite;
+      if (can_restore_in_parallel(plan.source) && (!keeping || paths_to_keep(plan.source, opt, log, plan.leave, keep_errors)))
+        plan.mode = RestoreWay::kTarBlocks;
       else if (zip_restores_in_parallel(plan.source, why_not)) plan.mode = RestoreWay::kZipMembers;
       else {
         plan.mode = RestoreWay::kStream;
@@ -429,12 +482,18 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   RestoreWay plan = from_wire<RestoreWay>(plan_bytes);
   if (plan.mode == RestoreWay::kFailed) return comm.rank() == 0 ? kExitFatal : kExitOk;
   int rc = kExitOk;
-  bool stream = plan.mode == RestoreWay::kStream;
+  // Keeping existing files: decided up front from the catalog for the parallel tar path (the
+  // paths to leave alone travel with the plan), member by member on the stream otherwise.
+  bool stream = plan.mode == RestoreWay::kStream ||
+                (plan.mode == RestoreWay::kZipMembers && opt.existing != RestoreOptions::Existing::Overwrite);
   if (!stream) {
     ArchiveSource& s = plan.source;
     attach_store(s, {opt.s3_endpoint, opt.s3_region});
+    RestoreOptions o = opt;
+    o.leave = std::move(plan.leave);
+    std::sort(o.leave.begin(), o.leave.end());
     try {
-      rc = plan.mode == RestoreWay::kTarBlocks ? run_parallel_restore(comm, s, opt, log) : run_parallel_zip_restore(comm, s, opt, log);
+      rc = plan.mode == RestoreWay::kTarBlocks ? run_parallel_restore(comm, s, o, log) : run_parallel_zip_restore(comm, s, o, log);
       stream = rc == kExitRestream;  // names twice: stream it, so the last member wins
     } catch (const Fatal& f) {
       log.error(f.what());
@@ -456,13 +515,46 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
     if (comm.rank() != 0) rc = kExitOk;
   }
   if (comm.rank() == 0 && !damaged.empty() && rc <= kExitFatal) rc = drop_damaged(opt, damaged, start, log, rc);
+  if (keep_errors && !stream && rc < kExitFatal) rc = kExitFatal;
   return rc;
+}
+
+void stream_members(const RestoreOptions& opt,
+                    const std::function<void(archive_entry*, const std::function<std::string_view(uint64_t&)>&)>& each) {
+  OpenArchive oa;
+  ReadArchive in;
+  open_for_reading(in, oa, opt);
+  archive_entry* e;
+  while (true) {
+    int r = archive_read_next_header(in.a, &e);
+    if (r == ARCHIVE_EOF) break;
+    if (r < ARCHIVE_WARN) throw Fatal(damage(in, oa, ""));
+    const std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+    each(e, [&](uint64_t& offset) -> std::string_view {
+      const void* buf;
+      size_t size;
+      la_int64_t off;
+      int rr = archive_read_data_block(in.a, &buf, &size, &off);
+      if (rr == ARCHIVE_EOF) return {};
+      if (rr != ARCHIVE_OK) throw Fatal(damage(in, oa, " (in " + quote(name) + ")"));
+      offset = static_cast<uint64_t>(off);
+      return {static_cast<const char*>(buf), size};
+    });
+  }
+  read_to_end(oa);
 }
 
 int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
   int rc = kExitOk;
   if (comm.rank() == 0) {
     try {
+      // list --long: from the catalog when the archive has one (reads <1% of the bytes)
+      if (opt.long_list && list_long_from_catalog(resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}))) {
+        std::fflush(stdout);
+        std::string verdict = "0";
+        comm.broadcast(verdict, 0);
+        return kExitOk;
+      }
       OpenArchive oa;
       ReadArchive in;
       open_for_reading(in, oa, opt);
@@ -472,8 +564,9 @@ int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
         if (r == ARCHIVE_EOF) break;
         if (r < ARCHIVE_WARN) throw Fatal(damage(in, oa, ""));
         const char* p = archive_entry_pathname(e);
-        std::fputs(p ? p : "", stdout);
-        std::fputc('\n', stdout);
+        std::string line = opt.long_list ? long_line(record_of(e)) : escape_name(p ? p : "");
+        line += '\n';
+        std::fwrite(line.data(), 1, line.size(), stdout);
       }
       read_to_end(oa);
       std::fflush(stdout);

@@ -20,6 +20,7 @@
 
 #include "core/messages.h"
 #include "core/read.h"
+#include "core/select.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 
@@ -70,7 +71,7 @@ bool read_link(int dirfd, const char* name, const std::string& disk, std::string
 }
 
 // Scans one directory: its children become entries, subdirectories become tasks.
-void scan_dir(const DirTask& t, EntryList& out, std::vector<DirTask>& subdirs, Log& log) {
+void scan_dir(const DirTask& t, EntryList& out, std::vector<DirTask>& subdirs, Log& log, const Selection* sel) {
   int fd = open_below_root(t.disk, t.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, false);
   if (fd < 0) {
     log.warn(sys_message("cannot open directory", t.disk, errno));
@@ -101,27 +102,34 @@ void scan_dir(const DirTask& t, EntryList& out, std::vector<DirTask>& subdirs, L
     Entry e;
     e.root = t.root;
     e.path = t.path + "/" + name;
+    if (sel && sel->excluded(e.path, S_ISDIR(st.st_mode))) continue;  // not descended either
     if (!make_entry(st, e, log, disk)) continue;
     if (e.type == EntryType::Symlink && !read_link(fd, name, disk, e.link, log)) continue;
     if (e.type == EntryType::File && ::faccessat(fd, name, R_OK, AT_EACCESS) != 0) {
       log.warn(sys_message("cannot read", disk, errno) + " (not stored)");
       continue;
     }
-    if (e.type == EntryType::Dir) subdirs.push_back({t.root, e.path, disk});
+    if (e.type == EntryType::Dir) {
+      // --one-file-system: a mount point is stored, its contents are not (as GNU tar)
+      if (sel && sel->one_file_system && st.st_dev != t.dev)
+        log.info(quote(disk) + ": on another file system; its contents are not stored");
+      else
+        subdirs.push_back({t.root, e.path, disk, t.dev});
+    }
     out.push_back(std::move(e));
   }
 }
 
 // Scans from `todo` until about `limit` entries were found (0: everything); what is left stays
 // in `todo`.
-void scan_some(std::deque<DirTask>& todo, EntryList& out, Log& log, size_t limit) {
+void scan_some(std::deque<DirTask>& todo, EntryList& out, Log& log, size_t limit, const Selection* sel) {
   std::vector<DirTask> subdirs;
   const size_t stop = limit ? out.size() + limit : SIZE_MAX;
   while (!todo.empty() && out.size() < stop) {
     DirTask t = std::move(todo.front());
     todo.pop_front();
     subdirs.clear();
-    scan_dir(t, out, subdirs, log);
+    scan_dir(t, out, subdirs, log, sel);
     // Depth first keeps the local walk near where it is; the rest goes back to rank 0.
     for (auto it = subdirs.rbegin(); it != subdirs.rend(); ++it) todo.push_front(std::move(*it));
     if (interrupted()) return;
@@ -129,39 +137,166 @@ void scan_some(std::deque<DirTask>& todo, EntryList& out, Log& log, size_t limit
 }
 
 // Entries of the roots themselves, and the first directory tasks.
-void scan_roots(const std::vector<Root>& roots, EntryList& out, std::deque<DirTask>& todo, Log& log) {
-  for (uint32_t i = 0; i < roots.size(); ++i) {
-    struct stat st {};
-    if (::lstat(roots[i].disk.c_str(), &st) != 0) {
-      log.warn(sys_message("cannot stat", roots[i].disk, errno));
-      continue;
+// One named path (a root, or a path of a --files-from list) as an entry; a directory becomes a
+// task when `descend`. False when it is not stored.
+// `follow`: a symlink to a directory is stored as that directory (the parents of a
+// --files-from path, which lie below it on disk).
+bool scan_one(uint32_t root, const std::string& path, const std::string& disk, uint64_t dev, bool descend,
+              EntryList& out, std::deque<DirTask>& todo, Log& log, const Selection* sel, bool follow = false) {
+  struct stat st {};
+  if (follow && ::stat(disk.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+  } else if (::lstat(disk.c_str(), &st) != 0) {
+    log.warn(sys_message("cannot stat", disk, errno));
+    return false;
+  }
+  if (sel && sel->excluded(path, S_ISDIR(st.st_mode))) return false;
+  Entry e;
+  e.root = root;
+  e.path = path;
+  if (!make_entry(st, e, log, disk)) return false;
+  if (e.type == EntryType::Symlink && !read_link(AT_FDCWD, disk.c_str(), disk, e.link, log)) return false;
+  if (e.type == EntryType::File && ::access(disk.c_str(), R_OK) != 0) {
+    log.warn(sys_message("cannot read", disk, errno) + " (not stored)");
+    return false;
+  }
+  if (e.type == EntryType::Dir && descend) {
+    if (sel && sel->one_file_system && dev != ~uint64_t{0} && st.st_dev != dev)
+      log.info(quote(disk) + ": on another file system; its contents are not stored");
+    else
+      todo.push_back({root, path, disk, dev == ~uint64_t{0} ? st.st_dev : dev});
+  }
+  out.push_back(std::move(e));
+  return true;
+}
+
+// "/a/./b//c/" -> "/a/b/c", relative paths made absolute from the working directory (lexically:
+// symlinks are not resolved, so a listed path matches the root it was found under).
+std::string lexical_absolute(const std::string& p) {
+  std::string full = p;
+  if (full.empty() || full[0] != '/') {
+    char* cwd = ::getcwd(nullptr, 0);
+    if (!cwd) throw Fatal(sys_message("cannot resolve", p, errno));
+    full = std::string(cwd) + "/" + p;
+    std::free(cwd);
+  }
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= full.size()) {
+    size_t end = full.find('/', start);
+    if (end == std::string::npos) end = full.size();
+    std::string c = full.substr(start, end - start);
+    if (c == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!c.empty() && c != ".") {
+      parts.push_back(c);
     }
-    Entry e;
-    e.root = i;
-    e.path = roots[i].name;
-    if (!make_entry(st, e, log, roots[i].disk)) continue;
-    if (e.type == EntryType::Symlink && !read_link(AT_FDCWD, roots[i].disk.c_str(), roots[i].disk, e.link, log)) continue;
-    if (e.type == EntryType::Dir) todo.push_back({i, e.path, roots[i].disk});
-    out.push_back(std::move(e));
+    start = end + 1;
+  }
+  std::string out;
+  for (auto& c : parts) out += "/" + c;
+  return out.empty() ? "/" : out;
+}
+
+// --files-from: each listed path is stored under the name its root gives it, with the
+// directories between the root and it (so a restore recreates them); a listed directory is
+// stored with everything below it (as GNU tar -T). Paths under no root are skipped with a warning.
+void scan_listed(const std::vector<Root>& roots, const Selection& sel, EntryList& out, std::deque<DirTask>& todo, Log& log) {
+  std::vector<std::string> root_abs, root_real;
+  std::vector<uint64_t> root_dev;
+  auto real = [](const std::string& p) {  // "" when it cannot be resolved
+    char* r = ::realpath(p.c_str(), nullptr);
+    std::string out = r ? r : "";
+    std::free(r);
+    return out;
+  };
+  for (auto& r : roots) {
+    root_abs.push_back(lexical_absolute(r.disk));
+    root_real.push_back(real(r.disk));
+    struct stat st {};
+    root_dev.push_back(::stat(r.disk.c_str(), &st) == 0 ? st.st_dev : ~uint64_t{0});  // through a symlinked root
+  }
+  struct Item {
+    std::string path, disk;
+    uint32_t root;
+  };
+  std::vector<Item> items;
+  // Which root holds `abs` (by name): its index and the rest of the path after the root.
+  auto match = [&](const std::string& abs, const std::vector<std::string>& bases, std::string& rest) -> int64_t {
+    for (uint32_t i = 0; i < roots.size(); ++i) {
+      const std::string& ra = bases[i];
+      if (ra.empty()) continue;
+      if (abs == ra) rest = "";
+      else if (abs.size() > ra.size() && abs.compare(0, ra.size(), ra) == 0 && (ra == "/" || abs[ra.size()] == '/'))
+        rest = abs.substr(ra == "/" ? 0 : ra.size());
+      else continue;
+      return i;
+    }
+    return -1;
+  };
+  for (const std::string& listed : sel.files) {
+    std::string abs = lexical_absolute(listed), rest;
+    int64_t i = match(abs, root_abs, rest);
+    if (i < 0) {
+      // the listing tool may print resolved paths (a root given through a symlink): the listed
+      // path's directory resolved, against the roots resolved (only when names do not match)
+      size_t slash = abs.rfind('/');
+      std::string dir = real(slash ? abs.substr(0, slash) : "/");
+      if (!dir.empty()) i = match((dir == "/" ? "" : dir) + abs.substr(slash), root_real, rest);
+    }
+    const bool found = i >= 0;
+    if (found) items.push_back({roots[i].name + rest, roots[i].disk + rest, static_cast<uint32_t>(i)});
+    if (!found) log.warn(quote(listed) + ": listed in --files-from but under none of the --sources roots; not stored");
+  }
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return path_less(a.path, b.path); });
+  std::set<std::string> stored;      // archive paths already made entries
+  std::vector<std::string> scanned;  // listed directories walked whole (sorted as visited)
+  auto under = [](const std::string& p, const std::string& dir) {
+    return p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 && p[dir.size()] == '/';
+  };
+  for (const Item& it : items) {
+    if (stored.count(it.path)) continue;
+    if (!scanned.empty() && under(it.path, scanned.back())) continue;  // inside a walked directory
+    // the directories from the root down to it, each once
+    bool parents_ok = true;
+    for (size_t slash = it.path.find('/'); slash != std::string::npos && parents_ok; slash = it.path.find('/', slash + 1)) {
+      std::string p = it.path.substr(0, slash);
+      if (stored.count(p)) continue;
+      std::string d = roots[it.root].disk + it.path.substr(roots[it.root].name.size(), slash - roots[it.root].name.size());
+      parents_ok = scan_one(it.root, p, d, root_dev[it.root], false, out, todo, log, &sel, true);
+      if (parents_ok) stored.insert(p);
+    }
+    if (!parents_ok) continue;  // an excluded or unreadable parent: nothing below it is stored
+    size_t before = todo.size();
+    if (scan_one(it.root, it.path, it.disk, root_dev[it.root], true, out, todo, log, &sel)) {
+      stored.insert(it.path);
+      if (todo.size() > before) scanned.push_back(it.path);
+    }
   }
 }
 
-void scan_worker(Comm& comm, Log& log) {
+// Entries of the roots themselves (or of the --files-from list), and the first directory tasks.
+void scan_roots(const std::vector<Root>& roots, EntryList& out, std::deque<DirTask>& todo, Log& log, const Selection* sel) {
+  if (sel && !sel->files.empty()) return scan_listed(roots, *sel, out, todo, log);
+  for (uint32_t i = 0; i < roots.size(); ++i)
+    scan_one(i, roots[i].name, roots[i].disk, ~uint64_t{0}, true, out, todo, log, sel);
+}
+
+void scan_worker(Comm& comm, Log& log, const Selection* sel) {
   comm.send(0, kTagResult, to_wire(ScanResult{}));  // ask for work
   while (true) {
     ScanResult res;
     res.left = from_wire<std::deque<DirTask>>(comm.recv(0, kTagWork));
     if (res.left.empty()) return;  // done
-    scan_some(res.left, res.entries, log, kBatchEntries);
+    scan_some(res.left, res.entries, log, kBatchEntries, sel);
     if (interrupted()) res.left.clear();
     comm.send(0, kTagResult, to_wire(res));
   }
 }
 
-EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log) {
+EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel) {
   EntryList all;
   std::deque<DirTask> queue;
-  scan_roots(roots, all, queue, log);
+  scan_roots(roots, all, queue, log, sel);
   const int workers = comm.size() - 1;
   std::vector<int> idle;
   int busy = workers;  // every worker starts by asking
@@ -183,7 +318,7 @@ EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log)
     if (!queue.empty() && !interrupted()) {
       got = comm.try_recv_any(kTagResult);
       if (!got) {
-        scan_some(queue, all, log, kLocalStepEntries);
+        scan_some(queue, all, log, kLocalStepEntries, sel);
         continue;
       }
     } else {
@@ -228,16 +363,16 @@ std::vector<Root> resolve_roots(const std::vector<std::string>& sources) {
   return roots;
 }
 
-EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log) {
+EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel) {
   if (comm.size() == 1) {
     EntryList all;
     std::deque<DirTask> todo;
-    scan_roots(roots, all, todo, log);
-    scan_some(todo, all, log, 0);
+    scan_roots(roots, all, todo, log, sel);
+    scan_some(todo, all, log, 0, sel);
     return all;
   }
-  if (comm.rank() == 0) return scan_coordinator(comm, roots, log);
-  scan_worker(comm, log);
+  if (comm.rank() == 0) return scan_coordinator(comm, roots, log, sel);
+  scan_worker(comm, log, sel);
   return {};
 }
 

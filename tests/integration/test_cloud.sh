@@ -44,6 +44,18 @@ for n in 1 2; do
   done
 done
 
+info "catalog: uploaded beside the archive; list --long and find read it from s3://"
+s3_get "proj1/a.tar.gz.catalog.zst" "$WORK/a1.catalog" || fail "no catalog object beside s3://$B/proj1/a.tar.gz"
+cmp "$WORK/a1.catalog" "$WORK/local1.tar.gz.catalog.zst" || fail "the catalog object differs from the file backup's catalog"
+expect_ok plain list --long --source "$WORK/local1.tar.gz"
+cp "$WORK/last.out" "$WORK/long_local"
+expect_ok plain list --long --source "s3://$B/proj1/a.tar.gz"
+cmp "$WORK/last.out" "$WORK/long_local" || fail "list --long of s3:// differs from the file's"
+expect_ok plain find 'data.txt' --source "s3://$B/proj1" "s3://$B/proj2/" "$WORK/local1.tar.gz"
+[ "$(cat "$WORK/last.out")" = "$(printf 's3://%s/proj1/a.tar.gz\tsrc/sub/data.txt\ns3://%s/proj1/a.zip\tsrc/sub/data.txt\ns3://%s/proj2/a.tar.gz\tsrc/sub/data.txt\ns3://%s/proj2/a.zip\tsrc/sub/data.txt\n%s/local1.tar.gz\tsrc/sub/data.txt' "$B" "$B" "$B" "$B" "$WORK")" ] ||
+  fail "find over s3:// prefixes and a file: $(cat "$WORK/last.out")"
+pass "catalog object = file catalog; list --long and find (two s3:// prefixes and a file) from catalogs"
+
 info "fragments as objects (--split-chunk-mb), restore --only from s3://"
 expect_ok 2 backup --sources "$WORK/src" --output-dir "s3://$B/split" --algo zstd --name s --split-chunk-mb 2 --block-mb 1 --no-progress
 s3_get "split/s.tar.zst.sha256" "$WORK/s.sha256" || fail "no checksum object"

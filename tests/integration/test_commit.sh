@@ -37,7 +37,7 @@ info "usb_split set in one fragment (--split-chunk-mb 4000, the README's FAT32 r
 od="$WORK/one"
 mkdir -p "$od"
 expect_ok 2 backup --sources "$WORK/srcA/data" --output-dir "$od" --algo gzip --name s --dest-type usb_split --split-chunk-mb 4000 --no-progress
-[ "$(ls "$od" | tr '\n' ' ')" = "s.tar.gz.manifest.json s.tar.gz.part0001 s.tar.gz.sha256 " ] || fail "one-fragment set: unexpected files: $(listing "$od")"
+[ "$(ls "$od" | tr '\n' ' ')" = "s.tar.gz.catalog.zst s.tar.gz.manifest.json s.tar.gz.part0001 s.tar.gz.sha256 " ] || fail "one-fragment set: unexpected files: $(listing "$od")"
 (cd "$od" && sha256sum -c --quiet s.tar.gz.sha256) || fail "one-fragment set: sha256sum -c"
 expect_ok 2 verify --source "$od"
 expect_ok 2 list --source "$od"
@@ -119,10 +119,10 @@ race() { # TYPE TRY
     *.tmp-pbackup*) fail "$type try $try: temporary files left: $(listing "$d")" ;;
   esac
   if [ "$type" = hdd ]; then
-    [ "$(listing "$d")" = "same.$ext same.$ext.manifest.json same.$ext.sha256 " ] || fail "$type try $try: files: $(listing "$d")"
+    [ "$(listing "$d")" = "same.$ext same.$ext.catalog.zst same.$ext.manifest.json same.$ext.sha256 " ] || fail "$type try $try: files: $(listing "$d")"
   else
     case "$(listing "$d")" in
-      "same.$ext.manifest.json same.$ext.part0001 "*"same.$ext.sha256 ") ;;
+      "same.$ext.catalog.zst same.$ext.manifest.json same.$ext.part0001 "*"same.$ext.sha256 ") ;;
       *) fail "$type try $try: files: $(listing "$d")" ;;
     esac
   fi

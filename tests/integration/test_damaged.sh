@@ -52,7 +52,7 @@ expect_fatal() { # WHAT HOW ARGS... : exit 2 with a message on stderr
 
 no_finished_archive() { # DIR WHAT
   local found
-  found="$(find "$1" -maxdepth 1 \( -name '*.tar.gz' -o -name '*.tar.bz2' -o -name '*.tar.zst' -o -name '*.zip' -o -name '*.manifest.json' -o -name '*.sha256' \) 2>/dev/null || true)"
+  found="$(find "$1" -maxdepth 1 \( -name '*.tar.gz' -o -name '*.tar.bz2' -o -name '*.tar.zst' -o -name '*.zip' -o -name '*.manifest.json' -o -name '*.sha256' -o -name '*.catalog.zst' \) 2>/dev/null || true)"
   [ -z "$found" ] || fail "$2: left finished-looking files: $found"
 }
 

@@ -25,7 +25,7 @@ pb() {
 check_out_dir() { # OUT ARCHIVE_NAME : exactly archive + manifest + sha256, nothing else
   local out=$1 name=$2 got want
   got="$(ls -A "$out" | LC_ALL=C sort)"
-  want="$(printf '%s\n' "$name" "$name.manifest.json" "$name.sha256" | LC_ALL=C sort)"
+  want="$(printf '%s\n' "$name" "$name.catalog.zst" "$name.manifest.json" "$name.sha256" | LC_ALL=C sort)"
   [ "$got" = "$want" ] || defer_fail "output dir $out should hold exactly [$(echo $want)], holds [$(echo $got)]"
 }
 

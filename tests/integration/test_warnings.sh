@@ -185,7 +185,7 @@ PY
 
 no_finished() { # DIR NAME
   local f
-  for f in "$1/$2.tar.bz2" "$1/$2.tar.bz2.manifest.json" "$1/$2.tar.bz2.sha256"; do
+  for f in "$1/$2.tar.bz2" "$1/$2.tar.bz2.manifest.json" "$1/$2.tar.bz2.sha256" "$1/$2.tar.bz2.catalog.zst"; do
     if [ -e "$f" ]; then
       echo "    stderr of the killed backup:" >&2
       grep -v '^ *$' "$WORK/kill.err" | head -n 12 | sed 's/^/      /' >&2

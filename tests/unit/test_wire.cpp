@@ -132,9 +132,9 @@ TEST_CASE("wire: PartFact, one after another in UnitInfo::extra") {
 }
 
 TEST_CASE("wire: DirTask and ScanResult") {
-  DirTask t{3, "root/sub", "/data/root/sub"};
+  DirTask t{3, "root/sub", "/data/root/sub", 0x801};
   CHECK(round_trip(t) == t);
-  std::deque<DirTask> batch{t, DirTask{4, "r2/x", "/d2/x"}};
+  std::deque<DirTask> batch{t, DirTask{4, "r2/x", "/d2/x", 77}};
   CHECK(round_trip(batch) == batch);
   ScanResult s;
   s.entries = {sample_entry(1), sample_entry(2)};

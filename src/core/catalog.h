@@ -1,0 +1,80 @@
+// The per-archive catalog (issue 13, docs/format.md "Catalog"): every entry of a backup (path,
+// type, size, mode, owner ids and names, mtime with ns, link target, block and offset) as
+// zstd-compressed length-prefixed records sorted by path, in BASE.EXT.catalog.zst beside the
+// archive, listed with its size and SHA-256 in the manifest. list --long, find and compare read
+// it instead of the archive. The reader treats the file as hostile: every length is checked,
+// allocations are bounded by kMaxRecord, and loaders check the SHA-256 against the manifest.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pbackup/entry.h"
+#include "pbackup/format.h"
+#include "pbackup/manifest.h"
+#include "pbackup/source.h"
+
+namespace pbackup {
+
+constexpr uint64_t kCatalogNone = ~uint64_t{0};
+constexpr uint32_t kCatalogVersion = 1;
+constexpr size_t kCatalogHeader = 32;
+constexpr uint32_t kMaxCatalogRecord = 4u << 20;  // a record (names up to 1 MiB each) fits
+
+enum : uint8_t { kCatalogDamaged = 1 };
+
+struct CatalogRecord {
+  std::string path, link, uname, gname;
+  EntryType type = EntryType::File;
+  uint8_t flags = 0;  // kCatalogDamaged
+  uint32_t mode = 0, uid = 0, gid = 0;
+  uint64_t size = 0;
+  int64_t mtime_sec = 0;
+  uint32_t mtime_nsec = 0;
+  uint64_t block = kCatalogNone;   // index of the block (manifest records of kind "block", in order)
+  uint64_t offset = kCatalogNone;  // uncompressed bytes from that block's start to the entry's header
+};
+
+// "BASE.EXT" -> "BASE.EXT.catalog.zst"
+std::string catalog_name(const std::string& archive);
+
+// Streams records into a zstd compressor; memory is the compressed output plus zstd's window.
+class CatalogWriter {
+ public:
+  explicit CatalogWriter(uint64_t count);
+  ~CatalogWriter();
+  CatalogWriter(const CatalogWriter&) = delete;
+  CatalogWriter& operator=(const CatalogWriter&) = delete;
+  void add(const CatalogRecord& r);
+  std::string finish();  // the whole file; throws Fatal if fewer or more records than `count` came
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Rank 0 at commit: the catalog of `entries` (sorted, as stored) cut into `blocks` by `fmt`
+// ("tar" gets header offsets inside blocks; "zip" the block only); damaged paths flagged.
+std::string build_catalog(const EntryList& entries, const std::vector<Block>& blocks, const std::string& fmt,
+                          const std::vector<std::string>& damaged);
+
+// Parses a catalog pulled chunk by chunk (`next` returns an empty view at the end), calling
+// `each` per record in order. Throws Fatal ("catalog: ...") on anything malformed: bad magic or
+// version, a record length out of range, fields that do not add up, a count that differs from
+// the header's, bytes after the last record.
+void read_catalog(const std::function<std::string_view()>& next, const std::function<void(const CatalogRecord&)>& each);
+void read_catalog(std::string_view bytes, const std::function<void(const CatalogRecord&)>& each);
+
+// The catalog of an archive found by resolve_source (beside its manifest, under the set's name
+// on disk), checked against the manifest's size and SHA-256 before any record is trusted.
+// False when the archive has none (a foreign archive, or one made before catalogs); throws
+// Fatal when it is listed but missing, of another size or SHA-256, or malformed.
+bool read_archive_catalog(const ArchiveSource& s, const std::function<void(const CatalogRecord&)>& each);
+
+// One `tar tvf` line: "-rw-r--r-- user/group   size YYYY-MM-DD HH:MM path[ -> target]".
+std::string long_line(const CatalogRecord& r);
+
+}  // namespace pbackup

@@ -1,0 +1,289 @@
+// list --long, find and compare, from catalogs (see query.h).
+#include "core/query.h"
+
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <unordered_set>
+
+#include "core/catalog.h"
+#include "core/select.h"
+#include "dest/s3_client.h"
+#include "pbackup/error.h"
+#include "pbackup/source.h"
+#include "pbackup/store.h"
+#include "util/file_util.h"
+
+namespace pbackup {
+namespace {
+
+void out_line(const std::string& s) {
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fputc('\n', stdout);
+}
+
+// Rank 0 computes the exit code; every rank returns it (others: 0), as run_list does.
+template <class F>
+int on_rank0(Comm& comm, Log& log, F body) {
+  int rc = kExitOk;
+  if (comm.rank() == 0) {
+    try {
+      rc = body();
+    } catch (const Fatal& f) {
+      std::fflush(stdout);
+      log.error(f.what());
+      rc = kExitFatal;
+    }
+    std::fflush(stdout);
+  }
+  std::string verdict = std::to_string(rc);
+  comm.broadcast(verdict, 0);
+  return comm.rank() == 0 ? rc : kExitOk;
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() > tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// The archives a find --source names: an archive (file, fragment set or s3:// key), or a folder
+// or s3:// prefix holding backups (every NAME.manifest.json in it, not below).
+std::vector<std::string> archives_in(const std::string& src, const S3Flags& s3) {
+  const std::string man = ".manifest.json";
+  std::vector<std::string> out;
+  if (is_s3_url(src)) {
+    S3Url u = S3Url::parse(src);
+    std::shared_ptr<Store> st = make_s3_store(u.bucket, s3);
+    std::string prefix = u.key;
+    if (!prefix.empty() && prefix.back() != '/' && st->size(prefix + man)) return {src};
+    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    for (auto& rest : st->list(prefix))
+      if (ends_with(rest, man))
+        out.push_back("s3://" + u.bucket + "/" + (prefix.empty() ? "" : prefix + "/") + rest.substr(0, rest.size() - man.size()));
+    return out;
+  }
+  struct stat st {};
+  if (::stat(src.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {src};
+  DIR* d = ::opendir(src.c_str());
+  if (!d) throw Fatal(sys_message("cannot open directory", src, errno));
+  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
+  std::string dir = src;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  while (struct dirent* de = ::readdir(d)) {
+    std::string n = de->d_name;
+    if (n[0] != '.' && ends_with(n, man)) out.push_back(dir + "/" + n.substr(0, n.size() - man.size()));
+  }
+  std::sort(out.begin(), out.end());
+  if (out.empty()) throw Fatal("no backups (NAME.manifest.json) in " + quote(src));
+  return out;
+}
+
+bool is_regular(EntryType t) { return t == EntryType::File || t == EntryType::Hardlink; }
+
+// The base name a source root was stored under (as resolve_roots names it).
+std::string root_name(std::string s) {
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  std::string name = s.substr(s.rfind('/') == std::string::npos ? 0 : s.rfind('/') + 1);
+  if (name.empty() || name == "." || name == "..") {
+    char* real = ::realpath(s.c_str(), nullptr);
+    if (real) {
+      std::string r(real);
+      std::free(real);
+      name = r.substr(r.rfind('/') + 1);
+    }
+  }
+  return name;
+}
+
+// Every path below `disk` (stored as `path`) that the catalog does not hold.
+void report_new(const std::string& disk, const std::string& path, const std::unordered_set<std::string>& known, uint64_t& diffs) {
+  DIR* d = ::opendir(disk.c_str());
+  if (!d) return;
+  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
+  std::vector<std::string> names;
+  while (struct dirent* de = ::readdir(d)) {
+    std::string n = de->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  std::sort(names.begin(), names.end());
+  for (auto& n : names) {
+    std::string p = path + "/" + n, q = disk + "/" + n;
+    if (!known.count(p)) {
+      out_line(escape_name(p) + ": new (not in the archive)");
+      ++diffs;
+      continue;  // its contents are new too; one line says it
+    }
+    struct stat st {};
+    if (::lstat(q.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) report_new(q, p, known, diffs);
+  }
+}
+
+// What differs between one catalog record and the file at `disk`, as tar --compare says it.
+std::vector<std::string> differences(const CatalogRecord& r, const std::string& disk, const std::string& link_disk) {
+  struct stat st {};
+  if (::lstat(disk.c_str(), &st) != 0) return {errno == ENOENT ? "missing on disk" : std::string("cannot stat: ") + std::strerror(errno)};
+  bool type_ok = is_regular(r.type) ? S_ISREG(st.st_mode)
+                 : r.type == EntryType::Dir     ? S_ISDIR(st.st_mode)
+                 : r.type == EntryType::Symlink ? S_ISLNK(st.st_mode)
+                                                : S_ISFIFO(st.st_mode);
+  if (!type_ok) return {"file type differs"};
+  std::vector<std::string> d;
+  if (r.type != EntryType::Symlink && (st.st_mode & 07777) != r.mode) d.push_back("mode differs");
+  if (st.st_uid != r.uid) d.push_back("uid differs");
+  if (st.st_gid != r.gid) d.push_back("gid differs");
+  if (r.type == EntryType::File) {
+    if (static_cast<uint64_t>(st.st_size) != r.size) d.push_back("size differs");
+    if (st.st_mtim.tv_sec != r.mtime_sec || static_cast<uint32_t>(st.st_mtim.tv_nsec) != r.mtime_nsec) d.push_back("mod time differs");
+  }
+  if (r.type == EntryType::Symlink) {
+    std::string buf(PATH_MAX, '\0');
+    ssize_t n = ::readlink(disk.c_str(), buf.data(), buf.size());
+    if (n < 0 || std::string(buf.data(), static_cast<size_t>(n)) != r.link) d.push_back("symlink target differs");
+  }
+  if (r.type == EntryType::Hardlink) {
+    struct stat t {};
+    if (::lstat(link_disk.c_str(), &t) != 0 || t.st_ino != st.st_ino || t.st_dev != st.st_dev)
+      d.push_back("not linked to " + escape_name(r.link));
+  }
+  return d;
+}
+
+// --checksum: the archive's bytes of each file in `paths` against the file on disk (one pass
+// through the archive). Returns how many differ; each is named.
+uint64_t compare_contents(const RestoreOptions& opt, const std::unordered_set<std::string>& paths,
+                          const std::function<std::string(const std::string&)>& disk_of) {
+  uint64_t diffs = 0;
+  std::string mine;
+  stream_members(opt, [&](archive_entry* e, const std::function<std::string_view(uint64_t&)>& next) {
+    const char* p = archive_entry_pathname(e);
+    std::string path = p ? p : "";
+    if (!paths.count(path) || archive_entry_hardlink(e)) return;
+    const std::string disk = disk_of(path);
+    Fd fd(::open(disk.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    bool same = static_cast<bool>(fd);
+    uint64_t off = 0;
+    for (std::string_view piece; same && !(piece = next(off)).empty();) {
+      mine.resize(piece.size());
+      ssize_t n = ::pread(fd.get(), mine.data(), mine.size(), static_cast<off_t>(off));
+      same = n == static_cast<ssize_t>(piece.size()) && std::memcmp(mine.data(), piece.data(), piece.size()) == 0;
+    }
+    if (!same) {
+      out_line(escape_name(path) + ": contents differ");
+      ++diffs;
+    }
+  });
+  return diffs;
+}
+
+}  // namespace
+
+bool list_long_from_catalog(const ArchiveSource& s) {
+  return read_archive_catalog(s, [](const CatalogRecord& r) { out_line(long_line(r)); });
+}
+
+CatalogRecord record_of(archive_entry* e) {
+  CatalogRecord r;
+  const char* p = archive_entry_pathname(e);
+  r.path = p ? p : "";
+  while (r.path.size() > 1 && r.path.back() == '/') r.path.pop_back();
+  mode_t ft = archive_entry_filetype(e);
+  const char* hl = archive_entry_hardlink(e);
+  const char* sl = archive_entry_symlink(e);
+  r.type = hl ? EntryType::Hardlink : ft == AE_IFDIR ? EntryType::Dir : ft == AE_IFLNK ? EntryType::Symlink
+           : ft == AE_IFIFO ? EntryType::Fifo : EntryType::File;
+  r.link = hl ? hl : sl ? sl : "";
+  r.mode = archive_entry_perm(e) & 07777;
+  r.uid = static_cast<uint32_t>(archive_entry_uid(e));
+  r.gid = static_cast<uint32_t>(archive_entry_gid(e));
+  const char* u = archive_entry_uname(e);
+  const char* g = archive_entry_gname(e);
+  r.uname = u ? u : "";
+  r.gname = g ? g : "";
+  r.size = archive_entry_size_is_set(e) && archive_entry_size(e) > 0 ? static_cast<uint64_t>(archive_entry_size(e)) : 0;
+  r.mtime_sec = archive_entry_mtime(e);
+  r.mtime_nsec = static_cast<uint32_t>(archive_entry_mtime_nsec(e));
+  return r;
+}
+
+int run_find(Comm& comm, const RestoreOptions& opt, Log& log) {
+  return on_rank0(comm, log, [&] {
+    int rc = kExitOk;
+    uint64_t matches = 0;
+    for (const std::string& src : opt.find_sources) {
+      std::vector<std::string> archives;
+      try {
+        archives = archives_in(src, {opt.s3_endpoint, opt.s3_region});
+      } catch (const Fatal& f) {
+        log.error(f.what());
+        rc = kExitFatal;
+        continue;
+      }
+      for (const std::string& a : archives) {
+        try {
+          ArchiveSource s = resolve_source(a, "", {opt.s3_endpoint, opt.s3_region});
+          bool had = read_archive_catalog(s, [&](const CatalogRecord& r) {
+            if (pattern_matches_path(opt.pattern, r.path, r.type == EntryType::Dir)) {
+              out_line(escape_name(a) + "\t" + escape_name(r.path));
+              ++matches;
+            }
+          });
+          if (!had) {
+            log.warn(quote(a) + ": has no catalog (a foreign archive, or made before catalogs); not searched");
+            rc = std::max<int>(rc, kExitWarnings);
+          }
+        } catch (const Fatal& f) {
+          log.error(f.what());
+          rc = kExitFatal;
+        }
+      }
+    }
+    if (matches == 0 && rc == kExitOk) rc = kExitWarnings;  // as grep: nothing found
+    return rc;
+  });
+}
+
+int run_compare(Comm& comm, const RestoreOptions& opt, Log& log) {
+  return on_rank0(comm, log, [&] {
+    ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region});
+    // where each stored root lives now
+    std::vector<std::pair<std::string, std::string>> roots;  // (name, disk)
+    if (s.manifest)
+      for (auto& src : s.manifest->sources) {
+        std::string name = root_name(src);
+        roots.emplace_back(name, opt.against.empty() ? src : opt.against + "/" + name);
+      }
+    auto disk_of = [&](const std::string& path) -> std::string {
+      std::string first = path.substr(0, path.find('/'));
+      for (auto& [name, disk] : roots)
+        if (name == first) return disk + path.substr(first.size());
+      return opt.against.empty() ? "" : opt.against + "/" + path;
+    };
+    std::unordered_set<std::string> known, to_check;  // to_check: --checksum, files alike so far
+    uint64_t diffs = 0;
+    bool had = read_archive_catalog(s, [&](const CatalogRecord& r) {
+      known.insert(r.path);
+      std::string disk = disk_of(r.path);
+      if (disk.empty()) throw Fatal("manifest of " + quote(s.name) + " names no source for " + quote(r.path) + "; give --against DIR");
+      std::vector<std::string> d = differences(r, disk, r.type == EntryType::Hardlink ? disk_of(r.link) : "");
+      for (auto& why : d) out_line(escape_name(r.path) + ": " + why);
+      if (!d.empty()) ++diffs;
+      else if (opt.checksum && r.type == EntryType::File && r.size > 0) to_check.insert(r.path);
+    });
+    if (!had) throw Fatal("archive " + quote(s.name) + " has no catalog (a foreign archive, or made before catalogs): compare needs one");
+    if (!to_check.empty()) diffs += compare_contents(opt, to_check, disk_of);
+    for (auto& [name, disk] : roots) {
+      struct stat st {};
+      if (known.count(name) && ::lstat(disk.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) report_new(disk, name, known, diffs);
+    }
+    return diffs ? kExitWarnings : kExitOk;
+  });
+}
+
+}  // namespace pbackup

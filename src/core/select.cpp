@@ -1,0 +1,244 @@
+// Selection and globbing (see select.h). The matcher is our own small one because fnmatch(3)
+// has no `**`; bracket classes are still handed to fnmatch, one character at a time.
+#include "core/select.h"
+
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "pbackup/error.h"
+#include "pbackup/pipeline.h"
+
+namespace pbackup {
+namespace {
+
+// Calls left before a pathological pattern ("*a*a*a*a*...b") is given up (no match): a
+// pattern is user input too.
+struct Budget {
+  uint64_t left = 1u << 22;
+};
+
+// Length of a bracket expression starting at p ('['), or 0 when it has no closing ']'.
+size_t bracket_len(const char* p) {
+  size_t i = 1;
+  if (p[i] == '!' || p[i] == '^') ++i;
+  if (p[i] == ']') ++i;
+  for (; p[i]; ++i)
+    if (p[i] == ']') return i + 1;
+  return 0;
+}
+
+bool match(const char* p, const char* t, bool at_component, Budget& b) {
+  if (b.left == 0) return false;
+  --b.left;
+  while (*p) {
+    if (*p == '*') {
+      bool dbl = p[1] == '*';
+      const char* rest = p + 1;
+      while (*rest == '*') ++rest;
+      if (!*rest) return dbl || !std::strchr(t, '/');
+      // "**/" also matches no directory at all ("a/**/b" matches "a/b")
+      if (dbl && *rest == '/' && at_component && match(rest + 1, t, true, b)) return true;
+      for (const char* s = t;; ++s) {
+        if (match(rest, s, s == t ? at_component : s[-1] == '/', b)) return true;
+        if (!*s || (!dbl && *s == '/')) return false;
+      }
+    }
+    if (!*t) return false;
+    if (*p == '?') {
+      if (*t == '/') return false;
+    } else if (*p == '[' && bracket_len(p)) {
+      size_t n = bracket_len(p);
+      if (*t == '/') return false;
+      std::string cls(p, n);
+      char one[2] = {*t, 0};
+      if (::fnmatch(cls.c_str(), one, 0) != 0) return false;
+      p += n;
+      ++t;
+      at_component = false;
+      continue;
+    } else {
+      if (*p == '\\' && p[1]) ++p;
+      if (*p != *t) return false;
+    }
+    at_component = *t == '/';
+    ++p;
+    ++t;
+  }
+  return !*t;
+}
+
+void encode_strings(ByteWriter& w, const std::vector<std::string>& v) {
+  w.u64(v.size());
+  for (auto& s : v) w.str(s);
+}
+
+}  // namespace
+
+bool glob_match(const std::string& pattern, const std::string& text) {
+  Budget b;
+  return match(pattern.c_str(), text.c_str(), true, b);
+}
+
+bool has_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+
+bool pattern_matches_path(const std::string& pattern, const std::string& path, bool is_dir) {
+  std::string p = pattern;
+  bool dir_only = false;
+  while (p.size() > 1 && p.back() == '/') {
+    p.pop_back();
+    dir_only = true;
+  }
+  if (dir_only && !is_dir) return false;
+  bool anchored = false;
+  while (p.size() > 1 && p[0] == '/') {
+    p.erase(0, 1);
+    anchored = true;
+  }
+  if (p.find('/') != std::string::npos || p.find("**") != std::string::npos) anchored = true;
+  if (anchored) return glob_match(p, path);
+  size_t slash = path.rfind('/');
+  return glob_match(p, slash == std::string::npos ? path : path.substr(slash + 1));
+}
+
+bool Selection::excluded(const std::string& path, bool is_dir) const {
+  for (auto& x : excludes)
+    if (pattern_matches_path(x, path, is_dir)) return true;
+  return false;
+}
+
+namespace {
+std::string read_whole(const std::string& file) {
+  int fd = file == "-" ? 0 : ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Fatal(sys_message("cannot open", file, errno));
+  std::string out;
+  char buf[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      if (fd != 0) ::close(fd);
+      throw Fatal(sys_message("cannot read", file == "-" ? "standard input" : file, err));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  if (fd != 0) ::close(fd);
+  return out;
+}
+}  // namespace
+
+std::vector<std::string> read_pattern_file(const std::string& file) {
+  std::string text = read_whole(file);
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty() && line[0] != '#') out.push_back(line);
+    start = end + 1;
+  }
+  return out;
+}
+
+std::vector<std::string> read_file_list(const std::string& file, bool null) {
+  std::string text = read_whole(file);
+  const char sep = null ? '\0' : '\n';
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find(sep, start);
+    if (end == std::string::npos) end = text.size();
+    if (end > start) out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+bool share_selection(Comm& comm, const BackupOptions& opt, Selection& sel, Log& log) {
+  std::string msg;
+  if (comm.rank() == 0) {
+    ByteWriter w;
+    try {
+      sel.excludes = opt.excludes;
+      for (auto& f : opt.exclude_from) {
+        auto more = read_pattern_file(f);
+        sel.excludes.insert(sel.excludes.end(), more.begin(), more.end());
+      }
+      if (!opt.files_from.empty()) {
+        sel.files = read_file_list(opt.files_from, opt.null_separated);
+        if (sel.files.empty()) throw Fatal("--files-from " + quote(opt.files_from) + ": lists no paths");
+      }
+      w.str("");
+    } catch (const Fatal& f) {
+      w = ByteWriter();
+      w.str(f.what());
+    }
+    encode_strings(w, sel.excludes);
+    msg = w.take();
+  }
+  comm.broadcast(msg, 0);
+  ByteReader r(msg);
+  std::string error = r.str();
+  if (!error.empty()) {
+    if (comm.rank() == 0) log.error(error);
+    return false;
+  }
+  sel.excludes.clear();
+  for (uint64_t i = 0, n = r.u64(); i < n; ++i) sel.excludes.push_back(r.str());
+  sel.one_file_system = opt.one_file_system;
+  return true;
+}
+
+std::string escape_name(const std::string& path) {
+  std::string out;
+  out.reserve(path.size());
+  for (unsigned char c : path) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c < 0x20 || c == 0x7f) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\%03o", c);
+      out += b;
+    } else out += static_cast<char>(c);
+  }
+  return out;
+}
+
+int run_dry_run(Comm& comm, const std::vector<Root>& roots, const Selection& sel, Log& log) {
+  EntryList entries = scan(comm, roots, log, &sel);
+  uint64_t warnings = comm.sum(log.warnings());
+  if (comm.rank() != 0) return warnings ? kExitWarnings : kExitOk;
+  order_entries(entries);
+  uint64_t files = 0, dirs = 0, other = 0, bytes = 0;
+  for (const Entry& e : entries) {
+    std::string line = escape_name(e.path);
+    if (e.type == EntryType::Dir) line += '/';
+    line += '\n';
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    if (e.type == EntryType::File) {
+      ++files;
+      bytes += e.size;
+    } else if (e.type == EntryType::Hardlink) ++files;
+    else if (e.type == EntryType::Dir) ++dirs;
+    else ++other;
+  }
+  std::fflush(stdout);
+  std::fprintf(stderr,
+               "pbackup: dry run: %llu entries would be stored (%llu files, %llu directories, %llu other), "
+               "%llu bytes of file data; nothing written\n",
+               static_cast<unsigned long long>(entries.size()), static_cast<unsigned long long>(files),
+               static_cast<unsigned long long>(dirs), static_cast<unsigned long long>(other),
+               static_cast<unsigned long long>(bytes));
+  return warnings ? kExitWarnings : kExitOk;
+}
+
+}  // namespace pbackup

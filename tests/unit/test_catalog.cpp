@@ -1,0 +1,112 @@
+// The catalog: written and read back, and hostile input refused with Fatal (src/core/catalog.cpp).
+#include <doctest/doctest.h>
+
+#include <zstd.h>
+
+#include <string>
+#include <vector>
+
+#include "core/catalog.h"
+#include "pbackup/error.h"
+#include "pbackup/manifest.h"
+
+using namespace pbackup;
+
+namespace {
+std::vector<CatalogRecord> sample() {
+  std::vector<CatalogRecord> v(3);
+  v[0].path = "root";
+  v[0].type = EntryType::Dir;
+  v[0].mode = 0755;
+  v[1].path = "root/a\nb";
+  v[1].size = 1ull << 40;
+  v[1].mtime_sec = -5;
+  v[1].mtime_nsec = 999999999;
+  v[1].uname = "alice";
+  v[1].block = 7;
+  v[1].offset = 1536;
+  v[2].path = "root/l";
+  v[2].type = EntryType::Symlink;
+  v[2].link = std::string(1000, 'x');
+  return v;
+}
+std::string write(const std::vector<CatalogRecord>& v) {
+  CatalogWriter w(v.size());
+  for (auto& r : v) w.add(r);
+  return w.finish();
+}
+std::vector<CatalogRecord> read(const std::string& bytes) {
+  std::vector<CatalogRecord> out;
+  read_catalog(bytes, [&](const CatalogRecord& r) { out.push_back(r); });
+  return out;
+}
+}  // namespace
+
+TEST_CASE("catalog: records round-trip, fed whole or byte by byte") {
+  auto v = sample();
+  std::string bytes = write(v);
+  auto back = read(bytes);
+  REQUIRE(back.size() == 3);
+  CHECK(back[1].path == "root/a\nb");
+  CHECK(back[1].size == (1ull << 40));
+  CHECK(back[1].mtime_sec == -5);
+  CHECK(back[1].mtime_nsec == 999999999u);
+  CHECK(back[1].uname == "alice");
+  CHECK(back[1].block == 7);
+  CHECK(back[1].offset == 1536);
+  CHECK(back[2].link == v[2].link);
+  CHECK(back[0].block == kCatalogNone);
+  size_t at = 0, n = 0;
+  read_catalog([&]() -> std::string_view { return at < bytes.size() ? std::string_view(bytes).substr(at++, 1) : std::string_view(); },
+               [&](const CatalogRecord&) { ++n; });
+  CHECK(n == 3);
+}
+
+TEST_CASE("catalog: hostile input is refused with Fatal") {
+  std::string good = write(sample());
+  CHECK_THROWS_AS(read(good.substr(0, 20)), Fatal);                // short header
+  CHECK_THROWS_AS(read(good.substr(0, good.size() - 3)), Fatal);   // truncated frame
+  std::string bad = good;
+  bad[0] = 'X';
+  CHECK_THROWS_AS(read(bad), Fatal);  // magic
+  bad = good;
+  bad[8] = 2;
+  CHECK_THROWS_AS(read(bad), Fatal);  // version
+  bad = good;
+  bad[16] = 4;
+  CHECK_THROWS_WITH_AS(read(bad), doctest::Contains("records"), Fatal);  // count says 4
+  bad = good;
+  bad[24] ^= 1;
+  CHECK_THROWS_AS(read(bad), Fatal);  // raw byte total
+  CHECK_THROWS_AS(read(good + "junk"), Fatal);  // bytes after the frame
+  // a record whose length field is huge: refused before any allocation of that size
+  std::string raw = "\xff\xff\xff\x7f" + std::string(60, 'a');
+  std::string z(ZSTD_compressBound(raw.size()), '\0');
+  z.resize(ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), 1));
+  std::string forged = good.substr(0, 32) + z;
+  forged[16] = 1;
+  for (int i = 17; i < 24; ++i) forged[i] = 0;
+  forged[24] = static_cast<char>(raw.size());
+  for (int i = 25; i < 32; ++i) forged[i] = 0;
+  CHECK_THROWS_WITH_AS(read(forged), doctest::Contains("impossible length"), Fatal);
+  std::vector<CatalogRecord> one(1);
+  one[0].path = "p";
+  std::string w = write(one);
+  auto recs = read(w);
+  CHECK(recs.size() == 1);
+  CHECK_THROWS_AS(read(w.substr(0, 32)), Fatal);  // header says 1 record, none follow
+}
+
+TEST_CASE("manifest: the optional catalog field round-trips and is typed") {
+  Manifest m;
+  m.catalog = {"b.tar.gz.catalog.zst", 1234, std::string(64, 'c')};
+  Manifest back = manifest_from_json(manifest_to_json(m));
+  CHECK(back.catalog.name == m.catalog.name);
+  CHECK(back.catalog.size == 1234);
+  CHECK(back.catalog.sha256 == m.catalog.sha256);
+  Manifest none = manifest_from_json(manifest_to_json(Manifest{}));
+  CHECK(none.catalog.name.empty());
+  std::string j = manifest_to_json(m);
+  j.replace(j.find("\"size\": 1234"), 12, "\"size\": \"x\"");
+  CHECK_THROWS_WITH_AS(manifest_from_json(j), doctest::Contains("catalog.size"), Fatal);
+}
