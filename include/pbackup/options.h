@@ -31,6 +31,7 @@ struct RestoreOptions {
   bool is_split = false;
   std::string original_base_filename;
   std::vector<std::string> only;
+  bool numeric_owner = false;  // owners by the archive's ids only, never by name
   std::string s3_endpoint, s3_region;
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;

@@ -17,7 +17,7 @@ class Destination;
 
 // --- scan (src/core/scan.cpp) ---
 // Checks the roots (exist, are directories or files, distinct base names). Rank 0.
-std::vector<Root> resolve_roots(const std::vector<std::string>& sources);
+std::vector<Root> resolve_roots(const std::vector<std::string>& sources, Log* log = nullptr);
 // Every rank calls it; rank 0 returns all entries (unsorted), the others an empty vector.
 EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log);
 // Sorts by path and marks hard links (second and later names of an inode). Rank 0.

@@ -214,7 +214,8 @@ Parsed parse_command_line(int argc, char** argv) {
       if (cmd == "restore")
         o.add_options()("restore-to", "directory to restore into (created if missing)", cxxopts::value<std::string>())(
             "only", "restore only this member or directory (repeatable); with a manifest only its blocks are read",
-            cxxopts::value<std::string>());
+            cxxopts::value<std::string>())(
+            "numeric-owner", "as root, restore owners by the archive's numeric ids only (default: by user/group name where it exists here, as GNU tar)");
       common(o);
       auto r = run_cxxopts(o, args);
       if (r.count("help")) {
@@ -228,6 +229,7 @@ Parsed parse_command_line(int argc, char** argv) {
       if (cmd == "restore") {
         if (!r.count("restore-to")) throw cxxopts::exceptions::exception("--restore-to is required");
         x.restore_to = r["restore-to"].as<std::string>();
+        x.numeric_owner = r.count("numeric-owner") > 0;
       }
       x.is_split = r.count("is-split") > 0;
       if (r.count("original-base-filename")) x.original_base_filename = r["original-base-filename"].as<std::string>();

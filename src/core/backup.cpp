@@ -95,7 +95,7 @@ Setup decode_setup(const std::string& b) {
   return s;
 }
 
-Setup decide_setup(const BackupOptions& opt, const Format& fmt) {
+Setup decide_setup(const BackupOptions& opt, const Format& fmt, Log& log) {
   Setup s;
   try {
     const bool local = opt.dest_type != "cloud";  // the cloud destination checks its bucket itself
@@ -105,7 +105,7 @@ Setup decide_setup(const BackupOptions& opt, const Format& fmt) {
       if (!S_ISDIR(st.st_mode)) throw Fatal("output directory " + quote(opt.output_dir) + ": not a directory");
       if (::access(opt.output_dir.c_str(), W_OK | X_OK) != 0) throw Fatal(sys_message("output directory", opt.output_dir, errno));
     }
-    s.roots = resolve_roots(opt.sources);
+    s.roots = resolve_roots(opt.sources, &log);
     s.archive = (opt.name.empty() ? default_base_name() : opt.name) + "." + fmt.extension();
     std::string final_path = opt.output_dir + "/" + s.archive;
     if (local && (::access(final_path.c_str(), F_OK) == 0 || ::access((final_path + ".part0001").c_str(), F_OK) == 0))
@@ -321,7 +321,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
 
   // setup
   std::string setup_bytes;
-  if (root) setup_bytes = encode(decide_setup(opt, *fmt));
+  if (root) setup_bytes = encode(decide_setup(opt, *fmt, log));
   comm.broadcast(setup_bytes, 0);
   Setup setup = decode_setup(setup_bytes);
   if (!setup.error.empty()) {

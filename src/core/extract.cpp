@@ -10,6 +10,8 @@
 #include <cerrno>
 
 #include "core/parallel.h"
+#include "core/xattr.h"
+#include "format/tar_read.h"
 #include "dest/file_util.h"
 #include "pbackup/error.h"
 
@@ -25,6 +27,7 @@ void encode(ByteWriter& w, const RestoredEntry& e) {
   w.i64(e.mtime);
   w.u32(e.mtime_nsec);
   w.u8(e.done);
+  w.str(e.xattrs);
 }
 
 RestoredEntry decode_restored(ByteReader& r) {
@@ -38,7 +41,16 @@ RestoredEntry decode_restored(ByteReader& r) {
   e.mtime = r.i64();
   e.mtime_nsec = r.u32();
   e.done = r.u8();
+  e.xattrs = r.str();
   return e;
+}
+
+void owner_ids(const TarMember& m, bool numeric, uint32_t& uid, uint32_t& gid) {
+  uid = m.uid;
+  gid = m.gid;
+  if (numeric || ::geteuid() != 0) return;
+  if (auto u = user_id(m.uname)) uid = *u;
+  if (auto g = group_id(m.gname)) gid = *g;
 }
 
 bool sanitize_member(std::string& name, std::string& why) {
@@ -80,7 +92,7 @@ bool path_selected(const std::string& path, const std::vector<std::string>& only
   return false;
 }
 
-Extractor::Extractor(const std::string& dir) : dir_(dir) {
+Extractor::Extractor(const std::string& dir, Log* log) : dir_(dir), log_(log) {
   make_dirs(dir, "cannot create restore directory");
   root_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_ < 0) throw Fatal(sys_message("cannot open restore directory", dir, errno));
@@ -188,6 +200,7 @@ bool Extractor::create_file(const std::string& path, uint64_t size, std::string_
   if (!meta) return false;
   // The whole file is here: its owner, mode and time go on now, on this thread, by fd.
   if (::geteuid() == 0 && ::fchown(fd.get(), meta->uid, meta->gid) != 0) throw_sys("cannot set owner of", dir_ + "/" + path, errno);
+  set_xattrs(fd.get(), *meta);
   if (::fchmod(fd.get(), meta->mode & 07777) != 0) throw_sys("cannot set mode of", dir_ + "/" + path, errno);
   struct timespec ts[2];
   ts[0].tv_sec = ts[1].tv_sec = meta->mtime;
@@ -213,6 +226,37 @@ void Extractor::write_part(const std::string& path, uint64_t ino, uint64_t offse
   if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_ino) != ino)
     throw Fatal(quote(dir_ + "/" + path) + " is no longer the file this restore created; nothing written through it");
   pwrite_all(fd.get(), data, offset, dir_ + "/" + path);
+}
+
+void Extractor::set_xattrs(int fd, const RestoredEntry& e) {
+  if (e.xattrs.empty()) return;
+  std::vector<std::string> warnings;
+  try {
+    apply_xattr_records(fd, e.xattrs, e.type == '5', dir_ + "/" + e.path, warnings);
+  } catch (const std::exception& ex) {  // records are checked when read; this is a guard
+    warnings.push_back(quote(dir_ + "/" + e.path) + ": extended attributes not restored: " + ex.what());
+  }
+  if (log_)
+    for (auto& w : warnings) log_->warn(w);
+}
+
+void Extractor::apply_xattrs(const std::string& path, char type, std::string_view records) {
+  if (records.empty() || type == '1' || type == '2') return;
+  RestoredEntry e;
+  e.path = path;
+  e.type = type;
+  e.xattrs = records;
+  std::string leaf;
+  int parent = open_parent(path, leaf);
+  Fd fd(::openat(parent, leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  struct stat st {};
+  bool same = fd && ::fstat(fd.get(), &st) == 0 &&
+              (type == '5' ? S_ISDIR(st.st_mode) : type == '6' ? S_ISFIFO(st.st_mode) : S_ISREG(st.st_mode));
+  if (!same) {
+    if (log_) log_->warn(quote(dir_ + "/" + path) + ": not what the archive holds (or cannot be opened); extended attributes not restored");
+    return;
+  }
+  set_xattrs(fd.get(), e);
 }
 
 std::vector<std::string> Extractor::implied_dirs() const {
@@ -264,6 +308,7 @@ size_t Extractor::finish(std::vector<RestoredEntry>& entries, Log& log, int thre
     bool same = e.type == '5' ? S_ISDIR(st.st_mode) : e.type == '6' ? S_ISFIFO(st.st_mode) : S_ISREG(st.st_mode);
     if (!same) return quote(e.path) + ": is no longer what the archive holds (another member?); its owner, mode and time were not applied";
     if (root && ::fchown(fd.get(), e.uid, e.gid) != 0) return sys_message("cannot set owner of", e.path, errno);
+    set_xattrs(fd.get(), e);
     if (::fchmod(fd.get(), e.mode & 07777) != 0) return sys_message("cannot set mode of", e.path, errno);
     if (::futimens(fd.get(), ts) != 0) return sys_message("cannot set time of", e.path, errno);
     return "";

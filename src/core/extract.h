@@ -24,13 +24,15 @@ struct RestoredEntry {
   int64_t mtime = 0;
   uint32_t mtime_nsec = 0;
   bool done = false;  // metadata already applied (a file whose data was all in one block)
+  std::string xattrs{};  // SCHILY.acl.* / SCHILY.xattr.* pax records (format/pax.h)
 };
 void encode(ByteWriter& w, const RestoredEntry& e);
 RestoredEntry decode_restored(ByteReader& r);
 
 class Extractor {
  public:
-  explicit Extractor(const std::string& restore_dir);  // creates it if missing
+  // Creates `restore_dir` if missing. Attributes the target refuses are warnings to `log`.
+  explicit Extractor(const std::string& restore_dir, Log* log = nullptr);
   ~Extractor();
   Extractor(const Extractor&) = delete;
   Extractor& operator=(const Extractor&) = delete;
@@ -48,6 +50,10 @@ class Extractor {
   // still that regular file; otherwise throws, naming the file.
   void write_part(const std::string& path, uint64_t ino, uint64_t offset, std::string_view data);
   void make_dir(const std::string& path);
+  // Applies xattr/ACL records to `path` (walked without following symlinks; `type` as in
+  // RestoredEntry: the object must still be that); for the streaming restore. Refusals and
+  // mismatches are warnings.
+  void apply_xattrs(const std::string& path, char type, std::string_view records);
   // Removes a file whose data turned out damaged, so nothing partial is left looking complete.
   void remove_file(const std::string& path);
   // Directories this extractor created because a member lay below them (not make_dir's).
@@ -65,11 +71,20 @@ class Extractor {
   // unless `create` is false.
   int walk(const std::string& dir_path, bool create = true);
   void forget_cached_dirs();
+  // xattrs and ACLs through `fd`, after the owner and before the mode (a read-only mode would
+  // refuse user.* attributes); refusals are warnings naming the file and the attribute.
+  void set_xattrs(int fd, const RestoredEntry& e);
   int root_ = -1;
   std::string dir_;
+  Log* log_ = nullptr;
   mutable std::mutex implied_mu_;
   std::vector<std::string> implied_;
 };
+
+// The owner to restore: as root, the ids of the member's user and group names where they
+// exist on this host (as GNU tar), else its ids; `numeric` uses the ids only.
+struct TarMember;
+void owner_ids(const TarMember& m, bool numeric, uint32_t& uid, uint32_t& gid);
 
 // Sanitizes a member name for extraction (see restore.cpp): strips leading '/', refuses '..'.
 bool sanitize_member(std::string& name, std::string& why);

@@ -97,6 +97,7 @@ struct TarContext {
   const TarPlan& plan;
   const std::vector<std::string>& only;
   Log& log;
+  bool numeric_owner = false;
 };
 
 // Whether the manifest says the block after `t` continues member `path` at data offset `at`
@@ -109,6 +110,8 @@ bool next_continues(const TarUnit& t, const std::string& path, uint64_t at, uint
 void restore_member(const TarContext& c, const TarUnit& t, const TarMember& m, std::string path, std::string_view data,
                     Extractor& x, const std::vector<uint64_t>& inodes, UnitResult& res) {
   RestoredEntry e{path, m.link, m.type, m.mode, m.uid, m.gid, m.mtime, m.mtime_nsec};
+  owner_ids(m, c.numeric_owner, e.uid, e.gid);
+  e.xattrs = m.xattrs;
   if (e.type == '1') {
     std::string lwhy;
     if (!sanitize_member(e.link, lwhy)) throw Fatal(quote(m.path) + ": hard link target " + quote(m.link) + ": " + lwhy);
@@ -480,7 +483,7 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
   std::string setup_error;
   std::unique_ptr<Extractor> x;
   try {
-    x = std::make_unique<Extractor>(opt.restore_to);
+    x = std::make_unique<Extractor>(opt.restore_to, &log);
   } catch (const std::exception& e) {
     setup_error = e.what();
   }
@@ -566,7 +569,7 @@ int run_parallel_restore(Comm& comm, const ArchiveSource& src, const RestoreOpti
   const Manifest& m = *src.manifest;
   std::unique_ptr<Codec> codec = make_codec(m.codec, -1);
   TarPlan tp = make_tar_plan(m, opt.only);
-  TarContext c{src, *codec, tp, opt.only, log};
+  TarContext c{src, *codec, tp, opt.only, log, opt.numeric_owner};
   ParallelRestorePlan plan;
   for (const auto& u : tp.units) plan.sizes.push_back(u.b->size);
   plan.selected_units = tp.units.size();

@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "core/read.h"
+#include "core/xattr.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 
@@ -71,6 +72,9 @@ bool make_entry(const struct stat& st, Entry& e, Log& log, const std::string& di
   e.nlink = static_cast<uint32_t>(st.st_nlink);
   e.dev = st.st_dev;
   e.ino = st.st_ino;
+  e.owner = user_name(e.uid) + ":" + group_name(e.gid);
+  // One llistxattr per entry; a link's own attributes are not stored (as GNU tar).
+  if (e.type != EntryType::Symlink) e.xattrs = read_xattr_records(disk, log);
   return true;
 }
 
@@ -239,7 +243,7 @@ EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log)
 
 }  // namespace
 
-std::vector<Root> resolve_roots(const std::vector<std::string>& sources) {
+std::vector<Root> resolve_roots(const std::vector<std::string>& sources, Log* log) {
   if (sources.empty()) throw Fatal("no --sources given");
   std::vector<Root> roots;
   std::set<std::string> names;
@@ -259,6 +263,21 @@ std::vector<Root> resolve_roots(const std::vector<std::string>& sources) {
     if (!names.insert(name).second)
       throw Fatal("two sources have the same base name " + quote(name) + " (" + s +
                   "): each root is stored under its base name, so they would collide");
+    // A symlink named as a source is followed (tar -h for this operand only, find -H): its
+    // target is read from its real path and stored under the link's name. Links inside the
+    // tree stay links. A dangling one is stored as the link it is.
+    if (S_ISLNK(st.st_mode)) {
+      struct stat target {};
+      char* real = ::stat(s.c_str(), &target) == 0 ? ::realpath(s.c_str(), nullptr) : nullptr;
+      if (real) {
+        std::string r(real);
+        std::free(real);
+        if (log) log->notice("source " + quote(s) + " is a symlink: following it to " + quote(r) + ", stored as " + quote(name));
+        s = r;
+      } else if (log) {
+        log->notice(sys_message("source is a dangling symlink, stored as a link:", s, errno));
+      }
+    }
     roots.push_back({s, name});
   }
   return roots;
@@ -295,6 +314,7 @@ void order_entries(EntryList& entries) {
     if (!inserted) {
       e.type = EntryType::Hardlink;
       e.link = entries[it->second].path;
+      e.xattrs.clear();  // the inode's attributes go with its first name
     }
   }
 }

@@ -82,6 +82,8 @@ bool path_less(const std::string& a, const std::string& b) {
 void encode(ByteWriter& w, const Entry& e) {
   w.str(e.path);
   w.str(e.link);
+  w.str(e.owner);
+  w.str(e.xattrs);
   w.u64(e.size);
   w.i64(e.mtime_sec);
   w.u32(e.mtime_nsec);
@@ -99,6 +101,8 @@ Entry decode_entry(ByteReader& r) {
   Entry e;
   e.path = r.str();
   e.link = r.str();
+  e.owner = r.str();
+  e.xattrs = r.str();
   e.size = r.u64();
   e.mtime_sec = r.i64();
   e.mtime_nsec = r.u32();
