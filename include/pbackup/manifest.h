@@ -40,6 +40,9 @@ struct Manifest {
   // non-file, shrank): the archive holds zeros for (part of) them. Restore does not create
   // them and exits 2; verify reports them. Sorted archive paths.
   std::vector<std::string> damaged;
+  // How many entries carry extended attributes / POSIX ACLs in the archive (tar: SCHILY pax
+  // records; zip cannot hold them and says so). Written only when non-zero.
+  uint64_t xattr_entries = 0, acl_entries = 0;
 };
 
 // Always valid JSON (RFC 8259, UTF-8): strings that are not UTF-8 (names are byte strings) are

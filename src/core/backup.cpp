@@ -28,6 +28,7 @@
 
 #include "core/parallel.h"
 #include "core/read.h"
+#include "core/xattr.h"
 #include "pbackup/destination.h"
 #include "pbackup/error.h"
 #include "pbackup/manifest.h"
@@ -665,6 +666,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       man.archive_size = total;
       man.split_bytes = spec.split_bytes;
       man.entries = entries.size();
+      count_xattr_entries(entries, man.xattr_entries, man.acl_entries);
       for (auto& r : setup.roots) man.sources.push_back(r.disk);
       std::sort(man.damaged.begin(), man.damaged.end());
       man.damaged.erase(std::unique(man.damaged.begin(), man.damaged.end()), man.damaged.end());

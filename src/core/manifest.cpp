@@ -202,7 +202,8 @@ constexpr Field kRootFields[] = {
     {"created", Type::Str, true},          {"format", Type::Str, true},       {"codec", Type::Str, true},
     {"archive", Type::Str, true},          {"archive_size", Type::U64, true}, {"split_bytes", Type::U64, true},
     {"entries", Type::U64, true},          {"sources", Type::Array, true},    {"fragments", Type::Array, true},
-    {"blocks", Type::Array, true},         {"damaged", Type::Array, false}};
+    {"blocks", Type::Array, true},         {"damaged", Type::Array, false},   {"xattr_entries", Type::U64, false},
+    {"acl_entries", Type::U64, false}};
 constexpr Field kFragmentFields[] = {{"name", Type::Str, true}, {"size", Type::U64, true}, {"sha256", Type::Str, true}};
 constexpr Field kBlockFields[] = {{"offset", Type::U64, true},      {"size", Type::U64, true},
                                   {"raw_offset", Type::U64, true},  {"raw_size", Type::U64, true},
@@ -353,6 +354,8 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
       else if (k == "archive_size") m_.archive_size = u;
       else if (k == "split_bytes") m_.split_bytes = u;
       else if (k == "entries") m_.entries = u;
+      else if (k == "xattr_entries") m_.xattr_entries = u;
+      else if (k == "acl_entries") m_.acl_entries = u;
     } else if (c == Ctx::Fragment) {
       if (k == "name") str(frag_.name);
       else if (k == "size") frag_.size = u;
@@ -458,6 +461,8 @@ std::string manifest_to_json(const Manifest& m) {
   o += "  \"archive_size\": " + std::to_string(m.archive_size) + ",\n";
   o += "  \"split_bytes\": " + std::to_string(m.split_bytes) + ",\n";
   o += "  \"entries\": " + std::to_string(m.entries) + ",\n";
+  if (m.xattr_entries) o += "  \"xattr_entries\": " + std::to_string(m.xattr_entries) + ",\n";
+  if (m.acl_entries) o += "  \"acl_entries\": " + std::to_string(m.acl_entries) + ",\n";
   o += "  \"sources\": [";
   for (size_t i = 0; i < m.sources.size(); ++i) o += (i ? ", " : "") + esc(m.sources[i]);
   o += "],\n";

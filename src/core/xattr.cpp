@@ -18,6 +18,7 @@
 #include "core/read.h"
 #include "dest/file_util.h"
 #include "format/pax.h"
+#include "pbackup/entry.h"
 #include "pbackup/error.h"
 #include "pbackup/log.h"
 
@@ -331,6 +332,15 @@ XattrKinds xattr_kinds(std::string_view records) {
     else k.xattrs = true;
   });
   return k;
+}
+
+void count_xattr_entries(const std::deque<Entry>& entries, uint64_t& xattrs, uint64_t& acls) {
+  xattrs = acls = 0;
+  for (const Entry& e : entries) {
+    XattrKinds k = xattr_kinds(e.xattrs);
+    xattrs += k.xattrs;
+    acls += k.acls;
+  }
 }
 
 }  // namespace pbackup

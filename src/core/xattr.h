@@ -7,6 +7,7 @@
 // files themselves, without a libarchive entry). See DESIGN §6.
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +37,9 @@ struct XattrKinds {
   bool xattrs = false, acls = false;
 };
 XattrKinds xattr_kinds(std::string_view records);
+// The manifest's counts: entries with xattrs, entries with ACLs.
+struct Entry;
+void count_xattr_entries(const std::deque<Entry>& entries, uint64_t& xattrs, uint64_t& acls);
 
 // Cached name lookups ("" / nullopt when unknown). Thread-safe.
 std::string user_name(uint32_t uid);

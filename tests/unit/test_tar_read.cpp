@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "format/tar.h"
+#include "format/pax.h"
 #include "format/tar_read.h"
 #include "pbackup/error.h"
 
@@ -256,4 +257,41 @@ TEST_CASE("tar_read: walk_tar_members and tar_block_start, as verify walks a blo
   // A member whose size runs past the block (a file continued in the next block) ends the walk.
   std::string spans = tar_header(make("big", EntryType::File, 1 << 20)) + std::string(4096, 'd');
   CHECK(walk_tar_members(spans, 0) == 1);
+}
+
+TEST_CASE("tar_read reads owner names, SCHILY and LIBARCHIVE xattr records") {
+  std::string recs;
+  add_pax_record(recs, kAclAccessKey, "user::rw-\ngroup::r--\nother::r--\n");
+  add_pax_record(recs, "SCHILY.xattr.user.a%3Db", std::string("v\0=\n", 4));
+  add_pax_record(recs, "LIBARCHIVE.xattr.user.la", "YWxwaGE");       // "alpha", no padding
+  add_pax_record(recs, "LIBARCHIVE.xattr.user.both", "bGE=");        // "la": SCHILY wins
+  add_pax_record(recs, "SCHILY.xattr.user.both", "schily");
+  Entry e = make("r/x", EntryType::File, 0);
+  e.owner = "alice:" + std::string(40, 'g');  // the group name needs a pax record
+  e.xattrs = recs;
+  std::string h = tar_header(e) + std::string(1024, '\0');
+  size_t pos = 0;
+  TarMember m;
+  REQUIRE(read_tar_member(h, pos, m));
+  CHECK(m.uname == "alice");
+  CHECK(m.gname == std::string(40, 'g'));
+  std::string want;
+  add_pax_record(want, kAclAccessKey, "user::rw-\ngroup::r--\nother::r--\n");
+  add_pax_record(want, "SCHILY.xattr.user.a%3Db", std::string("v\0=\n", 4));
+  add_pax_record(want, "SCHILY.xattr.user.both", "schily");
+  add_pax_record(want, "SCHILY.xattr.user.la", "alpha");
+  CHECK(m.xattrs == want);
+  CHECK(decode_xattr_name("user.a%3Db%25c%zz") == "user.a=b%c%zz");
+  CHECK(encode_xattr_name("user.a=b%c") == "user.a%3Db%25c");
+}
+
+TEST_CASE("tar_read refuses a LIBARCHIVE.xattr value that is not base64") {
+  std::string recs;
+  add_pax_record(recs, "LIBARCHIVE.xattr.user.la", "not base64!");
+  Entry e = make("r/x", EntryType::File, 0);
+  e.xattrs = recs;
+  std::string h = tar_header(e) + std::string(1024, '\0');
+  size_t pos = 0;
+  TarMember m;
+  CHECK_THROWS_AS(read_tar_member(h, pos, m), Fatal);
 }
