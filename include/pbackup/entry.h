@@ -19,6 +19,7 @@ struct Entry {
   std::string link;  // symlink target, or the archive path a hard link points to
   std::string owner;   // "uname:gname" (':' occurs in neither); a side empty when unknown
   std::string xattrs;  // SCHILY.acl.* / SCHILY.xattr.* pax records (format/pax.h); mostly ""
+  std::string sparse;  // data regions of a file with holes (format/sparse.h); mostly ""
   uint64_t size = 0;
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;

@@ -43,6 +43,9 @@ struct Manifest {
   // How many entries carry extended attributes / POSIX ACLs in the archive (tar: SCHILY pax
   // records; zip cannot hold them and says so). Written only when non-zero.
   uint64_t xattr_entries = 0, acl_entries = 0;
+  // Files stored sparse (GNU sparse 1.0); restore streams such archives (libarchive makes the
+  // holes) instead of restoring blocks in parallel.
+  uint64_t sparse_entries = 0;
 };
 
 // Always valid JSON (RFC 8259, UTF-8): strings that are not UTF-8 (names are byte strings) are

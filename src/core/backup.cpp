@@ -29,6 +29,7 @@
 #include "core/parallel.h"
 #include "core/read.h"
 #include "core/xattr.h"
+#include "format/sparse.h"
 #include "pbackup/destination.h"
 #include "pbackup/error.h"
 #include "pbackup/manifest.h"
@@ -570,7 +571,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       if (!head.header) {
         mb.continues = true;
         mb.cont_offset = head.offset;
-        mb.cont_size = entries[head.entry].size;
+        mb.cont_size = tar_data_size(entries[head.entry]);  // as stored (a sparse file: map + data)
       }
       man.blocks.push_back(std::move(mb));
       done_bytes += blocks[u.block].raw_bytes;
@@ -666,7 +667,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
       man.archive_size = total;
       man.split_bytes = spec.split_bytes;
       man.entries = entries.size();
-      count_xattr_entries(entries, man.xattr_entries, man.acl_entries);
+      count_xattr_entries(entries, man.xattr_entries, man.acl_entries, man.sparse_entries);
       for (auto& r : setup.roots) man.sources.push_back(r.disk);
       std::sort(man.damaged.begin(), man.damaged.end());
       man.damaged.erase(std::unique(man.damaged.begin(), man.damaged.end()), man.damaged.end());

@@ -203,7 +203,7 @@ constexpr Field kRootFields[] = {
     {"archive", Type::Str, true},          {"archive_size", Type::U64, true}, {"split_bytes", Type::U64, true},
     {"entries", Type::U64, true},          {"sources", Type::Array, true},    {"fragments", Type::Array, true},
     {"blocks", Type::Array, true},         {"damaged", Type::Array, false},   {"xattr_entries", Type::U64, false},
-    {"acl_entries", Type::U64, false}};
+    {"acl_entries", Type::U64, false},     {"sparse_entries", Type::U64, false}};
 constexpr Field kFragmentFields[] = {{"name", Type::Str, true}, {"size", Type::U64, true}, {"sha256", Type::Str, true}};
 constexpr Field kBlockFields[] = {{"offset", Type::U64, true},      {"size", Type::U64, true},
                                   {"raw_offset", Type::U64, true},  {"raw_size", Type::U64, true},
@@ -356,6 +356,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
       else if (k == "entries") m_.entries = u;
       else if (k == "xattr_entries") m_.xattr_entries = u;
       else if (k == "acl_entries") m_.acl_entries = u;
+      else if (k == "sparse_entries") m_.sparse_entries = u;
     } else if (c == Ctx::Fragment) {
       if (k == "name") str(frag_.name);
       else if (k == "size") frag_.size = u;
@@ -463,6 +464,7 @@ std::string manifest_to_json(const Manifest& m) {
   o += "  \"entries\": " + std::to_string(m.entries) + ",\n";
   if (m.xattr_entries) o += "  \"xattr_entries\": " + std::to_string(m.xattr_entries) + ",\n";
   if (m.acl_entries) o += "  \"acl_entries\": " + std::to_string(m.acl_entries) + ",\n";
+  if (m.sparse_entries) o += "  \"sparse_entries\": " + std::to_string(m.sparse_entries) + ",\n";
   o += "  \"sources\": [";
   for (size_t i = 0; i < m.sources.size(); ++i) o += (i ? ", " : "") + esc(m.sources[i]);
   o += "],\n";

@@ -109,6 +109,7 @@ bool next_continues(const TarUnit& t, const std::string& path, uint64_t at, uint
 // Restores one member whose header the walk just read; `data` is its bytes in this block.
 void restore_member(const TarContext& c, const TarUnit& t, const TarMember& m, std::string path, std::string_view data,
                     Extractor& x, const std::vector<uint64_t>& inodes, UnitResult& res) {
+  if (m.sparse) throw Fatal(quote(m.path) + ": a sparse member in a block the manifest does not count as sparse");
   RestoredEntry e{path, m.link, m.type, m.mode, m.uid, m.gid, m.mtime, m.mtime_nsec};
   owner_ids(m, c.numeric_owner, e.uid, e.gid);
   e.xattrs = m.xattrs;
@@ -562,7 +563,8 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
 }
 
 bool can_restore_in_parallel(const ArchiveSource& s) {
-  return s.manifest && s.manifest->format == "tar" && !s.manifest->blocks.empty();
+  // Sparse members stream through libarchive, which makes their holes (DESIGN §6).
+  return s.manifest && s.manifest->format == "tar" && !s.manifest->blocks.empty() && s.manifest->sparse_entries == 0;
 }
 
 int run_parallel_restore(Comm& comm, const ArchiveSource& src, const RestoreOptions& opt, Log& log) {

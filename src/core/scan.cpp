@@ -18,7 +18,9 @@
 #include <unordered_map>
 
 #include "core/read.h"
+#include "dest/file_util.h"
 #include "core/xattr.h"
+#include "format/sparse.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 
@@ -48,6 +50,38 @@ DirTask decode_task(ByteReader& r) {
   return t;
 }
 
+// The data regions of a file with fewer blocks than its size (SEEK_DATA/SEEK_HOLE), as the
+// tar format stores them (format/sparse.h); "" when it has no holes or cannot be asked (then it
+// is stored whole, which is always right). A file ending in a hole gets GNU tar's closing
+// (size, 0) region.
+std::string find_holes(const std::string& disk, const struct stat& st) {
+  constexpr size_t kMaxRegions = 1 << 16;  // more fragmented than this: stored whole
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size < 4096 || static_cast<uint64_t>(st.st_blocks) * 512 >= size) return "";
+  Fd fd(open_long_path(disk, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+  struct stat now {};
+  if (!fd || ::fstat(fd.get(), &now) != 0 || now.st_ino != st.st_ino || now.st_dev != st.st_dev) return "";
+  SparseMap map;
+  off_t pos = 0;
+  while (static_cast<uint64_t>(pos) < size) {
+    off_t data = ::lseek(fd.get(), pos, SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole from here on
+      return "";                  // SEEK_DATA unsupported: store whole
+    }
+    if (static_cast<uint64_t>(data) >= size) break;
+    off_t hole = ::lseek(fd.get(), data, SEEK_HOLE);
+    if (hole < 0) return "";
+    uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(hole), size);
+    map.emplace_back(static_cast<uint64_t>(data), end - static_cast<uint64_t>(data));
+    if (map.size() > kMaxRegions) return "";
+    pos = static_cast<off_t>(end);
+  }
+  if (map.size() == 1 && map[0].first == 0 && map[0].second == size) return "";  // no hole after all
+  if (map.empty() || map.back().first + map.back().second < size) map.emplace_back(size, 0);
+  return encode_sparse_map(map);
+}
+
 // Builds an entry from lstat data; false (with a message) for types we do not store.
 bool make_entry(const struct stat& st, Entry& e, Log& log, const std::string& disk) {
   e.size = 0;
@@ -75,6 +109,7 @@ bool make_entry(const struct stat& st, Entry& e, Log& log, const std::string& di
   e.owner = user_name(e.uid) + ":" + group_name(e.gid);
   // One llistxattr per entry; a link's own attributes are not stored (as GNU tar).
   if (e.type != EntryType::Symlink) e.xattrs = read_xattr_records(disk, log);
+  if (e.type == EntryType::File) e.sparse = find_holes(disk, st);
   return true;
 }
 
@@ -315,6 +350,7 @@ void order_entries(EntryList& entries) {
       e.type = EntryType::Hardlink;
       e.link = entries[it->second].path;
       e.xattrs.clear();  // the inode's attributes go with its first name
+      e.sparse.clear();
     }
   }
 }

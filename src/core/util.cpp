@@ -84,6 +84,7 @@ void encode(ByteWriter& w, const Entry& e) {
   w.str(e.link);
   w.str(e.owner);
   w.str(e.xattrs);
+  w.str(e.sparse);
   w.u64(e.size);
   w.i64(e.mtime_sec);
   w.u32(e.mtime_nsec);
@@ -103,6 +104,7 @@ Entry decode_entry(ByteReader& r) {
   e.link = r.str();
   e.owner = r.str();
   e.xattrs = r.str();
+  e.sparse = r.str();
   e.size = r.u64();
   e.mtime_sec = r.i64();
   e.mtime_nsec = r.u32();

@@ -334,9 +334,10 @@ XattrKinds xattr_kinds(std::string_view records) {
   return k;
 }
 
-void count_xattr_entries(const std::deque<Entry>& entries, uint64_t& xattrs, uint64_t& acls) {
-  xattrs = acls = 0;
+void count_xattr_entries(const std::deque<Entry>& entries, uint64_t& xattrs, uint64_t& acls, uint64_t& sparse) {
+  xattrs = acls = sparse = 0;
   for (const Entry& e : entries) {
+    sparse += !e.sparse.empty();
     XattrKinds k = xattr_kinds(e.xattrs);
     xattrs += k.xattrs;
     acls += k.acls;

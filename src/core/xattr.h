@@ -37,9 +37,9 @@ struct XattrKinds {
   bool xattrs = false, acls = false;
 };
 XattrKinds xattr_kinds(std::string_view records);
-// The manifest's counts: entries with xattrs, entries with ACLs.
+// The manifest's counts: entries with xattrs, with ACLs, stored sparse.
 struct Entry;
-void count_xattr_entries(const std::deque<Entry>& entries, uint64_t& xattrs, uint64_t& acls);
+void count_xattr_entries(const std::deque<Entry>& entries, uint64_t& xattrs, uint64_t& acls, uint64_t& sparse);
 
 // Cached name lookups ("" / nullopt when unknown). Thread-safe.
 std::string user_name(uint32_t uid);

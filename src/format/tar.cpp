@@ -6,6 +6,7 @@
 
 #include "format/cut.h"
 #include "format/pax.h"
+#include "format/sparse.h"
 #include "format/registry.h"
 #include "pbackup/codec.h"
 #include "pbackup/error.h"
@@ -107,8 +108,18 @@ char typeflag(EntryType t) {
 
 std::string tar_header(const Entry& e) {
   std::string full = e.path + (e.type == EntryType::Dir ? "/" : "");
-  uint64_t size = e.type == EntryType::File ? e.size : 0;
+  uint64_t size = tar_data_size(e);
   std::string recs, prefix, name;
+  const bool sparse = e.type == EntryType::File && !e.sparse.empty();
+  if (sparse) {  // GNU sparse 1.0 (sparse.h): the real name and size in pax records
+    add_record(recs, "GNU.sparse.major", "1");
+    add_record(recs, "GNU.sparse.minor", "0");
+    add_record(recs, "GNU.sparse.name", full);
+    add_record(recs, "GNU.sparse.realsize", std::to_string(e.size));
+    auto slash = full.rfind('/');
+    full = (slash == std::string::npos ? std::string(".") : full.substr(0, slash)) + "/GNUSparseFile.0/" +
+           (slash == std::string::npos ? full : full.substr(slash + 1));
+  }
   if (!ascii(full) || !split_ustar(full, prefix, name)) {
     add_record(recs, "path", full);
     prefix.clear();
@@ -181,7 +192,7 @@ class TarFormat final : public Format {
   std::vector<Block> cut(const EntryList& entries, uint64_t block_bytes) const override {
     StreamShape shape;
     shape.header_bytes = [](const Entry& e) { return tar_header(e).size(); };
-    shape.data_bytes = [](const Entry& e) { return e.type == EntryType::File ? e.size : 0; };
+    shape.data_bytes = [](const Entry& e) { return tar_data_size(e); };
     shape.align = kTarBlock;
     return cut_blocks(entries, shape, block_bytes);
   }

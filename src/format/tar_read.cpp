@@ -97,6 +97,7 @@ struct PaxValues {
   uint32_t nsec = 0;
   std::optional<uint32_t> uid, gid;
   std::optional<std::string> uname, gname;
+  std::string sparse_name;
   std::string acl_access, acl_default;
   std::map<std::string, std::string> xattrs;  // name -> value; SCHILY wins over LIBARCHIVE
   std::map<std::string, std::string> la_xattrs;
@@ -130,6 +131,8 @@ void parse_pax(std::string_view data, PaxValues& p) {
       if (!(p.uid = whole_number<uint32_t>(value))) throw bad();
     } else if (key == "gid") {
       if (!(p.gid = whole_number<uint32_t>(value))) throw bad();
+    } else if (key == "GNU.sparse.name") {
+      p.sparse_name = value;
     } else if (key == "uname") {
       p.uname = std::string(value);
     } else if (key == "gname") {
@@ -182,7 +185,8 @@ bool read_tar_member(std::string_view buf, size_t& pos, TarMember& m) {
     m.type = type;
     std::string name = field(h, 100), prefix;
     if (std::memcmp(h + 257, "ustar", 5) == 0) prefix = field(h + 345, 155);
-    m.path = !pax.path.empty() ? pax.path : !gnu_long.empty() ? gnu_long : (prefix.empty() ? name : prefix + "/" + name);
+    m.sparse = !pax.sparse_name.empty();
+    m.path = m.sparse ? pax.sparse_name : !pax.path.empty() ? pax.path : !gnu_long.empty() ? gnu_long : (prefix.empty() ? name : prefix + "/" + name);
     m.link = !pax.link.empty() ? pax.link : !gnu_link.empty() ? gnu_link : field(h + 157, 100);
     m.size = pax.size ? *pax.size : size;
     if (pax.mtime) {
