@@ -23,6 +23,9 @@ struct ManifestBlock {
   // cont_offset of a file of cont_size bytes. Lets restore start at any block.
   bool continues = false;
   uint64_t cont_offset = 0, cont_size = 0;
+  // first_entry is a sparse member (GNU sparse 1.0): its stored bytes are not file offsets, so
+  // such an archive is restored as a stream.
+  bool cont_sparse = false;
 };
 
 struct Manifest {
@@ -43,8 +46,7 @@ struct Manifest {
   // How many entries carry extended attributes / POSIX ACLs in the archive (tar: SCHILY pax
   // records; zip cannot hold them and says so). Written only when non-zero.
   uint64_t xattr_entries = 0, acl_entries = 0;
-  // Files stored sparse (GNU sparse 1.0); restore streams such archives (libarchive makes the
-  // holes) instead of restoring blocks in parallel.
+  // Files stored sparse (GNU sparse 1.0).
   uint64_t sparse_entries = 0;
 };
 

@@ -572,6 +572,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
         mb.continues = true;
         mb.cont_offset = head.offset;
         mb.cont_size = tar_data_size(entries[head.entry]);  // as stored (a sparse file: map + data)
+        mb.cont_sparse = !entries[head.entry].sparse.empty();
       }
       man.blocks.push_back(std::move(mb));
       done_bytes += blocks[u.block].raw_bytes;

@@ -11,6 +11,7 @@
 
 #include "core/parallel.h"
 #include "core/xattr.h"
+#include "format/sparse.h"
 #include "format/tar_read.h"
 #include "dest/file_util.h"
 #include "pbackup/error.h"
@@ -197,15 +198,35 @@ Fd Extractor::create(const std::string& path, uint64_t size) {
 bool Extractor::create_file(const std::string& path, uint64_t size, std::string_view head, const RestoredEntry* meta) {
   Fd fd = create(path, size == head.size() ? 0 : size);
   pwrite_all(fd.get(), head, 0, dir_ + "/" + path);
+  return finish_file(fd.get(), path, meta);
+}
+
+bool Extractor::create_sparse_file(const std::string& path, uint64_t realsize, std::string_view data, const RestoredEntry* meta) {
+  size_t start = 0;
+  SparseMap map;
+  try {
+    map = parse_sparse_member(data, realsize, start);
+  } catch (const Fatal& f) {
+    throw Fatal(quote(dir_ + "/" + path) + ": " + f.what());
+  }
+  Fd fd = create(path, realsize);  // ftruncate: all hole until the regions are written
+  for (const auto& [off, len] : map) {
+    pwrite_all(fd.get(), data.substr(start, len), off, dir_ + "/" + path);
+    start += len;
+  }
+  return finish_file(fd.get(), path, meta);
+}
+
+bool Extractor::finish_file(int fd, const std::string& path, const RestoredEntry* meta) {
   if (!meta) return false;
   // The whole file is here: its owner, mode and time go on now, on this thread, by fd.
-  if (::geteuid() == 0 && ::fchown(fd.get(), meta->uid, meta->gid) != 0) throw_sys("cannot set owner of", dir_ + "/" + path, errno);
-  set_xattrs(fd.get(), *meta);
-  if (::fchmod(fd.get(), meta->mode & 07777) != 0) throw_sys("cannot set mode of", dir_ + "/" + path, errno);
+  if (::geteuid() == 0 && ::fchown(fd, meta->uid, meta->gid) != 0) throw_sys("cannot set owner of", dir_ + "/" + path, errno);
+  set_xattrs(fd, *meta);
+  if (::fchmod(fd, meta->mode & 07777) != 0) throw_sys("cannot set mode of", dir_ + "/" + path, errno);
   struct timespec ts[2];
   ts[0].tv_sec = ts[1].tv_sec = meta->mtime;
   ts[0].tv_nsec = ts[1].tv_nsec = meta->mtime_nsec;
-  if (::futimens(fd.get(), ts) != 0) throw_sys("cannot set time of", dir_ + "/" + path, errno);
+  if (::futimens(fd, ts) != 0) throw_sys("cannot set time of", dir_ + "/" + path, errno);
   return true;
 }
 

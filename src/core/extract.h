@@ -45,6 +45,9 @@ class Extractor {
   // create() and writes `head` at offset 0. With `meta` (all of the file's data is in `head`),
   // also applies owner, mode and time; returns whether it did.
   bool create_file(const std::string& path, uint64_t size, std::string_view head, const RestoredEntry* meta = nullptr);
+  // The same for a whole GNU sparse 1.0 member (`data`: map and regions): a file of `realsize`
+  // bytes whose holes are never written. Throws Fatal on a bad map.
+  bool create_sparse_file(const std::string& path, uint64_t realsize, std::string_view data, const RestoredEntry* meta);
   // Writes data at `offset` into a file that create() made (on any rank), whose inode number
   // is `ino`: opened without O_CREAT and without following symlinks, and written only if it is
   // still that regular file; otherwise throws, naming the file.
@@ -74,6 +77,7 @@ class Extractor {
   // xattrs and ACLs through `fd`, after the owner and before the mode (a read-only mode would
   // refuse user.* attributes); refusals are warnings naming the file and the attribute.
   void set_xattrs(int fd, const RestoredEntry& e);
+  bool finish_file(int fd, const std::string& path, const RestoredEntry* meta);
   int root_ = -1;
   std::string dir_;
   Log* log_ = nullptr;

@@ -209,7 +209,7 @@ constexpr Field kBlockFields[] = {{"offset", Type::U64, true},      {"size", Typ
                                   {"raw_offset", Type::U64, true},  {"raw_size", Type::U64, true},
                                   {"sha256", Type::Str, true},      {"first_entry", Type::Str, true},
                                   {"kind", Type::Str, false},       {"continues", Type::Object, false}};
-constexpr Field kContinuesFields[] = {{"offset", Type::U64, true}, {"size", Type::U64, true}};
+constexpr Field kContinuesFields[] = {{"offset", Type::U64, true}, {"size", Type::U64, true}, {"sparse", Type::U64, false}};
 constexpr int kMaxSkipDepth = 64;
 
 struct Frame {
@@ -372,6 +372,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
     } else if (c == Ctx::Continues) {
       if (k == "offset") block_.cont_offset = u;
       else if (k == "size") block_.cont_size = u;
+      else if (k == "sparse") block_.cont_sparse = u != 0;
     }
   }
 
@@ -485,7 +486,9 @@ std::string manifest_to_json(const Manifest& m) {
     o += "    {\"offset\": " + std::to_string(b.offset) + ", \"size\": " + std::to_string(b.size) +
          ", \"raw_offset\": " + std::to_string(b.raw_offset) + ", \"raw_size\": " + std::to_string(b.raw_size) +
          ", \"sha256\": " + esc(b.sha256) + ", \"first_entry\": " + esc(b.first_entry) + ", \"kind\": " + esc(b.kind) +
-         (b.continues ? ", \"continues\": {\"offset\": " + std::to_string(b.cont_offset) + ", \"size\": " + std::to_string(b.cont_size) + "}" : "") +
+         (b.continues ? ", \"continues\": {\"offset\": " + std::to_string(b.cont_offset) + ", \"size\": " + std::to_string(b.cont_size) +
+                           (b.cont_sparse ? ", \"sparse\": 1" : "") + "}"
+                         : "") +
          "}" +
          (i + 1 < m.blocks.size() ? ",\n" : "\n");
   }

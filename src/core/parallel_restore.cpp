@@ -109,7 +109,7 @@ bool next_continues(const TarUnit& t, const std::string& path, uint64_t at, uint
 // Restores one member whose header the walk just read; `data` is its bytes in this block.
 void restore_member(const TarContext& c, const TarUnit& t, const TarMember& m, std::string path, std::string_view data,
                     Extractor& x, const std::vector<uint64_t>& inodes, UnitResult& res) {
-  if (m.sparse) throw Fatal(quote(m.path) + ": a sparse member in a block the manifest does not count as sparse");
+  if (m.sparse && data.size() < m.size) throw Fatal(quote(m.path) + ": a sparse member spans blocks, but the manifest does not say so");
   RestoredEntry e{path, m.link, m.type, m.mode, m.uid, m.gid, m.mtime, m.mtime_nsec};
   owner_ids(m, c.numeric_owner, e.uid, e.gid);
   e.xattrs = m.xattrs;
@@ -130,7 +130,7 @@ void restore_member(const TarContext& c, const TarUnit& t, const TarMember& m, s
       res.parts.emplace_back(f, data.size());
     } else {
       try {
-        e.done = x.create_file(path, m.size, data, &e);
+        e.done = m.sparse ? x.create_sparse_file(path, m.realsize, data, &e) : x.create_file(path, m.size, data, &e);
       } catch (...) {  // no partial file may be left looking complete
         try {
           x.remove_file(path);
@@ -563,8 +563,9 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
 }
 
 bool can_restore_in_parallel(const ArchiveSource& s) {
-  // Sparse members stream through libarchive, which makes their holes (DESIGN §6).
-  return s.manifest && s.manifest->format == "tar" && !s.manifest->blocks.empty() && s.manifest->sparse_entries == 0;
+  // A sparse member spanning blocks streams through libarchive, which makes its holes (DESIGN §6).
+  return s.manifest && s.manifest->format == "tar" && !s.manifest->blocks.empty() &&
+         std::none_of(s.manifest->blocks.begin(), s.manifest->blocks.end(), [](const ManifestBlock& b) { return b.cont_sparse; });
 }
 
 int run_parallel_restore(Comm& comm, const ArchiveSource& src, const RestoreOptions& opt, Log& log) {

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -24,5 +25,9 @@ SparseMap decode_sparse_map(const std::string& s);
 std::string sparse_map_block(const SparseMap& m);
 // Bytes the member's data takes in the tar stream: the file's size, or map block + regions.
 uint64_t tar_data_size(const Entry& e);
+// Reads the map at the start of a sparse member's `data` (all of it) of a file of `realsize`
+// bytes: regions must lie inside the file in rising order, not overlap, and their lengths add
+// up to what follows the map. Sets `start` to where the regions' bytes begin. Throws Fatal.
+SparseMap parse_sparse_member(std::string_view data, uint64_t realsize, size_t& start);
 
 }  // namespace pbackup

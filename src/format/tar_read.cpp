@@ -98,6 +98,7 @@ struct PaxValues {
   std::optional<uint32_t> uid, gid;
   std::optional<std::string> uname, gname;
   std::string sparse_name;
+  std::optional<uint64_t> realsize, major;
   std::string acl_access, acl_default;
   std::map<std::string, std::string> xattrs;  // name -> value; SCHILY wins over LIBARCHIVE
   std::map<std::string, std::string> la_xattrs;
@@ -133,6 +134,11 @@ void parse_pax(std::string_view data, PaxValues& p) {
       if (!(p.gid = whole_number<uint32_t>(value))) throw bad();
     } else if (key == "GNU.sparse.name") {
       p.sparse_name = value;
+    } else if (key == "GNU.sparse.realsize") {
+      p.realsize = whole_number<uint64_t>(value);
+      if (!p.realsize || *p.realsize > kMaxInt64) throw bad();
+    } else if (key == "GNU.sparse.major") {
+      if (!(p.major = whole_number<uint64_t>(value))) throw bad();
     } else if (key == "uname") {
       p.uname = std::string(value);
     } else if (key == "gname") {
@@ -186,6 +192,9 @@ bool read_tar_member(std::string_view buf, size_t& pos, TarMember& m) {
     std::string name = field(h, 100), prefix;
     if (std::memcmp(h + 257, "ustar", 5) == 0) prefix = field(h + 345, 155);
     m.sparse = !pax.sparse_name.empty();
+    if (m.sparse && (!pax.major || *pax.major != 1 || !pax.realsize))
+      throw Fatal("tar: sparse member " + quote(pax.sparse_name) + " is not in GNU sparse format 1.0 with a realsize");
+    m.realsize = pax.realsize.value_or(0);
     m.path = m.sparse ? pax.sparse_name : !pax.path.empty() ? pax.path : !gnu_long.empty() ? gnu_long : (prefix.empty() ? name : prefix + "/" + name);
     m.link = !pax.link.empty() ? pax.link : !gnu_link.empty() ? gnu_link : field(h + 157, 100);
     m.size = pax.size ? *pax.size : size;

@@ -17,6 +17,7 @@ struct TarMember {
   uint32_t mode = 0, uid = 0, gid = 0;
   std::string uname, gname;
   bool sparse = false;  // GNU sparse 1.0: `path` is GNU.sparse.name, the data starts with the map
+  uint64_t realsize = 0;  // of a sparse member
   std::string xattrs;  // SCHILY.acl.* and SCHILY.xattr.* records (LIBARCHIVE.xattr.* converted)
 };
 

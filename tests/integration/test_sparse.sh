@@ -5,7 +5,8 @@
 #  - a 200 MiB file with 2 data regions ending in a hole, a file whose 3 MiB of data span blocks
 #    (--block-mb 1), a file that is one hole, a plain file;
 #  - archives byte-identical at 1 and 3 ranks, about the size of the data, manifest counts them;
-#  - pbackup restore (1 and 3 ranks), GNU tar -x of ours and pbackup restoring GNU tar -S's:
+#  - pbackup restore (1 and 3 ranks; block by block in parallel when no sparse member spans
+#    blocks, else streamed), GNU tar -x of ours and pbackup restoring GNU tar -S's:
 #    same bytes, allocation about the data; verify passes; zip stores them whole and says so.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -51,7 +52,17 @@ for n in plain 3; do
   expect_ok "$n" restore --source "$WORK/out/one.tar.gz" --restore-to "$WORK/r_$n"
   check_restored "$S" "$WORK/r_$n/sp" "pbackup restore ($n)"
 done
-pass "verify passes; pbackup restores the holes as holes (1 and 3 ranks)"
+grep -q "blocks on" "$WORK/last.err" && fail "an archive with a sparse member spanning blocks did not stream"
+pass "verify passes; pbackup restores the holes as holes (1 and 3 ranks; streamed: a member spans blocks)"
+
+# Blocks big enough for every sparse member: the parallel block restore makes the holes.
+expect_ok plain backup --sources "$S" --output-dir "$WORK/out" --algo gzip --block-mb 16 --name whole
+for n in plain 3; do
+  expect_ok "$n" restore --source "$WORK/out/whole.tar.gz" --restore-to "$WORK/rw_$n"
+  grep -q "blocks on" "$WORK/last.err" || { show_last; fail "sparse members inside blocks were not restored in parallel"; }
+  check_restored "$S" "$WORK/rw_$n/sp" "parallel restore of sparse members ($n)"
+done
+pass "sparse members inside one block restore in parallel with their holes (1 and 3 ranks)"
 
 mkdir "$WORK/rg"
 tar -xzf "$WORK/out/one.tar.gz" -C "$WORK/rg" || fail "GNU tar cannot extract our sparse archive"
