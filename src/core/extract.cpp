@@ -277,7 +277,12 @@ void Extractor::apply_xattrs(const std::string& path, char type, std::string_vie
     if (log_) log_->warn(quote(dir_ + "/" + path) + ": not what the archive holds (or cannot be opened); extended attributes not restored");
     return;
   }
+  // libarchive has set the mode already: a read-only file would refuse user.* to its owner,
+  // so it is made writable for the moment (by fd, as the parallel paths set xattrs before the mode).
+  const bool lift = ::geteuid() != 0 && !(st.st_mode & S_IWUSR) && ::fchmod(fd.get(), (st.st_mode & 07777) | S_IWUSR) == 0;
   set_xattrs(fd.get(), e);
+  if (lift && ::fchmod(fd.get(), st.st_mode & 07777) != 0 && log_)
+    log_->warn(sys_message("cannot set mode of", dir_ + "/" + path, errno));
 }
 
 std::vector<std::string> Extractor::implied_dirs() const {

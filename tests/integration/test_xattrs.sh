@@ -150,7 +150,14 @@ if is_root && command -v setpriv >/dev/null; then
   grep -q "trusted.t.*t/f\|t/f.*trusted.t" "$WORK/last.err" || { show_last; fail "non-root restore: the refused trusted.t is not named with its file"; }
   [ "$(getfattr --only-values -n user.ro "$WORK/rn/t/ro")" = yes ] || fail "non-root restore: user.ro on the read-only file is missing"
   getfacl -p "$WORK/rn/t/d" | grep -q '^default:user:nobody:r-x' || fail "non-root restore: default ACL missing"
-  pass "non-root restore: trusted.* refused with a warning, the rest (read-only file too) restored"
+  chmod 755 "$WORK/nomanifest"
+  mkdir "$WORK/rns" && chown nobody "$WORK/rns"
+  run_rc rc setpriv --reuid=nobody --regid=nogroup --clear-groups "$PBACKUP" restore --source "$WORK/nomanifest/one.tar.gz" --restore-to "$WORK/rns"
+  [ "$rc" -eq 1 ] || { show_last; fail "non-root streaming restore of trusted.*: expected exit 1, got $rc"; }
+  grep -q "trusted.t.*t/f\|t/f.*trusted.t" "$WORK/last.err" || { show_last; fail "non-root streaming restore: trusted.t not named"; }
+  [ "$(getfattr --only-values -n user.ro "$WORK/rns/t/ro")" = yes ] || fail "non-root streaming restore: user.ro on the read-only file is missing"
+  [ "$(stat -c %a "$WORK/rns/t/ro")" = 444 ] || fail "non-root streaming restore: the read-only file's mode is $(stat -c %a "$WORK/rns/t/ro")"
+  pass "non-root restore (parallel and stream): trusted.* refused with a warning, the rest (read-only file too) restored"
 
   # ------------------------------------------------------------ owner names
   name=pbkmeta$$
