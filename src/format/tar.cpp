@@ -44,7 +44,8 @@ std::string pax_time(int64_t sec, uint32_t nsec) {
   char frac[16];
   if (sec < 0 && nsec > 0) {
     std::snprintf(frac, sizeof frac, "%09u", 1000000000u - nsec);
-    return "-" + std::to_string(-(sec + 1)) + "." + frac;
+    std::string s = "-";  // (not "-" + to_string(): GCC 12 warns -Wrestrict on it, wrongly)
+    return s + std::to_string(-(sec + 1)) + "." + frac;
   }
   std::snprintf(frac, sizeof frac, "%09u", nsec);
   return std::to_string(sec) + (nsec ? std::string(".") + frac : "");
