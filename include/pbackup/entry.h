@@ -17,6 +17,9 @@ enum class EntryType : uint8_t { File = 0, Dir = 1, Symlink = 2, Hardlink = 3, F
 struct Entry {
   std::string path;  // archive path, no leading or trailing '/'
   std::string link;  // symlink target, or the archive path a hard link points to
+  std::string owner;   // "uname:gname" (':' occurs in neither); a side empty when unknown
+  std::string xattrs;  // SCHILY.acl.* / SCHILY.xattr.* pax records (format/pax.h); mostly ""
+  std::string sparse;  // data regions of a file with holes (format/sparse.h); mostly ""
   uint64_t size = 0;
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;
@@ -48,7 +51,7 @@ bool path_less(const std::string& a, const std::string& b);
 
 template <class Ar>
 void fields(Ar& a, Entry& e) {
-  a(e.path), a(e.link), a(e.size), a(e.mtime_sec), a(e.mtime_nsec), a(e.mode), a(e.uid), a(e.gid), a(e.nlink);
+  a(e.path), a(e.link), a(e.owner), a(e.xattrs), a(e.sparse), a(e.size), a(e.mtime_sec), a(e.mtime_nsec), a(e.mode), a(e.uid), a(e.gid), a(e.nlink);
   a(e.dev), a(e.ino), a(e.root), a(e.type);
 }
 template <class Ar>

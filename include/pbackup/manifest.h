@@ -23,6 +23,9 @@ struct ManifestBlock {
   // cont_offset of a file of cont_size bytes. Lets restore start at any block.
   bool continues = false;
   uint64_t cont_offset = 0, cont_size = 0;
+  // first_entry is a sparse member (GNU sparse 1.0): its stored bytes are not file offsets, so
+  // such an archive is restored as a stream.
+  bool cont_sparse = false;
 };
 
 struct Manifest {
@@ -43,6 +46,11 @@ struct Manifest {
   // The catalog beside the archive (BASE.EXT.catalog.zst, docs/format.md): name, size, SHA-256.
   // Optional: empty name when there is none (manifests from before catalogs).
   Fragment catalog;
+  // How many entries carry extended attributes / POSIX ACLs in the archive (tar: SCHILY pax
+  // records; zip cannot hold them and says so). Written only when non-zero.
+  uint64_t xattr_entries = 0, acl_entries = 0;
+  // Files stored sparse (GNU sparse 1.0).
+  uint64_t sparse_entries = 0;
 };
 
 // Always valid JSON (RFC 8259, UTF-8): strings that are not UTF-8 (names are byte strings) are

@@ -48,6 +48,7 @@ struct RestoreOptions {
   std::string pattern;            // find PATTERN
   std::string against;            // compare --against DIR
   bool checksum = false;          // compare --checksum
+  bool numeric_owner = false;     // owners by the archive's ids only, never by name
   std::string s3_endpoint, s3_region;
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;

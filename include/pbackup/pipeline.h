@@ -18,7 +18,7 @@ struct Selection;  // src/core/select.h
 
 // --- scan (src/core/scan.cpp) ---
 // Checks the roots (exist, are directories or files, distinct base names). Rank 0.
-std::vector<Root> resolve_roots(const std::vector<std::string>& sources);
+std::vector<Root> resolve_roots(const std::vector<std::string>& sources, Log* log = nullptr);
 // Every rank calls it; rank 0 returns all entries (unsorted), the others an empty vector.
 // With a selection: excluded paths are neither stored nor descended into, --files-from lists
 // replace the walk of the roots, --one-file-system stops at mount points.

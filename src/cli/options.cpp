@@ -255,7 +255,8 @@ Parsed parse_command_line(int argc, char** argv) {
             cxxopts::value<std::string>())("only-from", "read --only paths or globs from FILE, one per line", cxxopts::value<std::string>())(
             "keep-old-files", "do not replace existing files; each one is an error (exit 2)")(
             "skip-old-files", "do not replace existing files; skip them silently")(
-            "keep-newer-files", "do not replace existing files that are newer than the archive's copy");
+            "keep-newer-files", "do not replace existing files that are newer than the archive's copy")(
+            "numeric-owner", "as root, restore owners by the archive's numeric ids only (default: by user/group name where it exists here, as GNU tar)");
       if (cmd == "find") o.custom_help("PATTERN --source PATH... [OPTION...]");
       if (cmd == "list") o.add_options()("l,long", "one line per entry like tar tvf (mode, owner, size, date, name), from the catalog");
       if (cmd == "compare")
@@ -302,6 +303,7 @@ Parsed parse_command_line(int argc, char** argv) {
       if (cmd == "restore") {
         if (!r.count("restore-to")) throw cxxopts::exceptions::exception("--restore-to is required");
         x.restore_to = r["restore-to"].as<std::string>();
+        x.numeric_owner = r.count("numeric-owner") > 0;
       }
       x.is_split = r.count("is-split") > 0;
       if (r.count("original-base-filename")) x.original_base_filename = r["original-base-filename"].as<std::string>();

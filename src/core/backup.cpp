@@ -26,6 +26,7 @@
 #include "core/backup_stages.h"
 #include "core/catalog.h"
 #include "core/select.h"
+#include "core/xattr.h"
 #include "core/part_exchange.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
@@ -61,7 +62,7 @@ std::string iso_now() {
 }
 
 // ---- setup: rank 0 decides, everyone learns the outcome ----
-Setup decide_setup(const BackupOptions& opt, const Format& fmt) {
+Setup decide_setup(const BackupOptions& opt, const Format& fmt, Log& log) {
   Setup s;
   try {
     const bool local = opt.dest_type != "cloud";  // the cloud destination checks its bucket itself
@@ -71,7 +72,7 @@ Setup decide_setup(const BackupOptions& opt, const Format& fmt) {
       if (!S_ISDIR(st.st_mode)) throw Fatal("output directory " + quote(opt.output_dir) + ": not a directory");
       if (::access(opt.output_dir.c_str(), W_OK | X_OK) != 0) throw Fatal(sys_message("output directory", opt.output_dir, errno));
     }
-    s.roots = resolve_roots(opt.sources);
+    s.roots = resolve_roots(opt.sources, &log);
     s.archive = (opt.name.empty() ? default_base_name() : opt.name) + "." + fmt.extension();
     std::string final_path = opt.output_dir + "/" + s.archive;
     if (local && (::access(final_path.c_str(), F_OK) == 0 || ::access((final_path + ".part0001").c_str(), F_OK) == 0))
@@ -92,7 +93,7 @@ bool setup_stage(BackupRun& run) {
     return false;
   }
   std::string setup_bytes;
-  if (run.root) setup_bytes = to_wire(decide_setup(run.opt, *run.fmt));
+  if (run.root) setup_bytes = to_wire(decide_setup(run.opt, *run.fmt, run.log));
   run.comm.broadcast(setup_bytes, 0);
   run.setup = from_wire<Setup>(setup_bytes);
   if (!run.setup.error.empty()) {
@@ -206,6 +207,7 @@ void commit_on_root(BackupRun& run, const std::vector<std::string>& hashes) {
   man.archive_size = run.total;
   man.split_bytes = run.spec.split_bytes;
   man.entries = run.entries.size();
+  count_xattr_entries(run.entries, man.xattr_entries, man.acl_entries, man.sparse_entries);
   for (auto& r : run.setup.roots) man.sources.push_back(r.disk);
   add_damaged_links(man, run.entries);
   std::sort(man.blocks.begin(), man.blocks.end(), [](const ManifestBlock& a, const ManifestBlock& b) { return a.offset < b.offset; });

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "core/backup_stages.h"
+#include "format/sparse.h"
 #include "util/parallel.h"
 #include "core/read.h"
 #include "pbackup/error.h"
@@ -295,7 +296,8 @@ class RoundPlanner {
       if (!head.header) {
         mb.continues = true;
         mb.cont_offset = head.offset;
-        mb.cont_size = entries[head.entry].size;
+        mb.cont_size = tar_data_size(entries[head.entry]);  // as stored (a sparse file: map + data)
+        mb.cont_sparse = !entries[head.entry].sparse.empty();
       }
       run_.man.blocks.push_back(std::move(mb));
       done_bytes_ += blocks[u.block].raw_bytes;

@@ -10,11 +10,22 @@
 #include <atomic>
 #include <cerrno>
 
+#include "core/xattr.h"
+#include "format/sparse.h"
+#include "format/tar_read.h"
 #include "pbackup/error.h"
 #include "util/file_util.h"
 #include "util/parallel.h"
 
 namespace pbackup {
+
+void owner_ids(const TarMember& m, bool numeric, uint32_t& uid, uint32_t& gid) {
+  uid = m.uid;
+  gid = m.gid;
+  if (numeric || ::geteuid() != 0) return;
+  if (auto u = user_id(m.uname)) uid = *u;
+  if (auto g = group_id(m.gname)) gid = *g;
+}
 
 bool sanitize_member(std::string& name, std::string& why) {
   if (name.find('\0') != std::string::npos) {
@@ -61,7 +72,7 @@ bool path_selected(const std::string& path, const std::vector<std::string>& only
   return false;
 }
 
-Extractor::Extractor(const std::string& dir) : dir_(dir) {
+Extractor::Extractor(const std::string& dir, Log* log) : dir_(dir), log_(log) {
   make_dirs(dir, "cannot create restore directory");
   root_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_ < 0) throw Fatal(sys_message("cannot open restore directory", dir, errno));
@@ -170,14 +181,35 @@ Fd Extractor::create(const std::string& path, uint64_t size) {
 bool Extractor::create_file(const std::string& path, uint64_t size, std::string_view head, const RestoredEntry* meta) {
   Fd fd = create(path, size == head.size() ? 0 : size);
   pwrite_all(fd.get(), head, 0, dir_ + "/" + path);
+  return finish_file(fd.get(), path, meta);
+}
+
+bool Extractor::create_sparse_file(const std::string& path, uint64_t realsize, std::string_view data, const RestoredEntry* meta) {
+  size_t start = 0;
+  SparseMap map;
+  try {
+    map = parse_sparse_member(data, realsize, start);
+  } catch (const Fatal& f) {
+    throw Fatal(quote(dir_ + "/" + path) + ": " + f.what());
+  }
+  Fd fd = create(path, realsize);  // ftruncate: all hole until the regions are written
+  for (const auto& [off, len] : map) {
+    pwrite_all(fd.get(), data.substr(start, len), off, dir_ + "/" + path);
+    start += len;
+  }
+  return finish_file(fd.get(), path, meta);
+}
+
+bool Extractor::finish_file(int fd, const std::string& path, const RestoredEntry* meta) {
   if (!meta) return false;
   // The whole file is here: its owner, mode and time go on now, on this thread, by fd.
-  if (::geteuid() == 0 && ::fchown(fd.get(), meta->uid, meta->gid) != 0) throw_sys("cannot set owner of", dir_ + "/" + path, errno);
-  if (::fchmod(fd.get(), meta->mode & 07777) != 0) throw_sys("cannot set mode of", dir_ + "/" + path, errno);
+  if (::geteuid() == 0 && ::fchown(fd, meta->uid, meta->gid) != 0) throw_sys("cannot set owner of", dir_ + "/" + path, errno);
+  set_xattrs(fd, *meta);
+  if (::fchmod(fd, meta->mode & 07777) != 0) throw_sys("cannot set mode of", dir_ + "/" + path, errno);
   struct timespec ts[2];
   ts[0].tv_sec = ts[1].tv_sec = meta->mtime;
   ts[0].tv_nsec = ts[1].tv_nsec = meta->mtime_nsec;
-  if (::futimens(fd.get(), ts) != 0) throw_sys("cannot set time of", dir_ + "/" + path, errno);
+  if (::futimens(fd, ts) != 0) throw_sys("cannot set time of", dir_ + "/" + path, errno);
   return true;
 }
 
@@ -198,6 +230,42 @@ void Extractor::write_part(const std::string& path, uint64_t ino, uint64_t offse
   if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_ino) != ino)
     throw Fatal(quote(dir_ + "/" + path) + " is no longer the file this restore created; nothing written through it");
   pwrite_all(fd.get(), data, offset, dir_ + "/" + path);
+}
+
+void Extractor::set_xattrs(int fd, const RestoredEntry& e) {
+  if (e.xattrs.empty()) return;
+  std::vector<std::string> warnings;
+  try {
+    apply_xattr_records(fd, e.xattrs, e.type == '5', dir_ + "/" + e.path, warnings);
+  } catch (const std::exception& ex) {  // records are checked when read; this is a guard
+    warnings.push_back(quote(dir_ + "/" + e.path) + ": extended attributes not restored: " + ex.what());
+  }
+  if (log_)
+    for (auto& w : warnings) log_->warn(w);
+}
+
+void Extractor::apply_xattrs(const std::string& path, char type, std::string_view records) {
+  if (records.empty() || type == '1' || type == '2') return;
+  RestoredEntry e;
+  e.path = path;
+  e.type = type;
+  e.xattrs = records;
+  std::string leaf;
+  int parent = open_parent(path, leaf);
+  Fd fd(::openat(parent, leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  struct stat st {};
+  bool same = fd && ::fstat(fd.get(), &st) == 0 &&
+              (type == '5' ? S_ISDIR(st.st_mode) : type == '6' ? S_ISFIFO(st.st_mode) : S_ISREG(st.st_mode));
+  if (!same) {
+    if (log_) log_->warn(quote(dir_ + "/" + path) + ": not what the archive holds (or cannot be opened); extended attributes not restored");
+    return;
+  }
+  // libarchive has set the mode already: a read-only file would refuse user.* to its owner,
+  // so it is made writable for the moment (by fd, as the parallel paths set xattrs before the mode).
+  const bool lift = ::geteuid() != 0 && !(st.st_mode & S_IWUSR) && ::fchmod(fd.get(), (st.st_mode & 07777) | S_IWUSR) == 0;
+  set_xattrs(fd.get(), e);
+  if (lift && ::fchmod(fd.get(), st.st_mode & 07777) != 0 && log_)
+    log_->warn(sys_message("cannot set mode of", dir_ + "/" + path, errno));
 }
 
 std::vector<std::string> Extractor::implied_dirs() const {
@@ -267,6 +335,7 @@ size_t Extractor::finish(std::vector<RestoredEntry>& entries, Log& log, int thre
     bool same = e.type == '5' ? S_ISDIR(st.st_mode) : e.type == '6' ? S_ISFIFO(st.st_mode) : S_ISREG(st.st_mode);
     if (!same) return quote(e.path) + ": is no longer what the archive holds (another member?); its owner, mode and time were not applied";
     if (root && ::fchown(fd.get(), e.uid, e.gid) != 0) return sys_message("cannot set owner of", e.path, errno);
+    set_xattrs(fd.get(), e);
     if (::fchmod(fd.get(), e.mode & 07777) != 0) return sys_message("cannot set mode of", e.path, errno);
     if (::futimens(fd.get(), ts) != 0) return sys_message("cannot set time of", e.path, errno);
     return "";

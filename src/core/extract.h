@@ -26,16 +26,18 @@ struct RestoredEntry {
   int64_t mtime = 0;
   uint32_t mtime_nsec = 0;
   bool done = false;  // metadata already applied (a file whose data was all in one block)
+  std::string xattrs{};  // SCHILY.acl.* / SCHILY.xattr.* pax records (format/pax.h)
   bool operator==(const RestoredEntry&) const = default;
 };
 template <class Ar>
 void fields(Ar& a, RestoredEntry& e) {
-  a(e.path), a(e.link), a(e.type), a(e.mode), a(e.uid), a(e.gid), a(e.mtime), a(e.mtime_nsec), a(e.done);
+  a(e.path), a(e.link), a(e.type), a(e.mode), a(e.uid), a(e.gid), a(e.mtime), a(e.mtime_nsec), a(e.done), a(e.xattrs);
 }
 
 class Extractor {
  public:
-  explicit Extractor(const std::string& restore_dir);  // creates it if missing
+  // Creates `restore_dir` if missing. Attributes the target refuses are warnings to `log`.
+  explicit Extractor(const std::string& restore_dir, Log* log = nullptr);
   ~Extractor();
   Extractor(const Extractor&) = delete;
   Extractor& operator=(const Extractor&) = delete;
@@ -48,11 +50,18 @@ class Extractor {
   // create() and writes `head` at offset 0. With `meta` (all of the file's data is in `head`),
   // also applies owner, mode and time; returns whether it did.
   bool create_file(const std::string& path, uint64_t size, std::string_view head, const RestoredEntry* meta = nullptr);
+  // The same for a whole GNU sparse 1.0 member (`data`: map and regions): a file of `realsize`
+  // bytes whose holes are never written. Throws Fatal on a bad map.
+  bool create_sparse_file(const std::string& path, uint64_t realsize, std::string_view data, const RestoredEntry* meta);
   // Writes data at `offset` into a file that create() made (on any rank), whose inode number
   // is `ino`: opened without O_CREAT and without following symlinks, and written only if it is
   // still that regular file; otherwise throws, naming the file.
   void write_part(const std::string& path, uint64_t ino, uint64_t offset, std::string_view data);
   void make_dir(const std::string& path);
+  // Applies xattr/ACL records to `path` (walked without following symlinks; `type` as in
+  // RestoredEntry: the object must still be that); for the streaming restore. Refusals and
+  // mismatches are warnings.
+  void apply_xattrs(const std::string& path, char type, std::string_view records);
   // Removes a file whose data turned out damaged, so nothing partial is left looking complete.
   void remove_file(const std::string& path);
   // remove_file for a name the manifest lists as damaged, after the restore: looked up without
@@ -76,11 +85,21 @@ class Extractor {
   // With `missing`, a missing directory (create false) sets it and returns -1 instead of throwing.
   int walk(const std::string& dir_path, bool create = true, bool* missing = nullptr);
   void forget_cached_dirs();
+  // xattrs and ACLs through `fd`, after the owner and before the mode (a read-only mode would
+  // refuse user.* attributes); refusals are warnings naming the file and the attribute.
+  void set_xattrs(int fd, const RestoredEntry& e);
+  bool finish_file(int fd, const std::string& path, const RestoredEntry* meta);
   int root_ = -1;
   std::string dir_;
+  Log* log_ = nullptr;
   mutable std::mutex implied_mu_;
   std::vector<std::string> implied_;
 };
+
+// The owner to restore: as root, the ids of the member's user and group names where they
+// exist on this host (as GNU tar), else its ids; `numeric` uses the ids only.
+struct TarMember;
+void owner_ids(const TarMember& m, bool numeric, uint32_t& uid, uint32_t& gid);
 
 // Sanitizes a member name for extraction (see restore.cpp): strips leading '/', refuses '..'.
 bool sanitize_member(std::string& name, std::string& why);

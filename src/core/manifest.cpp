@@ -202,13 +202,14 @@ constexpr Field kRootFields[] = {
     {"created", Type::Str, true},          {"format", Type::Str, true},       {"codec", Type::Str, true},
     {"archive", Type::Str, true},          {"archive_size", Type::U64, true}, {"split_bytes", Type::U64, true},
     {"entries", Type::U64, true},          {"sources", Type::Array, true},    {"fragments", Type::Array, true},
-    {"blocks", Type::Array, true},         {"damaged", Type::Array, false},   {"catalog", Type::Object, false}};
+    {"blocks", Type::Array, true},         {"damaged", Type::Array, false},   {"catalog", Type::Object, false},
+    {"xattr_entries", Type::U64, false},   {"acl_entries", Type::U64, false}, {"sparse_entries", Type::U64, false}};
 constexpr Field kFragmentFields[] = {{"name", Type::Str, true}, {"size", Type::U64, true}, {"sha256", Type::Str, true}};
 constexpr Field kBlockFields[] = {{"offset", Type::U64, true},      {"size", Type::U64, true},
                                   {"raw_offset", Type::U64, true},  {"raw_size", Type::U64, true},
                                   {"sha256", Type::Str, true},      {"first_entry", Type::Str, true},
                                   {"kind", Type::Str, false},       {"continues", Type::Object, false}};
-constexpr Field kContinuesFields[] = {{"offset", Type::U64, true}, {"size", Type::U64, true}};
+constexpr Field kContinuesFields[] = {{"offset", Type::U64, true}, {"size", Type::U64, true}, {"sparse", Type::U64, false}};
 constexpr int kMaxSkipDepth = 64;
 
 struct Frame {
@@ -355,6 +356,9 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
       else if (k == "archive_size") m_.archive_size = u;
       else if (k == "split_bytes") m_.split_bytes = u;
       else if (k == "entries") m_.entries = u;
+      else if (k == "xattr_entries") m_.xattr_entries = u;
+      else if (k == "acl_entries") m_.acl_entries = u;
+      else if (k == "sparse_entries") m_.sparse_entries = u;
     } else if (c == Ctx::Fragment) {
       if (k == "name") str(frag_.name);
       else if (k == "size") frag_.size = u;
@@ -374,6 +378,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
     } else if (c == Ctx::Continues) {
       if (k == "offset") block_.cont_offset = u;
       else if (k == "size") block_.cont_size = u;
+      else if (k == "sparse") block_.cont_sparse = u != 0;
     }
   }
 
@@ -465,6 +470,9 @@ std::string manifest_to_json(const Manifest& m) {
   o += "  \"archive_size\": " + std::to_string(m.archive_size) + ",\n";
   o += "  \"split_bytes\": " + std::to_string(m.split_bytes) + ",\n";
   o += "  \"entries\": " + std::to_string(m.entries) + ",\n";
+  if (m.xattr_entries) o += "  \"xattr_entries\": " + std::to_string(m.xattr_entries) + ",\n";
+  if (m.acl_entries) o += "  \"acl_entries\": " + std::to_string(m.acl_entries) + ",\n";
+  if (m.sparse_entries) o += "  \"sparse_entries\": " + std::to_string(m.sparse_entries) + ",\n";
   o += "  \"sources\": [";
   for (size_t i = 0; i < m.sources.size(); ++i) o += (i ? ", " : "") + esc(m.sources[i]);
   o += "],\n";
@@ -488,7 +496,9 @@ std::string manifest_to_json(const Manifest& m) {
     o += "    {\"offset\": " + std::to_string(b.offset) + ", \"size\": " + std::to_string(b.size) +
          ", \"raw_offset\": " + std::to_string(b.raw_offset) + ", \"raw_size\": " + std::to_string(b.raw_size) +
          ", \"sha256\": " + esc(b.sha256) + ", \"first_entry\": " + esc(b.first_entry) + ", \"kind\": " + esc(b.kind) +
-         (b.continues ? ", \"continues\": {\"offset\": " + std::to_string(b.cont_offset) + ", \"size\": " + std::to_string(b.cont_size) + "}" : "") +
+         (b.continues ? ", \"continues\": {\"offset\": " + std::to_string(b.cont_offset) + ", \"size\": " + std::to_string(b.cont_size) +
+                           (b.cont_sparse ? ", \"sparse\": 1" : "") + "}"
+                         : "") +
          "}" +
          (i + 1 < m.blocks.size() ? ",\n" : "\n");
   }

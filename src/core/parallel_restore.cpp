@@ -101,6 +101,7 @@ struct TarContext {
   const std::vector<std::string>& only;
   const std::vector<std::string>& leave;  // existing files kept (--keep-old-files & co), sorted
   Log& log;
+  bool numeric_owner = false;
 };
 
 // Whether the manifest says the block after `t` continues member `path` at data offset `at`
@@ -112,7 +113,10 @@ bool next_continues(const TarUnit& t, const std::string& path, uint64_t at, uint
 // Restores one member whose header the walk just read; `data` is its bytes in this block.
 void restore_member(const TarContext& c, const TarUnit& t, const TarMember& m, std::string path, std::string_view data,
                     Extractor& x, const std::vector<uint64_t>& inodes, UnitResult& res) {
+  if (m.sparse && data.size() < m.size) throw Fatal(quote(m.path) + ": a sparse member spans blocks, but the manifest does not say so");
   RestoredEntry e{path, m.link, m.type, m.mode, m.uid, m.gid, m.mtime, m.mtime_nsec};
+  owner_ids(m, c.numeric_owner, e.uid, e.gid);
+  e.xattrs = m.xattrs;
   if (e.type == '1') {
     std::string lwhy;
     if (!sanitize_member(e.link, lwhy)) throw Fatal(quote(m.path) + ": hard link target " + quote(m.link) + ": " + lwhy);
@@ -130,7 +134,7 @@ void restore_member(const TarContext& c, const TarUnit& t, const TarMember& m, s
       res.parts.emplace_back(f, data.size());
     } else {
       try {
-        e.done = x.create_file(path, m.size, data, &e);
+        e.done = m.sparse ? x.create_sparse_file(path, m.realsize, data, &e) : x.create_file(path, m.size, data, &e);
       } catch (...) {  // no partial file may be left looking complete
         try {
           x.remove_file(path);
@@ -512,7 +516,7 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
   std::string setup_error;
   std::unique_ptr<Extractor> x;
   try {
-    x = std::make_unique<Extractor>(opt.restore_to);
+    x = std::make_unique<Extractor>(opt.restore_to, &log);
   } catch (const std::exception& e) {
     setup_error = e.what();
   }
@@ -533,14 +537,16 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
 }
 
 bool can_restore_in_parallel(const ArchiveSource& s) {
-  return s.manifest && s.manifest->format == "tar" && !s.manifest->blocks.empty();
+  // A sparse member spanning blocks streams through libarchive, which makes its holes (DESIGN §6).
+  return s.manifest && s.manifest->format == "tar" && !s.manifest->blocks.empty() &&
+         std::none_of(s.manifest->blocks.begin(), s.manifest->blocks.end(), [](const ManifestBlock& b) { return b.cont_sparse; });
 }
 
 int run_parallel_restore(Comm& comm, const ArchiveSource& src, const RestoreOptions& opt, Log& log) {
   const Manifest& m = *src.manifest;
   std::unique_ptr<Codec> codec = make_codec(m.codec, -1);
   TarPlan tp = make_tar_plan(m, opt.only, opt.leave);
-  TarContext c{src, *codec, tp, opt.only, opt.leave, log};
+  TarContext c{src, *codec, tp, opt.only, opt.leave, log, opt.numeric_owner};
   ParallelRestorePlan plan;
   for (const auto& u : tp.units) plan.sizes.push_back(u.b->size);
   plan.selected_units = tp.units.size();

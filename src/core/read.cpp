@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "format/sparse.h"
 #include "pbackup/error.h"
 #include "util/file_util.h"
 
@@ -111,6 +112,34 @@ std::vector<std::string> FileData::take_damaged() {
   return std::move(damaged_);
 }
 
+// [offset, offset + length) of a sparse member's data (format/sparse.h): its map block, then
+// the data regions back to back, read from their places in the file; holes are never read.
+// Returns the bytes filled before the file ran short (as pread_full).
+uint64_t FileData::read_sparse(int fd, const Entry& e, const std::string& disk, uint64_t offset, uint64_t length, char* out) {
+  SparseMap map = decode_sparse_map(e.sparse);
+  std::string head = sparse_map_block(map);
+  uint64_t done = 0;
+  if (offset < head.size()) {
+    done = std::min<uint64_t>(length, head.size() - offset);
+    std::memcpy(out, head.data() + offset, done);
+  }
+  uint64_t at = head.size();  // stored offset of the region below
+  for (const auto& [off, len] : map) {
+    if (done == length) break;
+    uint64_t want = offset + done;  // next stored byte to fill
+    if (want >= at + len) {
+      at += len;
+      continue;
+    }
+    uint64_t within = want - at, n = std::min<uint64_t>(len - within, length - done);
+    uint64_t got = pread_full(fd, out + done, n, off + within, disk);
+    done += got;
+    if (got < n) return done;
+    at += len;
+  }
+  return done;
+}
+
 void FileData::read(const Entry& e, const std::string& disk, uint64_t offset, uint64_t length, bool last, char* out) {
   const int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
   Fd fd(open_below_root(disk, e.path, flags | O_NOATIME));
@@ -131,10 +160,11 @@ void FileData::read(const Entry& e, const std::string& disk, uint64_t offset, ui
   }
   if (e.ino && (st.st_ino != e.ino || st.st_dev != e.dev) && offset == 0)
     log_.warn(quote(disk) + ": replaced by another file since the scan; storing the new one");
-  if (length >= (1u << 20)) ::posix_fadvise(fd.get(), static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_SEQUENTIAL);
+  if (length >= (1u << 20) && e.sparse.empty())
+    ::posix_fadvise(fd.get(), static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_SEQUENTIAL);
   uint64_t got = 0;
   try {
-    got = pread_full(fd.get(), out, length, offset, disk);
+    got = e.sparse.empty() ? pread_full(fd.get(), out, length, offset, disk) : read_sparse(fd.get(), e, disk, offset, length, out);
   } catch (const Fatal& f) {
     std::memset(out, 0, length);
     damaged(e, f.what());

@@ -31,6 +31,7 @@ class FileData final : public DataSource {
 
  private:
   void damaged(const Entry& e, const std::string& why);
+  uint64_t read_sparse(int fd, const Entry& e, const std::string& disk, uint64_t offset, uint64_t length, char* out);
   Log& log_;
   std::mutex mu_;
   std::vector<std::string> damaged_;

@@ -30,6 +30,7 @@
 #include "core/parallel_restore.h"
 #include "core/query.h"
 #include "core/select.h"
+#include "format/pax.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 #include "pbackup/source.h"
@@ -208,6 +209,30 @@ std::string write_error(const WriteDisk& w) {
   return s;
 }
 
+// The xattr and ACL records of a libarchive entry (it parses SCHILY.xattr.*, LIBARCHIVE.xattr.*
+// and SCHILY.acl.*), in the form Extractor::apply_xattrs takes.
+std::string entry_xattr_records(archive_entry* e) {
+  std::string recs;
+  for (int type : {ARCHIVE_ENTRY_ACL_TYPE_ACCESS, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT}) {
+    if (!(archive_entry_acl_types(e) & type)) continue;
+    char* text = archive_entry_acl_to_text(e, nullptr, type);
+    if (!text) continue;
+    std::string t(text);
+    std::free(text);
+    if (!t.empty()) add_pax_record(recs, type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS ? kAclAccessKey : kAclDefaultKey, t + "\n");
+  }
+  if (archive_entry_xattr_reset(e) > 0) {
+    const char* name;
+    const void* value;
+    size_t size;
+    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
+      // libarchive hands SCHILY names over as stored: GNU tar's %3D / %25 are undone by
+      // decode_xattr_name when the records are applied.
+      add_pax_record(recs, std::string(kXattrKey) + name, std::string_view(static_cast<const char*>(value), size));
+  }
+  return recs;
+}
+
 // Runs `body` inside `dir` and always returns to the original working directory.
 template <class F>
 int in_directory(const std::string& dir, F body) {
@@ -292,7 +317,20 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
               ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
   if (::geteuid() == 0) flags |= ARCHIVE_EXTRACT_OWNER;
   archive_write_disk_set_options(out.a, flags);
-  archive_write_disk_set_standard_lookup(out.a);
+  if (!opt.numeric_owner) archive_write_disk_set_standard_lookup(out.a);  // names first, as GNU tar
+  // xattrs and ACLs go on through our own O_NOFOLLOW fds (extract.cpp), as on the parallel paths.
+  // Directories get theirs after archive_write_close, when nothing more is created below them
+  // (a default ACL applied early would be inherited by members that had none) and libarchive
+  // has set their modes (a later chmod would rewrite the ACL mask).
+  Extractor meta(opt.restore_to, &log);
+  std::vector<std::pair<std::string, std::string>> dir_xattrs;
+  auto apply = [&](const std::string& name, char type, const std::string& recs) {
+    try {
+      meta.apply_xattrs(name, type, recs);
+    } catch (const std::exception& ex) {
+      log.warn(std::string(ex.what()) + "; extended attributes not restored");
+    }
+  };
 
   uint64_t entries = 0, bytes = 0;
   bool member_failed = false;
@@ -384,6 +422,15 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
       struct stat st {};
       if (!hl && archive_entry_filetype(e) == AE_IFREG && ::lstat(name.c_str(), &st) == 0 && S_ISREG(st.st_mode))
         made.insert({st.st_dev, st.st_ino});
+      if (!hl) {
+        std::string recs = entry_xattr_records(e);
+        if (!recs.empty()) {
+          mode_t ft = archive_entry_filetype(e);
+          char type = ft == AE_IFDIR ? '5' : ft == AE_IFIFO ? '6' : ft == AE_IFREG ? '0' : '2';
+          if (type == '5') dir_xattrs.emplace_back(name, std::move(recs));
+          else apply(name, type, recs);
+        }
+      }
       ++entries;
     }
     read_to_end(oa);
@@ -391,6 +438,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
       log.error(std::string("setting directory modes and times: ") + archive_error_string(out.a));
       member_failed = true;
     }
+    for (auto& [name, recs] : dir_xattrs) apply(name, '5', recs);
     return 0;
   });
   (void)rc;

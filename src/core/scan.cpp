@@ -21,6 +21,8 @@
 #include "core/messages.h"
 #include "core/read.h"
 #include "core/select.h"
+#include "core/xattr.h"
+#include "format/sparse.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 
@@ -30,6 +32,38 @@ namespace {
 constexpr int kTagWork = 11, kTagResult = 12;
 constexpr size_t kBatchEntries = 4096;
 constexpr size_t kLocalStepEntries = 64;  // rank 0 scans this many between looks at its inbox
+
+// The data regions of a file with fewer blocks than its size (SEEK_DATA/SEEK_HOLE), as the
+// tar format stores them (format/sparse.h); "" when it has no holes or cannot be asked (then it
+// is stored whole, which is always right). A file ending in a hole gets GNU tar's closing
+// (size, 0) region.
+std::string find_holes(const std::string& disk, const struct stat& st) {
+  constexpr size_t kMaxRegions = 1 << 16;  // more fragmented than this: stored whole
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size < 4096 || static_cast<uint64_t>(st.st_blocks) * 512 >= size) return "";
+  Fd fd(open_long_path(disk, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+  struct stat now {};
+  if (!fd || ::fstat(fd.get(), &now) != 0 || now.st_ino != st.st_ino || now.st_dev != st.st_dev) return "";
+  SparseMap map;
+  off_t pos = 0;
+  while (static_cast<uint64_t>(pos) < size) {
+    off_t data = ::lseek(fd.get(), pos, SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole from here on
+      return "";                  // SEEK_DATA unsupported: store whole
+    }
+    if (static_cast<uint64_t>(data) >= size) break;
+    off_t hole = ::lseek(fd.get(), data, SEEK_HOLE);
+    if (hole < 0) return "";
+    uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(hole), size);
+    map.emplace_back(static_cast<uint64_t>(data), end - static_cast<uint64_t>(data));
+    if (map.size() > kMaxRegions) return "";
+    pos = static_cast<off_t>(end);
+  }
+  if (map.size() == 1 && map[0].first == 0 && map[0].second == size) return "";  // no hole after all
+  if (map.empty() || map.back().first + map.back().second < size) map.emplace_back(size, 0);
+  return encode_sparse_map(map);
+}
 
 // Builds an entry from lstat data; false (with a message) for types we do not store.
 bool make_entry(const struct stat& st, Entry& e, Log& log, const std::string& disk) {
@@ -55,6 +89,10 @@ bool make_entry(const struct stat& st, Entry& e, Log& log, const std::string& di
   e.nlink = static_cast<uint32_t>(st.st_nlink);
   e.dev = st.st_dev;
   e.ino = st.st_ino;
+  e.owner = user_name(e.uid) + ":" + group_name(e.gid);
+  // One llistxattr per entry; a link's own attributes are not stored (as GNU tar).
+  if (e.type != EntryType::Symlink) e.xattrs = read_xattr_records(disk, log);
+  if (e.type == EntryType::File) e.sparse = find_holes(disk, st);
   return true;
 }
 
@@ -338,7 +376,7 @@ EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log,
 
 }  // namespace
 
-std::vector<Root> resolve_roots(const std::vector<std::string>& sources) {
+std::vector<Root> resolve_roots(const std::vector<std::string>& sources, Log* log) {
   if (sources.empty()) throw Fatal("no --sources given");
   std::vector<Root> roots;
   std::set<std::string> names;
@@ -358,6 +396,21 @@ std::vector<Root> resolve_roots(const std::vector<std::string>& sources) {
     if (!names.insert(name).second)
       throw Fatal("two sources have the same base name " + quote(name) + " (" + s +
                   "): each root is stored under its base name, so they would collide");
+    // A symlink named as a source is followed (tar -h for this operand only, find -H): its
+    // target is read from its real path and stored under the link's name. Links inside the
+    // tree stay links. A dangling one is stored as the link it is.
+    if (S_ISLNK(st.st_mode)) {
+      struct stat target {};
+      char* real = ::stat(s.c_str(), &target) == 0 ? ::realpath(s.c_str(), nullptr) : nullptr;
+      if (real) {
+        std::string r(real);
+        std::free(real);
+        if (log) log->notice("source " + quote(s) + " is a symlink: following it to " + quote(r) + ", stored as " + quote(name));
+        s = r;
+      } else if (log) {
+        log->notice(sys_message("source is a dangling symlink, stored as a link:", s, errno));
+      }
+    }
     roots.push_back({s, name});
   }
   return roots;
@@ -394,6 +447,8 @@ void order_entries(EntryList& entries) {
     if (!inserted) {
       e.type = EntryType::Hardlink;
       e.link = entries[it->second].path;
+      e.xattrs.clear();  // the inode's attributes go with its first name
+      e.sparse.clear();
     }
   }
 }

@@ -5,6 +5,8 @@
 #include <cstring>
 
 #include "format/cut.h"
+#include "format/pax.h"
+#include "format/sparse.h"
 #include "format/registry.h"
 #include "pbackup/codec.h"
 #include "pbackup/error.h"
@@ -36,19 +38,14 @@ void put_str(char* field, size_t width, const std::string& s) {
   std::memcpy(field, s.data(), std::min(width, s.size()));
 }
 
-void add_record(std::string& recs, const std::string& key, const std::string& value) {
-  // "%d key=value\n" where %d counts the whole record, itself included.
-  size_t body = 1 + key.size() + 1 + value.size() + 1;
-  size_t len = body + 1;
-  while (std::to_string(len).size() + body != len) ++len;
-  recs += std::to_string(len) + " " + key + "=" + value + "\n";
-}
+void add_record(std::string& recs, const std::string& key, const std::string& value) { add_pax_record(recs, key, value); }
 
 std::string pax_time(int64_t sec, uint32_t nsec) {
   char frac[16];
   if (sec < 0 && nsec > 0) {
     std::snprintf(frac, sizeof frac, "%09u", 1000000000u - nsec);
-    return "-" + std::to_string(-(sec + 1)) + "." + frac;
+    std::string s = "-";  // (not "-" + to_string(): GCC 12 warns -Wrestrict on it, wrongly)
+    return s + std::to_string(-(sec + 1)) + "." + frac;
   }
   std::snprintf(frac, sizeof frac, "%09u", nsec);
   return std::to_string(sec) + (nsec ? std::string(".") + frac : "");
@@ -73,7 +70,7 @@ bool split_ustar(const std::string& full, std::string& prefix, std::string& name
 
 void ustar(char* h, const std::string& name, const std::string& prefix, uint32_t mode,
            uint64_t uid, uint64_t gid, uint64_t size, int64_t mtime, char type,
-           const std::string& link) {
+           const std::string& link, const std::string& uname = "", const std::string& gname = "") {
   std::memset(h, 0, kTarBlock);
   put_str(h, 100, name);
   put_octal(h + 100, 8, mode & 07777);
@@ -85,6 +82,8 @@ void ustar(char* h, const std::string& name, const std::string& prefix, uint32_t
   put_str(h + 157, 100, link);
   std::memcpy(h + 257, "ustar", 6);
   std::memcpy(h + 263, "00", 2);
+  put_str(h + 265, 31, uname);  // NUL-terminated, as GNU tar writes them
+  put_str(h + 297, 31, gname);
   put_octal(h + 329, 8, 0);
   put_octal(h + 337, 8, 0);
   put_str(h + 345, 155, prefix);
@@ -110,8 +109,18 @@ char typeflag(EntryType t) {
 
 std::string tar_header(const Entry& e) {
   std::string full = e.path + (e.type == EntryType::Dir ? "/" : "");
-  uint64_t size = e.type == EntryType::File ? e.size : 0;
+  uint64_t size = tar_data_size(e);
   std::string recs, prefix, name;
+  const bool sparse = e.type == EntryType::File && !e.sparse.empty();
+  if (sparse) {  // GNU sparse 1.0 (sparse.h): the real name and size in pax records
+    add_record(recs, "GNU.sparse.major", "1");
+    add_record(recs, "GNU.sparse.minor", "0");
+    add_record(recs, "GNU.sparse.name", full);
+    add_record(recs, "GNU.sparse.realsize", std::to_string(e.size));
+    auto slash = full.rfind('/');
+    full = (slash == std::string::npos ? std::string(".") : full.substr(0, slash)) + "/GNUSparseFile.0/" +
+           (slash == std::string::npos ? full : full.substr(slash + 1));
+  }
   if (!ascii(full) || !split_ustar(full, prefix, name)) {
     add_record(recs, "path", full);
     prefix.clear();
@@ -123,6 +132,13 @@ std::string tar_header(const Entry& e) {
   if (!fits_octal(size, 12)) add_record(recs, "size", std::to_string(size));
   if (!fits_octal(e.uid, 8)) add_record(recs, "uid", std::to_string(e.uid));
   if (!fits_octal(e.gid, 8)) add_record(recs, "gid", std::to_string(e.gid));
+  // Owner names as GNU tar stores them: in the ustar fields, in pax records when they do not fit.
+  size_t colon = e.owner.find(':');
+  std::string uname = e.owner.substr(0, colon);
+  std::string gname = colon == std::string::npos ? "" : e.owner.substr(colon + 1);
+  if (uname.size() > 31 || !ascii(uname)) add_record(recs, "uname", uname);
+  if (gname.size() > 31 || !ascii(gname)) add_record(recs, "gname", gname);
+  recs += e.xattrs;  // SCHILY.acl.* and SCHILY.xattr.* records, rendered at scan time
 
   std::string out;
   if (!recs.empty()) {
@@ -137,7 +153,7 @@ std::string tar_header(const Entry& e) {
     out.resize(kTarBlock);
   }
   ustar(out.data() + out.size() - kTarBlock, name, prefix, e.mode, e.uid, e.gid, size, e.mtime_sec,
-        typeflag(e.type), e.link.substr(0, 100));
+        typeflag(e.type), e.link.substr(0, 100), ascii(uname) ? uname : "", ascii(gname) ? gname : "");
   return out;
 }
 
@@ -177,7 +193,7 @@ class TarFormat final : public Format {
   std::vector<Block> cut(const EntryList& entries, uint64_t block_bytes) const override {
     StreamShape shape;
     shape.header_bytes = [](const Entry& e) { return tar_header(e).size(); };
-    shape.data_bytes = [](const Entry& e) { return e.type == EntryType::File ? e.size : 0; };
+    shape.data_bytes = [](const Entry& e) { return tar_data_size(e); };
     shape.align = kTarBlock;
     return cut_blocks(entries, shape, block_bytes);
   }

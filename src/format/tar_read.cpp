@@ -8,8 +8,10 @@
 #include <charconv>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <optional>
 
+#include "format/pax.h"
 #include "pbackup/error.h"
 
 namespace pbackup {
@@ -94,21 +96,28 @@ struct PaxValues {
   std::optional<int64_t> mtime;
   uint32_t nsec = 0;
   std::optional<uint32_t> uid, gid;
+  std::optional<std::string> uname, gname;
+  std::string sparse_name;
+  std::optional<uint64_t> realsize, major;
+  std::string acl_access, acl_default;
+  std::map<std::string, std::string> xattrs;  // name -> value; SCHILY wins over LIBARCHIVE
+  std::map<std::string, std::string> la_xattrs;
 };
+
+// The member's xattr and ACL records in the one form the pipeline carries (pax.h).
+std::string xattr_records(const PaxValues& p) {
+  std::string recs;
+  if (!p.acl_access.empty()) add_pax_record(recs, kAclAccessKey, p.acl_access);
+  if (!p.acl_default.empty()) add_pax_record(recs, kAclDefaultKey, p.acl_default);
+  std::map<std::string, std::string> all = p.la_xattrs;
+  for (auto& [k, v] : p.xattrs) all[k] = v;
+  for (auto& [k, v] : all) add_pax_record(recs, std::string(kXattrKey) + encode_xattr_name(k), v);
+  return recs;
+}
 
 // Parses the records "LEN KEY=VALUE\n" of a pax 'x' header into `p`.
 void parse_pax(std::string_view data, PaxValues& p) {
-  while (!data.empty()) {
-    size_t sp = data.find(' ');
-    if (sp == std::string_view::npos) throw Fatal("tar: bad pax record (no length)");
-    std::optional<uint64_t> len = whole_number<uint64_t>(data.substr(0, sp));
-    if (!len || *len < sp + 2 || *len > data.size() || data[*len - 1] != '\n')
-      throw Fatal("tar: bad pax record length");
-    std::string_view rec = data.substr(sp + 1, *len - sp - 2);
-    data.remove_prefix(*len);
-    size_t eq = rec.find('=');
-    if (eq == std::string_view::npos) throw Fatal("tar: bad pax record (no '=')");
-    std::string_view key = rec.substr(0, eq), value = rec.substr(eq + 1);
+  for_each_pax_record(data, [&](std::string_view key, std::string_view value) {
     auto bad = [&]() { return Fatal("tar: bad pax " + std::string(key) + " " + quote(std::string(value))); };
     if (key == "path") p.path = value;
     else if (key == "linkpath") p.link = value;
@@ -123,8 +132,29 @@ void parse_pax(std::string_view data, PaxValues& p) {
       if (!(p.uid = whole_number<uint32_t>(value))) throw bad();
     } else if (key == "gid") {
       if (!(p.gid = whole_number<uint32_t>(value))) throw bad();
+    } else if (key == "GNU.sparse.name") {
+      p.sparse_name = value;
+    } else if (key == "GNU.sparse.realsize") {
+      p.realsize = whole_number<uint64_t>(value);
+      if (!p.realsize || *p.realsize > kMaxInt64) throw bad();
+    } else if (key == "GNU.sparse.major") {
+      if (!(p.major = whole_number<uint64_t>(value))) throw bad();
+    } else if (key == "uname") {
+      p.uname = std::string(value);
+    } else if (key == "gname") {
+      p.gname = std::string(value);
+    } else if (key == kAclAccessKey) {
+      p.acl_access = value;
+    } else if (key == kAclDefaultKey) {
+      p.acl_default = value;
+    } else if (key.substr(0, kXattrKey.size()) == kXattrKey) {
+      p.xattrs[decode_xattr_name(key.substr(kXattrKey.size()))] = value;
+    } else if (key.substr(0, kLibarchiveXattrKey.size()) == kLibarchiveXattrKey) {
+      std::string v;
+      if (!decode_base64(value, v)) throw bad();
+      p.la_xattrs[decode_xattr_name(key.substr(kLibarchiveXattrKey.size()))] = std::move(v);
     }
-  }
+  });
 }
 
 }  // namespace
@@ -161,7 +191,11 @@ bool read_tar_member(std::string_view buf, size_t& pos, TarMember& m) {
     m.type = type;
     std::string name = field(h, 100), prefix;
     if (std::memcmp(h + 257, "ustar", 5) == 0) prefix = field(h + 345, 155);
-    m.path = !pax.path.empty() ? pax.path : !gnu_long.empty() ? gnu_long : (prefix.empty() ? name : prefix + "/" + name);
+    m.sparse = !pax.sparse_name.empty();
+    if (m.sparse && (!pax.major || *pax.major != 1 || !pax.realsize))
+      throw Fatal("tar: sparse member " + quote(pax.sparse_name) + " is not in GNU sparse format 1.0 with a realsize");
+    m.realsize = pax.realsize.value_or(0);
+    m.path = m.sparse ? pax.sparse_name : !pax.path.empty() ? pax.path : !gnu_long.empty() ? gnu_long : (prefix.empty() ? name : prefix + "/" + name);
     m.link = !pax.link.empty() ? pax.link : !gnu_link.empty() ? gnu_link : field(h + 157, 100);
     m.size = pax.size ? *pax.size : size;
     if (pax.mtime) {
@@ -175,6 +209,9 @@ bool read_tar_member(std::string_view buf, size_t& pos, TarMember& m) {
     m.mode = static_cast<uint32_t>(unsigned_field(h + 100, 8, "mode")) & 07777;
     m.uid = pax.uid ? *pax.uid : static_cast<uint32_t>(unsigned_field(h + 108, 8, "uid"));
     m.gid = pax.gid ? *pax.gid : static_cast<uint32_t>(unsigned_field(h + 116, 8, "gid"));
+    m.uname = pax.uname ? *pax.uname : field(h + 265, 32);
+    m.gname = pax.gname ? *pax.gname : field(h + 297, 32);
+    m.xattrs = xattr_records(pax);
     if (m.type == '1' || m.type == '2' || m.type == '5' || m.type == '6') m.size = 0;
     while (m.path.size() > 1 && m.path.back() == '/') m.path.pop_back();
     return true;

@@ -1,5 +1,5 @@
 // Reading tar headers from a buffer: ustar, pax extended headers (path, linkpath, size, mtime,
-// uid, gid) and GNU long names. Used by the parallel restore, which decompresses our blocks
+// uid, gid, uname, gname, xattrs and ACLs) and GNU long names. Used by the parallel restore, which decompresses our blocks
 // itself and needs to walk the members of one block without libarchive's stream.
 #pragma once
 #include <cstdint>
@@ -15,6 +15,10 @@ struct TarMember {
   int64_t mtime = 0;
   uint32_t mtime_nsec = 0;
   uint32_t mode = 0, uid = 0, gid = 0;
+  std::string uname, gname;
+  bool sparse = false;  // GNU sparse 1.0: `path` is GNU.sparse.name, the data starts with the map
+  uint64_t realsize = 0;  // of a sparse member
+  std::string xattrs;  // SCHILY.acl.* and SCHILY.xattr.* records (LIBARCHIVE.xattr.* converted)
 };
 
 // Reads the header(s) of the member starting at `pos`; on success `pos` points at its data.

@@ -18,6 +18,7 @@
 #include <ctime>
 
 #include "format/cut.h"
+#include "format/pax.h"
 #include "format/zip_facts.h"
 #include "format/registry.h"
 #include "pbackup/error.h"
@@ -306,7 +307,21 @@ class ZipFormat final : public Format {
 
   void adapt(EntryList& entries, Log& log) const override {
     // In place: a copy would double rank 0's peak memory.
+    uint64_t with_xattrs = 0, with_acls = 0, with_holes = 0;
     auto keep_end = std::remove_if(entries.begin(), entries.end(), [&](Entry& e) {
+      if (!e.xattrs.empty()) {  // zip has no place for them: counted, said once below
+        bool x = false, a = false;
+        for_each_pax_record(e.xattrs, [&](std::string_view k, std::string_view) {
+          (k == kAclAccessKey || k == kAclDefaultKey ? a : x) = true;
+        });
+        with_xattrs += x;
+        with_acls += a;
+        e.xattrs.clear();
+      }
+      if (!e.sparse.empty()) {  // stored whole: the holes read as zeros
+        ++with_holes;
+        e.sparse.clear();
+      }
       if (e.type == EntryType::Fifo) {
         log.notice(quote(e.path) + ": fifo not stored (zip cannot hold fifos)");
         return true;
@@ -318,6 +333,12 @@ class ZipFormat final : public Format {
       return false;
     });
     entries.erase(keep_end, entries.end());
+    if (with_xattrs)
+      log.notice(std::to_string(with_xattrs) + " entries have extended attributes, which zip cannot hold: not stored (use a tar format to keep them)");
+    if (with_holes)
+      log.notice(std::to_string(with_holes) + " sparse files: zip cannot hold holes, stored with their holes as zeros (use a tar format to keep them)");
+    if (with_acls)
+      log.notice(std::to_string(with_acls) + " entries have POSIX ACLs, which zip cannot hold: not stored (use a tar format to keep them)");
   }
 
   std::vector<Block> cut(const EntryList& entries, uint64_t block_bytes) const override {

@@ -11,6 +11,8 @@
 #include <iterator>
 
 #include "core/extract.h"
+#include "core/xattr.h"
+#include "pbackup/error.h"
 #include "helpers.h"
 #include "pbackup/log.h"
 
@@ -151,4 +153,25 @@ TEST_CASE("Extractor::finish looks a hard link's target up, never makes director
   CHECK(x.finish(entries, log, 1) == 1);
   CHECK_FALSE(std::filesystem::exists(t.path / "no"));
   CHECK(x.implied_dirs().empty());
+}
+
+TEST_CASE("ACL text <-> kernel xattr: GNU tar's and libarchive's forms") {
+  std::string why;
+  // libarchive: commas, entries out of order, the id as a 4th field (used when the name is
+  // unknown here); GNU tar: acl_to_text's newlines.
+  std::string bin = acl_text_to_xattr("user::rw-,group::r--,other::r--,user:pbk_no_such_user:r--:4321,mask::r--", why);
+  REQUIRE_MESSAGE(!bin.empty(), why);
+  CHECK(bin.size() == 4 + 5 * 8);
+  std::string text = acl_xattr_to_text(bin);
+  CHECK(text.find("user:4321:r--\n") != std::string::npos);
+  CHECK(text.rfind("user::rw-\n", 0) == 0);
+  CHECK(text.find("mask::r--\nother::r--\n") != std::string::npos);
+  CHECK(acl_text_to_xattr(text, why) == bin);
+  CHECK(acl_text_to_xattr("user::rw-\ngroup::r--\nother:r--\n", why).size() == 4 + 3 * 8);
+  CHECK(acl_text_to_xattr("user:pbk_no_such_user:r--", why).empty());
+  CHECK(why.find("pbk_no_such_user") != std::string::npos);
+  CHECK(acl_text_to_xattr("bogus::rwx", why).empty());
+  CHECK(acl_text_to_xattr("user::rwz", why).empty());
+  CHECK_THROWS_AS(acl_xattr_to_text(std::string("\2\0\0\0\1\0", 6)), Fatal);
+  CHECK_THROWS_AS(acl_xattr_to_text(std::string("\3\0\0\0", 4)), Fatal);
 }

@@ -5,6 +5,8 @@
 #include <cstring>
 
 #include "format/tar.h"
+#include "format/pax.h"
+#include "format/sparse.h"
 #include "format/tar_read.h"
 #include "pbackup/error.h"
 
@@ -256,4 +258,71 @@ TEST_CASE("tar_read: walk_tar_members and tar_block_start, as verify walks a blo
   // A member whose size runs past the block (a file continued in the next block) ends the walk.
   std::string spans = tar_header(make("big", EntryType::File, 1 << 20)) + std::string(4096, 'd');
   CHECK(walk_tar_members(spans, 0) == 1);
+}
+
+TEST_CASE("tar_read reads owner names, SCHILY and LIBARCHIVE xattr records") {
+  std::string recs;
+  add_pax_record(recs, kAclAccessKey, "user::rw-\ngroup::r--\nother::r--\n");
+  add_pax_record(recs, "SCHILY.xattr.user.a%3Db", std::string("v\0=\n", 4));
+  add_pax_record(recs, "LIBARCHIVE.xattr.user.la", "YWxwaGE");       // "alpha", no padding
+  add_pax_record(recs, "LIBARCHIVE.xattr.user.both", "bGE=");        // "la": SCHILY wins
+  add_pax_record(recs, "SCHILY.xattr.user.both", "schily");
+  Entry e = make("r/x", EntryType::File, 0);
+  e.owner = "alice:" + std::string(40, 'g');  // the group name needs a pax record
+  e.xattrs = recs;
+  std::string h = tar_header(e) + std::string(1024, '\0');
+  size_t pos = 0;
+  TarMember m;
+  REQUIRE(read_tar_member(h, pos, m));
+  CHECK(m.uname == "alice");
+  CHECK(m.gname == std::string(40, 'g'));
+  std::string want;
+  add_pax_record(want, kAclAccessKey, "user::rw-\ngroup::r--\nother::r--\n");
+  add_pax_record(want, "SCHILY.xattr.user.a%3Db", std::string("v\0=\n", 4));
+  add_pax_record(want, "SCHILY.xattr.user.both", "schily");
+  add_pax_record(want, "SCHILY.xattr.user.la", "alpha");
+  CHECK(m.xattrs == want);
+  CHECK(decode_xattr_name("user.a%3Db%25c%zz") == "user.a=b%c%zz");
+  CHECK(encode_xattr_name("user.a=b%c") == "user.a%3Db%25c");
+}
+
+TEST_CASE("tar_read refuses a LIBARCHIVE.xattr value that is not base64") {
+  std::string recs;
+  add_pax_record(recs, "LIBARCHIVE.xattr.user.la", "not base64!");
+  Entry e = make("r/x", EntryType::File, 0);
+  e.xattrs = recs;
+  std::string h = tar_header(e) + std::string(1024, '\0');
+  size_t pos = 0;
+  TarMember m;
+  CHECK_THROWS_AS(read_tar_member(h, pos, m), Fatal);
+}
+
+TEST_CASE("sparse members: the map is read back and hostile maps are refused") {
+  SparseMap map{{0, 3}, {1000, 2}, {5000, 0}};
+  std::string data = sparse_map_block(map) + "abcde";
+  size_t start = 0;
+  SparseMap got = parse_sparse_member(data, 5000, start);
+  CHECK(start == 512);
+  REQUIRE(got.size() == 2);
+  CHECK(got[1] == std::make_pair(uint64_t{1000}, uint64_t{2}));
+  CHECK_THROWS_AS(parse_sparse_member(data, 1001, start), Fatal);                          // outside the file
+  CHECK_THROWS_AS(parse_sparse_member(data + "x", 5000, start), Fatal);                    // bytes left over
+  CHECK_THROWS_AS(parse_sparse_member(sparse_map_block({{10, 2}, {5, 1}}) + "abc", 100, start), Fatal);  // order
+  CHECK_THROWS_AS(parse_sparse_member("99999999999\n", 100, start), Fatal);                // count too big
+  CHECK_THROWS_AS(parse_sparse_member("1\n18446744073709551615\n2\n", ~0ull >> 1, start), Fatal);
+  CHECK_THROWS_AS(parse_sparse_member("1\n5", 100, start), Fatal);                         // cut short
+  // tar_header writes GNU sparse 1.0; tar_read gives back the real name and size
+  Entry e = make("r/d/vm.img", EntryType::File, 5000);
+  e.sparse = encode_sparse_map(map);
+  std::string h = tar_header(e);
+  CHECK(h.find("r/d/GNUSparseFile.0/vm.img") != std::string::npos);
+  h += data + std::string(512 - 5 + 1024, '\0');
+  size_t pos = 0;
+  TarMember m;
+  REQUIRE(read_tar_member(h, pos, m));
+  CHECK(m.sparse);
+  CHECK(m.path == "r/d/vm.img");
+  CHECK(m.realsize == 5000);
+  CHECK(m.size == data.size());
+  CHECK(tar_data_size(e) == data.size());
 }

@@ -28,6 +28,9 @@ Entry sample_entry(uint32_t k) {
   Entry e;
   e.path = "root/dir/file" + std::to_string(k);
   e.link = "target" + std::to_string(k);
+  e.owner = "user" + std::to_string(k) + ":group";
+  e.xattrs = std::string("30 SCHILY.xattr.user.k=v\0\xff\n", 32) + std::to_string(k);
+  e.sparse = "sparse-map-" + std::to_string(k);
   e.size = (uint64_t{1} << 40) + k;
   e.mtime_sec = -1234567890123 - k;
   e.mtime_nsec = 999999999 - k;
@@ -76,6 +79,7 @@ RestoredEntry sample_restored() {
   e.mtime = -5;
   e.mtime_nsec = 123456789;
   e.done = true;
+  e.xattrs = "24 SCHILY.xattr.user.a=b\n";
   return e;
 }
 
