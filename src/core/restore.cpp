@@ -522,7 +522,7 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
       }
     } catch (const Fatal& f) {
       log.error(f.what());
-      plan = RestoreWay{RestoreWay::kFailed, {}};
+      plan = RestoreWay{RestoreWay::kFailed, {}, {}};
     }
     plan_bytes = to_wire(plan);
   }
@@ -603,20 +603,12 @@ int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
         comm.broadcast(verdict, 0);
         return kExitOk;
       }
-      OpenArchive oa;
-      ReadArchive in;
-      open_for_reading(in, oa, opt);
-      archive_entry* e;
-      while (true) {
-        int r = archive_read_next_header(in.a, &e);
-        if (r == ARCHIVE_EOF) break;
-        if (r < ARCHIVE_WARN) throw Fatal(damage(in, oa, ""));
+      stream_members(opt, [&](archive_entry* e, const std::function<std::string_view(uint64_t&)>&) {
         const char* p = archive_entry_pathname(e);
         std::string line = opt.long_list ? long_line(record_of(e)) : escape_name(p ? p : "");
         line += '\n';
         std::fwrite(line.data(), 1, line.size(), stdout);
-      }
-      read_to_end(oa);
+      });
       std::fflush(stdout);
     } catch (const Fatal& f) {
       std::fflush(stdout);

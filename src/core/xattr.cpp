@@ -16,7 +16,7 @@
 #include <unordered_map>
 
 #include "core/read.h"
-#include "dest/file_util.h"
+#include "util/file_util.h"
 #include "format/pax.h"
 #include "pbackup/entry.h"
 #include "pbackup/error.h"

@@ -15,6 +15,7 @@
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 #include "pbackup/source.h"
+#include "pbackup/store.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // A new name per input: the directory reader keeps the last directory it read per file name
@@ -44,6 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   s.name = "fuzz.zip";
   s.files = {path};
   s.sizes = {size};
+  s.store = pbackup::make_local_store();
   try {
     std::string why;
     (void)pbackup::zip_restores_in_parallel(s, why);

@@ -139,14 +139,15 @@ for try in 1 2 3; do race usb_split "$try"; done
 pass "same --name at once: one archive, whole and the winner's own; the loser says the name is taken"
 
 # ---------------------------------------------------------------- disk full at the manifest
-# A long directory name makes every block's manifest record long; the data are zeros, so the
-# archive is small. The tmpfs holds the archive and the checksum file, not the manifest.
+# A long directory name makes every block's manifest record long; the data are zeros (written,
+# not holes: a sparse file would be stored as a few bytes), so the archive is small. The tmpfs
+# holds the archive, the checksum file and the catalog, not the manifest.
 info "disk full exactly while the manifest is written"
 long="$WORK/zeros"
 p="$long"
 for i in 1 2 3 4 5 6 7 8; do p="$p/$(printf 'd%.0s' $(seq 1 240))"; done
 mkdir -p "$p"
-for i in $(seq -w 1 40); do truncate -s 1M "$p/zero$i"; done
+for i in $(seq -w 1 40); do head -c 1048576 /dev/zero >"$p/zero$i"; done
 page() { echo $(((($1 + 4095) / 4096) * 4096)); }
 disk_full_types=(hdd usb_split)
 is_root || { info "not root: no tmpfs can be mounted; the disk-full case is skipped"; disk_full_types=(); }
@@ -159,12 +160,13 @@ for type in "${disk_full_types[@]}"; do
   arch=0
   for f in "$md"/full.tar.gz "$md"/full.tar.gz.part*; do [ -f "$f" ] && arch=$((arch + $(page "$(stat -c %s "$f")"))); done
   sums=$(page "$(stat -c %s "$md/full.tar.gz.sha256")")
+  cat=$(page "$(stat -c %s "$md/full.tar.gz.catalog.zst")")
   man=$(stat -c %s "$md/full.tar.gz.manifest.json")
-  size=$((arch + sums + 16384))
+  size=$((arch + sums + cat + 16384))
   [ "$man" -gt $((16384 + 3 * 4096)) ] || fail "test setup: manifest of $man bytes is too small to overflow the tmpfs"
   mkdir -p "$MNT"
   mount -t tmpfs -o "size=$((size / 1024))k" tmpfs "$MNT"
-  info "$type: archive $arch, checksums $sums, manifest $man bytes; tmpfs of $size bytes"
+  info "$type: archive $arch, checksums $sums, catalog $cat, manifest $man bytes; tmpfs of $size bytes"
   run_rc rc mpirun --oversubscribe -n 2 "$PBACKUP" backup --sources "$long" --output-dir "$MNT" --algo gzip --block-mb 1 --name full "${extra[@]}" --no-progress
   left="$(listing "$MNT")"
   umount "$MNT"

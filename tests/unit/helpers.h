@@ -11,6 +11,8 @@
 #include <map>
 #include <string>
 
+#include "pbackup/options.h"
+
 namespace testutil {
 
 struct TempDir {
@@ -76,6 +78,22 @@ inline std::string pattern(size_t n, unsigned seed) {
     s[i] = static_cast<char>("abcdefgh    \n0123"[(x >> 16) % 17]);
   }
   return s;
+}
+
+// Options for a backup of `src` into the in-memory destination (tests/unit: read back with
+// memory_object), 1 MiB blocks, no progress.
+inline pbackup::BackupOptions memory_backup(const std::filesystem::path& src, const std::string& algo, const std::string& name,
+                                            int threads = 2) {
+  pbackup::BackupOptions o;
+  o.sources = {src.string()};
+  o.output_dir = "/tmp";
+  o.algo = algo;
+  o.dest_type = "memory";
+  o.name = name;
+  o.threads = threads;
+  o.block_mb = 1;
+  o.progress = 0;
+  return o;
 }
 
 }  // namespace testutil

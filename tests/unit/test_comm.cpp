@@ -98,18 +98,7 @@ std::vector<std::string> describe(const EntryList& es) {
   return out;
 }
 
-BackupOptions memory_backup(const fs::path& src, const std::string& algo, const std::string& name) {
-  BackupOptions o;
-  o.sources = {src.string()};
-  o.output_dir = "/tmp";
-  o.algo = algo;
-  o.dest_type = "memory";
-  o.name = name;
-  o.threads = 2;
-  o.block_mb = 1;
-  o.progress = 0;
-  return o;
-}
+using testutil::memory_backup;
 
 std::string tree_listing(const fs::path& root, bool link_counts) {
   std::vector<std::string> out;

@@ -15,15 +15,7 @@ namespace {
 std::string backup_to_memory(const fs::path& src, const std::string& algo, int threads, const std::string& name) {
   LocalComm comm;
   Log log(0, LogLevel::Error);
-  BackupOptions o;
-  o.sources = {src.string()};
-  o.output_dir = "/tmp";
-  o.algo = algo;
-  o.dest_type = "memory";
-  o.name = name;
-  o.threads = threads;
-  o.block_mb = 1;
-  o.progress = 0;
+  BackupOptions o = testutil::memory_backup(src, algo, name, threads);
   BackupStats stats;
   REQUIRE(run_backup(comm, o, log, stats) == 0);
   return memory_object(stats.archive);
