@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "core/select.h"
+#include "core/xattr.h"
 #include "format/tar.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
@@ -136,6 +137,13 @@ std::string CatalogWriter::finish() {
   return out;
 }
 
+// What the tar stream holds for `e` beside its data and ustar fields (format/pax.h, sparse.h).
+static uint8_t metadata_flags(const Entry& e) {
+  XattrKinds k = xattr_kinds(e.xattrs);
+  return static_cast<uint8_t>((k.xattrs ? kCatalogXattrs : 0) | (k.acls ? kCatalogAcls : 0) |
+                              (!e.sparse.empty() && e.type == EntryType::File ? kCatalogSparse : 0));
+}
+
 std::string build_catalog(const EntryList& entries, const std::vector<Block>& blocks, const std::string& fmt,
                           const std::vector<std::string>& damaged) {
   // where each entry's header lies: its block and (tar) the offset inside it
@@ -163,6 +171,7 @@ std::string build_catalog(const EntryList& entries, const std::vector<Block>& bl
     r.link = e.link;
     r.type = e.type;
     r.flags = std::binary_search(damaged.begin(), damaged.end(), e.path) ? kCatalogDamaged : 0;
+    if (tar) r.flags |= metadata_flags(e);
     r.mode = e.mode;
     r.uid = e.uid;
     r.gid = e.gid;

@@ -24,12 +24,14 @@ constexpr uint32_t kCatalogVersion = 1;
 constexpr size_t kCatalogHeader = 32;
 constexpr uint32_t kMaxCatalogRecord = 4u << 20;  // a record (names up to 1 MiB each) fits
 
-enum : uint8_t { kCatalogDamaged = 1 };
+// Record flags. Damaged: could not be read in full at backup (zeros in the archive, DESIGN §7);
+// the others say what else the archive holds for the entry (issue 12), so compare can check it.
+enum : uint8_t { kCatalogDamaged = 1, kCatalogXattrs = 2, kCatalogAcls = 4, kCatalogSparse = 8 };
 
 struct CatalogRecord {
   std::string path, link, uname, gname;
   EntryType type = EntryType::File;
-  uint8_t flags = 0;  // kCatalogDamaged
+  uint8_t flags = 0;  // kCatalog* bits
   uint32_t mode = 0, uid = 0, gid = 0;
   uint64_t size = 0;
   int64_t mtime_sec = 0;
@@ -57,7 +59,8 @@ class CatalogWriter {
 };
 
 // Rank 0 at commit: the catalog of `entries` (sorted, as stored) cut into `blocks` by `fmt`
-// ("tar" gets header offsets inside blocks; "zip" the block only); damaged paths flagged.
+// ("tar" gets header offsets inside blocks; "zip" the block only); damaged paths flagged, and
+// entries with xattrs, ACLs or holes (tar only: zip stores none of them).
 std::string build_catalog(const EntryList& entries, const std::vector<Block>& blocks, const std::string& fmt,
                           const std::vector<std::string>& damaged);
 

@@ -11,7 +11,7 @@
 
 #include "dest/registry.h"
 #include "dest/s3_client.h"
-#include "pbackup/bytes.h"
+#include "dest/s3_receipt.h"
 #include "pbackup/error.h"
 
 namespace pbackup {
@@ -61,13 +61,12 @@ class CloudDestination final : public Destination {
   std::string store_part(uint64_t k, std::string_view bytes, const std::string& sha256) override {
     S3Client& c = client_.get();
     std::string part(bytes);
-    ByteWriter receipt;
+    PartReceipt receipt;
     if (split_) {
       std::string key = key_of(fragment(k));
       std::string id = c.create_multipart(bucket_, key);
-      std::string etag;
       try {
-        etag = c.upload_part(bucket_, key, id, 1, part);
+        receipt.etag = c.upload_part(bucket_, key, id, 1, part);
       } catch (...) {
         try {
           c.abort_multipart(bucket_, key, id);
@@ -75,24 +74,22 @@ class CloudDestination final : public Destination {
         }
         throw;
       }
-      receipt.str(etag);
-      receipt.str(id);
+      receipt.upload_id = id;
     } else {
-      receipt.str(c.upload_part(bucket_, key_of(spec_.name), upload_id_, static_cast<int>(k + 1), part));
-      receipt.str("");
+      receipt.etag = c.upload_part(bucket_, key_of(spec_.name), upload_id_, static_cast<int>(k + 1), part);
     }
     std::lock_guard<std::mutex> l(mu_);
     hashes_[k] = sha256;
-    return receipt.take();
+    return to_wire(receipt);
   }
   void parts_stored(const std::vector<StoredPart>& parts) override {
     for (const auto& p : parts) {
-      ByteReader r(p.receipt);
+      PartReceipt r = from_wire<PartReceipt>(p.receipt);
       PartDone d;
       d.size = p.size;
       d.sha256 = p.sha256;
-      d.etag = r.str();
-      d.upload_id = r.str();
+      d.etag = std::move(r.etag);
+      d.upload_id = std::move(r.upload_id);
       parts_[p.k] = std::move(d);
     }
   }

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "core/catalog.h"
+#include "format/pax.h"
+#include "format/sparse.h"
 #include "pbackup/error.h"
 #include "pbackup/manifest.h"
 
@@ -109,4 +111,27 @@ TEST_CASE("manifest: the optional catalog field round-trips and is typed") {
   std::string j = manifest_to_json(m);
   j.replace(j.find("\"size\": 1234"), 12, "\"size\": \"x\"");
   CHECK_THROWS_WITH_AS(manifest_from_json(j), doctest::Contains("catalog.size"), Fatal);
+}
+
+TEST_CASE("catalog: entries with xattrs, ACLs or holes are flagged (tar; zip holds none of them)") {
+  EntryList entries(4);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    entries[i].path = "r/f" + std::to_string(i);
+    entries[i].type = EntryType::File;
+  }
+  add_pax_record(entries[1].xattrs, "SCHILY.xattr.user.project", "alpha");
+  add_pax_record(entries[2].xattrs, "SCHILY.acl.access", "user::rw-,user:65534:r--,group::r--,mask::r--,other::---");
+  entries[3].sparse = encode_sparse_map({{0, 4096}, {1 << 20, 0}});
+  entries[3].size = 1 << 20;
+  Block b;
+  for (uint32_t i = 0; i < entries.size(); ++i) b.pieces.push_back(Piece{i, true, true, 0, entries[i].size});
+  for (const std::string fmt : {"tar", "zip"}) {
+    std::vector<CatalogRecord> recs = read(build_catalog(entries, {b}, fmt, {"r/f3"}));
+    REQUIRE(recs.size() == 4);
+    const bool tar = fmt == "tar";
+    CHECK(recs[0].flags == 0);
+    CHECK(recs[1].flags == (tar ? kCatalogXattrs : 0));
+    CHECK(recs[2].flags == (tar ? kCatalogAcls : 0));
+    CHECK(recs[3].flags == (kCatalogDamaged | (tar ? kCatalogSparse : 0)));
+  }
 }

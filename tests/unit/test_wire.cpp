@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/messages.h"
+#include "dest/s3_receipt.h"
 #include "format/zip_facts.h"
 #include "pbackup/source.h"
 #include "pbackup/wire.h"
@@ -215,7 +216,7 @@ TEST_CASE("wire: ArchiveSource, with and without its manifest") {
 }
 
 TEST_CASE("wire: RestoreWay") {
-  RestoreWay w{RestoreWay::kZipMembers, {}};
+  RestoreWay w{RestoreWay::kZipMembers, {}, {"a/kept", "b/kept"}};
   w.source.name = "x.zip";
   w.source.files = {"/a/x.zip"};
   w.source.sizes = {123};
@@ -224,6 +225,12 @@ TEST_CASE("wire: RestoreWay") {
   CHECK(back.source.name == w.source.name);
   CHECK(back.source.files == w.source.files);
   CHECK(back.source.sizes == w.source.sizes);
+  CHECK(back.leave == w.leave);
+}
+
+TEST_CASE("wire: PartReceipt (an uploaded part, to rank 0)") {
+  PartReceipt r{"\"9b2cf535f27731c974343645a3985328\"", "2~upload-id/with+odd=chars"};
+  CHECK(round_trip(r) == r);
 }
 
 TEST_CASE("wire: a hostile count ends at the truncation, not in a huge allocation") {
