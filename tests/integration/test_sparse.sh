@@ -82,6 +82,33 @@ for n in plain 3; do
 done
 pass "GNU tar reads our sparse members and we read GNU tar -S's, holes kept both ways"
 
+# A map longer than what its head block holds (40000 regions, ~600 KB of map starting near
+# the block's end): rank 0 reads it on from the next block.
+mkdir -p "$WORK/src/frag"
+head -c 921600 /dev/urandom >"$WORK/src/frag/a_pad"
+"$PYTHON" - "$WORK/src/frag/b.img" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o644)
+os.ftruncate(fd, 40000 * 8192 + 12345)
+blk = os.urandom(4096)
+for i in range(40000):
+    os.pwrite(fd, blk, i * 8192)
+os.close(fd)
+PY
+expect_ok plain backup --sources "$WORK/src/frag" --output-dir "$WORK/out" --algo zstd --block-mb 1 --name frag
+"$PYTHON" - "$WORK/out/frag.tar.zst.manifest.json" <<'PY' || fail "the map of b.img does not span blocks: the case tests nothing"
+import json, sys
+b = [b for b in json.load(open(sys.argv[1]))["blocks"] if b.get("continues", {}).get("sparse")]
+sys.exit(0 if b and b[0]["continues"]["offset"] < 40000 * 12 else 1)
+PY
+for n in plain 3; do
+  expect_ok "$n" restore --source "$WORK/out/frag.tar.zst" --restore-to "$WORK/rf_$n"
+  grep -q "from [0-9]* of [0-9]* blocks on" "$WORK/last.err" || { show_last; fail "a sparse map over two blocks: not restored in parallel ($n)"; }
+  cmp "$WORK/src/frag/b.img" "$WORK/rf_$n/frag/b.img" || fail "a sparse map over two blocks: b.img differs ($n)"
+  [ "$(alloc_kb "$WORK/rf_$n/frag/b.img")" -le $(($(alloc_kb "$WORK/src/frag/b.img") + 256)) ] || fail "a sparse map over two blocks: holes filled in ($n)"
+done
+pass "a sparse map longer than its head block holds is read on from the next block (1 and 3 ranks)"
+
 # A spanning sparse member whose map is edited (same length, block recompressed, the manifest
 # fixed up so every checksum holds): its regions no longer add up to the stored data.
 mkdir -p "$WORK/src/bad"
