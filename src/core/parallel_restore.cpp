@@ -590,7 +590,14 @@ SparseWire read_sparse_map(const TarContext& c, const TarPlan& tp, size_t f) {
   if (k == 0) throw Fatal("no block holds its header");
   const ManifestBlock& hb = *tp.data[k - 1];
   const std::string& name = tp.data[k]->first_entry;
-  std::string buf = read_block(c, hb);
+  auto read = [&](const ManifestBlock& b) {
+    try {
+      return read_block(c, b);
+    } catch (const std::exception& e) {
+      throw Fatal("block at byte " + std::to_string(b.offset) + " " + e.what());
+    }
+  };
+  std::string buf = read(hb);
   if (buf.size() != hb.raw_size) throw Fatal("its head block holds " + std::to_string(buf.size()) + " bytes, not " + std::to_string(hb.raw_size));
   size_t pos = 0;
   if (hb.continues) {
@@ -615,7 +622,7 @@ SparseWire read_sparse_map(const TarContext& c, const TarPlan& tp, size_t f) {
     const ManifestBlock* b = j < tp.data.size() ? tp.data[j] : nullptr;
     if (!b || !b->continues || b->first_entry != name || b->cont_size != s.size || b->cont_offset != head.size())
       throw Fatal("its sparse map is cut short");
-    std::string more = read_block(c, *b);
+    std::string more = read(*b);
     head += more.substr(0, std::min<uint64_t>(more.size(), s.size - head.size()));
   }
   w.map = encode_sparse_map(map);
