@@ -214,7 +214,11 @@ bool Extractor::finish_file(int fd, const std::string& path, const RestoredEntry
 }
 
 void Extractor::write_part(const std::string& path, uint64_t ino, uint64_t offset, std::string_view data) {
-  if (data.empty()) return;
+  write_parts(path, ino, {{offset, data}});
+}
+
+void Extractor::write_parts(const std::string& path, uint64_t ino, const std::vector<std::pair<uint64_t, std::string_view>>& pieces) {
+  if (std::all_of(pieces.begin(), pieces.end(), [](const auto& p) { return p.second.empty(); })) return;
   std::string leaf;
   int parent = open_parent(path, leaf);
   Fd fd(::openat(parent, leaf.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
@@ -229,7 +233,8 @@ void Extractor::write_part(const std::string& path, uint64_t ino, uint64_t offse
   if (::fstat(fd.get(), &st) != 0) throw_sys("cannot stat", dir_ + "/" + path, errno);
   if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_ino) != ino)
     throw Fatal(quote(dir_ + "/" + path) + " is no longer the file this restore created; nothing written through it");
-  pwrite_all(fd.get(), data, offset, dir_ + "/" + path);
+  for (const auto& [offset, data] : pieces)
+    if (!data.empty()) pwrite_all(fd.get(), data, offset, dir_ + "/" + path);
 }
 
 void Extractor::set_xattrs(int fd, const RestoredEntry& e) {

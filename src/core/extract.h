@@ -57,6 +57,8 @@ class Extractor {
   // is `ino`: opened without O_CREAT and without following symlinks, and written only if it is
   // still that regular file; otherwise throws, naming the file.
   void write_part(const std::string& path, uint64_t ino, uint64_t offset, std::string_view data);
+  // The same for several pieces (file offset, bytes) through one open: a sparse file's regions.
+  void write_parts(const std::string& path, uint64_t ino, const std::vector<std::pair<uint64_t, std::string_view>>& pieces);
   void make_dir(const std::string& path);
   // Applies xattr/ACL records to `path` (walked without following symlinks; `type` as in
   // RestoredEntry: the object must still be that); for the streaming restore. Refusals and

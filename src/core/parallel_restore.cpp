@@ -19,6 +19,7 @@
 #include <set>
 
 #include "core/messages.h"
+#include "format/sparse.h"
 #include "format/tar_read.h"
 #include "pbackup/codec.h"
 #include "pbackup/error.h"
@@ -42,6 +43,8 @@ struct TarUnit {
 struct TarPlan {
   std::vector<TarUnit> units;  // the selected blocks, in stream order
   std::vector<SpanningFile> spanning;
+  std::vector<size_t> span_first;            // per spanning file: its first continuation block in `data`
+  std::vector<const ManifestBlock*> data;    // every data block, in stream order
   size_t total = 0;
 };
 
@@ -56,6 +59,7 @@ TarPlan make_tar_plan(const Manifest& m, const std::vector<std::string>& only, c
   std::stable_sort(data.begin(), data.end(), [](const ManifestBlock* x, const ManifestBlock* y) { return x->raw_offset < y->raw_offset; });
   TarPlan p;
   p.total = data.size();
+  p.data = data;
   std::vector<int64_t> file_of(data.size(), -1);
   for (size_t k = 0; k < data.size(); ++k) {
     const ManifestBlock& b = *data[k];
@@ -69,7 +73,8 @@ TarPlan make_tar_plan(const Manifest& m, const std::vector<std::string>& only, c
     std::string path = b.first_entry, why;
     if (!sanitize_member(path, why) || !path_selected(path, only) || std::binary_search(leave.begin(), leave.end(), path)) continue;
     file_of[k] = static_cast<int64_t>(p.spanning.size());
-    p.spanning.push_back(SpanningFile{path, b.cont_size});
+    p.spanning.push_back(SpanningFile{path, b.cont_size, b.cont_sparse});
+    p.span_first.push_back(k);
   }
   for (size_t k = 0; k < data.size(); ++k) {
     const std::string& first = data[k]->first_entry;
@@ -110,10 +115,24 @@ bool next_continues(const TarUnit& t, const std::string& path, uint64_t at, uint
   return t.next && t.next->continues && t.next->first_entry == path && t.next->cont_offset == at && t.next->cont_size == size;
 }
 
+// Writes stored bytes [at, at + data.size()) of spanning file `s` (inode `ino`): as they are,
+// or for a sparse file only the bytes of its regions, at the offsets its map gives.
+void write_stored(const SpanningFile& s, uint64_t ino, uint64_t at, std::string_view data, Extractor& x) {
+  if (!s.sparse) return x.write_part(s.path, ino, at, data);
+  std::vector<SparsePiece> pieces;
+  try {
+    pieces = sparse_pieces(s.layout, at, data.size());
+  } catch (const Fatal& e) {
+    throw Fatal(quote(s.path) + ": " + e.what());
+  }
+  std::vector<std::pair<uint64_t, std::string_view>> w;
+  for (const auto& p : pieces) w.emplace_back(p.file_offset, data.substr(p.pos, p.len));
+  x.write_parts(s.path, ino, w);
+}
+
 // Restores one member whose header the walk just read; `data` is its bytes in this block.
 void restore_member(const TarContext& c, const TarUnit& t, const TarMember& m, std::string path, std::string_view data,
                     Extractor& x, const std::vector<uint64_t>& inodes, UnitResult& res) {
-  if (m.sparse && data.size() < m.size) throw Fatal(quote(m.path) + ": a sparse member spans blocks, but the manifest does not say so");
   RestoredEntry e{path, m.link, m.type, m.mode, m.uid, m.gid, m.mtime, m.mtime_nsec};
   owner_ids(m, c.numeric_owner, e.uid, e.gid);
   e.xattrs = m.xattrs;
@@ -130,7 +149,11 @@ void restore_member(const TarContext& c, const TarUnit& t, const TarMember& m, s
       const auto f = static_cast<uint64_t>(t.next_file);
       res.heads.push_back(f);
       if (!inodes[f]) return;  // its creation failed, and was reported
-      x.write_part(path, inodes[f], 0, data);
+      const SpanningFile& s = c.plan.spanning[f];
+      if (m.sparse != s.sparse || (m.sparse && m.realsize != s.layout.realsize))
+        throw Fatal(quote(m.path) + (m.sparse ? ": a sparse member spans blocks, but the manifest does not say so"
+                                              : ": the manifest says it is sparse, but it is not"));
+      write_stored(s, inodes[f], 0, data, x);
       res.parts.emplace_back(f, data.size());
     } else {
       try {
@@ -166,8 +189,7 @@ void walk_block(const TarContext& c, const TarUnit& t, std::string_view buf, Ext
     uint64_t remaining = b.cont_size - b.cont_offset;
     uint64_t n = std::min<uint64_t>(remaining, buf.size());
     if (t.file >= 0 && inodes[static_cast<size_t>(t.file)]) {
-      std::string path = c.plan.spanning[static_cast<size_t>(t.file)].path;
-      x.write_part(path, inodes[static_cast<size_t>(t.file)], b.cont_offset, buf.substr(0, n));
+      write_stored(c.plan.spanning[static_cast<size_t>(t.file)], inodes[static_cast<size_t>(t.file)], b.cont_offset, buf.substr(0, n), x);
       res.parts.emplace_back(static_cast<uint64_t>(t.file), n);
       res.bytes += n;
     }
@@ -226,6 +248,13 @@ void add_lost(UnitResult& res, const TarUnit& t, const std::string& from, bool a
                      " (" + where + ")");
 }
 
+// A block's bytes, checked against its SHA-256, decompressed. Throws.
+std::string read_block(const TarContext& c, const ManifestBlock& b) {
+  std::string packed = read_range(c.src, b.offset, b.size);
+  if (sha256_hex(packed) != b.sha256) throw Fatal("is corrupted (checksum mismatch)");
+  return c.codec.decompress(packed, b.raw_size);
+}
+
 UnitResult restore_block(const TarContext& c, const TarUnit& t, Extractor& x, const std::vector<uint64_t>& inodes) {
   const ManifestBlock& b = *t.b;
   UnitResult res;
@@ -233,9 +262,7 @@ UnitResult restore_block(const TarContext& c, const TarUnit& t, Extractor& x, co
                       (c.src.files.size() > 1 ? " (fragment " + quote(file_at(c.src, b.offset)) + ")" : "");
   std::string raw;
   try {
-    std::string packed = read_range(c.src, b.offset, b.size);
-    if (sha256_hex(packed) != b.sha256) throw Fatal("is corrupted (checksum mismatch)");
-    raw = c.codec.decompress(packed, b.raw_size);
+    raw = read_block(c, b);
   } catch (const std::exception& e) {
     if (interrupted()) throw;
     res.errors.push_back("archive " + quote(c.src.name) + ": " + where + " " + e.what());
@@ -299,7 +326,9 @@ std::vector<uint64_t> create_spanning(Comm& comm, const std::vector<SpanningFile
     std::vector<std::string> errors(files.size());
     std::vector<uint64_t> inodes = parallel_map(files.size(), threads, [&](size_t i) -> uint64_t {
       try {
-        Fd fd = x.create(files[i].path, files[i].size);
+        const SpanningFile& s = files[i];
+        Fd fd = x.create(s.path, s.sparse ? s.layout.realsize : s.size);  // sparse: all hole
+        if (!s.error.empty()) throw Fatal(s.error);  // its name cleared as any restored file's; removed as lost
         struct stat st {};
         if (::fstat(fd.get(), &st) != 0) throw_sys("cannot stat", files[i].path, errno);
         return static_cast<uint64_t>(st.st_ino);
@@ -537,16 +566,113 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
 }
 
 bool can_restore_in_parallel(const ArchiveSource& s) {
-  // A sparse member spanning blocks streams through libarchive, which makes its holes (DESIGN §6).
-  return s.manifest && s.manifest->format == "tar" && !s.manifest->blocks.empty() &&
-         std::none_of(s.manifest->blocks.begin(), s.manifest->blocks.end(), [](const ManifestBlock& b) { return b.cont_sparse; });
+  return s.manifest && s.manifest->format == "tar" && !s.manifest->blocks.empty();
 }
+
+namespace {
+
+// A sparse spanning file's map as rank 0 read it, or why it could not.
+struct SparseWire {
+  std::string map, error;  // map: encode_sparse_map
+  uint64_t start = 0, realsize = 0;
+};
+template <class Ar>
+void fields(Ar& a, SparseWire& w) {
+  a(w.map), a(w.error), a(w.start), a(w.realsize);
+}
+
+// The map at the start of sparse spanning file f's data: in its head block (after the member's
+// header, the last thing the block opens), and in the blocks continuing it while the map goes
+// on, up to kMaxSparseMapBytes. Throws.
+SparseWire read_sparse_map(const TarContext& c, const TarPlan& tp, size_t f) {
+  const SpanningFile& s = tp.spanning[f];
+  const size_t k = tp.span_first[f];
+  if (k == 0) throw Fatal("no block holds its header");
+  const ManifestBlock& hb = *tp.data[k - 1];
+  const std::string& name = tp.data[k]->first_entry;
+  auto read = [&](const ManifestBlock& b) {
+    try {
+      return read_block(c, b);
+    } catch (const std::exception& e) {
+      throw Fatal("block at byte " + std::to_string(b.offset) + " " + e.what());
+    }
+  };
+  std::string buf = read(hb);
+  if (buf.size() != hb.raw_size) throw Fatal("its head block holds " + std::to_string(buf.size()) + " bytes, not " + std::to_string(hb.raw_size));
+  size_t pos = 0;
+  if (hb.continues) {
+    if (hb.cont_offset > hb.cont_size || tar_padded(hb.cont_size - hb.cont_offset) >= buf.size()) throw Fatal("its head block holds no header");
+    pos = tar_padded(hb.cont_size - hb.cont_offset);
+  }
+  TarMember m;
+  for (;;) {  // to the member running past the block's end
+    if (buf.size() - pos < 512 || !read_tar_member(buf, pos, m)) throw Fatal("its head block does not leave it open");
+    if (m.size > buf.size() - pos) break;
+    pos += tar_padded(m.size);
+    if (pos >= buf.size()) throw Fatal("its head block does not leave it open");
+  }
+  if (m.path != name || m.size != s.size) throw Fatal("its head block leaves " + quote(m.path) + " open, not it");
+  if (!m.sparse) throw Fatal("the manifest says it is sparse, but its member is not");
+  std::string head = buf.substr(pos);
+  buf.clear();
+  SparseWire w;
+  SparseMap map;
+  for (size_t j = k; !parse_sparse_map(head, s.size, m.realsize, map, w.start); ++j) {
+    if (head.size() >= kMaxSparseMapBytes) throw Fatal("its sparse map is longer than " + std::to_string(kMaxSparseMapBytes) + " bytes");
+    const ManifestBlock* b = j < tp.data.size() ? tp.data[j] : nullptr;
+    if (!b || !b->continues || b->first_entry != name || b->cont_size != s.size || b->cont_offset != head.size())
+      throw Fatal("its sparse map is cut short");
+    std::string more = read(*b);
+    head += more.substr(0, std::min<uint64_t>(more.size(), s.size - head.size()));
+  }
+  w.map = encode_sparse_map(map);
+  w.realsize = m.realsize;
+  return w;
+}
+
+// Every sparse spanning file's map, read by rank 0 before anything is created and shared with
+// every rank, which checks it again as it makes its layout. A file whose map cannot be had
+// gets an error and is lost.
+void load_sparse_maps(Comm& comm, const TarContext& c, TarPlan& tp, int threads) {
+  if (std::none_of(tp.spanning.begin(), tp.spanning.end(), [](const SpanningFile& s) { return s.sparse; })) return;
+  std::string bytes;
+  if (comm.rank() == 0) {
+    std::vector<SparseWire> ws = parallel_map(tp.spanning.size(), threads, [&](size_t f) {
+      SparseWire w;
+      if (!tp.spanning[f].sparse) return w;
+      try {
+        w = read_sparse_map(c, tp, f);
+      } catch (const std::exception& e) {
+        w.error = "archive " + quote(c.src.name) + ": " + quote(tp.spanning[f].path) + ": sparse map not read: " + e.what();
+      }
+      return w;
+    });
+    bytes = to_wire(ws);
+  }
+  comm.broadcast(bytes, 0);
+  auto ws = from_wire<std::vector<SparseWire>>(bytes);
+  if (ws.size() != tp.spanning.size()) throw std::runtime_error("internal message: sparse map count differs");
+  for (size_t f = 0; f < ws.size(); ++f) {
+    SpanningFile& s = tp.spanning[f];
+    if (!s.sparse) continue;
+    s.error = ws[f].error;
+    if (!s.error.empty()) continue;
+    try {
+      s.layout = make_sparse_layout(decode_sparse_map(ws[f].map), ws[f].start, ws[f].realsize, s.size);
+    } catch (const std::exception& e) {
+      s.error = quote(s.path) + ": " + e.what();
+    }
+  }
+}
+
+}  // namespace
 
 int run_parallel_restore(Comm& comm, const ArchiveSource& src, const RestoreOptions& opt, Log& log) {
   const Manifest& m = *src.manifest;
   std::unique_ptr<Codec> codec = make_codec(m.codec, -1);
   TarPlan tp = make_tar_plan(m, opt.only, opt.leave);
   TarContext c{src, *codec, tp, opt.only, opt.leave, log, opt.numeric_owner};
+  load_sparse_maps(comm, c, tp, opt.threads > 0 ? opt.threads : default_threads(comm.local_size()));
   ParallelRestorePlan plan;
   for (const auto& u : tp.units) plan.sizes.push_back(u.b->size);
   plan.selected_units = tp.units.size();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/extract.h"
+#include "format/sparse.h"
 #include "pbackup/comm.h"
 #include "pbackup/log.h"
 #include "pbackup/options.h"
@@ -31,9 +32,15 @@ struct UnitResult {
 // A file whose data spans several units (a big file of our tar): created once, before any unit
 // is restored, by rank 0 (so exactly one creator, whatever order the units run in), then filled
 // in by the units holding its parts, which write only into that inode.
+// A sparse one (GNU sparse 1.0) is created at its real size, all hole, and its units write only
+// the region bytes of their part of the stored data (map + regions) at the offsets the map
+// gives; `size` counts stored bytes either way.
 struct SpanningFile {
   std::string path;  // sanitized
-  uint64_t size = 0;
+  uint64_t size = 0;  // bytes of its data in the archive
+  bool sparse = false;
+  SparseLayout layout{};  // sparse: read by rank 0 from the head block, shared before any unit
+  std::string error{};    // sparse: why the map could not be had (the file is then lost)
 };
 
 struct ParallelRestorePlan {

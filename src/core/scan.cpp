@@ -38,7 +38,6 @@ constexpr size_t kLocalStepEntries = 64;  // rank 0 scans this many between look
 // is stored whole, which is always right). A file ending in a hole gets GNU tar's closing
 // (size, 0) region.
 std::string find_holes(const std::string& disk, const struct stat& st) {
-  constexpr size_t kMaxRegions = 1 << 16;  // more fragmented than this: stored whole
   const auto size = static_cast<uint64_t>(st.st_size);
   if (size < 4096 || static_cast<uint64_t>(st.st_blocks) * 512 >= size) return "";
   Fd fd(open_long_path(disk, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
@@ -57,7 +56,7 @@ std::string find_holes(const std::string& disk, const struct stat& st) {
     if (hole < 0) return "";
     uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(hole), size);
     map.emplace_back(static_cast<uint64_t>(data), end - static_cast<uint64_t>(data));
-    if (map.size() > kMaxRegions) return "";
+    if (map.size() >= kMaxSparseRegions) return "";  // too fragmented: stored whole
     pos = static_cast<off_t>(end);
   }
   if (map.size() == 1 && map[0].first == 0 && map[0].second == size) return "";  // no hole after all

@@ -297,6 +297,61 @@ TEST_CASE("tar_read refuses a LIBARCHIVE.xattr value that is not base64") {
   CHECK_THROWS_AS(read_tar_member(h, pos, m), Fatal);
 }
 
+TEST_CASE("sparse members spanning blocks: the map from the first bytes, stored bytes to file offsets") {
+  SparseMap map{{100, 1000}, {5000, 24}, {9000, 0}};
+  const std::string mb = sparse_map_block(map);  // 512 bytes
+  const uint64_t stored = mb.size() + 1024;
+  SparseMap got;
+  uint64_t start = 0;
+  CHECK_FALSE(parse_sparse_map(mb.substr(0, 7), stored, 9000, got, start));  // ends inside the map: read more
+  CHECK_FALSE(parse_sparse_map("3\n100\n10", stored, 9000, got, start));
+  REQUIRE(parse_sparse_map(mb, stored, 9000, got, start));  // the map alone is enough
+  CHECK(start == 512);
+  REQUIRE(got.size() == 2);
+  // hostile maps are refused from the first bytes too
+  CHECK_THROWS_AS(parse_sparse_map(mb, stored + 1, 9000, got, start), Fatal);        // regions do not add up
+  CHECK_THROWS_AS(parse_sparse_map(mb, stored, 5023, got, start), Fatal);            // past the real size
+  CHECK_THROWS_AS(parse_sparse_map(std::string(30, '7'), stored, 9000, got, start), Fatal);  // a number too long
+  CHECK_THROWS_AS(parse_sparse_map("1\n18446744073709551615\n18446744073709551615\n", stored, ~0ull, got, start), Fatal);
+  CHECK_THROWS_AS(parse_sparse_map(sparse_map_block({{10, 5}, {12, 5}}), 522, 100, got, start), Fatal);  // overlap
+
+  SparseLayout l = make_sparse_layout(got, start, 9000, stored);
+  auto pieces = sparse_pieces(l, 0, stored);  // the whole member: the map goes nowhere
+  REQUIRE(pieces.size() == 2);
+  CHECK(pieces[0].file_offset == 100);
+  CHECK(pieces[0].pos == 512);
+  CHECK(pieces[0].len == 1000);
+  CHECK(pieces[1].file_offset == 5000);
+  CHECK(pieces[1].pos == 1512);
+  CHECK(pieces[1].len == 24);
+  CHECK(sparse_pieces(l, 0, 300).empty());  // map bytes only
+  pieces = sparse_pieces(l, 1000, 520);      // the end of region 0 and the start of region 1
+  REQUIRE(pieces.size() == 2);
+  CHECK(pieces[0].file_offset == 100 + 488);
+  CHECK(pieces[0].pos == 0);
+  CHECK(pieces[0].len == 512);
+  CHECK(pieces[1].file_offset == 5000);
+  CHECK(pieces[1].pos == 512);
+  CHECK(pieces[1].len == 8);
+  pieces = sparse_pieces(l, 500, 20);  // across the map's end
+  REQUIRE(pieces.size() == 1);
+  CHECK(pieces[0].file_offset == 100);
+  CHECK(pieces[0].pos == 12);
+  CHECK(pieces[0].len == 8);
+  uint64_t sum = 0;  // any cut of the stored bytes writes each data byte once
+  for (uint64_t at = 0; at < stored; at += 97)
+    for (const auto& p : sparse_pieces(l, at, std::min<uint64_t>(97, stored - at))) sum += p.len;
+  CHECK(sum == 1024);
+  CHECK_THROWS_AS(sparse_pieces(l, stored, 1), Fatal);
+  CHECK_THROWS_AS(sparse_pieces(l, 5, ~0ull), Fatal);  // at + len would overflow
+  // layouts from a message are checked again
+  CHECK_THROWS_AS(make_sparse_layout({{100, 1000}, {50, 24}}, 512, 9000, stored), Fatal);  // out of order
+  CHECK_THROWS_AS(make_sparse_layout({{100, 1000}, {5000, 25}}, 512, 9000, stored), Fatal);  // past the data
+  CHECK_THROWS_AS(make_sparse_layout({{100, 1000}}, 512, 9000, stored), Fatal);              // short of the data
+  CHECK_THROWS_AS(make_sparse_layout({{~0ull - 5, 10}}, 512, ~0ull, 522), Fatal);            // past the end, overflowing
+  CHECK_THROWS_AS(make_sparse_layout(got, 513, 9000, stored), Fatal);                        // map not padded
+}
+
 TEST_CASE("sparse members: the map is read back and hostile maps are refused") {
   SparseMap map{{0, 3}, {1000, 2}, {5000, 0}};
   std::string data = sparse_map_block(map) + "abcde";
