@@ -16,10 +16,13 @@
 namespace pbackup {
 namespace {
 
-// Calls left before a pathological pattern ("*a*a*a*a*...b") is given up (no match): a
-// pattern is user input too.
-struct Budget {
-  uint64_t left = 1u << 22;
+// One pattern element: a run of stars (`**` when two or more), `?`, a bracket class, or a literal.
+struct Tok {
+  enum Kind { Star, Any, Class, Lit } kind;
+  bool dbl = false;  // Star: `**` crosses '/'
+  char c = 0;        // Lit
+  bool escaped = false;  // Lit written with a backslash (so "**\/" is no "**/")
+  std::string cls;   // Class: the whole "[...]" for fnmatch
 };
 
 // Length of a bracket expression starting at p ('['), or 0 when it has no closing ']'.
@@ -32,44 +35,71 @@ size_t bracket_len(const char* p) {
   return 0;
 }
 
-bool match(const char* p, const char* t, bool at_component, Budget& b) {
-  if (b.left == 0) return false;
-  --b.left;
-  while (*p) {
+std::vector<Tok> tokenize(const std::string& pattern) {
+  std::vector<Tok> toks;
+  for (const char* p = pattern.c_str(); *p;) {
     if (*p == '*') {
-      bool dbl = p[1] == '*';
-      const char* rest = p + 1;
-      while (*rest == '*') ++rest;
-      if (!*rest) return dbl || !std::strchr(t, '/');
-      // "**/" also matches no directory at all ("a/**/b" matches "a/b")
-      if (dbl && *rest == '/' && at_component && match(rest + 1, t, true, b)) return true;
-      for (const char* s = t;; ++s) {
-        if (match(rest, s, s == t ? at_component : s[-1] == '/', b)) return true;
-        if (!*s || (!dbl && *s == '/')) return false;
+      const char* q = p;
+      while (*q == '*') ++q;
+      toks.push_back(Tok{Tok::Star, q - p > 1, 0, false, {}});
+      p = q;
+    } else if (*p == '?') {
+      toks.push_back(Tok{Tok::Any, false, 0, false, {}});
+      ++p;
+    } else if (size_t n = *p == '[' ? bracket_len(p) : 0) {
+      toks.push_back(Tok{Tok::Class, false, 0, false, std::string(p, n)});
+      p += n;
+    } else {
+      bool esc = *p == '\\' && p[1];
+      if (esc) ++p;
+      toks.push_back(Tok{Tok::Lit, false, *p, esc, {}});
+      ++p;
+    }
+  }
+  return toks;
+}
+
+// Dynamic programming over (pattern element, text position), last element first: time
+// O(elements x text) and three rows of memory whatever the pattern, so a pattern like
+// "*a*a*a*a*a*b" on long names neither runs for ages nor has to give up (a give-up budget
+// answered "no match" for names that do match).
+bool match(const std::vector<Tok>& toks, const std::string& t) {
+  const size_t n = t.size();
+  // next2 = row i+2, next = row i+1, cur = row i; row[j]: elements i.. match t[j..]
+  std::vector<char> next2(n + 1, 0), next(n + 1, 0), cur(n + 1, 0);
+  next[n] = 1;  // the end of the pattern matches the end of the text
+  for (size_t i = toks.size(); i-- > 0;) {
+    const Tok& k = toks[i];
+    if (k.kind == Tok::Star) {
+      const bool last = i + 1 == toks.size();
+      const bool slash_next = !last && toks[i + 1].kind == Tok::Lit && toks[i + 1].c == '/' && !toks[i + 1].escaped;
+      cur[n] = last ? 1 : next[n];
+      if (!cur[n] && k.dbl && slash_next && (n == 0 || t[n - 1] == '/')) cur[n] = next2[n];
+      for (size_t j = n; j-- > 0;) {
+        const bool cross = k.dbl || t[j] != '/';
+        bool m = last ? (cross && cur[j + 1]) : (next[j] || (cross && cur[j + 1]));
+        // "**/" also matches no directory at all ("a/**/b" matches "a/b")
+        if (!m && k.dbl && slash_next && (j == 0 || t[j - 1] == '/')) m = next2[j];
+        cur[j] = m;
+      }
+    } else {
+      cur[n] = 0;
+      for (size_t j = 0; j < n; ++j) {
+        bool ok;
+        if (k.kind == Tok::Lit) ok = t[j] == k.c;
+        else if (t[j] == '/') ok = false;
+        else if (k.kind == Tok::Any) ok = true;
+        else {
+          char one[2] = {t[j], 0};
+          ok = ::fnmatch(k.cls.c_str(), one, 0) == 0;
+        }
+        cur[j] = ok && next[j + 1];
       }
     }
-    if (!*t) return false;
-    if (*p == '?') {
-      if (*t == '/') return false;
-    } else if (*p == '[' && bracket_len(p)) {
-      size_t n = bracket_len(p);
-      if (*t == '/') return false;
-      std::string cls(p, n);
-      char one[2] = {*t, 0};
-      if (::fnmatch(cls.c_str(), one, 0) != 0) return false;
-      p += n;
-      ++t;
-      at_component = false;
-      continue;
-    } else {
-      if (*p == '\\' && p[1]) ++p;
-      if (*p != *t) return false;
-    }
-    at_component = *t == '/';
-    ++p;
-    ++t;
+    std::swap(next2, next);
+    std::swap(next, cur);
   }
-  return !*t;
+  return next[0];
 }
 
 void encode_strings(ByteWriter& w, const std::vector<std::string>& v) {
@@ -80,8 +110,7 @@ void encode_strings(ByteWriter& w, const std::vector<std::string>& v) {
 }  // namespace
 
 bool glob_match(const std::string& pattern, const std::string& text) {
-  Budget b;
-  return match(pattern.c_str(), text.c_str(), true, b);
+  return match(tokenize(pattern), text);
 }
 
 bool has_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
