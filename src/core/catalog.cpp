@@ -365,14 +365,18 @@ std::string mode_string(EntryType t, uint32_t m) {
 }  // namespace
 
 std::string long_line(const CatalogRecord& r) {
-  std::string owner = (r.uname.empty() ? std::to_string(r.uid) : r.uname) + "/" + (r.gname.empty() ? std::to_string(r.gid) : r.gname);
+  // names come from the archive: escaped like paths (a newline or an escape sequence in a
+  // uname must not start a line of its own or drive the terminal), any length
+  std::string owner = escape_name(r.uname.empty() ? std::to_string(r.uid) : r.uname) + "/" +
+                      escape_name(r.gname.empty() ? std::to_string(r.gid) : r.gname);
   char date[32] = "?";
   time_t t = static_cast<time_t>(r.mtime_sec);
   struct tm tm {};
   if (localtime_r(&t, &tm)) std::strftime(date, sizeof date, "%Y-%m-%d %H:%M", &tm);
-  char head[512];
-  std::snprintf(head, sizeof head, "%s %s %*llu %s ", mode_string(r.type, r.mode).c_str(), owner.c_str(),
-                static_cast<int>(owner.size() < 18 ? 18 - owner.size() : 1), static_cast<unsigned long long>(r.size), date);
+  char num[64];
+  std::snprintf(num, sizeof num, "%*llu", static_cast<int>(owner.size() < 18 ? 18 - owner.size() : 1),
+                static_cast<unsigned long long>(r.size));
+  std::string head = mode_string(r.type, r.mode) + " " + owner + " " + num + " " + date + " ";
   std::string line = head + escape_name(r.path);
   if (r.type == EntryType::Dir) line += '/';
   if (r.type == EntryType::Symlink) line += " -> " + escape_name(r.link);

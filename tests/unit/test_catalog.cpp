@@ -110,3 +110,19 @@ TEST_CASE("manifest: the optional catalog field round-trips and is typed") {
   j.replace(j.find("\"size\": 1234"), 12, "\"size\": \"x\"");
   CHECK_THROWS_WITH_AS(manifest_from_json(j), doctest::Contains("catalog.size"), Fatal);
 }
+
+TEST_CASE("long_line: owner names from the archive are escaped and never cut the line") {
+  pbackup::CatalogRecord r;
+  r.path = "a/b";
+  r.size = 12345;
+  r.mode = 0644;
+  r.uname = "evil\n-rw-r--r-- root/root 0 2020-01-01 00:00 /etc/passwd\x1b[2J";
+  r.gname = std::string(1000, 'g');
+  std::string line = pbackup::long_line(r);
+  CHECK(line.find('\n') == std::string::npos);
+  CHECK(line.find('\x1b') == std::string::npos);
+  CHECK(line.find("evil\\n-rw") != std::string::npos);
+  CHECK(line.find(" 12345 ") != std::string::npos);  // the size survives a long owner
+  CHECK(line.size() > 1000);
+  CHECK(line.substr(line.size() - 4) == " a/b");
+}
