@@ -291,6 +291,8 @@ std::string read_xattr_records(const std::string& disk, Log& log) {
 
 void apply_xattr_records(int fd, std::string_view records, bool is_dir, const std::string& path, std::vector<std::string>& warnings) {
   if (records.empty()) return;
+  constexpr uint64_t kMaxWarningsPerFile = 8;
+  uint64_t refused = 0;
   bool have_access = false, have_default = false;
   for_each_pax_record(records, [&](std::string_view k, std::string_view) {
     have_access |= k == kAclAccessKey;
@@ -319,9 +321,15 @@ void apply_xattr_records(int fd, std::string_view records, bool is_dir, const st
     } else {
       return;
     }
-    if (::fsetxattr(fd, name.c_str(), value.data(), value.size(), 0) != 0)
-      warnings.push_back(sys_message("cannot restore " + what + " of", path, errno));
+    if (::fsetxattr(fd, name.c_str(), value.data(), value.size(), 0) != 0) {
+      if (++refused <= kMaxWarningsPerFile) warnings.push_back(sys_message("cannot restore " + what + " of", path, errno));
+    }
   });
+  // a hostile header holds tens of thousands of attributes: one line for the rest, not one each
+  if (refused > kMaxWarningsPerFile)
+    warnings.push_back(quote(path) + ": " + std::to_string(refused - kMaxWarningsPerFile) +
+                       " more extended attributes not restored (warnings above for the first " +
+                       std::to_string(kMaxWarningsPerFile) + ")");
 }
 
 XattrKinds xattr_kinds(std::string_view records) {
