@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "core/catalog.h"
+#include "core/read.h"
 #include "core/select.h"
 #include "dest/s3_client.h"
 #include "pbackup/error.h"
@@ -125,10 +126,24 @@ void report_new(const std::string& disk, const std::string& path, const std::uno
   }
 }
 
+// lstat of `disk`, the live file of archive path `path`, reached without following a symlink
+// below the root (a directory swapped for a link to elsewhere is not compared through); the
+// root itself is followed, as the backup follows a symlinked root. -1 and errno on failure.
+int stat_below_root(const std::string& disk, const std::string& path, struct stat& st) {
+  const bool root = path.find('/') == std::string::npos;
+  Fd fd(open_below_root(disk, path, O_PATH | (root ? 0 : O_NOFOLLOW), false));
+  if (!fd) return -1;
+  return ::fstat(fd.get(), &st);
+}
+
 // What differs between one catalog record and the file at `disk`, as tar --compare says it.
 std::vector<std::string> differences(const CatalogRecord& r, const std::string& disk, const std::string& link_disk) {
   struct stat st {};
-  if (::lstat(disk.c_str(), &st) != 0) return {errno == ENOENT ? "missing on disk" : std::string("cannot stat: ") + std::strerror(errno)};
+  if (stat_below_root(disk, r.path, st) != 0) {
+    if (errno == ENOENT) return {"missing on disk"};
+    if (errno == ELOOP || errno == ENOTDIR) return {"missing on disk (a directory above it is now a symlink or no directory)"};
+    return {std::string("cannot stat: ") + std::strerror(errno)};
+  }
   bool type_ok = is_regular(r.type) ? S_ISREG(st.st_mode)
                  : r.type == EntryType::Dir     ? S_ISDIR(st.st_mode)
                  : r.type == EntryType::Symlink ? S_ISLNK(st.st_mode)
@@ -144,12 +159,13 @@ std::vector<std::string> differences(const CatalogRecord& r, const std::string& 
   }
   if (r.type == EntryType::Symlink) {
     std::string buf(PATH_MAX, '\0');
-    ssize_t n = ::readlink(disk.c_str(), buf.data(), buf.size());
+    Fd l(open_below_root(disk, r.path, O_PATH | O_NOFOLLOW, false));
+    ssize_t n = l ? ::readlinkat(l.get(), "", buf.data(), buf.size()) : -1;
     if (n < 0 || std::string(buf.data(), static_cast<size_t>(n)) != r.link) d.push_back("symlink target differs");
   }
   if (r.type == EntryType::Hardlink) {
     struct stat t {};
-    if (::lstat(link_disk.c_str(), &t) != 0 || t.st_ino != st.st_ino || t.st_dev != st.st_dev)
+    if (stat_below_root(link_disk, r.link, t) != 0 || t.st_ino != st.st_ino || t.st_dev != st.st_dev)
       d.push_back("not linked to " + escape_name(r.link));
   }
   return d;
@@ -166,7 +182,8 @@ uint64_t compare_contents(const RestoreOptions& opt, const std::unordered_set<st
     std::string path = p ? p : "";
     if (!paths.count(path) || archive_entry_hardlink(e)) return;
     const std::string disk = disk_of(path);
-    Fd fd(::open(disk.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    // no symlink followed below the root: a directory swapped for a link is not read through
+    Fd fd(open_below_root(disk, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, false));
     bool same = static_cast<bool>(fd);
     uint64_t off = 0;
     for (std::string_view piece; same && !(piece = next(off)).empty();) {

@@ -37,4 +37,33 @@ pass "hostile xattr records: restored what fits, link not followed, $n warning l
 grep -q $'\x1b' list.txt && fail "list --long printed an escape sequence from a uname"
 pass "list --long: owner names escaped"
 
+# ---------------------------------------------------------------- compare and symlinks
+# A directory of the live tree swapped for a symlink to an identical copy elsewhere: compare
+# (and --checksum) must not judge its files through the link.
+mkdir -p cmp/src/d cmp/out cmp/elsewhere
+echo hello >cmp/src/d/f
+"$PBACKUP" backup --sources cmp/src --output-dir cmp/out --name c --algo gzip --no-progress 2>/dev/null
+cp -a cmp/src/d/f cmp/elsewhere/f
+mv cmp/src/d cmp/src/d.real
+ln -s ../elsewhere cmp/src/d
+rc=0
+"$PBACKUP" compare --source cmp/out/c.tar.gz --checksum >cmp.txt 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || { cat cmp.txt; fail "compare: exit $rc"; }
+grep -q '^src/d/f: missing on disk' cmp.txt || { cat cmp.txt; fail "compare judged src/d/f through a symlinked directory"; }
+pass "compare: no symlink followed below the root"
+
+# A symlink given as the source root (followed, stored under the link's name): compare finds it.
+mkdir -p lroot/real/x lroot/out
+echo a >lroot/real/x/y
+ln -s real lroot/link
+"$PBACKUP" backup --sources lroot/link --output-dir lroot/out --name r --algo gzip --no-progress 2>/dev/null
+rc=0
+"$PBACKUP" compare --source lroot/out/r.tar.gz --checksum >cmp2.txt 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || { cat cmp2.txt; fail "compare of a backup of a symlinked root: exit $rc (expected 0, identical)"; }
+echo b >lroot/real/x/y
+rc=0
+"$PBACKUP" compare --source lroot/out/r.tar.gz >cmp2.txt 2>&1 || rc=$?
+[ "$rc" -eq 1 ] && grep -q '^link/x/y: ' cmp2.txt || { cat cmp2.txt; fail "compare of a symlinked root missed a change (exit $rc)"; }
+pass "compare: a symlinked source root is compared under its stored name"
+
 finish_deferred
