@@ -141,53 +141,60 @@ bool Selection::excluded(const std::string& path, bool is_dir) const {
 }
 
 namespace {
-std::string read_whole(const std::string& file) {
+constexpr size_t kMaxListItem = 1u << 20;  // a path or pattern longer than this is no path
+
+// Calls f(item) for each `sep`-terminated item of `file` ("-": stdin), read in 64 KiB pieces:
+// memory is one item, whatever the file is (a --files-from of /dev/zero once read until the
+// machine ran out of memory). Throws Fatal naming the file.
+template <class F>
+void for_each_item(const std::string& file, char sep, F f) {
+  const std::string shown = file == "-" ? "standard input" : file;
   int fd = file == "-" ? 0 : ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Fatal(sys_message("cannot open", file, errno));
-  std::string out;
+  struct Closer {
+    int fd;
+    ~Closer() {
+      if (fd > 0) ::close(fd);
+    }
+  } closer{fd};
+  std::string item;
   char buf[1 << 16];
   while (true) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      if (fd != 0) ::close(fd);
-      throw Fatal(sys_message("cannot read", file == "-" ? "standard input" : file, err));
-    }
+    if (n < 0) throw Fatal(sys_message("cannot read", shown, errno));
     if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
+    for (const char* p = buf; p < buf + n;) {
+      const char* e = static_cast<const char*>(std::memchr(p, sep, static_cast<size_t>(buf + n - p)));
+      const char* end = e ? e : buf + n;
+      item.append(p, static_cast<size_t>(end - p));
+      if (item.size() > kMaxListItem)
+        throw Fatal(quote(shown) + ": an item longer than " + std::to_string(kMaxListItem) + " bytes (" +
+                    (sep ? "lines" : "NUL-separated names") + " expected)");
+      if (!e) break;
+      f(std::move(item));
+      item.clear();
+      p = e + 1;
+    }
   }
-  if (fd != 0) ::close(fd);
-  return out;
+  if (!item.empty()) f(std::move(item));
 }
 }  // namespace
 
 std::vector<std::string> read_pattern_file(const std::string& file) {
-  std::string text = read_whole(file);
   std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(start, end - start);
+  for_each_item(file, '\n', [&](std::string line) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty() && line[0] != '#') out.push_back(line);
-    start = end + 1;
-  }
+    if (!line.empty() && line[0] != '#') out.push_back(std::move(line));
+  });
   return out;
 }
 
 std::vector<std::string> read_file_list(const std::string& file, bool null) {
-  std::string text = read_whole(file);
-  const char sep = null ? '\0' : '\n';
   std::vector<std::string> out;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find(sep, start);
-    if (end == std::string::npos) end = text.size();
-    if (end > start) out.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
+  for_each_item(file, null ? '\0' : '\n', [&](std::string item) {
+    if (!item.empty()) out.push_back(std::move(item));
+  });
   return out;
 }
 

@@ -66,4 +66,17 @@ rc=0
 [ "$rc" -eq 1 ] && grep -q '^link/x/y: ' cmp2.txt || { cat cmp2.txt; fail "compare of a symlinked root missed a change (exit $rc)"; }
 pass "compare: a symlinked source root is compared under its stored name"
 
+# ---------------------------------------------------------------- --files-from is read in pieces
+# /dev/zero as a newline list is one endless line: refused after 1 MiB, not read into memory
+# until the machine runs out (the whole file was read before splitting).
+mkdir -p fl/src fl/out
+echo x >fl/src/f
+rc=0
+timeout 5 "$PBACKUP" backup --sources fl/src --files-from /dev/zero --output-dir fl/out --name z --dry-run 2>fl.err || rc=$?
+[ "$rc" -eq 2 ] && grep -q 'an item longer than' fl.err || { cat fl.err; fail "--files-from /dev/zero: exit $rc (expected 2, item too long)"; }
+printf 'fl/src/f\0\0fl/src/f\0' >fl.lst
+"$PBACKUP" backup --sources fl/src --files-from fl.lst --null --output-dir fl/out --name z --dry-run >fl.out 2>&1
+grep -qx 'src/f' fl.out || { cat fl.out; fail "--files-from --null lost a name"; }
+pass "--files-from: bounded memory, NUL lists still read"
+
 finish_deferred
