@@ -178,6 +178,19 @@ std::string build_catalog(const EntryList& entries, const std::vector<Block>& bl
   return w.finish();
 }
 
+namespace {
+bool stored_path_ok(const std::string& p) {
+  if (p.empty() || p[0] == '/') return false;
+  for (size_t at = 0; at <= p.size();) {
+    size_t slash = p.find('/', at);
+    if (slash == std::string::npos) slash = p.size();
+    if (p.compare(at, slash - at, "..") == 0) return false;
+    at = slash + 1;
+  }
+  return true;
+}
+}  // namespace
+
 void read_catalog(const std::function<std::string_view()>& next, const std::function<void(const CatalogRecord&)>& each) {
   std::string head;
   std::string_view chunk;
@@ -236,6 +249,11 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
       }
       if (at != len) throw Fatal("catalog: record " + std::to_string(seen) + ": " + std::to_string(len - at) + " bytes left over");
       if (r.path.empty()) throw Fatal("catalog: record " + std::to_string(seen) + ": empty path");
+      // a backup stores relative paths without ".." (scan makes them so): anything else is a
+      // forged catalog whose paths compare and --keep-old-files would look up outside the tree
+      if (!stored_path_ok(r.path) || (r.type == EntryType::Hardlink && !stored_path_ok(r.link)))
+        throw Fatal("catalog: record " + std::to_string(seen) + ": path " + quote(escape_name(r.type == EntryType::Hardlink && stored_path_ok(r.path) ? r.link : r.path)) +
+                    " is absolute or has a '..' component");
       each(r);
       ++seen;
       pos += 4 + size_t{len};

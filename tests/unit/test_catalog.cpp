@@ -126,3 +126,25 @@ TEST_CASE("long_line: owner names from the archive are escaped and never cut the
   CHECK(line.size() > 1000);
   CHECK(line.substr(line.size() - 4) == " a/b");
 }
+
+TEST_CASE("catalog: a forged record with an absolute path or a '..' component is refused") {
+  auto one = [](const std::string& path, pbackup::EntryType t = pbackup::EntryType::File, const std::string& link = "") {
+    pbackup::CatalogRecord r;
+    r.path = path;
+    r.type = t;
+    r.link = link;
+    pbackup::CatalogWriter w(1);
+    w.add(r);
+    return w.finish();
+  };
+  auto reads = [](const std::string& bytes) {
+    pbackup::read_catalog(bytes, [](const pbackup::CatalogRecord&) {});
+  };
+  CHECK_THROWS_AS(reads(one("../../etc/shadow")), pbackup::Fatal);
+  CHECK_THROWS_AS(reads(one("root/../../x")), pbackup::Fatal);
+  CHECK_THROWS_AS(reads(one("root/..")), pbackup::Fatal);
+  CHECK_THROWS_AS(reads(one("/etc/passwd")), pbackup::Fatal);
+  CHECK_THROWS_AS(reads(one("root/h", pbackup::EntryType::Hardlink, "../outside")), pbackup::Fatal);
+  CHECK_NOTHROW(reads(one("root/..a/b..")));
+  CHECK_NOTHROW(reads(one("root/l", pbackup::EntryType::Symlink, "../../anywhere")));  // a symlink's target is data
+}
