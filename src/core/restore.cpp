@@ -398,6 +398,16 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
           if (r == ARCHIVE_EOF) break;
           if (r != ARCHIVE_OK)  // libarchive reports a zip member's CRC mismatch as a warning
             throw Fatal(damage(in, oa, " (in " + quote(name) + ")"));
+          // A forged sparse map can place data past the file's size; archive_write_disk then
+          // computes a negative length and writes from past the end of the buffer.
+          const uint64_t whole = static_cast<uint64_t>(archive_entry_size(e));
+          if (offset < 0 || static_cast<uint64_t>(offset) > whole || size > whole - static_cast<uint64_t>(offset)) {
+            archive_write_finish_entry(out.a);
+            bool removed = ::unlink(name.c_str()) == 0;
+            throw Fatal("archive " + quote(opt.source) + " is damaged: " + quote(name) + " has data at bytes " +
+                        std::to_string(offset) + ".." + std::to_string(offset + static_cast<la_int64_t>(size)) +
+                        ", past its size of " + std::to_string(whole) + (removed ? " (the partial file was removed)" : ""));
+          }
           // libarchive reports a failed or short write (a full disk) as ARCHIVE_WARN: any
           // result but OK means the file is not what the archive holds.
           // The partial file is removed, so nothing is left looking restored.

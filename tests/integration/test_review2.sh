@@ -79,4 +79,34 @@ printf 'fl/src/f\0\0fl/src/f\0' >fl.lst
 grep -qx 'src/f' fl.out || { cat fl.out; fail "--files-from --null lost a name"; }
 pass "--files-from: bounded memory, NUL lists still read"
 
+# ---------------------------------------------------------------- forged GNU sparse 1.0 maps
+# A foreign sparse member whose map puts data past its realsize: archive_write_disk computes a
+# negative length and writes from past the end of libarchive's buffer ("Bad address"); refused
+# before it is handed over. Overlapping or unsorted maps and a 2^62 offset must not crash or hang.
+"$PYTHON" - <<'PY'
+import tarfile, io
+def sparse(name, realsize, mp, data):
+    body = mp.encode(); body += b'\0' * ((-len(body)) % 512); body += data
+    ti = tarfile.TarInfo('GNUSparseFile.0/' + name); ti.size = len(body); ti.mode = 0o644
+    ti.pax_headers = {'GNU.sparse.major': '1', 'GNU.sparse.minor': '0', 'GNU.sparse.name': name,
+                      'GNU.sparse.realsize': str(realsize)}
+    with tarfile.open(name + '.tar', 'w', format=tarfile.PAX_FORMAT) as t:
+        t.addfile(ti, io.BytesIO(body))
+sparse('past', 100, '1\n200\n10\n', b'c' * 10)
+sparse('overlap', 100, '2\n0\n10\n5\n10\n', b'a' * 20)
+sparse('unsorted', 100, '2\n50\n10\n0\n10\n', b'b' * 20)
+sparse('huge', 2**63 - 1, '1\n%d\n4\n' % 2**62, b'dddd')
+sparse('longmap', 100, '1000000\n0\n1\n', b'e')
+PY
+rc=0
+timeout 30 "$PBACKUP" restore --source past.tar --restore-to sp_past 2>sp.err || rc=$?
+[ "$rc" -eq 2 ] && grep -q 'past its size' sp.err || { cat sp.err; fail "sparse data past realsize: exit $rc, not refused as damage"; }
+[ ! -e sp_past/past ] || fail "sparse data past realsize: a file was left"
+for c in overlap unsorted huge longmap; do
+  rc=0
+  timeout 30 "$PBACKUP" restore --source $c.tar --restore-to sp_$c >/dev/null 2>&1 || rc=$?
+  [ "$rc" -le 2 ] || fail "forged sparse map '$c': exit $rc (crash or hang)"
+done
+pass "forged sparse maps: data past the size refused, the rest no crash or hang"
+
 finish_deferred
