@@ -48,6 +48,13 @@ void put_le(std::string& s, uint32_t v, int bytes) {
 std::mutex g_names_mu;
 std::unordered_map<uint32_t, std::string> g_users, g_groups;
 std::unordered_map<std::string, std::optional<uint32_t>> g_uids, g_gids;
+// Names come from archives too (uname, gname, ACL qualifiers): a hostile one holds millions of
+// distinct ones, so each cache is emptied when it reaches this many (real hosts have far fewer).
+constexpr size_t kMaxCachedNames = 1u << 16;
+template <class Map>
+void bound(Map& m) {
+  if (m.size() >= kMaxCachedNames) m.clear();
+}
 
 // listxattr / getxattr on a path without following a symlink; paths at or over PATH_MAX through
 // an fd (opened O_NOFOLLOW, so the result is the same object's).
@@ -92,6 +99,7 @@ std::string user_name(uint32_t uid) {
   std::vector<char> buf(16384);
   std::string name;
   if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &res) == 0 && res) name = res->pw_name;
+  bound(g_users);
   return g_users.emplace(uid, name).first->second;
 }
 
@@ -103,6 +111,7 @@ std::string group_name(uint32_t gid) {
   std::vector<char> buf(16384);
   std::string name;
   if (::getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) == 0 && res) name = res->gr_name;
+  bound(g_groups);
   return g_groups.emplace(gid, name).first->second;
 }
 
@@ -115,6 +124,7 @@ std::optional<uint32_t> user_id(const std::string& name) {
   std::vector<char> buf(16384);
   std::optional<uint32_t> id;
   if (::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &res) == 0 && res) id = res->pw_uid;
+  bound(g_uids);
   return g_uids.emplace(name, id).first->second;
 }
 
@@ -127,7 +137,13 @@ std::optional<uint32_t> group_id(const std::string& name) {
   std::vector<char> buf(16384);
   std::optional<uint32_t> id;
   if (::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &res) == 0 && res) id = res->gr_gid;
+  bound(g_gids);
   return g_gids.emplace(name, id).first->second;
+}
+
+size_t cached_names() {
+  std::lock_guard<std::mutex> l(g_names_mu);
+  return g_users.size() + g_groups.size() + g_uids.size() + g_gids.size();
 }
 
 std::string acl_xattr_to_text(std::string_view v) {

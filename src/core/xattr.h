@@ -46,5 +46,7 @@ std::string user_name(uint32_t uid);
 std::string group_name(uint32_t gid);
 std::optional<uint32_t> user_id(const std::string& name);
 std::optional<uint32_t> group_id(const std::string& name);
+// Entries in those caches (each bounded; for tests).
+size_t cached_names();
 
 }  // namespace pbackup
