@@ -103,10 +103,15 @@ std::string root_name(std::string s) {
   return name;
 }
 
-// Every path below `disk` (stored as `path`) that the catalog does not hold.
-void report_new(const std::string& disk, const std::string& path, const std::unordered_set<std::string>& known, uint64_t& diffs) {
-  DIR* d = ::opendir(disk.c_str());
-  if (!d) return;
+// Every path below the open directory `fd` (stored as `path`; the fd is taken over) that the
+// catalog does not hold. Subdirectories are opened from their parent with O_NOFOLLOW: a
+// directory swapped for a symlink while compare runs is not listed through.
+void report_new(int fd, const std::string& path, const std::unordered_set<std::string>& known, uint64_t& diffs) {
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return;
+  }
   std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
   std::vector<std::string> names;
   while (struct dirent* de = ::readdir(d)) {
@@ -115,14 +120,14 @@ void report_new(const std::string& disk, const std::string& path, const std::uno
   }
   std::sort(names.begin(), names.end());
   for (auto& n : names) {
-    std::string p = path + "/" + n, q = disk + "/" + n;
+    std::string p = path + "/" + n;
     if (!known.count(p)) {
       out_line(escape_name(p) + ": new (not in the archive)");
       ++diffs;
       continue;  // its contents are new too; one line says it
     }
-    struct stat st {};
-    if (::lstat(q.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) report_new(q, p, known, diffs);
+    int sub = ::openat(::dirfd(d), n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (sub >= 0) report_new(sub, p, known, diffs);
   }
 }
 
@@ -296,8 +301,10 @@ int run_compare(Comm& comm, const RestoreOptions& opt, Log& log) {
     if (!had) throw Fatal("archive " + quote(s.name) + " has no catalog (a foreign archive, or made before catalogs): compare needs one");
     if (!to_check.empty()) diffs += compare_contents(opt, to_check, disk_of);
     for (auto& [name, disk] : roots) {
-      struct stat st {};
-      if (known.count(name) && ::lstat(disk.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) report_new(disk, name, known, diffs);
+      if (!known.count(name)) continue;
+      // the root is followed, as the backup followed a symlinked root
+      int fd = open_long_path(disk, O_RDONLY | O_DIRECTORY | O_NONBLOCK);
+      if (fd >= 0) report_new(fd, name, known, diffs);
     }
     return diffs ? kExitWarnings : kExitOk;
   });

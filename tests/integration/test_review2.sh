@@ -64,6 +64,10 @@ echo b >lroot/real/x/y
 rc=0
 "$PBACKUP" compare --source lroot/out/r.tar.gz >cmp2.txt 2>&1 || rc=$?
 [ "$rc" -eq 1 ] && grep -q '^link/x/y: ' cmp2.txt || { cat cmp2.txt; fail "compare of a symlinked root missed a change (exit $rc)"; }
+echo new >lroot/real/x/added
+rc=0
+"$PBACKUP" compare --source lroot/out/r.tar.gz >cmp2.txt 2>&1 || rc=$?
+grep -q '^link/x/added: new' cmp2.txt || { cat cmp2.txt; fail "compare of a symlinked root: a new file below it not reported"; }
 pass "compare: a symlinked source root is compared under its stored name"
 
 # ---------------------------------------------------------------- --files-from is read in pieces
