@@ -113,4 +113,13 @@ for c in overlap unsorted huge longmap; do
 done
 pass "forged sparse maps: data past the size refused, the rest no crash or hang"
 
+# ---------------------------------------------------------------- catalog swapped for a symlink
+cp cmp/out/c.tar.gz.catalog.zst saved.catalog
+ln -sf /etc/passwd cmp/out/c.tar.gz.catalog.zst
+rc=0
+"$PBACKUP" list --long --source cmp/out/c.tar.gz >sym.txt 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && ! grep -q 'root:' sym.txt || { cat sym.txt; fail "a catalog that is a symlink was followed (exit $rc)"; }
+cp saved.catalog cmp/out/c.tar.gz.catalog.zst --remove-destination
+pass "a catalog swapped for a symlink is refused, not followed"
+
 finish_deferred
