@@ -30,6 +30,7 @@
 #include "core/parallel_restore.h"
 #include "core/query.h"
 #include "core/select.h"
+#include "core/xattr.h"
 #include "format/pax.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
@@ -323,7 +324,8 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
   // (a default ACL applied early would be inherited by members that had none) and libarchive
   // has set their modes (a later chmod would rewrite the ACL mask).
   Extractor meta(opt.restore_to, &log);
-  std::vector<std::pair<std::string, std::string>> dir_xattrs;
+  DeferredXattrs dir_xattrs(kMaxDeferredXattrBytes);
+  bool told_early = false;
   auto apply = [&](const std::string& name, char type, const std::string& recs) {
     try {
       meta.apply_xattrs(name, type, recs);
@@ -437,8 +439,15 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
         if (!recs.empty()) {
           mode_t ft = archive_entry_filetype(e);
           char type = ft == AE_IFDIR ? '5' : ft == AE_IFIFO ? '6' : ft == AE_IFREG ? '0' : '2';
-          if (type == '5') dir_xattrs.emplace_back(name, std::move(recs));
-          else apply(name, type, recs);
+          if (type == '5' && !dir_xattrs.add(name, recs)) {
+            if (!told_early)
+              log.warn("directories' extended attributes and ACLs past " + std::to_string(kMaxDeferredXattrBytes >> 20) +
+                       " MiB are applied when each directory is made (from " + quote(name) + " on): default ACLs may reach members restored below them");
+            told_early = true;
+            apply(name, type, recs);
+          } else if (type != '5') {
+            apply(name, type, recs);
+          }
         }
       }
       ++entries;
@@ -448,7 +457,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
       log.error(std::string("setting directory modes and times: ") + archive_error_string(out.a));
       member_failed = true;
     }
-    for (auto& [name, recs] : dir_xattrs) apply(name, '5', recs);
+    for (auto& [name, recs] : dir_xattrs.items()) apply(name, '5', recs);
     return 0;
   });
   (void)rc;

@@ -348,6 +348,14 @@ void apply_xattr_records(int fd, std::string_view records, bool is_dir, const st
                        std::to_string(kMaxWarningsPerFile) + ")");
 }
 
+bool DeferredXattrs::add(const std::string& path, std::string records) {
+  const size_t n = path.size() + records.size();
+  if (n > limit_ - std::min(limit_, bytes_)) return false;
+  bytes_ += n;
+  items_.emplace_back(path, std::move(records));
+  return true;
+}
+
 XattrKinds xattr_kinds(std::string_view records) {
   XattrKinds k;
   if (records.empty()) return k;

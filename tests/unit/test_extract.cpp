@@ -184,3 +184,13 @@ TEST_CASE("owner-name caches stay bounded whatever names an archive holds") {
   CHECK_FALSE(pbackup::user_id("pbackup-no-such-user-1").has_value());
   CHECK(pbackup::user_id("root").value_or(1) == 0);
 }
+
+TEST_CASE("DeferredXattrs: holds records up to its limit, then refuses") {
+  pbackup::DeferredXattrs d(100);
+  CHECK(d.add("a", std::string(40, 'x')));
+  CHECK(d.add("b", std::string(40, 'x')));
+  CHECK_FALSE(d.add("c", std::string(40, 'x')));  // would pass 100 bytes
+  CHECK(d.add("d", std::string(10, 'x')));        // a small one still fits
+  CHECK(d.items().size() == 3);
+  CHECK(d.items()[2].first == "d");
+}
