@@ -208,7 +208,11 @@ void commit_on_root(BackupRun& run, const std::vector<std::string>& hashes) {
   man.split_bytes = run.spec.split_bytes;
   man.entries = run.entries.size();
   count_xattr_entries(run.entries, man.xattr_entries, man.acl_entries, man.sparse_entries);
-  for (auto& r : run.setup.roots) man.sources.push_back(r.disk);
+  // the sources as given: a symlinked root's disk path is its target, whose base name is not
+  // the name it is stored under, and compare finds each root's live tree by that name
+  // (resolve_roots makes one root per source, in order)
+  for (size_t i = 0; i < run.setup.roots.size(); ++i)
+    man.sources.push_back(run.setup.roots.size() == run.opt.sources.size() ? run.opt.sources[i] : run.setup.roots[i].disk);
   add_damaged_links(man, run.entries);
   std::sort(man.blocks.begin(), man.blocks.end(), [](const ManifestBlock& a, const ManifestBlock& b) { return a.offset < b.offset; });
   std::vector<SideFile> side;

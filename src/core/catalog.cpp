@@ -187,6 +187,19 @@ std::string build_catalog(const EntryList& entries, const std::vector<Block>& bl
   return w.finish();
 }
 
+namespace {
+bool stored_path_ok(const std::string& p) {
+  if (p.empty() || p[0] == '/') return false;
+  for (size_t at = 0; at <= p.size();) {
+    size_t slash = p.find('/', at);
+    if (slash == std::string::npos) slash = p.size();
+    if (p.compare(at, slash - at, "..") == 0) return false;
+    at = slash + 1;
+  }
+  return true;
+}
+}  // namespace
+
 void read_catalog(const std::function<std::string_view()>& next, const std::function<void(const CatalogRecord&)>& each) {
   std::string head;
   std::string_view chunk;
@@ -245,6 +258,11 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
       }
       if (at != len) throw Fatal("catalog: record " + std::to_string(seen) + ": " + std::to_string(len - at) + " bytes left over");
       if (r.path.empty()) throw Fatal("catalog: record " + std::to_string(seen) + ": empty path");
+      // a backup stores relative paths without ".." (scan makes them so): anything else is a
+      // forged catalog whose paths compare and --keep-old-files would look up outside the tree
+      if (!stored_path_ok(r.path) || (r.type == EntryType::Hardlink && !stored_path_ok(r.link)))
+        throw Fatal("catalog: record " + std::to_string(seen) + ": path " + quote(escape_name(r.type == EntryType::Hardlink && stored_path_ok(r.path) ? r.link : r.path)) +
+                    " is absolute or has a '..' component");
       each(r);
       ++seen;
       pos += 4 + size_t{len};
@@ -374,14 +392,18 @@ std::string mode_string(EntryType t, uint32_t m) {
 }  // namespace
 
 std::string long_line(const CatalogRecord& r) {
-  std::string owner = (r.uname.empty() ? std::to_string(r.uid) : r.uname) + "/" + (r.gname.empty() ? std::to_string(r.gid) : r.gname);
+  // names come from the archive: escaped like paths (a newline or an escape sequence in a
+  // uname must not start a line of its own or drive the terminal), any length
+  std::string owner = escape_name(r.uname.empty() ? std::to_string(r.uid) : r.uname) + "/" +
+                      escape_name(r.gname.empty() ? std::to_string(r.gid) : r.gname);
   char date[32] = "?";
   time_t t = static_cast<time_t>(r.mtime_sec);
   struct tm tm {};
   if (localtime_r(&t, &tm)) std::strftime(date, sizeof date, "%Y-%m-%d %H:%M", &tm);
-  char head[512];
-  std::snprintf(head, sizeof head, "%s %s %*llu %s ", mode_string(r.type, r.mode).c_str(), owner.c_str(),
-                static_cast<int>(owner.size() < 18 ? 18 - owner.size() : 1), static_cast<unsigned long long>(r.size), date);
+  char num[64];
+  std::snprintf(num, sizeof num, "%*llu", static_cast<int>(owner.size() < 18 ? 18 - owner.size() : 1),
+                static_cast<unsigned long long>(r.size));
+  std::string head = mode_string(r.type, r.mode) + " " + owner + " " + num + " " + date + " ";
   std::string line = head + escape_name(r.path);
   if (r.type == EntryType::Dir) line += '/';
   if (r.type == EntryType::Symlink) line += " -> " + escape_name(r.link);

@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "core/catalog.h"
+#include "core/read.h"
 #include "core/select.h"
 #include "dest/s3_client.h"
 #include "pbackup/error.h"
@@ -102,10 +103,15 @@ std::string root_name(std::string s) {
   return name;
 }
 
-// Every path below `disk` (stored as `path`) that the catalog does not hold.
-void report_new(const std::string& disk, const std::string& path, const std::unordered_set<std::string>& known, uint64_t& diffs) {
-  DIR* d = ::opendir(disk.c_str());
-  if (!d) return;
+// Every path below the open directory `fd` (stored as `path`; the fd is taken over) that the
+// catalog does not hold. Subdirectories are opened from their parent with O_NOFOLLOW: a
+// directory swapped for a symlink while compare runs is not listed through.
+void report_new(int fd, const std::string& path, const std::unordered_set<std::string>& known, uint64_t& diffs) {
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return;
+  }
   std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
   std::vector<std::string> names;
   while (struct dirent* de = ::readdir(d)) {
@@ -114,21 +120,35 @@ void report_new(const std::string& disk, const std::string& path, const std::uno
   }
   std::sort(names.begin(), names.end());
   for (auto& n : names) {
-    std::string p = path + "/" + n, q = disk + "/" + n;
+    std::string p = path + "/" + n;
     if (!known.count(p)) {
       out_line(escape_name(p) + ": new (not in the archive)");
       ++diffs;
       continue;  // its contents are new too; one line says it
     }
-    struct stat st {};
-    if (::lstat(q.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) report_new(q, p, known, diffs);
+    int sub = ::openat(::dirfd(d), n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (sub >= 0) report_new(sub, p, known, diffs);
   }
+}
+
+// lstat of `disk`, the live file of archive path `path`, reached without following a symlink
+// below the root (a directory swapped for a link to elsewhere is not compared through); the
+// root itself is followed, as the backup follows a symlinked root. -1 and errno on failure.
+int stat_below_root(const std::string& disk, const std::string& path, struct stat& st) {
+  const bool root = path.find('/') == std::string::npos;
+  Fd fd(open_below_root(disk, path, O_PATH | (root ? 0 : O_NOFOLLOW), false));
+  if (!fd) return -1;
+  return ::fstat(fd.get(), &st);
 }
 
 // What differs between one catalog record and the file at `disk`, as tar --compare says it.
 std::vector<std::string> differences(const CatalogRecord& r, const std::string& disk, const std::string& link_disk) {
   struct stat st {};
-  if (::lstat(disk.c_str(), &st) != 0) return {errno == ENOENT ? "missing on disk" : std::string("cannot stat: ") + std::strerror(errno)};
+  if (stat_below_root(disk, r.path, st) != 0) {
+    if (errno == ENOENT) return {"missing on disk"};
+    if (errno == ELOOP || errno == ENOTDIR) return {"missing on disk (a directory above it is now a symlink or no directory)"};
+    return {std::string("cannot stat: ") + std::strerror(errno)};
+  }
   bool type_ok = is_regular(r.type) ? S_ISREG(st.st_mode)
                  : r.type == EntryType::Dir     ? S_ISDIR(st.st_mode)
                  : r.type == EntryType::Symlink ? S_ISLNK(st.st_mode)
@@ -144,12 +164,13 @@ std::vector<std::string> differences(const CatalogRecord& r, const std::string& 
   }
   if (r.type == EntryType::Symlink) {
     std::string buf(PATH_MAX, '\0');
-    ssize_t n = ::readlink(disk.c_str(), buf.data(), buf.size());
+    Fd l(open_below_root(disk, r.path, O_PATH | O_NOFOLLOW, false));
+    ssize_t n = l ? ::readlinkat(l.get(), "", buf.data(), buf.size()) : -1;
     if (n < 0 || std::string(buf.data(), static_cast<size_t>(n)) != r.link) d.push_back("symlink target differs");
   }
   if (r.type == EntryType::Hardlink) {
     struct stat t {};
-    if (::lstat(link_disk.c_str(), &t) != 0 || t.st_ino != st.st_ino || t.st_dev != st.st_dev)
+    if (stat_below_root(link_disk, r.link, t) != 0 || t.st_ino != st.st_ino || t.st_dev != st.st_dev)
       d.push_back("not linked to " + escape_name(r.link));
   }
   return d;
@@ -166,7 +187,8 @@ uint64_t compare_contents(const RestoreOptions& opt, const std::unordered_set<st
     std::string path = p ? p : "";
     if (!paths.count(path) || archive_entry_hardlink(e)) return;
     const std::string disk = disk_of(path);
-    Fd fd(::open(disk.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    // no symlink followed below the root: a directory swapped for a link is not read through
+    Fd fd(open_below_root(disk, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, false));
     bool same = static_cast<bool>(fd);
     uint64_t off = 0;
     for (std::string_view piece; same && !(piece = next(off)).empty();) {
@@ -279,8 +301,10 @@ int run_compare(Comm& comm, const RestoreOptions& opt, Log& log) {
     if (!had) throw Fatal("archive " + quote(s.name) + " has no catalog (a foreign archive, or made before catalogs): compare needs one");
     if (!to_check.empty()) diffs += compare_contents(opt, to_check, disk_of);
     for (auto& [name, disk] : roots) {
-      struct stat st {};
-      if (known.count(name) && ::lstat(disk.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) report_new(disk, name, known, diffs);
+      if (!known.count(name)) continue;
+      // the root is followed, as the backup followed a symlinked root
+      int fd = open_long_path(disk, O_RDONLY | O_DIRECTORY | O_NONBLOCK);
+      if (fd >= 0) report_new(fd, name, known, diffs);
     }
     return diffs ? kExitWarnings : kExitOk;
   });

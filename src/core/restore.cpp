@@ -30,6 +30,7 @@
 #include "core/parallel_restore.h"
 #include "core/query.h"
 #include "core/select.h"
+#include "core/xattr.h"
 #include "format/pax.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
@@ -323,7 +324,8 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
   // (a default ACL applied early would be inherited by members that had none) and libarchive
   // has set their modes (a later chmod would rewrite the ACL mask).
   Extractor meta(opt.restore_to, &log);
-  std::vector<std::pair<std::string, std::string>> dir_xattrs;
+  DeferredXattrs dir_xattrs(kMaxDeferredXattrBytes);
+  bool told_early = false;
   auto apply = [&](const std::string& name, char type, const std::string& recs) {
     try {
       meta.apply_xattrs(name, type, recs);
@@ -398,6 +400,16 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
           if (r == ARCHIVE_EOF) break;
           if (r != ARCHIVE_OK)  // libarchive reports a zip member's CRC mismatch as a warning
             throw Fatal(damage(in, oa, " (in " + quote(name) + ")"));
+          // A forged sparse map can place data past the file's size; archive_write_disk then
+          // computes a negative length and writes from past the end of the buffer.
+          const uint64_t whole = static_cast<uint64_t>(archive_entry_size(e));
+          if (offset < 0 || static_cast<uint64_t>(offset) > whole || size > whole - static_cast<uint64_t>(offset)) {
+            archive_write_finish_entry(out.a);
+            bool removed = ::unlink(name.c_str()) == 0;
+            throw Fatal("archive " + quote(opt.source) + " is damaged: " + quote(name) + " has data at bytes " +
+                        std::to_string(offset) + ".." + std::to_string(offset + static_cast<la_int64_t>(size)) +
+                        ", past its size of " + std::to_string(whole) + (removed ? " (the partial file was removed)" : ""));
+          }
           // libarchive reports a failed or short write (a full disk) as ARCHIVE_WARN: any
           // result but OK means the file is not what the archive holds.
           // The partial file is removed, so nothing is left looking restored.
@@ -427,8 +439,15 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
         if (!recs.empty()) {
           mode_t ft = archive_entry_filetype(e);
           char type = ft == AE_IFDIR ? '5' : ft == AE_IFIFO ? '6' : ft == AE_IFREG ? '0' : '2';
-          if (type == '5') dir_xattrs.emplace_back(name, std::move(recs));
-          else apply(name, type, recs);
+          if (type == '5' && !dir_xattrs.add(name, recs)) {
+            if (!told_early)
+              log.warn("directories' extended attributes and ACLs past " + std::to_string(kMaxDeferredXattrBytes >> 20) +
+                       " MiB are applied when each directory is made (from " + quote(name) + " on): default ACLs may reach members restored below them");
+            told_early = true;
+            apply(name, type, recs);
+          } else if (type != '5') {
+            apply(name, type, recs);
+          }
         }
       }
       ++entries;
@@ -438,7 +457,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
       log.error(std::string("setting directory modes and times: ") + archive_error_string(out.a));
       member_failed = true;
     }
-    for (auto& [name, recs] : dir_xattrs) apply(name, '5', recs);
+    for (auto& [name, recs] : dir_xattrs.items()) apply(name, '5', recs);
     return 0;
   });
   (void)rc;

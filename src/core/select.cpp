@@ -16,10 +16,13 @@
 namespace pbackup {
 namespace {
 
-// Calls left before a pathological pattern ("*a*a*a*a*...b") is given up (no match): a
-// pattern is user input too.
-struct Budget {
-  uint64_t left = 1u << 22;
+// One pattern element: a run of stars (`**` when two or more), `?`, a bracket class, or a literal.
+struct Tok {
+  enum Kind { Star, Any, Class, Lit } kind;
+  bool dbl = false;  // Star: `**` crosses '/'
+  char c = 0;        // Lit
+  bool escaped = false;  // Lit written with a backslash (so "**\/" is no "**/")
+  std::string cls;   // Class: the whole "[...]" for fnmatch
 };
 
 // Length of a bracket expression starting at p ('['), or 0 when it has no closing ']'.
@@ -32,44 +35,71 @@ size_t bracket_len(const char* p) {
   return 0;
 }
 
-bool match(const char* p, const char* t, bool at_component, Budget& b) {
-  if (b.left == 0) return false;
-  --b.left;
-  while (*p) {
+std::vector<Tok> tokenize(const std::string& pattern) {
+  std::vector<Tok> toks;
+  for (const char* p = pattern.c_str(); *p;) {
     if (*p == '*') {
-      bool dbl = p[1] == '*';
-      const char* rest = p + 1;
-      while (*rest == '*') ++rest;
-      if (!*rest) return dbl || !std::strchr(t, '/');
-      // "**/" also matches no directory at all ("a/**/b" matches "a/b")
-      if (dbl && *rest == '/' && at_component && match(rest + 1, t, true, b)) return true;
-      for (const char* s = t;; ++s) {
-        if (match(rest, s, s == t ? at_component : s[-1] == '/', b)) return true;
-        if (!*s || (!dbl && *s == '/')) return false;
+      const char* q = p;
+      while (*q == '*') ++q;
+      toks.push_back(Tok{Tok::Star, q - p > 1, 0, false, {}});
+      p = q;
+    } else if (*p == '?') {
+      toks.push_back(Tok{Tok::Any, false, 0, false, {}});
+      ++p;
+    } else if (size_t n = *p == '[' ? bracket_len(p) : 0) {
+      toks.push_back(Tok{Tok::Class, false, 0, false, std::string(p, n)});
+      p += n;
+    } else {
+      bool esc = *p == '\\' && p[1];
+      if (esc) ++p;
+      toks.push_back(Tok{Tok::Lit, false, *p, esc, {}});
+      ++p;
+    }
+  }
+  return toks;
+}
+
+// Dynamic programming over (pattern element, text position), last element first: time
+// O(elements x text) and three rows of memory whatever the pattern, so a pattern like
+// "*a*a*a*a*a*b" on long names neither runs for ages nor has to give up (a give-up budget
+// answered "no match" for names that do match).
+bool match(const std::vector<Tok>& toks, const std::string& t) {
+  const size_t n = t.size();
+  // next2 = row i+2, next = row i+1, cur = row i; row[j]: elements i.. match t[j..]
+  std::vector<char> next2(n + 1, 0), next(n + 1, 0), cur(n + 1, 0);
+  next[n] = 1;  // the end of the pattern matches the end of the text
+  for (size_t i = toks.size(); i-- > 0;) {
+    const Tok& k = toks[i];
+    if (k.kind == Tok::Star) {
+      const bool last = i + 1 == toks.size();
+      const bool slash_next = !last && toks[i + 1].kind == Tok::Lit && toks[i + 1].c == '/' && !toks[i + 1].escaped;
+      cur[n] = last ? 1 : next[n];
+      if (!cur[n] && k.dbl && slash_next && (n == 0 || t[n - 1] == '/')) cur[n] = next2[n];
+      for (size_t j = n; j-- > 0;) {
+        const bool cross = k.dbl || t[j] != '/';
+        bool m = last ? (cross && cur[j + 1]) : (next[j] || (cross && cur[j + 1]));
+        // "**/" also matches no directory at all ("a/**/b" matches "a/b")
+        if (!m && k.dbl && slash_next && (j == 0 || t[j - 1] == '/')) m = next2[j];
+        cur[j] = m;
+      }
+    } else {
+      cur[n] = 0;
+      for (size_t j = 0; j < n; ++j) {
+        bool ok;
+        if (k.kind == Tok::Lit) ok = t[j] == k.c;
+        else if (t[j] == '/') ok = false;
+        else if (k.kind == Tok::Any) ok = true;
+        else {
+          char one[2] = {t[j], 0};
+          ok = ::fnmatch(k.cls.c_str(), one, 0) == 0;
+        }
+        cur[j] = ok && next[j + 1];
       }
     }
-    if (!*t) return false;
-    if (*p == '?') {
-      if (*t == '/') return false;
-    } else if (*p == '[' && bracket_len(p)) {
-      size_t n = bracket_len(p);
-      if (*t == '/') return false;
-      std::string cls(p, n);
-      char one[2] = {*t, 0};
-      if (::fnmatch(cls.c_str(), one, 0) != 0) return false;
-      p += n;
-      ++t;
-      at_component = false;
-      continue;
-    } else {
-      if (*p == '\\' && p[1]) ++p;
-      if (*p != *t) return false;
-    }
-    at_component = *t == '/';
-    ++p;
-    ++t;
+    std::swap(next2, next);
+    std::swap(next, cur);
   }
-  return !*t;
+  return next[0];
 }
 
 void encode_strings(ByteWriter& w, const std::vector<std::string>& v) {
@@ -80,8 +110,7 @@ void encode_strings(ByteWriter& w, const std::vector<std::string>& v) {
 }  // namespace
 
 bool glob_match(const std::string& pattern, const std::string& text) {
-  Budget b;
-  return match(pattern.c_str(), text.c_str(), true, b);
+  return match(tokenize(pattern), text);
 }
 
 bool has_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
@@ -112,53 +141,60 @@ bool Selection::excluded(const std::string& path, bool is_dir) const {
 }
 
 namespace {
-std::string read_whole(const std::string& file) {
+constexpr size_t kMaxListItem = 1u << 20;  // a path or pattern longer than this is no path
+
+// Calls f(item) for each `sep`-terminated item of `file` ("-": stdin), read in 64 KiB pieces:
+// memory is one item, whatever the file is (a --files-from of /dev/zero once read until the
+// machine ran out of memory). Throws Fatal naming the file.
+template <class F>
+void for_each_item(const std::string& file, char sep, F f) {
+  const std::string shown = file == "-" ? "standard input" : file;
   int fd = file == "-" ? 0 : ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Fatal(sys_message("cannot open", file, errno));
-  std::string out;
+  struct Closer {
+    int fd;
+    ~Closer() {
+      if (fd > 0) ::close(fd);
+    }
+  } closer{fd};
+  std::string item;
   char buf[1 << 16];
   while (true) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      if (fd != 0) ::close(fd);
-      throw Fatal(sys_message("cannot read", file == "-" ? "standard input" : file, err));
-    }
+    if (n < 0) throw Fatal(sys_message("cannot read", shown, errno));
     if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
+    for (const char* p = buf; p < buf + n;) {
+      const char* e = static_cast<const char*>(std::memchr(p, sep, static_cast<size_t>(buf + n - p)));
+      const char* end = e ? e : buf + n;
+      item.append(p, static_cast<size_t>(end - p));
+      if (item.size() > kMaxListItem)
+        throw Fatal(quote(shown) + ": an item longer than " + std::to_string(kMaxListItem) + " bytes (" +
+                    (sep ? "lines" : "NUL-separated names") + " expected)");
+      if (!e) break;
+      f(std::move(item));
+      item.clear();
+      p = e + 1;
+    }
   }
-  if (fd != 0) ::close(fd);
-  return out;
+  if (!item.empty()) f(std::move(item));
 }
 }  // namespace
 
 std::vector<std::string> read_pattern_file(const std::string& file) {
-  std::string text = read_whole(file);
   std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(start, end - start);
+  for_each_item(file, '\n', [&](std::string line) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty() && line[0] != '#') out.push_back(line);
-    start = end + 1;
-  }
+    if (!line.empty() && line[0] != '#') out.push_back(std::move(line));
+  });
   return out;
 }
 
 std::vector<std::string> read_file_list(const std::string& file, bool null) {
-  std::string text = read_whole(file);
-  const char sep = null ? '\0' : '\n';
   std::vector<std::string> out;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find(sep, start);
-    if (end == std::string::npos) end = text.size();
-    if (end > start) out.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
+  for_each_item(file, null ? '\0' : '\n', [&](std::string item) {
+    if (!item.empty()) out.push_back(std::move(item));
+  });
   return out;
 }
 

@@ -48,6 +48,13 @@ void put_le(std::string& s, uint32_t v, int bytes) {
 std::mutex g_names_mu;
 std::unordered_map<uint32_t, std::string> g_users, g_groups;
 std::unordered_map<std::string, std::optional<uint32_t>> g_uids, g_gids;
+// Names come from archives too (uname, gname, ACL qualifiers): a hostile one holds millions of
+// distinct ones, so each cache is emptied when it reaches this many (real hosts have far fewer).
+constexpr size_t kMaxCachedNames = 1u << 16;
+template <class Map>
+void bound(Map& m) {
+  if (m.size() >= kMaxCachedNames) m.clear();
+}
 
 // listxattr / getxattr on a path without following a symlink; paths at or over PATH_MAX through
 // an fd (opened O_NOFOLLOW, so the result is the same object's).
@@ -92,6 +99,7 @@ std::string user_name(uint32_t uid) {
   std::vector<char> buf(16384);
   std::string name;
   if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &res) == 0 && res) name = res->pw_name;
+  bound(g_users);
   return g_users.emplace(uid, name).first->second;
 }
 
@@ -103,6 +111,7 @@ std::string group_name(uint32_t gid) {
   std::vector<char> buf(16384);
   std::string name;
   if (::getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) == 0 && res) name = res->gr_name;
+  bound(g_groups);
   return g_groups.emplace(gid, name).first->second;
 }
 
@@ -115,6 +124,7 @@ std::optional<uint32_t> user_id(const std::string& name) {
   std::vector<char> buf(16384);
   std::optional<uint32_t> id;
   if (::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &res) == 0 && res) id = res->pw_uid;
+  bound(g_uids);
   return g_uids.emplace(name, id).first->second;
 }
 
@@ -127,7 +137,13 @@ std::optional<uint32_t> group_id(const std::string& name) {
   std::vector<char> buf(16384);
   std::optional<uint32_t> id;
   if (::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &res) == 0 && res) id = res->gr_gid;
+  bound(g_gids);
   return g_gids.emplace(name, id).first->second;
+}
+
+size_t cached_names() {
+  std::lock_guard<std::mutex> l(g_names_mu);
+  return g_users.size() + g_groups.size() + g_uids.size() + g_gids.size();
 }
 
 std::string acl_xattr_to_text(std::string_view v) {
@@ -291,6 +307,8 @@ std::string read_xattr_records(const std::string& disk, Log& log) {
 
 void apply_xattr_records(int fd, std::string_view records, bool is_dir, const std::string& path, std::vector<std::string>& warnings) {
   if (records.empty()) return;
+  constexpr uint64_t kMaxWarningsPerFile = 8;
+  uint64_t refused = 0;
   bool have_access = false, have_default = false;
   for_each_pax_record(records, [&](std::string_view k, std::string_view) {
     have_access |= k == kAclAccessKey;
@@ -319,9 +337,23 @@ void apply_xattr_records(int fd, std::string_view records, bool is_dir, const st
     } else {
       return;
     }
-    if (::fsetxattr(fd, name.c_str(), value.data(), value.size(), 0) != 0)
-      warnings.push_back(sys_message("cannot restore " + what + " of", path, errno));
+    if (::fsetxattr(fd, name.c_str(), value.data(), value.size(), 0) != 0) {
+      if (++refused <= kMaxWarningsPerFile) warnings.push_back(sys_message("cannot restore " + what + " of", path, errno));
+    }
   });
+  // a hostile header holds tens of thousands of attributes: one line for the rest, not one each
+  if (refused > kMaxWarningsPerFile)
+    warnings.push_back(quote(path) + ": " + std::to_string(refused - kMaxWarningsPerFile) +
+                       " more extended attributes not restored (warnings above for the first " +
+                       std::to_string(kMaxWarningsPerFile) + ")");
+}
+
+bool DeferredXattrs::add(const std::string& path, std::string records) {
+  const size_t n = path.size() + records.size();
+  if (n > limit_ - std::min(limit_, bytes_)) return false;
+  bytes_ += n;
+  items_.emplace_back(path, std::move(records));
+  return true;
 }
 
 XattrKinds xattr_kinds(std::string_view records) {

@@ -32,6 +32,23 @@ void apply_xattr_records(int fd, std::string_view records, bool is_dir, const st
 std::string acl_xattr_to_text(std::string_view value);
 std::string acl_text_to_xattr(std::string_view text, std::string& why);
 
+// Directory records held back until the whole archive is restored (streaming restore: a
+// default ACL applied early would be inherited by members that had none, and a later chmod
+// would rewrite the ACL mask), bounded: a compressed archive of repeated ~1 MiB headers is
+// ~750 times smaller than its records, so past `limit` bytes add() refuses and the caller
+// applies that directory's records at once.
+class DeferredXattrs {
+ public:
+  explicit DeferredXattrs(size_t limit) : limit_(limit) {}
+  bool add(const std::string& path, std::string records);
+  const std::vector<std::pair<std::string, std::string>>& items() const { return items_; }
+
+ private:
+  size_t limit_, bytes_ = 0;
+  std::vector<std::pair<std::string, std::string>> items_;
+};
+constexpr size_t kMaxDeferredXattrBytes = 64u << 20;
+
 // Which kinds of metadata the records hold (zip warnings, manifest counts).
 struct XattrKinds {
   bool xattrs = false, acls = false;
@@ -46,5 +63,7 @@ std::string user_name(uint32_t uid);
 std::string group_name(uint32_t gid);
 std::optional<uint32_t> user_id(const std::string& name);
 std::optional<uint32_t> group_id(const std::string& name);
+// Entries in those caches (each bounded; for tests).
+size_t cached_names();
 
 }  // namespace pbackup

@@ -135,3 +135,41 @@ TEST_CASE("catalog: entries with xattrs, ACLs or holes are flagged (tar; zip hol
     CHECK(recs[3].flags == (kCatalogDamaged | (tar ? kCatalogSparse : 0)));
   }
 }
+
+TEST_CASE("long_line: owner names from the archive are escaped and never cut the line") {
+  pbackup::CatalogRecord r;
+  r.path = "a/b";
+  r.size = 12345;
+  r.mode = 0644;
+  r.uname = "evil\n-rw-r--r-- root/root 0 2020-01-01 00:00 /etc/passwd\x1b[2J";
+  r.gname = std::string(1000, 'g');
+  std::string line = pbackup::long_line(r);
+  CHECK(line.find('\n') == std::string::npos);
+  CHECK(line.find('\x1b') == std::string::npos);
+  CHECK(line.find("evil\\n-rw") != std::string::npos);
+  CHECK(line.find(" 12345 ") != std::string::npos);  // the size survives a long owner
+  CHECK(line.size() > 1000);
+  CHECK(line.substr(line.size() - 4) == " a/b");
+}
+
+TEST_CASE("catalog: a forged record with an absolute path or a '..' component is refused") {
+  auto one = [](const std::string& path, pbackup::EntryType t = pbackup::EntryType::File, const std::string& link = "") {
+    pbackup::CatalogRecord r;
+    r.path = path;
+    r.type = t;
+    r.link = link;
+    pbackup::CatalogWriter w(1);
+    w.add(r);
+    return w.finish();
+  };
+  auto reads = [](const std::string& bytes) {
+    pbackup::read_catalog(bytes, [](const pbackup::CatalogRecord&) {});
+  };
+  CHECK_THROWS_AS(reads(one("../../etc/shadow")), pbackup::Fatal);
+  CHECK_THROWS_AS(reads(one("root/../../x")), pbackup::Fatal);
+  CHECK_THROWS_AS(reads(one("root/..")), pbackup::Fatal);
+  CHECK_THROWS_AS(reads(one("/etc/passwd")), pbackup::Fatal);
+  CHECK_THROWS_AS(reads(one("root/h", pbackup::EntryType::Hardlink, "../outside")), pbackup::Fatal);
+  CHECK_NOTHROW(reads(one("root/..a/b..")));
+  CHECK_NOTHROW(reads(one("root/l", pbackup::EntryType::Symlink, "../../anywhere")));  // a symlink's target is data
+}

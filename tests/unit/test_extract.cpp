@@ -175,3 +175,22 @@ TEST_CASE("ACL text <-> kernel xattr: GNU tar's and libarchive's forms") {
   CHECK_THROWS_AS(acl_xattr_to_text(std::string("\2\0\0\0\1\0", 6)), Fatal);
   CHECK_THROWS_AS(acl_xattr_to_text(std::string("\3\0\0\0", 4)), Fatal);
 }
+
+TEST_CASE("owner-name caches stay bounded whatever names an archive holds") {
+  // uname/gname and ACL qualifiers come from the archive: each distinct unknown name was kept
+  // for the whole run, however many there were
+  for (int i = 0; i < 70000; ++i) (void)pbackup::user_id("pbackup-no-such-user-" + std::to_string(i));
+  CHECK(pbackup::cached_names() <= (1u << 16) + 8);
+  CHECK_FALSE(pbackup::user_id("pbackup-no-such-user-1").has_value());
+  CHECK(pbackup::user_id("root").value_or(1) == 0);
+}
+
+TEST_CASE("DeferredXattrs: holds records up to its limit, then refuses") {
+  pbackup::DeferredXattrs d(100);
+  CHECK(d.add("a", std::string(40, 'x')));
+  CHECK(d.add("b", std::string(40, 'x')));
+  CHECK_FALSE(d.add("c", std::string(40, 'x')));  // would pass 100 bytes
+  CHECK(d.add("d", std::string(10, 'x')));        // a small one still fits
+  CHECK(d.items().size() == 3);
+  CHECK(d.items()[2].first == "d");
+}

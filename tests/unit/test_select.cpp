@@ -44,3 +44,18 @@ TEST_CASE("escape_name: control characters and backslashes are escaped") {
   CHECK(escape_name(std::string("a\x01") + "b") == "a\\001b");
   CHECK(escape_name("plain/é") == "plain/é");
 }
+
+TEST_CASE("glob_match: a pathological pattern still answers right, fast") {
+  // a give-up budget once answered "no" here: the first component alone exhausted it
+  CHECK(glob_match("**/*a*a*a*a*a*a*a*a*b", std::string(30, 'a') + "/aaaaaaaab"));
+  CHECK(glob_match("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", std::string(4000, 'a') + "b"));
+  CHECK_FALSE(glob_match("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", std::string(4000, 'a')));
+  CHECK(glob_match("**a**a**a**a**a**a**b", std::string(2000, 'a') + "/" + std::string(2000, 'a') + "/b"));
+  CHECK_FALSE(glob_match("**/**/**/**/**/x", std::string(3000, '/')));
+  CHECK(glob_match("**/**/**/x", "x"));
+  CHECK(glob_match("a/**/**/b", "a/b"));
+  CHECK(glob_match("a/**/", "a/"));
+  CHECK(glob_match("*", ""));
+  CHECK_FALSE(glob_match("?", ""));
+  CHECK(glob_match("a\\\\", "a\\"));
+}
