@@ -831,16 +831,18 @@ def report(all_res, cfg, meta):
         if cmp_rows:
             L.append("### This binary vs the --compare binary (time ratio < 1: this one is faster)")
             L.append("")
-            L.append("| operation | configuration | median s | compare median s | time ratio | size ratio | peak RSS MB (this / compare) |")
-            L.append("|---|---|--:|--:|--:|--:|--:|")
+            L.append("| operation | configuration | median s | compare median s | time ratio | CPU s (this / compare) | CPU ratio | size ratio | peak RSS MB (this / compare) |")
+            L.append("|---|---|--:|--:|--:|--:|--:|--:|--:|")
             for part, k in cmp_rows:
                 a, c = res[part][k], res[part][k + "-cmp"]
                 am, cm = med(a["walls"]), med(c["walls"])
                 az, cz = med(a["sizes"]), med(c["sizes"])
                 ar = max(a["rss_kb"]) / 1024 if a["rss_kb"] else None
                 cr = max(c["rss_kb"]) / 1024 if c["rss_kb"] else None
+                au, cu = med(a["cpu"]), med(c["cpu"])
                 L.append(f"| {part} {a['group']} | {a['label']} | {fmt(am)} | {fmt(cm)} | "
-                         f"{fmt(am / cm if am and cm else None, '.3f')} | {fmt(az / cz if az and cz else None, '.4f')} | "
+                         f"{fmt(am / cm if am and cm else None, '.3f')} | {fmt(au)} / {fmt(cu)} | "
+                         f"{fmt(au / cu if au and cu else None, '.3f')} | {fmt(az / cz if az and cz else None, '.4f')} | "
                          f"{fmt(ar, '.0f')} / {fmt(cr, '.0f')} |")
             L.append("")
         if res.get("explore"):
