@@ -228,6 +228,23 @@ def backup_tools(cfg):
         Tool("tar-zstd0", "tar -I 'zstd -T0' -cf", "zstd", tarc(["-I", "zstd -T0", "-cf"], "peer-zstd0.tar.zst"),
              "peer-zstd0.tar.zst"),
     ]
+    if cfg.compare:
+        # the same pbackup runs with the --compare binary, interleaved with the rest
+        cb = cfg.compare
+
+        def pbo(algo):
+            def f(c):
+                return ([cb, "backup", "--sources", c.src, "--output-dir", c.out, "--algo", algo,
+                         "--name", "pbo", "--no-progress"], c.out)
+            return f
+        extra = []
+        for t in tools:
+            if t.pbackup:
+                ext = t.out[len("pb."):]
+                extra.append(Tool(t.key + "-cmp", t.label + f" [{cfg.compare_label}]", t.group,
+                                  pbo({"tar.gz": "gzip", "tar.bz2": "bzip2", "zip": "zip", "tar.zst": "zstd"}[ext]),
+                                  "pbo." + ext, cfg.np, True))
+        tools += extra
     return [t for t in tools if t.group in cfg.algos]
 
 
@@ -269,6 +286,25 @@ def restore_tools(cfg):
             Tool("r-unzip", "unzip -q", "zip",
                  lambda c: (["unzip", "-q", os.path.join(c.out, "pb.zip"), "-d", c.rdir], c.out), archive="pb.zip"),
         ]
+    if "zstd" in cfg.algos:
+        tools += [
+            Tool("r-pb1-zst", "pbackup restore (no mpirun)", "tar.zst", pbr("pb.tar.zst"), pbackup=True,
+                 archive="pb.tar.zst"),
+            Tool("r-pbn-zst", f"mpirun -n {np_} pbackup restore", "tar.zst", pbr("pb.tar.zst"), ranks=np_,
+                 pbackup=True, archive="pb.tar.zst"),
+            Tool("r-tar-zstd", "tar -I zstd -xf", "tar.zst", tarx(["-I", "zstd", "-xf"], "pb.tar.zst"),
+                 archive="pb.tar.zst"),
+        ]
+    if cfg.compare:
+        # the --compare binary restores the archive it wrote itself (pbo.*)
+        cb = cfg.compare
+
+        def pbro(arch):
+            return lambda c: ([cb, "restore", "--source", os.path.join(c.out, arch), "--restore-to", c.rdir], c.out)
+        tools += [Tool(t.key + "-cmp", t.label + f" [{cfg.compare_label}]", t.group,
+                       pbro("pbo" + t.archive[len("pb"):]), ranks=t.ranks, pbackup=True,
+                       archive="pbo" + t.archive[len("pb"):])
+                  for t in tools if t.pbackup]
     return tools
 
 
@@ -289,6 +325,7 @@ RESTORE_TARGETS = [
     ("r-pb1-bz2", "r-tar-xjf", 1.7), ("r-pbn-bz2", "r-tar-xjf", 1.7),
     ("r-pb1-bz2", "r-tar-lbzip2", None), ("r-pbn-bz2", "r-tar-lbzip2", None),
     ("r-pb1-zip", "r-unzip", None), ("r-pbn-zip", "r-unzip", None),
+    ("r-pb1-zst", "r-tar-zstd", None), ("r-pbn-zst", "r-tar-zstd", None),
 ]
 
 
@@ -484,6 +521,15 @@ def verify(ctx, cfg, bres):
         add("zip member count (unzip -Z1: pbackup's vs zip -r's)", ours == theirs, f"{ours} vs {theirs}")
         r = sh(f"unzip -tq {q(o + '/pb.zip')}")
         add("unzip -tq pb.zip", r.returncode == 0, (r.stdout + r.stderr).strip()[:200])
+    if cfg.compare:
+        lister = {"tar.gz": "tar tzf", "tar.bz2": "tar -I lbzip2 -tf", "tar.zst": "tar -I zstd -tf", "zip": "unzip -Z1"}
+        for ext, cmd in lister.items():
+            a, b = os.path.join(o, "pb." + ext), os.path.join(o, "pbo." + ext)
+            if os.path.exists(a) and os.path.exists(b):
+                la, lb = sh(f"{cmd} {q(a)} | sort"), sh(f"{cmd} {q(b)} | sort")
+                same = la.returncode == 0 and lb.returncode == 0 and la.stdout == lb.stdout
+                add(f"{ext}: same member list as the {cfg.compare_label} binary's archive", same,
+                    f"{la.stdout.count(chr(10))} vs {lb.stdout.count(chr(10))} members")
     # pbackup's own manifest sizes (not counted in the archive size)
     man = {}
     for ext in ("tar.gz", "tar.bz2", "tar.zst", "zip"):
@@ -781,6 +827,24 @@ def report(all_res, cfg, meta):
             L.append("")
             L.append("**Correctness checks failed for this data set: every target counts as MISS.**")
         L.append("")
+        cmp_rows = [(part, k) for part in ("backup", "restore") for k in res[part] if k + "-cmp" in res[part]]
+        if cmp_rows:
+            L.append("### This binary vs the --compare binary (time ratio < 1: this one is faster)")
+            L.append("")
+            L.append("| operation | configuration | median s | compare median s | time ratio | CPU s (this / compare) | CPU ratio | size ratio | peak RSS MB (this / compare) |")
+            L.append("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+            for part, k in cmp_rows:
+                a, c = res[part][k], res[part][k + "-cmp"]
+                am, cm = med(a["walls"]), med(c["walls"])
+                az, cz = med(a["sizes"]), med(c["sizes"])
+                ar = max(a["rss_kb"]) / 1024 if a["rss_kb"] else None
+                cr = max(c["rss_kb"]) / 1024 if c["rss_kb"] else None
+                au, cu = med(a["cpu"]), med(c["cpu"])
+                L.append(f"| {part} {a['group']} | {a['label']} | {fmt(am)} | {fmt(cm)} | "
+                         f"{fmt(am / cm if am and cm else None, '.3f')} | {fmt(au)} / {fmt(cu)} | "
+                         f"{fmt(au / cu if au and cu else None, '.3f')} | {fmt(az / cz if az and cz else None, '.4f')} | "
+                         f"{fmt(ar, '.0f')} / {fmt(cr, '.0f')} |")
+            L.append("")
         if res.get("explore"):
             L.append("### pbackup knobs (same interleaving, runs and noise rule; output MB for backups)")
             L.append("")
@@ -830,6 +894,9 @@ def main():
     ap.add_argument("--np", type=int, default=2)
     ap.add_argument("--algos", default="gzip,bzip2,zip,zstd")
     ap.add_argument("--pbackup", default=os.path.join(REPO, "build", "pbackup"))
+    ap.add_argument("--compare", default=None,
+                    help="a second pbackup binary, measured interleaved with the first (rows marked [LABEL])")
+    ap.add_argument("--compare-label", default="old")
     ap.add_argument("--no-restore", dest="restore", action="store_false")
     ap.add_argument("--explore", action="store_true")
     ap.add_argument("--explore-only", action="store_true",
@@ -864,19 +931,11 @@ def main():
     cfg.explore = cfg.explore or cfg.explore_only
     cfg.pbackup = os.path.abspath(cfg.pbackup)
     os.makedirs(cfg.work, exist_ok=True)
-    # Measure a private copy: build/pbackup may be relinked while the benchmark runs.
-    with open(cfg.pbackup, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:12]
-    built = datetime.datetime.fromtimestamp(os.path.getmtime(cfg.pbackup)).strftime("%Y-%m-%d %H:%M:%S")
-    snap_dir = os.path.join(cfg.work, "bin")
-    os.makedirs(snap_dir, exist_ok=True)
-    snap = os.path.join(snap_dir, "pbackup-" + digest)
-    if not os.path.exists(snap):
-        shutil.copy2(cfg.pbackup, snap + ".tmp")
-        os.rename(snap + ".tmp", snap)
-    binary_info = f"{cfg.pbackup} (sha256 {digest}, built {built}; measured as the copy {snap})"
     cfg.pbackup_orig = cfg.pbackup
-    cfg.pbackup = snap
+    cfg.pbackup, binary_info = snapshot(cfg.pbackup, cfg.work)
+    if cfg.compare:
+        cfg.compare, info = snapshot(os.path.abspath(cfg.compare), cfg.work)
+        binary_info += f"; compared with [{cfg.compare_label}] {info}"
 
     meta = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
@@ -911,6 +970,21 @@ def main():
         f"(re-render with: bench/bench.py --report-from {raw})")
     bad = any(not c["ok"] for r in all_res for c in r["verify"])
     return 3 if bad else 0
+
+
+def snapshot(path, work):
+    """Measure a private copy: build/pbackup may be relinked while the benchmark runs.
+    Returns (copy, description)."""
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    built = datetime.datetime.fromtimestamp(os.path.getmtime(path)).strftime("%Y-%m-%d %H:%M:%S")
+    snap_dir = os.path.join(work, "bin")
+    os.makedirs(snap_dir, exist_ok=True)
+    snap = os.path.join(snap_dir, "pbackup-" + digest)
+    if not os.path.exists(snap):
+        shutil.copy2(path, snap + ".tmp")
+        os.rename(snap + ".tmp", snap)
+    return snap, f"{path} (sha256 {digest}, built {built}; measured as the copy {snap})"
 
 
 def render(all_res, meta):

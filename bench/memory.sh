@@ -6,15 +6,18 @@
 #   - 100k and 200k one-byte files (gzip, mpirun -n 2): rank 0's slope in bytes per file, from
 #     the median of 3 runs at each size (a single peak RSS varies by a few MB between runs).
 #
-#   bash bench/memory.sh [--data-dir DIR] [--pbackup PATH]      (needs ~12 GB free in DIR)
+#   bash bench/memory.sh [--data-dir DIR] [--pbackup PATH] [--many-only]   (needs ~12 GB free in DIR)
+#     --many-only: only the 100k/200k one-byte-file runs (the per-file slope), no big files
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DIR=/tmp/pbackup-memory
 PB="$here/../build/pbackup"
+many_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --data-dir) DIR=$2; shift 2 ;;
     --pbackup) PB=$2; shift 2 ;;
+    --many-only) many_only=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -54,6 +57,7 @@ PY
 echo "| input | codec | rank 0 peak RSS KiB | rank 1 peak RSS KiB |"
 echo "|---|---|--:|--:|"
 for mb in 1000 4000; do
+  [ "$many_only" = 1 ] && break
   make_big "$DIR/big$mb" "$mb"
   read -r r0 r1 < <(run big$mb zstd "$DIR/big$mb")
   echo "| one ${mb} MB file (random) | zstd | $r0 | $r1 |"

@@ -29,6 +29,9 @@
 #   --settle S         start a set's restore runs only S seconds (300) after restored trees were
 #                      last deleted: ext4 creates files slowly for minutes after a big deletion
 #   --pbackup PATH     binary to measure (default build/pbackup; built if missing)
+#   --compare PATH     a second pbackup binary (e.g. an older commit's build) measured in the same
+#                      interleaved rounds; its rows are marked [old] (--compare-label L) and a
+#                      "this vs compare" table gives the time and size ratios
 #   --max-noise PCT    rerun a measurement if other processes used more than PCT% of the machine
 #                      during it (default 10; the machine is shared), at most --noise-retries N (2);
 #                      before each run wait up to --quiet-wait S (30) for the machine to be quiet.
@@ -54,7 +57,7 @@ while [ $# -gt 0 ]; do
     --sets) sets="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --quick) quick=1; shift ;;
-    --algos|--np|--pbackup|--explore-algos|--explore-blocks|--results|--max-noise|--noise-retries|--quiet-wait|--settle) pass+=("$1" "$2"); shift 2 ;;
+    --algos|--np|--pbackup|--compare|--compare-label|--explore-algos|--explore-blocks|--results|--max-noise|--noise-retries|--quiet-wait|--settle) pass+=("$1" "$2"); shift 2 ;;
     --no-restore|--explore|--explore-only|--keep|--delete-between) pass+=("$1"); shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
