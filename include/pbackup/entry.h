@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "pbackup/compact_string.h"
 #include "pbackup/wire.h"
 
 namespace pbackup {
@@ -17,9 +18,9 @@ enum class EntryType : uint8_t { File = 0, Dir = 1, Symlink = 2, Hardlink = 3, F
 struct Entry {
   std::string path;  // archive path, no leading or trailing '/'
   std::string link;  // symlink target, or the archive path a hard link points to
-  std::string owner;   // "uname:gname" (':' occurs in neither); a side empty when unknown
-  std::string xattrs;  // SCHILY.acl.* / SCHILY.xattr.* pax records (format/pax.h); mostly ""
-  std::string sparse;  // data regions of a file with holes (format/sparse.h); mostly ""
+  InternedString owner;  // "uname:gname" (':' occurs in neither); a side empty when unknown
+  RareString xattrs;     // SCHILY.acl.* / SCHILY.xattr.* pax records (format/pax.h); mostly ""
+  RareString sparse;     // data regions of a file with holes (format/sparse.h); mostly ""
   uint64_t size = 0;
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;

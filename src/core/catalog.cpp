@@ -139,7 +139,7 @@ std::string CatalogWriter::finish() {
 
 // What the tar stream holds for `e` beside its data and ustar fields (format/pax.h, sparse.h).
 static uint8_t metadata_flags(const Entry& e) {
-  XattrKinds k = xattr_kinds(e.xattrs);
+  XattrKinds k = xattr_kinds(e.xattrs.str());
   return static_cast<uint8_t>((k.xattrs ? kCatalogXattrs : 0) | (k.acls ? kCatalogAcls : 0) |
                               (!e.sparse.empty() && e.type == EntryType::File ? kCatalogSparse : 0));
 }

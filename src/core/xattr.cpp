@@ -370,7 +370,7 @@ void count_xattr_entries(const std::deque<Entry>& entries, uint64_t& xattrs, uin
   xattrs = acls = sparse = 0;
   for (const Entry& e : entries) {
     sparse += !e.sparse.empty();
-    XattrKinds k = xattr_kinds(e.xattrs);
+    XattrKinds k = xattr_kinds(e.xattrs.str());
     xattrs += k.xattrs;
     acls += k.acls;
   }

@@ -311,7 +311,7 @@ class ZipFormat final : public Format {
     auto keep_end = std::remove_if(entries.begin(), entries.end(), [&](Entry& e) {
       if (!e.xattrs.empty()) {  // zip has no place for them: counted, said once below
         bool x = false, a = false;
-        for_each_pax_record(e.xattrs, [&](std::string_view k, std::string_view) {
+        for_each_pax_record(e.xattrs.str(), [&](std::string_view k, std::string_view) {
           (k == kAclAccessKey || k == kAclDefaultKey ? a : x) = true;
         });
         with_xattrs += x;

@@ -119,8 +119,11 @@ TEST_CASE("catalog: entries with xattrs, ACLs or holes are flagged (tar; zip hol
     entries[i].path = "r/f" + std::to_string(i);
     entries[i].type = EntryType::File;
   }
-  add_pax_record(entries[1].xattrs, "SCHILY.xattr.user.project", "alpha");
-  add_pax_record(entries[2].xattrs, "SCHILY.acl.access", "user::rw-,user:65534:r--,group::r--,mask::r--,other::---");
+  std::string x, acl;
+  add_pax_record(x, "SCHILY.xattr.user.project", "alpha");
+  add_pax_record(acl, "SCHILY.acl.access", "user::rw-,user:65534:r--,group::r--,mask::r--,other::---");
+  entries[1].xattrs = x;
+  entries[2].xattrs = acl;
   entries[3].sparse = encode_sparse_map({{0, 4096}, {1 << 20, 0}});
   entries[3].size = 1 << 20;
   Block b;

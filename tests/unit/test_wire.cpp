@@ -239,3 +239,28 @@ TEST_CASE("wire: a hostile count ends at the truncation, not in a huge allocatio
   w.str("one");
   CHECK_THROWS(from_wire<std::vector<std::string>>(w.take()));
 }
+
+TEST_CASE("compact strings: an Entry's rare and shared texts read as strings and travel as strings") {
+  RareString a;
+  CHECK(a.empty());
+  CHECK(a.str().empty());
+  a = std::string("30 SCHILY.xattr.user.k=v\n");
+  RareString b = a;  // a deep copy
+  a.clear();
+  CHECK(a.empty());
+  CHECK(b.str() == "30 SCHILY.xattr.user.k=v\n");
+  a = std::string();
+  CHECK(a.empty());
+  InternedString o1(std::string("alice:staff")), o2(std::string("alice:") + "staff"), o3;
+  CHECK(o1 == o2);
+  CHECK(&o1.str() == &o2.str());  // one copy of the text for every entry that has it
+  CHECK(o3.empty());
+  CHECK(o3.str().empty());
+  Entry e = sample_entry(9);
+  Entry back = round_trip(e);
+  CHECK(back == e);
+  CHECK(&back.owner.str() == &e.owner.str());
+  // Rank 0 keeps one Entry per file (DESIGN §2: under 300 bytes a file): the rare fields are a
+  // pointer each, not a 32-byte std::string.
+  CHECK(sizeof(Entry) <= 160);
+}
