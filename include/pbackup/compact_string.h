@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 
 namespace pbackup {
 
@@ -61,25 +63,16 @@ class InternedString {
   const std::string* p_ = nullptr;
 };
 
-// Wire form: the text (pbackup/wire.h calls these like any struct's field list).
-template <class Ar>
-void fields(Ar& a, RareString& s) {
+// Wire form: the text (pbackup/wire.h calls this like any struct's field list).
+template <class Ar, class S>
+  requires std::is_same_v<S, RareString> || std::is_same_v<S, InternedString>
+void fields(Ar& a, S& s) {
   if constexpr (Ar::kWriting) {
     a(s.str());
   } else {
     std::string t;
     a(t);
     s = std::move(t);
-  }
-}
-template <class Ar>
-void fields(Ar& a, InternedString& s) {
-  if constexpr (Ar::kWriting) {
-    a(s.str());
-  } else {
-    std::string t;
-    a(t);
-    s = t;
   }
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pbackup/compact_string.h"
@@ -43,6 +44,13 @@ struct Root {
   std::string name;  // base name used as the first archive path component
   bool operator==(const Root&) const = default;
 };
+
+// The user and group names of `e.owner` ("uname:gname"; either side may be empty).
+inline std::pair<std::string, std::string> owner_names(const Entry& e) {
+  const std::string& o = e.owner.str();
+  const size_t colon = o.find(':');
+  return {o.substr(0, colon), colon == std::string::npos ? "" : o.substr(colon + 1)};
+}
 
 // Path on disk of an entry: the root's disk path plus everything after the first component.
 std::string disk_path(const Entry& e, const std::vector<Root>& roots);

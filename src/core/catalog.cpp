@@ -2,8 +2,6 @@
 #include "core/catalog.h"
 
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -13,7 +11,7 @@
 #include <cstring>
 #include <ctime>
 #include <optional>
-#include <unordered_map>
+#include <tuple>
 
 #include "core/select.h"
 #include "core/xattr.h"
@@ -41,29 +39,6 @@ uint32_t get32(const unsigned char* p) {
 uint64_t get64(const unsigned char* p) { return get32(p) | (uint64_t{get32(p + 4)} << 32); }
 
 // Owner names, looked up once per id.
-class Names {
- public:
-  const std::string& user(uint32_t id) { return find(users_, id, true); }
-  const std::string& group(uint32_t id) { return find(groups_, id, false); }
-
- private:
-  const std::string& find(std::unordered_map<uint32_t, std::string>& m, uint32_t id, bool user) {
-    auto it = m.find(id);
-    if (it != m.end()) return it->second;
-    std::string name;
-    std::vector<char> buf(16384);
-    if (user) {
-      struct passwd pw {}, *res = nullptr;
-      if (::getpwuid_r(id, &pw, buf.data(), buf.size(), &res) == 0 && res) name = res->pw_name;
-    } else {
-      struct group gr {}, *res = nullptr;
-      if (::getgrgid_r(id, &gr, buf.data(), buf.size(), &res) == 0 && res) name = res->gr_name;
-    }
-    return m.emplace(id, name).first->second;
-  }
-  std::unordered_map<uint32_t, std::string> users_, groups_;
-};
-
 }  // namespace
 
 std::string catalog_name(const std::string& archive) { return archive + ".catalog.zst"; }
@@ -162,7 +137,6 @@ std::string build_catalog(const EntryList& entries, const std::vector<Block>& bl
       pos += p.last ? (p.length + kTarBlock - 1) / kTarBlock * kTarBlock : p.length;
     }
   }
-  Names names;
   CatalogWriter w(entries.size());
   CatalogRecord r;
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -175,8 +149,7 @@ std::string build_catalog(const EntryList& entries, const std::vector<Block>& bl
     r.mode = e.mode;
     r.uid = e.uid;
     r.gid = e.gid;
-    r.uname = names.user(e.uid);
-    r.gname = names.group(e.gid);
+    std::tie(r.uname, r.gname) = owner_names(e);  // as the tar header stores them
     r.size = e.type == EntryType::File ? e.size : 0;
     r.mtime_sec = e.mtime_sec;
     r.mtime_nsec = e.mtime_nsec;

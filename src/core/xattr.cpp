@@ -51,9 +51,17 @@ std::unordered_map<std::string, std::optional<uint32_t>> g_uids, g_gids;
 // Names come from archives too (uname, gname, ACL qualifiers): a hostile one holds millions of
 // distinct ones, so each cache is emptied when it reaches this many (real hosts have far fewer).
 constexpr size_t kMaxCachedNames = 1u << 16;
-template <class Map>
-void bound(Map& m) {
+// The cached answer for `key` in `m`, asking `lookup(buf)` (a get*_r call into `buf`) only
+// the first time; the cache is bounded as said above.
+template <class Map, class Lookup>
+typename Map::mapped_type cached(Map& m, const typename Map::key_type& key, Lookup lookup) {
+  std::lock_guard<std::mutex> l(g_names_mu);
+  auto it = m.find(key);
+  if (it != m.end()) return it->second;
+  std::vector<char> buf(16384);
+  typename Map::mapped_type value = lookup(buf);
   if (m.size() >= kMaxCachedNames) m.clear();
+  return m.emplace(key, value).first->second;
 }
 
 // listxattr / getxattr on a path without following a symlink; paths at or over PATH_MAX through
@@ -92,53 +100,35 @@ bool get_value(XattrSource& src, const char* name, std::string& out, int& err) {
 }  // namespace
 
 std::string user_name(uint32_t uid) {
-  std::lock_guard<std::mutex> l(g_names_mu);
-  auto it = g_users.find(uid);
-  if (it != g_users.end()) return it->second;
-  struct passwd pw {}, *res = nullptr;
-  std::vector<char> buf(16384);
-  std::string name;
-  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &res) == 0 && res) name = res->pw_name;
-  bound(g_users);
-  return g_users.emplace(uid, name).first->second;
+  return cached(g_users, uid, [&](std::vector<char>& buf) -> std::string {
+    struct passwd pw {}, *res = nullptr;
+    return ::getpwuid_r(uid, &pw, buf.data(), buf.size(), &res) == 0 && res ? res->pw_name : "";
+  });
 }
 
 std::string group_name(uint32_t gid) {
-  std::lock_guard<std::mutex> l(g_names_mu);
-  auto it = g_groups.find(gid);
-  if (it != g_groups.end()) return it->second;
-  struct group gr {}, *res = nullptr;
-  std::vector<char> buf(16384);
-  std::string name;
-  if (::getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) == 0 && res) name = res->gr_name;
-  bound(g_groups);
-  return g_groups.emplace(gid, name).first->second;
+  return cached(g_groups, gid, [&](std::vector<char>& buf) -> std::string {
+    struct group gr {}, *res = nullptr;
+    return ::getgrgid_r(gid, &gr, buf.data(), buf.size(), &res) == 0 && res ? res->gr_name : "";
+  });
 }
 
 std::optional<uint32_t> user_id(const std::string& name) {
   if (name.empty()) return std::nullopt;
-  std::lock_guard<std::mutex> l(g_names_mu);
-  auto it = g_uids.find(name);
-  if (it != g_uids.end()) return it->second;
-  struct passwd pw {}, *res = nullptr;
-  std::vector<char> buf(16384);
-  std::optional<uint32_t> id;
-  if (::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &res) == 0 && res) id = res->pw_uid;
-  bound(g_uids);
-  return g_uids.emplace(name, id).first->second;
+  return cached(g_uids, name, [&](std::vector<char>& buf) -> std::optional<uint32_t> {
+    struct passwd pw {}, *res = nullptr;
+    if (::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &res) == 0 && res) return res->pw_uid;
+    return std::nullopt;
+  });
 }
 
 std::optional<uint32_t> group_id(const std::string& name) {
   if (name.empty()) return std::nullopt;
-  std::lock_guard<std::mutex> l(g_names_mu);
-  auto it = g_gids.find(name);
-  if (it != g_gids.end()) return it->second;
-  struct group gr {}, *res = nullptr;
-  std::vector<char> buf(16384);
-  std::optional<uint32_t> id;
-  if (::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &res) == 0 && res) id = res->gr_gid;
-  bound(g_gids);
-  return g_gids.emplace(name, id).first->second;
+  return cached(g_gids, name, [&](std::vector<char>& buf) -> std::optional<uint32_t> {
+    struct group gr {}, *res = nullptr;
+    if (::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &res) == 0 && res) return res->gr_gid;
+    return std::nullopt;
+  });
 }
 
 size_t cached_names() {

@@ -133,10 +133,7 @@ std::string tar_header(const Entry& e) {
   if (!fits_octal(e.uid, 8)) add_record(recs, "uid", std::to_string(e.uid));
   if (!fits_octal(e.gid, 8)) add_record(recs, "gid", std::to_string(e.gid));
   // Owner names as GNU tar stores them: in the ustar fields, in pax records when they do not fit.
-  const std::string& owner = e.owner.str();
-  size_t colon = owner.find(':');
-  std::string uname = owner.substr(0, colon);
-  std::string gname = colon == std::string::npos ? "" : owner.substr(colon + 1);
+  auto [uname, gname] = owner_names(e);
   if (uname.size() > 31 || !ascii(uname)) add_record(recs, "uname", uname);
   if (gname.size() > 31 || !ascii(gname)) add_record(recs, "gname", gname);
   recs += e.xattrs;  // SCHILY.acl.* and SCHILY.xattr.* records, rendered at scan time
