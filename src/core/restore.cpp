@@ -234,6 +234,29 @@ std::string entry_xattr_records(archive_entry* e) {
   return recs;
 }
 
+// libarchive keeps an entry's mode inside its ACL and sets the group bits from the access
+// ACL's group:: entry when it parses SCHILY.acl.access; with a mask (every extended ACL has
+// one) the group bits are the mask's, as in the header (GNU tar restores a directory 0775
+// whose ACL says group::r-x,mask::rwx as 0775, not 0755). Puts the mask's bits back; call it
+// after entry_xattr_records (the ACL text is made from the mode).
+void mode_from_acl_mask(archive_entry* e, const std::string& recs) {
+  bool found = false;
+  for_each_pax_record(recs, [&](std::string_view k, std::string_view v) {
+    if (k != kAclAccessKey || found) return;
+    for (size_t at = 0; at < v.size();) {
+      size_t end = v.find_first_of(",\n", at);
+      if (end == std::string_view::npos) end = v.size();
+      std::string_view ent = v.substr(at, end - at);
+      at = end + 1;
+      if (ent.substr(0, 6) != "mask::" || ent.size() < 9) continue;
+      mode_t bits = (ent[6] == 'r' ? 4 : 0) | (ent[7] == 'w' ? 2 : 0) | (ent[8] == 'x' ? 1 : 0);
+      archive_entry_set_perm(e, (archive_entry_perm(e) & ~mode_t{070}) | (bits << 3));
+      found = true;
+      return;
+    }
+  });
+}
+
 // Runs `body` inside `dir` and always returns to the original working directory.
 template <class F>
 int in_directory(const std::string& dir, F body) {
@@ -383,6 +406,8 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
       }
       archive_entry_set_pathname(e, name.c_str());
       if (hl) archive_entry_set_hardlink(e, link.c_str());
+      const std::string recs = hl ? std::string() : entry_xattr_records(e);
+      if (!recs.empty()) mode_from_acl_mask(e, recs);
       r = archive_write_header(out.a, e);
       if (r < ARCHIVE_WARN) {
         log.error(quote(name) + ": " + archive_error_string(out.a) + "; not extracted");
@@ -435,7 +460,6 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
       if (!hl && archive_entry_filetype(e) == AE_IFREG && ::lstat(name.c_str(), &st) == 0 && S_ISREG(st.st_mode))
         made.insert({st.st_dev, st.st_ino});
       if (!hl) {
-        std::string recs = entry_xattr_records(e);
         if (!recs.empty()) {
           mode_t ft = archive_entry_filetype(e);
           char type = ft == AE_IFDIR ? '5' : ft == AE_IFIFO ? '6' : ft == AE_IFREG ? '0' : '2';

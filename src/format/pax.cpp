@@ -2,6 +2,7 @@
 #include "format/pax.h"
 
 #include <charconv>
+#include <cstdint>
 
 #include "pbackup/error.h"
 
@@ -83,6 +84,31 @@ bool decode_base64(std::string_view in, std::string& out) {
       bits -= 8;
       out += static_cast<char>((acc >> bits) & 0xff);
     }
+  }
+  return true;
+}
+
+bool valid_utf8(std::string_view s) {
+  const auto c = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  for (size_t i = 0; i < s.size();) {
+    unsigned char b = c(i);
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n;
+    uint32_t cp;
+    if (b >= 0xC2 && b <= 0xDF) n = 2, cp = b & 0x1F;
+    else if (b >= 0xE0 && b <= 0xEF) n = 3, cp = b & 0x0F;
+    else if (b >= 0xF0 && b <= 0xF4) n = 4, cp = b & 0x07;
+    else return false;
+    if (s.size() - i < n) return false;
+    for (size_t k = 1; k < n; ++k) {
+      if ((c(i + k) & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (c(i + k) & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n;
   }
   return true;
 }

@@ -29,4 +29,8 @@ std::string decode_xattr_name(std::string_view key);
 // base64 (RFC 4648, padding optional, as libarchive writes it); false on a bad character.
 bool decode_base64(std::string_view in, std::string& out);
 
+// Whether `s` is valid UTF-8 (strict: no overlong forms, no surrogates, nothing past U+10FFFF).
+// Names that are not get pax's hdrcharset=BINARY and no zip UTF-8 flag.
+bool valid_utf8(std::string_view s);
+
 }  // namespace pbackup

@@ -121,6 +121,12 @@ std::string tar_header(const Entry& e) {
     full = (slash == std::string::npos ? std::string(".") : full.substr(0, slash)) + "/GNUSparseFile.0/" +
            (slash == std::string::npos ? full : full.substr(slash + 1));
   }
+  // Names that are not UTF-8 are byte strings: hdrcharset=BINARY says so (POSIX pax), or
+  // readers that convert from UTF-8 (bsdtar) refuse the member. It covers path, linkpath, uname
+  // and gname alike.
+  auto [uname, gname] = owner_names(e);
+  if (!valid_utf8(full) || !valid_utf8(e.link) || !valid_utf8(uname) || !valid_utf8(gname))
+    add_record(recs, "hdrcharset", "BINARY");
   if (!ascii(full) || !split_ustar(full, prefix, name)) {
     add_record(recs, "path", full);
     prefix.clear();
@@ -133,7 +139,6 @@ std::string tar_header(const Entry& e) {
   if (!fits_octal(e.uid, 8)) add_record(recs, "uid", std::to_string(e.uid));
   if (!fits_octal(e.gid, 8)) add_record(recs, "gid", std::to_string(e.gid));
   // Owner names as GNU tar stores them: in the ustar fields, in pax records when they do not fit.
-  auto [uname, gname] = owner_names(e);
   if (uname.size() > 31 || !ascii(uname)) add_record(recs, "uname", uname);
   if (gname.size() > 31 || !ascii(gname)) add_record(recs, "gname", gname);
   recs += e.xattrs;  // SCHILY.acl.* and SCHILY.xattr.* records, rendered at scan time

@@ -44,11 +44,27 @@ bool needs_zip64(const Entry& e) { return e.type == EntryType::File && e.size >=
 
 std::string zip_name(const Entry& e) { return e.path + (e.type == EntryType::Dir ? "/" : ""); }
 
-bool is_ascii(const std::string& s) {
-  for (unsigned char c : s)
-    if (c >= 0x80) return false;
-  return true;
+// General purpose flag bit 11 (the name is UTF-8): only on names that are valid UTF-8, as
+// Info-ZIP and 7-Zip set it. Other names are byte strings in no known charset, so they carry
+// no Unicode Path extra (0x7075) either: it would have to guess an encoding (CP437? Latin-1?)
+// and readers would prefer that guess to the bytes the file system had.
+uint16_t name_flags(const std::string& name) {
+  for (unsigned char c : name)
+    if (c >= 0x80) return valid_utf8(name) ? 0x0800 : 0;
+  return 0;
 }
+
+// The DOS date field holds 1980..2107 (local time); times outside are clamped.
+bool dos_time_clamped(int64_t t) {
+  time_t tt = static_cast<time_t>(t);
+  struct tm tm {};
+  localtime_r(&tt, &tm);
+  return tm.tm_year < 80 || tm.tm_year > 207;
+}
+
+// The "UT" mtime is 32 bits: signed for times before 1970, unsigned from 2038-01-19 on (as
+// Info-ZIP zip and bsdtar write it; readers tell the two apart by the DOS date: see zip_read).
+bool ut_holds(int64_t t) { return t >= INT32_MIN && t <= static_cast<int64_t>(UINT32_MAX); }
 
 void dos_time(int64_t t, uint16_t& time, uint16_t& date) {
   time_t tt = static_cast<time_t>(t);
@@ -76,11 +92,11 @@ uint32_t unix_mode(const Entry& e) {
 std::string common_extra(const Entry& e) {
   std::string x;
   Le le{x};
-  if (e.mtime_sec >= INT32_MIN && e.mtime_sec <= INT32_MAX) {
+  if (ut_holds(e.mtime_sec)) {
     le.u16(0x5455);
     le.u16(5);
     x.push_back(1);
-    le.u32(static_cast<uint32_t>(static_cast<int32_t>(e.mtime_sec)));
+    le.u32(static_cast<uint32_t>(e.mtime_sec & 0xFFFFFFFF));
   }
   le.u16(0x7875);
   le.u16(11);
@@ -111,7 +127,7 @@ std::string local_header(const Entry& e, const Record& r) {
   std::string name = zip_name(e), extra = common_extra(e);
   le.u32(0x04034b50);
   le.u16(z64 ? 45 : 20);
-  le.u16(is_ascii(name) ? 0 : 0x0800);
+  le.u16(name_flags(name));
   le.u16(r.method);
   le.u16(t);
   le.u16(d);
@@ -148,7 +164,7 @@ void central_header(std::string& s, const Entry& e, const Record& r) {
   le.u32(0x02014b50);
   le.u16((3 << 8) | ((z64 || off64) ? 45 : 30));
   le.u16((z64 || off64) ? 45 : 20);
-  le.u16(is_ascii(name) ? 0 : 0x0800);
+  le.u16(name_flags(name));
   le.u16(r.method);
   le.u16(t);
   le.u16(d);
@@ -307,7 +323,7 @@ class ZipFormat final : public Format {
 
   void adapt(EntryList& entries, Log& log) const override {
     // In place: a copy would double rank 0's peak memory.
-    uint64_t with_xattrs = 0, with_acls = 0, with_holes = 0;
+    uint64_t with_xattrs = 0, with_acls = 0, with_holes = 0, clamped = 0, lost = 0;
     auto keep_end = std::remove_if(entries.begin(), entries.end(), [&](Entry& e) {
       if (!e.xattrs.empty()) {  // zip has no place for them: counted, said once below
         bool x = false, a = false;
@@ -322,9 +338,13 @@ class ZipFormat final : public Format {
         ++with_holes;
         e.sparse.clear();
       }
-      if (e.type == EntryType::Fifo) {
-        log.notice(quote(e.path) + ": fifo not stored (zip cannot hold fifos)");
+      if (e.type == EntryType::Fifo) {  // skipped: a warning (exit 1), as sockets are
+        log.warn(quote(e.path) + ": fifo not stored (skipped: zip cannot hold fifos)");
         return true;
+      }
+      if (dos_time_clamped(e.mtime_sec)) {
+        ++clamped;
+        lost += !ut_holds(e.mtime_sec);
       }
       if (e.type == EntryType::Hardlink) {  // zip has no hard links: store the data again
         e.type = EntryType::File;
@@ -335,6 +355,11 @@ class ZipFormat final : public Format {
     entries.erase(keep_end, entries.end());
     if (with_xattrs)
       log.notice(std::to_string(with_xattrs) + " entries have extended attributes, which zip cannot hold: not stored (use a tar format to keep them)");
+    if (clamped)
+      log.warn(std::to_string(clamped) + " entries have mtimes outside zip's DOS time range (1980..2107): clamped there" +
+               (lost ? "; " + std::to_string(lost) + " of them also outside the UT extra field's range (1901..2106), so every reader gets the clamped time"
+                     : "; the exact time is in the UT extra field (read by unzip, bsdtar, 7-Zip and pbackup, not by Python's zipfile)") +
+               " (use a tar format to keep such times)");
     if (with_holes)
       log.notice(std::to_string(with_holes) + " sparse files: zip cannot hold holes, stored with their holes as zeros (use a tar format to keep them)");
     if (with_acls)

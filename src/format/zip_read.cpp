@@ -6,6 +6,7 @@
 #include "format/zip_read.h"
 
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cstring>
@@ -65,6 +66,10 @@ bool for_each_extra(std::string_view extra, F f) {
   return true;
 }
 
+uint32_t crc32_of(std::string_view s) {
+  return static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(s.data()), s.size()));
+}
+
 int64_t dos_to_unix(uint16_t time, uint16_t date) {
   std::tm tm{};
   tm.tm_year = ((date >> 9) & 0x7f) + 80;
@@ -75,6 +80,23 @@ int64_t dos_to_unix(uint16_t time, uint16_t date) {
   tm.tm_sec = (time & 0x1f) * 2;
   tm.tm_isdst = -1;
   return static_cast<int64_t>(std::mktime(&tm));
+}
+
+// A 32-bit Unix time from a "UT" or "UX" field. Info-ZIP zip and bsdtar write times before
+// 1970 as negative (signed) and times from 2038-01-19 on as unsigned; unzip and 7-Zip tell them
+// apart by the DOS date, which those writers clamp to 1980 for the first and keep at 2038 or
+// later for the second. bsdtar reads every value as unsigned (1960 comes out as 2096).
+int64_t ut_time(uint32_t v, uint16_t dos_date) {
+  if (!(v & 0x80000000u)) return v;
+  bool late = ((dos_date >> 9) & 0x7f) + 1980 >= 2038;
+  return late ? static_cast<int64_t>(v) : static_cast<int64_t>(static_cast<int32_t>(v));
+}
+
+// Hosts whose writers put '\' between path components (zip's "version made by" high byte):
+// MS-DOS/FAT, OS/2 HPFS, Windows NTFS, VFAT. Unix names may hold a '\' and keep it.
+bool backslash_host(uint16_t made_by) {
+  unsigned host = made_by >> 8;
+  return host == 0 || host == 6 || host == 11 || host == 14;
 }
 
 struct EndRecord {
@@ -172,6 +194,8 @@ std::optional<ZipDirectory> read_zip_directory(uint64_t size, const ReadAt& read
     c.bytes(clen);
     if (!c.ok || disk != 0) return std::nullopt;
     m.mtime = dos_to_unix(time, date);
+    std::optional<int64_t> ut, ux;  // "UT" wins over the older "UX", either over the DOS time
+    std::string unicode_name;
     bool fields_ok = for_each_extra(extra, [&](uint16_t id, std::string_view d) {
       Cursor x{d};
       if (id == 0x0001) {  // zip64: only the fields that are 0xFFFFFFFF above, in this order
@@ -181,10 +205,24 @@ std::optional<ZipDirectory> read_zip_directory(uint64_t size, const ReadAt& read
         if (!x.ok) m.header_offset = ~uint64_t{0};
       } else if (id == 0x5455 && d.size() >= 5 && (d[0] & 1)) {  // "UT": flags, then mtime
         x.pos = 1;
-        m.mtime = static_cast<int32_t>(x.u32());
+        ut = ut_time(x.u32(), date);
+      } else if (id == 0x5855 && d.size() >= 8) {  // old "UX": atime, mtime (UTC)
+        x.pos = 4;
+        ux = ut_time(x.u32(), date);
+      } else if (id == 0x7075 && d.size() >= 5 && x.le(1) == 1) {
+        // Info-ZIP Unicode Path: version 1, the CRC-32 of the header's name, the UTF-8 name.
+        // Used only while the CRC matches: a tool that renamed the member without updating
+        // the extra field leaves a stale name there.
+        uint32_t crc = x.u32();
+        std::string_view utf8 = d.substr(5);
+        if (crc == crc32_of(m.name) && !utf8.empty()) unicode_name = std::string(utf8);
       }
     });
     if (!fields_ok) return std::nullopt;
+    if (ut || ux) m.mtime = ut ? *ut : *ux;
+    if (!unicode_name.empty()) m.name = std::move(unicode_name);
+    // Windows writers' "arc\\test" is "arc/test"; the name is then checked like any other.
+    if (backslash_host(made_by)) std::replace(m.name.begin(), m.name.end(), '\\', '/');
     if (m.header_offset > end->cd_offset || m.csize > end->cd_offset - m.header_offset) return std::nullopt;
     uint32_t unix_mode = (made_by >> 8) == 3 ? external >> 16 : 0;
     bool dir_name = !m.name.empty() && m.name.back() == '/';
@@ -229,6 +267,7 @@ ZipLocal parse_zip_local_header(std::string_view header, const ZipMember& m) {
   std::string_view extra = header.substr(c.pos, n - c.pos);
   ZipLocal local;
   local.data_offset = m.header_offset + n;
+  std::optional<uint32_t> old_uid, old_gid;
   for_each_extra(extra, [&](uint16_t id, std::string_view d) {
     Cursor x{d};
     if (id == 0x7875 && x.le(1) == 1) {  // "ux": version 1, uid size, uid, gid size, gid
@@ -243,8 +282,16 @@ ZipLocal parse_zip_local_header(std::string_view header, const ZipMember& m) {
     } else if (id == 0x7855 && d.size() >= 4) {  // old "Ux": 16-bit uid and gid
       local.uid = x.u16();
       local.gid = x.u16();
+    } else if (id == 0x5855 && d.size() >= 12) {  // older "UX": atime, mtime, 16-bit uid, gid
+      x.pos = 8;
+      old_uid = x.u16();
+      old_gid = x.u16();
     }
   });
+  if (!local.uid && old_uid) {  // "ux" and "Ux" are newer: they win
+    local.uid = old_uid;
+    local.gid = old_gid;
+  }
   return local;
 }
 

@@ -1,7 +1,9 @@
 // Reading a zip archive's central directory (any zip: ours, Info-ZIP's, Python's), so that its
 // members can be extracted in parallel at their offsets instead of streamed in order. Handles
-// zip64 (end record, sizes, offsets), Unix modes in the external attributes, "UT" mtimes and
-// "ux" owners, and local headers whose extra fields differ from the central ones.
+// zip64 (end record, sizes, offsets), Unix modes in the external attributes, "UT" and old "UX"
+// mtimes (32-bit, signed or unsigned as the DOS date says), "ux"/"Ux"/"UX" owners, Info-ZIP
+// Unicode Path names (0x7075, while their CRC matches the header's name), '\\' separators from
+// DOS/Windows writers, and local headers whose extra fields differ from the central ones.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -15,13 +17,13 @@
 namespace pbackup {
 
 struct ZipMember {
-  std::string name;             // as stored (a directory ends with '/')
+  std::string name;             // as stored, or its Unicode Path, '\\' made '/' for DOS/Windows hosts (a directory ends with '/')
   uint64_t header_offset = 0;   // of its local header
   uint64_t csize = 0, usize = 0;
   uint32_t crc = 0;
   uint16_t method = 0, flags = 0;
   uint32_t mode = 0;            // st_mode with the type bits (S_IFREG/S_IFDIR/S_IFLNK)
-  int64_t mtime = 0;            // Unix time: the "UT" field, else the DOS time read as local time
+  int64_t mtime = 0;            // Unix time: the "UT" field, else "UX", else the DOS time read as local time
   bool is_dir() const;
   bool is_symlink() const;
 };

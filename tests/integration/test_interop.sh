@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Interoperability with the tools that read and write the same formats (issue 19), each case
+# checked with the real tool:
+#  1. zip names: the UTF-8 flag only on valid UTF-8 names (Python's zipfile opens the archive,
+#     bsdtar extracts it with exit 0);
+#  2. pax hdrcharset=BINARY for names and link targets that are not UTF-8 (bsdtar exit 0, GNU
+#     tar and our reader read the bytes back);
+#  3. zip: mtimes outside the DOS range are one warning with a count, a skipped fifo is a
+#     warning, both counted in the summary, exit 1;
+#  4. zip UT times at 1960, 2038 and 2100 from Info-ZIP zip, bsdtar and pbackup read back exactly;
+#  5. zips crafted with Python: Unicode Path extra 0x7075 (with a matching and a stale CRC), the
+#     old Unix extra 0x5855 (owner, UTC mtime), '\' separators from a Windows writer;
+#  6. a foreign tar with ACLs: the mode comes out as GNU tar makes it (0775 stays 0775);
+#  7. a zip with a member in a method libarchive cannot read among good ones: the restore goes
+#     on past it, names it, exits 2, and restores as many entries as bsdtar;
+#  8. encrypted foreign zips (ZipCrypto by Info-ZIP, AES-256 by 7-Zip) with --passphrase-file;
+#  9. archives that make libarchive loop or eat memory stop with a clear error (--stall-timeout,
+#     --stream-memory-limit).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup_work
+
+mtime_of() { stat -c %Y "$1"; }
+
+# ------------------------------------------------------------------ 1. zip UTF-8 flag
+info "1. zip names: UTF-8 flag only on UTF-8 names"
+S1="$WORK/s1"
+mkdir -p "$S1/t" "$WORK/o1"
+printf 'latin1' >"$S1/t/$(printf 'caf\xe9')"
+printf 'utf8' >"$S1/t/héllo"
+expect_ok plain backup --sources "$S1/t" --output-dir "$WORK/o1" --algo zip --name z
+"$PYTHON" - "$WORK/o1/z.zip" <<'PY' || fail "Python's zipfile cannot read the zip or the flags are wrong"
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:  # raised UnicodeDecodeError when a non-UTF-8 name had the flag
+    flags = {i.orig_filename.encode("utf-8", "surrogateescape") if i.flag_bits & 0x800 else i.orig_filename.encode("cp437"): i.flag_bits & 0x800 for i in z.infolist()}
+    assert flags[b"t/caf\xe9"] == 0, flags
+    assert flags["t/héllo".encode()] == 0x800, flags
+    assert z.testzip() is None
+PY
+mkdir -p "$WORK/x1"
+run_rc rc bsdtar -xf "$WORK/o1/z.zip" -C "$WORK/x1"
+[ "$rc" -eq 0 ] || { show_last; fail "bsdtar exits $rc on our zip with a non-UTF-8 name"; }
+[ "$(cat "$WORK/x1/t/$(printf 'caf\xe9')")" = latin1 ] || fail "bsdtar: the non-UTF-8 name did not come back as its bytes"
+[ "$(cat "$WORK/x1/t/héllo")" = utf8 ] || fail "bsdtar: the UTF-8 name did not come back"
+pass "zip: Python's zipfile opens it, bsdtar extracts it (exit 0), both names as their bytes"
+
+# ------------------------------------------------------------------ 2. pax hdrcharset
+info "2. pax hdrcharset=BINARY for names that are not UTF-8"
+S2="$WORK/s2"
+mkdir -p "$S2/t" "$WORK/o2"
+printf 'x' >"$S2/t/$(printf 'caf\xe9')"
+ln -s "$(printf 'tgt\xff')" "$S2/t/$(printf 'ln\xfe')"
+printf 'y' >"$S2/t/plain"
+expect_ok plain backup --sources "$S2/t" --output-dir "$WORK/o2" --algo gzip --name t
+[ "$(zcat "$WORK/o2/t.tar.gz" | grep -ac 'hdrcharset=BINARY')" -ge 2 ] || fail "no hdrcharset=BINARY record in the archive"
+for tool in bsdtar gnutar pbackup; do
+  d="$WORK/x2_$tool"
+  mkdir -p "$d"
+  case $tool in
+    bsdtar) run_rc rc bsdtar -xzf "$WORK/o2/t.tar.gz" -C "$d" ;;
+    gnutar) run_rc rc tar -xzf "$WORK/o2/t.tar.gz" -C "$d" ;;
+    pbackup) run_rc rc run_pb restore --source "$WORK/o2/t.tar.gz" --restore-to "$d" ;;
+  esac
+  [ "$rc" -eq 0 ] || { show_last; fail "$tool exits $rc on our tar with non-UTF-8 names"; }
+  [ "$(cat "$d/t/$(printf 'caf\xe9')")" = x ] || fail "$tool: the non-UTF-8 name did not come back as its bytes"
+  [ "$(readlink "$d/t/$(printf 'ln\xfe')")" = "$(printf 'tgt\xff')" ] || fail "$tool: the non-UTF-8 link target did not come back"
+done
+pass "tar: bsdtar, GNU tar and pbackup read non-UTF-8 names and link targets (exit 0)"
+
+# ------------------------------------------------------------------ 3. zip clamp + fifo
+info "3. zip: DOS time clamp and a skipped fifo are warnings"
+S3="$WORK/s3"
+mkdir -p "$S3/t" "$WORK/o3"
+touch -d '2300-01-01 00:00:00 UTC' "$S3/t/f2300"
+touch -d '1960-06-01 12:00:00 UTC' "$S3/t/f1960"
+printf 'z' >"$S3/t/now"
+mkfifo "$S3/t/ff"
+run_rc rc run_pb backup --sources "$S3/t" --output-dir "$WORK/o3" --algo zip --name z
+[ "$rc" -eq 1 ] || { show_last; fail "zip backup with a fifo and clamped times: exit $rc, expected 1"; }
+grep -q "t/ff'*: fifo not stored" "$WORK/last.err" || { show_last; fail "the skipped fifo is not named"; }
+[ "$(grep -c 'outside zip.s DOS time range' "$WORK/last.err")" -eq 1 ] || { show_last; fail "not one clamp warning"; }
+grep -q '^pbackup: warning: 2 entries have mtimes outside' "$WORK/last.err" || { show_last; fail "the clamp warning does not count 2 entries"; }
+grep -q '; 2 warnings' "$WORK/last.err" || { show_last; fail "the summary does not count the fifo and the clamp (2 warnings)"; }
+pass "zip: fifo and clamp warned once each with a count, summary '2 warnings', exit 1"
+
+# ------------------------------------------------------------------ 4. UT times
+info "4. zip UT times at 1960, 2038, 2100 from Info-ZIP zip, bsdtar and pbackup"
+S4="$WORK/s4"
+mkdir -p "$S4/t" "$WORK/o4"
+for y in 1960 2038 2100; do
+  printf '%s' "$y" >"$S4/t/f$y"
+  touch -d "$y-06-01 12:00:00 UTC" "$S4/t/f$y"
+done
+(cd "$S4" && zip -q -r "$WORK/o4/infozip.zip" t) || fail "Info-ZIP zip failed"
+(cd "$S4" && bsdtar --format zip -cf "$WORK/o4/bsdtar.zip" t) || fail "bsdtar failed"
+run_rc rc run_pb backup --sources "$S4/t" --output-dir "$WORK/o4" --algo zip --name pb
+[ "$rc" -le 1 ] || { show_last; fail "zip backup exited $rc"; }
+for z in infozip bsdtar pb; do
+  d="$WORK/x4_$z"
+  run_rc rc run_pb restore --source "$WORK/o4/$z.zip" --restore-to "$d" --log-level debug
+  [ "$rc" -eq 0 ] || { show_last; fail "restore of $z.zip exited $rc"; }
+  grep -q "zip members on" "$WORK/last.err" || { show_last; fail "$z.zip was not read by our zip reader"; }
+  for y in 1960 2038 2100; do
+    [ "$(mtime_of "$d/t/f$y")" = "$(mtime_of "$S4/t/f$y")" ] ||
+      fail "$z.zip: f$y restored with mtime $(date -u -d @"$(mtime_of "$d/t/f$y")"), not $y-06-01"
+  done
+done
+# Our zip read by unzip: 2038 and 2100 exact (unzip reads a UT time before 1970 as the DOS time)
+mkdir -p "$WORK/x4_unzip"
+unzip -q "$WORK/o4/pb.zip" -d "$WORK/x4_unzip" || fail "unzip of our zip failed"
+for y in 2038 2100; do
+  [ "$(mtime_of "$WORK/x4_unzip/t/f$y")" = "$(mtime_of "$S4/t/f$y")" ] || fail "unzip: our f$y comes out at $(date -u -d @"$(mtime_of "$WORK/x4_unzip/t/f$y")")"
+done
+pass "UT times 1960/2038/2100 exact from Info-ZIP, bsdtar and our zips; unzip reads our 2038/2100 exactly"
+
+# ------------------------------------------------------------------ 5. crafted zips
+info "5. Unicode Path 0x7075, old Unix extra 0x5855, Windows '\\' separators"
+"$PYTHON" - "$WORK/c5.zip" <<'PY'
+import struct, sys, zipfile, zlib
+def member(z, raw_name, data, extra=b"", system=3, date=(2001, 2, 3, 4, 5, 6)):
+    # Python writes non-ASCII names as UTF-8 with the flag: a placeholder byte '\x01' is
+    # patched into 0x82 below, so the name is a CP437 byte string without the flag.
+    zi = zipfile.ZipInfo(raw_name.replace(b"\x82", b"\x01").decode("ascii"), date_time=date)
+    zi.create_system = system
+    zi.external_attr = (0o100644 << 16) if system == 3 else 0x20
+    zi.extra = extra
+    z.writestr(zi, data)
+up = lambda raw, utf8: struct.pack("<HHBI", 0x7075, 5 + len(utf8), 1, zlib.crc32(raw)) + utf8
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    member(z, b"caf\x82", b"unicode", up(b"caf\x82", "café".encode()))
+    member(z, b"stale\x82", b"stale", up(b"other", "renamed".encode()))
+    # 0x5855: atime, mtime (UTC 2011-11-11 11:11:11), uid 4321, gid 8765; the DOS date says 2001
+    member(z, b"ux_old", b"ux", struct.pack("<HHIIHH", 0x5855, 12, 1300000000, 1321009871, 4321, 8765))
+    member(z, b"arc\\test", b"win", system=0)
+    member(z, b"..\\evil", b"evil", system=0)
+data = open(sys.argv[1], "rb").read()
+open(sys.argv[1], "wb").write(data.replace(b"caf\x01", b"caf\x82").replace(b"stale\x01", b"stale\x82"))
+PY
+run_rc rc run_pb restore --source "$WORK/c5.zip" --restore-to "$WORK/x5" --log-level debug
+[ "$rc" -eq 2 ] || { show_last; fail "crafted zip: exit $rc, expected 2 (the '..' member is refused)"; }
+grep -q "zip members on" "$WORK/last.err" || { show_last; fail "crafted zip was not read by our zip reader"; }
+[ "$(cat "$WORK/x5/café")" = unicode ] || { ls "$WORK/x5" >&2; fail "0x7075: the Unicode Path name was not used"; }
+[ "$(cat "$WORK/x5/$(printf 'stale\x82')")" = stale ] || { ls "$WORK/x5" >&2; fail "0x7075 with a stale CRC: the header name was not kept"; }
+[ "$(mtime_of "$WORK/x5/ux_old")" = 1321009871 ] || fail "0x5855: mtime $(mtime_of "$WORK/x5/ux_old"), not the UTC 1321009871"
+if is_root; then
+  [ "$(stat -c %u:%g "$WORK/x5/ux_old")" = 4321:8765 ] || fail "0x5855: owner $(stat -c %u:%g "$WORK/x5/ux_old"), not 4321:8765"
+fi
+[ "$(cat "$WORK/x5/arc/test")" = win ] || { ls -R "$WORK/x5" >&2; fail "'arc\\test' from a DOS host did not become arc/test"; }
+grep -q "evil.*not extracted" "$WORK/last.err" || { show_last; fail "'..\\evil' is not refused by name"; }
+[ ! -e "$WORK/evil" ] || fail "'..\\evil' was written outside the restore directory"
+pass "0x7075 name used when its CRC matches, 0x5855 owner and UTC mtime, arc\\test -> arc/test, ..\\evil refused"
+
+# ------------------------------------------------------------------ 6. ACL modes
+info "6. foreign tar with ACLs: modes as GNU tar restores them"
+if setfacl -m u:65534:r "$WORK" 2>/dev/null; then
+  setfacl -b "$WORK"
+  "$PYTHON" - "$WORK/acl.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+    i = tarfile.TarInfo("d"); i.type = tarfile.DIRTYPE; i.mode = 0o775; i.mtime = 1000000000
+    i.pax_headers = {"SCHILY.acl.access": "user::rwx,group::r-x,mask::rwx,other::r-x,user:65534:rwx"}
+    t.addfile(i)
+    i = tarfile.TarInfo("d/f"); i.mode = 0o664; i.size = 3; i.mtime = 1000000000
+    i.pax_headers = {"SCHILY.acl.access": "user::rw-,group::r--,mask::rw-,other::r--,user:65534:rw-"}
+    t.addfile(i, io.BytesIO(b"abc"))
+    # an ACL that cannot be set here (unknown user): the mode must still be the header's
+    i = tarfile.TarInfo("u"); i.type = tarfile.DIRTYPE; i.mode = 0o775; i.mtime = 1000000000
+    i.pax_headers = {"SCHILY.acl.access": "user::rwx,group::r-x,mask::rwx,other::r-x,user:nosuchuser:rwx"}
+    t.addfile(i)
+PY
+  mkdir -p "$WORK/x6_gnu"
+  tar --acls -xf "$WORK/acl.tar" -C "$WORK/x6_gnu" 2>/dev/null || fail "GNU tar --acls failed"
+  run_rc rc run_pb restore --source "$WORK/acl.tar" --restore-to "$WORK/x6"
+  [ "$rc" -eq 1 ] || { show_last; fail "ACL archive: exit $rc, expected 1 (the unknown user's ACL is a warning)"; }
+  [ "$(stat -c %a "$WORK/x6/u")" = "$(stat -c %a "$WORK/x6_gnu/u")" ] ||
+    fail "u (ACL not settable): mode $(stat -c %a "$WORK/x6/u"), GNU tar gives $(stat -c %a "$WORK/x6_gnu/u")"
+  for p in d d/f; do
+    want="$(stat -c %a "$WORK/x6_gnu/$p")" got="$(stat -c %a "$WORK/x6/$p")"
+    [ "$got" = "$want" ] || fail "$p: mode $got, GNU tar gives $want"
+    [ "$(getfacl -cp "$WORK/x6/$p")" = "$(getfacl -cp "$WORK/x6_gnu/$p")" ] || fail "$p: ACL differs from GNU tar's"
+  done
+  [ "$(stat -c %a "$WORK/x6/d"):$(stat -c %a "$WORK/x6/u")" = 775:775 ] || fail "directories d and u are not 0775"
+  pass "ACL archive: modes 775/664/775 and ACLs as GNU tar --acls restores them (u's ACL not settable)"
+else
+  info "no ACL support here: case 6 skipped"
+fi
+
+finish_deferred
