@@ -49,6 +49,9 @@ struct RestoreOptions {
   std::string against;            // compare --against DIR
   bool checksum = false;          // compare --checksum
   bool numeric_owner = false;     // owners by the archive's ids only, never by name
+  std::string passphrase_file;    // restore/list: FILE whose first line opens encrypted foreign zips (libarchive)
+  int stall_timeout_s = 60;       // streaming through libarchive: stop after this long without progress (0: never)
+  uint64_t stream_memory_mib = 4096;  // ... or past this resident size (0: no limit)
   std::string s3_endpoint, s3_region;
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;

@@ -257,6 +257,13 @@ Parsed parse_command_line(int argc, char** argv) {
             "skip-old-files", "do not replace existing files; skip them silently")(
             "keep-newer-files", "do not replace existing files that are newer than the archive's copy")(
             "numeric-owner", "as root, restore owners by the archive's numeric ids only (default: by user/group name where it exists here, as GNU tar)");
+      if (cmd == "restore" || cmd == "list")
+        o.add_options()("passphrase-file", "FILE whose first line is the passphrase of an encrypted foreign zip (ZipCrypto, WinZip AES) or 7z/RAR; never printed",
+                        cxxopts::value<std::string>())(
+            "stall-timeout", "archives streamed through libarchive: stop with exit 2 after SECONDS without progress (0: never)",
+            cxxopts::value<std::string>()->default_value("60"))(
+            "stream-memory-limit", "archives streamed through libarchive: stop with exit 2 past MIB of memory (0: no limit)",
+            cxxopts::value<std::string>()->default_value("4096"));
       if (cmd == "find") o.custom_help("PATTERN --source PATH... [OPTION...]");
       if (cmd == "list") o.add_options()("l,long", "one line per entry like tar tvf (mode, owner, size, date, name), from the catalog");
       if (cmd == "compare")
@@ -280,6 +287,11 @@ Parsed parse_command_line(int argc, char** argv) {
       if (cmd != "find" && !r.count("source")) throw cxxopts::exceptions::exception("--source is required");
       if (cmd != "find") x.source = r["source"].as<std::string>();
       if (cmd == "list") x.long_list = r.count("long") > 0;
+      if (cmd == "restore" || cmd == "list") {
+        if (r.count("passphrase-file")) x.passphrase_file = r["passphrase-file"].as<std::string>();
+        x.stall_timeout_s = static_cast<int>(number_in(r, "stall-timeout", 0, 86400 * 7));
+        x.stream_memory_mib = number_in(r, "stream-memory-limit", 0, uint64_t{1} << 30);
+      }
       if (cmd == "compare") {
         if (r.count("against")) x.against = r["against"].as<std::string>();
         x.checksum = r.count("checksum") > 0;

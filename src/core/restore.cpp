@@ -13,14 +13,19 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <ctime>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "codec/gunzip_stream.h"
@@ -39,6 +44,77 @@
 
 namespace pbackup {
 namespace {
+
+// Progress of the stream through libarchive: bumped for every entry, data block and input byte
+// read past the furthest one so far (re-reading the same bytes is no progress).
+std::atomic<uint64_t> g_stream_progress{0};
+void stream_progress() { g_stream_progress.fetch_add(1, std::memory_order_relaxed); }
+
+// libarchive 3.6.2 loops forever or takes memory without bound on some crafted archives (an ISO
+// whose Rock Ridge CE records point at one another: 2.6 GB in 8 s; a XAR with a double link: a
+// busy loop; gzip inside gzip, each layer decompressed by libarchive). A thread stuck inside
+// libarchive cannot be interrupted, so when the stream makes no progress for --stall-timeout
+// seconds, or the process's resident size passes --stream-memory-limit, this watchdog says so
+// and ends the process with exit 2 (under mpirun the launcher then ends the other ranks).
+class StreamWatchdog {
+ public:
+  StreamWatchdog(const RestoreOptions& opt, Log& log) : opt_(opt), log_(log) {
+    if (opt.stall_timeout_s > 0 || opt.stream_memory_mib > 0) thread_ = std::thread([this] { watch(); });
+  }
+  StreamWatchdog(const StreamWatchdog&) = delete;
+  StreamWatchdog& operator=(const StreamWatchdog&) = delete;
+  ~StreamWatchdog() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  static uint64_t resident_mib() {
+    std::ifstream f("/proc/self/statm");
+    uint64_t size = 0, rss = 0;
+    if (!(f >> size >> rss)) return 0;
+    return rss * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) >> 20;
+  }
+  void watch() {
+    using clock = std::chrono::steady_clock;
+    uint64_t seen = g_stream_progress.load();
+    auto since = clock::now();
+    std::unique_lock<std::mutex> l(mu_);
+    while (!cv_.wait_for(l, std::chrono::milliseconds(100), [this] { return stop_; })) {
+      std::string why;
+      const uint64_t now = g_stream_progress.load();
+      if (now != seen) {
+        seen = now;
+        since = clock::now();
+      } else if (opt_.stall_timeout_s > 0 && clock::now() - since >= std::chrono::seconds(opt_.stall_timeout_s)) {
+        why = "no progress in " + std::to_string(opt_.stall_timeout_s) +
+              " s (no new entry, data or input: libarchive loops on some damaged or crafted archives); "
+              "stopped (--stall-timeout SECONDS changes the limit)";
+      }
+      const uint64_t mib = opt_.stream_memory_mib ? resident_mib() : 0;
+      if (why.empty() && opt_.stream_memory_mib > 0 && mib > opt_.stream_memory_mib)
+        why = "reading it took " + std::to_string(mib) + " MiB of memory, past the limit of " +
+              std::to_string(opt_.stream_memory_mib) +
+              " MiB (libarchive grows without bound on some damaged or crafted archives); "
+              "stopped (--stream-memory-limit MIB changes the limit)";
+      if (!why.empty()) {
+        log_.error("archive " + quote(opt_.source) + ": " + why);
+        std::fflush(nullptr);
+        std::_Exit(kExitFatal);
+      }
+    }
+  }
+  const RestoreOptions& opt_;
+  Log& log_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
 
 struct ReadArchive {
   archive* a = archive_read_new();
@@ -76,6 +152,10 @@ class JoinedFiles {
           uint64_t within = j->pos_ - base;
           std::string_view piece = j->reader_->read(within, j->s_.sizes[i] - within);
           j->pos_ += piece.size();
+          if (j->pos_ > j->furthest_) {
+            j->furthest_ = j->pos_;
+            stream_progress();
+          }
           *out = piece.data();
           return static_cast<la_ssize_t>(piece.size());
         } catch (const std::exception& e) {
@@ -104,7 +184,7 @@ class JoinedFiles {
 
  private:
   const ArchiveSource& s_;
-  uint64_t pos_ = 0, total_ = 0;
+  uint64_t pos_ = 0, total_ = 0, furthest_ = 0;
   size_t open_ = ~size_t{0};
   std::unique_ptr<StoreReader> reader_;  // file open_, read in order (store.h)
 };
@@ -146,9 +226,32 @@ struct OpenArchive {
     }
   }
 };
+// --passphrase-file: the first line of FILE (without its line end) is handed to libarchive for
+// encrypted zip members (ZipCrypto, WinZip AES) and encrypted 7z/RAR. It is never printed.
+void add_passphrase(archive* a, const std::string& file) {
+  std::ifstream f(file, std::ios::binary);
+  if (!f) throw Fatal("cannot read passphrase file " + quote(file) + ": " + std::strerror(errno));
+  std::string pass;
+  std::getline(f, pass);
+  if (!pass.empty() && pass.back() == '\r') pass.pop_back();
+  if (pass.empty()) throw Fatal("passphrase file " + quote(file) + " holds no passphrase on its first line");
+  int rc = archive_read_add_passphrase(a, pass.c_str());
+  std::fill(pass.begin(), pass.end(), '\0');
+  if (rc != ARCHIVE_OK) throw Fatal("libarchive: cannot take the passphrase");
+}
+
+// libarchive's word for an encrypted member it cannot read, with what to do about it.
+std::string passphrase_hint(const RestoreOptions& opt, const char* err) {
+  std::string e = err ? err : "";
+  if (e.find("assphrase") == std::string::npos && e.find("ncrypt") == std::string::npos) return "";
+  return opt.passphrase_file.empty() ? " (the member is encrypted: give its passphrase with --passphrase-file FILE)"
+                                     : " (the member is encrypted: the passphrase in " + quote(opt.passphrase_file) + " does not open it)";
+}
+
 void open_for_reading(ReadArchive& r, OpenArchive& o, const RestoreOptions& opt) {
   const std::string& source = opt.source;
   if (!r.a) throw Fatal("libarchive: out of memory");
+  if (!opt.passphrase_file.empty()) add_passphrase(r.a, opt.passphrase_file);
   o.source = resolve_source(source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region});
   o.joined = std::make_unique<JoinedFiles>(o.source);
   archive_read_support_filter_all(r.a);
@@ -199,6 +302,16 @@ std::string damage(const ReadArchive& r, const OpenArchive& o, const std::string
   if (s.files.size() > 1) msg += " (fragment " + quote(file_at(s, at ? at - 1 : 0)) + ")";
   const char* e = archive_error_string(r.a);
   return msg + ": " + (e ? e : "unknown error");
+}
+
+// "archive X: 'NAME' cannot be read (near byte N): reason": one entry libarchive gives up on
+// while the stream itself goes on.
+std::string unreadable_message(const ReadArchive& r, const OpenArchive& o, const std::string& name) {
+  uint64_t at = o.gunzip ? o.gunzip->compressed_offset()
+                         : static_cast<uint64_t>(std::max<la_int64_t>(0, archive_filter_bytes(r.a, -1)));
+  const char* e = archive_error_string(r.a);
+  return "archive " + quote(o.source.name) + ": " + quote(name) + " cannot be read (near byte " + std::to_string(at) +
+         "): " + (e ? e : "unknown error");
 }
 
 // libarchive's message for the last write error, with strerror when it gives only an errno.
@@ -327,13 +440,14 @@ bool paths_to_keep(const ArchiveSource& s, const RestoreOptions& opt, Log& log, 
 
 int restore_one_rank(const RestoreOptions& opt, Log& log) {
   const auto t0 = std::chrono::steady_clock::now();
+  StreamWatchdog watchdog(opt, log);
   OpenArchive oa;
   ReadArchive in;
   open_for_reading(in, oa, opt);
   // The first header before anything is created: input that is no archive creates nothing.
   archive_entry* e = nullptr;
   int first = archive_read_next_header(in.a, &e);
-  if (first < ARCHIVE_WARN) throw Fatal(damage(in, oa, ""));
+  if (first == ARCHIVE_FATAL) throw Fatal(damage(in, oa, ""));
   make_dirs(opt.restore_to, "cannot create restore directory");
 
   WriteDisk out;
@@ -357,8 +471,17 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
     }
   };
 
-  uint64_t entries = 0, bytes = 0;
+  uint64_t entries = 0, bytes = 0, unreadable = 0;
   bool member_failed = false;
+  // An entry libarchive cannot read (ARCHIVE_FAILED or a warning on its data: an unsupported
+  // method, an encrypted member, a CRC mismatch) is named, left out, and counted; the restore
+  // goes on with the next entry, as bsdtar does. Only ARCHIVE_FATAL (the stream itself is
+  // broken) stops it at once.
+  auto unreadable_entry = [&](const std::string& what) {
+    log.error(what + "; not restored");
+    ++unreadable;
+    member_failed = true;
+  };
   std::vector<bool> matched(opt.only.size(), false);
   // The regular files this restore created (device, inode): a hard link that carries data (pax,
   // cpio) writes into its target's inode, which must be one of these, never a file that was in
@@ -369,9 +492,15 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
     for (bool have_first = true;; have_first = false) {
       if (interrupted()) throw Fatal("interrupted");
       int r = have_first ? first : archive_read_next_header(in.a, &e);
+      stream_progress();
       if (r == ARCHIVE_EOF) break;
       if (r == ARCHIVE_WARN) log.warn(src + ": " + archive_error_string(in.a));
-      else if (r != ARCHIVE_OK)
+      else if (r == ARCHIVE_FAILED) {  // this entry only: the next one can be read
+        const char* p = e ? archive_entry_pathname(e) : nullptr;
+        const std::string n = p ? p : "(an entry without a name)";
+        unreadable_entry(unreadable_message(in, oa, n) + passphrase_hint(opt, archive_error_string(in.a)));
+        continue;
+      } else if (r != ARCHIVE_OK)
         throw Fatal(damage(in, oa, ""));
       std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
       std::string why;
@@ -416,15 +545,24 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
         continue;
       }
       if (r == ARCHIVE_WARN) log.warn(quote(name) + ": " + archive_error_string(out.a));
+      bool data_failed = false;
       if (archive_entry_size(e) > 0) {
         const void* buf;
         size_t size;
         la_int64_t offset;
         while (true) {
           r = archive_read_data_block(in.a, &buf, &size, &offset);
+          stream_progress();
           if (r == ARCHIVE_EOF) break;
-          if (r != ARCHIVE_OK)  // libarchive reports a zip member's CRC mismatch as a warning
-            throw Fatal(damage(in, oa, " (in " + quote(name) + ")"));
+          if (r == ARCHIVE_FATAL) throw Fatal(damage(in, oa, " (in " + quote(name) + ")"));
+          if (r != ARCHIVE_OK) {  // libarchive reports a zip member's CRC mismatch as a warning
+            std::string what = unreadable_message(in, oa, name) + passphrase_hint(opt, archive_error_string(in.a));
+            archive_write_finish_entry(out.a);
+            bool removed = ::unlink(name.c_str()) == 0;
+            unreadable_entry(what + (removed ? " (the partial file was removed)" : ""));
+            data_failed = true;
+            break;
+          }
           // A forged sparse map can place data past the file's size; archive_write_disk then
           // computes a negative length and writes from past the end of the buffer.
           const uint64_t whole = static_cast<uint64_t>(archive_entry_size(e));
@@ -448,6 +586,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
           bytes += size;
         }
       }
+      if (data_failed) continue;
       // Finishing writes the rest (a trailing hole is made by ftruncate) and the metadata; a
       // WARN here is a file or its metadata not restored as the archive holds it.
       r = archive_write_finish_entry(out.a);
@@ -490,6 +629,9 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
       log.error(quote(opt.only[k]) + ": not found in archive");
       member_failed = true;
     }
+  if (unreadable)
+    log.error(std::to_string(unreadable) + (unreadable == 1 ? " entry" : " entries") + " of " + quote(opt.source) +
+              " could not be read (named above) and were not restored");
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "pbackup: restored %llu entries, %.1f MB in %.2f s (%.1f MB/s) into %s\n",
                static_cast<unsigned long long>(entries), bytes / 1e6, secs, bytes / 1e6 / std::max(secs, 1e-9),
@@ -612,13 +754,23 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
 
 void stream_members(const RestoreOptions& opt,
                     const std::function<void(archive_entry*, const std::function<std::string_view(uint64_t&)>&)>& each) {
+  Log log(0, LogLevel::Error, 1);  // errors only: those are all it says
+  StreamWatchdog watchdog(opt, log);
   OpenArchive oa;
   ReadArchive in;
   open_for_reading(in, oa, opt);
   archive_entry* e;
+  uint64_t unreadable = 0;
   while (true) {
     int r = archive_read_next_header(in.a, &e);
+    stream_progress();
     if (r == ARCHIVE_EOF) break;
+    if (r == ARCHIVE_FAILED) {  // this entry only: named, and the others still listed
+      const char* p = e ? archive_entry_pathname(e) : nullptr;
+      log.error(unreadable_message(in, oa, p ? p : "(an entry without a name)") + passphrase_hint(opt, archive_error_string(in.a)));
+      ++unreadable;
+      continue;
+    }
     if (r < ARCHIVE_WARN) throw Fatal(damage(in, oa, ""));
     const std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
     each(e, [&](uint64_t& offset) -> std::string_view {
@@ -626,13 +778,17 @@ void stream_members(const RestoreOptions& opt,
       size_t size;
       la_int64_t off;
       int rr = archive_read_data_block(in.a, &buf, &size, &off);
+      stream_progress();
       if (rr == ARCHIVE_EOF) return {};
-      if (rr != ARCHIVE_OK) throw Fatal(damage(in, oa, " (in " + quote(name) + ")"));
+      if (rr != ARCHIVE_OK) throw Fatal(damage(in, oa, " (in " + quote(name) + ")") + passphrase_hint(opt, archive_error_string(in.a)));
       offset = static_cast<uint64_t>(off);
       return {static_cast<const char*>(buf), size};
     });
   }
   read_to_end(oa);
+  if (unreadable)
+    throw Fatal(std::to_string(unreadable) + (unreadable == 1 ? " entry" : " entries") + " of " + quote(opt.source) +
+                " could not be read (named above)");
 }
 
 int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {

@@ -185,4 +185,109 @@ else
   info "no ACL support here: case 6 skipped"
 fi
 
+# ------------------------------------------------------------------ 7. unreadable entries
+info "7. zips with entries libarchive cannot read among good ones: go on, as far as bsdtar"
+S7="$WORK/s7"
+mkdir -p "$S7/s"
+seq 1 3000 >"$S7/s/a"
+seq 5 4000 >"$S7/s/b"
+ln -s "$(printf 'a%.0s' $(seq 1 80))" "$S7/s/l"
+# 7-Zip compresses the symlink too, with methods libarchive 3.6 reads only for files (PPMd) or
+# not at all in zip (BZip2 for symlinks): the link first, so stopping at it restores nothing.
+for m in PPMd BZip2; do (cd "$S7/s" && 7z a -tzip -mm=$m "$S7/$m.zip" l a b >/dev/null) || fail "7z -mm=$m failed"; done
+# Python's zipfile, then the method of two members set to 97 (WavPack: nobody here reads it)
+"$PYTHON" - "$S7/py.zip" <<'PY'
+import re, struct, sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    z.writestr("good0", "good 0\n")
+    z.writestr("badQ.bin", b"x" * 100)
+    zi = zipfile.ZipInfo("linkQ"); zi.create_system = 3; zi.external_attr = 0o120777 << 16
+    z.writestr(zi, "good0")
+    for i in range(1, 4): z.writestr("good%d" % i, "good %d\n" % i, compress_type=zipfile.ZIP_DEFLATED)
+d = bytearray(open(sys.argv[1], "rb").read())
+for sig, at_method, at_nlen, fixed in ((b"PK\x03\x04", 8, 26, 30), (b"PK\x01\x02", 10, 28, 46)):
+    for m in re.finditer(re.escape(sig), bytes(d)):
+        p = m.start(); n = struct.unpack("<H", d[p + at_nlen:p + at_nlen + 2])[0]
+        if b"Q" in d[p + fixed:p + fixed + n]: d[p + at_method:p + at_method + 2] = struct.pack("<H", 97)
+open(sys.argv[1], "wb").write(d)
+PY
+# the entries a tool restored intact: regular files as in the source, symlinks with their target
+intact() {
+  (cd "$1" && find . -mindepth 1 \( -type f -o -type l \) | sort | while read -r p; do
+    if [ -L "$p" ]; then [ "$(readlink "$p")" = "$(readlink "$2/$p")" ] && echo "$p"
+    elif [ -f "$2/$p" ] && [ ! -L "$2/$p" ] && cmp -s "$p" "$2/$p"; then echo "$p"; fi
+  done)
+}
+mkdir -p "$S7/pysrc"
+printf 'good 0\n' >"$S7/pysrc/good0"
+for i in 1 2 3; do printf 'good %d\n' "$i" >"$S7/pysrc/good$i"; done
+for z in PPMd BZip2 py; do
+  ref="$S7/s"; [ "$z" = py ] && ref="$S7/pysrc"
+  mkdir -p "$S7/bsd_$z"
+  bsdtar -xf "$S7/$z.zip" -C "$S7/bsd_$z" 2>/dev/null || true
+  run_rc rc run_pb restore --source "$S7/$z.zip" --restore-to "$S7/pb_$z"
+  [ "$rc" -eq 2 ] || { show_last; fail "$z.zip: exit $rc, expected 2 (entries could not be read)"; }
+  want="$(intact "$S7/bsd_$z" "$ref")" got="$(intact "$S7/pb_$z" "$ref")"
+  all="$(cd "$S7/pb_$z" && find . -mindepth 1 \( -type f -o -type l \) | sort)"
+  [ -n "$want" ] || fail "$z.zip: bsdtar restored nothing intact (test broken)"
+  [ "$got" = "$want" ] || fail "$z.zip: pbackup restored [$(echo $got)], bsdtar [$(echo $want)]"
+  [ "$all" = "$got" ] || fail "$z.zip: pbackup left entries that are not intact: [$(echo $all)]"
+  bad=$(grep -c "cannot be read.*; not restored" "$WORK/last.err" || true)
+  grep -q "^pbackup: error: $bad entr.* could not be read (named above)" "$WORK/last.err" || { show_last; fail "$z.zip: no count of the unreadable entries"; }
+  [ "$bad" -ge 1 ] || { show_last; fail "$z.zip: the unreadable entries are not named"; }
+  info "$z.zip: $(echo "$got" | wc -l) intact as with bsdtar, $bad named as unreadable, exit 2"
+done
+grep -q "'linkQ' cannot be read" "$WORK/last.err" && grep -q "'badQ.bin' cannot be read" "$WORK/last.err" || { show_last; fail "py.zip: the bad members are not named"; }
+pass "unreadable entries named and counted, the rest restored as bsdtar restores them, exit 2"
+
+# ------------------------------------------------------------------ 8. encrypted zips
+info "8. encrypted foreign zips: --passphrase-file"
+S8="$WORK/s8"
+mkdir -p "$S8/s"
+printf 'secret data\n' >"$S8/s/a.txt"
+head -c 5000 /dev/urandom >"$S8/s/b.bin"
+PW='Hunter2 pass phrase'
+(cd "$S8/s" && zip -q -P "$PW" "$S8/zipcrypto.zip" a.txt b.bin) || fail "zip -P failed"
+(cd "$S8/s" && 7z a -tzip -mem=AES256 -p"$PW" "$S8/aes.zip" a.txt b.bin >/dev/null) || fail "7z AES failed"
+printf '%s\n' "$PW" >"$S8/pw"
+printf 'not it\n' >"$S8/wrong"
+: >"$S8/said"
+for z in zipcrypto aes; do
+  run_rc rc run_pb restore --source "$S8/$z.zip" --restore-to "$S8/none_$z"
+  cat "$WORK/last.err" >>"$S8/said"
+  [ "$rc" -eq 2 ] && grep -q "a.txt' cannot be read.*give its passphrase with --passphrase-file" "$WORK/last.err" ||
+    { show_last; fail "$z.zip without a passphrase: exit $rc, or no clear error"; }
+  run_rc rc run_pb restore --source "$S8/$z.zip" --restore-to "$S8/wrong_$z" --passphrase-file "$S8/wrong"
+  cat "$WORK/last.err" >>"$S8/said"
+  [ "$rc" -eq 2 ] && grep -q "passphrase in .*wrong' does not open it" "$WORK/last.err" ||
+    { show_last; fail "$z.zip with a wrong passphrase: exit $rc, or no clear error"; }
+  [ -z "$(find "$S8/wrong_$z" -type f)" ] || fail "$z.zip with a wrong passphrase: files left behind"
+  run_rc rc run_pb restore --source "$S8/$z.zip" --restore-to "$S8/ok_$z" --passphrase-file "$S8/pw"
+  cat "$WORK/last.err" "$WORK/last.out" >>"$S8/said"
+  [ "$rc" -eq 0 ] || { show_last; fail "$z.zip with the passphrase: exit $rc"; }
+  cmp "$S8/s/a.txt" "$S8/ok_$z/a.txt" && cmp "$S8/s/b.bin" "$S8/ok_$z/b.bin" || fail "$z.zip: contents differ"
+  run_rc rc run_pb list --source "$S8/$z.zip" --passphrase-file "$S8/pw"
+  cat "$WORK/last.err" "$WORK/last.out" >>"$S8/said"
+  [ "$rc" -eq 0 ] && [ "$(sort "$WORK/last.out" | tr '\n' ' ')" = "a.txt b.bin " ] || { show_last; fail "list of $z.zip: exit $rc"; }
+done
+! grep -q "Hunter2" "$S8/said" || fail "the passphrase was printed"
+pass "ZipCrypto and AES-256 zips: clear errors without or with a wrong passphrase, restored with --passphrase-file"
+
+# ------------------------------------------------------------------ 9. libarchive loops
+info "9. archives that make libarchive loop or grow: stopped with a clear error"
+D9="$INTEG_DIR/data/libarchive"
+for f in iso_rockridge_ce_loop.iso.Z xar_doublelink.xar gzip_recursive_wrapped.gz; do
+  t0=$(date +%s)
+  run_rc rc timeout 60 "$PBACKUP" restore --source "$D9/$f" --restore-to "$WORK/x9_$f" --stall-timeout 2 --stream-memory-limit 1024
+  assert_no_signal "$rc" "$f"
+  [ "$rc" -eq 2 ] || { show_last; fail "$f: exit $rc, expected 2"; }
+  grep -qE "no progress in 2 s|MiB of memory, past the limit of 1024 MiB" "$WORK/last.err" || { show_last; fail "$f: no clear error"; }
+  info "$f: stopped after $(( $(date +%s) - t0 )) s: $(grep -oE 'no progress in 2 s|[0-9]+ MiB of memory' "$WORK/last.err")"
+done
+run_rc rc timeout 60 "$PBACKUP" restore --source "$D9/iso_rockridge_ce_loop.iso.Z" --restore-to "$WORK/x9m" --stall-timeout 0 --stream-memory-limit 300
+[ "$rc" -eq 2 ] && grep -q "MiB of memory, past the limit of 300 MiB" "$WORK/last.err" || { show_last; fail "memory limit: exit $rc"; }
+run_rc rc timeout 60 mpirun --oversubscribe -n 2 "$PBACKUP" list --source "$D9/xar_doublelink.xar" --stall-timeout 1
+[ "$rc" -eq 2 ] && grep -q "no progress in 1 s" "$WORK/last.err" || { show_last; fail "list with 2 ranks: exit $rc"; }
+pass "ISO CE loop, XAR double link, gzip in gzip: exit 2 with the reason (stall, memory; restore and list, 1 and 2 ranks)"
+
 finish_deferred
