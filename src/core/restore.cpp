@@ -314,6 +314,23 @@ std::string unreadable_message(const ReadArchive& r, const OpenArchive& o, const
          "): " + (e ? e : "unknown error");
 }
 
+// Entries libarchive gives up on must move the stream on: the same input position for this many
+// failed headers in a row means it cannot get past one (and the watchdog would never fire, as
+// each attempt looks like a new entry).
+class FailedHeaders {
+ public:
+  void check(const ReadArchive& r, const OpenArchive& o) {
+    const la_int64_t at = archive_filter_bytes(r.a, -1);
+    same_ = at == at_ ? same_ + 1 : 0;
+    at_ = at;
+    if (same_ >= 100) throw Fatal("archive " + quote(o.source.name) + ": libarchive does not get past byte " + std::to_string(at) + " (100 unreadable entries there in a row)");
+  }
+
+ private:
+  la_int64_t at_ = -1;
+  int same_ = 0;
+};
+
 // libarchive's message for the last write error, with strerror when it gives only an errno.
 std::string write_error(const WriteDisk& w) {
   const char* msg = archive_error_string(w.a);
@@ -472,6 +489,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
   };
 
   uint64_t entries = 0, bytes = 0, unreadable = 0;
+  FailedHeaders failed_headers;
   bool member_failed = false;
   // An entry libarchive cannot read (ARCHIVE_FAILED or a warning on its data: an unsupported
   // method, an encrypted member, a CRC mismatch) is named, left out, and counted; the restore
@@ -492,10 +510,11 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
     for (bool have_first = true;; have_first = false) {
       if (interrupted()) throw Fatal("interrupted");
       int r = have_first ? first : archive_read_next_header(in.a, &e);
-      stream_progress();
       if (r == ARCHIVE_EOF) break;
+      if (r == ARCHIVE_OK || r == ARCHIVE_WARN) stream_progress();
       if (r == ARCHIVE_WARN) log.warn(src + ": " + archive_error_string(in.a));
       else if (r == ARCHIVE_FAILED) {  // this entry only: the next one can be read
+        failed_headers.check(in, oa);
         const char* p = e ? archive_entry_pathname(e) : nullptr;
         const std::string n = p ? p : "(an entry without a name)";
         unreadable_entry(unreadable_message(in, oa, n) + passphrase_hint(opt, archive_error_string(in.a)));
@@ -761,11 +780,13 @@ void stream_members(const RestoreOptions& opt,
   open_for_reading(in, oa, opt);
   archive_entry* e;
   uint64_t unreadable = 0;
+  FailedHeaders failed_headers;
   while (true) {
     int r = archive_read_next_header(in.a, &e);
-    stream_progress();
     if (r == ARCHIVE_EOF) break;
+    if (r == ARCHIVE_OK || r == ARCHIVE_WARN) stream_progress();
     if (r == ARCHIVE_FAILED) {  // this entry only: named, and the others still listed
+      failed_headers.check(in, oa);
       const char* p = e ? archive_entry_pathname(e) : nullptr;
       log.error(unreadable_message(in, oa, p ? p : "(an entry without a name)") + passphrase_hint(opt, archive_error_string(in.a)));
       ++unreadable;

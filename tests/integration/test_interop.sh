@@ -15,7 +15,8 @@
 #     on past it, names it, exits 2, and restores as many entries as bsdtar;
 #  8. encrypted foreign zips (ZipCrypto by Info-ZIP, AES-256 by 7-Zip) with --passphrase-file;
 #  9. archives that make libarchive loop or eat memory stop with a clear error (--stall-timeout,
-#     --stream-memory-limit).
+#     --stream-memory-limit);
+# 10. gzip -l shows the last member's size (1024, the end marker), as docs/format.md says.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_work
@@ -289,5 +290,12 @@ run_rc rc timeout 60 "$PBACKUP" restore --source "$D9/iso_rockridge_ce_loop.iso.
 run_rc rc timeout 60 mpirun --oversubscribe -n 2 "$PBACKUP" list --source "$D9/xar_doublelink.xar" --stall-timeout 1
 [ "$rc" -eq 2 ] && grep -q "no progress in 1 s" "$WORK/last.err" || { show_last; fail "list with 2 ranks: exit $rc"; }
 pass "ISO CE loop, XAR double link, gzip in gzip: exit 2 with the reason (stall, memory; restore and list, 1 and 2 ranks)"
+
+# ------------------------------------------------------------------ 10. gzip -l
+info "10. gzip -l on a multi-member tar.gz shows the last member's ISIZE (documented, docs/format.md)"
+run_rc rc gzip -l "$WORK/o2/t.tar.gz"
+[ "$(awk 'NR==2 {print $2}' "$WORK/last.out")" = 1024 ] || { show_last; fail "gzip -l no longer shows the end marker's 1024: update docs/format.md"; }
+[ "$(zcat "$WORK/o2/t.tar.gz" | wc -c)" -gt 1024 ] || fail "zcat | wc -c"
+pass "gzip -l shows 1024 (the end marker member), as docs/format.md says; zcat | wc -c counts the real size"
 
 finish_deferred
