@@ -49,6 +49,17 @@ namespace {
 // read past the furthest one so far (re-reading the same bytes is no progress).
 std::atomic<uint64_t> g_stream_progress{0};
 void stream_progress() { g_stream_progress.fetch_add(1, std::memory_order_relaxed); }
+// Only time inside libarchive's read calls counts toward the stall: a slow disk being written,
+// or `list` blocked on a pipe nobody reads yet, is not libarchive looping.
+std::atomic<bool> g_in_read{false};
+template <class F>
+auto reading(F f) {
+  g_in_read.store(true, std::memory_order_relaxed);
+  struct Done {
+    ~Done() { g_in_read.store(false, std::memory_order_relaxed); }
+  } done;
+  return f();
+}
 
 // libarchive 3.6.2 loops forever or takes memory without bound on some crafted archives (an ISO
 // whose Rock Ridge CE records point at one another: 2.6 GB in 8 s; a XAR with a double link: a
@@ -87,7 +98,7 @@ class StreamWatchdog {
     while (!cv_.wait_for(l, std::chrono::milliseconds(100), [this] { return stop_; })) {
       std::string why;
       const uint64_t now = g_stream_progress.load();
-      if (now != seen) {
+      if (now != seen || !g_in_read.load(std::memory_order_relaxed)) {
         seen = now;
         since = clock::now();
       } else if (opt_.stall_timeout_s > 0 && clock::now() - since >= std::chrono::seconds(opt_.stall_timeout_s)) {
@@ -277,7 +288,7 @@ void open_for_reading(ReadArchive& r, OpenArchive& o, const RestoreOptions& opt)
     archive_read_set_seek_callback(r.a, JoinedFiles::seek);
     archive_read_set_callback_data(r.a, o.joined.get());
   }
-  if (archive_read_open1(r.a) != ARCHIVE_OK)
+  if (reading([&] { return archive_read_open1(r.a); }) != ARCHIVE_OK)
     throw Fatal("cannot open archive " + quote(source) + ": " + archive_error_string(r.a));
 }
 
@@ -286,7 +297,7 @@ void open_for_reading(ReadArchive& r, OpenArchive& o, const RestoreOptions& opt)
 void read_to_end(OpenArchive& o) {
   if (!o.gunzip) return;
   try {
-    while (!o.gunzip->next().empty()) {
+    while (!reading([&] { return o.gunzip->next(); }).empty()) {
     }
   } catch (const Fatal& f) {
     throw Fatal("archive " + quote(o.source.name) + " is damaged after its last member: " + f.what());
@@ -463,7 +474,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
   open_for_reading(in, oa, opt);
   // The first header before anything is created: input that is no archive creates nothing.
   archive_entry* e = nullptr;
-  int first = archive_read_next_header(in.a, &e);
+  int first = reading([&] { return archive_read_next_header(in.a, &e); });
   if (first == ARCHIVE_FATAL) throw Fatal(damage(in, oa, ""));
   make_dirs(opt.restore_to, "cannot create restore directory");
 
@@ -509,7 +520,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
   int rc = in_directory(opt.restore_to, [&]() -> int {
     for (bool have_first = true;; have_first = false) {
       if (interrupted()) throw Fatal("interrupted");
-      int r = have_first ? first : archive_read_next_header(in.a, &e);
+      int r = have_first ? first : reading([&] { return archive_read_next_header(in.a, &e); });
       if (r == ARCHIVE_EOF) break;
       if (r == ARCHIVE_OK || r == ARCHIVE_WARN) stream_progress();
       if (r == ARCHIVE_WARN) log.warn(src + ": " + archive_error_string(in.a));
@@ -570,7 +581,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
         size_t size;
         la_int64_t offset;
         while (true) {
-          r = archive_read_data_block(in.a, &buf, &size, &offset);
+          r = reading([&] { return archive_read_data_block(in.a, &buf, &size, &offset); });
           stream_progress();
           if (r == ARCHIVE_EOF) break;
           if (r == ARCHIVE_FATAL) throw Fatal(damage(in, oa, " (in " + quote(name) + ")"));
@@ -782,7 +793,7 @@ void stream_members(const RestoreOptions& opt,
   uint64_t unreadable = 0;
   FailedHeaders failed_headers;
   while (true) {
-    int r = archive_read_next_header(in.a, &e);
+    int r = reading([&] { return archive_read_next_header(in.a, &e); });
     if (r == ARCHIVE_EOF) break;
     if (r == ARCHIVE_OK || r == ARCHIVE_WARN) stream_progress();
     if (r == ARCHIVE_FAILED) {  // this entry only: named, and the others still listed
@@ -798,7 +809,7 @@ void stream_members(const RestoreOptions& opt,
       const void* buf;
       size_t size;
       la_int64_t off;
-      int rr = archive_read_data_block(in.a, &buf, &size, &off);
+      int rr = reading([&] { return archive_read_data_block(in.a, &buf, &size, &off); });
       stream_progress();
       if (rr == ARCHIVE_EOF) return {};
       if (rr != ARCHIVE_OK) throw Fatal(damage(in, oa, " (in " + quote(name) + ")") + passphrase_hint(opt, archive_error_string(in.a)));
