@@ -3,6 +3,7 @@
 // (nullopt) the zips it leaves to libarchive instead of guessing.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "format/zip_read.h"
 #include "pbackup/error.h"
@@ -23,6 +24,7 @@ struct Member {
   std::string name, data, local_extra, central_extra;
   uint32_t unix_mode = 0;  // 0: made on MS-DOS
   bool zip64 = false;      // sizes and offset only in the zip64 extra field
+  uint16_t dos_date = 0x21;  // 1980-01-01
 };
 
 // A stored-method zip of `members`, optionally with bytes before it and a comment after it.
@@ -33,7 +35,7 @@ std::string make_zip(const std::vector<Member>& members, const std::string& befo
   Le cd;
   for (const auto& m : members) {
     uint64_t off = z.s.size();
-    z.u32(0x04034b50).u16(20).u16(0).u16(0).u16(0).u16(0x21).u32(0).u32(uint32_t(m.data.size())).u32(uint32_t(m.data.size()));
+    z.u32(0x04034b50).u16(20).u16(0).u16(0).u16(0).u16(m.dos_date).u32(0).u32(uint32_t(m.data.size())).u32(uint32_t(m.data.size()));
     z.u16(uint32_t(m.name.size())).u16(uint32_t(m.local_extra.size())).raw(m.name).raw(m.local_extra).raw(m.data);
     std::string extra = m.central_extra;
     if (m.zip64) {
@@ -42,7 +44,7 @@ std::string make_zip(const std::vector<Member>& members, const std::string& befo
       extra += x.s;
     }
     uint32_t sz = m.zip64 ? 0xFFFFFFFFu : uint32_t(m.data.size());
-    cd.u32(0x02014b50).u16(m.unix_mode ? (3 << 8) | 30 : 20).u16(20).u16(0).u16(0).u16(0).u16(0x21).u32(0xdeadbeef);
+    cd.u32(0x02014b50).u16(m.unix_mode ? (3 << 8) | 30 : 20).u16(20).u16(0).u16(0).u16(0).u16(m.dos_date).u32(0xdeadbeef);
     cd.u32(sz).u32(sz).u16(uint32_t(m.name.size())).u16(uint32_t(extra.size())).u16(0).u16(0).u16(0);
     cd.u32(m.unix_mode << 16).u32(m.zip64 ? 0xFFFFFFFFu : uint32_t(off)).raw(m.name).raw(extra);
   }
@@ -114,6 +116,49 @@ TEST_CASE("zip_read: members, Unix modes, UT times, ux owners, local header offs
 
   // a local header that is not one is refused, naming the member
   CHECK_THROWS_AS(zip_local_header_size(zip.substr(f.header_offset + 1, kZipLocalFixed), f), Fatal);
+}
+
+TEST_CASE("zip_read: UT sign from the DOS date, old UX extra, Unicode Path, DOS backslashes") {
+  auto up = [](const std::string& for_name, const std::string& utf8) {
+    uint32_t crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(for_name.data()), static_cast<uInt>(for_name.size())));
+    return Le().u16(0x7075).u16(uint32_t(5 + utf8.size())).raw(std::string(1, '\1')).u32(crc).raw(utf8).s;
+  };
+  const uint16_t y2040 = (60 << 9) | (2 << 5) | 3;
+  Member late{"late", "", "", ut(0x90000000u), S_IFREG | 0644};
+  late.dos_date = y2040;
+  Member ux_late{"ux_late", "", "", Le().u16(0x5855).u16(8).u32(1).u32(0x90000000u).s, S_IFREG | 0644};
+  ux_late.dos_date = y2040;
+  std::vector<Member> ms = {
+      {"old", "", "", ut(0xEDF91540u), S_IFREG | 0644},  // 1960: Info-ZIP and bsdtar clamp the DOS date to 1980
+      late,                                                // 2045: the DOS date says 2040
+      {"ux", "", Le().u16(0x5855).u16(12).u32(1).u32(1321009871).u16(4321).u16(8765).s,
+       Le().u16(0x5855).u16(8).u32(1).u32(1321009871).s, S_IFREG | 0644},
+      ux_late,
+      {"caf\x82", "", "", up("caf\x82", "caf\xc3\xa9"), S_IFREG | 0644},
+      {"stale\x82", "", "", up("other", "renamed"), S_IFREG | 0644},
+      {"arc\\dos\\test", "", "", ""},                 // made on MS-DOS
+      {"unix\\name", "", "", "", S_IFREG | 0644},       // made on Unix: '\\' is a character
+      {"ut_wins", "", "", Le().u16(0x5855).u16(8).u32(1).u32(5).s + ut(7), S_IFREG | 0644},
+  };
+  std::string zip = make_zip(ms);
+  auto dir = read(zip);
+  REQUIRE(dir);
+  const auto& d = dir->members;
+  REQUIRE(d.size() == ms.size());
+  CHECK(d[0].mtime == static_cast<int32_t>(0xEDF91540u));
+  CHECK(d[0].mtime < 0);
+  CHECK(d[1].mtime == int64_t{0x90000000u});
+  CHECK(d[2].mtime == 1321009871);
+  CHECK(d[3].mtime == int64_t{0x90000000u});
+  CHECK(d[4].name == "caf\xc3\xa9");
+  CHECK(d[5].name == "stale\x82");
+  CHECK(d[6].name == "arc/dos/test");
+  CHECK(d[7].name == "unix\\name");
+  CHECK(d[8].mtime == 7);
+  ZipLocal l = parse_zip_local_header(zip.substr(d[2].header_offset, 64), d[2]);
+  REQUIRE(l.uid);
+  CHECK(*l.uid == 4321);
+  CHECK(*l.gid == 8765);
 }
 
 TEST_CASE("zip_read: zip64 extra fields and the zip64 end record") {
