@@ -239,6 +239,9 @@ for z in PPMd BZip2 py; do
   info "$z.zip: $(echo "$got" | wc -l) intact as with bsdtar, $bad named as unreadable, exit 2"
 done
 grep -q "'linkQ' cannot be read" "$WORK/last.err" && grep -q "'badQ.bin' cannot be read" "$WORK/last.err" || { show_last; fail "py.zip: the bad members are not named"; }
+run_rc rc run_pb list --source "$S7/py.zip"
+[ "$rc" -eq 2 ] && grep -q "'linkQ' cannot be read" "$WORK/last.err" && [ "$(grep -c good "$WORK/last.out")" -eq 4 ] ||
+  { show_last; fail "list of py.zip: exit $rc, or the good members not listed, or linkQ not named"; }
 pass "unreadable entries named and counted, the rest restored as bsdtar restores them, exit 2"
 
 # ------------------------------------------------------------------ 8. encrypted zips
