@@ -49,6 +49,7 @@ struct RestoreOptions {
   std::string against;            // compare --against DIR
   bool checksum = false;          // compare --checksum
   bool numeric_owner = false;     // owners by the archive's ids only, never by name
+  bool every_node = false;        // restore_to is node-local: a complete copy on every node
   std::string s3_endpoint, s3_region;
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;

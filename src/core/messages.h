@@ -138,6 +138,17 @@ void fields(Ar& a, RestoreWay& w) {
   a(w.mode), a(w.source), a(w.leave);
 }
 
+// ---- restore --every-node (restore_nodes.cpp): rank 0 to all, before the copy to each node ----
+struct StagePlan {
+  std::string error;  // the source could not be found
+  std::string tag;    // names this run's staging directory
+  ArchiveSource source;
+};
+template <class Ar>
+void fields(Ar& a, StagePlan& p) {
+  a(p.error), a(p.tag), a(p.source);
+}
+
 // ---- parallel restore (parallel_restore.cpp): what a rank's units tell rank 0 ----
 struct SpanPart {  // bytes of a spanning file written by one unit
   uint64_t file = 0, bytes = 0;

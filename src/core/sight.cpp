@@ -55,7 +55,7 @@ Sight tabulate(const std::vector<std::string>& hosts, const SightCall& call, con
   s.hosts = hosts;
   for (size_t r = 0; r < report_bytes.size(); ++r) {
     SightReport rep = from_wire<SightReport>(report_bytes[r]);
-    if (s.error.empty() && !rep.error.empty()) s.error = rep.error;
+    if (r == 0) s.error = rep.error;  // another node may lack the directory: it then sees nothing
     int64_t g = -1;
     for (size_t i = 0; i < call.leaders.size() && i < rep.seen.size(); ++i)
       if (rep.seen[i]) {

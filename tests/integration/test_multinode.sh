@@ -8,8 +8,8 @@
 #  (c) restore into a node-local directory: refused before anything is written, naming node2
 #      and node3; with --every-node the whole tree on every node, nothing staged left behind
 #  (d) sbatch -N 3 slurm/backup.sbatch (srun --mpi=pmix) into node1's local directory
-#  (e) SIGTERM to a backup running on 3 nodes: no file left in any node's output directory and
-#      no pbackup process left
+#  (e) SIGTERM to the rank on node2 of a backup into node1's local directory: every rank
+#      stops, no file left in any node's output directory and no pbackup process left
 # Exit 77 (ctest: skipped) when the cluster cannot start here (not root, no unshare/ip, no
 # CAP_SYS_ADMIN/CAP_NET_ADMIN). The cluster is stopped on exit if this test started it, and
 # everything the test made on the nodes is removed, whatever happened.
@@ -138,7 +138,7 @@ mkdir -p "$WORK/jobs"
 for n in "${NODES[@]}"; do mkdir -p "$(local_of "$n" "$TAG-slurm")"; done
 export PBACKUP
 rc=0
-out=$(cd "$WORK/jobs" && timeout 120 "$CL/on-node.sh" node1 sbatch --parsable --wait -N 3 --ntasks-per-node=1 \
+out=$(cd "$WORK/jobs" && timeout 120 "$CL/on-node.sh" node1 sbatch --parsable --wait -N 3 --ntasks=3 --ntasks-per-node=1 \
   "$REPO_DIR/slurm/backup.sbatch" "${OPTS[@]}" --output-dir "$CROOT/local/$TAG-slurm" --name ref) || rc=$?
 job=${out%%;*}
 log="$WORK/jobs/pbackup-backup-$job.out"
@@ -159,20 +159,28 @@ on node1 mpirun --allow-run-as-root --host node1,node2,node3 -n 3 "$PBACKUP" bac
   >"$WORK/term.out" 2>&1 &
 pid=$!
 for _ in $(seq 1 300); do
-  [[ -n $(find "$node1_out" -name '.*tmp-pbackup' -size +100k 2>/dev/null) ]] && break
+  [[ -n $(find "$node1_out" -name '.*tmp-pbackup' 2>/dev/null) ]] && break
   kill -0 "$pid" 2>/dev/null || break
   sleep 0.05
 done
 [[ -n $(find "$node1_out" -name '.*tmp-pbackup' 2>/dev/null) ]] || { cat "$WORK/term.out" >&2; fail "(e) the backup wrote no temporary file to interrupt"; }
-kill -TERM "$pid"
+# SIGTERM to the rank on node2 alone (it writes nothing itself: its blocks go to node1): every
+# rank must stop and node1's temporary file go. (mpirun would pass a SIGTERM on only 1 s later.)
+rank1=""
+for p in $(pgrep -f "^$PBACKUP backup --sources $WORK/src/big.bin" || true); do
+  [[ $(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p') == 1 ]] && rank1=$p
+done
+[[ -n $rank1 ]] || { cat "$WORK/term.out" >&2; fail "(e) rank 1 not found (finished already?)"; }
+kill -TERM "$rank1"
 rc=0
 wait "$pid" || rc=$?
-[[ $rc -ne 0 ]] || fail "(e) the interrupted backup exited 0"
+[[ $rc -ne 0 ]] || { cat "$WORK/term.out" >&2; fail "(e) the interrupted backup exited 0"; }
 sleep 1
 for n in "${NODES[@]}"; do
   [[ -z $(files_in "$(local_of "$n" "$TAG-term")") ]] || fail "(e) files left on $n: $(files_in "$(local_of "$n" "$TAG-term")")"
 done
 [[ -z $(pgrep -f "^$PBACKUP backup --sources $WORK/src/big.bin" || true) ]] || fail "(e) pbackup processes outlived the job"
-pass "(e) SIGTERM: mpirun exited $rc, nothing left on any node"
+grep -q "interrupted by SIGTERM" "$WORK/term.out" || { cat "$WORK/term.out" >&2; fail "(e) no 'interrupted by SIGTERM' message"; }
+pass "(e) SIGTERM to rank 1 on node2: mpirun exited $rc, nothing left on any node"
 
 finish_deferred
