@@ -92,7 +92,7 @@ bool see_output(BackupRun& run) {
   const int n = run.comm.size();
   run.writer_of.resize(static_cast<size_t>(n));
   for (int r = 0; r < n; ++r) run.writer_of[static_cast<size_t>(r)] = r;
-  if (n == 1 || (run.opt.dest_type != "hdd" && run.opt.dest_type != "usb_split")) return true;
+  if (n == 1 || run.opt.dry_run || (run.opt.dest_type != "hdd" && run.opt.dest_type != "usb_split")) return true;
   Sight sight = see_dir(run.comm, run.opt.output_dir, false);
   if (!sight.error.empty()) {
     if (run.root) run.log.error(sight.error);
