@@ -152,3 +152,29 @@ TEST_CASE("backup: output that ranks 1 and 2 cannot see gives the 1-rank archive
     CHECK(files > (type == "usb_split" ? 5u : 3u));
   }
 }
+
+TEST_CASE("restore: a directory rank 2 does not see is refused before anything is written") {
+  testutil::TempDir t;
+  testutil::write_file(t.path / "tree/a.txt", "alpha");
+  fs::create_directories(t.path / "out");
+  LocalComm one;
+  Log log(0, LogLevel::Error);
+  BackupOptions o = testutil::memory_backup(t.path / "tree", "gzip", "r");
+  o.dest_type = "hdd";
+  o.output_dir = (t.path / "out").string();
+  BackupStats s;
+  REQUIRE(run_backup(one, o, log, s) == 0);
+  const fs::path to = t.path / "new" / "deep";
+  set_sight_probe_for_tests([](int rank, const std::string& m) { return rank != 2 && fs::exists(m); });
+  auto rcs = testutil::run_ranks<int>(3, [&](Comm& c) {
+    Log l(c.rank(), LogLevel::Error, c.size());
+    RestoreOptions r;
+    r.source = (t.path / "out" / s.archive).string();
+    r.restore_to = to.string();
+    return run_restore(c, r, l);
+  });
+  set_sight_probe_for_tests(nullptr);
+  CHECK(rcs[0] == 2);
+  CHECK_FALSE(fs::exists(t.path / "new"));  // not even the directory
+  CHECK(std::distance(fs::directory_iterator(t.path), fs::directory_iterator()) == 2);  // tree, out: no marker left
+}
