@@ -178,3 +178,15 @@ TEST_CASE("restore: a directory rank 2 does not see is refused before anything i
   CHECK_FALSE(fs::exists(t.path / "new"));  // not even the directory
   CHECK(std::distance(fs::directory_iterator(t.path), fs::directory_iterator()) == 2);  // tree, out: no marker left
 }
+
+TEST_CASE("comm: split gives each colour its own communicator, ranked in order") {
+  auto got = testutil::run_ranks<std::string>(5, [&](Comm& c) {
+    std::unique_ptr<Comm> sub = c.split(c.rank() % 2);
+    const uint64_t sum = sub->sum(static_cast<uint64_t>(c.rank()));
+    std::vector<std::string> g = sub->gather(std::to_string(c.rank()), 0);
+    std::string all;
+    for (auto& x : g) all += x;
+    return std::to_string(sub->rank()) + "/" + std::to_string(sub->size()) + " sum " + std::to_string(sum) + " " + all;
+  });
+  CHECK(got == std::vector<std::string>{"0/3 sum 6 024", "0/2 sum 4 13", "1/3 sum 6 ", "1/2 sum 4 ", "2/3 sum 6 "});
+}

@@ -162,6 +162,18 @@ TEST_CASE("wire: which ranks see a directory, and forwarded writes") {
   CHECK(round_trip(s) == s);
   Forwarded f{1ull << 40, std::string("\0block", 6)};
   CHECK(round_trip(f) == f);
+  StagePlan p;
+  p.error = "missing";
+  p.tag = "t1";
+  p.source.name = "a.tar.gz";
+  p.source.files = {"/x/a.tar.gz"};
+  p.source.sizes = {42};
+  StagePlan q = round_trip(p);
+  CHECK(q.error == p.error);
+  CHECK(q.tag == p.tag);
+  CHECK(q.source.name == p.source.name);
+  CHECK(q.source.files == p.source.files);
+  CHECK(q.source.sizes == p.source.sizes);
 }
 
 TEST_CASE("wire: RoundOrder and RoundReport") {
