@@ -112,17 +112,19 @@ TEST_CASE("forwarding: blind ranks' writes reach their writer, in every round, a
   }
 }
 
-TEST_CASE("backup: output that ranks 1 and 2 cannot see gives the 1-rank archive (hdd, usb_split)") {
+TEST_CASE("backup: output that ranks 1 and 2 cannot see gives the 1-rank archive (hdd, usb_split, zip)") {
   testutil::TempDir t;
   testutil::write_file(t.path / "tree/big.bin", testutil::pattern(5'000'000, 3));
   for (int i = 0; i < 40; ++i) testutil::write_file(t.path / "tree/d" / std::to_string(i), testutil::pattern(70'000 + i, i));
-  for (std::string type : {"hdd", "usb_split"}) {
+  for (std::string type : {"hdd", "usb_split", "zip"}) {  // zip: hdd, with header patches
     CAPTURE(type);
-    const fs::path one_dir = t.path / ("one_" + type), three_dir = t.path / ("three_" + type);
+    const std::string algo = type == "zip" ? "zip" : "gzip";
+    if (type == "zip") type = "hdd";
+    const fs::path one_dir = t.path / ("one_" + algo + type), three_dir = t.path / ("three_" + algo + type);
     fs::create_directories(one_dir);
     fs::create_directories(three_dir);
     auto opts = [&](const fs::path& out) {
-      BackupOptions o = testutil::memory_backup(t.path / "tree", "gzip", "a");
+      BackupOptions o = testutil::memory_backup(t.path / "tree", algo, "a");
       o.dest_type = type;
       o.output_dir = out.string();
       o.split_chunk_mb = 1;
