@@ -50,6 +50,7 @@ struct RestoreOptions {
   bool checksum = false;          // compare --checksum
   bool numeric_owner = false;     // owners by the archive's ids only, never by name
   bool every_node = false;        // restore_to is node-local: a complete copy on every node
+  bool node_local_copy = false;   // set by --every-node for each node's restore: its ranks share restore_to
   std::string s3_endpoint, s3_region;
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;

@@ -518,7 +518,7 @@ static int drop_damaged(const RestoreOptions& opt, const std::vector<std::string
 }
 
 int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
-  if (comm.size() > 1) {  // before anything is written: does every rank see --restore-to?
+  if (comm.size() > 1 && !opt.node_local_copy) {  // before anything is written: does every rank see --restore-to?
     const int rc = restore_across_nodes(comm, opt, log);
     if (rc >= 0) return rc;
   }

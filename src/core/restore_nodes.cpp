@@ -100,6 +100,14 @@ struct Stage {
     v.insert(v.end(), side.begin(), side.end());
     return v;
   }
+  // For the signal handler, which keeps 8 names: the first files, and the directory last
+  // (removed once empty). More fragments than that are removed by remove() only.
+  std::vector<std::string> for_signals() const {
+    std::vector<std::string> v = all();
+    if (v.size() > 7) v.resize(7);
+    v.push_back(dir);
+    return v;
+  }
   void remove() noexcept {
     fds.clear();
     for (const auto& p : all()) ::unlink(p.c_str());
@@ -112,7 +120,7 @@ struct Stage {
 void make_stage(const ArchiveSource& src, const RestoreOptions& opt, Stage& st) {
   make_dirs(opt.restore_to, "cannot create restore directory");
   if (::mkdir(st.dir.c_str(), 0700) != 0) throw_sys("cannot create", st.dir, errno);
-  register_temp_files(st.all());
+  register_temp_files(st.for_signals());
   for (size_t i = 0; i < src.files.size(); ++i) {
     Fd f = open_or_throw(st.files[i], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (::ftruncate(f.get(), static_cast<off_t>(src.sizes[i])) != 0) throw_sys("cannot size", st.files[i], errno);
@@ -245,8 +253,9 @@ int every_node(Comm& comm, const RestoreOptions& opt, Log& log, const Sight& sig
       RestoreOptions o = opt;
       o.source = st.files.at(0);
       o.every_node = false;
+      o.node_local_copy = true;  // checked already (and its markers would replace the staged names the signal handler holds)
       rc = run_restore(*group, o, log);
-      group->barrier();
+      group->barrier();  // every rank of the group is done with the copy
     } else {
       rc = interrupted() ? 128 + interrupt_signal() : kExitFatal;
     }
@@ -254,7 +263,7 @@ int every_node(Comm& comm, const RestoreOptions& opt, Log& log, const Sight& sig
     rc = kExitFatal;
   }
   if (!error.empty()) log.error(error);
-  if (leader) {
+  if (leader) {  // before waiting for the other groups: a signal's watchdog may end this rank there
     st.remove();
     register_temp_files({});
   }

@@ -10,6 +10,8 @@
 #  (d) sbatch -N 3 slurm/backup.sbatch (srun --mpi=pmix) into node1's local directory
 #  (e) SIGTERM to the rank on node2 of a backup into node1's local directory: every rank
 #      stops, no file left in any node's output directory and no pbackup process left
+#  (f) SIGTERM to the node2 rank of a restore --every-node, once node2 restores its copy: no
+#      staged copy left on any node
 # Exit 77 (ctest: skipped) when the cluster cannot start here (not root, no unshare/ip, no
 # CAP_SYS_ADMIN/CAP_NET_ADMIN). The cluster is stopped on exit if this test started it, and
 # everything the test made on the nodes is removed, whatever happened.
@@ -182,5 +184,38 @@ done
 [[ -z $(pgrep -f "^$PBACKUP backup --sources $WORK/src/big.bin" || true) ]] || fail "(e) pbackup processes outlived the job"
 grep -q "interrupted by SIGTERM" "$WORK/term.out" || { cat "$WORK/term.out" >&2; fail "(e) no 'interrupted by SIGTERM' message"; }
 pass "(e) SIGTERM to rank 1 on node2: mpirun exited $rc, nothing left on any node"
+
+# --- (f) SIGTERM to a restore --every-node --------------------------------------------------
+step "(f) SIGTERM to the node2 rank of a restore --every-node"
+mkdir -p "$WORK/rnd" "$WORK/out-f"
+# bzip2 on random data restores slowly: node1 and node3 are still restoring when rank 1 is
+# stopped, so rank 1 waits for them (and its watchdog may end it) after cleaning up its copy
+head -c 41943040 /dev/urandom >"$WORK/rnd/r.bin"
+expect_ok plain backup --sources "$WORK/rnd" --output-dir "$WORK/out-f" --algo bzip2 --block-mb 2 --threads 2 --name f --no-progress
+node2_r=$(local_of node2 "$TAG-f")
+on node1 mpirun --allow-run-as-root --host node1,node2,node3 -n 3 "$PBACKUP" restore --source "$WORK/out-f/f.tar.bz2" \
+  --restore-to "$CROOT/local/$TAG-f" --every-node --threads 1 >"$WORK/f.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 400); do
+  [[ -e $node2_r/rnd ]] && break  # staged, node2's own restore under way
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.02
+done
+rank1=""
+for p in $(pgrep -f "^$PBACKUP restore --source $WORK/out-f/f.tar.bz2" || true); do
+  [[ $(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p') == 1 ]] && rank1=$p
+done
+[[ -n $rank1 ]] || { cat "$WORK/f.out" >&2; fail "(f) rank 1 not found (finished already?)"; }
+kill -TERM "$rank1"
+rc=0
+wait "$pid" || rc=$?
+[[ $rc -ne 0 ]] || { cat "$WORK/f.out" >&2; fail "(f) the interrupted restore exited 0"; }
+sleep 1
+for n in "${NODES[@]}"; do
+  left=$(find "$(local_of "$n" "$TAG-f")" -name '.pbackup-*' 2>/dev/null)
+  [[ -z $left ]] || { cat "$WORK/f.out" >&2; fail "(f) staging left on $n: $left"; }
+done
+[[ -z $(pgrep -f "^$PBACKUP restore --source $WORK/out-f/f.tar.bz2" || true) ]] || fail "(f) pbackup processes outlived the job"
+pass "(f) SIGTERM to rank 1: mpirun exited $rc, no staged copy left on any node"
 
 finish_deferred
