@@ -4,6 +4,7 @@
 // (see bytes.h), so the interface stays small and every call is typed and 64-bit clean.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -38,6 +39,10 @@ class Comm {
   // others (once), and takes one that another rank passed on as if this rank had got it. Called
   // by the main thread while it waits (MPI waits call it themselves).
   virtual void poll_interrupt() {}
+  // Every rank, together: a new communicator of the ranks that gave the same `color`, ranked
+  // in this one's order (restore --every-node: one per node).
+  // (Not every test double can: the default says so.)
+  virtual std::unique_ptr<Comm> split(int color);
 };
 
 class LocalComm final : public Comm {
@@ -55,6 +60,7 @@ class LocalComm final : public Comm {
   std::pair<int, std::string> recv_any(int) override;
   std::optional<std::pair<int, std::string>> try_recv_any(int) override { return std::nullopt; }
   std::string recv(int, int) override;
+  std::unique_ptr<Comm> split(int) override { return std::make_unique<LocalComm>(); }
 };
 
 }  // namespace pbackup

@@ -52,6 +52,8 @@ struct RestoreOptions {
   std::string passphrase_file;    // restore/list: FILE whose first line opens encrypted foreign zips (libarchive)
   int stall_timeout_s = 60;       // streaming through libarchive: stop after this long without progress (0: never)
   uint64_t stream_memory_mib = 4096;  // ... or past this resident size (0: no limit)
+  bool every_node = false;        // restore_to is node-local: a complete copy on every node
+  bool node_local_copy = false;   // set by --every-node for each node's restore: its ranks share restore_to
   std::string s3_endpoint, s3_region;
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;

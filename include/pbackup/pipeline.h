@@ -69,7 +69,7 @@ const char* signal_name(int sig);  // "SIGTERM", ...
 // Another rank was interrupted by `sig`: this rank stops as if it had got the signal.
 void interrupt_from_peer(int sig);
 void install_signal_handlers();
-// Temporary files the signal handler removes at once (so a SIGKILL following the signal leaves
+// Temporary files (and, once those are gone, empty directories) the signal handler removes at once (so a SIGKILL following the signal leaves
 // nothing); the pipeline then has 1.5 s to stop before the process exits 128+N regardless.
 void register_temp_files(const std::vector<std::string>& paths);
 

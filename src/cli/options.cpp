@@ -256,7 +256,8 @@ Parsed parse_command_line(int argc, char** argv) {
             "keep-old-files", "do not replace existing files; each one is an error (exit 2)")(
             "skip-old-files", "do not replace existing files; skip them silently")(
             "keep-newer-files", "do not replace existing files that are newer than the archive's copy")(
-            "numeric-owner", "as root, restore owners by the archive's numeric ids only (default: by user/group name where it exists here, as GNU tar)");
+            "numeric-owner", "as root, restore owners by the archive's numeric ids only (default: by user/group name where it exists here, as GNU tar)")(
+            "every-node", "when --restore-to is a node-local directory (not shared by all ranks): restore a complete copy on every node (the archive is read once and copied to each node)");
       if (cmd == "restore" || cmd == "list")
         o.add_options()("passphrase-file", "FILE whose first line is the passphrase of an encrypted foreign zip (ZipCrypto, WinZip AES) or 7z/RAR; never printed",
                         cxxopts::value<std::string>())(
@@ -316,6 +317,7 @@ Parsed parse_command_line(int argc, char** argv) {
         if (!r.count("restore-to")) throw cxxopts::exceptions::exception("--restore-to is required");
         x.restore_to = r["restore-to"].as<std::string>();
         x.numeric_owner = r.count("numeric-owner") > 0;
+        x.every_node = r.count("every-node") > 0;
       }
       x.is_split = r.count("is-split") > 0;
       if (r.count("original-base-filename")) x.original_base_filename = r["original-base-filename"].as<std::string>();

@@ -28,6 +28,8 @@
 #include "core/select.h"
 #include "core/xattr.h"
 #include "core/part_exchange.h"
+#include "core/forward.h"
+#include "core/sight.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
 #include "pbackup/version.h"
@@ -83,6 +85,33 @@ Setup decide_setup(const BackupOptions& opt, const Format& fmt, Log& log) {
   return s;
 }
 
+// Which ranks see the output directory (a node-local disk is seen by one node's ranks): those
+// write, each other rank sends its blocks to one of them (forward.h). The cloud destination
+// moves its bytes itself. Every rank; false (rank 0 logged why) when it cannot be told.
+bool see_output(BackupRun& run) {
+  const int n = run.comm.size();
+  run.writer_of.resize(static_cast<size_t>(n));
+  for (int r = 0; r < n; ++r) run.writer_of[static_cast<size_t>(r)] = r;
+  if (n == 1 || run.opt.dry_run || (run.opt.dest_type != "hdd" && run.opt.dest_type != "usb_split")) return true;
+  Sight sight = see_dir(run.comm, run.opt.output_dir, false);
+  if (!sight.error.empty()) {
+    if (run.root) run.log.error(sight.error);
+    return false;
+  }
+  if (sight.all_see_root()) return true;
+  std::vector<bool> sees;
+  for (int64_t g : sight.group) sees.push_back(g == 0);
+  run.writer_of = assign_writers(sees);
+  if (run.root) {
+    std::string blind;
+    for (int r = 0; r < n; ++r)
+      if (!sees[static_cast<size_t>(r)]) blind += (blind.empty() ? "" : ", ") + std::to_string(r);
+    run.log.notice("output directory " + quote(run.opt.output_dir) + " is not seen from " + join_hosts(sight.blind_hosts()) +
+                   ": rank(s) " + blind + " send their blocks to ranks that see it");
+  }
+  return true;
+}
+
 // The format, the archive name and the roots, and every rank's destination. Errors are only
 // logged here (no destination to abort yet, no temporary file to remove): false means exit 2.
 bool setup_stage(BackupRun& run) {
@@ -101,11 +130,13 @@ bool setup_stage(BackupRun& run) {
     return false;
   }
   const BackupOptions& opt = run.opt;
+  if (!see_output(run)) return false;
   run.spec = DestinationSpec{opt.dest_type,         opt.output_dir, run.setup.archive, opt.split_chunk_mb << 20,
                              opt.s3_part_mb << 20, opt.s3_endpoint, opt.s3_region};
   std::string dest_error;
   try {
     run.dest = with_part_exchange(make_destination(run.spec));  // an object store stores whole parts
+    run.dest = with_forwarding(std::move(run.dest), run.writer_of, run.comm.rank());  // output some ranks cannot see
   } catch (const std::exception& e) {
     dest_error = e.what();
   }
@@ -162,9 +193,13 @@ bool hash_stage(BackupRun& run, std::vector<std::string>& hashes) {
   const uint64_t total = run.total;
   std::vector<FragmentHash> mine;
   run.error.guard([&] {
+    // fragment k on the k-th rank (mod their count) of those that see the output
+    std::vector<int> writers;
+    for (size_t r = 0; r < run.writer_of.size(); ++r)
+      if (run.writer_of[r] == static_cast<int>(r)) writers.push_back(static_cast<int>(r));
     std::vector<size_t> ks;
-    for (size_t k = static_cast<size_t>(run.comm.rank()); k < dest.fragment_count(total); k += static_cast<size_t>(run.comm.size()))
-      ks.push_back(k);
+    for (size_t k = 0; k < dest.fragment_count(total); ++k)
+      if (writers[k % writers.size()] == run.comm.rank()) ks.push_back(k);
     std::vector<std::string> h = parallel_map(ks.size(), run.threads, [&](size_t i) {
       if (interrupted()) throw Fatal("interrupted");
       return dest.hash_fragment(ks[i], total);

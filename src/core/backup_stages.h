@@ -56,6 +56,7 @@ struct BackupRun {
   Selection sel;                      // every rank: --exclude, --files-from, --one-file-system
   DestinationSpec spec;
   std::unique_ptr<Destination> dest;  // every rank
+  std::vector<int> writer_of;         // every rank: per rank, who writes its blocks (itself if it sees the output)
   EntryList entries;                  // rank 0, ordered by plan
   std::vector<Block> blocks;          // rank 0
   int threads = 1;                    // this rank's

@@ -51,6 +51,40 @@ void fields(Ar& a, Setup& s) {
   a(s.error), a(s.archive), a(s.roots);
 }
 
+// ---- which ranks see a directory (sight.cpp) ----
+// Rank 0 to all: this check's tag and the ranks that put a marker file in the directory.
+struct SightCall {
+  std::string tag;
+  std::vector<uint32_t> leaders;
+  bool operator==(const SightCall&) const = default;
+};
+template <class Ar>
+void fields(Ar& a, SightCall& c) {
+  a(c.tag), a(c.leaders);
+}
+// Each rank to rank 0: why its marker could not be made (a leader), which leaders' markers it saw.
+struct SightReport {
+  std::string error;
+  std::vector<uint8_t> seen;  // per leader, 1 = seen (and the directory writable)
+  bool operator==(const SightReport&) const = default;
+};
+template <class Ar>
+void fields(Ar& a, SightReport& r) {
+  a(r.error), a(r.seen);
+}
+
+// A blind rank's write, sent to the rank that writes for it (forward.cpp); empty bytes: "that
+// was all this round".
+struct Forwarded {
+  uint64_t offset = 0;
+  std::string bytes;
+  bool operator==(const Forwarded&) const = default;
+};
+template <class Ar>
+void fields(Ar& a, Forwarded& f) {
+  a(f.offset), a(f.bytes);
+}
+
 // ---- backup rounds (backup_rounds.cpp) ----
 enum class RoundCmd : uint8_t { kWork = 0, kFinish = 1, kAbort = 2 };
 
@@ -102,6 +136,17 @@ struct RestoreWay {
 template <class Ar>
 void fields(Ar& a, RestoreWay& w) {
   a(w.mode), a(w.source), a(w.leave);
+}
+
+// ---- restore --every-node (restore_nodes.cpp): rank 0 to all, before the copy to each node ----
+struct StagePlan {
+  std::string error;  // the source could not be found
+  std::string tag;    // names this run's staging directory
+  ArchiveSource source;
+};
+template <class Ar>
+void fields(Ar& a, StagePlan& p) {
+  a(p.error), a(p.tag), a(p.source);
 }
 
 // ---- parallel restore (parallel_restore.cpp): what a rank's units tell rank 0 ----

@@ -29,6 +29,7 @@
 #include <utility>
 
 #include "codec/gunzip_stream.h"
+#include "core/restore_nodes.h"
 #include "core/catalog.h"
 #include "core/extract.h"
 #include "core/messages.h"
@@ -713,6 +714,10 @@ static int drop_damaged(const RestoreOptions& opt, const std::vector<std::string
 }
 
 int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
+  if (comm.size() > 1 && !opt.node_local_copy) {  // before anything is written: does every rank see --restore-to?
+    const int rc = restore_across_nodes(comm, opt, log);
+    if (rc >= 0) return rc;
+  }
   // Rank 0 finds the archive; with our manifest (tar) every rank restores blocks, a zip with a
   // sound central directory is restored member by member on every rank, otherwise rank 0
   // streams it through libarchive and the others wait for its verdict.

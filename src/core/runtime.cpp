@@ -33,7 +33,9 @@ std::atomic<int> g_ntemps{0};
 static_assert(std::atomic<int>::is_always_lock_free);
 
 void remove_temps() {
-  for (int i = 0, n = g_ntemps.load(); i < n; ++i) ::unlink(g_temps[i]);
+  const int n = g_ntemps.load();
+  for (int i = 0; i < n; ++i) ::unlink(g_temps[i]);
+  for (int i = 0; i < n; ++i) ::rmdir(g_temps[i]);  // a registered directory, once emptied (rmdir is signal-safe)
 }
 
 // A second signal changes nothing: the watchdog ends the process within kStopGrace anyway, and

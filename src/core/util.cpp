@@ -61,6 +61,8 @@ bool path_less(const std::string& a, const std::string& b) {
 }
 
 // ---- LocalComm: a single rank never talks to anyone ----
+std::unique_ptr<Comm> Comm::split(int) { throw std::logic_error("this Comm cannot be split"); }
+
 void LocalComm::send(int, int, const std::string&) {
   throw std::logic_error("LocalComm::send: a one-rank run has no peer");
 }

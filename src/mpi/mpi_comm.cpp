@@ -172,6 +172,13 @@ class MpiComm : public Comm {
     return take(msg, st, tag);
   }
   std::string recv(int source, int tag) override { return receive(source, tag).second; }
+  std::unique_ptr<Comm> split(int color) override {
+    MPI_Comm part;
+    check(MPI_Comm_split(comm_, color, rank_, &part), "MPI_Comm_split");
+    auto out = std::make_unique<MpiComm>(part);  // its own duplicate
+    MPI_Comm_free(&part);
+    return out;
+  }
 
   // Sends this rank's signal to every other rank once (the sends are small and never waited
   // for); takes a peer's as this rank's own.

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/messages.h"
+#include "core/sight.h"
 #include "dest/s3_receipt.h"
 #include "format/zip_facts.h"
 #include "pbackup/source.h"
@@ -150,6 +151,29 @@ TEST_CASE("wire: DirTask and ScanResult") {
 TEST_CASE("wire: Setup") {
   Setup s{"no such directory", "backup_x.tar.gz", {Root{"/a", "a"}, Root{"/b/c", "c"}}};
   CHECK(round_trip(s) == s);
+}
+
+TEST_CASE("wire: which ranks see a directory, and forwarded writes") {
+  SightCall c{"abc123", {0, 2, 5}};
+  CHECK(round_trip(c) == c);
+  SightReport r{"cannot create", {1, 0, 1}};
+  CHECK(round_trip(r) == r);
+  Sight s{"why", {"node1", "node2"}, {0, -1}};
+  CHECK(round_trip(s) == s);
+  Forwarded f{1ull << 40, std::string("\0block", 6)};
+  CHECK(round_trip(f) == f);
+  StagePlan p;
+  p.error = "missing";
+  p.tag = "t1";
+  p.source.name = "a.tar.gz";
+  p.source.files = {"/x/a.tar.gz"};
+  p.source.sizes = {42};
+  StagePlan q = round_trip(p);
+  CHECK(q.error == p.error);
+  CHECK(q.tag == p.tag);
+  CHECK(q.source.name == p.source.name);
+  CHECK(q.source.files == p.source.files);
+  CHECK(q.source.sizes == p.source.sizes);
 }
 
 TEST_CASE("wire: RoundOrder and RoundReport") {

@@ -14,6 +14,8 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -39,9 +41,24 @@ class ThreadWorld {
   int size() const { return n_; }
 
   void abort() {
+    std::vector<std::shared_ptr<ThreadWorld>> subs;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      aborted_ = true;
+      cv_.notify_all();
+      for (auto& [k, w] : subs_) subs.push_back(w);
+    }
+    for (auto& w : subs) w->abort();  // ranks waiting in a split-off world wake too
+  }
+
+  // The world of split number `k`, colour `color` with `n` ranks: made by the first rank that
+  // asks, shared with the others.
+  std::shared_ptr<ThreadWorld> sub_world(uint64_t k, int color, int n) {
     std::lock_guard<std::mutex> l(mu_);
-    aborted_ = true;
-    cv_.notify_all();
+    auto& w = subs_[{k, color}];
+    if (!w) w = std::make_shared<ThreadWorld>(n, deadline_);
+    if (aborted_) w->aborted_ = true;
+    return w;
   }
 
   // One collective step: every rank puts its contribution in (under the lock), all meet, each
@@ -125,11 +142,13 @@ class ThreadWorld {
   std::vector<uint64_t> nums_;
   std::vector<std::string> ops_;
   std::vector<std::deque<Msg>> boxes_;
+  std::map<std::pair<uint64_t, int>, std::shared_ptr<ThreadWorld>> subs_;
 };
 
 class ThreadComm final : public pbackup::Comm {
  public:
   ThreadComm(ThreadWorld& w, int rank) : w_(w), rank_(rank) {}
+  ThreadComm(std::shared_ptr<ThreadWorld> w, int rank) : keep_(std::move(w)), w_(*keep_), rank_(rank) {}
   int rank() const override { return rank_; }
   int size() const override { return w_.size(); }
   int local_size() const override { return w_.size(); }
@@ -171,6 +190,19 @@ class ThreadComm final : public pbackup::Comm {
     return w_.receive(rank_, source, tag, true)->second;
   }
   // The interrupt flag is the process's, so every thread-rank sees a signal already.
+  std::unique_ptr<pbackup::Comm> split(int color) override {
+    std::vector<uint64_t> colors;
+    w_.collective(
+        rank_, "split", [&](auto&, auto& n) { n[rank_] = static_cast<uint64_t>(static_cast<uint32_t>(color)); },
+        [&](auto&, auto& n) { colors = n; });
+    int sub_rank = 0, sub_size = 0;
+    for (int r = 0; r < size(); ++r)
+      if (colors[static_cast<size_t>(r)] == colors[static_cast<size_t>(rank_)]) {
+        if (r < rank_) ++sub_rank;
+        ++sub_size;
+      }
+    return std::make_unique<ThreadComm>(w_.sub_world(splits_++, color, sub_size), sub_rank);
+  }
 
  private:
   void check_root(int root) const {
@@ -187,8 +219,10 @@ class ThreadComm final : public pbackup::Comm {
         });
     return out;
   }
+  std::shared_ptr<ThreadWorld> keep_;  // a split-off world this rank's comm keeps alive
   ThreadWorld& w_;
   int rank_;
+  uint64_t splits_ = 0;  // splits so far: every rank splits in the same order
 };
 
 // Runs body(comm) on n thread-ranks and returns each rank's result (index = rank). The first
