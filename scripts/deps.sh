@@ -12,6 +12,8 @@ PKGS=(
   clang libclang-rt-14-dev
   # peer tools the tests and the benchmark check archives with
   tar gzip bzip2 xz-utils zstd unzip zip libarchive-tools pigz pbzip2 lbzip2 time
+  # the age CLI: encrypted archives are checked against it both ways (test_encrypt.sh)
+  age
   # setfattr/getfattr and setfacl/getfacl for the metadata tests (test_xattrs.sh)
   attr acl
   python3 curl procps util-linux coreutils
