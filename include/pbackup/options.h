@@ -8,6 +8,16 @@
 
 namespace pbackup {
 
+// age encryption (issue 16). Secrets are named by file, never given on the command line.
+struct AgeKeys {
+  std::vector<std::string> recipients;       // backup --encrypt-to age1...
+  std::vector<std::string> recipient_files;  // backup --encrypt-to-file FILE (as age -R)
+  std::vector<std::string> identity_files;   // restore/list/verify --identity FILE (age-keygen's format)
+  std::string passphrase_file;               // both: --passphrase-file FILE (scrypt)
+  bool encrypting() const { return !recipients.empty() || !recipient_files.empty() || !passphrase_file.empty(); }
+  bool decrypting() const { return !identity_files.empty() || !passphrase_file.empty(); }
+};
+
 struct BackupOptions {
   std::vector<std::string> sources;
   std::string output_dir;
@@ -29,6 +39,7 @@ struct BackupOptions {
   bool null_separated = false;
   bool one_file_system = false;
   bool dry_run = false;
+  AgeKeys keys;  // recipients: the archive is written as BASE.EXT.age
 };
 
 struct RestoreOptions {
@@ -52,6 +63,7 @@ struct RestoreOptions {
   std::string s3_endpoint, s3_region;
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;
+  AgeKeys keys;  // identities or passphrase for an age-encrypted archive
 };
 
 }  // namespace pbackup

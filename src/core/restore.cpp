@@ -60,11 +60,20 @@ struct WriteDisk {
 // are joined here.
 class JoinedFiles {
  public:
-  explicit JoinedFiles(const ArchiveSource& s) : s_(s) {
-    for (uint64_t sz : s.sizes) total_ += sz;
-  }
+  explicit JoinedFiles(const ArchiveSource& s) : s_(s), total_(source_size(s)) {}
   static la_ssize_t read(archive* a, void* self, const void** out) {
     auto* j = static_cast<JoinedFiles*>(self);
+    if (j->s_.cipher) {  // encrypted: 1 MiB of plaintext at a time, each chunk authenticated first
+      try {
+        j->plain_ = read_range(j->s_, j->pos_, std::min<uint64_t>(1 << 20, j->total_ - j->pos_));
+      } catch (const std::exception& e) {
+        archive_set_error(a, EIO, "%s", e.what());
+        return -1;
+      }
+      j->pos_ += j->plain_.size();
+      *out = j->plain_.data();
+      return static_cast<la_ssize_t>(j->plain_.size());
+    }
     uint64_t base = 0;
     for (size_t i = 0; i < j->s_.files.size(); ++i) {
       if (j->pos_ < base + j->s_.sizes[i]) {
@@ -107,6 +116,7 @@ class JoinedFiles {
   uint64_t pos_ = 0, total_ = 0;
   size_t open_ = ~size_t{0};
   std::unique_ptr<StoreReader> reader_;  // file open_, read in order (store.h)
+  std::string plain_;                    // decrypted bytes handed out last (encrypted archives)
 };
 
 // The formats restore and list read: real archive formats only. Not libarchive's "all": its
@@ -149,7 +159,7 @@ struct OpenArchive {
 void open_for_reading(ReadArchive& r, OpenArchive& o, const RestoreOptions& opt) {
   const std::string& source = opt.source;
   if (!r.a) throw Fatal("libarchive: out of memory");
-  o.source = resolve_source(source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region});
+  o.source = resolve_source(source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, false, opt.keys);
   o.joined = std::make_unique<JoinedFiles>(o.source);
   archive_read_support_filter_all(r.a);
   support_archive_formats(r.a);
@@ -527,7 +537,7 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   if (comm.rank() == 0) {
     RestoreWay plan;
     try {
-      plan.source = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region});
+      plan.source = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, false, opt.keys);
       if (plan.source.manifest) damaged = plan.source.manifest->damaged;
       if (!damaged.empty()) start = restore_started(opt.restore_to);
       std::string why_not;
@@ -616,7 +626,7 @@ int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
   if (comm.rank() == 0) {
     try {
       // list --long: from the catalog when the archive has one (reads <1% of the bytes)
-      if (opt.long_list && list_long_from_catalog(resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}))) {
+      if (opt.long_list && list_long_from_catalog(resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, false, opt.keys))) {
         std::fflush(stdout);
         std::string verdict = "0";
         comm.broadcast(verdict, 0);

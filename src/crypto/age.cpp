@@ -339,6 +339,11 @@ void Secret::release() noexcept {
   p_ = nullptr, n_ = mapped_ = 0;
 }
 
+void wipe(std::string& s) {
+  if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
+  s.clear();
+}
+
 // ---- randomness ----
 
 void random_bytes(uint8_t* out, size_t n) {

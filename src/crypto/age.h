@@ -66,6 +66,10 @@ class Secret {
   size_t n_ = 0, mapped_ = 0;
 };
 
+// Overwrites a string's bytes (OPENSSL_cleanse) and empties it: for copies of secrets that
+// had to pass through ordinary strings (a message between ranks).
+void wipe(std::string& s);
+
 // Random bytes from the OS CSPRNG (RAND_bytes). For tests only, set_test_seed() makes them a
 // deterministic stream derived from the seed (HKDF), so archives can be compared byte for byte.
 void random_bytes(uint8_t* out, size_t n);
