@@ -408,8 +408,12 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
         while (true) {
           r = archive_read_data_block(in.a, &buf, &size, &offset);
           if (r == ARCHIVE_EOF) break;
-          if (r != ARCHIVE_OK)  // libarchive reports a zip member's CRC mismatch as a warning
-            throw Fatal(damage(in, oa, " (in " + quote(name) + ")"));
+          if (r != ARCHIVE_OK) {  // libarchive reports a zip member's CRC mismatch as a warning
+            std::string why = damage(in, oa, " (in " + quote(name) + ")");
+            archive_write_finish_entry(out.a);  // the partial file goes: nothing damaged is left on disk
+            bool removed = ::unlink(name.c_str()) == 0;
+            throw Fatal(why + (removed ? " (the partial file was removed)" : ""));
+          }
           // A forged sparse map can place data past the file's size; archive_write_disk then
           // computes a negative length and writes from past the end of the buffer.
           const uint64_t whole = static_cast<uint64_t>(archive_entry_size(e));
