@@ -33,7 +33,7 @@ constexpr size_t kNonceBytes = 16;            // payload nonce after the header
 constexpr size_t kFileKeyBytes = 16;
 constexpr size_t kKeyBytes = 32;
 constexpr int kDefaultWorkFactor = 18;        // scrypt log2(N), as the age CLI
-constexpr int kMaxWorkFactor = 22;            // refused above (memory and time), as the age CLI
+constexpr int kMaxWorkFactor = 20;            // refused above: 2^20 x 1 KiB = 1 GiB of scrypt memory
 constexpr size_t kMaxHeaderBytes = 1 << 20;   // a header longer than this is refused
 
 // Malformed input, a failed authentication, a missing identity. Never carries secret bytes.
