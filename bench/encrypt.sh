@@ -40,16 +40,17 @@ median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print a
 
 for ((r = 1; r <= runs; r++)); do
   echo "round $r/$runs" >&2
-  rm -rf "$work/out" "$work/r"* && mkdir -p "$work/out"
+  rm -rf "$work/out" && mkdir -p "$work/out"   # restored trees stay until the end: ext4 creates files slowly after big deletions
   timeit pb_backup mpirun --oversubscribe -n "$np" "$pb" backup --sources "$data" --output-dir "$work/out" --name plain --no-progress
   timeit pb_backup_age mpirun --oversubscribe -n "$np" "$pb" backup --sources "$data" --output-dir "$work/out" --name enc --encrypt-to "$pub" --no-progress
   timeit tar_age bash -c "tar czf - -C '$parent' '$base' | age -r '$pub' > '$work/out/serial.tar.gz.age'"
-  timeit pb_restore mpirun --oversubscribe -n "$np" "$pb" restore --source "$work/out/plain.tar.gz" --restore-to "$work/r1"
-  timeit pb_restore_age mpirun --oversubscribe -n "$np" "$pb" restore --source "$work/out/enc.tar.gz.age" --restore-to "$work/r2" --identity "$work/key.txt"
-  mkdir -p "$work/r3"
-  timeit age_untar bash -c "age -d -i '$work/key.txt' '$work/out/serial.tar.gz.age' | tar xzf - -C '$work/r3'"
+  timeit pb_restore mpirun --oversubscribe -n "$np" "$pb" restore --source "$work/out/plain.tar.gz" --restore-to "$work/r1-$r"
+  timeit pb_restore_age mpirun --oversubscribe -n "$np" "$pb" restore --source "$work/out/enc.tar.gz.age" --restore-to "$work/r2-$r" --identity "$work/key.txt"
+  mkdir -p "$work/r3-$r"
+  timeit age_untar bash -c "age -d -i '$work/key.txt' '$work/out/serial.tar.gz.age' | tar xzf - -C '$work/r3-$r'"
 done
 
+rm -rf "$work"
 pbb=$(median "${t[pb_backup]}") pbe=$(median "${t[pb_backup_age]}") ta=$(median "${t[tar_age]}")
 pbr=$(median "${t[pb_restore]}") pre=$(median "${t[pb_restore_age]}") au=$(median "${t[age_untar]}")
 ratio() { echo "scale=2; $1 / $2" | bc; }

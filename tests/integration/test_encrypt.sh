@@ -112,6 +112,7 @@ expect_ok 2 backup --sources "$src" --output-dir "$out" --name pw --passphrase-f
 expect_ok 2 restore --source "$out/pw.tar.gz.age" --restore-to "$WORK/r-pw" --passphrase-file "$WORK/pass.txt"
 compare_trees "$src" "$WORK/r-pw/src"
 expect_fail "wrong passphrase" "passphrase does not decrypt" restore --source "$out/pw.tar.gz.age" --restore-to "$WORK/r-pw2" --passphrase-file "$WORK/wrong.txt"
+if grep -a -r -q -F -e "correct horse" -e "wrong horse" "$out" "$WORK/last.err" "$WORK/last.out"; then fail "a passphrase appears in a file written or a message"; fi
 if command -v script >/dev/null; then
   printf 'correct horse battery\n' | timeout 60 script -qec "age -d -o '$WORK/pw.tgz' '$out/pw.tar.gz.age'" /dev/null >/dev/null 2>&1 || true
   [ -s "$WORK/pw.tgz" ] || fail "age -d could not decrypt the scrypt archive"
