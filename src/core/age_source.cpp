@@ -34,10 +34,10 @@ age::Secret read_secret_file(const std::string& path, const char* what) {
 
 std::shared_ptr<const age::Secret> read_passphrase(const std::string& path) {
   age::Secret all = read_secret_file(path, "passphrase file");
-  size_t n = all.size();
-  if (n && all.data()[n - 1] == '\n') --n;  // one final newline, as `echo` writes
+  size_t n = 0;  // the first line, without its newline (and a '\r' before it)
+  while (n < all.size() && all.data()[n] != '\n') ++n;
   if (n && all.data()[n - 1] == '\r') --n;
-  if (n == 0) throw Fatal("passphrase file " + quote(path) + " is empty");
+  if (n == 0) throw Fatal("passphrase file " + quote(path) + ": its first line is empty");
   return std::make_shared<age::Secret>(all.data(), n);
 }
 

@@ -567,6 +567,7 @@ std::optional<ParsedHeader> parse_header(std::string_view bytes) {
   // The next line without its '\n'; nullopt when the bytes end first.
   auto next_line = [&]() -> std::optional<std::string_view> {
     size_t nl = bytes.find('\n', pos);
+    if (nl != std::string_view::npos && nl > kMaxHeaderBytes) throw Error("age header longer than 1 MiB");
     if (nl == std::string_view::npos) {
       if (bytes.size() > kMaxHeaderBytes) throw Error("age header longer than 1 MiB");
       return std::nullopt;
