@@ -58,6 +58,18 @@ grep -q "quokkaNUMBERS.txt" "$WORK/last.out" || fail "list does not name the mem
 expect_ok plain list --long --source "$out/three.tar.gz.age" --identity "$WORK/k1.txt"
 grep -q "wombatRANDOM.bin" "$WORK/last.out" || fail "list --long (from the sealed catalog) does not name the members"
 
+info "zstd and bzip2 too: age -d | tar, and a parallel restore"
+for algo in zstd bzip2; do
+  ext=$(algo_ext "$algo")
+  case $algo in zstd) z=--zstd ;; bzip2) z=-j ;; esac
+  expect_ok 2 backup --sources "$src" --output-dir "$out" --name c-$algo --algo "$algo" --encrypt-to "$pub1" --block-mb 1 --no-progress
+  age -d -i "$WORK/k1.txt" "$out/c-$algo.$ext.age" | tar $z -tf - >"$WORK/c.list" || fail "$algo: age -d | tar cannot read it"
+  grep -q quokkaNUMBERS "$WORK/c.list" || fail "$algo: age -d | tar lists the wrong members"
+  expect_ok 2 restore --source "$out/c-$algo.$ext.age" --restore-to "$WORK/r-c-$algo" --identity "$WORK/k1.txt"
+  compare_trees "$src" "$WORK/r-c-$algo/src"
+done
+expect_fail "zip" "needs a tar format" backup --sources "$src" --output-dir "$out" --name z --algo zip --encrypt-to "$pub1"
+
 info "no key, a wrong key"
 expect_fail "no key" "give --identity" restore --source "$out/three.tar.gz.age" --restore-to "$WORK/r-nokey"
 expect_fail "wrong key" "no identity matched" restore --source "$out/three.tar.gz.age" --restore-to "$WORK/r-wrong" --identity "$WORK/k3.txt"
