@@ -421,10 +421,20 @@ bool bech32_decode(std::string_view text, std::string& hrp, std::vector<uint8_t>
   }
   if (has_lower && has_upper) return false;
   std::string s = lower(text);
+  std::vector<uint8_t> five;
+  struct Wipe {  // a secret key's text passes through here: no copy is left behind
+    std::string& s;
+    std::vector<uint8_t>& v;
+    ~Wipe() {
+      OPENSSL_cleanse(s.data(), s.size());
+      if (!v.empty()) OPENSSL_cleanse(v.data(), v.size());
+    }
+  } wipe{s, five};
   size_t sep = s.rfind('1');
   if (sep == std::string::npos || sep == 0 || sep + 7 > s.size()) return false;
   hrp = s.substr(0, sep);
-  std::vector<uint8_t> five;
+  five.reserve(s.size());  // no reallocation leaves a copy behind
+  data.reserve(s.size());
   for (size_t i = sep + 1; i < s.size(); ++i) {
     const char* p = std::strchr(kBech32, s[i]);
     if (!p || !s[i]) return false;
