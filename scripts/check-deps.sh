@@ -5,6 +5,7 @@
 #   util                 includes only include/ (pbackup/...) and util/
 #   format, codec, dest  must not include core/, cli/ or mpi/; format not codec/ internals
 #                        (it gets a Codec through pbackup/codec.h); dest not format/ or codec/
+#   crypto               includes only include/, util/ and crypto/ (the age framing)
 #   core                 must not include cli/ or mpi/
 #   include/pbackup      includes only pbackup/ headers
 #   nothing includes cli/ but cli itself
@@ -20,7 +21,8 @@ declare -A allowed=(
   [codec]="pbackup util codec"
   [format]="pbackup util format"
   [dest]="pbackup util dest"
-  [core]="pbackup util codec format dest core"
+  [crypto]="pbackup util crypto"
+  [core]="pbackup util codec format dest crypto core"
   [mpi]="pbackup util mpi"
   [cli]="pbackup util core mpi cli"
 )

@@ -14,6 +14,8 @@ PKGS=(
   tar gzip bzip2 xz-utils zstd unzip zip libarchive-tools pigz pbzip2 lbzip2 time
   # 7-Zip: encrypted (AES) and PPMd/BZip2 zips for test_interop.sh
   p7zip-full
+  # the age CLI: encrypted archives are checked against it both ways (test_encrypt.sh)
+  age
   # setfattr/getfattr and setfacl/getfacl for the metadata tests (test_xattrs.sh)
   attr acl
   python3 curl procps util-linux coreutils

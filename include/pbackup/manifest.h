@@ -51,7 +51,17 @@ struct Manifest {
   uint64_t xattr_entries = 0, acl_entries = 0;
   // Files stored sparse (GNU sparse 1.0).
   uint64_t sparse_entries = 0;
+  // "age" when the archive is age-encrypted (issue 16): archive_size and the block records are
+  // then plaintext (STREAM payload) offsets, and the fragments add up to encrypted_size. The
+  // manifest beside such an archive holds no names (no command, sources, first entries,
+  // damaged list); the whole manifest is in the age-encrypted side file `sealed_manifest`.
+  std::string encryption;
+  uint64_t encrypted_size = 0;
+  Fragment sealed_manifest;
 };
+
+// The name-free copy of an encrypted archive's manifest that is stored in plaintext.
+Manifest redact_manifest(const Manifest& m);
 
 // Always valid JSON (RFC 8259, UTF-8): strings that are not UTF-8 (names are byte strings) are
 // written in the escaped form docs/format.md describes, and read back byte for byte.

@@ -8,6 +8,16 @@
 
 namespace pbackup {
 
+// age encryption (issue 16). Secrets are named by file, never given on the command line.
+struct AgeKeys {
+  std::vector<std::string> recipients;       // backup --encrypt-to age1...
+  std::vector<std::string> recipient_files;  // backup --encrypt-to-file FILE (as age -R)
+  std::vector<std::string> identity_files;   // restore/list/verify --identity FILE (age-keygen's format)
+  std::string passphrase_file;               // both: --passphrase-file FILE (scrypt)
+  bool encrypting() const { return !recipients.empty() || !recipient_files.empty() || !passphrase_file.empty(); }
+  bool decrypting() const { return !identity_files.empty() || !passphrase_file.empty(); }
+};
+
 struct BackupOptions {
   std::vector<std::string> sources;
   std::string output_dir;
@@ -29,6 +39,7 @@ struct BackupOptions {
   bool null_separated = false;
   bool one_file_system = false;
   bool dry_run = false;
+  AgeKeys keys;  // recipients: the archive is written as BASE.EXT.age
 };
 
 struct RestoreOptions {
@@ -49,7 +60,6 @@ struct RestoreOptions {
   std::string against;            // compare --against DIR
   bool checksum = false;          // compare --checksum
   bool numeric_owner = false;     // owners by the archive's ids only, never by name
-  std::string passphrase_file;    // restore/list: FILE whose first line opens encrypted foreign zips (libarchive)
   int stall_timeout_s = 60;       // streaming through libarchive: stop after this long without progress (0: never)
   uint64_t stream_memory_mib = 4096;  // ... or past this resident size (0: no limit)
   bool every_node = false;        // restore_to is node-local: a complete copy on every node
@@ -57,6 +67,7 @@ struct RestoreOptions {
   std::string s3_endpoint, s3_region;
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;
+  AgeKeys keys;  // identities or passphrase for an age-encrypted archive
 };
 
 }  // namespace pbackup

@@ -146,6 +146,8 @@ Parsed parse_command_line(int argc, char** argv) {
       b.sources = take_multi(args, "sources");
       b.excludes = take_repeated(args, "exclude");
       b.exclude_from = take_repeated(args, "exclude-from");
+      b.keys.recipients = take_repeated(args, "encrypt-to");
+      b.keys.recipient_files = take_repeated(args, "encrypt-to-file");
       cxxopts::Options o("pbackup backup", "Back up directory trees into one archive, in parallel.");
       o.add_options()("sources", "directories (or files) to back up; each is stored under its base name", cxxopts::value<std::string>())(
           "output-dir", "directory the archive is written to, or s3://BUCKET/PREFIX", cxxopts::value<std::string>())(
@@ -163,7 +165,13 @@ Parsed parse_command_line(int argc, char** argv) {
           "files-from", "back up exactly the paths listed in FILE ('-': stdin), each under the root of --sources it lies in",
           cxxopts::value<std::string>())("null", "--files-from items are NUL-separated (find -print0, lfs find -0)")(
           "one-file-system", "do not descend into directories on other file systems (mount points are stored)")(
-          "dry-run", "scan and select only: print the paths that would be stored, their count and bytes; write nothing");
+          "dry-run", "scan and select only: print the paths that would be stored, their count and bytes; write nothing")(
+          "encrypt-to", "encrypt the archive (and its catalog and manifest) with age to this recipient, age1... (repeatable); "
+                        "the archive is written as BASE.EXT.age", cxxopts::value<std::string>())(
+          "encrypt-to-file", "encrypt to the recipients listed in FILE, one age1... per line (as age -R; repeatable)",
+          cxxopts::value<std::string>())(
+          "passphrase-file", "encrypt with the passphrase in FILE (age scrypt; its first line without the newline)",
+          cxxopts::value<std::string>());
       common(o);
       auto r = run_cxxopts(o, args);
       if (r.count("help")) {
@@ -213,6 +221,11 @@ Parsed parse_command_line(int argc, char** argv) {
         if (b.name.empty() || b.name.find('/') != std::string::npos || b.name[0] == '.')
           throw cxxopts::exceptions::exception("--name must be a plain file name without '/' and not starting with '.'");
       }
+      if (r.count("passphrase-file")) b.keys.passphrase_file = r["passphrase-file"].as<std::string>();
+      if (b.keys.encrypting() && b.algo == "zip")
+        throw cxxopts::exceptions::exception("encryption needs a tar format (--algo gzip, bzip2 or zstd), not zip");
+      if (!b.keys.passphrase_file.empty() && (!b.keys.recipients.empty() || !b.keys.recipient_files.empty()))
+        throw cxxopts::exceptions::exception("--passphrase-file cannot be combined with --encrypt-to or --encrypt-to-file (age allows a passphrase alone)");
       if (r.count("block-mb")) b.block_mb = number_in(r, "block-mb", 1, 1024);
       if (r.count("level")) {
         uint64_t lo, hi;
@@ -228,6 +241,7 @@ Parsed parse_command_line(int argc, char** argv) {
                   : cmd == "find" ? Command::Find : Command::Compare;
       RestoreOptions& x = p.restore;
       if (cmd == "find") x.find_sources = take_multi(args, "source");
+      x.keys.identity_files = take_repeated(args, "identity");
       if (cmd == "restore") {  // --only PATH, repeatable; taken whole (paths may hold commas)
         std::vector<std::string> rest;
         for (size_t i = 0; i < args.size(); ++i) {
@@ -248,7 +262,10 @@ Parsed parse_command_line(int argc, char** argv) {
       o.add_options()("source", cmd == "find" ? "archives, folders holding backups, or s3:// prefixes (several allowed)"
                                               : "archive file, one of its fragments, or the directory holding the fragments", cxxopts::value<std::string>())(
           "original-base-filename", "archive name to pick when the directory holds several sets (e.g. backup_20261126_101010.tar.gz)",
-          cxxopts::value<std::string>())("is-split", "accepted for compatibility (split sets are found by themselves)");
+          cxxopts::value<std::string>())("is-split", "accepted for compatibility (split sets are found by themselves)")(
+          "identity", "age identity file (AGE-SECRET-KEY-1... lines, as age-keygen writes) for an encrypted archive (repeatable)",
+          cxxopts::value<std::string>())("passphrase-file", "FILE whose first line is the passphrase of an encrypted archive: age (scrypt), or a foreign zip (ZipCrypto, WinZip AES), 7z or RAR; never printed",
+                                       cxxopts::value<std::string>());
       if (cmd == "restore")
         o.add_options()("restore-to", "directory to restore into (created if missing)", cxxopts::value<std::string>())(
             "only", "restore only this member or directory, or the paths a glob matches (repeatable); with a manifest only its blocks are read",
@@ -259,8 +276,7 @@ Parsed parse_command_line(int argc, char** argv) {
             "numeric-owner", "as root, restore owners by the archive's numeric ids only (default: by user/group name where it exists here, as GNU tar)")(
             "every-node", "when --restore-to is a node-local directory (not shared by all ranks): restore a complete copy on every node (the archive is read once and copied to each node)");
       if (cmd == "restore" || cmd == "list")
-        o.add_options()("passphrase-file", "FILE whose first line is the passphrase of an encrypted foreign zip (ZipCrypto, WinZip AES) or 7z/RAR; never printed",
-                        cxxopts::value<std::string>())(
+        o.add_options()(
             "stall-timeout", "archives streamed through libarchive: stop with exit 2 after SECONDS without progress (0: never)",
             cxxopts::value<std::string>()->default_value("60"))(
             "stream-memory-limit", "archives streamed through libarchive: stop with exit 2 past MIB of memory (0: no limit)",
@@ -289,7 +305,6 @@ Parsed parse_command_line(int argc, char** argv) {
       if (cmd != "find") x.source = r["source"].as<std::string>();
       if (cmd == "list") x.long_list = r.count("long") > 0;
       if (cmd == "restore" || cmd == "list") {
-        if (r.count("passphrase-file")) x.passphrase_file = r["passphrase-file"].as<std::string>();
         x.stall_timeout_s = static_cast<int>(number_in(r, "stall-timeout", 0, 86400 * 7));
         x.stream_memory_mib = number_in(r, "stream-memory-limit", 0, uint64_t{1} << 30);
       }
@@ -320,6 +335,7 @@ Parsed parse_command_line(int argc, char** argv) {
         x.every_node = r.count("every-node") > 0;
       }
       x.is_split = r.count("is-split") > 0;
+      if (r.count("passphrase-file")) x.keys.passphrase_file = r["passphrase-file"].as<std::string>();
       if (r.count("original-base-filename")) x.original_base_filename = r["original-base-filename"].as<std::string>();
       if (r.count("threads")) x.threads = static_cast<int>(number_in(r, "threads", 1, 1024));
       if (r.count("s3-endpoint")) x.s3_endpoint = r["s3-endpoint"].as<std::string>();

@@ -23,6 +23,8 @@
 #include <ctime>
 #include <thread>
 
+#include "core/age_dest.h"
+#include "core/age_source.h"
 #include "core/backup_stages.h"
 #include "core/catalog.h"
 #include "core/select.h"
@@ -75,7 +77,7 @@ Setup decide_setup(const BackupOptions& opt, const Format& fmt, Log& log) {
       if (::access(opt.output_dir.c_str(), W_OK | X_OK) != 0) throw Fatal(sys_message("output directory", opt.output_dir, errno));
     }
     s.roots = resolve_roots(opt.sources, &log);
-    s.archive = (opt.name.empty() ? default_base_name() : opt.name) + "." + fmt.extension();
+    s.archive = (opt.name.empty() ? default_base_name() : opt.name) + "." + fmt.extension() + (opt.keys.encrypting() ? ".age" : "");
     std::string final_path = opt.output_dir + "/" + s.archive;
     if (local && (::access(final_path.c_str(), F_OK) == 0 || ::access((final_path + ".part0001").c_str(), F_OK) == 0))
       throw Fatal("archive " + quote(final_path) + " already exists; choose another --name");
@@ -137,6 +139,15 @@ bool setup_stage(BackupRun& run) {
   try {
     run.dest = with_part_exchange(make_destination(run.spec));  // an object store stores whole parts
     run.dest = with_forwarding(std::move(run.dest), run.writer_of, run.comm.rank());  // output some ranks cannot see
+    if (opt.keys.encrypting()) {
+      if (run.fmt->name() != "tar") throw Fatal("encryption needs a tar format (--algo gzip, bzip2 or zstd): zip headers are patched after they are written");
+      if (run.root) {
+        // Test only: a fixed seed for the file key, nonce and ephemeral keys, so archives compare
+        if (const char* seed = std::getenv("PBACKUP_TEST_AGE_SEED")) age::set_test_seed(seed);
+        run.recipients = load_recipients(opt.keys);
+      }
+      run.dest = with_age_encryption(std::move(run.dest), run.recipients, run.root);
+    }
   } catch (const std::exception& e) {
     dest_error = e.what();
   }
@@ -176,6 +187,7 @@ bool plan_stage(BackupRun& run) {
   if (run.root) run.log.info("planned " + std::to_string(run.blocks.size()) + " blocks at " + run.since());
   run.comm.broadcast(prepared, 0);
   run.error.guard([&] { run.dest->open(prepared); });
+  age::wipe(prepared);  // an encrypted destination's payload key travelled in it
   if (!run.agree(false)) return false;
   register_temp_files(run.dest->temp_paths());  // this run's temporary names, known after open()
 
@@ -255,8 +267,21 @@ void commit_on_root(BackupRun& run, const std::vector<std::string>& hashes) {
   if (!sums.empty()) side.push_back({run.setup.archive + ".sha256", std::move(sums)});
   // the catalog (list --long, find, compare read it, not the archive), listed in the manifest
   std::string catalog = build_catalog(run.entries, run.blocks, run.fmt->name(), man.damaged);
+  if (!run.recipients.empty()) catalog = age::encrypt_buffer(run.recipients, catalog);  // names: sealed too
   man.catalog = {catalog_name(run.setup.archive), catalog.size(), sha256_hex(catalog)};
   side.push_back({man.catalog.name, std::move(catalog)});
+  if (!run.recipients.empty()) {
+    // Encrypted: the whole manifest is sealed beside the archive; the plaintext one holds no names.
+    man.encryption = "age";
+    for (const auto& f : man.fragments) man.encrypted_size += f.size;
+    std::string sealed = age::encrypt_buffer(run.recipients, manifest_to_json(man));
+    Manifest red = redact_manifest(man);
+    red.sealed_manifest = {run.setup.archive + ".manifest.age", sealed.size(), sha256_hex(sealed)};
+    side.push_back({red.sealed_manifest.name, std::move(sealed)});
+    side.push_back({run.setup.archive + ".manifest.json", manifest_to_json(red)});  // last: it means "complete"
+    run.dest->commit(run.total, side);
+    return;
+  }
   side.push_back({run.setup.archive + ".manifest.json", manifest_to_json(man)});  // last: it means "complete"
   run.dest->commit(run.total, side);
 }

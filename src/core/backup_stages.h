@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/messages.h"
+#include "crypto/age.h"
 #include "core/select.h"
 #include "pbackup/comm.h"
 #include "pbackup/destination.h"
@@ -65,6 +66,7 @@ struct BackupRun {
   uint64_t bytes_in = 0;              // rank 0: container bytes before compression
   uint64_t total = 0;                 // every rank after the rounds: the archive's size
   ErrorHolder error;
+  std::vector<age::Recipient> recipients;  // rank 0, when encrypting (--encrypt-to...)
 
   BackupRun(Comm& c, const BackupOptions& o, Log& l)
       : comm(c), opt(o), log(l), root(c.rank() == 0), t0(Clock::now()) {}

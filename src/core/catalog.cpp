@@ -1,6 +1,8 @@
 // Catalog writing and reading (see catalog.h; the byte layout is in docs/format.md).
 #include "core/catalog.h"
 
+#include "core/age_source.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -299,7 +301,7 @@ bool read_archive_catalog(const ArchiveSource& s, const std::function<void(const
   const std::string shown = s.bucket.empty() ? path : "s3://" + s.bucket + "/" + path;
   const Fragment& want = s.manifest->catalog;
   auto wrap = [&](const std::string& why) { return Fatal("catalog " + quote(shown) + ": " + why); };
-  if (!s.bucket.empty()) {
+  if (!s.bucket.empty() || s.cipher) {  // an encrypted catalog is read whole and decrypted
     if (!s.store) throw Fatal("internal: archive source without a store");
     std::optional<uint64_t> size = s.store->size(path);  // the size first: no unbounded download
     if (!size) throw wrap("missing (the manifest lists it)");
@@ -310,7 +312,13 @@ bool read_archive_catalog(const ArchiveSource& s, const std::function<void(const
       throw wrap("has " + std::to_string(bytes.size()) + " bytes, the manifest says " + std::to_string(want.size));
     if (sha256_hex(bytes) != want.sha256) throw wrap("SHA-256 differs from the manifest's (damaged or replaced)");
     try {
+      if (s.cipher) {
+        if (s.cipher->identities.empty()) throw Fatal("encrypted, and no identity to open it here");
+        bytes = age::decrypt_buffer(bytes, s.cipher->identities);
+      }
       read_catalog(bytes, each);
+    } catch (const age::Error& e) {
+      throw wrap(e.what());
     } catch (const Fatal& f) {
       throw wrap(f.what());
     }

@@ -195,7 +195,7 @@ struct Field {
   bool required;
 };
 // Where the parser is. Skip: inside the value of an unknown key.
-enum class Ctx { Top, Root, Sources, Damaged, Fragments, Fragment, Blocks, Block, Continues, Catalog, Skip };
+enum class Ctx { Top, Root, Sources, Damaged, Fragments, Fragment, Blocks, Block, Continues, Catalog, Sealed, Skip };
 
 constexpr Field kRootFields[] = {
     {"pbackup_manifest", Type::U64, true}, {"tool_version", Type::Str, true}, {"command", Type::Str, true},
@@ -203,7 +203,8 @@ constexpr Field kRootFields[] = {
     {"archive", Type::Str, true},          {"archive_size", Type::U64, true}, {"split_bytes", Type::U64, true},
     {"entries", Type::U64, true},          {"sources", Type::Array, true},    {"fragments", Type::Array, true},
     {"blocks", Type::Array, true},         {"damaged", Type::Array, false},   {"catalog", Type::Object, false},
-    {"xattr_entries", Type::U64, false},   {"acl_entries", Type::U64, false}, {"sparse_entries", Type::U64, false}};
+    {"xattr_entries", Type::U64, false},   {"acl_entries", Type::U64, false}, {"sparse_entries", Type::U64, false},
+    {"encryption", Type::Str, false},      {"encrypted_size", Type::U64, false}, {"sealed_manifest", Type::Object, false}};
 constexpr Field kFragmentFields[] = {{"name", Type::Str, true}, {"size", Type::U64, true}, {"sha256", Type::Str, true}};
 constexpr Field kBlockFields[] = {{"offset", Type::U64, true},      {"size", Type::U64, true},
                                   {"raw_offset", Type::U64, true},  {"raw_size", Type::U64, true},
@@ -287,6 +288,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
       case Ctx::Block: return {kBlockFields, std::size(kBlockFields)};
       case Ctx::Continues: return {kContinuesFields, std::size(kContinuesFields)};
       case Ctx::Catalog: return {kFragmentFields, std::size(kFragmentFields)};
+      case Ctx::Sealed: return {kFragmentFields, std::size(kFragmentFields)};
       default: return {nullptr, 0};
     }
   }
@@ -303,6 +305,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         case Ctx::Block: p = "blocks[" + std::to_string(m_.blocks.size()) + "]"; break;
         case Ctx::Continues: p += ".continues"; break;
         case Ctx::Catalog: p = "catalog"; break;
+        case Ctx::Sealed: p = "sealed_manifest"; break;
         default: break;
       }
     }
@@ -359,6 +362,8 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
       else if (k == "xattr_entries") m_.xattr_entries = u;
       else if (k == "acl_entries") m_.acl_entries = u;
       else if (k == "sparse_entries") m_.sparse_entries = u;
+      else if (k == "encryption") str(m_.encryption);
+      else if (k == "encrypted_size") m_.encrypted_size = u;
     } else if (c == Ctx::Fragment) {
       if (k == "name") str(frag_.name);
       else if (k == "size") frag_.size = u;
@@ -375,6 +380,10 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
       if (k == "name") str(m_.catalog.name);
       else if (k == "size") m_.catalog.size = u;
       else if (k == "sha256") str(m_.catalog.sha256);
+    } else if (c == Ctx::Sealed) {
+      if (k == "name") str(m_.sealed_manifest.name);
+      else if (k == "size") m_.sealed_manifest.size = u;
+      else if (k == "sha256") str(m_.sealed_manifest.sha256);
     } else if (c == Ctx::Continues) {
       if (k == "offset") block_.cont_offset = u;
       else if (k == "size") block_.cont_size = u;
@@ -416,7 +425,8 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         if (f.type != t) return mismatch(f, found);
         std::string_view k = f.name;
         if (fr.ctx == Ctx::Root)
-          next = k == "sources" ? Ctx::Sources : k == "damaged" ? Ctx::Damaged : k == "fragments" ? Ctx::Fragments : k == "catalog" ? Ctx::Catalog : Ctx::Blocks;
+          next = k == "sources" ? Ctx::Sources : k == "damaged" ? Ctx::Damaged : k == "fragments" ? Ctx::Fragments : k == "catalog" ? Ctx::Catalog
+                 : k == "sealed_manifest" ? Ctx::Sealed : Ctx::Blocks;
         else if (fr.ctx == Ctx::Block) {
           next = Ctx::Continues;
           block_.continues = true;
@@ -473,6 +483,11 @@ std::string manifest_to_json(const Manifest& m) {
   if (m.xattr_entries) o += "  \"xattr_entries\": " + std::to_string(m.xattr_entries) + ",\n";
   if (m.acl_entries) o += "  \"acl_entries\": " + std::to_string(m.acl_entries) + ",\n";
   if (m.sparse_entries) o += "  \"sparse_entries\": " + std::to_string(m.sparse_entries) + ",\n";
+  if (!m.encryption.empty())
+    o += "  \"encryption\": " + esc(m.encryption) + ",\n  \"encrypted_size\": " + std::to_string(m.encrypted_size) + ",\n";
+  if (!m.sealed_manifest.name.empty())
+    o += "  \"sealed_manifest\": {\"name\": " + esc(m.sealed_manifest.name) + ", \"size\": " +
+         std::to_string(m.sealed_manifest.size) + ", \"sha256\": " + esc(m.sealed_manifest.sha256) + "},\n";
   o += "  \"sources\": [";
   for (size_t i = 0; i < m.sources.size(); ++i) o += (i ? ", " : "") + esc(m.sources[i]);
   o += "],\n";
@@ -540,6 +555,23 @@ std::string checksum_file(const Manifest& m) {
   for (const auto& f : m.fragments)
     if (!f.sha256.empty()) o += f.sha256 + "  " + f.name + "\n";
   return o;
+}
+
+}  // namespace pbackup
+
+namespace pbackup {
+
+Manifest redact_manifest(const Manifest& m) {
+  Manifest r = m;
+  r.command.clear();
+  r.sources.clear();
+  r.damaged.clear();
+  for (auto& b : r.blocks) {  // first names and the sizes of big files
+    b.first_entry.clear();
+    b.continues = b.cont_sparse = false;
+    b.cont_offset = b.cont_size = 0;
+  }
+  return r;
 }
 
 }  // namespace pbackup

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <set>
 
+#include "crypto/age.h"
 #include "pbackup/entry.h"
 #include "pbackup/error.h"
 #include "pbackup/manifest.h"
@@ -49,6 +50,20 @@ void check_header(const Manifest& m, const std::string& name) {
     if (!plain_name(m.catalog.name)) throw bad("catalog.name " + quote(m.catalog.name) + " is not a plain file name");
     if (!sha_hex(m.catalog.sha256)) throw bad("catalog.sha256 is not a SHA-256 in hex");
   }
+  if (!m.sealed_manifest.name.empty() || !m.sealed_manifest.sha256.empty()) {
+    if (m.encryption.empty()) throw bad("sealed_manifest given, but the archive is not encrypted");
+    if (!plain_name(m.sealed_manifest.name)) throw bad("sealed_manifest.name " + quote(m.sealed_manifest.name) + " is not a plain file name");
+    if (!sha_hex(m.sealed_manifest.sha256)) throw bad("sealed_manifest.sha256 is not a SHA-256 in hex");
+  }
+  if (!m.encryption.empty()) {
+    if (m.encryption != "age") throw bad("encryption " + quote(m.encryption) + " is not age");
+    if (m.format != "tar") throw bad("encryption is only written for tar archives");
+    // the header and nonce sit before the payload: more than 16 bytes, at most 1 MiB
+    const uint64_t payload = age::sealed_size(m.archive_size);
+    if (payload < m.archive_size || m.encrypted_size <= payload + age::kNonceBytes ||
+        m.encrypted_size - payload > age::kMaxHeaderBytes + age::kNonceBytes)
+      throw bad("encrypted_size " + num(m.encrypted_size) + " does not fit an age file of a " + num(m.archive_size) + "-byte payload");
+  }
 }
 
 void check_fragments(const Manifest& m, const std::string& name) {
@@ -70,7 +85,9 @@ void check_fragments(const Manifest& m, const std::string& name) {
                 (i + 1 < n ? " (every fragment but the last has exactly that)" : " (the last fragment has at most that)"));
     if (!add(total, f.size, total)) throw bad(label + ".size: fragment sizes add up past 2^64");
   }
-  if (total != m.archive_size)
+  if (!m.encryption.empty() && total != m.encrypted_size)
+    throw bad("fragments add up to " + num(total) + " bytes, but encrypted_size is " + num(m.encrypted_size));
+  if (m.encryption.empty() && total != m.archive_size)
     throw bad("fragments add up to " + num(total) + " bytes, but archive_size is " + num(m.archive_size));
 }
 
@@ -98,6 +115,8 @@ void check_patches(const Manifest& m, const std::string& name, const std::vector
   }
 }
 
+bool is_redacted(const Manifest& m) { return !m.encryption.empty() && !m.sealed_manifest.name.empty(); }
+
 // One "block" record against the one before it (nullptr for the first).
 void check_block(const Manifest& m, size_t i, const ManifestBlock* prev, const std::string& name) {
   const ManifestBlock& b = m.blocks[i];
@@ -105,6 +124,11 @@ void check_block(const Manifest& m, size_t i, const ManifestBlock* prev, const s
     return Fatal("manifest " + quote(name) + ": blocks[" + num(i) + "] (block at byte " + num(b.offset) + "): " + why);
   };
   const bool tar = m.format == "tar";
+  if (is_redacted(m)) {  // the plaintext manifest of an encrypted archive holds no names (its sealed copy does)
+    if (!b.first_entry.empty() || b.continues) throw bad("names a member, but the manifest of an encrypted archive holds no names");
+    if (b.raw_size == 0) throw bad("raw_size is 0");
+    return;
+  }
   if (b.first_entry.empty()) throw bad("first_entry is empty");
   if (b.raw_size == 0) throw bad("raw_size is 0");
   if (tar && b.raw_size % 512) throw bad("raw_size " + num(b.raw_size) + " is not a multiple of 512 (tar)");

@@ -30,11 +30,7 @@ constexpr uint64_t kRunSpan = 4 << 20;    // small members are read together up 
 constexpr uint64_t kInMemory = 16 << 20;  // members up to this size (packed and unpacked) inflate in memory
 constexpr uint64_t kPiece = 4 << 20;      // big members: packed bytes read per step
 
-uint64_t archive_size(const ArchiveSource& s) {
-  uint64_t n = 0;
-  for (uint64_t z : s.sizes) n += z;
-  return n;
-}
+uint64_t archive_size(const ArchiveSource& s) { return source_size(s); }
 
 // The archive's central directory. Rank 0 reads it once to choose the restore path and again
 // to restore, so the last one read is kept (per process; keyed by the archive's files and

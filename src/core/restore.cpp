@@ -148,11 +148,20 @@ struct WriteDisk {
 // are joined here.
 class JoinedFiles {
  public:
-  explicit JoinedFiles(const ArchiveSource& s) : s_(s) {
-    for (uint64_t sz : s.sizes) total_ += sz;
-  }
+  explicit JoinedFiles(const ArchiveSource& s) : s_(s), total_(source_size(s)) {}
   static la_ssize_t read(archive* a, void* self, const void** out) {
     auto* j = static_cast<JoinedFiles*>(self);
+    if (j->s_.cipher) {  // encrypted: 1 MiB of plaintext at a time, each chunk authenticated first
+      try {
+        j->plain_ = read_range(j->s_, j->pos_, std::min<uint64_t>(1 << 20, j->total_ - j->pos_));
+      } catch (const std::exception& e) {
+        archive_set_error(a, EIO, "%s", e.what());
+        return -1;
+      }
+      j->pos_ += j->plain_.size();
+      *out = j->plain_.data();
+      return static_cast<la_ssize_t>(j->plain_.size());
+    }
     uint64_t base = 0;
     for (size_t i = 0; i < j->s_.files.size(); ++i) {
       if (j->pos_ < base + j->s_.sizes[i]) {
@@ -199,6 +208,7 @@ class JoinedFiles {
   uint64_t pos_ = 0, total_ = 0, furthest_ = 0;
   size_t open_ = ~size_t{0};
   std::unique_ptr<StoreReader> reader_;  // file open_, read in order (store.h)
+  std::string plain_;                    // decrypted bytes handed out last (encrypted archives)
 };
 
 // The formats restore and list read: real archive formats only. Not libarchive's "all": its
@@ -256,15 +266,15 @@ void add_passphrase(archive* a, const std::string& file) {
 std::string passphrase_hint(const RestoreOptions& opt, const char* err) {
   std::string e = err ? err : "";
   if (e.find("assphrase") == std::string::npos && e.find("ncrypt") == std::string::npos) return "";
-  return opt.passphrase_file.empty() ? " (the member is encrypted: give its passphrase with --passphrase-file FILE)"
-                                     : " (the member is encrypted: the passphrase in " + quote(opt.passphrase_file) + " does not open it)";
+  return opt.keys.passphrase_file.empty() ? " (the member is encrypted: give its passphrase with --passphrase-file FILE)"
+                                     : " (the member is encrypted: the passphrase in " + quote(opt.keys.passphrase_file) + " does not open it)";
 }
 
 void open_for_reading(ReadArchive& r, OpenArchive& o, const RestoreOptions& opt) {
   const std::string& source = opt.source;
   if (!r.a) throw Fatal("libarchive: out of memory");
-  if (!opt.passphrase_file.empty()) add_passphrase(r.a, opt.passphrase_file);
-  o.source = resolve_source(source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region});
+  if (!opt.keys.passphrase_file.empty()) add_passphrase(r.a, opt.keys.passphrase_file);
+  o.source = resolve_source(source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, false, opt.keys);
   o.joined = std::make_unique<JoinedFiles>(o.source);
   archive_read_support_filter_all(r.a);
   support_archive_formats(r.a);
@@ -585,7 +595,12 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
           r = reading([&] { return archive_read_data_block(in.a, &buf, &size, &offset); });
           stream_progress();
           if (r == ARCHIVE_EOF) break;
-          if (r == ARCHIVE_FATAL) throw Fatal(damage(in, oa, " (in " + quote(name) + ")"));
+          if (r == ARCHIVE_FATAL) {  // the stream itself is broken: stop, but leave nothing damaged on disk
+            std::string why = damage(in, oa, " (in " + quote(name) + ")");
+            archive_write_finish_entry(out.a);
+            bool removed = ::unlink(name.c_str()) == 0;
+            throw Fatal(why + (removed ? " (the partial file was removed)" : ""));
+          }
           if (r != ARCHIVE_OK) {  // libarchive reports a zip member's CRC mismatch as a warning
             std::string what = unreadable_message(in, oa, name) + passphrase_hint(opt, archive_error_string(in.a));
             archive_write_finish_entry(out.a);
@@ -728,7 +743,7 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   if (comm.rank() == 0) {
     RestoreWay plan;
     try {
-      plan.source = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region});
+      plan.source = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, false, opt.keys);
       if (plan.source.manifest) damaged = plan.source.manifest->damaged;
       if (!damaged.empty()) start = restore_started(opt.restore_to);
       std::string why_not;
@@ -833,7 +848,7 @@ int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
   if (comm.rank() == 0) {
     try {
       // list --long: from the catalog when the archive has one (reads <1% of the bytes)
-      if (opt.long_list && list_long_from_catalog(resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}))) {
+      if (opt.long_list && list_long_from_catalog(resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, false, opt.keys))) {
         std::fflush(stdout);
         std::string verdict = "0";
         comm.broadcast(verdict, 0);

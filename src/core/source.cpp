@@ -16,6 +16,7 @@
 #include <optional>
 #include <set>
 
+#include "core/age_source.h"
 #include "dest/s3_client.h"
 #include "pbackup/bytes.h"
 #include "pbackup/error.h"
@@ -153,7 +154,16 @@ ArchiveSource load_any(const std::shared_ptr<Store>& st, const std::string& src,
 
 }  // namespace
 
-ArchiveSource resolve_source(const std::string& source, const std::string& base_name, const S3Flags& s3, bool lenient) {
+ArchiveSource resolve_plain(const std::string& source, const std::string& base_name, const S3Flags& s3, bool lenient);
+
+ArchiveSource resolve_source(const std::string& source, const std::string& base_name, const S3Flags& s3, bool lenient,
+                             const AgeKeys& keys) {
+  ArchiveSource s = resolve_plain(source, base_name, s3, lenient);
+  open_encryption(s, keys);
+  return s;
+}
+
+ArchiveSource resolve_plain(const std::string& source, const std::string& base_name, const S3Flags& s3, bool lenient) {
   if (is_s3_url(source)) {
     S3Url u = S3Url::parse(source);
     std::shared_ptr<Store> st = make_s3_store(u.bucket, s3);
@@ -178,6 +188,39 @@ ArchiveSource resolve_source(const std::string& source, const std::string& base_
 }
 
 std::string file_at(const ArchiveSource& s, uint64_t offset) {
+  return file_at_raw(s, s.cipher ? cipher_offset(*s.cipher, offset) : offset);
+}
+
+uint64_t source_size(const ArchiveSource& s) {
+  if (s.cipher) return s.cipher->plain_size;
+  uint64_t n = 0;
+  for (uint64_t z : s.sizes) n += z;
+  return n;
+}
+
+std::string cipher_to_wire(const SourceCipher* c) {
+  if (!c) return "";
+  ByteWriter w;
+  w.u64(c->prefix);
+  w.u64(c->plain_size);
+  w.str(c->key->view());
+  return w.take();
+}
+
+std::shared_ptr<const SourceCipher> cipher_from_wire(const std::string& bytes) {
+  if (bytes.empty()) return nullptr;
+  ByteReader r(bytes);
+  auto c = std::make_shared<SourceCipher>();
+  c->prefix = r.u64();
+  c->plain_size = r.u64();
+  std::string key = r.str();
+  c->key = std::make_shared<age::Secret>(key.data(), key.size());
+  age::wipe(key);
+  if (c->key->size() != age::kKeyBytes) throw std::runtime_error("internal message: bad payload key");
+  return c;
+}
+
+std::string file_at_raw(const ArchiveSource& s, uint64_t offset) {
   for (size_t i = 0; i < s.files.size(); ++i) {
     if (offset < s.sizes[i]) return display(s, i);
     offset -= s.sizes[i];
@@ -194,6 +237,11 @@ std::string read_file_range(const ArchiveSource& s, size_t i, uint64_t offset, u
 }
 
 std::string read_range(const ArchiveSource& s, uint64_t offset, uint64_t n) {
+  if (s.cipher) return decrypt_range(s, offset, n);
+  return read_raw_range(s, offset, n);
+}
+
+std::string read_raw_range(const ArchiveSource& s, uint64_t offset, uint64_t n) {
   std::string out;
   out.reserve(n);
   uint64_t base = 0;

@@ -43,15 +43,16 @@ void fields(Ar& a, Plan& p) {  // `extra` stays on rank 0
 Plan make_plan(const RestoreOptions& opt) {
   Plan p;
   try {
-    ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, true);
+    ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, true, opt.keys);
     if (!s.manifest) throw Fatal("no manifest " + quote(s.name + ".manifest.json") + " beside " + quote(opt.source) +
                                  ": verify needs the manifest pbackup writes (restore and list work without)");
     p.source = s;
     uint64_t real = 0;
     for (uint64_t size : s.sizes) real += size;  // each below 2^63 (stat/HEAD sizes)
-    if (real != s.manifest->archive_size)
-      p.extra.push_back("archive " + quote(s.name) + " has " + std::to_string(real) + " bytes on disk, the manifest's archive_size is " +
-                        std::to_string(s.manifest->archive_size));
+    const uint64_t stored = s.cipher ? s.manifest->encrypted_size : s.manifest->archive_size;
+    if (real != stored)
+      p.extra.push_back("archive " + quote(s.name) + " has " + std::to_string(real) + " bytes on disk, the manifest's " +
+                        (s.cipher ? "encrypted_size" : "archive_size") + " is " + std::to_string(stored));
     // fragments on disk that the manifest does not list
     // (by the set's name on disk, which may differ from the manifest's if the set was renamed)
     std::set<std::string> listed;

@@ -2,7 +2,8 @@
 # The cloud destination against a real S3 server on 127.0.0.1 (Swift + s3api): a tree with
 # large files backed up at 1 and 2 ranks into one multipart object (parts from both ranks) and
 # into fragment objects; the object fetched with plain curl is a valid archive; list, verify and
-# restore (parallel, and --only) read s3:// directly; wrong secret and unreachable endpoint fail
+# restore (parallel, and --only) read s3:// directly; an age-encrypted backup's object is the
+# encrypted file backup's bytes and restores from s3://; wrong secret and unreachable endpoint fail
 # clearly within bounded time; an interrupted upload leaves no archive object.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -68,6 +69,23 @@ expect_ok 2 restore --source "s3://$B/split/s.tar.zst" --restore-to "$WORK/r-onl
 cmp "$WORK/src/sub/b.txt" "$WORK/r-only/src/sub/b.txt" || fail "--only from s3 restored wrong data"
 [ ! -e "$WORK/r-only/src/random.bin" ] || fail "--only restored more than asked"
 pass "fragment objects, sha256sum -c, verify, restore --only"
+
+info "age-encrypted, 2 ranks, multipart: the object is the file backup's .age (same seed); restore and --only from s3://"
+age-keygen -o "$WORK/age.key" 2>/dev/null
+apub=$(age-keygen -y "$WORK/age.key")
+export PBACKUP_TEST_AGE_SEED=cloud
+expect_ok 2 backup --sources "$WORK/src" --output-dir "s3://$B/enc" --name e --encrypt-to "$apub" \
+  --s3-part-mb 5 --block-mb 1 --no-progress
+expect_ok plain backup --sources "$WORK/src" --output-dir "$WORK" --name e --encrypt-to "$apub" --block-mb 1 --no-progress
+unset PBACKUP_TEST_AGE_SEED
+s3_get "enc/e.tar.gz.age" "$WORK/e-s3.tar.gz.age" || fail "curl cannot fetch s3://$B/enc/e.tar.gz.age"
+cmp "$WORK/e-s3.tar.gz.age" "$WORK/e.tar.gz.age" || fail "the encrypted object differs from the encrypted file backup"
+age -d -i "$WORK/age.key" "$WORK/e-s3.tar.gz.age" | tar -tzf - >/dev/null || fail "age -d | tar cannot read the object"
+expect_ok 2 restore --source "s3://$B/enc/e.tar.gz.age" --restore-to "$WORK/r-enc" --identity "$WORK/age.key"
+compare_trees "$WORK/src" "$WORK/r-enc/src"
+expect_ok 2 restore --source "s3://$B/enc/e.tar.gz.age" --restore-to "$WORK/r-enc-only" --identity "$WORK/age.key" --only src/sub/b.txt
+cmp "$WORK/src/sub/b.txt" "$WORK/r-enc-only/src/sub/b.txt" || fail "--only from an encrypted s3 object restored wrong data"
+pass "encrypted cloud backup: object = file, age CLI, restore, --only"
 
 info "wrong secret and unreachable endpoint fail clearly within bounded time"
 run_rc rc timeout 60 env AWS_SECRET_ACCESS_KEY=wrong-secret "$PBACKUP" backup --sources "$WORK/src" --output-dir "s3://$B/bad" --algo gzip --no-progress

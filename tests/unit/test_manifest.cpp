@@ -329,3 +329,36 @@ TEST_CASE("manifest: the damaged list round-trips and is absent when empty") {
   Manifest back = manifest_from_json(manifest_to_json(m));
   CHECK(back.damaged == m.damaged);
 }
+
+TEST_CASE("manifest: an encrypted archive's plaintext manifest holds no names and its sizes fit an age file") {
+  Manifest m = sample();
+  m.archive = "x.tar.gz.age";
+  m.encryption = "age";
+  m.encrypted_size = 370 + 16 + 200;  // payload (one chunk: +16) and a 200-byte header with nonce
+  m.fragments = {{"x.tar.gz.age", m.encrypted_size, ""}};
+  CHECK(check(m).empty());
+  Manifest red = redact_manifest(m);
+  red.sealed_manifest = {"x.tar.gz.age.manifest.age", 99, std::string(64, 'c')};
+  CHECK(check(red).empty());
+  std::string json = manifest_to_json(red);
+  for (const char* name : {"r/big", "/data/r", "pbackup backup"}) CHECK(json.find(name) == std::string::npos);
+  Manifest back = manifest_from_json(json);
+  CHECK(back.encryption == "age");
+  CHECK(back.encrypted_size == m.encrypted_size);
+  CHECK(back.sealed_manifest.name == "x.tar.gz.age.manifest.age");
+  CHECK(back.blocks[1].cont_size == 0);  // a big file's size is a size of a file: not in plaintext
+  // a name in the name-free copy, sizes that cannot be an age file, an unknown scheme
+  Manifest named = red;
+  named.blocks[0].first_entry = "r";
+  CHECK(check(named).find("holds no names") != std::string::npos);
+  Manifest small = m;
+  small.encrypted_size = 370 + 16 + 16;  // no room for a header
+  small.fragments[0].size = small.encrypted_size;
+  CHECK(check(small).find("does not fit an age file") != std::string::npos);
+  Manifest other = m;
+  other.encryption = "gpg";
+  CHECK(check(other).find("is not age") != std::string::npos);
+  Manifest frag = m;
+  frag.fragments[0].size = 370;  // the fragments are the ciphertext
+  CHECK(check(frag).find("encrypted_size") != std::string::npos);
+}

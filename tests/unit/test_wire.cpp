@@ -5,6 +5,7 @@
 
 #include <limits>
 
+#include "core/age_source.h"
 #include "core/messages.h"
 #include "core/sight.h"
 #include "dest/s3_receipt.h"
@@ -237,6 +238,23 @@ TEST_CASE("wire: ArchiveSource, with and without its manifest") {
   ArchiveSource bad = s;
   bad.sizes.pop_back();
   CHECK_THROWS(from_wire<ArchiveSource>(to_wire(bad)));
+
+  // an encrypted source's cipher travels (the payload key too; the identities stay on rank 0)
+  auto c = std::make_shared<SourceCipher>();
+  c->prefix = 123;
+  c->plain_size = 456;
+  c->key = std::make_shared<age::Secret>(std::string(32, 'k').data(), 32);
+  m.encryption = "age";
+  m.encrypted_size = 789;
+  s.manifest = m;
+  s.cipher = c;
+  back = from_wire<ArchiveSource>(to_wire(s));
+  REQUIRE(back.cipher);
+  CHECK(back.cipher->prefix == 123);
+  CHECK(back.cipher->plain_size == 456);
+  CHECK(back.cipher->key->view() == std::string(32, 'k'));
+  CHECK(back.manifest->encryption == "age");
+  CHECK(back.manifest->encrypted_size == 789);
 }
 
 TEST_CASE("wire: RestoreWay") {
