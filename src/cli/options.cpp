@@ -13,6 +13,7 @@
 #include "pbackup/error.h"
 #include "pbackup/destination.h"
 #include "pbackup/format.h"
+#include "pbackup/version.h"
 
 namespace pbackup {
 namespace {
@@ -119,7 +120,7 @@ std::string main_usage() {
          "  find      PATTERN --source ARCHIVE|DIR|s3://PREFIX...   (from catalogs)\n"
          "  compare   --source ARCHIVE [--against DIR] [--checksum]\n"
          "\n"
-         "`pbackup <command> --help` lists each command's options.\n"
+         "`pbackup <command> --help` lists each command's options; `pbackup --version` the version.\n"
          "Exit status: 0 success, 1 some files were skipped or changed while read (each named),\n"
          "2 fatal error (nothing committed).\n";
 }
@@ -133,6 +134,10 @@ Parsed parse_command_line(int argc, char** argv) {
   std::string cmd = argv[1];
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     p.help = main_usage();
+    return p;
+  }
+  if (cmd == "--version" || cmd == "version") {
+    p.help = std::string("pbackup ") + version_string() + "\n";
     return p;
   }
   std::vector<std::string> args(argv + 2, argv + argc);

@@ -198,7 +198,7 @@ void add_damaged_links(Manifest& man, const EntryList& entries) {
 void commit_on_root(BackupRun& run, const std::vector<std::string>& hashes) {
   Manifest& man = run.man;
   man.fragments = run.dest->fragments(run.total, hashes);
-  man.tool_version = kVersion;
+  man.tool_version = version_string();
   man.command = run.opt.command_line;
   man.created = iso_now();
   man.format = run.fmt->name();
