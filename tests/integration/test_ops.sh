@@ -23,3 +23,15 @@ expect_ok plain backup --sources "$WORK/src/tree" --output-dir "$WORK/out" --nam
 got=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["tool_version"])' "$WORK/out/v.tar.gz.manifest.json")
 [ "pbackup $got" = "$ver" ] || fail "manifest tool_version '$got' is not the --version '${ver#pbackup }'"
 pass "manifest tool_version: $got"
+
+# ---------------------------------------------------------------- scripts/s3-*.sh stay in their dir
+# s3-start.sh refuses (exit 2, nothing written) an S3_ROOT it did not create; s3-stop.sh with
+# S3_WIPE=1 does not delete one. No server is started here.
+mkdir -p "$WORK/site"
+echo "site data" >"$WORK/site/keep.txt"
+run_rc rc env S3_ROOT="$WORK/site" S3_PORT=1 S3_BACKEND_PORT=2 bash "$REPO_DIR/scripts/s3-start.sh"
+[ "$rc" -eq 2 ] && grep -q "not created by this script" "$WORK/last.err" || { show_last; fail "s3-start.sh into a foreign S3_ROOT: exit $rc, want 2"; }
+[ "$(ls -A "$WORK/site")" = keep.txt ] || fail "s3-start.sh wrote into a foreign S3_ROOT: $(ls -A "$WORK/site" | xargs)"
+run_rc rc env S3_ROOT="$WORK/site" S3_WIPE=1 bash "$REPO_DIR/scripts/s3-stop.sh"
+[ -f "$WORK/site/keep.txt" ] || fail "s3-stop.sh S3_WIPE=1 deleted a directory s3-start.sh did not create"
+pass "s3-start.sh / s3-stop.sh leave a foreign S3_ROOT alone"
