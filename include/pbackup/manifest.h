@@ -11,6 +11,10 @@
 
 namespace pbackup {
 
+struct ManifestWarning {
+  std::string path, reason;
+};
+
 struct ManifestBlock {
   uint64_t raw_offset = 0, raw_size = 0;  // in the uncompressed container stream
   uint64_t offset = 0, size = 0;          // in the archive
@@ -51,6 +55,10 @@ struct Manifest {
   uint64_t xattr_entries = 0, acl_entries = 0;
   // Files stored sparse (GNU sparse 1.0).
   uint64_t sparse_entries = 0;
+  // The backup's warnings (files skipped, changed while read, ...; the exit status 1), the first
+  // Log::kMaxKeptWarnings of each rank, and how many there were in all. Written only when any.
+  std::vector<ManifestWarning> warnings;
+  uint64_t warnings_total = 0;
 };
 
 // Always valid JSON (RFC 8259, UTF-8): strings that are not UTF-8 (names are byte strings) are

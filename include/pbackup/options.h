@@ -29,6 +29,7 @@ struct BackupOptions {
   bool null_separated = false;
   bool one_file_system = false;
   bool dry_run = false;
+  bool json = false;  // --json: the summary as one JSON object on stdout
 };
 
 struct RestoreOptions {
@@ -52,6 +53,7 @@ struct RestoreOptions {
   std::string s3_endpoint, s3_region;
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;
+  bool json = false;  // --json: the summary (list: one object per member, then it) on stdout
 };
 
 }  // namespace pbackup

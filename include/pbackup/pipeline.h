@@ -37,6 +37,20 @@ struct BackupStats {
 // Runs the whole backup; returns the exit code (0, 1, 2) on every rank.
 int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stats);
 
+// What restore, verify, list and compare did, for `--json` (src/cli/main.cpp): set on rank 0
+// where each prints its summary. Counts that a path does not know stay at kUnknown (null).
+struct RunSummary {
+  static constexpr uint64_t kUnknown = ~uint64_t{0};
+  std::string archive;
+  uint64_t entries = kUnknown, files = kUnknown, dirs = kUnknown;
+  uint64_t bytes_in = kUnknown, bytes_out = kUnknown;
+  double seconds = 0;
+  std::vector<std::pair<std::string, std::string>> differences;  // compare --json: (path, what), the first 10000
+  uint64_t differences_total = 0;
+  bool collect_differences = false;  // set by compare --json: differences go here, not to stdout
+};
+RunSummary& run_summary();  // the process's one summary (one command per process)
+
 // --- restore / list (src/core/restore.cpp) ---
 int run_restore(Comm& comm, const RestoreOptions& opt, Log& log);
 int run_list(Comm& comm, const RestoreOptions& opt, Log& log);

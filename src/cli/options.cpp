@@ -168,7 +168,8 @@ Parsed parse_command_line(int argc, char** argv) {
           "files-from", "back up exactly the paths listed in FILE ('-': stdin), each under the root of --sources it lies in",
           cxxopts::value<std::string>())("null", "--files-from items are NUL-separated (find -print0, lfs find -0)")(
           "one-file-system", "do not descend into directories on other file systems (mount points are stored)")(
-          "dry-run", "scan and select only: print the paths that would be stored, their count and bytes; write nothing");
+          "dry-run", "scan and select only: print the paths that would be stored, their count and bytes; write nothing")(
+          "json", "print the summary as one JSON object on stdout (archive, counts, bytes, seconds, warnings, exit code)");
       common(o);
       auto r = run_cxxopts(o, args);
       if (r.count("help")) {
@@ -185,6 +186,8 @@ Parsed parse_command_line(int argc, char** argv) {
       b.null_separated = r.count("null") > 0;
       b.one_file_system = r.count("one-file-system") > 0;
       b.dry_run = r.count("dry-run") > 0;
+      b.json = r.count("json") > 0;
+      if (b.json && b.dry_run) throw cxxopts::exceptions::exception("--json and --dry-run cannot be combined (--dry-run prints paths)");
       if (!r.count("output-dir")) throw cxxopts::exceptions::exception("--output-dir is required");
       b.output_dir = r["output-dir"].as<std::string>();
       b.algo = r["algo"].as<std::string>();
@@ -264,6 +267,9 @@ Parsed parse_command_line(int argc, char** argv) {
             "numeric-owner", "as root, restore owners by the archive's numeric ids only (default: by user/group name where it exists here, as GNU tar)");
       if (cmd == "find") o.custom_help("PATTERN --source PATH... [OPTION...]");
       if (cmd == "list") o.add_options()("l,long", "one line per entry like tar tvf (mode, owner, size, date, name), from the catalog");
+      if (cmd != "find")
+        o.add_options()("json", cmd == "list" ? "one JSON object per member (JSON lines), then the summary object, on stdout"
+                                              : "print the summary as one JSON object on stdout (archive, counts, bytes, seconds, warnings, exit code)");
       if (cmd == "compare")
         o.add_options()("against", "directory holding the stored roots (default: where the sources were, from the manifest)",
                         cxxopts::value<std::string>())("checksum", "compare file contents too");
@@ -285,6 +291,7 @@ Parsed parse_command_line(int argc, char** argv) {
       if (cmd != "find" && !r.count("source")) throw cxxopts::exceptions::exception("--source is required");
       if (cmd != "find") x.source = r["source"].as<std::string>();
       if (cmd == "list") x.long_list = r.count("long") > 0;
+      if (cmd != "find") x.json = r.count("json") > 0;
       if (cmd == "compare") {
         if (r.count("against")) x.against = r["against"].as<std::string>();
         x.checksum = r.count("checksum") > 0;

@@ -31,6 +31,7 @@
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
 #include "pbackup/version.h"
+#include "pbackup/wire.h"
 #include "util/parallel.h"
 
 namespace pbackup {
@@ -226,7 +227,25 @@ void commit_on_root(BackupRun& run, const std::vector<std::string>& hashes) {
   run.dest->commit(run.total, side);
 }
 
+// Every rank's kept warnings (Log::kept_warnings), to rank 0's manifest, with their total.
+void gather_warnings(BackupRun& run) {
+  std::vector<std::string> mine;  // path, reason, path, reason, ...
+  for (auto& w : run.log.kept_warnings()) {
+    mine.push_back(std::move(w.path));
+    mine.push_back(std::move(w.reason));
+  }
+  std::vector<std::string> all = run.comm.gather(to_wire(mine), 0);
+  uint64_t total = run.comm.sum(run.log.warnings());
+  if (!run.root) return;
+  run.man.warnings_total = total;
+  for (const auto& msg : all) {
+    auto v = from_wire<std::vector<std::string>>(msg);
+    for (size_t i = 0; i + 1 < v.size(); i += 2) run.man.warnings.push_back({std::move(v[i]), std::move(v[i + 1])});
+  }
+}
+
 bool commit_stage(BackupRun& run) {
+  gather_warnings(run);
   std::vector<std::string> hashes;
   if (!hash_stage(run, hashes)) return false;
   if (run.root) run.log.info("synced and hashed at " + run.since());

@@ -23,6 +23,7 @@
 #include "core/read.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
+#include "util/units.h"
 
 namespace pbackup {
 namespace {
@@ -82,25 +83,13 @@ std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format&
   return units;
 }
 
-std::string human_bytes(double b) {
-  const char* u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (b >= 1024 && i < 4) {
-    b /= 1024;
-    ++i;
-  }
-  char s[32];
-  std::snprintf(s, sizeof s, "%.1f %s", b, u[i]);
-  return s;
-}
-
 // Progress on rank 0, from the sizes it gathers anyway each round (no extra messages, so no
 // rank ever waits for a progress report): a line every 5 s for batch logs, or one line updated
 // in place on a terminal.
 class Progress {
  public:
-  Progress(bool on, uint64_t total)
-      : on_(on), tty_(on && ::isatty(2)), total_(total), start_(Clock::now()), last_(start_) {}
+  Progress(bool on, uint64_t total, uint64_t total_files)
+      : on_(on), tty_(on && ::isatty(2)), total_(total), total_files_(total_files), start_(Clock::now()), last_(start_) {}
   ~Progress() {
     if (printed_ && tty_) std::fputc('\n', stderr);
   }
@@ -115,15 +104,18 @@ class Progress {
     double secs = std::chrono::duration<double>(now - start_).count();
     double rate = done / std::max(secs, 1e-9);
     double eta = rate > 0 ? (total_ - done) / rate : 0;
-    std::fprintf(stderr, "%spbackup: %s of %s (%.0f%%), %llu files, %.1f MB/s, ETA %.0f s%s", tty_ ? "\r" : "",
+    // batch logs (stderr not a terminal): each line with its time
+    std::string stamp = tty_ ? "\r" : "[" + log_timestamp() + "] ";
+    std::fprintf(stderr, "%spbackup: %s of %s (%.0f%%), %llu of %llu files, %s/s, ETA %.0f s%s", stamp.c_str(),
                  human_bytes(done).c_str(), human_bytes(total_).c_str(), total_ ? 100.0 * done / total_ : 100.0,
-                 static_cast<unsigned long long>(files_done), rate / 1e6, eta, tty_ ? "\033[K" : "\n");
+                 static_cast<unsigned long long>(files_done), static_cast<unsigned long long>(total_files_),
+                 human_bytes(static_cast<uint64_t>(rate)).c_str(), eta, tty_ ? "\033[K" : "\n");
     std::fflush(stderr);
   }
 
  private:
   bool on_, tty_, printed_ = false;
-  uint64_t total_;
+  uint64_t total_, total_files_;
   Clock::time_point start_, last_;
 };
 
@@ -201,11 +193,17 @@ class Compressor {
   std::thread thread_;  // last: starts once everything above exists
 };
 
+uint64_t count_files(const EntryList& entries) {
+  uint64_t n = 0;
+  for (const auto& e : entries) n += e.type == EntryType::File;
+  return n;
+}
+
 // Rank 0: hands out rounds, lays out what the ranks report, writes the structural bytes.
 class RoundPlanner {
  public:
   explicit RoundPlanner(BackupRun& run)
-      : run_(run), layout_(run.fmt->make_layout(run.entries)), progress_(run.opt.progress != 0, run.bytes_in) {}
+      : run_(run), layout_(run.fmt->make_layout(run.entries)), progress_(run.opt.progress != 0, run.bytes_in, count_files(run.entries)) {}
 
   // The first orders: two rounds, so one is always compressing ahead.
   std::vector<std::string> start() {

@@ -195,7 +195,7 @@ struct Field {
   bool required;
 };
 // Where the parser is. Skip: inside the value of an unknown key.
-enum class Ctx { Top, Root, Sources, Damaged, Fragments, Fragment, Blocks, Block, Continues, Catalog, Skip };
+enum class Ctx { Top, Root, Sources, Damaged, Fragments, Fragment, Blocks, Block, Continues, Catalog, Warnings, Warning, Skip };
 
 constexpr Field kRootFields[] = {
     {"pbackup_manifest", Type::U64, true}, {"tool_version", Type::Str, true}, {"command", Type::Str, true},
@@ -203,7 +203,9 @@ constexpr Field kRootFields[] = {
     {"archive", Type::Str, true},          {"archive_size", Type::U64, true}, {"split_bytes", Type::U64, true},
     {"entries", Type::U64, true},          {"sources", Type::Array, true},    {"fragments", Type::Array, true},
     {"blocks", Type::Array, true},         {"damaged", Type::Array, false},   {"catalog", Type::Object, false},
-    {"xattr_entries", Type::U64, false},   {"acl_entries", Type::U64, false}, {"sparse_entries", Type::U64, false}};
+    {"xattr_entries", Type::U64, false},   {"acl_entries", Type::U64, false}, {"sparse_entries", Type::U64, false},
+    {"warnings", Type::Array, false},      {"warnings_total", Type::U64, false}};
+constexpr Field kWarningFields[] = {{"path", Type::Str, true}, {"reason", Type::Str, true}};
 constexpr Field kFragmentFields[] = {{"name", Type::Str, true}, {"size", Type::U64, true}, {"sha256", Type::Str, true}};
 constexpr Field kBlockFields[] = {{"offset", Type::U64, true},      {"size", Type::U64, true},
                                   {"raw_offset", Type::U64, true},  {"raw_size", Type::U64, true},
@@ -287,6 +289,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
       case Ctx::Block: return {kBlockFields, std::size(kBlockFields)};
       case Ctx::Continues: return {kContinuesFields, std::size(kContinuesFields)};
       case Ctx::Catalog: return {kFragmentFields, std::size(kFragmentFields)};
+      case Ctx::Warning: return {kWarningFields, std::size(kWarningFields)};
       default: return {nullptr, 0};
     }
   }
@@ -303,6 +306,8 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         case Ctx::Block: p = "blocks[" + std::to_string(m_.blocks.size()) + "]"; break;
         case Ctx::Continues: p += ".continues"; break;
         case Ctx::Catalog: p = "catalog"; break;
+        case Ctx::Warnings:
+        case Ctx::Warning: p = "warnings[" + std::to_string(m_.warnings.size()) + "]"; break;
         default: break;
       }
     }
@@ -329,6 +334,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         m_.damaged.push_back(std::move(*s));
         return true;
       case Ctx::Fragments:
+      case Ctx::Warnings:
       case Ctx::Blocks: return fail(path("") + ": expected an object, found " + found);
       default: break;
     }
@@ -359,6 +365,10 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
       else if (k == "xattr_entries") m_.xattr_entries = u;
       else if (k == "acl_entries") m_.acl_entries = u;
       else if (k == "sparse_entries") m_.sparse_entries = u;
+      else if (k == "warnings_total") m_.warnings_total = u;
+    } else if (c == Ctx::Warning) {
+      if (k == "path") str(warning_.path);
+      else if (k == "reason") str(warning_.reason);
     } else if (c == Ctx::Fragment) {
       if (k == "name") str(frag_.name);
       else if (k == "size") frag_.size = u;
@@ -406,6 +416,11 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         block_ = ManifestBlock{};
         next = Ctx::Block;
         break;
+      case Ctx::Warnings:
+        if (t != Type::Object) return fail(path("") + ": expected an object, found " + found);
+        warning_ = ManifestWarning{};
+        next = Ctx::Warning;
+        break;
       default: {  // an object's field
         if (field_ < 0) {
           stack_.push_back({Ctx::Skip, 0, 1});
@@ -416,7 +431,8 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         if (f.type != t) return mismatch(f, found);
         std::string_view k = f.name;
         if (fr.ctx == Ctx::Root)
-          next = k == "sources" ? Ctx::Sources : k == "damaged" ? Ctx::Damaged : k == "fragments" ? Ctx::Fragments : k == "catalog" ? Ctx::Catalog : Ctx::Blocks;
+          next = k == "sources" ? Ctx::Sources : k == "damaged" ? Ctx::Damaged : k == "fragments" ? Ctx::Fragments
+                 : k == "catalog" ? Ctx::Catalog : k == "warnings" ? Ctx::Warnings : Ctx::Blocks;
         else if (fr.ctx == Ctx::Block) {
           next = Ctx::Continues;
           block_.continues = true;
@@ -441,6 +457,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
       return fail("pbackup_manifest: format version " + std::to_string(version_) + " is not one this pbackup reads (1)");
     if (fr.ctx == Ctx::Fragment) m_.fragments.push_back(std::move(frag_));
     if (fr.ctx == Ctx::Block) m_.blocks.push_back(std::move(block_));
+    if (fr.ctx == Ctx::Warning) m_.warnings.push_back(std::move(warning_));
     stack_.pop_back();
     field_ = -1;
     return true;
@@ -453,6 +470,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
   uint64_t version_ = 0;
   Fragment frag_;
   ManifestBlock block_;
+  ManifestWarning warning_;
   std::string error_;
 };
 
@@ -480,6 +498,12 @@ std::string manifest_to_json(const Manifest& m) {
     o += "  \"damaged\": [";
     for (size_t i = 0; i < m.damaged.size(); ++i) o += (i ? ", " : "") + esc(m.damaged[i]);
     o += "],\n";
+  }
+  if (m.warnings_total) {  // only when there are any, as "damaged"
+    o += "  \"warnings_total\": " + std::to_string(m.warnings_total) + ",\n  \"warnings\": [";
+    for (size_t i = 0; i < m.warnings.size(); ++i)
+      o += std::string(i ? ",\n    " : "\n    ") + "{\"path\": " + esc(m.warnings[i].path) + ", \"reason\": " + esc(m.warnings[i].reason) + "}";
+    o += m.warnings.empty() ? "],\n" : "\n  ],\n";
   }
   if (!m.catalog.name.empty())
     o += "  \"catalog\": {\"name\": " + esc(m.catalog.name) + ", \"size\": " + std::to_string(m.catalog.size) +

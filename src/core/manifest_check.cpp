@@ -49,6 +49,9 @@ void check_header(const Manifest& m, const std::string& name) {
     if (!plain_name(m.catalog.name)) throw bad("catalog.name " + quote(m.catalog.name) + " is not a plain file name");
     if (!sha_hex(m.catalog.sha256)) throw bad("catalog.sha256 is not a SHA-256 in hex");
   }
+  // informational only (nothing reads a path from them), but they must add up
+  if (m.warnings.size() > m.warnings_total)
+    throw bad("warnings lists " + std::to_string(m.warnings.size()) + " warning(s) but warnings_total is " + std::to_string(m.warnings_total));
 }
 
 void check_fragments(const Manifest& m, const std::string& name) {

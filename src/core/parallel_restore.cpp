@@ -27,6 +27,7 @@
 #include "pbackup/sha256.h"
 #include "pbackup/source.h"
 #include "util/parallel.h"
+#include "util/units.h"
 
 namespace pbackup {
 namespace {
@@ -505,9 +506,20 @@ int final_pass(Gathered& g, const ParallelRestorePlan& plan, const RestoreOption
     for (const auto& l : g.lost) log.error("not restored: " + l);
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(stderr, "pbackup: restored %zu entries, %.1f MB in %.2f s (%.1f MB/s) from %zu of %zu %s on %d rank(s) into %s\n",
-               listed, bytes / 1e6, secs, bytes / 1e6 / std::max(secs, 1e-9), plan.selected_units, plan.total_units,
-               plan.unit_name.c_str(), ranks, quote(opt.restore_to).c_str());
+  std::fprintf(stderr, "pbackup: restored %zu entries, %s in %.2f s (%s/s) from %zu of %zu %s on %d rank(s) into %s\n",
+               listed, human_bytes(bytes).c_str(), secs, human_bytes(static_cast<uint64_t>(bytes / std::max(secs, 1e-9))).c_str(),
+               plan.selected_units, plan.total_units, plan.unit_name.c_str(), ranks, quote(opt.restore_to).c_str());
+  RunSummary& sum = run_summary();
+  sum.archive = opt.source;
+  sum.entries = listed;
+  sum.files = g.finished;  // finished on their rank: files whose data was all in one block
+  sum.dirs = 0;
+  for (const auto& e : entries) {
+    if (e.type == '0' || e.type == '1') ++sum.files;
+    else if (e.type == '5') ++sum.dirs;
+  }
+  sum.bytes_out = bytes;
+  sum.seconds = secs;
   return errors || !g.lost.empty() ? kExitFatal : kExitOk;
 }
 

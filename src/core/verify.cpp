@@ -24,6 +24,7 @@
 #include "pbackup/sha256.h"
 #include "pbackup/source.h"
 #include "util/file_util.h"
+#include "util/units.h"
 #include "util/parallel.h"
 
 namespace pbackup {
@@ -357,9 +358,14 @@ int report(Comm& comm, Log& log, const Manifest& m, const std::vector<std::strin
                    m.archive.c_str(), bad, m.fragments.size(), m.blocks.size());
       rc = kExitFatal;
     } else {
-      std::fprintf(stderr, "pbackup: verify %s: OK: %zu fragment(s), %zu block record(s), %.1f MB checked in %.2f s\n",
-                   m.archive.c_str(), m.fragments.size(), m.blocks.size(), m.archive_size / 1e6, secs);
+      std::fprintf(stderr, "pbackup: verify %s: OK: %zu fragment(s), %zu block record(s), %s checked in %.2f s\n",
+                   m.archive.c_str(), m.fragments.size(), m.blocks.size(), human_bytes(m.archive_size).c_str(), secs);
     }
+    RunSummary& sum = run_summary();
+    sum.archive = m.archive;
+    sum.entries = m.entries;
+    sum.bytes_in = m.archive_size;
+    sum.seconds = secs;
   }
   std::string verdict = std::to_string(rc);
   comm.broadcast(verdict, 0);

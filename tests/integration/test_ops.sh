@@ -35,3 +35,63 @@ run_rc rc env S3_ROOT="$WORK/site" S3_PORT=1 S3_BACKEND_PORT=2 bash "$REPO_DIR/s
 run_rc rc env S3_ROOT="$WORK/site" S3_WIPE=1 bash "$REPO_DIR/scripts/s3-stop.sh"
 [ -f "$WORK/site/keep.txt" ] || fail "s3-stop.sh S3_WIPE=1 deleted a directory s3-start.sh did not create"
 pass "s3-start.sh / s3-stop.sh leave a foreign S3_ROOT alone"
+
+# ---------------------------------------------------------------- --json
+# One JSON object on stdout per command (list: one per member, then the summary), with the
+# warnings as {path, reason} gathered from every rank; the manifest records them too. Human
+# sizes are binary units throughout (no "MB").
+J="$WORK/json"
+mkdir -p "$J/src/t/sub" "$J/out"
+echo hello >"$J/src/t/a.txt"
+head -c 300000 /dev/urandom >"$J/src/t/sub/b.bin"
+"$PYTHON" -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$J/src/t/sub/s.sock"
+run_rc rc run_mpi 2 backup --sources "$J/src/t" --output-dir "$J/out" --name j --json --no-progress
+[ "$rc" -eq 1 ] || { show_last; fail "backup --json with a socket: exit $rc, want 1"; }
+cp "$WORK/last.out" "$J/backup.json"
+if grep -q " MB" "$WORK/last.err"; then fail "summary still in MB: $(cat "$WORK/last.err")"; fi
+grep -q "KiB in" "$WORK/last.err" || fail "summary not in binary units: $(cat "$WORK/last.err")"
+run_rc rc run_pb verify --source "$J/out/j.tar.gz" --json
+cp "$WORK/last.out" "$J/verify.json"
+run_rc rc run_pb list --source "$J/out/j.tar.gz" --json
+cp "$WORK/last.out" "$J/list.json"
+run_rc rc run_mpi 2 restore --source "$J/out/j.tar.gz" --restore-to "$J/r" --json
+cp "$WORK/last.out" "$J/restore.json"
+echo changed >"$J/src/t/a.txt"
+run_rc rc run_pb compare --source "$J/out/j.tar.gz" --json
+[ "$rc" -eq 1 ] || { show_last; fail "compare --json of a changed tree: exit $rc, want 1"; }
+cp "$WORK/last.out" "$J/compare.json"
+run_rc rc run_pb backup --sources "$J/src/t" --output-dir "$J/none" --json
+[ "$rc" -eq 2 ] || fail "backup --json into a missing directory: exit $rc"
+cp "$WORK/last.out" "$J/fatal.json"
+"$PYTHON" - "$J" <<'PY' || fail "--json output is not what it should be (above)"
+import json, os, sys
+d = sys.argv[1]
+def one(name):
+    lines = open(os.path.join(d, name)).read().splitlines()
+    assert len(lines) == 1, f"{name}: {len(lines)} lines on stdout, want one JSON object"
+    return json.loads(lines[0])
+keys = ["archive", "files", "directories", "bytes_in", "bytes_out", "seconds", "warnings", "exit_code"]
+b = one("backup.json")
+for k in keys: assert k in b, f"backup: no {k}"
+assert b["command"] == "backup" and b["exit_code"] == 1, b
+assert b["files"] == 2 and b["directories"] == 2 and b["bytes_in"] >= 300006 and b["bytes_out"] > 0, b
+sock = os.path.join(d, "src/t/sub/s.sock")
+assert b["warnings_total"] == 1 and b["warnings"][0]["path"] == sock and "socket" in b["warnings"][0]["reason"], b["warnings"]
+m = json.load(open(os.path.join(d, "out/j.tar.gz.manifest.json")))
+assert m["warnings_total"] == 1 and m["warnings"] == b["warnings"], m.get("warnings")
+v = one("verify.json")
+assert v["command"] == "verify" and v["exit_code"] == 0 and v["warnings"] == [] and v["bytes_in"] == os.path.getsize(os.path.join(d, "out/j.tar.gz")), v
+lines = [json.loads(l) for l in open(os.path.join(d, "list.json"))]
+members, summary = lines[:-1], lines[-1]
+assert sorted(x["path"] for x in members) == ["t", "t/a.txt", "t/sub", "t/sub/b.bin"], members
+assert {x["path"]: x["size"] for x in members}["t/sub/b.bin"] == 300000
+assert summary["command"] == "list" and summary["files"] == 2 and summary["directories"] == 2 and summary["exit_code"] == 0, summary
+r = one("restore.json")
+assert r["command"] == "restore" and r["exit_code"] == 0 and r["files"] == 2 and r["directories"] == 2 and r["bytes_out"] == 300006, r
+c = one("compare.json")
+assert c["exit_code"] == 1 and {"path": "t/a.txt", "difference": "size differs"} in c["differences"], c
+f = one("fatal.json")
+assert f["exit_code"] == 2 and f["files"] is None, f
+print("json ok")
+PY
+pass "--json: backup (2 ranks), verify, list, restore (2 ranks), compare, a failed backup; warnings in the manifest"
