@@ -4,6 +4,7 @@
 // (see bytes.h), so the interface stays small and every call is typed and 64-bit clean.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -38,6 +39,13 @@ class Comm {
   // others (once), and takes one that another rank passed on as if this rank had got it. Called
   // by the main thread while it waits (MPI waits call it themselves).
   virtual void poll_interrupt() {}
+  // Progress between rounds, never waited for: a rank posts its counter (fire and forget, the
+  // newest replaces what is still unread); rank 0 takes what arrived, latest[r] per rank r.
+  // `hook` runs on the main thread while a collective or receive waits (at most every 10 ms;
+  // empty: none), so progress flows while the ranks wait for each other.
+  virtual void post_progress(uint64_t value) {}
+  virtual void take_progress(std::vector<uint64_t>& latest) {}
+  virtual void set_wait_hook(std::function<void()> hook) {}
 };
 
 class LocalComm final : public Comm {

@@ -1,6 +1,7 @@
 // The stages of a backup and a restore, as plain functions over a Comm. The CLI parses
 // options, builds a Comm and calls one of these; tests call them with LocalComm.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -22,7 +23,9 @@ std::vector<Root> resolve_roots(const std::vector<std::string>& sources, Log* lo
 // Every rank calls it; rank 0 returns all entries (unsorted), the others an empty vector.
 // With a selection: excluded paths are neither stored nor descended into, --files-from lists
 // replace the walk of the roots, --one-file-system stops at mount points.
-EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel = nullptr);
+// `found` (rank 0, optional): the entries found so far, for progress lines.
+EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel = nullptr,
+               std::atomic<uint64_t>* found = nullptr);
 // Sorts by path and marks hard links (second and later names of an inode). Rank 0.
 void order_entries(EntryList& entries);
 

@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <optional>
 #include <thread>
 
 #include "core/backup_stages.h"
@@ -33,6 +34,7 @@
 #include "pbackup/version.h"
 #include "pbackup/wire.h"
 #include "util/parallel.h"
+#include "util/units.h"
 
 namespace pbackup {
 
@@ -120,7 +122,22 @@ bool setup_stage(BackupRun& run) {
 
 // ---- scan ----
 void scan_stage(BackupRun& run) {
-  run.entries = scan(run.comm, run.setup.roots, run.log, &run.sel);
+  {
+    std::atomic<uint64_t> found{0};  // rank 0: a progress line every 5 s while the scan runs
+    std::optional<Ticker> ticker;
+    const bool tty = ::isatty(2);
+    if (run.root && run.opt.progress != 0)
+      ticker.emplace(progress_interval(tty), [&found, tty] {
+        std::fprintf(stderr, "%spbackup: scanning: %llu entries found%s", tty ? "\r" : ("[" + log_timestamp() + "] ").c_str(),
+                     static_cast<unsigned long long>(found.load()), tty ? "\033[K" : "\n");
+        std::fflush(stderr);
+      });
+    run.entries = scan(run.comm, run.setup.roots, run.log, &run.sel, &found);
+    if (ticker && tty) {
+      ticker.reset();
+      std::fputc('\n', stderr);
+    }
+  }
   if (run.root) run.log.info("scanned " + std::to_string(run.entries.size()) + " entries at " + run.since());
   // Test only: lets a test change the tree between the scan and the reads.
   if (const char* pause = std::getenv("PBACKUP_TEST_PAUSE_AFTER_SCAN"); pause && run.root)

@@ -12,7 +12,9 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -56,7 +58,7 @@ Round share_round(const std::vector<Block>& blocks, size_t first, size_t last, c
 
 // Compresses jobs with `threads` threads; units come back in job order.
 std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format& fmt, int threads,
-                                Log& log, std::string& error, const std::atomic<bool>& cancel) {
+                                Log& log, std::string& error, const std::atomic<bool>& cancel, std::atomic<uint64_t>& raw_done) {
   std::vector<std::vector<Unit>> per;
   try {
     per = parallel_map(jobs.size(), threads, [&](size_t i) {
@@ -71,6 +73,7 @@ std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format&
         if (u.empty()) throw Fatal("internal: block " + std::to_string(jobs[i].block.id) + " has no units");
         u.front().damaged = std::move(damaged);
       }
+      for (const auto& x : u) raw_done += x.raw;  // progress (Progress::live)
       return u;
     });
   } catch (const std::exception& e) {
@@ -83,40 +86,51 @@ std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format&
   return units;
 }
 
-// Progress on rank 0, from the sizes it gathers anyway each round (no extra messages, so no
-// rank ever waits for a progress report): a line every 5 s for batch logs, or one line updated
-// in place on a terminal.
+// Progress on rank 0: a thread prints a line every 5 s (batch logs, each line timestamped) or
+// updates one line every second (a terminal), whatever the round size, from two counters: the
+// bytes of the rounds every rank reported (exact, behind) and the sum of the bytes each rank's
+// compressor has done (live: rank 0's own, the others' from their post_progress messages,
+// taken while rank 0 waits). No rank ever waits for a progress report.
 class Progress {
  public:
   Progress(bool on, uint64_t total, uint64_t total_files)
-      : on_(on), tty_(on && ::isatty(2)), total_(total), total_files_(total_files), start_(Clock::now()), last_(start_) {}
+      : tty_(on && ::isatty(2)), total_(total), total_files_(total_files), start_(Clock::now()) {
+    if (on) ticker_.emplace(progress_interval(tty_), [this] { print(); });
+  }
   ~Progress() {
+    ticker_.reset();
     if (printed_ && tty_) std::fputc('\n', stderr);
   }
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
-  void update(uint64_t done, uint64_t files_done) {
-    if (!on_) return;
-    auto now = Clock::now();
-    if (now - last_ < std::chrono::seconds(tty_ ? 1 : 5)) return;
-    last_ = now;
+  void reported(uint64_t done, uint64_t files_done) {
+    reported_ = done;
+    files_ = files_done;
+  }
+  void live(uint64_t done) { live_ = done; }
+
+ private:
+  void print() {
     printed_ = true;
-    double secs = std::chrono::duration<double>(now - start_).count();
+    uint64_t done = std::min<uint64_t>(std::max<uint64_t>(reported_, live_), total_);
+    double secs = std::chrono::duration<double>(Clock::now() - start_).count();
     double rate = done / std::max(secs, 1e-9);
     double eta = rate > 0 ? (total_ - done) / rate : 0;
     // batch logs (stderr not a terminal): each line with its time
     std::string stamp = tty_ ? "\r" : "[" + log_timestamp() + "] ";
     std::fprintf(stderr, "%spbackup: %s of %s (%.0f%%), %llu of %llu files, %s/s, ETA %.0f s%s", stamp.c_str(),
                  human_bytes(done).c_str(), human_bytes(total_).c_str(), total_ ? 100.0 * done / total_ : 100.0,
-                 static_cast<unsigned long long>(files_done), static_cast<unsigned long long>(total_files_),
+                 static_cast<unsigned long long>(files_.load()), static_cast<unsigned long long>(total_files_),
                  human_bytes(static_cast<uint64_t>(rate)).c_str(), eta, tty_ ? "\033[K" : "\n");
     std::fflush(stderr);
   }
 
- private:
-  bool on_, tty_, printed_ = false;
+  bool tty_;
+  std::atomic<bool> printed_{false};
   uint64_t total_, total_files_;
-  Clock::time_point start_, last_;
+  Clock::time_point start_;
+  std::atomic<uint64_t> reported_{0}, files_{0}, live_{0};
+  std::optional<Ticker> ticker_;  // last: prints from the fields above
 };
 
 // Compresses batches of jobs in order on a background thread. A rank queues the next round
@@ -173,7 +187,7 @@ class Compressor {
         todo_.pop_front();
       }
       std::string err;
-      std::vector<Unit> units = compress_jobs(jobs, fmt_, threads_, log_, err, cancel_);
+      std::vector<Unit> units = compress_jobs(jobs, fmt_, threads_, log_, err, cancel_, raw_done_);
       {
         std::lock_guard<std::mutex> l(mu_);
         done_.emplace_back(std::move(units), std::move(err));
@@ -190,6 +204,11 @@ class Compressor {
   std::deque<std::pair<std::vector<Unit>, std::string>> done_;
   bool stop_ = false;
   std::atomic<bool> cancel_{false};
+
+ public:
+  std::atomic<uint64_t> raw_done_{0};  // uncompressed bytes compressed so far (progress)
+
+ private:
   std::thread thread_;  // last: starts once everything above exists
 };
 
@@ -243,6 +262,8 @@ class RoundPlanner {
     for (const auto& w : deferred_) settled = std::min(settled, w.offset);
     return orders(rounds_out_ > 0 ? RoundCmd::kWork : RoundCmd::kFinish, offsets, more, settled);
   }
+
+  void live_progress(uint64_t done) { progress_.live(done); }
 
   // After every rank wrote its last blocks: the remaining structure. Returns the archive size.
   uint64_t finish() {
@@ -302,7 +323,7 @@ class RoundPlanner {
       for (auto& p : blocks[u.block].pieces)
         if (p.last && entries[p.entry].type == EntryType::File) ++files_done_;
     }
-    progress_.update(done_bytes_, files_done_);
+    progress_.reported(done_bytes_, files_done_);
     return offsets;
   }
 
@@ -368,6 +389,8 @@ class RoundPlanner {
 class RoundWorker {
  public:
   explicit RoundWorker(BackupRun& run) : run_(run), compressor_(*run.fmt, run.threads, run.log) {}
+  uint64_t raw_done() const { return compressor_.raw_done_; }
+  std::function<void()> tick;  // progress, while waiting for the compressor (main thread)
 
   // One step: writes the units reported last step at their offsets while the oldest queued
   // round finishes compressing; returns this step's report. kFinish: only writes, no report.
@@ -396,7 +419,10 @@ class RoundWorker {
     std::string comp_error;
     std::vector<Unit> units;
     if (queued_ > 0) {
-      units = compressor_.take(comp_error, [&] { run_.comm.poll_interrupt(); });
+      units = compressor_.take(comp_error, [&] {
+        run_.comm.poll_interrupt();
+        if (tick) tick();
+      });
       --queued_;
     }
     writer.join();
@@ -455,6 +481,28 @@ bool run_rounds(BackupRun& run) {
   }
   {
     RoundWorker worker(run);
+    // Progress: every second at most, the other ranks post their compressors' counts, rank 0
+    // takes them (while it waits for its compressor or at a collective) and feeds the printer.
+    std::vector<uint64_t> latest;
+    Clock::time_point last{};
+    if (run.opt.progress != 0)
+      worker.tick = [&] {
+        auto now = Clock::now();
+        if (now - last < std::chrono::seconds(1)) return;
+        last = now;
+        if (!planner) return run.comm.post_progress(worker.raw_done());
+        run.comm.take_progress(latest);
+        latest.resize(static_cast<size_t>(run.comm.size()), 0);
+        latest[0] = worker.raw_done();
+        uint64_t sum = 0;
+        for (uint64_t v : latest) sum += v;
+        planner->live_progress(sum);
+      };
+    struct HookGuard {  // the wait hook lives as long as the worker
+      Comm& c;
+      ~HookGuard() { c.set_wait_hook({}); }
+    } guard{run.comm};
+    if (worker.tick) run.comm.set_wait_hook(worker.tick);
     while (true) {
       RoundOrder order = from_wire<RoundOrder>(run.comm.scatter(orders, 0));
       if (order.cmd == RoundCmd::kAbort) return false;
@@ -465,7 +513,10 @@ bool run_rounds(BackupRun& run) {
     }
   }
   if (run.root) run.log.info("compressed and wrote every block at " + run.since());
-  return finish_writing(run, planner.get());
+  bool ok = finish_writing(run, planner.get());
+  std::vector<uint64_t> unread;
+  run.comm.take_progress(unread);  // rank 0: what arrived after its last look
+  return ok;
 }
 
 }  // namespace pbackup

@@ -330,7 +330,7 @@ void scan_worker(Comm& comm, Log& log, const Selection* sel) {
   }
 }
 
-EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel) {
+EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel, std::atomic<uint64_t>* found) {
   EntryList all;
   std::deque<DirTask> queue;
   scan_roots(roots, all, queue, log, sel);
@@ -352,6 +352,7 @@ EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log,
     // Rank 0 scans too while directories are waiting and no worker is asking: in small steps,
     // so a worker that asks is served within a fraction of a millisecond.
     std::optional<std::pair<int, std::string>> got;
+    if (found) *found = all.size();
     if (!queue.empty() && !interrupted()) {
       got = comm.try_recv_any(kTagResult);
       if (!got) {
@@ -415,15 +416,18 @@ std::vector<Root> resolve_roots(const std::vector<std::string>& sources, Log* lo
   return roots;
 }
 
-EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel) {
+EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel, std::atomic<uint64_t>* found) {
   if (comm.size() == 1) {
     EntryList all;
     std::deque<DirTask> todo;
     scan_roots(roots, all, todo, log, sel);
-    scan_some(todo, all, log, 0, sel);
+    while (!todo.empty() && !interrupted()) {  // in batches, counting for the progress lines
+      scan_some(todo, all, log, kBatchEntries, sel);
+      if (found) *found = all.size();
+    }
     return all;
   }
-  if (comm.rank() == 0) return scan_coordinator(comm, roots, log, sel);
+  if (comm.rank() == 0) return scan_coordinator(comm, roots, log, sel, found);
   scan_worker(comm, log, sel);
   return {};
 }

@@ -1,6 +1,7 @@
 #include "util/units.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 namespace pbackup {
@@ -30,6 +31,18 @@ std::string log_timestamp() {
   char s[32];
   std::strftime(s, sizeof s, "%Y-%m-%d %H:%M:%S", &tm);
   return s;
+}
+
+}  // namespace pbackup
+
+namespace pbackup {
+
+std::chrono::milliseconds progress_interval(bool tty) {
+  if (const char* t = std::getenv("PBACKUP_TEST_PROGRESS_MS")) {
+    long ms = std::atol(t);
+    if (ms > 0 && ms < 3600000) return std::chrono::milliseconds(ms);
+  }
+  return std::chrono::milliseconds(tty ? 1000 : 5000);
 }
 
 }  // namespace pbackup

@@ -12,3 +12,46 @@ std::string human_bytes(uint64_t bytes);
 std::string log_timestamp();
 
 }  // namespace pbackup
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+namespace pbackup {
+
+// How often progress lines come: 5 s in batch logs, 1 s on a terminal; PBACKUP_TEST_PROGRESS_MS
+// (tests only) overrides both.
+std::chrono::milliseconds progress_interval(bool tty);
+
+// Calls `tick` every `every` on a thread of its own until destroyed: progress lines that come
+// whatever the main thread is doing. `tick` must only read atomics and print.
+class Ticker {
+ public:
+  Ticker(std::chrono::milliseconds every, std::function<void()> tick) : every_(every), tick_(std::move(tick)), thread_([this] { run(); }) {}
+  ~Ticker() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  Ticker(const Ticker&) = delete;
+  Ticker& operator=(const Ticker&) = delete;
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> l(mu_);
+    while (!cv_.wait_for(l, every_, [&] { return stop_; })) tick_();
+  }
+  std::chrono::milliseconds every_;
+  std::function<void()> tick_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once everything above exists
+};
+
+}  // namespace pbackup

@@ -95,3 +95,28 @@ assert f["exit_code"] == 2 and f["files"] is None, f
 print("json ok")
 PY
 pass "--json: backup (2 ranks), verify, list, restore (2 ranks), compare, a failed backup; warnings in the manifest"
+
+# ---------------------------------------------------------------- progress
+# Lines come on time whatever the round size (here every 300 ms, PBACKUP_TEST_PROGRESS_MS; 5 s
+# by default), from the ranks' compressors while a round is under way, each with its time in a
+# batch log (stderr not a terminal) and the total file count; the scan reports entries found.
+P="$WORK/progress"
+mkdir -p "$P/src/d" "$P/out"
+for i in 1 2 3 4; do head -c 6M /dev/urandom >"$P/src/d/f$i"; done
+run_rc rc env PBACKUP_TEST_PROGRESS_MS=300 mpirun --oversubscribe -n 2 "$PBACKUP" backup --sources "$P/src/d" --output-dir "$P/out" \
+  --algo bzip2 --threads 1 --name p
+[ "$rc" -eq 0 ] || { show_last; fail "backup for the progress lines: exit $rc"; }
+lines=$(grep -c '^\[[0-9-]* [0-9:]*\] pbackup: .* of 24.0 MiB (.*), [0-9]* of 4 files, .*/s, ETA' "$WORK/last.err" || true)
+[ "$lines" -ge 2 ] || { show_last; fail "backup of ~3 s printed $lines timestamped progress lines at 300 ms, want several"; }
+grep '^\[.*\] pbackup: .* of 24.0 MiB' "$WORK/last.err" | grep -qv '^\[.*\] pbackup: 0 B of' ||
+  { show_last; fail "no progress line shows bytes done before the end of the run"; }
+"$PYTHON" -c '
+import os, sys
+for d in range(40):
+    os.makedirs(f"{sys.argv[1]}/d{d}")
+    for f in range(100):
+        open(f"{sys.argv[1]}/d{d}/f{f}", "w").write(str(f))' "$P/many"
+run_rc rc env PBACKUP_TEST_PROGRESS_MS=5 "$PBACKUP" backup --sources "$P/many" --output-dir "$P/out" --name many
+[ "$rc" -eq 0 ] || { show_last; fail "backup of 4000 small files: exit $rc"; }
+grep -q '^\[.*\] pbackup: scanning: [0-9]* entries found' "$WORK/last.err" || { show_last; fail "the scan printed no progress line"; }
+pass "progress: $lines timestamped lines, e.g. $(grep 'of 24.0 MiB' "$WORK/last.err" | grep -v ' 0 B of' | head -n 1 | cut -c1-110)"
