@@ -26,6 +26,7 @@
 #include "pbackup/pipeline.h"
 #include "pbackup/sha256.h"
 #include "pbackup/source.h"
+#include "core/progress.h"
 #include "util/parallel.h"
 #include "util/units.h"
 
@@ -466,14 +467,18 @@ namespace {
 // This rank's units, restored by its threads; what they found, for rank 0. A throw (an
 // interrupt) stops them and travels as `fatal`.
 std::string restore_my_units(Comm& comm, const ParallelRestorePlan& plan, const RestoreOptions& opt, Extractor& x,
-                             const std::vector<uint64_t>& inodes, int threads, uint64_t& bytes) {
+                             const std::vector<uint64_t>& inodes, int threads, uint64_t& bytes, PhaseProgress& progress) {
   std::vector<size_t> mine = my_units(plan.sizes, comm.rank(), comm.size());
   std::string fatal;
   std::vector<UnitResult> results;
   try {
-    results = parallel_map(mine.size(), threads, [&](size_t i) {
-      if (interrupted()) throw Fatal("interrupted");
-      return plan.restore(mine[i], x, inodes);
+    results = progress.run([&] {
+      return parallel_map(mine.size(), threads, [&](size_t i) {
+        if (interrupted()) throw Fatal("interrupted");
+        UnitResult r = plan.restore(mine[i], x, inodes);
+        progress.done += plan.sizes[mine[i]];
+        return r;
+      });
     });
   } catch (const std::exception& e) {
     fatal = e.what();
@@ -567,8 +572,13 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
   }
   const int threads = opt.threads > 0 ? opt.threads : default_threads(comm.local_size());
   const std::vector<uint64_t> inodes = create_spanning(comm, plan.spanning, *x, threads, log);
-  uint64_t bytes = 0;
-  auto all = comm.gather(restore_my_units(comm, plan, opt, *x, inodes, threads, bytes), 0);
+  uint64_t bytes = 0, total = 0;
+  for (uint64_t s : plan.sizes) total += s;
+  std::vector<std::string> all;
+  {
+    PhaseProgress progress(comm, "restore (archive bytes read)", total);
+    all = comm.gather(restore_my_units(comm, plan, opt, *x, inodes, threads, bytes, progress), 0);
+  }
   bytes = comm.sum(bytes);
   int rc = kExitOk;
   if (comm.rank() == 0) rc = conclude(all, plan, opt, *x, threads, log, bytes, comm.size(), t0);

@@ -25,6 +25,7 @@
 #include "pbackup/source.h"
 #include "util/file_util.h"
 #include "util/units.h"
+#include "core/progress.h"
 #include "util/parallel.h"
 
 namespace pbackup {
@@ -163,8 +164,19 @@ class Verifier {
   // are not checked again.
   std::vector<std::string> fragments() {
     std::vector<size_t> mine = share(nfrag_);
-    std::vector<std::string> problems =
-        parallel_map(mine.size(), threads_, [&](size_t j) -> std::string { return fragment_problem(mine[j]); });
+    uint64_t total = 0;
+    for (const auto& f : m_.fragments) total += f.size;
+    std::vector<std::string> problems;
+    {
+      PhaseProgress progress(comm_, "verify: fragments (SHA-256)", total);
+      problems = progress.run([&] {
+        return parallel_map(mine.size(), threads_, [&](size_t j) -> std::string {
+          std::string p = fragment_problem(mine[j]);
+          progress.done += m_.fragments[mine[j]].size;
+          return p;
+        });
+      });
+    }
     share_bad_fragments(mine, problems);
     // Blocks are located by the sizes the fragments should have (bad ones are skipped).
     for (size_t i = 0; i < nfrag_ && i < src_.sizes.size(); ++i) src_.sizes[i] = m_.fragments[i].size;
@@ -183,9 +195,16 @@ class Verifier {
     }
     std::sort(patches_.begin(), patches_.end(), [&](size_t a, size_t b) { return m_.blocks[a].offset < m_.blocks[b].offset; });
     std::vector<size_t> mine = share(m_.blocks.size());
-    return parallel_map(mine.size(), threads_, [&](size_t j) -> std::string {
-      const size_t next = next_block[mine[j]];
-      return block_problem(m_.blocks[mine[j]], next == kNone ? nullptr : &m_.blocks[next]);
+    uint64_t total = 0;
+    for (const auto& b : m_.blocks) total += b.size;
+    PhaseProgress progress(comm_, "verify: blocks", total);
+    return progress.run([&] {
+      return parallel_map(mine.size(), threads_, [&](size_t j) -> std::string {
+        const size_t next = next_block[mine[j]];
+        std::string p = block_problem(m_.blocks[mine[j]], next == kNone ? nullptr : &m_.blocks[next]);
+        progress.done += m_.blocks[mine[j]].size;
+        return p;
+      });
     });
   }
 

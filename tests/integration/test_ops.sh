@@ -110,6 +110,7 @@ lines=$(grep -c '^\[[0-9-]* [0-9:]*\] pbackup: .* of 24.0 MiB (.*), [0-9]* of 4 
 [ "$lines" -ge 2 ] || { show_last; fail "backup of ~3 s printed $lines timestamped progress lines at 300 ms, want several"; }
 grep '^\[.*\] pbackup: .* of 24.0 MiB' "$WORK/last.err" | grep -qv '^\[.*\] pbackup: 0 B of' ||
   { show_last; fail "no progress line shows bytes done before the end of the run"; }
+example=$(grep 'of 24.0 MiB' "$WORK/last.err" | grep -v ' 0 B of' | head -n 1 | cut -c1-110)
 "$PYTHON" -c '
 import os, sys
 for d in range(40):
@@ -119,4 +120,13 @@ for d in range(40):
 run_rc rc env PBACKUP_TEST_PROGRESS_MS=5 "$PBACKUP" backup --sources "$P/many" --output-dir "$P/out" --name many
 [ "$rc" -eq 0 ] || { show_last; fail "backup of 4000 small files: exit $rc"; }
 grep -q '^\[.*\] pbackup: scanning: [0-9]* entries found' "$WORK/last.err" || { show_last; fail "the scan printed no progress line"; }
-pass "progress: $lines timestamped lines, e.g. $(grep 'of 24.0 MiB' "$WORK/last.err" | grep -v ' 0 B of' | head -n 1 | cut -c1-110)"
+pass "progress: $lines timestamped lines, e.g. $example"
+# restore and verify: the same, from every rank's share while it is under way
+for cmd in verify restore; do
+  extra=(); [ "$cmd" = restore ] && extra=(--restore-to "$P/restored")
+  run_rc rc env PBACKUP_TEST_PROGRESS_MS=300 mpirun --oversubscribe -n 2 "$PBACKUP" "$cmd" --source "$P/out/p.tar.bz2" --threads 1 "${extra[@]}"
+  [ "$rc" -eq 0 ] || { show_last; fail "$cmd for the progress lines: exit $rc"; }
+  grep -q "^\[[0-9-]* [0-9:]*\] pbackup: $cmd.*: [0-9.]* [KMG]*i*B of [0-9.]* MiB ([0-9]*%), .*/s, ETA" "$WORK/last.err" ||
+    { show_last; fail "$cmd printed no timestamped progress line with bytes done"; }
+  pass "$cmd progress: $(grep -c "pbackup: $cmd" "$WORK/last.err") lines, e.g. $(grep "pbackup: $cmd.*ETA" "$WORK/last.err" | tail -n 1 | cut -c1-100)"
+done
