@@ -59,6 +59,9 @@ struct Manifest {
   // Log::kMaxKeptWarnings of each rank, and how many there were in all. Written only when any.
   std::vector<ManifestWarning> warnings;
   uint64_t warnings_total = 0;
+  // Written as "timeline" (a JSON object: every rank's phases and the throughput, for `pbackup
+  // report`); the strict reader skips it, the report parses it on its own, defensively.
+  std::string timeline_json;
 };
 
 // Always valid JSON (RFC 8259, UTF-8): strings that are not UTF-8 (names are byte strings) are

@@ -54,6 +54,7 @@ struct RestoreOptions {
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;
   bool json = false;  // --json: the summary (list: one object per member, then it) on stdout
+  std::string output;  // report --output FILE.html
 };
 
 }  // namespace pbackup

@@ -70,6 +70,8 @@ int run_parallel_zip_restore(Comm& comm, const ArchiveSource& s, const RestoreOp
 // Checks fragments (presence, size, SHA-256) and every block (SHA-256, and decompression with
 // its codec's CRC) against the manifest, in parallel. 0 when all is well, 2 otherwise.
 int run_verify(Comm& comm, const RestoreOptions& opt, Log& log);
+// `report --source ARCHIVE --output FILE.html` (src/core/report.cpp): rank 0 writes the page.
+int run_report(Comm& comm, const RestoreOptions& opt, Log& log);
 
 // Threads this rank should use by default: the cores it may run on, shared with the
 // `local_ranks` ranks of this node (Comm::local_size) when they are not bound to distinct cores.

@@ -100,6 +100,7 @@ const char* command_name(Command c) {
     case Command::Verify: return "verify";
     case Command::Compare: return "compare";
     case Command::Find: return "find";
+    case Command::Report: return "report";
     default: return "";
   }
 }
@@ -145,6 +146,7 @@ int main(int argc, char** argv) {
       else if (p.command == Command::Find) rc = run_find(comm, p.restore, log);
       else if (p.command == Command::Compare) rc = run_compare(comm, p.restore, log);
       else if (p.command == Command::List) rc = run_list(comm, p.restore, log);
+      else if (p.command == Command::Report) rc = run_report(comm, p.restore, log);
       else rc = run_verify(comm, p.restore, log);
       if (json && rc < 128) print_json(comm, log, command_name(p.command), rc, nullptr);
     }

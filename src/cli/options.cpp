@@ -119,6 +119,7 @@ std::string main_usage() {
          "  verify    --source ARCHIVE|FRAGMENT_DIR\n"
          "  find      PATTERN --source ARCHIVE|DIR|s3://PREFIX...   (from catalogs)\n"
          "  compare   --source ARCHIVE [--against DIR] [--checksum]\n"
+         "  report    --source ARCHIVE --output report.html   (timeline, throughput, sizes, warnings)\n"
          "\n"
          "`pbackup <command> --help` lists each command's options; `pbackup --version` the version.\n"
          "Exit status: 0 success, 1 some files were skipped or changed while read (each named),\n"
@@ -231,9 +232,9 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("progress")) b.progress = 1;
       if (r.count("no-progress")) b.progress = 0;
       b.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
-    } else if (cmd == "restore" || cmd == "list" || cmd == "verify" || cmd == "find" || cmd == "compare") {
+    } else if (cmd == "restore" || cmd == "list" || cmd == "verify" || cmd == "find" || cmd == "compare" || cmd == "report") {
       p.command = cmd == "restore" ? Command::Restore : cmd == "list" ? Command::List : cmd == "verify" ? Command::Verify
-                  : cmd == "find" ? Command::Find : Command::Compare;
+                  : cmd == "find" ? Command::Find : cmd == "report" ? Command::Report : Command::Compare;
       RestoreOptions& x = p.restore;
       if (cmd == "find") x.find_sources = take_multi(args, "source");
       if (cmd == "restore") {  // --only PATH, repeatable; taken whole (paths may hold commas)
@@ -252,6 +253,7 @@ Parsed parse_command_line(int argc, char** argv) {
                          : cmd == "list"  ? "List the members of an archive, one per line (names with control characters escaped)."
                          : cmd == "find"  ? "Print ARCHIVE<TAB>PATH for every entry matching PATTERN, from the catalogs of the backups given."
                          : cmd == "compare" ? "Compare an archive with the live tree (like tar --compare); exit 0 identical, 1 differences, 2 error."
+                         : cmd == "report" ? "Write one self-contained HTML page about a backup: per-rank timeline, throughput, sizes and compression by directory, largest files, warnings."
                                           : "Check an archive against its manifest: fragments present, sizes, SHA-256, every block.");
       o.add_options()("source", cmd == "find" ? "archives, folders holding backups, or s3:// prefixes (several allowed)"
                                               : "archive file, one of its fragments, or the directory holding the fragments", cxxopts::value<std::string>())(
@@ -267,7 +269,8 @@ Parsed parse_command_line(int argc, char** argv) {
             "numeric-owner", "as root, restore owners by the archive's numeric ids only (default: by user/group name where it exists here, as GNU tar)");
       if (cmd == "find") o.custom_help("PATTERN --source PATH... [OPTION...]");
       if (cmd == "list") o.add_options()("l,long", "one line per entry like tar tvf (mode, owner, size, date, name), from the catalog");
-      if (cmd != "find")
+      if (cmd == "report") o.add_options()("output", "the HTML file to write (replaced if it exists)", cxxopts::value<std::string>());
+      if (cmd != "find" && cmd != "report")
         o.add_options()("json", cmd == "list" ? "one JSON object per member (JSON lines), then the summary object, on stdout"
                                               : "print the summary as one JSON object on stdout (archive, counts, bytes, seconds, warnings, exit code)");
       if (cmd == "compare")
@@ -291,7 +294,11 @@ Parsed parse_command_line(int argc, char** argv) {
       if (cmd != "find" && !r.count("source")) throw cxxopts::exceptions::exception("--source is required");
       if (cmd != "find") x.source = r["source"].as<std::string>();
       if (cmd == "list") x.long_list = r.count("long") > 0;
-      if (cmd != "find") x.json = r.count("json") > 0;
+      if (cmd != "find" && cmd != "report") x.json = r.count("json") > 0;
+      if (cmd == "report") {
+        if (!r.count("output")) throw cxxopts::exceptions::exception("--output FILE.html is required");
+        x.output = r["output"].as<std::string>();
+      }
       if (cmd == "compare") {
         if (r.count("against")) x.against = r["against"].as<std::string>();
         x.checksum = r.count("checksum") > 0;
@@ -324,7 +331,7 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("s3-region")) x.s3_region = r["s3-region"].as<std::string>();
       x.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
     } else {
-      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify, find, compare)";
+      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify, find, compare, report)";
     }
   } catch (const cxxopts::exceptions::exception& e) {
     p.error = std::string(e.what()) + " (see: pbackup " + cmd + " --help)";

@@ -139,7 +139,8 @@ class Progress {
 // until the round's slowest block was done).
 class Compressor {
  public:
-  Compressor(const Format& fmt, int threads, Log& log) : fmt_(fmt), threads_(threads), log_(log), thread_([this] { run(); }) {}
+  Compressor(const Format& fmt, int threads, Log& log, Timeline& timeline, Clock::time_point t0)
+      : fmt_(fmt), threads_(threads), log_(log), timeline_(timeline), t0_(t0), thread_([this] { run(); }) {}
   ~Compressor() {
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -187,7 +188,9 @@ class Compressor {
         todo_.pop_front();
       }
       std::string err;
+      const auto start = Clock::now();
       std::vector<Unit> units = compress_jobs(jobs, fmt_, threads_, log_, err, cancel_, raw_done_);
+      timeline_.add("compress", t0_, start, Clock::now());
       {
         std::lock_guard<std::mutex> l(mu_);
         done_.emplace_back(std::move(units), std::move(err));
@@ -198,6 +201,8 @@ class Compressor {
   const Format& fmt_;
   const int threads_;
   Log& log_;
+  Timeline& timeline_;
+  const Clock::time_point t0_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::vector<BlockJob>> todo_;
@@ -324,6 +329,13 @@ class RoundPlanner {
         if (p.last && entries[p.entry].type == EntryType::File) ++files_done_;
     }
     progress_.reported(done_bytes_, files_done_);
+    // throughput for the report: (ms, bytes done), thinned to every other sample past 1000
+    auto& tp = run_.throughput;
+    tp.emplace_back(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - run_.t0).count()), done_bytes_);
+    if (tp.size() > 1000) {
+      for (size_t i = 0; 2 * i < tp.size(); ++i) tp[i] = tp[2 * i];
+      tp.resize((tp.size() + 1) / 2);
+    }
     return offsets;
   }
 
@@ -388,7 +400,7 @@ class RoundPlanner {
 // Every rank: compresses the rounds it is sent and writes its units where rank 0 put them.
 class RoundWorker {
  public:
-  explicit RoundWorker(BackupRun& run) : run_(run), compressor_(*run.fmt, run.threads, run.log) {}
+  explicit RoundWorker(BackupRun& run) : run_(run), compressor_(*run.fmt, run.threads, run.log, run.timeline, run.t0) {}
   uint64_t raw_done() const { return compressor_.raw_done_; }
   std::function<void()> tick;  // progress, while waiting for the compressor (main thread)
 
@@ -397,6 +409,15 @@ class RoundWorker {
   std::optional<RoundReport> step(RoundOrder& order) {
     std::string write_error;
     std::thread writer([&] {
+      const auto start = Clock::now();
+      struct Span {
+        BackupRun& run;
+        Clock::time_point start;
+        bool any;
+        ~Span() {
+          if (any) run.timeline.add("write", run.t0, start, Clock::now());
+        }
+      } span{run_, start, !pending_.empty() && !order.offsets.empty()};
       for (size_t i = 0; i < order.offsets.size() && i < pending_.size() && write_error.empty(); ++i) {
         try {
           run_.dest->write_at(order.offsets[i], pending_[i].data);

@@ -505,6 +505,7 @@ std::string manifest_to_json(const Manifest& m) {
       o += std::string(i ? ",\n    " : "\n    ") + "{\"path\": " + esc(m.warnings[i].path) + ", \"reason\": " + esc(m.warnings[i].reason) + "}";
     o += m.warnings.empty() ? "],\n" : "\n  ],\n";
   }
+  if (!m.timeline_json.empty()) o += "  \"timeline\": " + m.timeline_json + ",\n";
   if (!m.catalog.name.empty())
     o += "  \"catalog\": {\"name\": " + esc(m.catalog.name) + ", \"size\": " + std::to_string(m.catalog.size) +
          ", \"sha256\": " + esc(m.catalog.sha256) + "},\n";
