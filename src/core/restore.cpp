@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -21,6 +22,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -336,7 +338,14 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
     }
   };
 
-  uint64_t entries = 0, bytes = 0;
+  std::atomic<uint64_t> entries{0}, bytes{0};  // read by the progress ticker
+  const bool tty = ::isatty(2);
+  std::optional<Ticker> ticker;
+  ticker.emplace(progress_interval(tty), [&] {  // a stream has no total: what is done so far
+    std::fprintf(stderr, "%spbackup: restore (streaming): %llu entries, %s written%s", tty ? "\r" : ("[" + log_timestamp() + "] ").c_str(),
+                 static_cast<unsigned long long>(entries.load()), human_bytes(bytes.load()).c_str(), tty ? "\033[K" : "\n");
+    std::fflush(stderr);
+  });
   bool member_failed = false;
   std::vector<bool> matched(opt.only.size(), false);
   // The regular files this restore created (device, inode): a hard link that carries data (pax,
@@ -469,8 +478,9 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
       member_failed = true;
     }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(stderr, "pbackup: restored %llu entries, %s in %.2f s (%s/s) into %s\n",
-               static_cast<unsigned long long>(entries), human_bytes(bytes).c_str(), secs,
+  ticker.reset();
+  std::fprintf(stderr, "%spbackup: restored %llu entries, %s in %.2f s (%s/s) into %s\n", tty ? "\r\033[K" : "",
+               static_cast<unsigned long long>(entries.load()), human_bytes(bytes).c_str(), secs,
                human_bytes(static_cast<uint64_t>(bytes / std::max(secs, 1e-9))).c_str(), quote(opt.restore_to).c_str());
   RunSummary& sum = run_summary();
   sum.archive = opt.source;

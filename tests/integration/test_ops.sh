@@ -97,17 +97,17 @@ PY
 pass "--json: backup (2 ranks), verify, list, restore (2 ranks), compare, a failed backup; warnings in the manifest"
 
 # ---------------------------------------------------------------- progress
-# Lines come on time whatever the round size (here every 300 ms, PBACKUP_TEST_PROGRESS_MS; 5 s
+# Lines come on time whatever the round size (here every 100 ms, PBACKUP_TEST_PROGRESS_MS; 5 s
 # by default), from the ranks' compressors while a round is under way, each with its time in a
 # batch log (stderr not a terminal) and the total file count; the scan reports entries found.
 P="$WORK/progress"
 mkdir -p "$P/src/d" "$P/out"
 for i in 1 2 3 4; do head -c 6M /dev/urandom >"$P/src/d/f$i"; done
-run_rc rc env PBACKUP_TEST_PROGRESS_MS=300 mpirun --oversubscribe -n 2 "$PBACKUP" backup --sources "$P/src/d" --output-dir "$P/out" \
+run_rc rc env PBACKUP_TEST_PROGRESS_MS=100 mpirun --oversubscribe -n 2 "$PBACKUP" backup --sources "$P/src/d" --output-dir "$P/out" \
   --algo bzip2 --threads 1 --name p
 [ "$rc" -eq 0 ] || { show_last; fail "backup for the progress lines: exit $rc"; }
 lines=$(grep -c '^\[[0-9-]* [0-9:]*\] pbackup: .* of 24.0 MiB (.*), [0-9]* of 4 files, .*/s, ETA' "$WORK/last.err" || true)
-[ "$lines" -ge 2 ] || { show_last; fail "backup of ~3 s printed $lines timestamped progress lines at 300 ms, want several"; }
+[ "$lines" -ge 2 ] || { show_last; fail "backup of ~3 s printed $lines timestamped progress lines at 100 ms, want several"; }
 grep '^\[.*\] pbackup: .* of 24.0 MiB' "$WORK/last.err" | grep -qv '^\[.*\] pbackup: 0 B of' ||
   { show_last; fail "no progress line shows bytes done before the end of the run"; }
 example=$(grep 'of 24.0 MiB' "$WORK/last.err" | grep -v ' 0 B of' | head -n 1 | cut -c1-110)
@@ -124,9 +124,18 @@ pass "progress: $lines timestamped lines, e.g. $example"
 # restore and verify: the same, from every rank's share while it is under way
 for cmd in verify restore; do
   extra=(); [ "$cmd" = restore ] && extra=(--restore-to "$P/restored")
-  run_rc rc env PBACKUP_TEST_PROGRESS_MS=300 mpirun --oversubscribe -n 2 "$PBACKUP" "$cmd" --source "$P/out/p.tar.bz2" --threads 1 "${extra[@]}"
+  run_rc rc env PBACKUP_TEST_PROGRESS_MS=100 mpirun --oversubscribe -n 2 "$PBACKUP" "$cmd" --source "$P/out/p.tar.bz2" --threads 1 "${extra[@]}"
   [ "$rc" -eq 0 ] || { show_last; fail "$cmd for the progress lines: exit $rc"; }
   grep -q "^\[[0-9-]* [0-9:]*\] pbackup: $cmd.*: [0-9.]* [KMG]*i*B of [0-9.]* MiB ([0-9]*%), .*/s, ETA" "$WORK/last.err" ||
     { show_last; fail "$cmd printed no timestamped progress line with bytes done"; }
   pass "$cmd progress: $(grep -c "pbackup: $cmd" "$WORK/last.err") lines, e.g. $(grep "pbackup: $cmd.*ETA" "$WORK/last.err" | tail -n 1 | cut -c1-100)"
 done
+# a streaming restore (the archive alone, no manifest: as a foreign one) has no total: it
+# reports the entries and bytes written so far
+mkdir -p "$P/alone"
+cp "$P/out/p.tar.bz2" "$P/alone/"
+run_rc rc env PBACKUP_TEST_PROGRESS_MS=100 "$PBACKUP" restore --source "$P/alone/p.tar.bz2" --restore-to "$P/streamed"
+[ "$rc" -eq 0 ] || { show_last; fail "streaming restore: exit $rc"; }
+grep -q '^\[[0-9-]* [0-9:]*\] pbackup: restore (streaming): [0-9]* entries, .* written' "$WORK/last.err" ||
+  { show_last; fail "the streaming restore printed no progress line"; }
+pass "streaming restore progress: $(grep -c 'restore (streaming)' "$WORK/last.err") lines"
