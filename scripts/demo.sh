@@ -3,7 +3,7 @@
 # it, and checks the restored tree against the original.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --target pbackup  # the binary only: the test binaries are for scripts/test.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 work=$(mktemp -d /tmp/pbackup-demo.XXXXXX)
 mkdir -p "$work/docs/notes" "$work/photos" "$work/backups"

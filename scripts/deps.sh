@@ -19,6 +19,8 @@ PKGS=(
   # setfattr/getfattr and setfacl/getfacl for the metadata tests (test_xattrs.sh)
   attr acl
   python3 curl procps util-linux coreutils
+  # packaging and docs checks (test_install.sh), the HTML report in a real browser (test_report.sh)
+  dpkg-dev groff-base man-db chromium
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -26,6 +26,12 @@ PKGS=(swift swift-proxy swift-account swift-container swift-object memcached cur
 
 die() { echo "s3-start.sh: $*" >&2; exit 2; }
 [[ $KEY == *:* ]] || die "S3_KEY must be account:user (Swift tempauth), got '$KEY'"
+# S3_ROOT is ours alone: a directory holding anything this script did not create (no marker) is
+# refused, before anything is installed, written or started. System config is never touched.
+MARK=$R/.created-by-pbackup-s3-start
+if [[ -e $R && ! -f $MARK ]]; then
+  [[ -d $R && -z $(ls -A "$R") ]] || die "S3_ROOT=$R exists and was not created by this script: not touching it (choose a new directory)"
+fi
 
 # 1. packages (idempotent; apt-get update only when the package lists are missing or stale)
 need=()
@@ -46,6 +52,7 @@ fi
 
 # 2. configuration (rewritten each time: cheap, and keeps it in step with the settings)
 mkdir -p "$R/etc" "$R/srv/d1" "$R/run"
+touch "$MARK"
 printf '[swift-hash]\nswift_hash_path_suffix = pbackup-s3test\n[storage-policy:0]\nname = gold\ndefault = yes\n' \
   >"$R/etc/swift.conf"
 hdr() {  # hdr PORT PIPELINE

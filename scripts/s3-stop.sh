@@ -46,7 +46,12 @@ for np in "${pids[@]}"; do
   fi
   echo "stopped $n ($pid)"
 done
+# only a directory s3-start.sh made (its marker) is deleted, never one S3_ROOT names by mistake
 if [[ ${S3_WIPE:-0} == 1 && -d $R ]]; then
-  rm -rf "$R"
+  if [[ -f $R/.created-by-pbackup-s3-start ]]; then
+    rm -rf "$R"
+  else
+    echo "s3-stop.sh: S3_WIPE=1: $R was not created by scripts/s3-start.sh: not deleting it" >&2
+  fi
 fi
 exit 0

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Stop the daemons scripts/slurm-start.sh started, by their pid files only (never by name), after
-# cancelling leftover jobs so no slurmstepd or job process outlives slurmd. A munged that
-# slurm-start.sh found already running has no pid file there and is left alone. Idempotent.
+# Stop the daemons scripts/slurm-start.sh started (slurmd, slurmctld and its own munged), by their
+# pid files only (never by name), after cancelling leftover jobs so no slurmstepd or job process
+# outlives slurmd. Nothing of the system's Slurm or munge is touched. Idempotent.
 set -uo pipefail
 RUN=${PBACKUP_SLURM_RUN:-/run/pbackup-slurm}
+export SLURM_CONF=$RUN/etc/slurm.conf  # our cluster's, not the site's
 
 alive() {  # alive PIDFILE COMM -> prints the pid if it is alive and is COMM
   local pid
@@ -12,14 +13,14 @@ alive() {  # alive PIDFILE COMM -> prints the pid if it is alive and is COMM
   [[ -r /proc/$pid/comm && $(</proc/"$pid"/comm) == "$2" ]] && echo "$pid"
 }
 
-if alive "$RUN/slurmctld.pid" slurmctld >/dev/null; then
+if [[ -f $SLURM_CONF ]] && alive "$RUN/slurmctld.pid" slurmctld >/dev/null; then
   mapfile -t jobs < <(squeue -h -o %A 2>/dev/null)
   if ((${#jobs[@]})); then
     scancel "${jobs[@]}"
     for _ in $(seq 50); do [[ -z $(squeue -h -o %A 2>/dev/null) ]] && break; sleep 0.2; done
   fi
 fi
-for f in "$RUN/slurmd.pid:slurmd" "$RUN/slurmctld.pid:slurmctld" "$RUN/munged.pid:munged"; do
+for f in "$RUN/slurmd.pid:slurmd" "$RUN/slurmctld.pid:slurmctld" "$RUN/munge/munged.pid:munged"; do
   file=${f%%:*} comm=${f##*:}
   if pid=$(alive "$file" "$comm"); then
     kill "$pid"

@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Submit a pbackup backup job and a verify job that starts only if the backup succeeded
-# (exit 0; a backup with warnings, exit 1, is not verified: look at its log first).
+# Submit a pbackup backup job and a verify job that runs when the backup job has ended (below).
 #
 #   slurm/backup-then-verify.sh [SBATCH_OPTION... --] BACKUP_ARGUMENT...
 #
@@ -14,11 +13,15 @@
 #   archive: /archive/proj/backup_20250101_120000.tar.zst
 #   backup job: 1234
 #   verify job: 1235
-# The verify job is cancelled by Slurm if the backup fails (--kill-on-invalid-dep=yes).
+# The verify job waits for the backup job to end, whatever its end (--dependency=afterany), and
+# always writes its log: after a backup that exited 1 (warnings, e.g. a socket skipped; the
+# archive is complete) it verifies the archive; after one that exited 2 (nothing committed) it
+# says so and exits 2 without running pbackup. Options that `pbackup backup` does not know are
+# refused before anything is submitted (sbatch options belong before `--`).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "backup-then-verify.sh: $*" >&2; exit 2; }
 
 sb_opts=() args=()
@@ -45,6 +48,35 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     -h|--help) usage ;;
   esac
 done
+# Every option must be one `pbackup backup --help` lists: a forgotten `--` would otherwise
+# submit sbatch options (e.g. --ntasks=16) to pbackup, failing only once the job runs.
+# shellcheck source=slurm/common.sh
+pb=$(PBACKUP_COMMON_FUNCTIONS_ONLY=1 && source "$here/common.sh" && pbackup_binary) || die "$pb"
+help=$("$pb" backup --help) || die "$pb backup --help failed"
+mapfile -t known < <(grep -oE '^ +(-[a-zA-Z], )?--[a-z0-9-]+( arg)?' <<<"$help" | sed -E 's/^ +(-[a-zA-Z], )?//')
+takes_value() {  # takes_value --NAME -> 0 with a value, 1 without, 2 unknown
+  local k
+  for k in "${known[@]}"; do
+    [[ $k == "$1 arg" ]] && return 0
+    [[ $k == "$1" ]] && return 1
+  done
+  return 2
+}
+for ((i = 0; i < ${#args[@]}; i++)); do
+  a=${args[i]}
+  [[ $a == -* ]] || continue
+  rc=0; takes_value "${a%%=*}" || rc=$?
+  if ((rc == 2)); then
+    die "'$a' is not an option of pbackup backup (see: $pb backup --help); sbatch options go before --: backup-then-verify.sh [SBATCH_OPTION... --] BACKUP_ARGUMENT..."
+  fi
+  if ((rc == 0)) && [[ $a != *=* ]]; then
+    if [[ $a == --sources ]]; then
+      while ((i + 1 < ${#args[@]})) && [[ ${args[i + 1]} != --* ]]; do ((i++)) || true; done
+    else
+      ((i++)) || true
+    fi
+  fi
+done
 [[ -n $out ]] || die "--output-dir is required"
 [[ -n $algo ]] || die "--algo is required"
 case $algo in
@@ -63,8 +95,10 @@ read -r -a verify_opts <<<"${VERIFY_SBATCH_OPTIONS:-}"
 
 backup_job=$(sbatch --parsable "${sb_opts[@]}" "$here/backup.sbatch" "${args[@]}")
 backup_job=${backup_job%%;*}
-verify_job=$(sbatch --parsable "${sb_opts[@]}" "${verify_opts[@]}" --dependency=afterok:"$backup_job" \
-  --kill-on-invalid-dep=yes "$here/verify.sbatch" --source "$archive")
+# afterany: the verify job runs (and logs) however the backup ended; common.sh reads the backup
+# job's exit code from PBACKUP_AFTER_JOB and skips the verification only after an exit 2.
+verify_job=$(PBACKUP_AFTER_JOB=$backup_job sbatch --parsable "${sb_opts[@]}" "${verify_opts[@]}" \
+  --dependency=afterany:"$backup_job" "$here/verify.sbatch" --source "$archive")
 verify_job=${verify_job%%;*}
 echo "archive: $archive"
 echo "backup job: $backup_job"

@@ -4,7 +4,8 @@
 #
 #
 # Environment (all optional):
-#   PBACKUP           path of the pbackup binary (default: `pbackup` found on PATH)
+#   PBACKUP           path of the pbackup binary (default: the one installed or built next to
+#                     these scripts, else `pbackup` found on PATH)
 #   PBACKUP_LAUNCHER  srun | mpirun | none  (default: srun --mpi=pmix if this Slurm has pmix,
 #                     else mpirun, else a single rank run directly)
 #   PBACKUP_LAUNCHER_ARGS  extra words for the launcher, e.g. "--mca btl ^openib" for mpirun
@@ -13,23 +14,58 @@
 # scancel / time limit: Slurm sends SIGTERM to pbackup itself, which removes its temporary
 # files and exits; a SIGTERM/SIGINT/SIGUSR1/SIGUSR2 that reaches only this batch shell (e.g.
 # `scancel --batch -s TERM`, `#SBATCH --signal=B:TERM@300`) is passed on to pbackup.
-set -uo pipefail
+# The pbackup binary: $PBACKUP, else the one installed or built next to these scripts
+# (PREFIX/bin/pbackup for PREFIX/share/pbackup/slurm, build/pbackup for a source tree's slurm/),
+# else `pbackup` on PATH. Prints the path, or an error message and returns 1.
+pbackup_binary() {
+  local here pb c
+  here=$(cd "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+  pb=${PBACKUP:-}
+  if [[ -n $pb && $pb != */* ]]; then
+    c=$(type -P "$pb" || true)
+    [[ -n $c ]] || { echo "error: PBACKUP=$pb is not on PATH"; return 1; }
+    pb=$c
+  fi
+  if [[ -z $pb ]]; then
+    for c in "$here/../../../bin/pbackup" "$here/../build/pbackup" "$(type -P pbackup || true)"; do
+      [[ -n $c && -f $c && -x $c ]] && { pb=$c; break; }
+    done
+    [[ -n $pb ]] || { echo "error: pbackup not found next to $here nor on PATH: set PBACKUP=/path/to/pbackup"; return 1; }
+    pb=$(cd "$(dirname -- "$pb")" && pwd)/$(basename -- "$pb")
+  fi
+  [[ -f $pb && -x $pb ]] || { echo "error: PBACKUP=$pb is not an executable file"; return 1; }
+  printf '%s\n' "$pb"
+}
+# backup-then-verify.sh sources this file for the function above only.
+[[ -n ${PBACKUP_COMMON_FUNCTIONS_ONLY:-} ]] && return 0
 
+set -uo pipefail
 log() { printf '[%(%F %T)T] %s\n' -1 "$*"; }
 finish() { log "pbackup exit status: $1"; exit "$1"; }
 [[ ${SUBCOMMAND:-} =~ ^(backup|restore|verify)$ ]] || { log "error: slurm/common.sh: SUBCOMMAND must be backup, restore or verify"; finish 2; }
+pb=$(pbackup_binary) || { log "$pb"; finish 2; }
 
-pb=${PBACKUP:-}
-if [[ -z $pb ]]; then
-  pb=$(type -P pbackup || true)
-  [[ -n $pb ]] || { log "error: pbackup not found: set PBACKUP=/path/to/pbackup or put it on PATH"; finish 2; }
-elif [[ $pb != */* ]]; then
-  pb=$(type -P "$pb" || true)
-  [[ -n $pb ]] || { log "error: PBACKUP=$PBACKUP is not on PATH"; finish 2; }
+# A verify chained after a backup (backup-then-verify.sh: --dependency=afterany and
+# PBACKUP_AFTER_JOB=the backup's job id) runs after a backup that exited 0 or 1 (warnings: the
+# archive is complete), not after an exit 2 (nothing was committed). Slurm forgets a finished
+# job after MinJobAge: then the archive's manifest decides (verify says if it is missing).
+if [[ $SUBCOMMAND == verify && -n ${PBACKUP_AFTER_JOB:-} ]]; then
+  after=$(scontrol -o show job "$PBACKUP_AFTER_JOB" 2>/dev/null || true)
+  after_state=$(grep -o 'JobState=[A-Z_]*' <<<"$after" | cut -d= -f2 || true)
+  after_exit=$(grep -o ' ExitCode=[0-9]*' <<<"$after" | cut -d= -f2 || true)
+  if [[ -z $after ]]; then
+    log "backup job $PBACKUP_AFTER_JOB is no longer known to Slurm: verifying what it left"
+  elif [[ $after_exit == 2 ]]; then
+    log "backup job $PBACKUP_AFTER_JOB exited 2 ($after_state): it committed nothing, there is no archive to verify"
+    finish 2
+  else
+    note=""; [[ $after_exit == 1 ]] && note=" (warnings, named in its log; the archive is complete)"
+    log "backup job $PBACKUP_AFTER_JOB ended $after_state with exit ${after_exit:-unknown}$note: verifying"
+  fi
 fi
-[[ -f $pb && -x $pb ]] || { log "error: PBACKUP=$pb is not an executable file"; finish 2; }
 
-ntasks=${SLURM_NTASKS:-1}
+# Ranks: the tasks of the allocation (--ntasks, or one per node when only --nodes was given).
+ntasks=${SLURM_NTASKS:-${SLURM_JOB_NUM_NODES:-1}}
 args=("$@")
 # Threads per rank = the CPUs Slurm allocated to each task, unless the user chose --threads:
 # --cpus-per-task if given, else the first node's allocated CPUs / its tasks (1 unless the job
@@ -98,7 +134,11 @@ on_signal() {
   case $state in
     CANCELLED*|COMPLETING*|TIMEOUT*|PREEMPTED*|NODE_FAIL*|DEADLINE*|FAILED*)
       log "batch shell got SIG$1 (job $state): waiting for pbackup to clean up and exit" ;;
-    *) log "batch shell got SIG$1: passing it on to pbackup"
+    *) if [[ $1 == USR1 ]]; then
+         log "batch shell got SIGUSR1, the time-limit warning (#SBATCH --signal=B:USR1@SECONDS): stopping pbackup cleanly before the limit"
+       else
+         log "batch shell got SIG$1: passing it on to pbackup"
+       fi
        if [[ $launcher == srun ]]; then
          # to the job steps (pbackup's ranks) but not to this shell; SIGTERM sent to srun itself
          # would make it SIGKILL the ranks ("forcing job termination")
@@ -118,5 +158,8 @@ wait "$child"; rc=$?
 if [[ $launcher == mpirun && -n $got_signal ]] && ((rc == 1 || rc == 2)); then
   log "mpirun exited $rc after SIG$got_signal: reporting $((128 + $(kill -l "$got_signal")))"
   rc=$((128 + $(kill -l "$got_signal")))
+fi
+if [[ $got_signal == USR1 ]] && ((rc == 128 + 10)); then
+  log "stopped before the time limit: pbackup removed its temporary files, nothing was written; submit again with a longer --time"
 fi
 finish "$rc"

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -43,6 +44,13 @@ class Comm {
   // in this one's order (restore --every-node: one per node).
   // (Not every test double can: the default says so.)
   virtual std::unique_ptr<Comm> split(int color);
+  // Progress between rounds, never waited for: a rank posts its counter (fire and forget, the
+  // newest replaces what is still unread); rank 0 takes what arrived, latest[r] per rank r.
+  // `hook` runs on the main thread while a collective or receive waits (at most every 10 ms;
+  // empty: none), so progress flows while the ranks wait for each other.
+  virtual void post_progress(uint64_t value) {}
+  virtual void take_progress(std::vector<uint64_t>& latest) {}
+  virtual void set_wait_hook(std::function<void()> hook) {}
 };
 
 class LocalComm final : public Comm {

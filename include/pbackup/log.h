@@ -4,10 +4,17 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace pbackup {
 
 enum class LogLevel { Error = 0, Warn = 1, Info = 2, Debug = 3 };
+
+// One warning as `--json` and the manifest report it: the file it is about (empty when it is
+// about none) and the whole message.
+struct LoggedWarning {
+  std::string path, reason;
+};
 
 class Log {
  public:
@@ -16,8 +23,11 @@ class Log {
   // ranks' stderr.
   Log(int rank, LogLevel level, int world = 1) : rank_(rank), world_(world), level_(level) {}
   void error(const std::string& msg);
-  // A problem with one file: the run goes on, the exit status becomes 1.
-  void warn(const std::string& msg);
+  // A problem with one file (`path`, on disk or in the archive): the run goes on, the exit status
+  // becomes 1. The first kMaxKeptWarnings are kept for --json and the manifest.
+  void warn(const std::string& msg, const std::string& path = {});
+  static constexpr size_t kMaxKeptWarnings = 10000;
+  std::vector<LoggedWarning> kept_warnings();
   // A note that does not change the exit status (e.g. a socket skipped, as GNU tar does).
   void notice(const std::string& msg);
   void info(const std::string& msg);
@@ -33,6 +43,7 @@ class Log {
   LogLevel level_;
   std::atomic<uint64_t> warnings_{0};
   std::mutex mu_;
+  std::vector<LoggedWarning> kept_;  // under mu_
 };
 
 }  // namespace pbackup

@@ -11,6 +11,10 @@
 
 namespace pbackup {
 
+struct ManifestWarning {
+  std::string path, reason;
+};
+
 struct ManifestBlock {
   uint64_t raw_offset = 0, raw_size = 0;  // in the uncompressed container stream
   uint64_t offset = 0, size = 0;          // in the archive
@@ -58,6 +62,13 @@ struct Manifest {
   std::string encryption;
   uint64_t encrypted_size = 0;
   Fragment sealed_manifest;
+  // The backup's warnings (files skipped, changed while read, ...; the exit status 1), the first
+  // Log::kMaxKeptWarnings of each rank, and how many there were in all. Written only when any.
+  std::vector<ManifestWarning> warnings;
+  uint64_t warnings_total = 0;
+  // Written as "timeline" (a JSON object: every rank's phases and the throughput, for `pbackup
+  // report`); the strict reader skips it, the report parses it on its own, defensively.
+  std::string timeline_json;
 };
 
 // The name-free copy of an encrypted archive's manifest that is stored in plaintext.

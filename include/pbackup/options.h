@@ -40,6 +40,7 @@ struct BackupOptions {
   bool one_file_system = false;
   bool dry_run = false;
   AgeKeys keys;  // recipients: the archive is written as BASE.EXT.age
+  bool json = false;  // --json: the summary as one JSON object on stdout
 };
 
 struct RestoreOptions {
@@ -68,6 +69,8 @@ struct RestoreOptions {
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;
   AgeKeys keys;  // identities or passphrase for an age-encrypted archive
+  bool json = false;  // --json: the summary (list: one object per member, then it) on stdout
+  std::string output;  // report --output FILE.html
 };
 
 }  // namespace pbackup

@@ -1,6 +1,7 @@
 // The stages of a backup and a restore, as plain functions over a Comm. The CLI parses
 // options, builds a Comm and calls one of these; tests call them with LocalComm.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -22,7 +23,9 @@ std::vector<Root> resolve_roots(const std::vector<std::string>& sources, Log* lo
 // Every rank calls it; rank 0 returns all entries (unsorted), the others an empty vector.
 // With a selection: excluded paths are neither stored nor descended into, --files-from lists
 // replace the walk of the roots, --one-file-system stops at mount points.
-EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel = nullptr);
+// `found` (rank 0, optional): the entries found so far, for progress lines.
+EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel = nullptr,
+               std::atomic<uint64_t>* found = nullptr);
 // Sorts by path and marks hard links (second and later names of an inode). Rank 0.
 void order_entries(EntryList& entries);
 
@@ -36,6 +39,20 @@ struct BackupStats {
 };
 // Runs the whole backup; returns the exit code (0, 1, 2) on every rank.
 int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stats);
+
+// What restore, verify, list and compare did, for `--json` (src/cli/main.cpp): set on rank 0
+// where each prints its summary. Counts that a path does not know stay at kUnknown (null).
+struct RunSummary {
+  static constexpr uint64_t kUnknown = ~uint64_t{0};
+  std::string archive;
+  uint64_t entries = kUnknown, files = kUnknown, dirs = kUnknown;
+  uint64_t bytes_in = kUnknown, bytes_out = kUnknown;
+  double seconds = 0;
+  std::vector<std::pair<std::string, std::string>> differences;  // compare --json: (path, what), the first 10000
+  uint64_t differences_total = 0;
+  bool collect_differences = false;  // set by compare --json: differences go here, not to stdout
+};
+RunSummary& run_summary();  // the process's one summary (one command per process)
 
 // --- restore / list (src/core/restore.cpp) ---
 int run_restore(Comm& comm, const RestoreOptions& opt, Log& log);
@@ -53,6 +70,8 @@ int run_parallel_zip_restore(Comm& comm, const ArchiveSource& s, const RestoreOp
 // Checks fragments (presence, size, SHA-256) and every block (SHA-256, and decompression with
 // its codec's CRC) against the manifest, in parallel. 0 when all is well, 2 otherwise.
 int run_verify(Comm& comm, const RestoreOptions& opt, Log& log);
+// `report --source ARCHIVE --output FILE.html` (src/core/report.cpp): rank 0 writes the page.
+int run_report(Comm& comm, const RestoreOptions& opt, Log& log);
 
 // Threads this rank should use by default: the cores it may run on, shared with the
 // `local_ranks` ranks of this node (Comm::local_size) when they are not bound to distinct cores.

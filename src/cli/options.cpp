@@ -13,6 +13,7 @@
 #include "pbackup/error.h"
 #include "pbackup/destination.h"
 #include "pbackup/format.h"
+#include "pbackup/version.h"
 
 namespace pbackup {
 namespace {
@@ -118,8 +119,9 @@ std::string main_usage() {
          "  verify    --source ARCHIVE|FRAGMENT_DIR\n"
          "  find      PATTERN --source ARCHIVE|DIR|s3://PREFIX...   (from catalogs)\n"
          "  compare   --source ARCHIVE [--against DIR] [--checksum]\n"
+         "  report    --source ARCHIVE --output report.html   (timeline, throughput, sizes, warnings)\n"
          "\n"
-         "`pbackup <command> --help` lists each command's options.\n"
+         "`pbackup <command> --help` lists each command's options; `pbackup --version` the version.\n"
          "Exit status: 0 success, 1 some files were skipped or changed while read (each named),\n"
          "2 fatal error (nothing committed).\n";
 }
@@ -133,6 +135,10 @@ Parsed parse_command_line(int argc, char** argv) {
   std::string cmd = argv[1];
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     p.help = main_usage();
+    return p;
+  }
+  if (cmd == "--version" || cmd == "version") {
+    p.help = std::string("pbackup ") + version_string() + "\n";
     return p;
   }
   std::vector<std::string> args(argv + 2, argv + argc);
@@ -171,7 +177,8 @@ Parsed parse_command_line(int argc, char** argv) {
           "encrypt-to-file", "encrypt to the recipients listed in FILE, one age1... per line (as age -R; repeatable)",
           cxxopts::value<std::string>())(
           "passphrase-file", "encrypt with the passphrase in FILE (age scrypt; its first line without the newline)",
-          cxxopts::value<std::string>());
+          cxxopts::value<std::string>())(
+          "json", "print the summary as one JSON object on stdout (archive, counts, bytes, seconds, warnings, exit code)");
       common(o);
       auto r = run_cxxopts(o, args);
       if (r.count("help")) {
@@ -188,6 +195,8 @@ Parsed parse_command_line(int argc, char** argv) {
       b.null_separated = r.count("null") > 0;
       b.one_file_system = r.count("one-file-system") > 0;
       b.dry_run = r.count("dry-run") > 0;
+      b.json = r.count("json") > 0;
+      if (b.json && b.dry_run) throw cxxopts::exceptions::exception("--json and --dry-run cannot be combined (--dry-run prints paths)");
       if (!r.count("output-dir")) throw cxxopts::exceptions::exception("--output-dir is required");
       b.output_dir = r["output-dir"].as<std::string>();
       b.algo = r["algo"].as<std::string>();
@@ -236,9 +245,9 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("progress")) b.progress = 1;
       if (r.count("no-progress")) b.progress = 0;
       b.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
-    } else if (cmd == "restore" || cmd == "list" || cmd == "verify" || cmd == "find" || cmd == "compare") {
+    } else if (cmd == "restore" || cmd == "list" || cmd == "verify" || cmd == "find" || cmd == "compare" || cmd == "report") {
       p.command = cmd == "restore" ? Command::Restore : cmd == "list" ? Command::List : cmd == "verify" ? Command::Verify
-                  : cmd == "find" ? Command::Find : Command::Compare;
+                  : cmd == "find" ? Command::Find : cmd == "report" ? Command::Report : Command::Compare;
       RestoreOptions& x = p.restore;
       if (cmd == "find") x.find_sources = take_multi(args, "source");
       x.keys.identity_files = take_repeated(args, "identity");
@@ -258,6 +267,7 @@ Parsed parse_command_line(int argc, char** argv) {
                          : cmd == "list"  ? "List the members of an archive, one per line (names with control characters escaped)."
                          : cmd == "find"  ? "Print ARCHIVE<TAB>PATH for every entry matching PATTERN, from the catalogs of the backups given."
                          : cmd == "compare" ? "Compare an archive with the live tree (like tar --compare); exit 0 identical, 1 differences, 2 error."
+                         : cmd == "report" ? "Write one self-contained HTML page about a backup: per-rank timeline, throughput, sizes and compression by directory, largest files, warnings."
                                           : "Check an archive against its manifest: fragments present, sizes, SHA-256, every block.");
       o.add_options()("source", cmd == "find" ? "archives, folders holding backups, or s3:// prefixes (several allowed)"
                                               : "archive file, one of its fragments, or the directory holding the fragments", cxxopts::value<std::string>())(
@@ -283,6 +293,10 @@ Parsed parse_command_line(int argc, char** argv) {
             cxxopts::value<std::string>()->default_value("4096"));
       if (cmd == "find") o.custom_help("PATTERN --source PATH... [OPTION...]");
       if (cmd == "list") o.add_options()("l,long", "one line per entry like tar tvf (mode, owner, size, date, name), from the catalog");
+      if (cmd == "report") o.add_options()("output", "the HTML file to write (replaced if it exists)", cxxopts::value<std::string>());
+      if (cmd != "find" && cmd != "report")
+        o.add_options()("json", cmd == "list" ? "one JSON object per member (JSON lines), then the summary object, on stdout"
+                                              : "print the summary as one JSON object on stdout (archive, counts, bytes, seconds, warnings, exit code)");
       if (cmd == "compare")
         o.add_options()("against", "directory holding the stored roots (default: where the sources were, from the manifest)",
                         cxxopts::value<std::string>())("checksum", "compare file contents too");
@@ -307,6 +321,11 @@ Parsed parse_command_line(int argc, char** argv) {
       if (cmd == "restore" || cmd == "list") {
         x.stall_timeout_s = static_cast<int>(number_in(r, "stall-timeout", 0, 86400 * 7));
         x.stream_memory_mib = number_in(r, "stream-memory-limit", 0, uint64_t{1} << 30);
+      }
+      if (cmd != "find" && cmd != "report") x.json = r.count("json") > 0;
+      if (cmd == "report") {
+        if (!r.count("output")) throw cxxopts::exceptions::exception("--output FILE.html is required");
+        x.output = r["output"].as<std::string>();
       }
       if (cmd == "compare") {
         if (r.count("against")) x.against = r["against"].as<std::string>();
@@ -342,7 +361,7 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("s3-region")) x.s3_region = r["s3-region"].as<std::string>();
       x.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
     } else {
-      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify, find, compare)";
+      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify, find, compare, report)";
     }
   } catch (const cxxopts::exceptions::exception& e) {
     p.error = std::string(e.what()) + " (see: pbackup " + cmd + " --help)";

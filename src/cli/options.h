@@ -8,7 +8,7 @@
 
 namespace pbackup {
 
-enum class Command { Backup, Restore, List, Verify, Find, Compare, Help };
+enum class Command { Backup, Restore, List, Verify, Find, Compare, Report, Help };
 
 struct Parsed {
   Command command = Command::Help;

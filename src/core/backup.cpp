@@ -21,7 +21,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <optional>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "core/age_dest.h"
 #include "core/age_source.h"
@@ -35,9 +38,48 @@
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
 #include "pbackup/version.h"
+#include "pbackup/wire.h"
 #include "util/parallel.h"
+#include "util/units.h"
 
 namespace pbackup {
+
+void Timeline::add(const std::string& phase, Clock::time_point t0, Clock::time_point from, Clock::time_point to) {
+  auto ms = [&](Clock::time_point t) {
+    return static_cast<uint64_t>(std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(t - t0).count()));
+  };
+  std::lock_guard<std::mutex> l(mu_);
+  spans_.emplace_back(phase, ms(from), ms(to));
+  size_t n = 0;
+  for (const auto& s : spans_) n += std::get<0>(s) == phase;
+  if (n <= kMaxSpans) return;
+  // full: merge this phase's spans in pairs (each pair becomes one span covering both)
+  std::vector<std::tuple<std::string, uint64_t, uint64_t>> kept;
+  std::optional<size_t> open;
+  for (auto& s : spans_) {
+    if (std::get<0>(s) != phase) {
+      kept.push_back(std::move(s));
+    } else if (open) {
+      std::get<2>(kept[*open]) = std::max(std::get<2>(kept[*open]), std::get<2>(s));
+      open.reset();
+    } else {
+      kept.push_back(std::move(s));
+      open = kept.size() - 1;
+    }
+  }
+  spans_.swap(kept);
+}
+
+std::vector<std::string> Timeline::flat() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<std::string> v;
+  for (const auto& [p, a, b] : spans_) {
+    v.push_back(p);
+    v.push_back(std::to_string(a));
+    v.push_back(std::to_string(b));
+  }
+  return v;
+}
 
 std::string BackupRun::since() const {
   char b[32];
@@ -161,7 +203,24 @@ bool setup_stage(BackupRun& run) {
 
 // ---- scan ----
 void scan_stage(BackupRun& run) {
-  run.entries = scan(run.comm, run.setup.roots, run.log, &run.sel);
+  const auto start = Clock::now();
+  {
+    std::atomic<uint64_t> found{0};  // rank 0: a progress line every 5 s while the scan runs
+    std::optional<Ticker> ticker;
+    const bool tty = ::isatty(2);
+    if (run.root && run.opt.progress != 0)
+      ticker.emplace(progress_interval(tty), [&found, tty] {
+        std::fprintf(stderr, "%spbackup: scanning: %llu entries found%s", tty ? "\r" : ("[" + log_timestamp() + "] ").c_str(),
+                     static_cast<unsigned long long>(found.load()), tty ? "\033[K" : "\n");
+        std::fflush(stderr);
+      });
+    run.entries = scan(run.comm, run.setup.roots, run.log, &run.sel, &found);
+    run.timeline.add("scan", run.t0, start, Clock::now());
+    if (ticker && tty) {
+      ticker.reset();
+      std::fputc('\n', stderr);
+    }
+  }
   if (run.root) run.log.info("scanned " + std::to_string(run.entries.size()) + " entries at " + run.since());
   // Test only: lets a test change the tree between the scan and the reads.
   if (const char* pause = std::getenv("PBACKUP_TEST_PAUSE_AFTER_SCAN"); pause && run.root)
@@ -173,6 +232,12 @@ void scan_stage(BackupRun& run) {
 
 // ---- plan: rank 0 orders and cuts; every rank opens the destination's temporary files ----
 bool plan_stage(BackupRun& run) {
+  const auto start = Clock::now();
+  struct Span {  // the plan's time on this rank, however it ends
+    BackupRun& run;
+    Clock::time_point start;
+    ~Span() { run.timeline.add("plan", run.t0, start, Clock::now()); }
+  } span{run, start};
   std::string prepared;
   if (run.root) {
     run.error.guard([&] {
@@ -201,6 +266,7 @@ bool plan_stage(BackupRun& run) {
 // Checksums of the fragments, read back in parallel: fragment k on rank k mod size. Rank 0
 // gets them all.
 bool hash_stage(BackupRun& run, std::vector<std::string>& hashes) {
+  const auto start = Clock::now();
   Destination& dest = *run.dest;
   const uint64_t total = run.total;
   std::vector<FragmentHash> mine;
@@ -218,6 +284,7 @@ bool hash_stage(BackupRun& run, std::vector<std::string>& hashes) {
     });
     for (size_t i = 0; i < ks.size(); ++i) mine.push_back({ks[i], h[i]});
   });
+  run.timeline.add("hash", run.t0, start, Clock::now());
   auto all = run.comm.gather(to_wire(run.error.ok() ? mine : std::vector<FragmentHash>{}), 0);
   if (!run.agree()) return false;
   if (run.root) {
@@ -245,7 +312,7 @@ void add_damaged_links(Manifest& man, const EntryList& entries) {
 void commit_on_root(BackupRun& run, const std::vector<std::string>& hashes) {
   Manifest& man = run.man;
   man.fragments = run.dest->fragments(run.total, hashes);
-  man.tool_version = kVersion;
+  man.tool_version = version_string();
   man.command = run.opt.command_line;
   man.created = iso_now();
   man.format = run.fmt->name();
@@ -286,9 +353,53 @@ void commit_on_root(BackupRun& run, const std::vector<std::string>& hashes) {
   run.dest->commit(run.total, side);
 }
 
+// Every rank's kept warnings (Log::kept_warnings), to rank 0's manifest, with their total.
+void gather_warnings(BackupRun& run) {
+  std::vector<std::string> mine;  // path, reason, path, reason, ...
+  for (auto& w : run.log.kept_warnings()) {
+    mine.push_back(std::move(w.path));
+    mine.push_back(std::move(w.reason));
+  }
+  std::vector<std::string> all = run.comm.gather(to_wire(mine), 0);
+  uint64_t total = run.comm.sum(run.log.warnings());
+  if (!run.root) return;
+  run.man.warnings_total = total;
+  for (const auto& msg : all) {
+    auto v = from_wire<std::vector<std::string>>(msg);
+    for (size_t i = 0; i + 1 < v.size(); i += 2) run.man.warnings.push_back({std::move(v[i]), std::move(v[i + 1])});
+  }
+}
+
+// Every rank's phases (Timeline) and rank 0's throughput samples, as the manifest's "timeline"
+// (docs/format.md), for `pbackup report`.
+void gather_timeline(BackupRun& run) {
+  std::vector<std::string> mine = run.timeline.flat();
+  mine.insert(mine.begin(), {host_name(), std::to_string(run.threads)});
+  std::vector<std::string> all = run.comm.gather(to_wire(mine), 0);
+  if (!run.root) return;
+  nlohmann::ordered_json t;
+  t["unit"] = "ms since each rank's start";
+  nlohmann::ordered_json ranks = nlohmann::ordered_json::array();
+  for (size_t r = 0; r < all.size(); ++r) {
+    auto v = from_wire<std::vector<std::string>>(all[r]);
+    if (v.size() < 2) continue;
+    nlohmann::ordered_json spans = nlohmann::ordered_json::array();
+    for (size_t i = 2; i + 2 < v.size(); i += 3)
+      spans.push_back({v[i], std::stoull(v[i + 1]), std::stoull(v[i + 2])});
+    ranks.push_back({{"rank", r}, {"host", v[0]}, {"threads", std::stoull(v[1])}, {"spans", spans}});
+  }
+  t["ranks"] = ranks;
+  nlohmann::ordered_json tp = nlohmann::ordered_json::array();
+  for (auto [ms, bytes] : run.throughput) tp.push_back({ms, bytes});
+  t["throughput"] = tp;
+  run.man.timeline_json = t.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 bool commit_stage(BackupRun& run) {
+  gather_warnings(run);
   std::vector<std::string> hashes;
   if (!hash_stage(run, hashes)) return false;
+  gather_timeline(run);
   if (run.root) run.log.info("synced and hashed at " + run.since());
   if (run.root) {
     try {

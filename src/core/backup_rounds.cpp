@@ -12,7 +12,9 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -23,6 +25,7 @@
 #include "core/read.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
+#include "util/units.h"
 
 namespace pbackup {
 namespace {
@@ -55,7 +58,7 @@ Round share_round(const std::vector<Block>& blocks, size_t first, size_t last, c
 
 // Compresses jobs with `threads` threads; units come back in job order.
 std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format& fmt, int threads,
-                                Log& log, std::string& error, const std::atomic<bool>& cancel) {
+                                Log& log, std::string& error, const std::atomic<bool>& cancel, std::atomic<uint64_t>& raw_done) {
   std::vector<std::vector<Unit>> per;
   try {
     per = parallel_map(jobs.size(), threads, [&](size_t i) {
@@ -70,6 +73,7 @@ std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format&
         if (u.empty()) throw Fatal("internal: block " + std::to_string(jobs[i].block.id) + " has no units");
         u.front().damaged = std::move(damaged);
       }
+      for (const auto& x : u) raw_done += x.raw;  // progress (Progress::live)
       return u;
     });
   } catch (const std::exception& e) {
@@ -82,49 +86,51 @@ std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format&
   return units;
 }
 
-std::string human_bytes(double b) {
-  const char* u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (b >= 1024 && i < 4) {
-    b /= 1024;
-    ++i;
-  }
-  char s[32];
-  std::snprintf(s, sizeof s, "%.1f %s", b, u[i]);
-  return s;
-}
-
-// Progress on rank 0, from the sizes it gathers anyway each round (no extra messages, so no
-// rank ever waits for a progress report): a line every 5 s for batch logs, or one line updated
-// in place on a terminal.
+// Progress on rank 0: a thread prints a line every 5 s (batch logs, each line timestamped) or
+// updates one line every second (a terminal), whatever the round size, from two counters: the
+// bytes of the rounds every rank reported (exact, behind) and the sum of the bytes each rank's
+// compressor has done (live: rank 0's own, the others' from their post_progress messages,
+// taken while rank 0 waits). No rank ever waits for a progress report.
 class Progress {
  public:
-  Progress(bool on, uint64_t total)
-      : on_(on), tty_(on && ::isatty(2)), total_(total), start_(Clock::now()), last_(start_) {}
+  Progress(bool on, uint64_t total, uint64_t total_files)
+      : tty_(on && ::isatty(2)), total_(total), total_files_(total_files), start_(Clock::now()) {
+    if (on) ticker_.emplace(progress_interval(tty_), [this] { print(); });
+  }
   ~Progress() {
+    ticker_.reset();
     if (printed_ && tty_) std::fputc('\n', stderr);
   }
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
-  void update(uint64_t done, uint64_t files_done) {
-    if (!on_) return;
-    auto now = Clock::now();
-    if (now - last_ < std::chrono::seconds(tty_ ? 1 : 5)) return;
-    last_ = now;
+  void reported(uint64_t done, uint64_t files_done) {
+    reported_ = done;
+    files_ = files_done;
+  }
+  void live(uint64_t done) { live_ = done; }
+
+ private:
+  void print() {
     printed_ = true;
-    double secs = std::chrono::duration<double>(now - start_).count();
+    uint64_t done = std::min<uint64_t>(std::max<uint64_t>(reported_, live_), total_);
+    double secs = std::chrono::duration<double>(Clock::now() - start_).count();
     double rate = done / std::max(secs, 1e-9);
     double eta = rate > 0 ? (total_ - done) / rate : 0;
-    std::fprintf(stderr, "%spbackup: %s of %s (%.0f%%), %llu files, %.1f MB/s, ETA %.0f s%s", tty_ ? "\r" : "",
+    // batch logs (stderr not a terminal): each line with its time
+    std::string stamp = tty_ ? "\r" : "[" + log_timestamp() + "] ";
+    std::fprintf(stderr, "%spbackup: %s of %s (%.0f%%), %llu of %llu files, %s/s, ETA %.0f s%s", stamp.c_str(),
                  human_bytes(done).c_str(), human_bytes(total_).c_str(), total_ ? 100.0 * done / total_ : 100.0,
-                 static_cast<unsigned long long>(files_done), rate / 1e6, eta, tty_ ? "\033[K" : "\n");
+                 static_cast<unsigned long long>(files_.load()), static_cast<unsigned long long>(total_files_),
+                 human_bytes(static_cast<uint64_t>(rate)).c_str(), eta, tty_ ? "\033[K" : "\n");
     std::fflush(stderr);
   }
 
- private:
-  bool on_, tty_, printed_ = false;
-  uint64_t total_;
-  Clock::time_point start_, last_;
+  bool tty_;
+  std::atomic<bool> printed_{false};
+  uint64_t total_, total_files_;
+  Clock::time_point start_;
+  std::atomic<uint64_t> reported_{0}, files_{0}, live_{0};
+  std::optional<Ticker> ticker_;  // last: prints from the fields above
 };
 
 // Compresses batches of jobs in order on a background thread. A rank queues the next round
@@ -133,7 +139,8 @@ class Progress {
 // until the round's slowest block was done).
 class Compressor {
  public:
-  Compressor(const Format& fmt, int threads, Log& log) : fmt_(fmt), threads_(threads), log_(log), thread_([this] { run(); }) {}
+  Compressor(const Format& fmt, int threads, Log& log, Timeline& timeline, Clock::time_point t0)
+      : fmt_(fmt), threads_(threads), log_(log), timeline_(timeline), t0_(t0), thread_([this] { run(); }) {}
   ~Compressor() {
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -181,7 +188,9 @@ class Compressor {
         todo_.pop_front();
       }
       std::string err;
-      std::vector<Unit> units = compress_jobs(jobs, fmt_, threads_, log_, err, cancel_);
+      const auto start = Clock::now();
+      std::vector<Unit> units = compress_jobs(jobs, fmt_, threads_, log_, err, cancel_, raw_done_);
+      timeline_.add("compress", t0_, start, Clock::now());
       {
         std::lock_guard<std::mutex> l(mu_);
         done_.emplace_back(std::move(units), std::move(err));
@@ -192,20 +201,33 @@ class Compressor {
   const Format& fmt_;
   const int threads_;
   Log& log_;
+  Timeline& timeline_;
+  const Clock::time_point t0_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::vector<BlockJob>> todo_;
   std::deque<std::pair<std::vector<Unit>, std::string>> done_;
   bool stop_ = false;
   std::atomic<bool> cancel_{false};
+
+ public:
+  std::atomic<uint64_t> raw_done_{0};  // uncompressed bytes compressed so far (progress)
+
+ private:
   std::thread thread_;  // last: starts once everything above exists
 };
+
+uint64_t count_files(const EntryList& entries) {
+  uint64_t n = 0;
+  for (const auto& e : entries) n += e.type == EntryType::File;
+  return n;
+}
 
 // Rank 0: hands out rounds, lays out what the ranks report, writes the structural bytes.
 class RoundPlanner {
  public:
   explicit RoundPlanner(BackupRun& run)
-      : run_(run), layout_(run.fmt->make_layout(run.entries)), progress_(run.opt.progress != 0, run.bytes_in) {}
+      : run_(run), layout_(run.fmt->make_layout(run.entries)), progress_(run.opt.progress != 0, run.bytes_in, count_files(run.entries)) {}
 
   // The first orders: two rounds, so one is always compressing ahead.
   std::vector<std::string> start() {
@@ -245,6 +267,8 @@ class RoundPlanner {
     for (const auto& w : deferred_) settled = std::min(settled, w.offset);
     return orders(rounds_out_ > 0 ? RoundCmd::kWork : RoundCmd::kFinish, offsets, more, settled);
   }
+
+  void live_progress(uint64_t done) { progress_.live(done); }
 
   // After every rank wrote its last blocks: the remaining structure. Returns the archive size.
   uint64_t finish() {
@@ -304,7 +328,14 @@ class RoundPlanner {
       for (auto& p : blocks[u.block].pieces)
         if (p.last && entries[p.entry].type == EntryType::File) ++files_done_;
     }
-    progress_.update(done_bytes_, files_done_);
+    progress_.reported(done_bytes_, files_done_);
+    // throughput for the report: (ms, bytes done), thinned to every other sample past 1000
+    auto& tp = run_.throughput;
+    tp.emplace_back(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - run_.t0).count()), done_bytes_);
+    if (tp.size() > 1000) {
+      for (size_t i = 0; 2 * i < tp.size(); ++i) tp[i] = tp[2 * i];
+      tp.resize((tp.size() + 1) / 2);
+    }
     return offsets;
   }
 
@@ -369,13 +400,24 @@ class RoundPlanner {
 // Every rank: compresses the rounds it is sent and writes its units where rank 0 put them.
 class RoundWorker {
  public:
-  explicit RoundWorker(BackupRun& run) : run_(run), compressor_(*run.fmt, run.threads, run.log) {}
+  explicit RoundWorker(BackupRun& run) : run_(run), compressor_(*run.fmt, run.threads, run.log, run.timeline, run.t0) {}
+  uint64_t raw_done() const { return compressor_.raw_done_; }
+  std::function<void()> tick;  // progress, while waiting for the compressor (main thread)
 
   // One step: writes the units reported last step at their offsets while the oldest queued
   // round finishes compressing; returns this step's report. kFinish: only writes, no report.
   std::optional<RoundReport> step(RoundOrder& order) {
     std::string write_error;
     std::thread writer([&] {
+      const auto start = Clock::now();
+      struct Span {
+        BackupRun& run;
+        Clock::time_point start;
+        bool any;
+        ~Span() {
+          if (any) run.timeline.add("write", run.t0, start, Clock::now());
+        }
+      } span{run_, start, !pending_.empty() && !order.offsets.empty()};
       for (size_t i = 0; i < order.offsets.size() && i < pending_.size() && write_error.empty(); ++i) {
         try {
           run_.dest->write_at(order.offsets[i], pending_[i].data);
@@ -398,7 +440,10 @@ class RoundWorker {
     std::string comp_error;
     std::vector<Unit> units;
     if (queued_ > 0) {
-      units = compressor_.take(comp_error, [&] { run_.comm.poll_interrupt(); });
+      units = compressor_.take(comp_error, [&] {
+        run_.comm.poll_interrupt();
+        if (tick) tick();
+      });
       --queued_;
     }
     writer.join();
@@ -457,6 +502,28 @@ bool run_rounds(BackupRun& run) {
   }
   {
     RoundWorker worker(run);
+    // Progress: every second at most, the other ranks post their compressors' counts, rank 0
+    // takes them (while it waits for its compressor or at a collective) and feeds the printer.
+    std::vector<uint64_t> latest;
+    Clock::time_point last{};
+    if (run.opt.progress != 0)
+      worker.tick = [&] {
+        auto now = Clock::now();
+        if (now - last < std::chrono::seconds(1)) return;
+        last = now;
+        if (!planner) return run.comm.post_progress(worker.raw_done());
+        run.comm.take_progress(latest);
+        latest.resize(static_cast<size_t>(run.comm.size()), 0);
+        latest[0] = worker.raw_done();
+        uint64_t sum = 0;
+        for (uint64_t v : latest) sum += v;
+        planner->live_progress(sum);
+      };
+    struct HookGuard {  // the wait hook lives as long as the worker
+      Comm& c;
+      ~HookGuard() { c.set_wait_hook({}); }
+    } guard{run.comm};
+    if (worker.tick) run.comm.set_wait_hook(worker.tick);
     while (true) {
       RoundOrder order = from_wire<RoundOrder>(run.comm.scatter(orders, 0));
       if (order.cmd == RoundCmd::kAbort) return false;
@@ -467,7 +534,10 @@ bool run_rounds(BackupRun& run) {
     }
   }
   if (run.root) run.log.info("compressed and wrote every block at " + run.since());
-  return finish_writing(run, planner.get());
+  bool ok = finish_writing(run, planner.get());
+  std::vector<uint64_t> unread;
+  run.comm.take_progress(unread);  // rank 0: what arrived after its last look
+  return ok;
 }
 
 }  // namespace pbackup

@@ -46,6 +46,19 @@ class ErrorHolder {
   std::string why_;
 };
 
+// What `pbackup report` draws (src/core/report.cpp): this rank's phases, in ms since its start.
+// Appended from the main, compressor and writer threads; at most kMaxSpans per kind (adjacent
+// spans are merged once full), so a run of a million rounds stays small.
+class Timeline {
+ public:
+  static constexpr size_t kMaxSpans = 200;
+  void add(const std::string& phase, Clock::time_point t0, Clock::time_point from, Clock::time_point to);
+  std::vector<std::string> flat() const;  // phase, from, to, ... (ms as decimal strings), for the wire
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::tuple<std::string, uint64_t, uint64_t>> spans_;
+};
+
 struct BackupRun {
   Comm& comm;
   const BackupOptions& opt;
@@ -67,6 +80,8 @@ struct BackupRun {
   uint64_t total = 0;                 // every rank after the rounds: the archive's size
   ErrorHolder error;
   std::vector<age::Recipient> recipients;  // rank 0, when encrypting (--encrypt-to...)
+  Timeline timeline;                  // this rank's phases (report)
+  std::vector<std::pair<uint64_t, uint64_t>> throughput;  // rank 0: (ms, bytes done) per round, thinned
 
   BackupRun(Comm& c, const BackupOptions& o, Log& l)
       : comm(c), opt(o), log(l), root(c.rank() == 0), t0(Clock::now()) {}

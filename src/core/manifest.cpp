@@ -195,7 +195,7 @@ struct Field {
   bool required;
 };
 // Where the parser is. Skip: inside the value of an unknown key.
-enum class Ctx { Top, Root, Sources, Damaged, Fragments, Fragment, Blocks, Block, Continues, Catalog, Sealed, Skip };
+enum class Ctx { Top, Root, Sources, Damaged, Fragments, Fragment, Blocks, Block, Continues, Catalog, Sealed, Warnings, Warning, Skip };
 
 constexpr Field kRootFields[] = {
     {"pbackup_manifest", Type::U64, true}, {"tool_version", Type::Str, true}, {"command", Type::Str, true},
@@ -204,7 +204,9 @@ constexpr Field kRootFields[] = {
     {"entries", Type::U64, true},          {"sources", Type::Array, true},    {"fragments", Type::Array, true},
     {"blocks", Type::Array, true},         {"damaged", Type::Array, false},   {"catalog", Type::Object, false},
     {"xattr_entries", Type::U64, false},   {"acl_entries", Type::U64, false}, {"sparse_entries", Type::U64, false},
-    {"encryption", Type::Str, false},      {"encrypted_size", Type::U64, false}, {"sealed_manifest", Type::Object, false}};
+    {"encryption", Type::Str, false},      {"encrypted_size", Type::U64, false}, {"sealed_manifest", Type::Object, false},
+    {"warnings", Type::Array, false},      {"warnings_total", Type::U64, false}};
+constexpr Field kWarningFields[] = {{"path", Type::Str, true}, {"reason", Type::Str, true}};
 constexpr Field kFragmentFields[] = {{"name", Type::Str, true}, {"size", Type::U64, true}, {"sha256", Type::Str, true}};
 constexpr Field kBlockFields[] = {{"offset", Type::U64, true},      {"size", Type::U64, true},
                                   {"raw_offset", Type::U64, true},  {"raw_size", Type::U64, true},
@@ -289,6 +291,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
       case Ctx::Continues: return {kContinuesFields, std::size(kContinuesFields)};
       case Ctx::Catalog: return {kFragmentFields, std::size(kFragmentFields)};
       case Ctx::Sealed: return {kFragmentFields, std::size(kFragmentFields)};
+      case Ctx::Warning: return {kWarningFields, std::size(kWarningFields)};
       default: return {nullptr, 0};
     }
   }
@@ -306,6 +309,8 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         case Ctx::Continues: p += ".continues"; break;
         case Ctx::Catalog: p = "catalog"; break;
         case Ctx::Sealed: p = "sealed_manifest"; break;
+        case Ctx::Warnings:
+        case Ctx::Warning: p = "warnings[" + std::to_string(m_.warnings.size()) + "]"; break;
         default: break;
       }
     }
@@ -332,6 +337,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         m_.damaged.push_back(std::move(*s));
         return true;
       case Ctx::Fragments:
+      case Ctx::Warnings:
       case Ctx::Blocks: return fail(path("") + ": expected an object, found " + found);
       default: break;
     }
@@ -364,6 +370,10 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
       else if (k == "sparse_entries") m_.sparse_entries = u;
       else if (k == "encryption") str(m_.encryption);
       else if (k == "encrypted_size") m_.encrypted_size = u;
+      else if (k == "warnings_total") m_.warnings_total = u;
+    } else if (c == Ctx::Warning) {
+      if (k == "path") str(warning_.path);
+      else if (k == "reason") str(warning_.reason);
     } else if (c == Ctx::Fragment) {
       if (k == "name") str(frag_.name);
       else if (k == "size") frag_.size = u;
@@ -415,6 +425,11 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         block_ = ManifestBlock{};
         next = Ctx::Block;
         break;
+      case Ctx::Warnings:
+        if (t != Type::Object) return fail(path("") + ": expected an object, found " + found);
+        warning_ = ManifestWarning{};
+        next = Ctx::Warning;
+        break;
       default: {  // an object's field
         if (field_ < 0) {
           stack_.push_back({Ctx::Skip, 0, 1});
@@ -426,7 +441,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         std::string_view k = f.name;
         if (fr.ctx == Ctx::Root)
           next = k == "sources" ? Ctx::Sources : k == "damaged" ? Ctx::Damaged : k == "fragments" ? Ctx::Fragments : k == "catalog" ? Ctx::Catalog
-                 : k == "sealed_manifest" ? Ctx::Sealed : Ctx::Blocks;
+                 : k == "sealed_manifest" ? Ctx::Sealed : k == "warnings" ? Ctx::Warnings : Ctx::Blocks;
         else if (fr.ctx == Ctx::Block) {
           next = Ctx::Continues;
           block_.continues = true;
@@ -451,6 +466,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
       return fail("pbackup_manifest: format version " + std::to_string(version_) + " is not one this pbackup reads (1)");
     if (fr.ctx == Ctx::Fragment) m_.fragments.push_back(std::move(frag_));
     if (fr.ctx == Ctx::Block) m_.blocks.push_back(std::move(block_));
+    if (fr.ctx == Ctx::Warning) m_.warnings.push_back(std::move(warning_));
     stack_.pop_back();
     field_ = -1;
     return true;
@@ -463,6 +479,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
   uint64_t version_ = 0;
   Fragment frag_;
   ManifestBlock block_;
+  ManifestWarning warning_;
   std::string error_;
 };
 
@@ -496,6 +513,13 @@ std::string manifest_to_json(const Manifest& m) {
     for (size_t i = 0; i < m.damaged.size(); ++i) o += (i ? ", " : "") + esc(m.damaged[i]);
     o += "],\n";
   }
+  if (m.warnings_total) {  // only when there are any, as "damaged"
+    o += "  \"warnings_total\": " + std::to_string(m.warnings_total) + ",\n  \"warnings\": [";
+    for (size_t i = 0; i < m.warnings.size(); ++i)
+      o += std::string(i ? ",\n    " : "\n    ") + "{\"path\": " + esc(m.warnings[i].path) + ", \"reason\": " + esc(m.warnings[i].reason) + "}";
+    o += m.warnings.empty() ? "],\n" : "\n  ],\n";
+  }
+  if (!m.timeline_json.empty()) o += "  \"timeline\": " + m.timeline_json + ",\n";
   if (!m.catalog.name.empty())
     o += "  \"catalog\": {\"name\": " + esc(m.catalog.name) + ", \"size\": " + std::to_string(m.catalog.size) +
          ", \"sha256\": " + esc(m.catalog.sha256) + "},\n";
@@ -566,6 +590,7 @@ Manifest redact_manifest(const Manifest& m) {
   r.command.clear();
   r.sources.clear();
   r.damaged.clear();
+  r.warnings.clear();  // they name files; warnings_total (a count) stays
   for (auto& b : r.blocks) {  // first names and the sizes of big files
     b.first_entry.clear();
     b.continues = b.cont_sparse = false;

@@ -64,6 +64,11 @@ void check_header(const Manifest& m, const std::string& name) {
         m.encrypted_size - payload > age::kMaxHeaderBytes + age::kNonceBytes)
       throw bad("encrypted_size " + num(m.encrypted_size) + " does not fit an age file of a " + num(m.archive_size) + "-byte payload");
   }
+  // informational only (nothing reads a path from them), but they must add up
+  if (!m.encryption.empty() && !m.sealed_manifest.name.empty() && !m.warnings.empty())
+    throw bad("warnings name files, but the manifest of an encrypted archive holds no names");
+  if (m.warnings.size() > m.warnings_total)
+    throw bad("warnings lists " + std::to_string(m.warnings.size()) + " warning(s) but warnings_total is " + std::to_string(m.warnings_total));
 }
 
 void check_fragments(const Manifest& m, const std::string& name) {

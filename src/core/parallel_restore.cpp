@@ -26,7 +26,9 @@
 #include "pbackup/pipeline.h"
 #include "pbackup/sha256.h"
 #include "pbackup/source.h"
+#include "core/progress.h"
 #include "util/parallel.h"
+#include "util/units.h"
 
 namespace pbackup {
 namespace {
@@ -465,14 +467,18 @@ namespace {
 // This rank's units, restored by its threads; what they found, for rank 0. A throw (an
 // interrupt) stops them and travels as `fatal`.
 std::string restore_my_units(Comm& comm, const ParallelRestorePlan& plan, const RestoreOptions& opt, Extractor& x,
-                             const std::vector<uint64_t>& inodes, int threads, uint64_t& bytes) {
+                             const std::vector<uint64_t>& inodes, int threads, uint64_t& bytes, PhaseProgress& progress) {
   std::vector<size_t> mine = my_units(plan.sizes, comm.rank(), comm.size());
   std::string fatal;
   std::vector<UnitResult> results;
   try {
-    results = parallel_map(mine.size(), threads, [&](size_t i) {
-      if (interrupted()) throw Fatal("interrupted");
-      return plan.restore(mine[i], x, inodes);
+    results = progress.run([&] {
+      return parallel_map(mine.size(), threads, [&](size_t i) {
+        if (interrupted()) throw Fatal("interrupted");
+        UnitResult r = plan.restore(mine[i], x, inodes);
+        progress.done += plan.sizes[mine[i]];
+        return r;
+      });
     });
   } catch (const std::exception& e) {
     fatal = e.what();
@@ -505,9 +511,20 @@ int final_pass(Gathered& g, const ParallelRestorePlan& plan, const RestoreOption
     for (const auto& l : g.lost) log.error("not restored: " + l);
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(stderr, "pbackup: restored %zu entries, %.1f MB in %.2f s (%.1f MB/s) from %zu of %zu %s on %d rank(s) into %s\n",
-               listed, bytes / 1e6, secs, bytes / 1e6 / std::max(secs, 1e-9), plan.selected_units, plan.total_units,
-               plan.unit_name.c_str(), ranks, quote(opt.restore_to).c_str());
+  std::fprintf(stderr, "pbackup: restored %zu entries, %s in %.2f s (%s/s) from %zu of %zu %s on %d rank(s) into %s\n",
+               listed, human_bytes(bytes).c_str(), secs, human_bytes(static_cast<uint64_t>(bytes / std::max(secs, 1e-9))).c_str(),
+               plan.selected_units, plan.total_units, plan.unit_name.c_str(), ranks, quote(opt.restore_to).c_str());
+  RunSummary& sum = run_summary();
+  sum.archive = opt.source;
+  sum.entries = listed;
+  sum.files = g.finished;  // finished on their rank: files whose data was all in one block
+  sum.dirs = 0;
+  for (const auto& e : entries) {
+    if (e.type == '0' || e.type == '1') ++sum.files;
+    else if (e.type == '5') ++sum.dirs;
+  }
+  sum.bytes_out = bytes;
+  sum.seconds = secs;
   return errors || !g.lost.empty() ? kExitFatal : kExitOk;
 }
 
@@ -555,8 +572,13 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
   }
   const int threads = opt.threads > 0 ? opt.threads : default_threads(comm.local_size());
   const std::vector<uint64_t> inodes = create_spanning(comm, plan.spanning, *x, threads, log);
-  uint64_t bytes = 0;
-  auto all = comm.gather(restore_my_units(comm, plan, opt, *x, inodes, threads, bytes), 0);
+  uint64_t bytes = 0, total = 0;
+  for (uint64_t s : plan.sizes) total += s;
+  std::vector<std::string> all;
+  {
+    PhaseProgress progress(comm, "restore (archive bytes read)", total);
+    all = comm.gather(restore_my_units(comm, plan, opt, *x, inodes, threads, bytes, progress), 0);
+  }
   bytes = comm.sum(bytes);
   int rc = kExitOk;
   if (comm.rank() == 0) rc = conclude(all, plan, opt, *x, threads, log, bytes, comm.size(), t0);

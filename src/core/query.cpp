@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +20,7 @@
 #include "core/select.h"
 #include "dest/s3_client.h"
 #include "pbackup/error.h"
+#include "pbackup/pipeline.h"
 #include "pbackup/source.h"
 #include "pbackup/store.h"
 #include "util/file_util.h"
@@ -29,6 +31,14 @@ namespace {
 void out_line(const std::string& s) {
   std::fwrite(s.data(), 1, s.size(), stdout);
   std::fputc('\n', stdout);
+}
+
+// One difference compare found: a line on stdout, or with --json an item of the summary.
+void diff_line(const std::string& path, const std::string& what) {
+  RunSummary& sum = run_summary();
+  if (!sum.collect_differences) return out_line(escape_name(path) + ": " + what);
+  ++sum.differences_total;
+  if (sum.differences.size() < 10000) sum.differences.emplace_back(path, what);
 }
 
 // Rank 0 computes the exit code; every rank returns it (others: 0), as run_list does.
@@ -122,7 +132,7 @@ void report_new(int fd, const std::string& path, const std::unordered_set<std::s
   for (auto& n : names) {
     std::string p = path + "/" + n;
     if (!known.count(p)) {
-      out_line(escape_name(p) + ": new (not in the archive)");
+      diff_line(p, "new (not in the archive)");
       ++diffs;
       continue;  // its contents are new too; one line says it
     }
@@ -197,7 +207,7 @@ uint64_t compare_contents(const RestoreOptions& opt, const std::unordered_set<st
       same = n == static_cast<ssize_t>(piece.size()) && std::memcmp(mine.data(), piece.data(), piece.size()) == 0;
     }
     if (!same) {
-      out_line(escape_name(path) + ": contents differ");
+      diff_line(path, "contents differ");
       ++diffs;
     }
   });
@@ -257,7 +267,7 @@ int run_find(Comm& comm, const RestoreOptions& opt, Log& log) {
             }
           });
           if (!had) {
-            log.warn(quote(a) + ": has no catalog (a foreign archive, or made before catalogs); not searched");
+            log.warn(quote(a) + ": has no catalog (a foreign archive, or made before catalogs); not searched", a);
             rc = std::max<int>(rc, kExitWarnings);
           }
         } catch (const Fatal& f) {
@@ -272,6 +282,10 @@ int run_find(Comm& comm, const RestoreOptions& opt, Log& log) {
 }
 
 int run_compare(Comm& comm, const RestoreOptions& opt, Log& log) {
+  auto t0 = std::chrono::steady_clock::now();
+  RunSummary& sum = run_summary();
+  sum.collect_differences = opt.json;
+  sum.archive = opt.source;
   return on_rank0(comm, log, [&] {
     ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, false, opt.keys);
     // where each stored root lives now
@@ -294,11 +308,12 @@ int run_compare(Comm& comm, const RestoreOptions& opt, Log& log) {
       std::string disk = disk_of(r.path);
       if (disk.empty()) throw Fatal("manifest of " + quote(s.name) + " names no source for " + quote(r.path) + "; give --against DIR");
       std::vector<std::string> d = differences(r, disk, r.type == EntryType::Hardlink ? disk_of(r.link) : "");
-      for (auto& why : d) out_line(escape_name(r.path) + ": " + why);
+      for (auto& why : d) diff_line(r.path, why);
       if (!d.empty()) ++diffs;
       else if (opt.checksum && r.type == EntryType::File && r.size > 0) to_check.insert(r.path);
     });
     if (!had) throw Fatal("archive " + quote(s.name) + " has no catalog (a foreign archive, or made before catalogs): compare needs one");
+    sum.entries = known.size();
     if (!to_check.empty()) diffs += compare_contents(opt, to_check, disk_of);
     for (auto& [name, disk] : roots) {
       if (!known.count(name)) continue;
@@ -306,6 +321,7 @@ int run_compare(Comm& comm, const RestoreOptions& opt, Log& log) {
       int fd = open_long_path(disk, O_RDONLY | O_DIRECTORY | O_NONBLOCK);
       if (fd >= 0) report_new(fd, name, known, diffs);
     }
+    sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return diffs ? kExitWarnings : kExitOk;
   });
 }

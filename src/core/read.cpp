@@ -102,7 +102,7 @@ int open_below_root(const std::string& disk, const std::string& archive_path, in
 }
 
 void FileData::damaged(const Entry& e, const std::string& why) {
-  log_.warn(why + "; stored as zeros and listed as damaged in the manifest (restore will not create it)");
+  log_.warn(why + "; stored as zeros and listed as damaged in the manifest (restore will not create it)", e.path);
   std::lock_guard<std::mutex> l(mu_);
   if (damaged_.empty() || damaged_.back() != e.path) damaged_.push_back(e.path);
 }
@@ -159,7 +159,7 @@ void FileData::read(const Entry& e, const std::string& disk, uint64_t offset, ui
     return;
   }
   if (e.ino && (st.st_ino != e.ino || st.st_dev != e.dev) && offset == 0)
-    log_.warn(quote(disk) + ": replaced by another file since the scan; storing the new one");
+    log_.warn(quote(disk) + ": replaced by another file since the scan; storing the new one", disk);
   if (length >= (1u << 20) && e.sparse.empty())
     ::posix_fadvise(fd.get(), static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_SEQUENTIAL);
   uint64_t got = 0;
@@ -179,7 +179,7 @@ void FileData::read(const Entry& e, const std::string& disk, uint64_t offset, ui
   if (::fstat(fd.get(), &st) != 0) return;
   if (static_cast<uint64_t>(st.st_size) != e.size || st.st_mtim.tv_sec != e.mtime_sec ||
       static_cast<uint32_t>(st.st_mtim.tv_nsec) != e.mtime_nsec)
-    log_.warn(quote(disk) + ": file changed as we read it");
+    log_.warn(quote(disk) + ": file changed as we read it", disk);
 }
 
 }  // namespace pbackup

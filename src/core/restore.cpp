@@ -7,6 +7,7 @@
 // gzip is decompressed by our GunzipStream (libarchive's gzip filter checks no CRC), and every
 // write error is fatal and names the file (libarchive reports a failed write as a warning).
 #include <archive.h>
+#include <nlohmann/json.hpp>
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -24,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <utility>
@@ -42,6 +44,7 @@
 #include "pbackup/pipeline.h"
 #include "pbackup/source.h"
 #include "util/file_util.h"
+#include "util/units.h"
 
 namespace pbackup {
 namespace {
@@ -510,8 +513,16 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
     }
   };
 
-  uint64_t entries = 0, bytes = 0, unreadable = 0;
+  uint64_t unreadable = 0;
   FailedHeaders failed_headers;
+  std::atomic<uint64_t> entries{0}, bytes{0};  // read by the progress ticker
+  const bool tty = ::isatty(2);
+  std::optional<Ticker> ticker;
+  ticker.emplace(progress_interval(tty), [&] {  // a stream has no total: what is done so far
+    std::fprintf(stderr, "%spbackup: restore (streaming): %llu entries, %s written%s", tty ? "\r" : ("[" + log_timestamp() + "] ").c_str(),
+                 static_cast<unsigned long long>(entries.load()), human_bytes(bytes.load()).c_str(), tty ? "\033[K" : "\n");
+    std::fflush(stderr);
+  });
   bool member_failed = false;
   // An entry libarchive cannot read (ARCHIVE_FAILED or a warning on its data: an unsupported
   // method, an encrypted member, a CRC mismatch) is named, left out, and counted; the restore
@@ -585,7 +596,7 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
         if (r == ARCHIVE_FATAL) throw Fatal("cannot go on after " + quote(name));
         continue;
       }
-      if (r == ARCHIVE_WARN) log.warn(quote(name) + ": " + archive_error_string(out.a));
+      if (r == ARCHIVE_WARN) log.warn(quote(name) + ": " + archive_error_string(out.a), name);
       bool data_failed = false;
       if (archive_entry_size(e) > 0) {
         const void* buf;
@@ -679,9 +690,15 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
     log.error(std::to_string(unreadable) + (unreadable == 1 ? " entry" : " entries") + " of " + quote(opt.source) +
               " could not be read (named above) and were not restored");
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(stderr, "pbackup: restored %llu entries, %.1f MB in %.2f s (%.1f MB/s) into %s\n",
-               static_cast<unsigned long long>(entries), bytes / 1e6, secs, bytes / 1e6 / std::max(secs, 1e-9),
-               quote(opt.restore_to).c_str());
+  ticker.reset();
+  std::fprintf(stderr, "%spbackup: restored %llu entries, %s in %.2f s (%s/s) into %s\n", tty ? "\r\033[K" : "",
+               static_cast<unsigned long long>(entries.load()), human_bytes(bytes).c_str(), secs,
+               human_bytes(static_cast<uint64_t>(bytes / std::max(secs, 1e-9))).c_str(), quote(opt.restore_to).c_str());
+  RunSummary& sum = run_summary();
+  sum.archive = opt.source;
+  sum.entries = entries;
+  sum.bytes_out = bytes;
+  sum.seconds = secs;
   if (member_failed) return kExitFatal;
   return log.warnings() ? kExitWarnings : kExitOk;
 }
@@ -843,23 +860,56 @@ void stream_members(const RestoreOptions& opt,
                 " could not be read (named above)");
 }
 
+namespace {
+// list --json: one member as a JSON line (bad UTF-8 bytes in names replaced by U+FFFD).
+std::string json_line(const CatalogRecord& r) {
+  static const char* const kTypes[] = {"file", "directory", "symlink", "hardlink", "fifo"};
+  nlohmann::ordered_json j;
+  j["path"] = r.path;
+  j["type"] = static_cast<size_t>(r.type) < std::size(kTypes) ? kTypes[static_cast<size_t>(r.type)] : "other";
+  j["size"] = r.size;
+  j["mode"] = r.mode;
+  j["uid"] = r.uid;
+  j["gid"] = r.gid;
+  j["mtime"] = r.mtime_sec;
+  if (!r.link.empty()) j["link"] = r.link;
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+}  // namespace
+
 int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
   int rc = kExitOk;
   if (comm.rank() == 0) {
     try {
-      // list --long: from the catalog when the archive has one (reads <1% of the bytes)
-      if (opt.long_list && list_long_from_catalog(resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, false, opt.keys))) {
+      auto t0 = std::chrono::steady_clock::now();
+      RunSummary& sum = run_summary();
+      sum.archive = opt.source;
+      sum.entries = sum.files = sum.dirs = sum.bytes_out = 0;
+      if (opt.json) {  // members as JSON lines, counted for the summary object main prints last
+        stream_members(opt, [&](archive_entry* e, const std::function<std::string_view(uint64_t&)>&) {
+          CatalogRecord r = record_of(e);
+          std::string line = json_line(r) + "\n";
+          std::fwrite(line.data(), 1, line.size(), stdout);
+          ++sum.entries;
+          if (r.type == EntryType::File || r.type == EntryType::Hardlink) ++sum.files;
+          if (r.type == EntryType::Dir) ++sum.dirs;
+          if (r.type == EntryType::File) sum.bytes_out += r.size;
+        });
+        sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      } else if (opt.long_list && list_long_from_catalog(resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, false, opt.keys))) {
+        // list --long: from the catalog when the archive has one (reads <1% of the bytes)
         std::fflush(stdout);
         std::string verdict = "0";
         comm.broadcast(verdict, 0);
         return kExitOk;
+      } else {
+        stream_members(opt, [&](archive_entry* e, const std::function<std::string_view(uint64_t&)>&) {
+          const char* p = archive_entry_pathname(e);
+          std::string line = opt.long_list ? long_line(record_of(e)) : escape_name(p ? p : "");
+          line += '\n';
+          std::fwrite(line.data(), 1, line.size(), stdout);
+        });
       }
-      stream_members(opt, [&](archive_entry* e, const std::function<std::string_view(uint64_t&)>&) {
-        const char* p = archive_entry_pathname(e);
-        std::string line = opt.long_list ? long_line(record_of(e)) : escape_name(p ? p : "");
-        line += '\n';
-        std::fwrite(line.data(), 1, line.size(), stdout);
-      });
       std::fflush(stdout);
     } catch (const Fatal& f) {
       std::fflush(stdout);

@@ -81,6 +81,11 @@ void register_temp_files(const std::vector<std::string>& paths) {
 
 void interrupt_from_peer(int sig) { on_signal(sig); }
 
+RunSummary& run_summary() {
+  static RunSummary s;
+  return s;
+}
+
 bool interrupted() { return g_interrupted.load(std::memory_order_relaxed) != 0; }
 int interrupt_signal() { return g_interrupted.load(); }
 

@@ -77,7 +77,7 @@ bool make_entry(const struct stat& st, Entry& e, Log& log, const std::string& di
   } else if (S_ISFIFO(st.st_mode)) {
     e.type = EntryType::Fifo;
   } else {
-    log.warn(quote(disk) + ": " + (S_ISSOCK(st.st_mode) ? "socket" : "device") + " not stored (skipped)");
+    log.warn(quote(disk) + ": " + (S_ISSOCK(st.st_mode) ? "socket" : "device") + " not stored (skipped)", disk);
     return false;
   }
   e.mtime_sec = st.st_mtim.tv_sec;
@@ -99,7 +99,7 @@ bool read_link(int dirfd, const char* name, const std::string& disk, std::string
   std::string buf(PATH_MAX, '\0');
   ssize_t n = ::readlinkat(dirfd, name, buf.data(), buf.size());
   if (n < 0) {
-    log.warn(sys_message("cannot read link", disk, errno));
+    log.warn(sys_message("cannot read link", disk, errno), disk);
     return false;
   }
   buf.resize(static_cast<size_t>(n));
@@ -111,12 +111,12 @@ bool read_link(int dirfd, const char* name, const std::string& disk, std::string
 void scan_dir(const DirTask& t, EntryList& out, std::vector<DirTask>& subdirs, Log& log, const Selection* sel) {
   int fd = open_below_root(t.disk, t.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, false);
   if (fd < 0) {
-    log.warn(sys_message("cannot open directory", t.disk, errno));
+    log.warn(sys_message("cannot open directory", t.disk, errno), t.disk);
     return;
   }
   DIR* d = ::fdopendir(fd);
   if (!d) {
-    log.warn(sys_message("cannot open directory", t.disk, errno));
+    log.warn(sys_message("cannot open directory", t.disk, errno), t.disk);
     ::close(fd);
     return;
   }
@@ -125,7 +125,7 @@ void scan_dir(const DirTask& t, EntryList& out, std::vector<DirTask>& subdirs, L
     errno = 0;
     struct dirent* de = ::readdir(d);
     if (!de) {
-      if (errno) log.warn(sys_message("cannot read directory", t.disk, errno));
+      if (errno) log.warn(sys_message("cannot read directory", t.disk, errno), t.disk);
       break;
     }
     const char* name = de->d_name;
@@ -133,7 +133,7 @@ void scan_dir(const DirTask& t, EntryList& out, std::vector<DirTask>& subdirs, L
     std::string disk = t.disk + "/" + name;
     struct stat st {};
     if (::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      log.warn(sys_message("cannot stat", disk, errno));  // vanished since readdir, or worse
+      log.warn(sys_message("cannot stat", disk, errno), disk);  // vanished since readdir, or worse
       continue;
     }
     Entry e;
@@ -143,7 +143,7 @@ void scan_dir(const DirTask& t, EntryList& out, std::vector<DirTask>& subdirs, L
     if (!make_entry(st, e, log, disk)) continue;
     if (e.type == EntryType::Symlink && !read_link(fd, name, disk, e.link, log)) continue;
     if (e.type == EntryType::File && ::faccessat(fd, name, R_OK, AT_EACCESS) != 0) {
-      log.warn(sys_message("cannot read", disk, errno) + " (not stored)");
+      log.warn(sys_message("cannot read", disk, errno) + " (not stored)", disk);
       continue;
     }
     if (e.type == EntryType::Dir) {
@@ -183,7 +183,7 @@ bool scan_one(uint32_t root, const std::string& path, const std::string& disk, u
   struct stat st {};
   if (follow && ::stat(disk.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
   } else if (::lstat(disk.c_str(), &st) != 0) {
-    log.warn(sys_message("cannot stat", disk, errno));
+    log.warn(sys_message("cannot stat", disk, errno), disk);
     return false;
   }
   if (sel && sel->excluded(path, S_ISDIR(st.st_mode))) return false;
@@ -193,7 +193,7 @@ bool scan_one(uint32_t root, const std::string& path, const std::string& disk, u
   if (!make_entry(st, e, log, disk)) return false;
   if (e.type == EntryType::Symlink && !read_link(AT_FDCWD, disk.c_str(), disk, e.link, log)) return false;
   if (e.type == EntryType::File && ::access(disk.c_str(), R_OK) != 0) {
-    log.warn(sys_message("cannot read", disk, errno) + " (not stored)");
+    log.warn(sys_message("cannot read", disk, errno) + " (not stored)", disk);
     return false;
   }
   if (e.type == EntryType::Dir && descend) {
@@ -282,7 +282,7 @@ void scan_listed(const std::vector<Root>& roots, const Selection& sel, EntryList
     }
     const bool found = i >= 0;
     if (found) items.push_back({roots[i].name + rest, roots[i].disk + rest, static_cast<uint32_t>(i)});
-    if (!found) log.warn(quote(listed) + ": listed in --files-from but under none of the --sources roots; not stored");
+    if (!found) log.warn(quote(listed) + ": listed in --files-from but under none of the --sources roots; not stored", listed);
   }
   std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return path_less(a.path, b.path); });
   std::set<std::string> stored;      // archive paths already made entries
@@ -330,7 +330,7 @@ void scan_worker(Comm& comm, Log& log, const Selection* sel) {
   }
 }
 
-EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel) {
+EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel, std::atomic<uint64_t>* found) {
   EntryList all;
   std::deque<DirTask> queue;
   scan_roots(roots, all, queue, log, sel);
@@ -352,6 +352,7 @@ EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log,
     // Rank 0 scans too while directories are waiting and no worker is asking: in small steps,
     // so a worker that asks is served within a fraction of a millisecond.
     std::optional<std::pair<int, std::string>> got;
+    if (found) *found = all.size();
     if (!queue.empty() && !interrupted()) {
       got = comm.try_recv_any(kTagResult);
       if (!got) {
@@ -415,15 +416,18 @@ std::vector<Root> resolve_roots(const std::vector<std::string>& sources, Log* lo
   return roots;
 }
 
-EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel) {
+EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel, std::atomic<uint64_t>* found) {
   if (comm.size() == 1) {
     EntryList all;
     std::deque<DirTask> todo;
     scan_roots(roots, all, todo, log, sel);
-    scan_some(todo, all, log, 0, sel);
+    while (!todo.empty() && !interrupted()) {  // in batches, counting for the progress lines
+      scan_some(todo, all, log, kBatchEntries, sel);
+      if (found) *found = all.size();
+    }
     return all;
   }
-  if (comm.rank() == 0) return scan_coordinator(comm, roots, log, sel);
+  if (comm.rank() == 0) return scan_coordinator(comm, roots, log, sel, found);
   scan_worker(comm, log, sel);
   return {};
 }

@@ -26,9 +26,17 @@ void Log::line(const char* tag, const std::string& msg, bool with_rank) {
   std::fflush(stderr);
 }
 void Log::error(const std::string& msg) { line("error", msg, true); }
-void Log::warn(const std::string& msg) {
+void Log::warn(const std::string& msg, const std::string& path) {
   ++warnings_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (kept_.size() < kMaxKeptWarnings) kept_.push_back({path, msg});
+  }
   if (level_ >= LogLevel::Warn) line("warning", msg, true);
+}
+std::vector<LoggedWarning> Log::kept_warnings() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return kept_;
 }
 void Log::notice(const std::string& msg) {
   if (level_ >= LogLevel::Warn) line("warning", msg, true);

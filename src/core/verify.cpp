@@ -24,6 +24,8 @@
 #include "pbackup/sha256.h"
 #include "pbackup/source.h"
 #include "util/file_util.h"
+#include "util/units.h"
+#include "core/progress.h"
 #include "util/parallel.h"
 
 namespace pbackup {
@@ -163,8 +165,19 @@ class Verifier {
   // are not checked again.
   std::vector<std::string> fragments() {
     std::vector<size_t> mine = share(nfrag_);
-    std::vector<std::string> problems =
-        parallel_map(mine.size(), threads_, [&](size_t j) -> std::string { return fragment_problem(mine[j]); });
+    uint64_t total = 0;
+    for (const auto& f : m_.fragments) total += f.size;
+    std::vector<std::string> problems;
+    {
+      PhaseProgress progress(comm_, "verify: fragments (SHA-256)", total);
+      problems = progress.run([&] {
+        return parallel_map(mine.size(), threads_, [&](size_t j) -> std::string {
+          std::string p = fragment_problem(mine[j]);
+          progress.done += m_.fragments[mine[j]].size;
+          return p;
+        });
+      });
+    }
     share_bad_fragments(mine, problems);
     // Blocks are located by the sizes the fragments should have (bad ones are skipped).
     for (size_t i = 0; i < nfrag_ && i < src_.sizes.size(); ++i) src_.sizes[i] = m_.fragments[i].size;
@@ -183,9 +196,16 @@ class Verifier {
     }
     std::sort(patches_.begin(), patches_.end(), [&](size_t a, size_t b) { return m_.blocks[a].offset < m_.blocks[b].offset; });
     std::vector<size_t> mine = share(m_.blocks.size());
-    return parallel_map(mine.size(), threads_, [&](size_t j) -> std::string {
-      const size_t next = next_block[mine[j]];
-      return block_problem(m_.blocks[mine[j]], next == kNone ? nullptr : &m_.blocks[next]);
+    uint64_t total = 0;
+    for (const auto& b : m_.blocks) total += b.size;
+    PhaseProgress progress(comm_, "verify: blocks", total);
+    return progress.run([&] {
+      return parallel_map(mine.size(), threads_, [&](size_t j) -> std::string {
+        const size_t next = next_block[mine[j]];
+        std::string p = block_problem(m_.blocks[mine[j]], next == kNone ? nullptr : &m_.blocks[next]);
+        progress.done += m_.blocks[mine[j]].size;
+        return p;
+      });
     });
   }
 
@@ -358,9 +378,14 @@ int report(Comm& comm, Log& log, const Manifest& m, const std::vector<std::strin
                    m.archive.c_str(), bad, m.fragments.size(), m.blocks.size());
       rc = kExitFatal;
     } else {
-      std::fprintf(stderr, "pbackup: verify %s: OK: %zu fragment(s), %zu block record(s), %.1f MB checked in %.2f s\n",
-                   m.archive.c_str(), m.fragments.size(), m.blocks.size(), m.archive_size / 1e6, secs);
+      std::fprintf(stderr, "pbackup: verify %s: OK: %zu fragment(s), %zu block record(s), %s checked in %.2f s\n",
+                   m.archive.c_str(), m.fragments.size(), m.blocks.size(), human_bytes(m.archive_size).c_str(), secs);
     }
+    RunSummary& sum = run_summary();
+    sum.archive = m.archive;
+    sum.entries = m.entries;
+    sum.bytes_in = m.archive_size;
+    sum.seconds = secs;
   }
   std::string verdict = std::to_string(rc);
   comm.broadcast(verdict, 0);

@@ -244,7 +244,7 @@ std::string read_xattr_records(const std::string& disk, Log& log) {
     ssize_t n = src.list(nullptr, 0);
     if (n <= 0) {
       if (n < 0 && errno != ENOTSUP && errno != ENOENT)
-        log.warn(sys_message("cannot list extended attributes of", disk, errno) + " (stored without them)");
+        log.warn(sys_message("cannot list extended attributes of", disk, errno) + " (stored without them)", disk);
       return "";
     }
     names.resize(static_cast<size_t>(n));
@@ -254,7 +254,7 @@ std::string read_xattr_records(const std::string& disk, Log& log) {
       break;
     }
     if (errno != ERANGE || attempt == 3) {
-      log.warn(sys_message("cannot list extended attributes of", disk, errno) + " (stored without them)");
+      log.warn(sys_message("cannot list extended attributes of", disk, errno) + " (stored without them)", disk);
       return "";
     }
   }
@@ -272,7 +272,7 @@ std::string read_xattr_records(const std::string& disk, Log& log) {
     int err = 0;
     if (!get_value(src, name.c_str(), value, err)) {
       if (err != ENODATA)  // removed since the list
-        log.warn(sys_message("cannot read extended attribute " + quote(name) + " of", disk, err) + " (stored without it)");
+        log.warn(sys_message("cannot read extended attribute " + quote(name) + " of", disk, err) + " (stored without it)", disk);
       continue;
     }
     try {
@@ -280,7 +280,7 @@ std::string read_xattr_records(const std::string& disk, Log& log) {
       else if (deflt) acl_default = acl_xattr_to_text(value);
       else xattrs.emplace(std::move(name), std::move(value));
     } catch (const Fatal& f) {
-      log.warn(quote(disk) + ": " + f.what() + " in " + quote(name) + " (stored without it)");
+      log.warn(quote(disk) + ": " + f.what() + " in " + quote(name) + " (stored without it)", disk);
     }
   }
   std::string recs;
@@ -289,7 +289,7 @@ std::string read_xattr_records(const std::string& disk, Log& log) {
   for (auto& [name, value] : xattrs) add_pax_record(recs, std::string(kXattrKey) + encode_xattr_name(name), value);
   if (recs.size() > kMaxRecords) {
     log.warn(quote(disk) + ": extended attributes and ACLs of " + std::to_string(recs.size()) + " bytes exceed " +
-             std::to_string(kMaxRecords) + "; stored without them");
+             std::to_string(kMaxRecords) + "; stored without them", disk);
     return "";
   }
   return recs;

@@ -14,6 +14,9 @@
 #include <boost/mpi/environment.hpp>
 #include <chrono>
 #include <climits>
+#include <deque>
+#include <functional>
+#include <memory>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
@@ -33,6 +36,7 @@ void check(int rc, const char* what) {
 }
 
 constexpr int kTagStop = 9999;  // "I was interrupted by signal N" (see poll_interrupt)
+constexpr int kTagProgress = 9998;  // a rank's progress counter (post_progress)
 
 class MpiComm : public Comm {
  public:
@@ -49,6 +53,8 @@ class MpiComm : public Comm {
     }
   }
   ~MpiComm() override {
+    // a progress send rank 0 never read may still use its buffer: leave those 8 bytes be
+    for (auto& [buf, req] : progress_sends_) (void)buf.release();
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Comm_free(&comm_);
@@ -180,6 +186,34 @@ class MpiComm : public Comm {
     return out;
   }
 
+  void post_progress(uint64_t value) override {
+    if (rank_ == 0) return;
+    while (!progress_sends_.empty()) {  // drop the completed ones; the rest stay until done
+      int flag = 0;
+      MPI_Test(&progress_sends_.front().second, &flag, MPI_STATUS_IGNORE);
+      if (!flag) break;
+      progress_sends_.pop_front();
+    }
+    if (progress_sends_.size() >= 64) return;  // rank 0 is not reading: skip, never pile up
+    auto buf = std::make_unique<uint64_t>(value);
+    MPI_Request r;
+    if (MPI_Isend(buf.get(), 1, MPI_UINT64_T, 0, kTagProgress, comm_, &r) == MPI_SUCCESS)
+      progress_sends_.emplace_back(std::move(buf), r);
+  }
+  void take_progress(std::vector<uint64_t>& latest) override {
+    if (rank_ != 0) return;
+    latest.resize(static_cast<size_t>(size_), 0);
+    for (int i = 0; i < 10000; ++i) {
+      int flag = 0;
+      MPI_Status st;
+      if (MPI_Iprobe(MPI_ANY_SOURCE, kTagProgress, comm_, &flag, &st) != MPI_SUCCESS || !flag) return;
+      uint64_t v = 0;
+      MPI_Recv(&v, 1, MPI_UINT64_T, st.MPI_SOURCE, kTagProgress, comm_, MPI_STATUS_IGNORE);
+      if (st.MPI_SOURCE >= 0 && st.MPI_SOURCE < size_) latest[static_cast<size_t>(st.MPI_SOURCE)] = v;
+    }
+  }
+  void set_wait_hook(std::function<void()> hook) override { wait_hook_ = std::move(hook); }
+
   // Sends this rank's signal to every other rank once (the sends are small and never waited
   // for); takes a peer's as this rank's own.
   void poll_interrupt() override {
@@ -206,14 +240,22 @@ class MpiComm : public Comm {
  private:
   // Polls `done` (which calls MPI_Test or MPI_Improbe) until it is true: a few hundred quick
   // polls keep short exchanges fast, then sleeps from 20 us doubling to 1 ms leave the core to
-  // the rank's worker threads. Between sleeps it passes interruptions on (poll_interrupt).
+  // the rank's worker threads. Between sleeps it passes interruptions on (poll_interrupt) and
+  // runs the wait hook (progress) every 10 ms.
   template <class Done>
   void wait_until(Done done) {
     for (int i = 0; i < 200; ++i)
       if (done()) return;
     auto nap = std::chrono::microseconds(20);
+    auto hook_at = std::chrono::steady_clock::now();
     while (!done()) {
       poll_interrupt();
+      if (wait_hook_ && !in_hook_ && std::chrono::steady_clock::now() >= hook_at) {
+        in_hook_ = true;
+        wait_hook_();
+        in_hook_ = false;
+        hook_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(10);
+      }
       std::this_thread::sleep_for(nap);
       nap = std::min<std::chrono::microseconds>(nap * 2, std::chrono::milliseconds(1));
     }
@@ -270,6 +312,10 @@ class MpiComm : public Comm {
   int local_size_ = 1;
   int size_ = 1;
   bool stop_done_ = false;
+  std::function<void()> wait_hook_;
+  bool in_hook_ = false;
+  // post_progress: each value's buffer lives until its send completes
+  std::deque<std::pair<std::unique_ptr<uint64_t>, MPI_Request>> progress_sends_;
   int stop_sig_ = 0;  // the buffer of the stop sends: lives as long as the process
 };
 

@@ -4,7 +4,15 @@
 # scripts/slurm-start.sh (installs Slurm and munge from Debian if needed; root only).
 #  (a) backup.sbatch with 2 tasks (srun --mpi=pmix), then restore.sbatch (launched with mpirun):
 #      the restored tree equals the source; a verify job of a missing archive fails the job.
-#  (b) backup-then-verify.sh: the verify job, held by --dependency=afterok, runs and succeeds.
+#  (0) scripts/slurm-start.sh keeps to its own directory, config and ports: it refuses (exit 2,
+#      nothing changed) a directory or slurm.conf it did not create, or a port in use; the
+#      system's /etc/slurm/slurm.conf is unchanged by the whole test.
+#  (a') a copy of the scripts laid out as installed finds PREFIX/bin/pbackup without PBACKUP.
+#  (b) backup-then-verify.sh: the verify job (--dependency=afterany) runs and succeeds; it also
+#      runs and logs after a backup that exited 1, and says why it skips after an exit 2;
+#      options pbackup does not know (a forgotten --) are refused before anything is submitted.
+#  (d) SIGUSR1 to the batch shell (#SBATCH --signal=B:USR1@120, the time-limit warning): pbackup
+#      stops cleanly, the log says so.
 #  (c) scancel of a running backup: pbackup gets SIGTERM, no archive, manifest or hidden temp
 #      file is left in the output directory and no pbackup process outlives the job.
 # The cluster is stopped on exit if this test started it. No Slurm is a failure, not a skip.
@@ -43,10 +51,40 @@ on_exit() {
 }
 trap on_exit EXIT
 
+# --- (0) slurm-start.sh touches nothing it did not create ---------------------------------
+sys_conf_sum=$( [[ -f /etc/slurm/slurm.conf ]] && sha256sum </etc/slurm/slurm.conf || echo none)
+step "(0) slurm-start.sh refuses what it did not create"
+mkdir -p "$WORK/foreign"
+echo "site file" >"$WORK/foreign/keep.txt"
+run_rc rc env PBACKUP_SLURM_RUN="$WORK/foreign" bash "$REPO_DIR/scripts/slurm-start.sh"
+[[ $rc -eq 2 ]] || { show_last; fail "slurm-start.sh into a directory it did not create: exit $rc, want 2"; }
+grep -q "not created by this script" "$WORK/last.err" || { show_last; fail "slurm-start.sh does not say why it refused"; }
+[[ $(ls -A "$WORK/foreign") == keep.txt && $(<"$WORK/foreign/keep.txt") == "site file" ]] ||
+  fail "slurm-start.sh changed a directory it refused: $(ls -A "$WORK/foreign" | xargs)"
+mkdir -p "$WORK/foreign2/etc"
+touch "$WORK/foreign2/.created-by-pbackup-slurm-start"
+echo "ClusterName=site" >"$WORK/foreign2/etc/slurm.conf"
+run_rc rc env PBACKUP_SLURM_RUN="$WORK/foreign2" bash "$REPO_DIR/scripts/slurm-start.sh"
+[[ $rc -eq 2 && $(<"$WORK/foreign2/etc/slurm.conf") == "ClusterName=site" ]] ||
+  { show_last; fail "slurm-start.sh with a slurm.conf it did not write: exit $rc, want 2 and the file kept"; }
+"$PYTHON" -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)' >"$WORK/port" &
+holder=$!
+for _ in $(seq 50); do [[ -s $WORK/port ]] && break; sleep 0.1; done
+run_rc rc env PBACKUP_SLURM_RUN="$WORK/fresh" PBACKUP_SLURM_PORT="$(<"$WORK/port")" bash "$REPO_DIR/scripts/slurm-start.sh"
+kill "$holder" 2>/dev/null || true
+[[ $rc -eq 2 ]] && grep -q "in use by a process this script did not start" "$WORK/last.err" ||
+  { show_last; fail "slurm-start.sh with its port taken: exit $rc, want 2 naming the port"; }
+[[ ! -e $WORK/fresh ]] || fail "slurm-start.sh refused but created $WORK/fresh: $(ls -A "$WORK/fresh" | xargs)"
+pass "slurm-start.sh refuses a foreign directory, a foreign slurm.conf and a taken port, changing nothing"
+
 step "starting Slurm (scripts/slurm-start.sh)"
 ctld_alive || started_cluster=1
 bash "$REPO_DIR/scripts/slurm-start.sh" || fail "scripts/slurm-start.sh failed: no Slurm cluster"
 command -v sbatch >/dev/null || fail "sbatch not found after slurm-start.sh"
+export SLURM_CONF=$RUN/etc/slurm.conf  # the private cluster's (slurm-start.sh's env.sh says so too)
+[[ $(<"$RUN/env.sh") == "export SLURM_CONF=$SLURM_CONF" ]] || fail "slurm-start.sh's env.sh does not name $SLURM_CONF"
+[[ $(sha256sum </etc/slurm/slurm.conf 2>/dev/null || echo none) == "$sys_conf_sum" ]] ||
+  fail "slurm-start.sh changed the system's /etc/slurm/slurm.conf"
 
 JOBS=$WORK/jobs job=""
 mkdir -p "$JOBS"
@@ -123,7 +161,40 @@ log=$(log_of verify "$job")
 [[ $RC -eq 0 ]] || { cat "$log" >&2; fail "copied verify.sbatch with PBACKUP_SLURM_DIR: job $job exited $RC"; }
 pass "a copy without common.sh exits 2 and says so; PBACKUP_SLURM_DIR finds it"
 
+step "(a') scripts laid out as installed, PBACKUP unset: PREFIX/bin/pbackup is used"
+mkdir -p "$WORK/prefix/bin" "$WORK/prefix/share/pbackup"
+cp "$PBACKUP" "$WORK/prefix/bin/pbackup"
+cp -r "$SLURM_DIR" "$WORK/prefix/share/pbackup/slurm"
+job=$(env -u PBACKUP PATH=/usr/bin:/bin timeout 120 sbatch --parsable --wait --ntasks=1 \
+  "$WORK/prefix/share/pbackup/slurm/verify.sbatch" --source "$WORK/out-a/roundtrip.tar.gz") || fail "verify job with PBACKUP unset failed"
+job=${job%%;*}
+expect_log "$(log_of verify "$job")" "running: .*$WORK/prefix/bin/pbackup verify" "verify job $job with PBACKUP unset"
+expect_log "$(log_of verify "$job")" 'pbackup exit status: 0$' "verify job $job with PBACKUP unset"
+pass "job $job ran $WORK/prefix/bin/pbackup"
+
 # --- (b) backup-then-verify.sh ---------------------------------------------------------
+# wait_job JOBID: follows it until it leaves the queue; sets JSTATE and JEXIT (last seen)
+wait_job() {
+  local line deadline=$((SECONDS + 90))
+  JSTATE="" JEXIT=""
+  while ((SECONDS < deadline)); do
+    line=$(scontrol -o show job "$1" 2>/dev/null || true)
+    [[ -n $line ]] || break
+    JSTATE=$(grep -o 'JobState=[A-Z_]*' <<<"$line" | cut -d= -f2)
+    JEXIT=$(grep -o ' ExitCode=[0-9:]*' <<<"$line" | cut -d= -f2)
+    case $JSTATE in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) break ;; esac
+    sleep 0.5
+  done
+}
+step "(b) backup-then-verify.sh refuses sbatch options given without --"
+before=$(squeue -h | wc -l)
+run_rc rc "$SLURM_DIR/backup-then-verify.sh" --ntasks=2 --sources "$WORK/src/tree" --output-dir "$WORK/out-b" --algo zstd
+[[ $rc -eq 2 ]] && grep -q "'--ntasks=2' is not an option of pbackup backup" "$WORK/last.err" ||
+  { show_last; fail "backup-then-verify.sh with --ntasks=2 and no --: exit $rc, want 2 naming the option"; }
+[[ -z $(sed -n 's/^backup job: //p' "$WORK/last.out") && $(squeue -h | wc -l) == "$before" ]] ||
+  fail "backup-then-verify.sh submitted jobs although it refused"
+pass "refused: $(head -n 1 "$WORK/last.err" | cut -c1-120)"
+
 step "(b) backup-then-verify.sh"
 make_small_tree "$WORK/src/chain"
 chain_out=$("$SLURM_DIR/backup-then-verify.sh" --ntasks=2 -- --sources "$WORK/src/chain" \
@@ -134,16 +205,8 @@ bjob=$(sed -n 's/^backup job: //p' <<<"$chain_out")
 vjob=$(sed -n 's/^verify job: //p' <<<"$chain_out")
 [[ $bjob =~ ^[0-9]+$ && $vjob =~ ^[0-9]+$ && $archive == "$WORK/out-b/backup_"*.tar.zst ]] ||
   fail "backup-then-verify.sh output not understood"
-# Follow the verify job until it leaves the queue; remember the last state scontrol showed.
-vstate="" vexit="" deadline=$((SECONDS + 90))
-while ((SECONDS < deadline)); do
-  line=$(scontrol -o show job "$vjob" 2>/dev/null || true)
-  [[ -n $line ]] || break
-  vstate=$(grep -o 'JobState=[A-Z_]*' <<<"$line" | cut -d= -f2)
-  vexit=$(grep -o ' ExitCode=[0-9:]*' <<<"$line" | cut -d= -f2)
-  case $vstate in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) break ;; esac
-  sleep 0.5
-done
+wait_job "$vjob"
+vstate=$JSTATE vexit=$JEXIT
 [[ $vstate == COMPLETED && $vexit == 0:0 ]] || {
   for f in "$(log_of backup "$bjob")" "$(log_of verify "$vjob")"; do [[ -f $f ]] && cat "$f" >&2; done
   fail "verify job $vjob: state ${vstate:-unknown}, exit code ${vexit:-unknown} (want COMPLETED 0:0)"; }
@@ -153,6 +216,32 @@ expect_log "$(log_of verify "$vjob")" "verify .*--source $archive" "verify job $
 [[ -f $archive ]] || fail "no archive $archive"
 pass "verify job $vjob ran after backup job $bjob: COMPLETED, exit 0:0"
 sed 's/^/    /' "$(log_of verify "$vjob")"
+expect_log "$(log_of verify "$vjob")" "backup job $bjob ended COMPLETED with exit 0: verifying" "verify job $vjob"
+
+step "(b) a backup that exits 1 (a socket skipped): the verify job still runs and logs"
+make_small_tree "$WORK/src/sock"
+"$PYTHON" -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$WORK/src/sock/s.sock"
+mkdir -p "$WORK/out-b1"
+chain_out=$("$SLURM_DIR/backup-then-verify.sh" --ntasks=1 -- --sources "$WORK/src/sock" \
+  --output-dir "$WORK/out-b1" --algo gzip --name warn --no-progress) || fail "backup-then-verify.sh failed: $chain_out"
+bjob=$(sed -n 's/^backup job: //p' <<<"$chain_out") vjob=$(sed -n 's/^verify job: //p' <<<"$chain_out")
+wait_job "$vjob"
+expect_log "$(log_of backup "$bjob")" 'pbackup exit status: 1$' "backup job $bjob (a socket)"
+[[ $JSTATE == COMPLETED && $JEXIT == 0:0 ]] || { cat "$(log_of verify "$vjob")" >&2 || true
+  fail "verify job $vjob after a backup that exited 1: ${JSTATE:-no state} ${JEXIT:-}, want COMPLETED 0:0"; }
+expect_log "$(log_of verify "$vjob")" "exit 1 \(warnings" "verify job $vjob"
+expect_log "$(log_of verify "$vjob")" 'pbackup exit status: 0$' "verify job $vjob"
+pass "verify job $vjob verified the archive of backup job $bjob (exit 1)"
+
+step "(b) a backup that exits 2: the verify job logs why it does not run pbackup"
+chain_out=$("$SLURM_DIR/backup-then-verify.sh" --ntasks=1 -- --sources "$WORK/src/sock" \
+  --output-dir "$WORK/no-such-dir" --algo gzip --name fatal --no-progress) || fail "backup-then-verify.sh failed: $chain_out"
+bjob=$(sed -n 's/^backup job: //p' <<<"$chain_out") vjob=$(sed -n 's/^verify job: //p' <<<"$chain_out")
+wait_job "$vjob"
+expect_log "$(log_of backup "$bjob")" 'pbackup exit status: 2$' "backup job $bjob (no output dir)"
+expect_log "$(log_of verify "$vjob")" "backup job $bjob exited 2 .*no archive to verify" "verify job $vjob"
+expect_log "$(log_of verify "$vjob")" 'pbackup exit status: 2$' "verify job $vjob"
+pass "verify job $vjob after a failed backup: logged and exited 2"
 
 # --- (c) scancel of a running backup ------------------------------------------------------
 step "(c) generating a bigger tree"
@@ -206,5 +295,29 @@ echo "--- output of the cancelled job $cjob:"
 [[ -z $(ls -A "$out_c") ]] || fail "output dir not empty after scancel: $(ls -A "$out_c" | tr "\n" " ")"
 grep -q 'interrupted' "$clog" || fail "job $cjob log does not say pbackup was interrupted"
 pass "cancelled backup left $out_c empty; pbackup said it was interrupted"
+
+# --- (d) the time-limit warning: SIGUSR1 to the batch shell ----------------------------------
+step "(d) backup job, then SIGUSR1 to its batch shell (as --signal=B:USR1@120 sends)"
+out_d=$WORK/out-d
+mkdir -p "$out_d"
+djob=$(sbatch --parsable --ntasks=2 "$SLURM_DIR/backup.sbatch" --sources "$big" \
+  --output-dir "$out_d" --algo bzip2 --threads 1 --name big --no-progress)
+djob=${djob%%;*}
+dlog=$(log_of backup "$djob")
+deadline=$((SECONDS + 60))
+while ((SECONDS < deadline)); do
+  [[ $(squeue -h -j "$djob" -o %T 2>/dev/null) == RUNNING && -n $(find "$out_d" -maxdepth 1 -name '.*.tmp-*') ]] && break
+  sleep 0.2
+done
+scancel --batch -s USR1 "$djob"
+wait_job "$djob"
+echo "--- output of job $djob:"; sed 's/^/    /' "$dlog"
+expect_log "$dlog" "time-limit warning" "job $djob after SIGUSR1"
+expect_log "$dlog" "stopped before the time limit" "job $djob after SIGUSR1"
+expect_log "$dlog" 'pbackup exit status: 138$' "job $djob after SIGUSR1"
+[[ -z $(ls -A "$out_d") ]] || fail "output dir not empty after SIGUSR1: $(ls -A "$out_d" | xargs)"
+pass "SIGUSR1: pbackup stopped cleanly, the log says so"
+[[ $(sha256sum </etc/slurm/slurm.conf 2>/dev/null || echo none) == "$sys_conf_sum" ]] ||
+  fail "the system's /etc/slurm/slurm.conf changed during the test"
 
 step "done"

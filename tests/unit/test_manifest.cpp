@@ -351,6 +351,16 @@ TEST_CASE("manifest: an encrypted archive's plaintext manifest holds no names an
   Manifest named = red;
   named.blocks[0].first_entry = "r";
   CHECK(check(named).find("holds no names") != std::string::npos);
+  Manifest warned = m;  // a warning names a file: redacted away, and refused in the name-free copy
+  warned.warnings = {{"/data/r/s.sock", "socket not stored"}};
+  warned.warnings_total = 1;
+  Manifest warned_red = redact_manifest(warned);
+  CHECK(warned_red.warnings.empty());
+  CHECK(warned_red.warnings_total == 1);
+  warned_red.sealed_manifest = red.sealed_manifest;
+  CHECK(check(warned_red).empty());
+  warned_red.warnings = warned.warnings;
+  CHECK(check(warned_red).find("holds no names") != std::string::npos);
   Manifest small = m;
   small.encrypted_size = 370 + 16 + 16;  // no room for a header
   small.fragments[0].size = small.encrypted_size;
@@ -361,4 +371,30 @@ TEST_CASE("manifest: an encrypted archive's plaintext manifest holds no names an
   Manifest frag = m;
   frag.fragments[0].size = 370;  // the fragments are the ciphertext
   CHECK(check(frag).find("encrypted_size") != std::string::npos);
+}
+
+TEST_CASE("manifest: the warnings round-trip, are absent when none, and are checked like every field") {
+  Manifest m = sample();
+  CHECK(manifest_to_json(m).find("warnings") == std::string::npos);
+  m.warnings = {{"/data/r/s.sock", "'/data/r/s.sock': socket not stored (skipped)"}, {"", "a \"quoted\" note\n"}};
+  m.warnings_total = 3;  // one more than kept
+  std::string json = manifest_to_json(m);
+  Manifest back = read_manifest(json, "m.json");
+  REQUIRE(back.warnings.size() == 2);
+  CHECK(back.warnings[0].path == m.warnings[0].path);
+  CHECK(back.warnings[1].reason == m.warnings[1].reason);
+  CHECK(back.warnings_total == 3);
+  // hostile forms: the field and the reason are named
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string j = json;
+    size_t at = j.find(from);
+    REQUIRE(at != std::string::npos);
+    return j.replace(at, from.size(), to);
+  };
+  CHECK(parse_error(with("\"warnings\": [", "\"warnings\": [7, ")).find("warnings[0]: expected an object") != std::string::npos);
+  CHECK(parse_error(with("{\"path\": \"/data/r/s.sock\", ", "{")).find("missing field \"path\"") != std::string::npos);
+  CHECK(parse_error(with("\"reason\": \"a", "\"reason\": 5, \"x\": \"a")).find("warnings[1].reason: expected a string") != std::string::npos);
+  CHECK(parse_error(with("\"warnings_total\": 3", "\"warnings_total\": -3")).find("warnings_total") != std::string::npos);
+  std::string fewer = with("\"warnings_total\": 3", "\"warnings_total\": 1");
+  CHECK(fatal_of([&] { read_manifest(fewer, "m.json"); }).find("warnings lists 2 warning(s) but warnings_total is 1") != std::string::npos);
 }
