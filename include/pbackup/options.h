@@ -54,4 +54,13 @@ struct RestoreOptions {
   LogLevel log_level = LogLevel::Warn;
 };
 
+// pbackup cloud-cleanup
+struct CleanupOptions {
+  std::string source;        // s3://BUCKET/PREFIX
+  int64_t older_than_s = 0;  // only uploads started at least this long ago (0: all)
+  bool dry_run = false;      // list only
+  std::string s3_endpoint, s3_region;
+  LogLevel log_level = LogLevel::Warn;
+};
+
 }  // namespace pbackup

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/options.h"
+#include "core/cloud_cleanup.h"
 #include "core/query.h"
 #include "mpi/mpi_comm.h"
 #include "pbackup/error.h"
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
   try {
     if (p.command == Command::Backup) {
       Log log(comm.rank(), p.backup.log_level, comm.size());
+      S3ReportsToLog s3_reports(log);
       BackupStats stats;
       rc = run_backup(comm, p.backup, log, stats);
       if (comm.rank() == 0) {
@@ -60,18 +62,27 @@ int main(int argc, char** argv) {
       }
     } else if (p.command == Command::Restore) {
       Log log(comm.rank(), p.restore.log_level, comm.size());
+      S3ReportsToLog s3_reports(log);
       rc = run_restore(comm, p.restore, log);
     } else if (p.command == Command::Find) {
       Log log(comm.rank(), p.restore.log_level, comm.size());
+      S3ReportsToLog s3_reports(log);
       rc = run_find(comm, p.restore, log);
     } else if (p.command == Command::Compare) {
       Log log(comm.rank(), p.restore.log_level, comm.size());
+      S3ReportsToLog s3_reports(log);
       rc = run_compare(comm, p.restore, log);
+    } else if (p.command == Command::CloudCleanup) {
+      Log log(comm.rank(), p.cleanup.log_level, comm.size());
+      S3ReportsToLog s3_reports(log);
+      rc = comm.rank() == 0 ? run_cloud_cleanup(p.cleanup, log) : kExitOk;  // one rank talks to S3
     } else if (p.command == Command::List) {
       Log log(comm.rank(), p.restore.log_level, comm.size());
+      S3ReportsToLog s3_reports(log);
       rc = run_list(comm, p.restore, log);
     } else {
       Log log(comm.rank(), p.restore.log_level, comm.size());
+      S3ReportsToLog s3_reports(log);
       rc = run_verify(comm, p.restore, log);
     }
   } catch (const std::exception& e) {

@@ -118,10 +118,23 @@ std::string main_usage() {
          "  verify    --source ARCHIVE|FRAGMENT_DIR\n"
          "  find      PATTERN --source ARCHIVE|DIR|s3://PREFIX...   (from catalogs)\n"
          "  compare   --source ARCHIVE [--against DIR] [--checksum]\n"
+         "  cloud-cleanup --source s3://BUCKET/PREFIX [--older-than DURATION] [--dry-run]\n"
          "\n"
          "`pbackup <command> --help` lists each command's options.\n"
          "Exit status: 0 success, 1 some files were skipped or changed while read (each named),\n"
          "2 fatal error (nothing committed).\n";
+}
+
+int64_t parse_duration(const std::string& s) {
+  if (s.size() < 2 || s.size() > 12) return -1;
+  int64_t n = 0;
+  for (size_t i = 0; i + 1 < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    n = n * 10 + (s[i] - '0');
+  }
+  int64_t unit = s.back() == 's' ? 1 : s.back() == 'm' ? 60 : s.back() == 'h' ? 3600 : s.back() == 'd' ? 86400 : s.back() == 'w' ? 604800 : 0;
+  if (unit == 0 || n > 100LL * 366 * 86400 / unit) return -1;
+  return n * unit;
 }
 
 Parsed parse_command_line(int argc, char** argv) {
@@ -311,8 +324,37 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("s3-endpoint")) x.s3_endpoint = r["s3-endpoint"].as<std::string>();
       if (r.count("s3-region")) x.s3_region = r["s3-region"].as<std::string>();
       x.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
+    } else if (cmd == "cloud-cleanup") {
+      p.command = Command::CloudCleanup;
+      CleanupOptions& c = p.cleanup;
+      cxxopts::Options o("pbackup cloud-cleanup",
+                         "List and abort the S3 multipart uploads in progress under a prefix (left by killed or failed backups); "
+                         "completed objects are never touched.");
+      o.add_options()("source", "s3://BUCKET/PREFIX: uploads whose key starts with PREFIX", cxxopts::value<std::string>())(
+          "older-than", "only uploads started at least this long ago: 90s, 30m, 12h, 7d, 2w (default: all)", cxxopts::value<std::string>())(
+          "dry-run", "list what would be aborted; abort nothing");
+      common(o);
+      auto r = run_cxxopts(o, args);
+      if (r.count("help")) {
+        p.command = Command::Help;
+        p.help = o.help();
+        return p;
+      }
+      if (!r.unmatched().empty()) throw cxxopts::exceptions::exception("unexpected argument '" + r.unmatched()[0] + "'");
+      if (!r.count("source")) throw cxxopts::exceptions::exception("--source s3://BUCKET/PREFIX is required");
+      c.source = r["source"].as<std::string>();
+      if (c.source.rfind("s3://", 0) != 0) throw cxxopts::exceptions::exception("--source must be s3://BUCKET/PREFIX");
+      if (r.count("older-than")) {
+        c.older_than_s = parse_duration(r["older-than"].as<std::string>());
+        if (c.older_than_s < 0)
+          throw cxxopts::exceptions::exception("--older-than '" + r["older-than"].as<std::string>() + "': expected a number with s, m, h, d or w (e.g. 7d)");
+      }
+      c.dry_run = r.count("dry-run") > 0;
+      if (r.count("s3-endpoint")) c.s3_endpoint = r["s3-endpoint"].as<std::string>();
+      if (r.count("s3-region")) c.s3_region = r["s3-region"].as<std::string>();
+      c.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
     } else {
-      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify, find, compare)";
+      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify, find, compare, cloud-cleanup)";
     }
   } catch (const cxxopts::exceptions::exception& e) {
     p.error = std::string(e.what()) + " (see: pbackup " + cmd + " --help)";

@@ -137,6 +137,11 @@ bool plan_stage(BackupRun& run) {
       order_entries(run.entries);
       run.fmt->adapt(run.entries, run.log);
       run.blocks = run.fmt->cut(run.entries, std::max<uint64_t>(run.opt.block_mb, 1) << 20);
+      // at most about: the input, the codecs' worst-case growth, headers (pax ones included)
+      uint64_t expect = 1u << 20;
+      for (auto& b : run.blocks) expect += b.raw_bytes + b.raw_bytes / 64;
+      expect += static_cast<uint64_t>(run.entries.size()) * 4096;
+      run.dest->expect_size(expect);
       prepared = run.dest->prepare();
       register_temp_files(run.dest->temp_paths());  // a signal (or mpirun's SIGTERM after a rank's abort) removes it
     });

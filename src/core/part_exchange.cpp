@@ -44,7 +44,12 @@ class PartExchange final : public Destination {
 
   std::string archive_name() const override { return d_->archive_name(); }
   std::string prepare() override { return d_->prepare(); }
-  void open(const std::string& prepared) override { d_->open(prepared); }
+  void expect_size(uint64_t bytes) override { d_->expect_size(bytes); }
+  void open(const std::string& prepared) override {
+    d_->open(prepared);
+    part_ = d_->part_bytes();  // the destination may have grown it for a large archive
+    if (part_ == 0) throw std::logic_error("part exchange: the destination's part size became 0");
+  }
   void write_at(uint64_t offset, std::string_view bytes) override {
     while (!bytes.empty()) {
       uint64_t k = offset / part_;
@@ -201,7 +206,7 @@ class PartExchange final : public Destination {
   }
 
   std::unique_ptr<Destination> d_;
-  const uint64_t part_;
+  uint64_t part_;
   uint64_t done_ = 0;  // parts below this one are stored
   std::map<uint64_t, std::vector<std::pair<uint64_t, std::string>>> held_;
 };

@@ -19,6 +19,7 @@
 
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
+#include "pbackup/version.h"
 
 namespace pbackup {
 
@@ -45,11 +46,39 @@ std::string env(const char* name) {
   return v ? std::string(v) : std::string();
 }
 
+// A whole number of seconds (or attempts) from the environment, in [lo, hi]; `def` when unset.
+long env_number(const char* name, long def, long lo, long hi) {
+  std::string v = env(name);
+  if (v.empty()) return def;
+  long n = 0;
+  auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (r.ec != std::errc() || r.ptr != v.data() + v.size() || n < lo || n > hi)
+    throw Fatal(std::string(name) + "='" + v + "': expected a whole number from " + std::to_string(lo) + " to " +
+                std::to_string(hi));
+  return n;
+}
+
+std::mutex notify_mu;
+std::function<void(const std::string&)> notify_sink;
+
 std::string sha256_hex_evp(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr) != 1)
     throw Fatal("S3: SHA-256 of a request body failed (OpenSSL EVP_Digest)");
+  static const char* hexd = "0123456789abcdef";
+  std::string out(2 * n, '0');
+  for (unsigned i = 0; i < n; ++i) {
+    out[2 * i] = hexd[md[i] >> 4];
+    out[2 * i + 1] = hexd[md[i] & 15];
+  }
+  return out;
+}
+
+std::string md5_hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &n, EVP_md5(), nullptr) != 1) return "";
   static const char* hexd = "0123456789abcdef";
   std::string out(2 * n, '0');
   for (unsigned i = 0; i < n; ++i) {
@@ -241,6 +270,7 @@ struct Request {
   std::string range;          // "bytes=a-b" or empty
   uint64_t expect_bytes = 0;  // expected response size (for the total timeout), 0 = unknown
   bool error_in_200 = false;  // a 200 may carry <Error> (CompleteMultipartUpload)
+  bool if_none_match = false;  // If-None-Match: * (conditional write)
 };
 
 Request make_request(std::string op, std::string method, const std::string& bucket,
@@ -337,7 +367,6 @@ bool transient_curl(CURLcode rc) {
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_WEIRD_SERVER_REPLY:
@@ -348,6 +377,7 @@ bool transient_curl(CURLcode rc) {
 }
 
 bool transient_http(long status, const std::string& code) {
+  if (status == 501 || code == "NotImplemented") return false;  // a feature the server lacks
   if (status >= 500 || status == 429 || status == 408) return true;
   return code == "RequestTimeout" || code == "SlowDown" || code == "InternalError" ||
          code == "ServiceUnavailable" || code == "Throttling" || code == "RequestLimitExceeded";
@@ -406,6 +436,86 @@ S3ListPage parse_list_objects_page(std::string_view doc) {
   return page;
 }
 
+S3UploadsPage parse_list_uploads_page(std::string_view doc) {
+  if (doc.find("<ListMultipartUploadsResult") == std::string_view::npos)
+    throw Fatal("the response is not a ListMultipartUploadsResult");
+  S3UploadsPage page;
+  bool url_encoded = xml_first(doc, "EncodingType").value_or("") == "url";
+  for (std::string_view c : xml_all(doc, "Upload")) {
+    S3Upload u;
+    auto k = xml_first(c, "Key");
+    auto id = xml_first(c, "UploadId");
+    if (!k || !id || id->empty()) throw Fatal("malformed <Upload> entry");
+    u.key = url_encoded ? url_decode(*k, true) : *k;
+    u.upload_id = *id;
+    u.initiated = trim(xml_first(c, "Initiated").value_or(""));
+    page.uploads.push_back(std::move(u));
+  }
+  page.truncated = xml_first(doc, "IsTruncated").value_or("false") == "true";
+  page.next_key_marker = xml_first(doc, "NextKeyMarker").value_or("");
+  if (url_encoded) page.next_key_marker = url_decode(page.next_key_marker, true);
+  page.next_upload_id_marker = xml_first(doc, "NextUploadIdMarker").value_or("");
+  return page;
+}
+
+std::optional<int64_t> parse_s3_time(std::string_view t) {
+  // YYYY-MM-DDTHH:MM:SS[.fff]Z
+  auto num = [&](size_t at, size_t n, int& v) {
+    if (at + n > t.size()) return false;
+    v = 0;
+    for (size_t i = at; i < at + n; ++i) {
+      if (t[i] < '0' || t[i] > '9') return false;
+      v = v * 10 + (t[i] - '0');
+    }
+    return true;
+  };
+  int y, mo, d, h, mi, se;
+  if (t.size() < 20 || !num(0, 4, y) || t[4] != '-' || !num(5, 2, mo) || t[7] != '-' || !num(8, 2, d) ||
+      (t[10] != 'T' && t[10] != ' ') || !num(11, 2, h) || t[13] != ':' || !num(14, 2, mi) || t[16] != ':' ||
+      !num(17, 2, se))
+    return std::nullopt;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return std::nullopt;
+  size_t i = 19;
+  if (t[i] == '.') {
+    ++i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+  }
+  if (i + 1 != t.size() || t[i] != 'Z') return std::nullopt;
+  // days from civil (H. Hinnant's algorithm)
+  int yy = y - (mo <= 2);
+  int era = (yy >= 0 ? yy : yy - 399) / 400;
+  int yoe = yy - era * 400;
+  int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  int64_t days = int64_t(era) * 146097 + doe - 719468;
+  return days * 86400 + h * 3600 + mi * 60 + se;
+}
+
+std::string multipart_etag(const std::vector<std::string>& part_etags) {
+  std::string bin;
+  auto hexv = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (const auto& e : part_etags) {
+    if (e.size() != 32) return "";
+    for (size_t i = 0; i < 32; i += 2) {
+      int a = hexv(e[i]), b = hexv(e[i + 1]);
+      if (a < 0 || b < 0) return "";
+      bin.push_back(static_cast<char>(a * 16 + b));
+    }
+  }
+  if (part_etags.empty()) return "";
+  return md5_hex(bin) + "-" + std::to_string(part_etags.size());
+}
+
+void set_s3_notify(std::function<void(const std::string&)> f) {
+  std::lock_guard<std::mutex> l(notify_mu);
+  notify_sink = std::move(f);
+}
+
 // ---- public helpers ---------------------------------------------------------------------------
 
 std::string s3_uri_encode(std::string_view s, bool keep_slash) {
@@ -454,10 +564,11 @@ S3Config S3Config::from_env(const std::string& endpoint_flag, const std::string&
   std::string authority = c.endpoint.substr(
       host_start, host_end == std::string::npos ? std::string::npos : host_end - host_start);
   if (authority.empty()) throw Fatal("S3: endpoint '" + c.endpoint + "' has no host");
-  if (authority.find('@') != std::string::npos)
+  // anywhere, not only before the first '/': a password may hold '/' (never print the URL then)
+  if (c.endpoint.find('@') != std::string::npos)
     throw Fatal(
-        "S3: the endpoint must not contain credentials; use AWS_ACCESS_KEY_ID and "
-        "AWS_SECRET_ACCESS_KEY");
+        "S3: the endpoint URL must not contain credentials (user:password@); use AWS_ACCESS_KEY_ID "
+        "and AWS_SECRET_ACCESS_KEY");
   if (host_end != std::string::npos &&
       c.endpoint.find_first_of("?#", host_end) != std::string::npos)
     throw Fatal("S3: endpoint '" + c.endpoint + "' must not have a query or fragment");
@@ -467,6 +578,18 @@ S3Config S3Config::from_env(const std::string& endpoint_flag, const std::string&
   c.secret_key = env("AWS_SECRET_ACCESS_KEY");
   c.session_token = env("AWS_SESSION_TOKEN");
   c.ca_bundle = env("AWS_CA_BUNDLE");
+  std::string mode = env("AWS_RETRY_MODE");
+  if (!mode.empty() && mode != "legacy" && mode != "standard" && mode != "adaptive")
+    throw Fatal("AWS_RETRY_MODE='" + mode + "': expected legacy, standard or adaptive");
+  c.max_attempts = static_cast<int>(env_number("AWS_MAX_ATTEMPTS", mode == "standard" || mode == "adaptive" ? 3 : 5, 1, 100));
+  c.retry_budget_s = env_number("PBACKUP_S3_RETRY_SECONDS", c.retry_budget_s, 0, 86400);
+  c.connect_timeout_s = env_number("PBACKUP_S3_CONNECT_SECONDS", c.connect_timeout_s, 1, 3600);
+  c.stall_timeout_s = env_number("PBACKUP_S3_STALL_SECONDS", c.stall_timeout_s, 1, 3600);
+  c.request_timeout_s = env_number("PBACKUP_S3_TIMEOUT_SECONDS", c.request_timeout_s, 1, 86400);
+  {
+    std::lock_guard<std::mutex> l(notify_mu);
+    c.notify = notify_sink;
+  }
   if (c.access_key.empty() || c.secret_key.empty()) {
     std::string missing = c.access_key.empty() && c.secret_key.empty()
                               ? "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are"
@@ -505,6 +628,7 @@ struct S3Client::Impl {
   S3Config cfg;
   std::string scheme, authority, base_path;  // endpoint split up
   std::string sigv4;                         // "aws:amz:REGION:s3"
+  std::string user_agent = std::string("pbackup/") + kVersion;
   std::mutex mu;
   std::vector<CurlPtr> idle;  // pooled handles (keep their connections)
 
@@ -576,10 +700,12 @@ struct S3Client::Impl {
     return "s3://" + r.bucket + (key.empty() ? "" : "/" + key);
   }
 
-  // Removes anything secret from a message (belt and braces: none should be there).
+  // Removes anything secret from a message (belt and braces: none should be there). Secrets
+  // shorter than 16 characters are left alone: they could be a word of the message (a secret
+  // "bucket" would garble every "s3://bucket/"), and no message is built from a secret.
   std::string scrub(std::string m) const {
     for (const std::string* s : {&cfg.secret_key, &cfg.session_token}) {
-      if (s->size() < 4) continue;
+      if (s->size() < 16) continue;
       for (size_t p; (p = m.find(*s)) != std::string::npos;) m.replace(p, s->size(), "***");
     }
     return m;
@@ -623,6 +749,7 @@ struct S3Client::Impl {
     if (!cfg.session_token.empty()) hs.push_back("x-amz-security-token: " + cfg.session_token);
     if (!r.content_type.empty()) hs.push_back("Content-Type: " + r.content_type);
     if (!r.range.empty()) hs.push_back("Range: " + r.range);
+    if (r.if_none_match) hs.push_back("If-None-Match: *");
     SlistPtr list;
     for (const auto& h : hs) {
       curl_slist* n = curl_slist_append(list.get(), h.c_str());
@@ -644,7 +771,8 @@ struct S3Client::Impl {
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, cfg.connect_timeout_s);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, cfg.request_timeout_s);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, cfg.stall_timeout_s);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, user_agent.c_str());
     uint64_t moved = r.body.size() + r.expect_bytes;
     if (r.method != "GET" || !r.range.empty() ||
         r.key.empty())  // whole-object GETs: stall check only
@@ -790,12 +918,33 @@ S3Client& S3Client::operator=(S3Client&&) noexcept = default;
 const S3Config& S3Client::config() const { return impl_->cfg; }
 
 void S3Client::put_object(const std::string& bucket, const std::string& key,
-                          std::string_view body) {
+                          std::string_view body, const std::string& content_type) {
   Impl::check_names("PutObject", bucket, key, true);
   Request r = make_request("PutObject", "PUT", bucket, key);
   r.body = body;
-  r.content_type = "application/octet-stream";
+  r.content_type = content_type;
   impl_->must(r);
+}
+
+PutResult S3Client::put_object_if_absent(const std::string& bucket, const std::string& key,
+                                         std::string_view body, const std::string& content_type) {
+  Impl::check_names("PutObject", bucket, key, true);
+  Request r = make_request("PutObject (If-None-Match: *)", "PUT", bucket, key);
+  r.body = body;
+  r.content_type = content_type;
+  r.if_none_match = true;
+  Response resp = impl_->execute(r);
+  if (!resp.failed) return PutResult::Created;
+  if (resp.status == 412 || resp.status == 409) {
+    // a retry after a lost answer finds our own object: the same bytes have the same MD5 ETag
+    if (resp.attempts > 1) {
+      std::optional<S3Object> o = head_object(bucket, key);
+      if (o && o->size == body.size() && o->etag == md5_hex(body)) return PutResult::Created;
+    }
+    return PutResult::Exists;
+  }
+  if (resp.status == 501 || resp.code == "NotImplemented") return PutResult::Unsupported;
+  impl_->fail(r, resp);
 }
 
 std::string S3Client::get_object(const std::string& bucket, const std::string& key) {
@@ -905,11 +1054,12 @@ void S3Client::delete_object(const std::string& bucket, const std::string& key) 
   if (resp.failed && !(resp.status == 404 && resp.code == "NoSuchKey")) impl_->fail(r, resp);
 }
 
-std::string S3Client::create_multipart(const std::string& bucket, const std::string& key) {
+std::string S3Client::create_multipart(const std::string& bucket, const std::string& key,
+                                       const std::string& content_type) {
   Impl::check_names("CreateMultipartUpload", bucket, key, true);
   Request r = make_request("CreateMultipartUpload", "POST", bucket, key);
   r.query = {{"uploads", ""}};
-  r.content_type = "application/octet-stream";  // the object's type (and no form type from curl)
+  r.content_type = content_type;  // the object's type (and no form type from curl)
   Response resp = impl_->must(r);
   std::string id = xml_first(resp.body, "UploadId").value_or("");
   if (id.empty()) impl_->fail(r, resp, "no <UploadId> in the response");
@@ -934,9 +1084,10 @@ std::string S3Client::upload_part(const std::string& bucket, const std::string& 
   return etag;
 }
 
-void S3Client::complete_multipart(const std::string& bucket, const std::string& key,
-                                  const std::string& upload_id,
-                                  const std::vector<std::pair<int, std::string>>& parts) {
+PutResult S3Client::complete_multipart(const std::string& bucket, const std::string& key,
+                                       const std::string& upload_id,
+                                       const std::vector<std::pair<int, std::string>>& parts,
+                                       bool if_absent) {
   Impl::check_names("CompleteMultipartUpload", bucket, key, true);
   auto sorted = parts;
   std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.first < b.first; });
@@ -961,20 +1112,60 @@ void S3Client::complete_multipart(const std::string& bucket, const std::string& 
   r.body = xml;
   r.content_type = "application/xml";
   r.error_in_200 = true;
+  r.if_none_match = if_absent;
   Response resp = impl_->execute(r);
-  if (!resp.failed) return;
-  if (resp.code == "NoSuchUpload" && resp.attempts > 1) {
-    // An earlier attempt may have completed the upload before its answer was lost.
+  if (!resp.failed) return PutResult::Created;
+  bool exists = resp.status == 412 || resp.status == 409;
+  if ((resp.code == "NoSuchUpload" || exists) && resp.attempts > 1) {
+    // An earlier attempt may have completed the upload before its answer was lost: the object
+    // is ours when its ETag is the one these parts give (or, where part ETags are not MD5s and
+    // no condition was asked, when it has as many parts).
     std::optional<S3Object> o = head_object(bucket, key);
+    std::vector<std::string> etags;
+    for (auto& p : sorted) etags.push_back(strip_quotes(p.second));
+    std::string want = multipart_etag(etags);
     std::string suffix = "-" + std::to_string(sorted.size());
-    if (o && o->etag.size() > suffix.size() &&
+    if (o && !want.empty() && o->etag == want) return PutResult::Created;
+    if (o && want.empty() && !exists && o->etag.size() > suffix.size() &&
         o->etag.compare(o->etag.size() - suffix.size(), suffix.size(), suffix) == 0)
-      return;
+      return PutResult::Created;
   }
+  if (exists) return PutResult::Exists;
   impl_->fail(r, resp);
 }
 
-void S3Client::abort_multipart(const std::string& bucket, const std::string& key,
+std::vector<S3Upload> S3Client::list_multipart_uploads(const std::string& bucket,
+                                                       const std::string& prefix, int page_size) {
+  Impl::check_names("ListMultipartUploads", bucket, "", false);
+  page_size = std::clamp(page_size, 1, 1000);
+  std::vector<S3Upload> out;
+  std::string key_marker, id_marker;
+  while (true) {
+    Request r = make_request("ListMultipartUploads" + (prefix.empty() ? std::string() : " (prefix '" + prefix + "')"), "GET", bucket, "");
+    r.query = {{"uploads", ""}};
+    if (page_size != 1000) r.query.emplace_back("max-uploads", std::to_string(page_size));
+    if (!prefix.empty()) r.query.emplace_back("prefix", prefix);
+    if (!key_marker.empty()) r.query.emplace_back("key-marker", key_marker);
+    if (!id_marker.empty()) r.query.emplace_back("upload-id-marker", id_marker);
+    Response resp = impl_->must(r);
+    S3UploadsPage page;
+    try {
+      page = parse_list_uploads_page(resp.body);
+    } catch (const Fatal& f) {
+      impl_->fail(r, resp, f.what());
+    }
+    for (auto& u : page.uploads) out.push_back(std::move(u));
+    if (!page.truncated) break;
+    if (page.next_key_marker.empty() ||
+        (page.next_key_marker == key_marker && page.next_upload_id_marker == id_marker))
+      impl_->fail(r, resp, "the listing is truncated but has no new NextKeyMarker");
+    key_marker = page.next_key_marker;
+    id_marker = page.next_upload_id_marker;
+  }
+  return out;
+}
+
+bool S3Client::abort_multipart(const std::string& bucket, const std::string& key,
                                const std::string& upload_id) noexcept {
   try {
     Impl::check_names("AbortMultipartUpload", bucket, key, true);
@@ -985,10 +1176,12 @@ void S3Client::abort_multipart(const std::string& bucket, const std::string& key
     r.query = {{"uploadId", upload_id}};
     Response resp = impl_->execute(r);
     if (resp.failed && !(resp.status == 404 && resp.code == "NoSuchUpload")) impl_->fail(r, resp);
+    return true;
   } catch (const std::exception& e) {
     impl_->tell(e.what());
   } catch (...) {
   }
+  return false;
 }
 
 LazyS3Client::LazyS3Client(std::string endpoint, std::string region)
@@ -999,6 +1192,21 @@ S3Client& LazyS3Client::get() {
   // A failed attempt (no credentials) throws out of call_once and leaves it to be tried again.
   std::call_once(once_, [this] { client_ = std::make_unique<S3Client>(S3Config::from_env(endpoint_, region_)); });
   return *client_;
+}
+
+CloudPartPlan plan_cloud_parts(uint64_t requested, uint64_t expected, bool split_requested,
+                               uint64_t max_parts) {
+  constexpr uint64_t kMiB = 1ull << 20, kMaxPart = 5ull << 30, kMaxObject = 5ull << 40;
+  CloudPartPlan p{requested, split_requested};
+  if (split_requested || max_parts == 0) return p;
+  uint64_t need = expected / max_parts + (expected % max_parts != 0);  // smallest part that fits
+  need = (need + kMiB - 1) / kMiB * kMiB;
+  p.part = std::max(requested, need);
+  if (p.part > kMaxPart || expected > kMaxObject) {  // not one object: fragments of one part each
+    p.part = std::min(p.part, kMaxPart);
+    p.split = true;
+  }
+  return p;
 }
 
 bool is_s3_url(const std::string& s) { return s.rfind("s3://", 0) == 0; }

@@ -64,6 +64,8 @@ for f in $(awk '{print $2}' "$WORK/s.sha256"); do s3_get "split/$f" "$WORK/$f" |
 (cd "$WORK" && sha256sum -c --quiet s.sha256) || fail "fragment objects do not match their checksums"
 cat "$WORK"/s.tar.zst.part* | zstd -dc | tar -tf - >/dev/null || fail "the fragments do not concatenate to a valid tar.zst"
 expect_ok 2 verify --source "s3://$B/split/"
+expect_ok plain list --source "s3://$B/split"   # no trailing slash: the prefix, as backup takes it
+grep -q "^src/sub/b.txt$" "$WORK/last.out" || fail "list --source s3://$B/split (no slash) misses a member"
 expect_ok 2 restore --source "s3://$B/split/s.tar.zst" --restore-to "$WORK/r-only" --only src/sub/b.txt
 cmp "$WORK/src/sub/b.txt" "$WORK/r-only/src/sub/b.txt" || fail "--only from s3 restored wrong data"
 [ ! -e "$WORK/r-only/src/random.bin" ] || fail "--only restored more than asked"

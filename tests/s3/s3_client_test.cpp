@@ -665,3 +665,129 @@ TEST_CASE("nonexistent bucket: NoSuchBucket") {
   m = fatal_message([&] { cl.create_multipart(b, "k"); });
   CHECK(contains(m, "NoSuchBucket"));
 }
+
+// ================================================================================================
+// Commit semantics and limits (issue 17)
+
+TEST_CASE("plan_cloud_parts: parts grow to stay within 10,000; over 5 TiB becomes fragments") {
+  const uint64_t MiB = 1ull << 20;
+  CHECK(plan_cloud_parts(64 * MiB, 100 * MiB, false).part == 64 * MiB);  // fits: as asked
+  CHECK(!plan_cloud_parts(64 * MiB, 100 * MiB, false).split);
+  // tiny parts planning 10,001 parts: the part size grows to the next whole MiB
+  CloudPartPlan p = plan_cloud_parts(5 * MiB, 10001 * 5 * MiB, false);
+  CHECK(p.part == 6 * MiB);
+  CHECK(!p.split);
+  CHECK((10001 * 5 * MiB + p.part - 1) / p.part <= 10000);
+  CHECK(plan_cloud_parts(5 * MiB, 10000 * 5 * MiB, false).part == 5 * MiB);  // exactly 10,000
+  // 1 TiB with 64 MiB parts would need 16,384 parts
+  p = plan_cloud_parts(64 * MiB, 1ull << 40, false);
+  CHECK(p.part == 105 * MiB);
+  CHECK((1ull << 40) / p.part < 10000);
+  // over 5 TiB: one object cannot hold it, fragments of one part each
+  p = plan_cloud_parts(64 * MiB, (5ull << 40) + 1, false);
+  CHECK(p.split);
+  CHECK(p.part <= 5ull << 30);
+  // --split-chunk-mb: as given
+  p = plan_cloud_parts(8 * MiB, 1ull << 45, true);
+  CHECK(p.part == 8 * MiB);
+  CHECK(p.split);
+}
+
+TEST_CASE("parse_s3_time and multipart_etag") {
+  CHECK(parse_s3_time("1970-01-01T00:00:00.000Z") == 0);
+  CHECK(parse_s3_time("2026-11-29T12:00:00.000Z") == 1795953600);
+  CHECK(parse_s3_time("2026-11-29T12:00:00Z") == 1795953600);
+  for (const char* bad : {"", "2026-11-29", "2026-13-01T00:00:00Z", "2026-11-29T12:00:00", "x026-11-29T12:00:00Z"}) {
+    CAPTURE(bad);
+    CHECK(!parse_s3_time(bad));
+  }
+  std::string a = digest_hex("part one", EVP_md5()), b = digest_hex("part two", EVP_md5());
+  std::string bin;
+  for (auto* h : {&a, &b})
+    for (size_t i = 0; i < 32; i += 2) bin.push_back(static_cast<char>(std::stoi(h->substr(i, 2), nullptr, 16)));
+  CHECK(multipart_etag({a, b}) == digest_hex(bin, EVP_md5()) + "-2");
+  CHECK(multipart_etag({a, "not-an-md5"}).empty());
+  CHECK(multipart_etag({}).empty());
+}
+
+TEST_CASE("conditional writes: If-None-Match, 412 is Exists, 501 is Unsupported (not retried); User-Agent, Content-Type") {
+  FakeServer srv([](int hit, const FakeRequest&) {
+    if (hit == 1) return FakeServer::reply(200, "OK", "", "ETag: \"abc\"\r\n");
+    if (hit == 2) return FakeServer::error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+    if (hit == 3) return FakeServer::error(501, "NotImplemented", "Conditional object PUTs are not supported.");
+    return FakeServer::error(412, "PreconditionFailed", "no");
+  });
+  S3Client cl(fake_cfg(srv));
+  CHECK(cl.put_object_if_absent("bkt", "a.manifest.json", "{}", "application/json") == PutResult::Created);
+  CHECK(cl.put_object_if_absent("bkt", "a.manifest.json", "{}", "application/json") == PutResult::Exists);
+  CHECK(cl.put_object_if_absent("bkt", "a.manifest.json", "{}", "application/json") == PutResult::Unsupported);
+  CHECK(srv.hits() == 3);  // 501 is permanent
+  CHECK(cl.complete_multipart("bkt", "k", "u", {{1, "e1"}}, true) == PutResult::Exists);
+  auto reqs = srv.requests();
+  REQUIRE(reqs.size() == 4);
+  CHECK(contains(reqs[0].head, "If-None-Match: *"));
+  CHECK(contains(reqs[0].head, "Content-Type: application/json"));
+  CHECK(contains(reqs[0].head, "User-Agent: pbackup/"));
+  CHECK(contains(reqs[3].head, "If-None-Match: *"));
+  CHECK(reqs[3].head.rfind("POST /bkt/k?uploadId=u ", 0) == 0);
+}
+
+TEST_CASE("list_multipart_uploads follows key and upload id markers over pages") {
+  FakeServer srv([](int hit, const FakeRequest&) {
+    if (hit == 1)
+      return FakeServer::reply(200, "OK",
+                               "<ListMultipartUploadsResult><Bucket>bkt</Bucket><IsTruncated>true</IsTruncated>"
+                               "<NextKeyMarker>p/k%202</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>"
+                               "<EncodingType>url</EncodingType>"
+                               "<Upload><Key>p/k%201</Key><UploadId>u1</UploadId><Initiated>2026-11-29T12:00:00.000Z</Initiated></Upload>"
+                               "<Upload><Key>p/k%202</Key><UploadId>u2</UploadId><Initiated>2026-11-29T12:00:01.000Z</Initiated></Upload>"
+                               "</ListMultipartUploadsResult>");
+    return FakeServer::reply(200, "OK",
+                             "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>"
+                             "<Upload><Key>p/k&amp;3</Key><UploadId>u3</UploadId><Initiated>2026-11-29T12:00:02.000Z</Initiated></Upload>"
+                             "</ListMultipartUploadsResult>");
+  });
+  S3Client cl(fake_cfg(srv));
+  auto ups = cl.list_multipart_uploads("bkt", "p/", 2);
+  REQUIRE(ups.size() == 3);
+  CHECK(ups[0].key == "p/k 1");
+  CHECK(ups[1].upload_id == "u2");
+  CHECK(ups[2].key == "p/k&3");
+  CHECK(ups[2].initiated == "2026-11-29T12:00:02.000Z");
+  auto reqs = srv.requests();
+  REQUIRE(reqs.size() == 2);
+  CHECK(reqs[0].head.rfind("GET /bkt?max-uploads=2&prefix=p%2F&uploads= ", 0) == 0);
+  CHECK(reqs[1].head.rfind("GET /bkt?key-marker=p%2Fk%202&max-uploads=2&prefix=p%2F&upload-id-marker=u2&uploads= ", 0) == 0);
+  CHECK(contains(fatal_message([] { parse_list_uploads_page("<ListMultipartUploadsResult><Upload><Key>k</Key></Upload>"); }),
+                 "malformed <Upload>"));
+}
+
+TEST_CASE("messages: a short secret is not scrubbed out of words; an endpoint with a password is refused unprinted") {
+  FakeServer srv([](int, const FakeRequest&) { return FakeServer::error(403, "AccessDenied", "Access Denied."); });
+  S3Config c = fake_cfg(srv);
+  c.secret_key = "bucket";  // a word of the message
+  S3Client cl(c);
+  std::string m = fatal_message([&] { cl.put_object("bucket", "k", "x"); });
+  CHECK(contains(m, "s3://bucket/k"));
+  const std::string saved_key = env_or_empty("AWS_ACCESS_KEY_ID"), saved_secret = env_or_empty("AWS_SECRET_ACCESS_KEY");
+  ::setenv("AWS_ACCESS_KEY_ID", "AK", 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", "SK", 1);
+  m = fatal_message([] { S3Config::from_env("https://user:pa/ss@example.com", ""); });
+  CHECK(contains(m, "must not contain credentials"));
+  CHECK(!contains(m, "pa/ss"));
+  ::setenv("AWS_RETRY_MODE", "standard", 1);
+  CHECK(S3Config::from_env("http://127.0.0.1:9", "").max_attempts == 3);
+  ::setenv("AWS_MAX_ATTEMPTS", "7", 1);
+  CHECK(S3Config::from_env("http://127.0.0.1:9", "").max_attempts == 7);
+  ::setenv("PBACKUP_S3_STALL_SECONDS", "4", 1);
+  CHECK(S3Config::from_env("http://127.0.0.1:9", "").stall_timeout_s == 4);
+  ::setenv("AWS_MAX_ATTEMPTS", "0", 1);
+  CHECK(contains(fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); }), "AWS_MAX_ATTEMPTS"));
+  ::setenv("AWS_MAX_ATTEMPTS", "2", 1);
+  ::setenv("AWS_RETRY_MODE", "fast", 1);
+  CHECK(contains(fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); }), "AWS_RETRY_MODE"));
+  for (const char* n : {"AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS", "PBACKUP_S3_STALL_SECONDS"}) ::unsetenv(n);
+  CHECK(S3Config::from_env("http://127.0.0.1:9", "").max_attempts == 5);
+  ::setenv("AWS_ACCESS_KEY_ID", saved_key.c_str(), 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", saved_secret.c_str(), 1);
+}
