@@ -155,7 +155,8 @@ class CloudDestination final : public Destination {
     return it->second;
   }
   std::vector<Fragment> fragments(uint64_t total, const std::vector<std::string>& hashes) override {
-    if (!split_) return {Fragment{spec_.name, total, ""}};
+    // one object: the SHA-256 the part exchange chained through the parts (hash_fragment(0))
+    if (!split_) return {Fragment{spec_.name, total, hashes.empty() ? "" : hashes[0]}};
     std::vector<Fragment> out;
     for (auto& [k, d] : parts_)
       out.push_back({fragment(k), d.size, k < hashes.size() && !hashes[k].empty() ? hashes[k] : d.sha256});

@@ -35,6 +35,10 @@ for n in 1 2; do
     else gzip -t "$WORK/a$n.$ext" && tar -tzf "$WORK/a$n.$ext" >/dev/null || fail "the object is not a valid tar.gz"; fi
     expect_ok plain backup --sources "$WORK/src" --output-dir "$WORK" --algo "$algo" --name local$n --block-mb 1 --no-progress
     cmp "$WORK/a$n.$ext" "$WORK/local$n.$ext" || fail "the object differs from the same backup written to a file"
+    s3_get "proj$n/a.$ext.sha256" "$WORK/a.$ext.sha256" || fail "no .sha256 object beside s3://$B/proj$n/a.$ext"
+    cp "$WORK/a$n.$ext" "$WORK/a.$ext"
+    (cd "$WORK" && sha256sum -c --quiet "a.$ext.sha256") || fail "sha256sum -c rejects the object"
+    [ "$(cut -c1-64 "$WORK/a.$ext.sha256")" = "$(cut -c1-64 "$WORK/local$n.$ext.sha256")" ] || fail "the object's SHA-256 differs from the file backup's"
     expect_ok plain list --source "s3://$B/proj$n/a.$ext"
     grep -q "^src/sub/data.txt$" "$WORK/last.out" || fail "list of s3:// misses a member"
     expect_ok "$n" verify --source "s3://$B/proj$n/a.$ext"
