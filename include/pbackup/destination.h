@@ -93,7 +93,7 @@ struct DestinationSpec {
   std::string output_dir;  // a directory, or s3://bucket/prefix for cloud
   std::string name;        // archive name with extension
   uint64_t split_bytes = 0;
-  uint64_t part_bytes = 64ull << 20;  // cloud: multipart part size
+  uint64_t part_bytes = 16ull << 20;  // cloud: multipart part size (docs/admin-guide.md, "Cloud")
   std::string s3_endpoint, s3_region;  // cloud: flags (environment otherwise)
 };
 

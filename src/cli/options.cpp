@@ -162,7 +162,7 @@ Parsed parse_command_line(int argc, char** argv) {
       cxxopts::Options o("pbackup backup", "Back up directory trees into one archive, in parallel.");
       o.add_options()("sources", "directories (or files) to back up; each is stored under its base name", cxxopts::value<std::string>())(
           "output-dir", "directory the archive is written to, or s3://BUCKET/PREFIX", cxxopts::value<std::string>())(
-          "s3-part-mb", "cloud: multipart part size in MiB (5-5120)", cxxopts::value<std::string>())(
+          "s3-part-mb", "cloud: multipart part size in MiB, 5-5120 (default 16; grown to stay within 10,000 parts)", cxxopts::value<std::string>())(
           "algo", "zip | gzip | bzip2 | zstd", cxxopts::value<std::string>()->default_value("gzip"))(
           "dest-type", "hdd (one file) | usb_split (fragments of --split-chunk-mb MiB) | cloud (S3; implied by s3://)", cxxopts::value<std::string>()->default_value("hdd"))(
           "split-chunk-mb", "fragment size in MiB (needs --dest-type usb_split, or cloud: one object per fragment)", cxxopts::value<std::string>())(
