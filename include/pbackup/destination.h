@@ -95,6 +95,7 @@ struct DestinationSpec {
   uint64_t split_bytes = 0;
   uint64_t part_bytes = 16ull << 20;  // cloud: multipart part size (docs/admin-guide.md, "Cloud")
   std::string s3_endpoint, s3_region;  // cloud: flags (environment otherwise)
+  std::string s3_addressing;           // cloud: --s3-addressing path|virtual ("" otherwise)
 };
 
 std::unique_ptr<Destination> make_destination(const DestinationSpec& spec);

@@ -21,7 +21,7 @@ struct BackupOptions {
   int progress = -1; // -1 auto, 0 off, 1 on
   LogLevel log_level = LogLevel::Warn;
   std::string command_line;
-  std::string s3_endpoint, s3_region;
+  std::string s3_endpoint, s3_region, s3_addressing;
   uint64_t s3_part_mb = 16;  // measured: docs/admin-guide.md, "Cloud"
   // selection (src/core/select.h)
   std::vector<std::string> excludes, exclude_from;
@@ -49,7 +49,7 @@ struct RestoreOptions {
   std::string against;            // compare --against DIR
   bool checksum = false;          // compare --checksum
   bool numeric_owner = false;     // owners by the archive's ids only, never by name
-  std::string s3_endpoint, s3_region;
+  std::string s3_endpoint, s3_region, s3_addressing;
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;
 };
@@ -59,7 +59,7 @@ struct CleanupOptions {
   std::string source;        // s3://BUCKET/PREFIX
   int64_t older_than_s = 0;  // only uploads started at least this long ago (0: all)
   bool dry_run = false;      // list only
-  std::string s3_endpoint, s3_region;
+  std::string s3_endpoint, s3_region, s3_addressing;
   LogLevel log_level = LogLevel::Warn;
 };
 

@@ -98,7 +98,9 @@ cxxopts::ParseResult run_cxxopts(cxxopts::Options& o, std::vector<std::string>& 
 
 void common(cxxopts::Options& o) {
   o.add_options()("s3-endpoint", "S3 endpoint URL (default: AWS_ENDPOINT_URL, else AWS)", cxxopts::value<std::string>())(
-      "s3-region", "S3 region (default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1)", cxxopts::value<std::string>())("threads", "threads per rank, 1-1024 (default: the cores this rank may use)", cxxopts::value<std::string>())(
+      "s3-region", "S3 region (default: AWS_REGION / AWS_DEFAULT_REGION, the AWS profile's, else us-east-1)", cxxopts::value<std::string>())(
+      "s3-addressing", "S3 URL style: path (http://host/bucket/key) | virtual (http://bucket.host/key) (default: the AWS profile's "
+                       "s3.addressing_style, else virtual for AWS, path for other endpoints)", cxxopts::value<std::string>())("threads", "threads per rank, 1-1024 (default: the cores this rank may use)", cxxopts::value<std::string>())(
       "log-level", "error | warn | info | debug", cxxopts::value<std::string>()->default_value("warn"))(
       "h,help", "show this help");
 }
@@ -123,6 +125,12 @@ std::string main_usage() {
          "`pbackup <command> --help` lists each command's options.\n"
          "Exit status: 0 success, 1 some files were skipped or changed while read (each named),\n"
          "2 fatal error (nothing committed).\n";
+}
+
+static std::string s3_addressing_flag(const cxxopts::ParseResult& r) {
+  std::string v = r["s3-addressing"].as<std::string>();
+  if (v != "path" && v != "virtual") throw cxxopts::exceptions::exception("--s3-addressing must be path or virtual");
+  return v;
 }
 
 int64_t parse_duration(const std::string& s) {
@@ -207,6 +215,7 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("s3-part-mb")) b.s3_part_mb = number_in(r, "s3-part-mb", 5, 5120, " (S3's part size limits)");
       if (r.count("s3-endpoint")) b.s3_endpoint = r["s3-endpoint"].as<std::string>();
       if (r.count("s3-region")) b.s3_region = r["s3-region"].as<std::string>();
+      if (r.count("s3-addressing")) b.s3_addressing = s3_addressing_flag(r);
       std::vector<std::string> dests;
       for (auto& d : destination_names())
         if (d != "memory") dests.push_back(d);
@@ -323,6 +332,7 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("threads")) x.threads = static_cast<int>(number_in(r, "threads", 1, 1024));
       if (r.count("s3-endpoint")) x.s3_endpoint = r["s3-endpoint"].as<std::string>();
       if (r.count("s3-region")) x.s3_region = r["s3-region"].as<std::string>();
+      if (r.count("s3-addressing")) x.s3_addressing = s3_addressing_flag(r);
       x.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
     } else if (cmd == "cloud-cleanup") {
       p.command = Command::CloudCleanup;
@@ -352,6 +362,7 @@ Parsed parse_command_line(int argc, char** argv) {
       c.dry_run = r.count("dry-run") > 0;
       if (r.count("s3-endpoint")) c.s3_endpoint = r["s3-endpoint"].as<std::string>();
       if (r.count("s3-region")) c.s3_region = r["s3-region"].as<std::string>();
+      if (r.count("s3-addressing")) c.s3_addressing = s3_addressing_flag(r);
       c.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
     } else {
       p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify, find, compare, cloud-cleanup)";

@@ -102,15 +102,24 @@ bool setup_stage(BackupRun& run) {
   }
   const BackupOptions& opt = run.opt;
   run.spec = DestinationSpec{opt.dest_type,         opt.output_dir, run.setup.archive, opt.split_chunk_mb << 20,
-                             opt.s3_part_mb << 20, opt.s3_endpoint, opt.s3_region};
+                             opt.s3_part_mb << 20, opt.s3_endpoint, opt.s3_region, opt.s3_addressing};
   std::string dest_error;
   try {
     run.dest = with_part_exchange(make_destination(run.spec));  // an object store stores whole parts
   } catch (const std::exception& e) {
     dest_error = e.what();
   }
+  // every rank usually fails the same way (no S3 credentials): rank 0 says each reason once
+  std::vector<std::string> errors = run.comm.gather(dest_error, 0);
   if (!run.comm.all_ok(dest_error.empty())) {
-    if (!dest_error.empty()) run.log.error(dest_error);
+    if (run.root) {
+      std::vector<std::string> said;
+      for (size_t r = 0; r < errors.size(); ++r) {
+        if (errors[r].empty() || std::find(said.begin(), said.end(), errors[r]) != said.end()) continue;
+        said.push_back(errors[r]);
+        run.log.error(r == 0 ? errors[r] : "on rank " + std::to_string(r) + ": " + errors[r]);
+      }
+    }
     if (run.root && run.dest) run.dest->abort();
     return false;
   }

@@ -17,7 +17,7 @@ int run_cloud_cleanup(const CleanupOptions& opt, Log& log) {
   try {
     S3Url u = S3Url::parse(opt.source);
     if (!u.key.empty() && u.key.back() != '/') u.key += '/';  // a folder, as backup --output-dir takes it
-    S3Client c(S3Config::from_env(opt.s3_endpoint, opt.s3_region));
+    S3Client c(S3Config::from_env(opt.s3_endpoint, opt.s3_region, opt.s3_addressing));
     const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     std::vector<S3Upload> all = c.list_multipart_uploads(u.bucket, u.key);
     size_t aborted = 0, kept = 0, failed = 0;

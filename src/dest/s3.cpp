@@ -60,7 +60,7 @@ void report(const S3Client& c, const std::string& m) {
 
 class CloudDestination final : public Destination {
  public:
-  explicit CloudDestination(const DestinationSpec& s) : spec_(s), client_(s.s3_endpoint, s.s3_region) {
+  explicit CloudDestination(const DestinationSpec& s) : spec_(s), client_(s.s3_endpoint, s.s3_region, s.s3_addressing) {
     S3Url u = S3Url::parse(s.output_dir);
     bucket_ = u.bucket;
     prefix_ = u.key.empty() || u.key.back() == '/' ? u.key : u.key + "/";

@@ -536,11 +536,14 @@ std::string s3_uri_encode(std::string_view s, bool keep_slash) {
   return out;
 }
 
-S3Config S3Config::from_env(const std::string& endpoint_flag, const std::string& region_flag) {
+S3Config S3Config::from_env(const std::string& endpoint_flag, const std::string& region_flag,
+                           const std::string& addressing_flag) {
   S3Config c;
+  AwsProfile profile = load_aws_profile();
   c.region = !region_flag.empty()                 ? region_flag
              : !env("AWS_REGION").empty()         ? env("AWS_REGION")
              : !env("AWS_DEFAULT_REGION").empty() ? env("AWS_DEFAULT_REGION")
+             : !profile.config["region"].empty()  ? profile.config["region"]
                                                   : "us-east-1";
   for (char ch : c.region)
     if (!(std::islower(static_cast<unsigned char>(ch)) ||
@@ -549,9 +552,11 @@ S3Config S3Config::from_env(const std::string& endpoint_flag, const std::string&
   if (c.region.empty()) throw Fatal("S3: empty region");
 
   bool default_endpoint = false;
-  c.endpoint = !endpoint_flag.empty()                ? endpoint_flag
-               : !env("AWS_ENDPOINT_URL_S3").empty() ? env("AWS_ENDPOINT_URL_S3")
-                                                     : env("AWS_ENDPOINT_URL");
+  c.endpoint = !endpoint_flag.empty()                       ? endpoint_flag
+               : !env("AWS_ENDPOINT_URL_S3").empty()        ? env("AWS_ENDPOINT_URL_S3")
+               : !env("AWS_ENDPOINT_URL").empty()           ? env("AWS_ENDPOINT_URL")
+               : !profile.config["s3.endpoint_url"].empty() ? profile.config["s3.endpoint_url"]
+                                                            : profile.config["endpoint_url"];
   if (c.endpoint.empty()) {
     c.endpoint = "https://s3." + c.region + ".amazonaws.com";
     default_endpoint = true;
@@ -573,11 +578,14 @@ S3Config S3Config::from_env(const std::string& endpoint_flag, const std::string&
       c.endpoint.find_first_of("?#", host_end) != std::string::npos)
     throw Fatal("S3: endpoint '" + c.endpoint + "' must not have a query or fragment");
   c.path_style = !default_endpoint;
+  std::string style = !addressing_flag.empty() ? addressing_flag : profile.config["s3.addressing_style"];
+  if (style == "path") c.path_style = true;
+  else if (style == "virtual") c.path_style = false;
+  else if (!style.empty() && style != "auto")
+    throw Fatal("S3 addressing style '" + style + "' (--s3-addressing or s3.addressing_style in " + profile.config_file +
+                "): expected path, virtual or auto");
 
-  c.access_key = env("AWS_ACCESS_KEY_ID");
-  c.secret_key = env("AWS_SECRET_ACCESS_KEY");
-  c.session_token = env("AWS_SESSION_TOKEN");
-  c.ca_bundle = env("AWS_CA_BUNDLE");
+  c.ca_bundle = !env("AWS_CA_BUNDLE").empty() ? env("AWS_CA_BUNDLE") : profile.config["ca_bundle"];
   std::string mode = env("AWS_RETRY_MODE");
   if (!mode.empty() && mode != "legacy" && mode != "standard" && mode != "adaptive")
     throw Fatal("AWS_RETRY_MODE='" + mode + "': expected legacy, standard or adaptive");
@@ -590,14 +598,17 @@ S3Config S3Config::from_env(const std::string& endpoint_flag, const std::string&
     std::lock_guard<std::mutex> l(notify_mu);
     c.notify = notify_sink;
   }
-  if (c.access_key.empty() || c.secret_key.empty()) {
-    std::string missing = c.access_key.empty() && c.secret_key.empty()
-                              ? "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are"
-                          : c.access_key.empty() ? "AWS_ACCESS_KEY_ID is"
-                                                 : "AWS_SECRET_ACCESS_KEY is";
-    throw Fatal("S3: no credentials for " + c.endpoint + ": " + missing +
-                " not set (set both, and AWS_SESSION_TOKEN for temporary credentials)");
+  S3Credentials cr;
+  try {
+    cr = resolve_credentials(profile, c.region, c.ca_bundle);
+  } catch (const Fatal& e) {
+    throw Fatal(std::string(e.what()) + " [for " + c.endpoint + "]");
   }
+  c.access_key = cr.access_key;
+  c.secret_key = cr.secret_key;
+  c.session_token = cr.session_token;
+  c.expires = cr.expires;
+  c.refresh = credentials_refresher(profile, c.region, c.ca_bundle, cr);
   return c;
 }
 
@@ -704,6 +715,7 @@ struct S3Client::Impl {
   // shorter than 16 characters are left alone: they could be a word of the message (a secret
   // "bucket" would garble every "s3://bucket/"), and no message is built from a secret.
   std::string scrub(std::string m) const {
+    std::lock_guard<std::mutex> l(cred_mu);
     for (const std::string* s : {&cfg.secret_key, &cfg.session_token}) {
       if (s->size() < 16) continue;
       for (size_t p; (p = m.find(*s)) != std::string::npos;) m.replace(p, s->size(), "***");
@@ -734,10 +746,32 @@ struct S3Client::Impl {
     }
   }
 
+  // The credentials for a request: temporary ones are renewed 5 minutes before they expire
+  // (a long backup outlives a one-hour session).
+  mutable std::mutex cred_mu;  // cfg's credentials (renewed while other threads sign)
+  struct Creds {
+    std::string access, secret, token;
+  };
+  Creds credentials() {
+    std::lock_guard<std::mutex> l(cred_mu);
+    if (cfg.refresh && cfg.expires > 0) {
+      int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      if (now >= cfg.expires - 300) {
+        S3Credentials n = cfg.refresh();  // Fatal propagates: the request cannot be signed
+        cfg.access_key = n.access_key;
+        cfg.secret_key = n.secret_key;
+        cfg.session_token = n.session_token;
+        cfg.expires = n.expires;
+      }
+    }
+    return {cfg.access_key, cfg.secret_key, cfg.session_token};
+  }
+
   // One attempt. Returns the curl result; fills resp.
   CURLcode attempt(CURL* c, const Request& r, const std::string& url,
                    const std::string& payload_hash, Response& resp, std::string& curl_error) {
     curl_easy_reset(c);
+    const Creds cr = credentials();
     Transfer t;
     t.upload = r.body;
     resp.body.clear();
@@ -746,7 +780,7 @@ struct S3Client::Impl {
     t.headers = &resp.headers;
 
     std::vector<std::string> hs = {"x-amz-content-sha256: " + payload_hash};
-    if (!cfg.session_token.empty()) hs.push_back("x-amz-security-token: " + cfg.session_token);
+    if (!cr.token.empty()) hs.push_back("x-amz-security-token: " + cr.token);
     if (!r.content_type.empty()) hs.push_back("Content-Type: " + r.content_type);
     if (!r.range.empty()) hs.push_back("Range: " + r.range);
     if (r.if_none_match) hs.push_back("If-None-Match: *");
@@ -765,8 +799,8 @@ struct S3Client::Impl {
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4.c_str());
-    curl_easy_setopt(c, CURLOPT_USERNAME, cfg.access_key.c_str());  // keys may contain ':'
-    curl_easy_setopt(c, CURLOPT_PASSWORD, cfg.secret_key.c_str());
+    curl_easy_setopt(c, CURLOPT_USERNAME, cr.access.c_str());  // keys may contain ':'
+    curl_easy_setopt(c, CURLOPT_PASSWORD, cr.secret.c_str());
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, list.get());
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, cfg.connect_timeout_s);
@@ -1184,13 +1218,13 @@ bool S3Client::abort_multipart(const std::string& bucket, const std::string& key
   return false;
 }
 
-LazyS3Client::LazyS3Client(std::string endpoint, std::string region)
-    : endpoint_(std::move(endpoint)), region_(std::move(region)) {}
+LazyS3Client::LazyS3Client(std::string endpoint, std::string region, std::string addressing)
+    : endpoint_(std::move(endpoint)), region_(std::move(region)), addressing_(std::move(addressing)) {}
 LazyS3Client::~LazyS3Client() = default;
 
 S3Client& LazyS3Client::get() {
   // A failed attempt (no credentials) throws out of call_once and leaves it to be tried again.
-  std::call_once(once_, [this] { client_ = std::make_unique<S3Client>(S3Config::from_env(endpoint_, region_)); });
+  std::call_once(once_, [this] { client_ = std::make_unique<S3Client>(S3Config::from_env(endpoint_, region_, addressing_)); });
   return *client_;
 }
 

@@ -27,6 +27,8 @@
 #include <utility>
 #include <vector>
 
+#include "dest/s3_credentials.h"
+
 namespace pbackup {
 
 struct S3Config {
@@ -36,8 +38,13 @@ struct S3Config {
   std::string endpoint;
   // --s3-region, AWS_REGION, AWS_DEFAULT_REGION; default us-east-1. Must match the server's.
   std::string region = "us-east-1";
-  // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (may contain ':').
+  // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (may contain ':'), or the
+  // rest of the credential chain (s3_credentials.h).
   std::string access_key, secret_key, session_token;
+  // Temporary credentials: when they expire (seconds since the epoch; 0 never), and how to get
+  // new ones; the client refreshes them 5 minutes before they expire.
+  int64_t expires = 0;
+  std::function<S3Credentials()> refresh;
   // Path-style (http://host/bucket/key: on-premises servers) or virtual-host style
   // (http://bucket.host/key). In virtual-host mode a bucket whose name has a '.' still uses
   // path style (its name would not match the TLS certificate's wildcard).
@@ -61,7 +68,11 @@ struct S3Config {
   // credentials from the environment. Fatal with a clear message if credentials are missing or
   // the endpoint or region is malformed. For the default AWS endpoint addressing is
   // virtual-host style, otherwise path style.
-  static S3Config from_env(const std::string& endpoint_flag, const std::string& region_flag);
+  // addressing_flag: "path", "virtual" or "" (the profile's s3.addressing_style, else as above).
+  // Region, endpoint_url, s3.addressing_style and ca_bundle also come from the AWS config
+  // file's profile (AWS_PROFILE, AWS_CONFIG_FILE) when the flags and variables do not say.
+  static S3Config from_env(const std::string& endpoint_flag, const std::string& region_flag,
+                           const std::string& addressing_flag = "");
 };
 
 // Where every client made by from_env reports retries, failed aborts and objects left behind
@@ -179,14 +190,14 @@ class S3Client {
 // cloud destination and the S3 store each own one: there is no process-wide client.
 class LazyS3Client {
  public:
-  LazyS3Client(std::string endpoint, std::string region);
+  LazyS3Client(std::string endpoint, std::string region, std::string addressing = "");
   ~LazyS3Client();
   LazyS3Client(const LazyS3Client&) = delete;
   LazyS3Client& operator=(const LazyS3Client&) = delete;
   S3Client& get();
 
  private:
-  std::string endpoint_, region_;
+  std::string endpoint_, region_, addressing_;
   std::once_flag once_;
   std::unique_ptr<S3Client> client_;
 };

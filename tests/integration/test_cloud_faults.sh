@@ -155,3 +155,12 @@ etag=$(aws s3api head-object --bucket "$B" --key grow/n.tar.gz --query ETag --ou
 [[ $etag == *-2\" ]] || fail "expected 2 parts (grown from 5 MiB: 3 parts), ETag $etag"
 expect_ok plain verify --source "s3://$B/grow/n.tar.gz"
 pass "part size grown: 2 parts instead of 3 of 5 MiB, verify ok"
+
+info "no credentials: refused at setup, before the scan, said once (not once per rank)"
+run_rc rc env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_SHARED_CREDENTIALS_FILE=/nonexistent AWS_CONFIG_FILE=/nonexistent \
+  AWS_EC2_METADATA_DISABLED=true mpirun --oversubscribe -n 2 "$PBACKUP" backup --sources "$WORK/src" --output-dir "s3://$B/nocred/" \
+  --algo gzip --no-progress --log-level info
+[ "$rc" -ne 0 ] || fail "no credentials: exit 0"
+[ "$(grep -c "no credentials" "$WORK/last.err")" = 1 ] || { show_last; fail "no credentials: expected exactly one error line"; }
+! grep -q "scanned" "$WORK/last.err" "$WORK/last.out" || { show_last; fail "no credentials: the tree was scanned first"; }
+pass "no credentials: one error line, before the scan"

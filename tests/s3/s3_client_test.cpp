@@ -272,13 +272,17 @@ TEST_CASE("s3_uri_encode keeps unreserved characters and '/' only where asked") 
 TEST_CASE("S3Config::from_env: flags, environment, defaults, missing credentials") {
   const char* names[] = {"AWS_ACCESS_KEY_ID",   "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                          "AWS_REGION",          "AWS_DEFAULT_REGION",    "AWS_ENDPOINT_URL",
-                         "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE"};
+                         "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE", "AWS_PROFILE", "AWS_CONFIG_FILE",
+                         "AWS_SHARED_CREDENTIALS_FILE", "AWS_EC2_METADATA_DISABLED"};
   std::vector<std::pair<std::string, std::optional<std::string>>> saved;
   for (const char* n : names) {
     const char* v = std::getenv(n);
     saved.emplace_back(n, v ? std::optional<std::string>(v) : std::nullopt);
     ::unsetenv(n);
   }
+  ::setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+  ::setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+  ::setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
   {
     std::string m = fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); });
     CHECK(contains(m, "AWS_ACCESS_KEY_ID"));
@@ -790,4 +794,186 @@ TEST_CASE("messages: a short secret is not scrubbed out of words; an endpoint wi
   CHECK(S3Config::from_env("http://127.0.0.1:9", "").max_attempts == 5);
   ::setenv("AWS_ACCESS_KEY_ID", saved_key.c_str(), 1);
   ::setenv("AWS_SECRET_ACCESS_KEY", saved_secret.c_str(), 1);
+}
+
+// ================================================================================================
+// AWS conventions: config files, credential_process, web identity (STS), IMDSv2
+
+namespace {
+// Sets (or with nullopt unsets) environment variables for a scope; restores them after.
+struct EnvScope {
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved;
+  void set(const std::string& n, const std::optional<std::string>& v) {
+    const char* old = std::getenv(n.c_str());
+    saved.emplace_back(n, old ? std::optional<std::string>(old) : std::nullopt);
+    if (v)
+      ::setenv(n.c_str(), v->c_str(), 1);
+    else
+      ::unsetenv(n.c_str());
+  }
+  EnvScope() {
+    for (const char* n : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
+                          "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+                          "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+                          "AWS_ROLE_SESSION_NAME", "AWS_ENDPOINT_URL_STS", "AWS_EC2_METADATA_DISABLED",
+                          "AWS_EC2_METADATA_SERVICE_ENDPOINT"})
+      set(n, std::nullopt);
+    set("AWS_CONFIG_FILE", "/nonexistent/config");
+    set("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials");
+    set("AWS_EC2_METADATA_DISABLED", "true");
+  }
+  ~EnvScope() {
+    for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
+      if (it->second)
+        ::setenv(it->first.c_str(), it->second->c_str(), 1);
+      else
+        ::unsetenv(it->first.c_str());
+    }
+  }
+};
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  std::string path = "/tmp/pbackup-s3test-" + std::to_string(::getpid()) + "-" + name;
+  FILE* f = std::fopen(path.c_str(), "w");
+  REQUIRE(f);
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fclose(f);
+  return path;
+}
+}  // namespace
+
+TEST_CASE("parse_ini: sections, comments, nested s3 settings; malformed lines named") {
+  IniSections s = parse_ini("# c\n[default]\nregion = eu-west-1\n; c2\ns3 =\n  addressing_style = path\n  endpoint_url=http://h:1\n"
+                            "[profile p2]\nAWS_Access_Key_Id = K = with equals\n",
+                            "cfg");
+  CHECK(s["default"]["region"] == "eu-west-1");
+  CHECK(s["default"]["s3.addressing_style"] == "path");
+  CHECK(s["default"]["s3.endpoint_url"] == "http://h:1");
+  CHECK(s["profile p2"]["aws_access_key_id"] == "K = with equals");
+  CHECK(contains(fatal_message([] { parse_ini("[default]\njunk\n", "cfg"); }), "cfg:2:"));
+  CHECK(contains(fatal_message([] { parse_ini("region = x\n", "cfg"); }), "before the first [section]"));
+  CHECK(contains(fatal_message([] { parse_ini("[default\n", "cfg"); }), "cfg:1:"));
+  CHECK(contains(fatal_message([] { parse_ini("[default]\n  x = 1\n", "cfg"); }), "indented"));
+}
+
+TEST_CASE("profiles: AWS_PROFILE picks keys, region, endpoint_url, addressing_style, ca_bundle from the files") {
+  EnvScope env;
+  std::string creds = write_temp("credentials", "[default]\naws_access_key_id = DEFKEY\naws_secret_access_key = defsecret\n"
+                                                 "[work]\naws_access_key_id = WORKKEY\naws_secret_access_key = worksecret\n"
+                                                 "aws_session_token = worktoken\n");
+  std::string cfg = write_temp("config", "[default]\nregion = eu-north-1\n[profile work]\nregion = ap-east-1\n"
+                                         "ca_bundle = /etc/ssl/work.pem\ns3 =\n  addressing_style = virtual\n  endpoint_url = https://s3.work.example\n");
+  env.set("AWS_SHARED_CREDENTIALS_FILE", creds);
+  env.set("AWS_CONFIG_FILE", cfg);
+  S3Config c = S3Config::from_env("", "");
+  CHECK(c.access_key == "DEFKEY");
+  CHECK(c.region == "eu-north-1");
+  CHECK(c.endpoint == "https://s3.eu-north-1.amazonaws.com");
+  env.set("AWS_PROFILE", "work");
+  c = S3Config::from_env("", "");
+  CHECK(c.access_key == "WORKKEY");
+  CHECK(c.secret_key == "worksecret");
+  CHECK(c.session_token == "worktoken");
+  CHECK(c.region == "ap-east-1");
+  CHECK(c.endpoint == "https://s3.work.example");
+  CHECK_FALSE(c.path_style);  // the profile says virtual, though the endpoint is not AWS's
+  CHECK(c.ca_bundle == "/etc/ssl/work.pem");
+  CHECK(S3Config::from_env("", "", "path").path_style);  // --s3-addressing over the profile
+  env.set("AWS_ACCESS_KEY_ID", "ENVKEY");                 // the environment comes first
+  env.set("AWS_SECRET_ACCESS_KEY", "envsecret");
+  CHECK(S3Config::from_env("", "").access_key == "ENVKEY");
+  std::remove(creds.c_str());
+  std::remove(cfg.c_str());
+}
+
+TEST_CASE("credential_process: JSON Version 1, expiry, refreshed before it expires; failures named") {
+  EnvScope env;
+  std::string counter = write_temp("count", "");
+  // each run appends a line: the keys carry the run number (so a refresh is visible)
+  std::string script = write_temp("proc.sh",
+                                  "echo x >> " + counter + "\nn=$(wc -l < " + counter + ")\n"
+                                  "printf '{\"Version\": 1, \"AccessKeyId\": \"PROC%s\", \"SecretAccessKey\": \"s%s\", "
+                                  "\"SessionToken\": \"t\", \"Expiration\": \"%s\"}' $n $n \"$EXP\"\n");
+  std::string cfg = write_temp("config2", "[default]\ncredential_process = sh " + script + "\n");
+  env.set("AWS_CONFIG_FILE", cfg);
+  env.set("EXP", "2099-01-01T00:00:00Z");
+  S3Config c = S3Config::from_env("http://127.0.0.1:9", "");
+  CHECK(c.access_key == "PROC1");
+  CHECK(c.expires == *parse_s3_time("2099-01-01T00:00:00Z"));
+  REQUIRE(c.refresh);
+  // credentials about to expire are renewed before a request is signed
+  FakeServer srv([](int, const FakeRequest&) { return FakeServer::reply(200, "OK", "", "ETag: \"abc\"\r\n"); });
+  env.set("EXP", "2000-01-01T00:00:00Z");
+  S3Config soon = S3Config::from_env(srv.endpoint(), "");
+  CHECK(soon.access_key == "PROC2");
+  S3Client cl(soon);
+  cl.put_object("bkt", "k", "x");
+  auto reqs = srv.requests();
+  REQUIRE(reqs.size() == 1);
+  CHECK(contains(reqs[0].head, "Credential=PROC3/"));  // renewed: run 3
+  std::string bad = write_temp("config3", "[default]\ncredential_process = sh -c 'echo {\\\"Version\\\": 2}'\n");
+  env.set("AWS_CONFIG_FILE", bad);
+  CHECK(contains(fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); }), "\"Version\": 1"));
+  std::string fails = write_temp("config4", "[default]\ncredential_process = false\n");
+  env.set("AWS_CONFIG_FILE", fails);
+  CHECK(contains(fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); }), "credential_process 'false' failed"));
+  for (auto& f : {counter, script, cfg, bad, fails}) std::remove(f.c_str());
+}
+
+TEST_CASE("web identity: STS AssumeRoleWithWebIdentity with the token file's token, exact request") {
+  EnvScope env;
+  FakeServer sts([](int, const FakeRequest&) {
+    return FakeServer::reply(200, "OK",
+                             "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+                             "<AccessKeyId>ASIAWEB</AccessKeyId><SecretAccessKey>websecret</SecretAccessKey>"
+                             "<SessionToken>webtoken</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration>"
+                             "</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>");
+  });
+  std::string token = write_temp("token", "eyJ.k8s.token\n");
+  env.set("AWS_WEB_IDENTITY_TOKEN_FILE", token);
+  env.set("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/backup");
+  env.set("AWS_ROLE_SESSION_NAME", "node7");
+  env.set("AWS_ENDPOINT_URL_STS", sts.endpoint());
+  S3Config c = S3Config::from_env("http://127.0.0.1:9", "");
+  CHECK(c.access_key == "ASIAWEB");
+  CHECK(c.secret_key == "websecret");
+  CHECK(c.session_token == "webtoken");
+  CHECK(c.expires == *parse_s3_time("2099-01-01T00:00:00Z"));
+  auto reqs = sts.requests();
+  REQUIRE(reqs.size() == 1);
+  CHECK(reqs[0].head.rfind("POST / HTTP/1.1", 0) == 0);
+  CHECK(contains(reqs[0].head, "Content-Type: application/x-www-form-urlencoded"));
+  CHECK(reqs[0].body ==
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fbackup"
+        "&RoleSessionName=node7&WebIdentityToken=eyJ.k8s.token");
+  CHECK_FALSE(contains(reqs[0].head, "Authorization"));  // unsigned, as STS wants it
+  std::remove(token.c_str());
+}
+
+TEST_CASE("IMDSv2: token PUT with TTL, then role and credentials with the token; disabled by AWS_EC2_METADATA_DISABLED") {
+  EnvScope env;
+  FakeServer imds([](int hit, const FakeRequest& r) {
+    if (hit == 1) return FakeServer::reply(200, "OK", "TOKEN123");
+    if (!contains(r.head, "X-aws-ec2-metadata-token: TOKEN123")) return FakeServer::error(401, "Unauthorized", "no token");
+    if (hit == 2) return FakeServer::reply(200, "OK", "backup-role");
+    return FakeServer::reply(200, "OK",
+                             "{\"Code\": \"Success\", \"AccessKeyId\": \"ASIAIMDS\", \"SecretAccessKey\": \"imdssecret\", "
+                             "\"Token\": \"imdstoken\", \"Expiration\": \"2099-01-01T00:00:00Z\"}");
+  });
+  env.set("AWS_EC2_METADATA_DISABLED", std::nullopt);
+  env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint() + "/");
+  S3Config c = S3Config::from_env("http://127.0.0.1:9", "");
+  CHECK(c.access_key == "ASIAIMDS");
+  CHECK(c.session_token == "imdstoken");
+  CHECK(c.refresh);
+  auto reqs = imds.requests();
+  REQUIRE(reqs.size() == 3);
+  CHECK(reqs[0].head.rfind("PUT /latest/api/token HTTP/1.1", 0) == 0);
+  CHECK(contains(reqs[0].head, "X-aws-ec2-metadata-token-ttl-seconds: 21600"));
+  CHECK(reqs[1].head.rfind("GET /latest/meta-data/iam/security-credentials/ HTTP/1.1", 0) == 0);
+  CHECK(reqs[2].head.rfind("GET /latest/meta-data/iam/security-credentials/backup-role HTTP/1.1", 0) == 0);
+  env.set("AWS_EC2_METADATA_DISABLED", "true");
+  std::string m = fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); });
+  CHECK(contains(m, "instance metadata disabled"));
+  CHECK(imds.hits() == 3);
 }
