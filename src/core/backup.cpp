@@ -109,17 +109,11 @@ bool setup_stage(BackupRun& run) {
   } catch (const std::exception& e) {
     dest_error = e.what();
   }
-  // every rank usually fails the same way (no S3 credentials): rank 0 says each reason once
-  std::vector<std::string> errors = run.comm.gather(dest_error, 0);
+  // every rank usually fails the same way (no S3 credentials): said once, by rank 0
+  std::string root_error = dest_error;
+  run.comm.broadcast(root_error, 0);
   if (!run.comm.all_ok(dest_error.empty())) {
-    if (run.root) {
-      std::vector<std::string> said;
-      for (size_t r = 0; r < errors.size(); ++r) {
-        if (errors[r].empty() || std::find(said.begin(), said.end(), errors[r]) != said.end()) continue;
-        said.push_back(errors[r]);
-        run.log.error(r == 0 ? errors[r] : "on rank " + std::to_string(r) + ": " + errors[r]);
-      }
-    }
+    if (!dest_error.empty() && (run.root || dest_error != root_error)) run.log.error(dest_error);
     if (run.root && run.dest) run.dest->abort();
     return false;
   }

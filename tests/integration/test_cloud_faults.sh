@@ -100,11 +100,12 @@ pass "503 every 3rd request: exit 0, verify ok"
 info "a frozen server (UploadPart never answered): bounded by PBACKUP_S3_STALL_SECONDS, upload aborted"
 start_proxy --freeze-parts
 t0=$SECONDS
-backup_via 1 frozen/
+backup_via 2 frozen/
 stop_proxy
 [ "$rc" -eq 2 ] || { show_last; fail "frozen server: exit $rc, expected 2"; }
 ((SECONDS - t0 < 40)) || fail "frozen server: took $((SECONDS - t0)) s"
 grep -q "timed out" "$WORK/last.err" || { show_last; fail "frozen server: no timeout named"; }
+[ "$(grep -c "error: .*timed out" "$WORK/last.err")" = 1 ] || { show_last; fail "frozen server: the error is printed more than once (once per rank?)"; }
 assert_nothing_left frozen/ "frozen server"
 pass "frozen server: exit 2 in $((SECONDS - t0)) s, nothing left"
 
