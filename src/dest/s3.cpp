@@ -80,22 +80,29 @@ class CloudDestination final : public Destination {
     split_ = p.split;
   }
 
-  // The plan every rank needs: "UPLOAD_ID PART_BYTES SPLIT" (upload ids have no spaces).
+  // The plan every rank needs: "UPLOAD_ID PART_BYTES SPLIT SHA256_PARTS" (upload ids have no
+  // spaces). SHA256_PARTS: the server keeps S3's own SHA-256 of each part (x-amz-checksum-sha256).
   std::string prepare() override {
     S3Client& c = client_.get();
     for (const std::string& key : {key_of(spec_.name), key_of(fragment(0)), key_of(spec_.name + ".manifest.json")})
       if (c.head_object(bucket_, key)) throw Fatal("archive s3://" + bucket_ + "/" + key + " already exists; choose another --name");
     conditional_ = probe_conditional(c);
-    if (!split_) upload_id_ = c.create_multipart(bucket_, key_of(spec_.name), content_type_of(spec_.name));
-    return (upload_id_.empty() ? "-" : upload_id_) + " " + std::to_string(part_) + " " + (split_ ? "1" : "0");
+    if (!split_) upload_id_ = c.create_multipart(bucket_, key_of(spec_.name), content_type_of(spec_.name), &sha256_parts_);
+    return (upload_id_.empty() ? "-" : upload_id_) + " " + std::to_string(part_) + " " + (split_ ? "1" : "0") + " " +
+           (sha256_parts_ ? "1" : "0");
   }
   void open(const std::string& prepared) override {
-    size_t a = prepared.find(' '), b = prepared.rfind(' ');
-    if (a == std::string::npos || b == a) throw Fatal("cloud: malformed plan from rank 0");
-    std::string id = prepared.substr(0, a);
-    upload_id_ = id == "-" ? "" : id;
-    part_ = std::strtoull(prepared.c_str() + a + 1, nullptr, 10);
-    split_ = prepared.substr(b + 1) == "1";
+    std::vector<std::string> f;
+    for (size_t at = 0; at <= prepared.size();) {
+      size_t sp = prepared.find(' ', at);
+      f.push_back(prepared.substr(at, sp == std::string::npos ? std::string::npos : sp - at));
+      at = sp == std::string::npos ? prepared.size() + 1 : sp + 1;
+    }
+    if (f.size() != 4) throw Fatal("cloud: malformed plan from rank 0");
+    upload_id_ = f[0] == "-" ? "" : f[0];
+    part_ = std::strtoull(f[1].c_str(), nullptr, 10);
+    split_ = f[2] == "1";
+    sha256_parts_ = f[3] == "1";
     if (part_ == 0 || part_ > kMaxPart) throw Fatal("cloud: malformed part size from rank 0");
   }
 
@@ -126,7 +133,8 @@ class CloudDestination final : public Destination {
       }
       receipt.upload_id = id;
     } else {
-      receipt.etag = c.upload_part(bucket_, key_of(spec_.name), upload_id_, static_cast<int>(k + 1), part);
+      receipt.etag = c.upload_part(bucket_, key_of(spec_.name), upload_id_, static_cast<int>(k + 1), part,
+                                   sha256_parts_ ? sha256 : std::string());
     }
     std::lock_guard<std::mutex> l(mu_);
     hashes_[k] = sha256;
@@ -170,9 +178,13 @@ class CloudDestination final : public Destination {
     S3Client& c = client_.get();
     if (!split_) {
       std::vector<std::pair<int, std::string>> etags;
-      for (auto& [k, d] : parts_) etags.emplace_back(static_cast<int>(k + 1), d.etag);
+      std::map<int, std::string> sums;
+      for (auto& [k, d] : parts_) {
+        etags.emplace_back(static_cast<int>(k + 1), d.etag);
+        if (sha256_parts_) sums[static_cast<int>(k + 1)] = d.sha256;
+      }
       if (etags.empty()) throw Fatal("cloud: no part was uploaded");  // tar has an end marker: be exact
-      complete(c, key_of(spec_.name), upload_id_, etags);
+      complete(c, key_of(spec_.name), upload_id_, etags, sums);
       upload_id_.clear();
     } else {
       for (auto it = parts_.begin(); it != parts_.end();) {
@@ -227,9 +239,10 @@ class CloudDestination final : public Destination {
   // Completes an upload as `key`, conditionally where the server honours it; where it does not,
   // a HEAD afterwards catches another run that replaced the object in the meantime (a narrow
   // window stays: DESIGN §5).
-  void complete(S3Client& c, const std::string& key, const std::string& id, const std::vector<std::pair<int, std::string>>& etags) {
+  void complete(S3Client& c, const std::string& key, const std::string& id, const std::vector<std::pair<int, std::string>>& etags,
+                const std::map<int, std::string>& sums = {}) {
     completed_.push_back(key);
-    if (c.complete_multipart(bucket_, key, id, etags, conditional_ == Conditional::Honoured) == PutResult::Exists) taken(key);
+    if (c.complete_multipart(bucket_, key, id, etags, conditional_ == Conditional::Honoured, sums) == PutResult::Exists) taken(key);
     if (conditional_ == Conditional::Honoured) return;
     std::vector<std::string> e;
     for (auto& p : etags) e.push_back(p.second);
@@ -279,6 +292,7 @@ class CloudDestination final : public Destination {
   LazyS3Client client_;  // made from the spec's flags at setup
   std::string bucket_, prefix_, upload_id_;
   bool split_ = false;
+  bool sha256_parts_ = false;  // the server keeps each part's SHA-256 (x-amz-checksum-sha256)
   uint64_t part_ = 0;
   Conditional conditional_ = Conditional::Ignored;
   std::mutex mu_;                            // hashes_: store_part runs on several threads

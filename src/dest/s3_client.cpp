@@ -271,7 +271,32 @@ struct Request {
   uint64_t expect_bytes = 0;  // expected response size (for the total timeout), 0 = unknown
   bool error_in_200 = false;  // a 200 may carry <Error> (CompleteMultipartUpload)
   bool if_none_match = false;  // If-None-Match: * (conditional write)
+  std::vector<std::string> headers;  // more "Name: value" headers (signed with the rest)
 };
+
+// base64 of the bytes a hex string spells ("" if it is not hex)
+std::string hex_to_base64(const std::string& hex) {
+  if (hex.size() % 2) return "";
+  std::string bin;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    unsigned v = 0;
+    auto r = std::from_chars(hex.data() + i, hex.data() + i + 2, v, 16);
+    if (r.ec != std::errc() || r.ptr != hex.data() + i + 2) return "";
+    bin.push_back(static_cast<char>(v));
+  }
+  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < bin.size(); i += 3) {
+    uint32_t n = static_cast<uint8_t>(bin[i]) << 16;
+    if (i + 1 < bin.size()) n |= static_cast<uint8_t>(bin[i + 1]) << 8;
+    if (i + 2 < bin.size()) n |= static_cast<uint8_t>(bin[i + 2]);
+    out.push_back(t[(n >> 18) & 63]);
+    out.push_back(t[(n >> 12) & 63]);
+    out.push_back(i + 1 < bin.size() ? t[(n >> 6) & 63] : '=');
+    out.push_back(i + 2 < bin.size() ? t[n & 63] : '=');
+  }
+  return out;
+}
 
 Request make_request(std::string op, std::string method, const std::string& bucket,
                      const std::string& key) {
@@ -784,6 +809,7 @@ struct S3Client::Impl {
     if (!r.content_type.empty()) hs.push_back("Content-Type: " + r.content_type);
     if (!r.range.empty()) hs.push_back("Range: " + r.range);
     if (r.if_none_match) hs.push_back("If-None-Match: *");
+    for (const auto& h : r.headers) hs.push_back(h);
     SlistPtr list;
     for (const auto& h : hs) {
       curl_slist* n = curl_slist_append(list.get(), h.c_str());
@@ -1089,20 +1115,22 @@ void S3Client::delete_object(const std::string& bucket, const std::string& key) 
 }
 
 std::string S3Client::create_multipart(const std::string& bucket, const std::string& key,
-                                       const std::string& content_type) {
+                                       const std::string& content_type, bool* sha256_parts) {
   Impl::check_names("CreateMultipartUpload", bucket, key, true);
   Request r = make_request("CreateMultipartUpload", "POST", bucket, key);
   r.query = {{"uploads", ""}};
-  r.content_type = content_type;  // the object's type (and no form type from curl)
+  r.content_type = content_type;
+  if (sha256_parts) r.headers.push_back("x-amz-checksum-algorithm: SHA256");  // the object's type (and no form type from curl)
   Response resp = impl_->must(r);
   std::string id = xml_first(resp.body, "UploadId").value_or("");
   if (id.empty()) impl_->fail(r, resp, "no <UploadId> in the response");
+  if (sha256_parts) *sha256_parts = resp.header("x-amz-checksum-algorithm") == "SHA256";
   return id;
 }
 
 std::string S3Client::upload_part(const std::string& bucket, const std::string& key,
                                   const std::string& upload_id, int part_number,
-                                  std::string_view body) {
+                                  std::string_view body, const std::string& sha256_hex) {
   Impl::check_names("UploadPart", bucket, key, true);
   std::string op = "UploadPart " + std::to_string(part_number);
   if (part_number < 1 || part_number > 10000)
@@ -1112,6 +1140,11 @@ std::string S3Client::upload_part(const std::string& bucket, const std::string& 
   Request r = make_request(op, "PUT", bucket, key);
   r.query = {{"partNumber", std::to_string(part_number)}, {"uploadId", upload_id}};
   r.body = body;
+  if (!sha256_hex.empty()) {
+    std::string b64 = hex_to_base64(sha256_hex);
+    if (b64.size() != 44) throw Fatal("S3 " + op + " s3://" + bucket + "/" + key + ": malformed part SHA-256");
+    r.headers.push_back("x-amz-checksum-sha256: " + b64);
+  }
   Response resp = impl_->must(r);
   std::string etag = strip_quotes(resp.header("etag"));
   if (etag.empty()) impl_->fail(r, resp, "no ETag in the response");
@@ -1121,7 +1154,7 @@ std::string S3Client::upload_part(const std::string& bucket, const std::string& 
 PutResult S3Client::complete_multipart(const std::string& bucket, const std::string& key,
                                        const std::string& upload_id,
                                        const std::vector<std::pair<int, std::string>>& parts,
-                                       bool if_absent) {
+                                       bool if_absent, const std::map<int, std::string>& part_sha256_hex) {
   Impl::check_names("CompleteMultipartUpload", bucket, key, true);
   auto sorted = parts;
   std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.first < b.first; });
@@ -1136,9 +1169,12 @@ PutResult S3Client::complete_multipart(const std::string& bucket, const std::str
                   std::to_string(sorted[i].first) + " listed twice");
   }
   std::string xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
-  for (auto& [n, etag] : sorted)
-    xml += "<Part><PartNumber>" + std::to_string(n) + "</PartNumber><ETag>\"" +
-           xml_escape(strip_quotes(etag)) + "\"</ETag></Part>";
+  for (auto& [n, etag] : sorted) {
+    xml += "<Part><PartNumber>" + std::to_string(n) + "</PartNumber><ETag>\"" + xml_escape(strip_quotes(etag)) + "\"</ETag>";
+    if (auto it = part_sha256_hex.find(n); it != part_sha256_hex.end())
+      xml += "<ChecksumSHA256>" + hex_to_base64(it->second) + "</ChecksumSHA256>";
+    xml += "</Part>";
+  }
   xml += "</CompleteMultipartUpload>";
   if (upload_id.empty()) throw Fatal("S3 CompleteMultipartUpload" + where + ": empty upload id");
   Request r = make_request("CompleteMultipartUpload", "POST", bucket, key);

@@ -19,6 +19,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -159,11 +160,16 @@ class S3Client {
   void delete_object(const std::string& bucket, const std::string& key);
 
   // Multipart upload: parts 1..10000, each but the last at least 5 MiB (S3's limits).
+  // sha256_parts: asks for S3's own per-part SHA-256 checksums (x-amz-checksum-algorithm:
+  // SHA256) and sets *sha256_parts to whether the server took it (it echoes the header; servers
+  // that ignore it, e.g. Swift s3api, do not): then every part must carry its checksum.
   std::string create_multipart(const std::string& bucket, const std::string& key,
-                               const std::string& content_type = "application/octet-stream");  // uploadId
+                               const std::string& content_type = "application/octet-stream",
+                               bool* sha256_parts = nullptr);  // uploadId
   std::string upload_part(const std::string& bucket, const std::string& key,
                           const std::string& upload_id, int part_number,
-                          std::string_view body);  // ETag
+                          std::string_view body, const std::string& sha256_hex = "");  // ETag
+  // (with sha256_hex: sent as x-amz-checksum-sha256, which the server checks and keeps)
   // parts: (part number, ETag) in any order; sent in ascending part order.
   // if_absent: with If-None-Match: * (Exists when the key is there; servers that ignore the
   // header, e.g. Swift s3api, replace it and say Created). A retry after a lost answer that
@@ -171,7 +177,8 @@ class S3Client {
   PutResult complete_multipart(const std::string& bucket, const std::string& key,
                                const std::string& upload_id,
                                const std::vector<std::pair<int, std::string>>& parts,
-                               bool if_absent = false);
+                               bool if_absent = false,
+                               const std::map<int, std::string>& part_sha256_hex = {});
   // Every multipart upload in progress under `prefix` (all pages).
   std::vector<S3Upload> list_multipart_uploads(const std::string& bucket, const std::string& prefix,
                                                int page_size = 1000);

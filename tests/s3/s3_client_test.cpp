@@ -977,3 +977,37 @@ TEST_CASE("IMDSv2: token PUT with TTL, then role and credentials with the token;
   CHECK(contains(m, "instance metadata disabled"));
   CHECK(imds.hits() == 3);
 }
+
+TEST_CASE("S3 per-part SHA-256: asked at create, sent with each part and at complete where the server keeps them") {
+  FakeServer srv([](int hit, const FakeRequest&) {
+    if (hit == 1)  // AWS echoes the algorithm
+      return FakeServer::reply(200, "OK", "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>",
+                               "x-amz-checksum-algorithm: SHA256\r\n");
+    if (hit == 2)  // Swift s3api ignores it
+      return FakeServer::reply(200, "OK", "<InitiateMultipartUploadResult><UploadId>u2</UploadId></InitiateMultipartUploadResult>");
+    if (hit == 3) return FakeServer::reply(200, "OK", "", "ETag: \"e1\"\r\n");
+    return FakeServer::reply(200, "OK", "<CompleteMultipartUploadResult><ETag>\"x-1\"</ETag></CompleteMultipartUploadResult>");
+  });
+  S3Client cl(fake_cfg(srv));
+  bool kept = false;
+  CHECK(cl.create_multipart("bkt", "k", "application/gzip", &kept) == "u1");
+  CHECK(kept);
+  CHECK(cl.create_multipart("bkt", "k", "application/gzip", &kept) == "u2");
+  CHECK_FALSE(kept);
+  const std::string part = "part bytes", hex = digest_hex(part, EVP_sha256());
+  CHECK(cl.upload_part("bkt", "k", "u1", 1, part, hex) == "e1");
+  cl.complete_multipart("bkt", "k", "u1", {{1, "e1"}}, false, {{1, hex}});
+  auto reqs = srv.requests();
+  REQUIRE(reqs.size() == 4);
+  CHECK(contains(reqs[0].head, "x-amz-checksum-algorithm: SHA256"));
+  CHECK(contains(reqs[0].head, "Content-Type: application/gzip"));
+  // base64 of the SHA-256 of "part bytes"
+  unsigned char md[32];
+  unsigned n = 0;
+  EVP_Digest(part.data(), part.size(), md, &n, EVP_sha256(), nullptr);
+  unsigned char b64[64] = {0};
+  EVP_EncodeBlock(b64, md, 32);
+  std::string want = reinterpret_cast<char*>(b64);
+  CHECK(contains(reqs[2].head, "x-amz-checksum-sha256: " + want));
+  CHECK(contains(reqs[3].body, "<Part><PartNumber>1</PartNumber><ETag>\"e1\"</ETag><ChecksumSHA256>" + want + "</ChecksumSHA256></Part>"));
+}
