@@ -5,6 +5,8 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include <pugixml.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -110,61 +112,19 @@ std::string url_decode(std::string_view s, bool plus_is_space) {
   return out;
 }
 
-// ---- minimal XML reading (S3 responses are flat and machine-written) --------------------------
+// ---- XML: read with pugixml, written by hand (the few request bodies are fixed shapes) ------
 
-std::string xml_unescape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '&') {
-      out.push_back(s[i]);
-      continue;
-    }
-    size_t semi = s.find(';', i);
-    if (semi == std::string_view::npos || semi - i > 10) {
-      out.push_back('&');
-      continue;
-    }
-    std::string_view ent = s.substr(i + 1, semi - i - 1);
-    if (ent == "amp")
-      out.push_back('&');
-    else if (ent == "lt")
-      out.push_back('<');
-    else if (ent == "gt")
-      out.push_back('>');
-    else if (ent == "quot")
-      out.push_back('"');
-    else if (ent == "apos")
-      out.push_back('\'');
-    else if (ent.size() > 1 && ent[0] == '#') {
-      unsigned long cp = 0;
-      bool hex = ent[1] == 'x' || ent[1] == 'X';
-      std::string_view digits = ent.substr(hex ? 2 : 1);
-      auto r = std::from_chars(digits.data(), digits.data() + digits.size(), cp, hex ? 16 : 10);
-      if (r.ec != std::errc() || r.ptr != digits.data() + digits.size() || cp > 0x10FFFF) {
-        out.append(s.substr(i, semi - i + 1));
-      } else if (cp < 0x80) {
-        out.push_back(static_cast<char>(cp));
-      } else if (cp < 0x800) {
-        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-      } else if (cp < 0x10000) {
-        out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-      } else {
-        out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-      }
-    } else {
-      out.append(s.substr(i, semi - i + 1));
-    }
-    i = semi;
+// The document element of an S3 XML answer, or an empty node when the body is not well-formed
+// XML. pugixml resolves the predefined and numeric entities and never reads a DTD.
+struct Xml {
+  pugi::xml_document doc;
+  pugi::xml_node root;
+  explicit Xml(std::string_view body) {
+    if (doc.load_buffer(body.data(), body.size(), pugi::parse_default, pugi::encoding_utf8)) root = doc.document_element();
   }
-  return out;
-}
+};
+
+std::string text_of(const pugi::xml_node& parent, const char* name) { return parent.child(name).child_value(); }
 
 std::string xml_escape(std::string_view s) {
   std::string out;
@@ -187,42 +147,6 @@ std::string xml_escape(std::string_view s) {
     }
   }
   return out;
-}
-
-// Inner text of each <tag>...</tag> (or <tag attr="..">...</tag>; <tag/> gives ""), in order,
-// not unescaped. Tags are not nested within themselves in S3 responses.
-std::vector<std::string_view> xml_all(std::string_view doc, std::string_view tag) {
-  std::vector<std::string_view> out;
-  size_t pos = 0;
-  while (true) {
-    size_t lt = doc.find('<', pos);
-    if (lt == std::string_view::npos) break;
-    pos = lt + 1;
-    if (doc.compare(lt + 1, tag.size(), tag) != 0) continue;
-    size_t after = lt + 1 + tag.size();
-    if (after >= doc.size()) break;
-    char c = doc[after];
-    if (c != '>' && c != '/' && c != ' ' && c != '\t' && c != '\r' && c != '\n') continue;
-    size_t gt = doc.find('>', after);
-    if (gt == std::string_view::npos) break;
-    if (doc[gt - 1] == '/') {  // <tag/>
-      out.emplace_back();
-      pos = gt + 1;
-      continue;
-    }
-    std::string close = "</" + std::string(tag) + ">";
-    size_t end = doc.find(close, gt + 1);
-    if (end == std::string_view::npos) break;
-    out.push_back(doc.substr(gt + 1, end - gt - 1));
-    pos = end + close.size();
-  }
-  return out;
-}
-
-std::optional<std::string> xml_first(std::string_view doc, std::string_view tag) {
-  auto all = xml_all(doc, tag);
-  if (all.empty()) return std::nullopt;
-  return xml_unescape(all.front());
 }
 
 std::string strip_quotes(std::string s) {
@@ -444,42 +368,42 @@ std::string fmt_seconds(double s) {
 }  // namespace
 
 S3ListPage parse_list_objects_page(std::string_view doc) {
-  if (doc.find("<ListBucketResult") == std::string_view::npos) throw Fatal("the response is not a ListBucketResult");
+  Xml x(doc);
+  if (std::string_view(x.root.name()) != "ListBucketResult") throw Fatal("the response is not a ListBucketResult");
   S3ListPage page;
-  bool url_encoded = xml_first(doc, "EncodingType").value_or("") == "url";
-  for (std::string_view c : xml_all(doc, "Contents")) {
+  bool url_encoded = text_of(x.root, "EncodingType") == "url";
+  for (pugi::xml_node c : x.root.children("Contents")) {
     S3Object o;
-    auto k = xml_first(c, "Key");
-    auto s = xml_first(c, "Size");
-    if (!k || !s || !parse_u64(*s, o.size)) throw Fatal("malformed <Contents> entry");
-    o.key = url_encoded ? url_decode(*k, true) : *k;
-    o.etag = strip_quotes(xml_first(c, "ETag").value_or(""));
+    pugi::xml_node k = c.child("Key"), s = c.child("Size");
+    if (!k || !s || !parse_u64(s.child_value(), o.size)) throw Fatal("malformed <Contents> entry");
+    o.key = url_encoded ? url_decode(k.child_value(), true) : std::string(k.child_value());
+    o.etag = strip_quotes(text_of(c, "ETag"));
     page.objects.push_back(std::move(o));
   }
-  page.truncated = xml_first(doc, "IsTruncated").value_or("false") == "true";
-  page.next_token = xml_first(doc, "NextContinuationToken").value_or("");
+  page.truncated = trim(text_of(x.root, "IsTruncated")) == "true";
+  page.next_token = text_of(x.root, "NextContinuationToken");
   return page;
 }
 
 S3UploadsPage parse_list_uploads_page(std::string_view doc) {
-  if (doc.find("<ListMultipartUploadsResult") == std::string_view::npos)
-    throw Fatal("the response is not a ListMultipartUploadsResult");
+  Xml x(doc);
+  if (std::string_view(x.root.name()) != "ListMultipartUploadsResult") throw Fatal("the response is not a ListMultipartUploadsResult");
   S3UploadsPage page;
-  bool url_encoded = xml_first(doc, "EncodingType").value_or("") == "url";
-  for (std::string_view c : xml_all(doc, "Upload")) {
+  bool url_encoded = text_of(x.root, "EncodingType") == "url";
+  for (pugi::xml_node c : x.root.children("Upload")) {
     S3Upload u;
-    auto k = xml_first(c, "Key");
-    auto id = xml_first(c, "UploadId");
-    if (!k || !id || id->empty()) throw Fatal("malformed <Upload> entry");
-    u.key = url_encoded ? url_decode(*k, true) : *k;
-    u.upload_id = *id;
-    u.initiated = trim(xml_first(c, "Initiated").value_or(""));
+    pugi::xml_node k = c.child("Key");
+    std::string id = text_of(c, "UploadId");
+    if (!k || id.empty()) throw Fatal("malformed <Upload> entry");
+    u.key = url_encoded ? url_decode(k.child_value(), true) : std::string(k.child_value());
+    u.upload_id = id;
+    u.initiated = trim(text_of(c, "Initiated"));
     page.uploads.push_back(std::move(u));
   }
-  page.truncated = xml_first(doc, "IsTruncated").value_or("false") == "true";
-  page.next_key_marker = xml_first(doc, "NextKeyMarker").value_or("");
+  page.truncated = trim(text_of(x.root, "IsTruncated")) == "true";
+  page.next_key_marker = text_of(x.root, "NextKeyMarker");
   if (url_encoded) page.next_key_marker = url_decode(page.next_key_marker, true);
-  page.next_upload_id_marker = xml_first(doc, "NextUploadIdMarker").value_or("");
+  page.next_upload_id_marker = text_of(x.root, "NextUploadIdMarker");
   return page;
 }
 
@@ -910,14 +834,15 @@ struct S3Client::Impl {
         }
       } else {
         bool ok2xx = resp.status >= 200 && resp.status < 300;
-        bool body_error = ok2xx && r.error_in_200 && resp.body.find("<Error>") != std::string::npos;
+        bool body_error = ok2xx && r.error_in_200 && std::string_view(Xml(resp.body).root.name()) == "Error";
         if (ok2xx && !body_error) {
           resp.failed = false;
           return resp;
         }
         resp.failed = true;
-        resp.code = xml_first(resp.body, "Code").value_or("");
-        resp.message = xml_first(resp.body, "Message").value_or("");
+        Xml err(resp.body);
+        resp.code = trim(text_of(err.root, "Code"));
+        resp.message = trim(text_of(err.root, "Message"));
         if (resp.message.size() > 500) resp.message = resp.message.substr(0, 500) + "...";
         resp.request_id = resp.header("x-amz-request-id");
         if (resp.code.empty()) resp.code = resp.header("x-amz-error-code");
@@ -1122,7 +1047,7 @@ std::string S3Client::create_multipart(const std::string& bucket, const std::str
   r.content_type = content_type;
   if (sha256_parts) r.headers.push_back("x-amz-checksum-algorithm: SHA256");  // the object's type (and no form type from curl)
   Response resp = impl_->must(r);
-  std::string id = xml_first(resp.body, "UploadId").value_or("");
+  std::string id = trim(text_of(Xml(resp.body).root, "UploadId"));
   if (id.empty()) impl_->fail(r, resp, "no <UploadId> in the response");
   if (sha256_parts) *sha256_parts = resp.header("x-amz-checksum-algorithm") == "SHA256";
   return id;

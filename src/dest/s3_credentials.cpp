@@ -10,6 +10,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <pugixml.hpp>
 #include <sstream>
 #include <vector>
 
@@ -108,12 +109,13 @@ Http http(const std::string& method, const std::string& url, const std::vector<s
   return r;
 }
 
-std::string xml_text(const std::string& doc, const std::string& tag) {
-  size_t a = doc.find("<" + tag + ">");
-  if (a == std::string::npos) return "";
-  a += tag.size() + 2;
-  size_t b = doc.find("</" + tag + ">", a);
-  return b == std::string::npos ? "" : trim(std::string_view(doc).substr(a, b - a));
+// <Credentials> of an AssumeRoleWithWebIdentity answer (or the <Error>'s Code and Message).
+std::string xml_path(const std::string& doc, std::initializer_list<const char*> path) {
+  pugi::xml_document d;
+  if (!d.load_buffer(doc.data(), doc.size())) return "";
+  pugi::xml_node n = d.document_element();
+  for (const char* p : path) n = n.child(p);
+  return trim(n.child_value());
 }
 
 std::string form_encode(const std::string& s) { return s3_uri_encode(s, false); }
@@ -225,13 +227,16 @@ S3Credentials credentials_from_web_identity(const std::string& token_file, const
                      "&RoleSessionName=" + form_encode(session_name) + "&WebIdentityToken=" + form_encode(trim(*token));
   Http r = http("POST", sts_endpoint + "/", {"Content-Type: application/x-www-form-urlencoded", "Accept: application/xml"}, body, 5,
                 ca_bundle, what);
-  if (r.status != 200) throw Fatal(what + " at " + sts_endpoint + ": HTTP " + std::to_string(r.status) + " " + xml_text(r.body, "Code") + ": " + xml_text(r.body, "Message"));
+  if (r.status != 200)
+    throw Fatal(what + " at " + sts_endpoint + ": HTTP " + std::to_string(r.status) + " " + xml_path(r.body, {"Error", "Code"}) + ": " +
+                xml_path(r.body, {"Error", "Message"}));
+  auto cred = [&](const char* name) { return xml_path(r.body, {"AssumeRoleWithWebIdentityResult", "Credentials", name}); };
   S3Credentials c;
-  c.access_key = xml_text(r.body, "AccessKeyId");
-  c.secret_key = xml_text(r.body, "SecretAccessKey");
-  c.session_token = xml_text(r.body, "SessionToken");
+  c.access_key = cred("AccessKeyId");
+  c.secret_key = cred("SecretAccessKey");
+  c.session_token = cred("SessionToken");
   if (c.access_key.empty() || c.secret_key.empty() || c.session_token.empty()) throw Fatal(what + ": no credentials in the answer");
-  c.expires = expiry_of(xml_text(r.body, "Expiration"), what);
+  c.expires = expiry_of(cred("Expiration"), what);
   c.source = "web identity (" + role_arn + ")";
   return c;
 }

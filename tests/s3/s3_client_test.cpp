@@ -762,7 +762,7 @@ TEST_CASE("list_multipart_uploads follows key and upload id markers over pages")
   REQUIRE(reqs.size() == 2);
   CHECK(reqs[0].head.rfind("GET /bkt?max-uploads=2&prefix=p%2F&uploads= ", 0) == 0);
   CHECK(reqs[1].head.rfind("GET /bkt?key-marker=p%2Fk%202&max-uploads=2&prefix=p%2F&upload-id-marker=u2&uploads= ", 0) == 0);
-  CHECK(contains(fatal_message([] { parse_list_uploads_page("<ListMultipartUploadsResult><Upload><Key>k</Key></Upload>"); }),
+  CHECK(contains(fatal_message([] { parse_list_uploads_page("<ListMultipartUploadsResult><Upload><Key>k</Key></Upload></ListMultipartUploadsResult>"); }),
                  "malformed <Upload>"));
 }
 
