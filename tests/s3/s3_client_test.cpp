@@ -20,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <random>
@@ -1010,4 +1011,51 @@ TEST_CASE("S3 per-part SHA-256: asked at create, sent with each part and at comp
   std::string want = reinterpret_cast<char*>(b64);
   CHECK(contains(reqs[2].head, "x-amz-checksum-sha256: " + want));
   CHECK(contains(reqs[3].body, "<Part><PartNumber>1</PartNumber><ETag>\"e1\"</ETag><ChecksumSHA256>" + want + "</ChecksumSHA256></Part>"));
+}
+
+TEST_CASE("a TLS protocol error is not retried") {
+  // a plain HTTP server on the https port: it answers the ClientHello with HTTP (curl: "wrong
+  // version number", CURLE_SSL_CONNECT_ERROR), the same every time
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, 8) == 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  std::atomic<int> conns{0};
+  std::atomic<bool> stop{false};
+  std::thread th([&] {
+    while (!stop) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      int c = ::accept(fd, nullptr, nullptr);
+      if (c < 0) continue;
+      ++conns;
+      char buf[4096];
+      (void)!::read(c, buf, sizeof buf);
+      const char* r = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+      (void)!::write(c, r, std::strlen(r));
+      ::close(c);
+    }
+  });
+  S3Config c;
+  c.endpoint = "https://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  c.access_key = "AK";
+  c.secret_key = "secret-secret-secret";
+  c.max_attempts = 3;
+  c.connect_timeout_s = 2;
+  std::string m;
+  {
+    S3Client cl(c);
+    m = fatal_message([&] { cl.put_object("bkt", "k", "x"); });
+  }
+  stop = true;
+  th.join();
+  ::close(fd);
+  CAPTURE(m);
+  CHECK(contains(m, "(1 attempt)"));
+  CHECK(conns == 1);
 }
