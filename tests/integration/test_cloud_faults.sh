@@ -10,7 +10,6 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/s3_server.sh"
 require_pbackup
-command -v aws >/dev/null || fail "awscli (aws) is needed to list the bucket independently"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/pbackup-${TEST_NAME}.XXXXXX")"
 start_s3_server
 B=$S3_BUCKETS
@@ -42,8 +41,35 @@ backup_via() {
   run_rc rc timeout 120 env AWS_ENDPOINT_URL="$PROXY" "${launcher[@]}" "$PBACKUP" backup --sources "$WORK/src" \
     --output-dir "s3://$B/$prefix" --algo gzip --name n --s3-part-mb 5 --block-mb 1 --no-progress "$@"
 }
-uploads_under() { aws s3api list-multipart-uploads --bucket "$B" --prefix "$1" --query 'Uploads[].[Key,UploadId]' --output text; }
-objects_under() { aws s3api list-objects-v2 --bucket "$B" --prefix "$1" --query 'Contents[].Key' --output text; }
+# The bucket as an independent client sees it: awscli if it is there, else curl (SigV4) for
+# objects and pbackup cloud-cleanup --dry-run for uploads. Output like awscli's text: "None"
+# when empty, "KEY<TAB>UPLOAD_ID" lines, keys separated by tabs.
+if [ -z "${PBACKUP_TEST_NO_AWSCLI:-}" ] && command -v aws >/dev/null && aws --version >/dev/null 2>&1; then
+  uploads_under() { aws s3api list-multipart-uploads --bucket "$B" --prefix "$1" --query 'Uploads[].[Key,UploadId]' --output text; }
+  objects_under() { aws s3api list-objects-v2 --bucket "$B" --prefix "$1" --query 'Contents[].Key' --output text; }
+  etag_of() { aws s3api head-object --bucket "$B" --key "$1" --query ETag --output text; }
+  put_file() { aws s3api put-object --bucket "$B" --key "$1" --body "$2" >/dev/null; }
+else
+  s3_curl() {
+    local user pass
+    user=$("$PYTHON" -c 'import sys,urllib.parse as u; print(u.quote(sys.argv[1], safe=""))' "$S3_KEY")
+    pass=$("$PYTHON" -c 'import sys,urllib.parse as u; print(u.quote(sys.argv[1], safe=""))' "$S3_SECRET")
+    curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@" \
+      "http://$user:$pass@${S3_ENDPOINT#http://}/$B${CURL_PATH:-}"
+  }
+  uploads_under() {
+    local out
+    out=$("$PBACKUP" cloud-cleanup --dry-run --source "s3://$B/$1" | sed -E "s|^would abort s3://$B/(.*) \(upload ([^,]*), started.*|\1\t\2|")
+    echo "${out:-None}"
+  }
+  objects_under() {
+    local out
+    out=$(CURL_PATH="?list-type=2&prefix=${1//\//%2F}" s3_curl | grep -o "<Key>[^<]*</Key>" | sed -E 's|</?Key>||g' | paste -sd '\t')
+    echo "${out:-None}"
+  }
+  etag_of() { CURL_PATH="/$1" s3_curl -I | tr -d '\r' | sed -n 's/^[Ee][Tt]ag: //p'; }
+  put_file() { CURL_PATH="/$1" s3_curl -T "$2" >/dev/null; }
+fi
 assert_nothing_left() {  # PREFIX WHAT
   local u o
   u=$(uploads_under "$1")
@@ -119,7 +145,7 @@ left=$(uploads_under died/)
 id=$(echo "$left" | awk '{print $2}')
 grep -q "multipart upload $id of s3://$B/died/n.tar.gz is left in progress" "$WORK/last.err" || { show_last; fail "pbackup did not name upload $id"; }
 grep -q "pbackup cloud-cleanup --source 's3://$B/died/n.tar.gz'" "$WORK/last.err" || { show_last; fail "no cleanup command printed"; }
-aws s3api put-object --bucket "$B" --key died/keep.txt --body "$WORK/src/sub/b.txt" >/dev/null
+put_file died/keep.txt "$WORK/src/sub/b.txt"
 expect_ok plain cloud-cleanup --source "s3://$B/died" --older-than 1h
 [ "$(uploads_under died/)" != None ] || fail "cloud-cleanup --older-than 1h aborted a fresh upload"
 expect_ok plain cloud-cleanup --source "s3://$B/died"
@@ -152,7 +178,7 @@ info "the part size grows to stay within the part limit (lowered to 2 for the te
 run_rc rc env PBACKUP_TEST_S3_MAX_PARTS=2 "$PBACKUP" backup --sources "$WORK/src" --output-dir "s3://$B/grow" --algo gzip --name n \
   --s3-part-mb 5 --block-mb 1 --no-progress
 [ "$rc" -eq 0 ] || { show_last; fail "part growth: exit $rc"; }
-etag=$(aws s3api head-object --bucket "$B" --key grow/n.tar.gz --query ETag --output text)
+etag=$(etag_of grow/n.tar.gz)
 [[ $etag == *-2\" ]] || fail "expected 2 parts (grown from 5 MiB: 3 parts), ETag $etag"
 expect_ok plain verify --source "s3://$B/grow/n.tar.gz"
 pass "part size grown: 2 parts instead of 3 of 5 MiB, verify ok"
