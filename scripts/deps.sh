@@ -7,7 +7,7 @@ PKGS=(
   libopenmpi-dev openmpi-bin
   libboost-mpi-dev libboost-serialization-dev
   libarchive-dev zlib1g-dev libdeflate-dev libbz2-dev libzstd-dev libssl-dev libcurl4-openssl-dev
-  libcxxopts-dev doctest-dev nlohmann-json3-dev
+  libcxxopts-dev doctest-dev nlohmann-json3-dev libpugixml-dev
   # fuzzing (tests/fuzz/run.sh): clang 14 with its sanitizer and libFuzzer runtimes
   clang libclang-rt-14-dev
   # peer tools the tests and the benchmark check archives with

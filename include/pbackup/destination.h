@@ -52,8 +52,12 @@ class Destination {
   // A destination that cannot write at random offsets (an object store) says its part size
   // here and only stores whole parts: the core (core/part_exchange.h) keeps each rank's writes,
   // brings a finished part's pieces to its owner rank at settle() and hands it to store_part().
-  // 0: the destination writes at offsets (write_at).
+  // 0: the destination writes at offsets (write_at). May change in prepare()/open() (an object
+  // store grows its parts for a large archive): read it after open().
   virtual uint64_t part_bytes() const { return 0; }
+  // Rank 0, before prepare(): the archive will be at most about this many bytes (an estimate
+  // from the input; the archive may still turn out larger).
+  virtual void expect_size(uint64_t bytes) {}
   // Every rank, before parts [0, parts) are stored: throws Fatal if there would be too many.
   virtual void check_part_count(uint64_t parts) const {}
   // Stores part k (archive bytes [k * part_bytes(), ...), complete, with their SHA-256); the
@@ -89,8 +93,9 @@ struct DestinationSpec {
   std::string output_dir;  // a directory, or s3://bucket/prefix for cloud
   std::string name;        // archive name with extension
   uint64_t split_bytes = 0;
-  uint64_t part_bytes = 64ull << 20;  // cloud: multipart part size
+  uint64_t part_bytes = 16ull << 20;  // cloud: multipart part size (docs/admin-guide.md, "Cloud")
   std::string s3_endpoint, s3_region;  // cloud: flags (environment otherwise)
+  std::string s3_addressing;           // cloud: --s3-addressing path|virtual ("" otherwise)
 };
 
 std::unique_ptr<Destination> make_destination(const DestinationSpec& spec);

@@ -31,8 +31,8 @@ struct BackupOptions {
   int progress = -1; // -1 auto, 0 off, 1 on
   LogLevel log_level = LogLevel::Warn;
   std::string command_line;
-  std::string s3_endpoint, s3_region;
-  uint64_t s3_part_mb = 64;
+  std::string s3_endpoint, s3_region, s3_addressing;
+  uint64_t s3_part_mb = 16;  // measured: docs/admin-guide.md, "Cloud"
   // selection (src/core/select.h)
   std::vector<std::string> excludes, exclude_from;
   std::string files_from;  // "-": stdin
@@ -65,12 +65,21 @@ struct RestoreOptions {
   uint64_t stream_memory_mib = 4096;  // ... or past this resident size (0: no limit)
   bool every_node = false;        // restore_to is node-local: a complete copy on every node
   bool node_local_copy = false;   // set by --every-node for each node's restore: its ranks share restore_to
-  std::string s3_endpoint, s3_region;
+  std::string s3_endpoint, s3_region, s3_addressing;
   int threads = 0;
   LogLevel log_level = LogLevel::Warn;
   AgeKeys keys;  // identities or passphrase for an age-encrypted archive
   bool json = false;  // --json: the summary (list: one object per member, then it) on stdout
   std::string output;  // report --output FILE.html
+};
+
+// pbackup cloud-cleanup
+struct CleanupOptions {
+  std::string source;        // s3://BUCKET/PREFIX
+  int64_t older_than_s = 0;  // only uploads started at least this long ago (0: all)
+  bool dry_run = false;      // list only
+  std::string s3_endpoint, s3_region, s3_addressing;
+  LogLevel log_level = LogLevel::Warn;
 };
 
 }  // namespace pbackup

@@ -49,6 +49,7 @@ class Store {
 // --s3-endpoint / --s3-region as given (empty: the environment's AWS_* settings apply).
 struct S3Flags {
   std::string endpoint, region;
+  std::string addressing;  // --s3-addressing path|virtual, "" otherwise
 };
 
 // Local files, named by path.

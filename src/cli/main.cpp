@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/options.h"
+#include "core/cloud_cleanup.h"
 #include "core/query.h"
 #include "mpi/mpi_comm.h"
 #include "pbackup/error.h"
@@ -130,6 +131,7 @@ int main(int argc, char** argv) {
     if (p.command == Command::Backup) {
       json_log = std::make_unique<Log>(comm.rank(), p.backup.log_level, comm.size());
       Log& log = *json_log;
+      S3ReportsToLog s3_reports(log);
       BackupStats stats;
       rc = run_backup(comm, p.backup, log, stats);
       if (json && rc < 128) print_json(comm, log, "backup", rc, &stats);
@@ -139,9 +141,14 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "pbackup: interrupted by %s (signal %d): stopped, temporary files removed, no archive written\n",
                        signal_name(rc - 128), rc - 128);
       }
+    } else if (p.command == Command::CloudCleanup) {
+      Log log(comm.rank(), p.cleanup.log_level, comm.size());
+      S3ReportsToLog s3_reports(log);
+      rc = comm.rank() == 0 ? run_cloud_cleanup(p.cleanup, log) : kExitOk;  // one rank talks to S3
     } else {
       json_log = std::make_unique<Log>(comm.rank(), p.restore.log_level, comm.size());
       Log& log = *json_log;
+      S3ReportsToLog s3_reports(log);
       if (p.command == Command::Restore) rc = run_restore(comm, p.restore, log);
       else if (p.command == Command::Find) rc = run_find(comm, p.restore, log);
       else if (p.command == Command::Compare) rc = run_compare(comm, p.restore, log);

@@ -99,7 +99,9 @@ cxxopts::ParseResult run_cxxopts(cxxopts::Options& o, std::vector<std::string>& 
 
 void common(cxxopts::Options& o) {
   o.add_options()("s3-endpoint", "S3 endpoint URL (default: AWS_ENDPOINT_URL, else AWS)", cxxopts::value<std::string>())(
-      "s3-region", "S3 region (default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1)", cxxopts::value<std::string>())("threads", "threads per rank, 1-1024 (default: the cores this rank may use)", cxxopts::value<std::string>())(
+      "s3-region", "S3 region (default: AWS_REGION / AWS_DEFAULT_REGION, the AWS profile's, else us-east-1)", cxxopts::value<std::string>())(
+      "s3-addressing", "S3 URL style: path (http://host/bucket/key) | virtual (http://bucket.host/key) (default: the AWS profile's "
+                       "s3.addressing_style, else virtual for AWS, path for other endpoints)", cxxopts::value<std::string>())("threads", "threads per rank, 1-1024 (default: the cores this rank may use)", cxxopts::value<std::string>())(
       "log-level", "error | warn | info | debug", cxxopts::value<std::string>()->default_value("warn"))(
       "h,help", "show this help");
 }
@@ -120,10 +122,29 @@ std::string main_usage() {
          "  find      PATTERN --source ARCHIVE|DIR|s3://PREFIX...   (from catalogs)\n"
          "  compare   --source ARCHIVE [--against DIR] [--checksum]\n"
          "  report    --source ARCHIVE --output report.html   (timeline, throughput, sizes, warnings)\n"
+         "  cloud-cleanup --source s3://BUCKET/PREFIX [--older-than DURATION] [--dry-run]\n"
          "\n"
          "`pbackup <command> --help` lists each command's options; `pbackup --version` the version.\n"
          "Exit status: 0 success, 1 some files were skipped or changed while read (each named),\n"
          "2 fatal error (nothing committed).\n";
+}
+
+static std::string s3_addressing_flag(const cxxopts::ParseResult& r) {
+  std::string v = r["s3-addressing"].as<std::string>();
+  if (v != "path" && v != "virtual") throw cxxopts::exceptions::exception("--s3-addressing must be path or virtual");
+  return v;
+}
+
+int64_t parse_duration(const std::string& s) {
+  if (s.size() < 2 || s.size() > 12) return -1;
+  int64_t n = 0;
+  for (size_t i = 0; i + 1 < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    n = n * 10 + (s[i] - '0');
+  }
+  int64_t unit = s.back() == 's' ? 1 : s.back() == 'm' ? 60 : s.back() == 'h' ? 3600 : s.back() == 'd' ? 86400 : s.back() == 'w' ? 604800 : 0;
+  if (unit == 0 || n > 100LL * 366 * 86400 / unit) return -1;
+  return n * unit;
 }
 
 Parsed parse_command_line(int argc, char** argv) {
@@ -157,7 +178,7 @@ Parsed parse_command_line(int argc, char** argv) {
       cxxopts::Options o("pbackup backup", "Back up directory trees into one archive, in parallel.");
       o.add_options()("sources", "directories (or files) to back up; each is stored under its base name", cxxopts::value<std::string>())(
           "output-dir", "directory the archive is written to, or s3://BUCKET/PREFIX", cxxopts::value<std::string>())(
-          "s3-part-mb", "cloud: multipart part size in MiB (5-5120)", cxxopts::value<std::string>())(
+          "s3-part-mb", "cloud: multipart part size in MiB, 5-5120 (default 16; grown to stay within 10,000 parts)", cxxopts::value<std::string>())(
           "algo", "zip | gzip | bzip2 | zstd", cxxopts::value<std::string>()->default_value("gzip"))(
           "dest-type", "hdd (one file) | usb_split (fragments of --split-chunk-mb MiB) | cloud (S3; implied by s3://)", cxxopts::value<std::string>()->default_value("hdd"))(
           "split-chunk-mb", "fragment size in MiB (needs --dest-type usb_split, or cloud: one object per fragment)", cxxopts::value<std::string>())(
@@ -211,6 +232,7 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("s3-part-mb")) b.s3_part_mb = number_in(r, "s3-part-mb", 5, 5120, " (S3's part size limits)");
       if (r.count("s3-endpoint")) b.s3_endpoint = r["s3-endpoint"].as<std::string>();
       if (r.count("s3-region")) b.s3_region = r["s3-region"].as<std::string>();
+      if (r.count("s3-addressing")) b.s3_addressing = s3_addressing_flag(r);
       std::vector<std::string> dests;
       for (auto& d : destination_names())
         if (d != "memory") dests.push_back(d);
@@ -359,9 +381,40 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("threads")) x.threads = static_cast<int>(number_in(r, "threads", 1, 1024));
       if (r.count("s3-endpoint")) x.s3_endpoint = r["s3-endpoint"].as<std::string>();
       if (r.count("s3-region")) x.s3_region = r["s3-region"].as<std::string>();
+      if (r.count("s3-addressing")) x.s3_addressing = s3_addressing_flag(r);
       x.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
+    } else if (cmd == "cloud-cleanup") {
+      p.command = Command::CloudCleanup;
+      CleanupOptions& c = p.cleanup;
+      cxxopts::Options o("pbackup cloud-cleanup",
+                         "List and abort the S3 multipart uploads in progress under a prefix (left by killed or failed backups); "
+                         "completed objects are never touched.");
+      o.add_options()("source", "s3://BUCKET/PREFIX: uploads whose key starts with PREFIX", cxxopts::value<std::string>())(
+          "older-than", "only uploads started at least this long ago: 90s, 30m, 12h, 7d, 2w (default: all)", cxxopts::value<std::string>())(
+          "dry-run", "list what would be aborted; abort nothing");
+      common(o);
+      auto r = run_cxxopts(o, args);
+      if (r.count("help")) {
+        p.command = Command::Help;
+        p.help = o.help();
+        return p;
+      }
+      if (!r.unmatched().empty()) throw cxxopts::exceptions::exception("unexpected argument '" + r.unmatched()[0] + "'");
+      if (!r.count("source")) throw cxxopts::exceptions::exception("--source s3://BUCKET/PREFIX is required");
+      c.source = r["source"].as<std::string>();
+      if (c.source.rfind("s3://", 0) != 0) throw cxxopts::exceptions::exception("--source must be s3://BUCKET/PREFIX");
+      if (r.count("older-than")) {
+        c.older_than_s = parse_duration(r["older-than"].as<std::string>());
+        if (c.older_than_s < 0)
+          throw cxxopts::exceptions::exception("--older-than '" + r["older-than"].as<std::string>() + "': expected a number with s, m, h, d or w (e.g. 7d)");
+      }
+      c.dry_run = r.count("dry-run") > 0;
+      if (r.count("s3-endpoint")) c.s3_endpoint = r["s3-endpoint"].as<std::string>();
+      if (r.count("s3-region")) c.s3_region = r["s3-region"].as<std::string>();
+      if (r.count("s3-addressing")) c.s3_addressing = s3_addressing_flag(r);
+      c.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
     } else {
-      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify, find, compare, report)";
+      p.error = "unknown command '" + cmd + "' (valid: backup, restore, list, verify, find, compare, report, cloud-cleanup)";
     }
   } catch (const cxxopts::exceptions::exception& e) {
     p.error = std::string(e.what()) + " (see: pbackup " + cmd + " --help)";

@@ -176,7 +176,7 @@ bool setup_stage(BackupRun& run) {
   const BackupOptions& opt = run.opt;
   if (!see_output(run)) return false;
   run.spec = DestinationSpec{opt.dest_type,         opt.output_dir, run.setup.archive, opt.split_chunk_mb << 20,
-                             opt.s3_part_mb << 20, opt.s3_endpoint, opt.s3_region};
+                             opt.s3_part_mb << 20, opt.s3_endpoint, opt.s3_region, opt.s3_addressing};
   std::string dest_error;
   try {
     run.dest = with_part_exchange(make_destination(run.spec));  // an object store stores whole parts
@@ -193,8 +193,11 @@ bool setup_stage(BackupRun& run) {
   } catch (const std::exception& e) {
     dest_error = e.what();
   }
+  // every rank usually fails the same way (no S3 credentials): said once, by rank 0
+  std::string root_error = dest_error;
+  run.comm.broadcast(root_error, 0);
   if (!run.comm.all_ok(dest_error.empty())) {
-    if (!dest_error.empty()) run.log.error(dest_error);
+    if (!dest_error.empty() && (run.root || dest_error != root_error)) run.log.error(dest_error);
     if (run.root && run.dest) run.dest->abort();
     return false;
   }
@@ -244,6 +247,11 @@ bool plan_stage(BackupRun& run) {
       order_entries(run.entries);
       run.fmt->adapt(run.entries, run.log);
       run.blocks = run.fmt->cut(run.entries, std::max<uint64_t>(run.opt.block_mb, 1) << 20);
+      // at most about: the input, the codecs' worst-case growth, headers (pax ones included)
+      uint64_t expect = 1u << 20;
+      for (auto& b : run.blocks) expect += b.raw_bytes + b.raw_bytes / 64;
+      expect += static_cast<uint64_t>(run.entries.size()) * 4096;
+      run.dest->expect_size(expect);
       prepared = run.dest->prepare();
       register_temp_files(run.dest->temp_paths());  // a signal (or mpirun's SIGTERM after a rank's abort) removes it
     });

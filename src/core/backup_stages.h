@@ -1,6 +1,7 @@
 // The state the backup stages share (backup.cpp, backup_rounds.cpp): one BackupRun per rank,
 // filled in stage by stage, and one error holder for this rank's first error.
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -94,9 +95,13 @@ struct BackupRun {
   // each exits 128+N and rank 0 says so (cli/main.cpp).
   int fail() {
     const int sig = static_cast<int>(comm.max(static_cast<uint64_t>(interrupt_signal())));
+    // the same reason on several ranks (a part upload's error reaches them all) is said once,
+    // by rank 0; a rank with a reason of its own says it, with its rank and host
+    std::string root_why = error.why();
+    comm.broadcast(root_why, 0);
     if (root) dest->abort();
     if (sig) return 128 + sig;
-    if (!error.ok()) log.error(error.why());
+    if (!error.ok() && (root || error.why() != root_why)) log.error(error.why());
     return kExitFatal;
   }
   std::string since() const;  // "1.23 s" since the start, for the info log

@@ -1,8 +1,13 @@
 // See part_exchange.h.
 #include "core/part_exchange.h"
 
+#include <openssl/sha.h>
+
 #include <algorithm>
+#include <cstring>
+#include <exception>
 #include <map>
+#include <thread>
 
 #include "util/parallel.h"
 #include "pbackup/bytes.h"
@@ -14,6 +19,34 @@ namespace pbackup {
 namespace {
 
 constexpr int kTagPart = 31;
+constexpr int kTagHashState = 32;
+
+// SHA-256 whose running state can travel between ranks (OpenSSL's SHA256_CTX is a plain struct
+// of integers and the buffered partial block; both sides run the same binary).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+struct ChainHash {
+  SHA256_CTX ctx;
+  ChainHash() { SHA256_Init(&ctx); }
+  void update(std::string_view d) { SHA256_Update(&ctx, d.data(), d.size()); }
+  std::string state() const { return std::string(reinterpret_cast<const char*>(&ctx), sizeof ctx); }
+  void set_state(const std::string& s) {
+    if (s.size() != sizeof ctx) throw Fatal("part exchange: malformed SHA-256 state from another rank");
+    std::memcpy(&ctx, s.data(), sizeof ctx);
+  }
+  std::string hex() {
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256_Final(md, &ctx);
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : md) {
+      out.push_back(digits[c >> 4]);
+      out.push_back(digits[c & 15]);
+    }
+    return out;
+  }
+};
+#pragma GCC diagnostic pop
 constexpr int kStoreThreads = 4;  // parts a rank stores at once
 
 struct PartDone {  // what rank 0 learns about a part an owner stored
@@ -40,11 +73,18 @@ PartDone decode_done(ByteReader& r) {
 
 class PartExchange final : public Destination {
  public:
-  explicit PartExchange(std::unique_ptr<Destination> d) : d_(std::move(d)), part_(d_->part_bytes()) {}
+  explicit PartExchange(std::unique_ptr<Destination> d)
+      : d_(std::move(d)), part_(d_->part_bytes()), chain_(d_->fragment_count(2 * part_) == 1) {}
 
   std::string archive_name() const override { return d_->archive_name(); }
   std::string prepare() override { return d_->prepare(); }
-  void open(const std::string& prepared) override { d_->open(prepared); }
+  void expect_size(uint64_t bytes) override { d_->expect_size(bytes); }
+  void open(const std::string& prepared) override {
+    d_->open(prepared);
+    part_ = d_->part_bytes();  // the destination may have grown it for a large archive
+    if (part_ == 0) throw std::logic_error("part exchange: the destination's part size became 0");
+    chain_ = d_->fragment_count(2 * part_) == 1;  // one fragment over many parts: hash it whole
+  }
   void write_at(uint64_t offset, std::string_view bytes) override {
     while (!bytes.empty()) {
       uint64_t k = offset / part_;
@@ -59,13 +99,18 @@ class PartExchange final : public Destination {
     if (end <= done_) return;  // the same on every rank: no collective at all
     d_->check_part_count(end);
     move_to_owners(comm, transfer_plan(comm, end));
-    report(comm, store_mine(comm, end, last ? settled : end * part_));
+    report(comm, store_mine(comm, end, last ? settled : end * part_, last));
     for (uint64_t k = done_; k < end; ++k) held_.erase(k);
     done_ = end;
   }
   void close() override { d_->close(); }
   size_t fragment_count(uint64_t total) const override { return d_->fragment_count(total); }
-  std::string hash_fragment(size_t k, uint64_t total) override { return d_->hash_fragment(k, total); }
+  // One fragment made of many parts: the SHA-256 the ranks chained over the parts, in order
+  // (every rank has it after the last settle); else the destination's.
+  std::string hash_fragment(size_t k, uint64_t total) override {
+    if (chain_ && k == 0 && !whole_sha_.empty()) return whole_sha_;
+    return d_->hash_fragment(k, total);
+  }
   std::vector<Fragment> fragments(uint64_t total, const std::vector<std::string>& hashes) override {
     return d_->fragments(total, hashes);
   }
@@ -126,24 +171,76 @@ class PartExchange final : public Destination {
     }
   }
 
-  // 3. owners assemble and store their parts [done_, end), a few at a time.
-  std::vector<PartDone> store_mine(Comm& comm, uint64_t end, uint64_t limit) {
+  // 3. owners assemble and store their parts [done_, end), a few at a time; meanwhile (one
+  // fragment over many parts) this thread chains the whole archive's SHA-256 through the parts
+  // in order, passing the running state from each part's owner to the next one's (a few hundred
+  // bytes per part instead of the part: no rank reads the archive back).
+  std::vector<PartDone> store_mine(Comm& comm, uint64_t end, uint64_t limit, bool last) {
     std::vector<uint64_t> mine;
     for (uint64_t k = done_; k < end; ++k)
       if (owner(k, comm.size()) == comm.rank()) mine.push_back(k);
-    return parallel_map(mine.size(), kStoreThreads, [&](size_t i) {
-      PartDone d;
-      d.part.k = mine[i];
+    std::vector<std::string> parts(mine.size());
+    std::vector<std::string> errors(mine.size());
+    for (size_t i = 0; i < mine.size(); ++i) {
       try {
-        std::string part = assemble(d.part.k, limit);
-        d.part.size = part.size();
-        d.part.sha256 = sha256_hex(part);
-        d.part.receipt = d_->store_part(d.part.k, part, d.part.sha256);
+        parts[i] = assemble(mine[i], limit);
+        held_.erase(mine[i]);  // the pieces are in the part now
       } catch (const std::exception& e) {
-        d.error = e.what();
+        errors[i] = e.what();
       }
-      return d;
+    }
+    std::vector<PartDone> out;
+    std::exception_ptr upload_failed;
+    std::thread uploads([&] {
+      try {
+        out = parallel_map(mine.size(), kStoreThreads, [&](size_t i) {
+          PartDone d;
+          d.part.k = mine[i];
+          d.error = errors[i];
+          if (!d.error.empty()) return d;
+          try {
+            d.part.size = parts[i].size();
+            d.part.sha256 = sha256_hex(parts[i]);
+            d.part.receipt = d_->store_part(d.part.k, parts[i], d.part.sha256);
+          } catch (const std::exception& e) {
+            d.error = e.what();
+          }
+          return d;
+        });
+      } catch (...) {
+        upload_failed = std::current_exception();
+      }
     });
+    try {
+      if (chain_) chain(comm, end, mine, parts, last);
+    } catch (...) {
+      uploads.join();
+      throw;
+    }
+    uploads.join();
+    if (upload_failed) std::rethrow_exception(upload_failed);
+    return out;
+  }
+
+  // The running SHA-256 visits parts [done_, end) in order: part k's owner gets the state from
+  // part k-1's owner (kept from the previous settle when that was this rank), adds part k and
+  // keeps it. After the last part every rank learns the digest. Sends and receives follow k, so
+  // no two ranks wait on each other.
+  void chain(Comm& comm, uint64_t end, const std::vector<uint64_t>& mine, const std::vector<std::string>& parts, bool last) {
+    const int me = comm.rank(), n = comm.size();
+    size_t i = 0;
+    for (uint64_t k = done_; k < end; ++k) {
+      int o = owner(k, n), p = k > 0 ? owner(k - 1, n) : o;
+      if (p != o && me == p) comm.send(o, kTagHashState, hash_.state());
+      if (p != o && me == o) hash_.set_state(comm.recv(p, kTagHashState));
+      if (me == o) hash_.update(parts.at(i++));
+    }
+    (void)mine;
+    if (!last || end == 0) return;
+    const int holder = owner(end - 1, n);
+    std::string hex = me == holder ? hash_.hex() : std::string();
+    comm.broadcast(hex, holder);
+    whole_sha_ = hex;
   }
 
   // 4. rank 0 learns the stored parts; everyone learns whether all went well.
@@ -201,8 +298,11 @@ class PartExchange final : public Destination {
   }
 
   std::unique_ptr<Destination> d_;
-  const uint64_t part_;
+  uint64_t part_;
   uint64_t done_ = 0;  // parts below this one are stored
+  bool chain_;  // one fragment over many parts
+  ChainHash hash_;          // the whole archive's SHA-256 so far (on the rank that added the last part)
+  std::string whole_sha_;   // after the last settle, on every rank
   std::map<uint64_t, std::vector<std::pair<uint64_t, std::string>>> held_;
 };
 

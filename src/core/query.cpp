@@ -251,7 +251,7 @@ int run_find(Comm& comm, const RestoreOptions& opt, Log& log) {
     for (const std::string& src : opt.find_sources) {
       std::vector<std::string> archives;
       try {
-        archives = archives_in(src, {opt.s3_endpoint, opt.s3_region});
+        archives = archives_in(src, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing});
       } catch (const Fatal& f) {
         log.error(f.what());
         rc = kExitFatal;
@@ -259,7 +259,7 @@ int run_find(Comm& comm, const RestoreOptions& opt, Log& log) {
       }
       for (const std::string& a : archives) {
         try {
-          ArchiveSource s = resolve_source(a, "", {opt.s3_endpoint, opt.s3_region}, false, opt.keys);
+          ArchiveSource s = resolve_source(a, "", {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, false, opt.keys);
           bool had = read_archive_catalog(s, [&](const CatalogRecord& r) {
             if (pattern_matches_path(opt.pattern, r.path, r.type == EntryType::Dir)) {
               out_line(escape_name(a) + "\t" + escape_name(r.path));
@@ -287,7 +287,7 @@ int run_compare(Comm& comm, const RestoreOptions& opt, Log& log) {
   sum.collect_differences = opt.json;
   sum.archive = opt.source;
   return on_rank0(comm, log, [&] {
-    ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, false, opt.keys);
+    ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, false, opt.keys);
     // where each stored root lives now
     std::vector<std::pair<std::string, std::string>> roots;  // (name, disk)
     if (s.manifest)

@@ -257,7 +257,7 @@ int run_report(Comm& comm, const RestoreOptions& opt, Log& log) {
   int rc = kExitOk;
   if (comm.rank() == 0) {
     try {
-      ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region});
+      ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, false, opt.keys);
       if (!s.manifest) throw Fatal("archive " + quote(s.name) + " has no manifest: report needs a backup made by pbackup");
       Facts f = gather_facts(s, *s.manifest);
       std::string html = page(s, *s.manifest, f, timeline_of(s.store->read_all(s.manifest_path)));

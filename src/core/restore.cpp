@@ -277,7 +277,7 @@ void open_for_reading(ReadArchive& r, OpenArchive& o, const RestoreOptions& opt)
   const std::string& source = opt.source;
   if (!r.a) throw Fatal("libarchive: out of memory");
   if (!opt.keys.passphrase_file.empty()) add_passphrase(r.a, opt.keys.passphrase_file);
-  o.source = resolve_source(source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, false, opt.keys);
+  o.source = resolve_source(source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, false, opt.keys);
   o.joined = std::make_unique<JoinedFiles>(o.source);
   archive_read_support_filter_all(r.a);
   support_archive_formats(r.a);
@@ -760,7 +760,7 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   if (comm.rank() == 0) {
     RestoreWay plan;
     try {
-      plan.source = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, false, opt.keys);
+      plan.source = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, false, opt.keys);
       if (plan.source.manifest) damaged = plan.source.manifest->damaged;
       if (!damaged.empty()) start = restore_started(opt.restore_to);
       std::string why_not;
@@ -788,7 +788,7 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
                 (plan.mode == RestoreWay::kZipMembers && opt.existing != RestoreOptions::Existing::Overwrite);
   if (!stream) {
     ArchiveSource& s = plan.source;
-    attach_store(s, {opt.s3_endpoint, opt.s3_region});
+    attach_store(s, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing});
     RestoreOptions o = opt;
     o.leave = std::move(plan.leave);
     std::sort(o.leave.begin(), o.leave.end());
@@ -896,7 +896,7 @@ int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
           if (r.type == EntryType::File) sum.bytes_out += r.size;
         });
         sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      } else if (opt.long_list && list_long_from_catalog(resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, false, opt.keys))) {
+      } else if (opt.long_list && list_long_from_catalog(resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, false, opt.keys))) {
         // list --long: from the catalog when the archive has one (reads <1% of the bytes)
         std::fflush(stdout);
         std::string verdict = "0";

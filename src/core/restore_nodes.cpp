@@ -127,11 +127,13 @@ void make_stage(const ArchiveSource& src, const RestoreOptions& opt, Stage& st) 
   }
   if (!src.manifest) return;
   write_new_file(st.side.at(0), src.store->read_all(src.manifest_path));
-  if (st.side.size() > 1) {
-    const std::string cat = src.manifest_path.substr(0, src.manifest_path.rfind('/') + 1) + src.manifest->catalog.name;
+  const std::string dir = src.manifest_path.substr(0, src.manifest_path.rfind('/') + 1);
+  for (size_t i = 1; i < st.side.size(); ++i) {  // the catalog, the sealed manifest of an encrypted archive
+    const std::string name = base_name(st.side[i]);
     try {
-      write_new_file(st.side[1], src.store->read_all(cat));
-    } catch (const Fatal&) {  // an archive without its catalog restores all the same
+      write_new_file(st.side[i], src.store->read_all(dir + name));
+    } catch (const Fatal&) {
+      if (name != base_name(src.manifest->catalog.name)) throw;  // an archive without its catalog restores all the same
     }
   }
 }
@@ -208,7 +210,7 @@ int every_node(Comm& comm, const RestoreOptions& opt, Log& log, const Sight& sig
     StagePlan p;
     p.tag = random_tag();
     try {
-      p.source = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region});
+      p.source = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, false, opt.keys);
     } catch (const Fatal& f) {
       p.error = f.what();
     }
@@ -220,7 +222,7 @@ int every_node(Comm& comm, const RestoreOptions& opt, Log& log, const Sight& sig
     if (root) log.error(plan.error);
     return root ? kExitFatal : kExitOk;
   }
-  attach_store(plan.source, {opt.s3_endpoint, opt.s3_region});
+  attach_store(plan.source, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing});
   if (root) {
     std::vector<std::string> hosts;
     for (const auto& ranks : g.ranks) hosts.push_back(sight.hosts[static_cast<size_t>(ranks[0])]);
@@ -233,6 +235,9 @@ int every_node(Comm& comm, const RestoreOptions& opt, Log& log, const Sight& sig
   if (plan.source.manifest) {
     st.side.push_back(st.dir + "/" + base_name(plan.source.manifest_path));
     if (!plan.source.manifest->catalog.name.empty()) st.side.push_back(st.dir + "/" + base_name(plan.source.manifest->catalog.name));
+    const std::string& mp = plan.source.manifest_path;  // encrypted: X.manifest.age beside X.manifest.json, opened with the same keys
+    if (plan.source.cipher && mp.size() > 14 && mp.compare(mp.size() - 14, 14, ".manifest.json") == 0)
+      st.side.push_back(st.dir + "/" + base_name(mp.substr(0, mp.size() - 14)) + ".manifest.age");
   }
   const bool leader = g.ranks[g.mine][0] == comm.rank();
   std::string error;

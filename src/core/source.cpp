@@ -171,6 +171,8 @@ ArchiveSource resolve_plain(const std::string& source, const std::string& base_n
     bool dir = key.empty() || key.back() == '/';
     while (!key.empty() && key.back() == '/') key.pop_back();
     if (!dir && !base_name.empty()) dir = !st->size(key);
+    // s3://b/p naming no archive is the prefix p/, as backup --output-dir s3://b/p takes it
+    if (!dir && !key.empty() && !st->size(key) && !st->size(key + ".part0001") && !st->size(key + ".manifest.json")) dir = true;
     return load_any(st, key, dir, base_name, lenient);
   }
   // Absolute: restore reads the fragments after entering the restore directory.

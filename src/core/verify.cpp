@@ -45,7 +45,7 @@ void fields(Ar& a, Plan& p) {  // `extra` stays on rank 0
 Plan make_plan(const RestoreOptions& opt) {
   Plan p;
   try {
-    ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region}, true, opt.keys);
+    ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, true, opt.keys);
     if (!s.manifest) throw Fatal("no manifest " + quote(s.name + ".manifest.json") + " beside " + quote(opt.source) +
                                  ": verify needs the manifest pbackup writes (restore and list work without)");
     p.source = s;
@@ -342,7 +342,7 @@ bool share_plan(Comm& comm, const RestoreOptions& opt, Log& log, Plan& plan, std
   }
   comm.broadcast(plan_bytes, 0);
   plan = from_wire<Plan>(plan_bytes);
-  if (plan.error.empty()) attach_store(plan.source, {opt.s3_endpoint, opt.s3_region});
+  if (plan.error.empty()) attach_store(plan.source, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing});
   if (!plan.error.empty()) {
     if (comm.rank() == 0) log.error(plan.error);
     return false;

@@ -5,6 +5,8 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include <pugixml.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -19,6 +21,7 @@
 
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
+#include "pbackup/version.h"
 
 namespace pbackup {
 
@@ -45,11 +48,39 @@ std::string env(const char* name) {
   return v ? std::string(v) : std::string();
 }
 
+// A whole number of seconds (or attempts) from the environment, in [lo, hi]; `def` when unset.
+long env_number(const char* name, long def, long lo, long hi) {
+  std::string v = env(name);
+  if (v.empty()) return def;
+  long n = 0;
+  auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (r.ec != std::errc() || r.ptr != v.data() + v.size() || n < lo || n > hi)
+    throw Fatal(std::string(name) + "='" + v + "': expected a whole number from " + std::to_string(lo) + " to " +
+                std::to_string(hi));
+  return n;
+}
+
+std::mutex notify_mu;
+std::function<void(const std::string&)> notify_sink;
+
 std::string sha256_hex_evp(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr) != 1)
     throw Fatal("S3: SHA-256 of a request body failed (OpenSSL EVP_Digest)");
+  static const char* hexd = "0123456789abcdef";
+  std::string out(2 * n, '0');
+  for (unsigned i = 0; i < n; ++i) {
+    out[2 * i] = hexd[md[i] >> 4];
+    out[2 * i + 1] = hexd[md[i] & 15];
+  }
+  return out;
+}
+
+std::string md5_hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &n, EVP_md5(), nullptr) != 1) return "";
   static const char* hexd = "0123456789abcdef";
   std::string out(2 * n, '0');
   for (unsigned i = 0; i < n; ++i) {
@@ -81,61 +112,19 @@ std::string url_decode(std::string_view s, bool plus_is_space) {
   return out;
 }
 
-// ---- minimal XML reading (S3 responses are flat and machine-written) --------------------------
+// ---- XML: read with pugixml, written by hand (the few request bodies are fixed shapes) ------
 
-std::string xml_unescape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '&') {
-      out.push_back(s[i]);
-      continue;
-    }
-    size_t semi = s.find(';', i);
-    if (semi == std::string_view::npos || semi - i > 10) {
-      out.push_back('&');
-      continue;
-    }
-    std::string_view ent = s.substr(i + 1, semi - i - 1);
-    if (ent == "amp")
-      out.push_back('&');
-    else if (ent == "lt")
-      out.push_back('<');
-    else if (ent == "gt")
-      out.push_back('>');
-    else if (ent == "quot")
-      out.push_back('"');
-    else if (ent == "apos")
-      out.push_back('\'');
-    else if (ent.size() > 1 && ent[0] == '#') {
-      unsigned long cp = 0;
-      bool hex = ent[1] == 'x' || ent[1] == 'X';
-      std::string_view digits = ent.substr(hex ? 2 : 1);
-      auto r = std::from_chars(digits.data(), digits.data() + digits.size(), cp, hex ? 16 : 10);
-      if (r.ec != std::errc() || r.ptr != digits.data() + digits.size() || cp > 0x10FFFF) {
-        out.append(s.substr(i, semi - i + 1));
-      } else if (cp < 0x80) {
-        out.push_back(static_cast<char>(cp));
-      } else if (cp < 0x800) {
-        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-      } else if (cp < 0x10000) {
-        out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-      } else {
-        out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-      }
-    } else {
-      out.append(s.substr(i, semi - i + 1));
-    }
-    i = semi;
+// The document element of an S3 XML answer, or an empty node when the body is not well-formed
+// XML. pugixml resolves the predefined and numeric entities and never reads a DTD.
+struct Xml {
+  pugi::xml_document doc;
+  pugi::xml_node root;
+  explicit Xml(std::string_view body) {
+    if (doc.load_buffer(body.data(), body.size(), pugi::parse_default, pugi::encoding_utf8)) root = doc.document_element();
   }
-  return out;
-}
+};
+
+std::string text_of(const pugi::xml_node& parent, const char* name) { return parent.child(name).child_value(); }
 
 std::string xml_escape(std::string_view s) {
   std::string out;
@@ -158,42 +147,6 @@ std::string xml_escape(std::string_view s) {
     }
   }
   return out;
-}
-
-// Inner text of each <tag>...</tag> (or <tag attr="..">...</tag>; <tag/> gives ""), in order,
-// not unescaped. Tags are not nested within themselves in S3 responses.
-std::vector<std::string_view> xml_all(std::string_view doc, std::string_view tag) {
-  std::vector<std::string_view> out;
-  size_t pos = 0;
-  while (true) {
-    size_t lt = doc.find('<', pos);
-    if (lt == std::string_view::npos) break;
-    pos = lt + 1;
-    if (doc.compare(lt + 1, tag.size(), tag) != 0) continue;
-    size_t after = lt + 1 + tag.size();
-    if (after >= doc.size()) break;
-    char c = doc[after];
-    if (c != '>' && c != '/' && c != ' ' && c != '\t' && c != '\r' && c != '\n') continue;
-    size_t gt = doc.find('>', after);
-    if (gt == std::string_view::npos) break;
-    if (doc[gt - 1] == '/') {  // <tag/>
-      out.emplace_back();
-      pos = gt + 1;
-      continue;
-    }
-    std::string close = "</" + std::string(tag) + ">";
-    size_t end = doc.find(close, gt + 1);
-    if (end == std::string_view::npos) break;
-    out.push_back(doc.substr(gt + 1, end - gt - 1));
-    pos = end + close.size();
-  }
-  return out;
-}
-
-std::optional<std::string> xml_first(std::string_view doc, std::string_view tag) {
-  auto all = xml_all(doc, tag);
-  if (all.empty()) return std::nullopt;
-  return xml_unescape(all.front());
 }
 
 std::string strip_quotes(std::string s) {
@@ -241,7 +194,33 @@ struct Request {
   std::string range;          // "bytes=a-b" or empty
   uint64_t expect_bytes = 0;  // expected response size (for the total timeout), 0 = unknown
   bool error_in_200 = false;  // a 200 may carry <Error> (CompleteMultipartUpload)
+  bool if_none_match = false;  // If-None-Match: * (conditional write)
+  std::vector<std::string> headers;  // more "Name: value" headers (signed with the rest)
 };
+
+// base64 of the bytes a hex string spells ("" if it is not hex)
+std::string hex_to_base64(const std::string& hex) {
+  if (hex.size() % 2) return "";
+  std::string bin;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    unsigned v = 0;
+    auto r = std::from_chars(hex.data() + i, hex.data() + i + 2, v, 16);
+    if (r.ec != std::errc() || r.ptr != hex.data() + i + 2) return "";
+    bin.push_back(static_cast<char>(v));
+  }
+  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < bin.size(); i += 3) {
+    uint32_t n = static_cast<uint8_t>(bin[i]) << 16;
+    if (i + 1 < bin.size()) n |= static_cast<uint8_t>(bin[i + 1]) << 8;
+    if (i + 2 < bin.size()) n |= static_cast<uint8_t>(bin[i + 2]);
+    out.push_back(t[(n >> 18) & 63]);
+    out.push_back(t[(n >> 12) & 63]);
+    out.push_back(i + 1 < bin.size() ? t[(n >> 6) & 63] : '=');
+    out.push_back(i + 2 < bin.size() ? t[n & 63] : '=');
+  }
+  return out;
+}
 
 Request make_request(std::string op, std::string method, const std::string& bucket,
                      const std::string& key) {
@@ -337,7 +316,6 @@ bool transient_curl(CURLcode rc) {
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_WEIRD_SERVER_REPLY:
@@ -348,6 +326,7 @@ bool transient_curl(CURLcode rc) {
 }
 
 bool transient_http(long status, const std::string& code) {
+  if (status == 501 || code == "NotImplemented") return false;  // a feature the server lacks
   if (status >= 500 || status == 429 || status == 408) return true;
   return code == "RequestTimeout" || code == "SlowDown" || code == "InternalError" ||
          code == "ServiceUnavailable" || code == "Throttling" || code == "RequestLimitExceeded";
@@ -389,21 +368,101 @@ std::string fmt_seconds(double s) {
 }  // namespace
 
 S3ListPage parse_list_objects_page(std::string_view doc) {
-  if (doc.find("<ListBucketResult") == std::string_view::npos) throw Fatal("the response is not a ListBucketResult");
+  Xml x(doc);
+  if (std::string_view(x.root.name()) != "ListBucketResult") throw Fatal("the response is not a ListBucketResult");
   S3ListPage page;
-  bool url_encoded = xml_first(doc, "EncodingType").value_or("") == "url";
-  for (std::string_view c : xml_all(doc, "Contents")) {
+  bool url_encoded = text_of(x.root, "EncodingType") == "url";
+  for (pugi::xml_node c : x.root.children("Contents")) {
     S3Object o;
-    auto k = xml_first(c, "Key");
-    auto s = xml_first(c, "Size");
-    if (!k || !s || !parse_u64(*s, o.size)) throw Fatal("malformed <Contents> entry");
-    o.key = url_encoded ? url_decode(*k, true) : *k;
-    o.etag = strip_quotes(xml_first(c, "ETag").value_or(""));
+    pugi::xml_node k = c.child("Key"), s = c.child("Size");
+    if (!k || !s || !parse_u64(s.child_value(), o.size)) throw Fatal("malformed <Contents> entry");
+    o.key = url_encoded ? url_decode(k.child_value(), true) : std::string(k.child_value());
+    o.etag = strip_quotes(text_of(c, "ETag"));
     page.objects.push_back(std::move(o));
   }
-  page.truncated = xml_first(doc, "IsTruncated").value_or("false") == "true";
-  page.next_token = xml_first(doc, "NextContinuationToken").value_or("");
+  page.truncated = trim(text_of(x.root, "IsTruncated")) == "true";
+  page.next_token = text_of(x.root, "NextContinuationToken");
   return page;
+}
+
+S3UploadsPage parse_list_uploads_page(std::string_view doc) {
+  Xml x(doc);
+  if (std::string_view(x.root.name()) != "ListMultipartUploadsResult") throw Fatal("the response is not a ListMultipartUploadsResult");
+  S3UploadsPage page;
+  bool url_encoded = text_of(x.root, "EncodingType") == "url";
+  for (pugi::xml_node c : x.root.children("Upload")) {
+    S3Upload u;
+    pugi::xml_node k = c.child("Key");
+    std::string id = text_of(c, "UploadId");
+    if (!k || id.empty()) throw Fatal("malformed <Upload> entry");
+    u.key = url_encoded ? url_decode(k.child_value(), true) : std::string(k.child_value());
+    u.upload_id = id;
+    u.initiated = trim(text_of(c, "Initiated"));
+    page.uploads.push_back(std::move(u));
+  }
+  page.truncated = trim(text_of(x.root, "IsTruncated")) == "true";
+  page.next_key_marker = text_of(x.root, "NextKeyMarker");
+  if (url_encoded) page.next_key_marker = url_decode(page.next_key_marker, true);
+  page.next_upload_id_marker = text_of(x.root, "NextUploadIdMarker");
+  return page;
+}
+
+std::optional<int64_t> parse_s3_time(std::string_view t) {
+  // YYYY-MM-DDTHH:MM:SS[.fff]Z
+  auto num = [&](size_t at, size_t n, int& v) {
+    if (at + n > t.size()) return false;
+    v = 0;
+    for (size_t i = at; i < at + n; ++i) {
+      if (t[i] < '0' || t[i] > '9') return false;
+      v = v * 10 + (t[i] - '0');
+    }
+    return true;
+  };
+  int y, mo, d, h, mi, se;
+  if (t.size() < 20 || !num(0, 4, y) || t[4] != '-' || !num(5, 2, mo) || t[7] != '-' || !num(8, 2, d) ||
+      (t[10] != 'T' && t[10] != ' ') || !num(11, 2, h) || t[13] != ':' || !num(14, 2, mi) || t[16] != ':' ||
+      !num(17, 2, se))
+    return std::nullopt;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return std::nullopt;
+  size_t i = 19;
+  if (t[i] == '.') {
+    ++i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+  }
+  if (i + 1 != t.size() || t[i] != 'Z') return std::nullopt;
+  // days from civil (H. Hinnant's algorithm)
+  int yy = y - (mo <= 2);
+  int era = (yy >= 0 ? yy : yy - 399) / 400;
+  int yoe = yy - era * 400;
+  int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  int64_t days = int64_t(era) * 146097 + doe - 719468;
+  return days * 86400 + h * 3600 + mi * 60 + se;
+}
+
+std::string multipart_etag(const std::vector<std::string>& part_etags) {
+  std::string bin;
+  auto hexv = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (const auto& e : part_etags) {
+    if (e.size() != 32) return "";
+    for (size_t i = 0; i < 32; i += 2) {
+      int a = hexv(e[i]), b = hexv(e[i + 1]);
+      if (a < 0 || b < 0) return "";
+      bin.push_back(static_cast<char>(a * 16 + b));
+    }
+  }
+  if (part_etags.empty()) return "";
+  return md5_hex(bin) + "-" + std::to_string(part_etags.size());
+}
+
+void set_s3_notify(std::function<void(const std::string&)> f) {
+  std::lock_guard<std::mutex> l(notify_mu);
+  notify_sink = std::move(f);
 }
 
 // ---- public helpers ---------------------------------------------------------------------------
@@ -426,11 +485,14 @@ std::string s3_uri_encode(std::string_view s, bool keep_slash) {
   return out;
 }
 
-S3Config S3Config::from_env(const std::string& endpoint_flag, const std::string& region_flag) {
+S3Config S3Config::from_env(const std::string& endpoint_flag, const std::string& region_flag,
+                           const std::string& addressing_flag) {
   S3Config c;
+  AwsProfile profile = load_aws_profile();
   c.region = !region_flag.empty()                 ? region_flag
              : !env("AWS_REGION").empty()         ? env("AWS_REGION")
              : !env("AWS_DEFAULT_REGION").empty() ? env("AWS_DEFAULT_REGION")
+             : !profile.config["region"].empty()  ? profile.config["region"]
                                                   : "us-east-1";
   for (char ch : c.region)
     if (!(std::islower(static_cast<unsigned char>(ch)) ||
@@ -439,9 +501,11 @@ S3Config S3Config::from_env(const std::string& endpoint_flag, const std::string&
   if (c.region.empty()) throw Fatal("S3: empty region");
 
   bool default_endpoint = false;
-  c.endpoint = !endpoint_flag.empty()                ? endpoint_flag
-               : !env("AWS_ENDPOINT_URL_S3").empty() ? env("AWS_ENDPOINT_URL_S3")
-                                                     : env("AWS_ENDPOINT_URL");
+  c.endpoint = !endpoint_flag.empty()                       ? endpoint_flag
+               : !env("AWS_ENDPOINT_URL_S3").empty()        ? env("AWS_ENDPOINT_URL_S3")
+               : !env("AWS_ENDPOINT_URL").empty()           ? env("AWS_ENDPOINT_URL")
+               : !profile.config["s3.endpoint_url"].empty() ? profile.config["s3.endpoint_url"]
+                                                            : profile.config["endpoint_url"];
   if (c.endpoint.empty()) {
     c.endpoint = "https://s3." + c.region + ".amazonaws.com";
     default_endpoint = true;
@@ -454,27 +518,46 @@ S3Config S3Config::from_env(const std::string& endpoint_flag, const std::string&
   std::string authority = c.endpoint.substr(
       host_start, host_end == std::string::npos ? std::string::npos : host_end - host_start);
   if (authority.empty()) throw Fatal("S3: endpoint '" + c.endpoint + "' has no host");
-  if (authority.find('@') != std::string::npos)
+  // anywhere, not only before the first '/': a password may hold '/' (never print the URL then)
+  if (c.endpoint.find('@') != std::string::npos)
     throw Fatal(
-        "S3: the endpoint must not contain credentials; use AWS_ACCESS_KEY_ID and "
-        "AWS_SECRET_ACCESS_KEY");
+        "S3: the endpoint URL must not contain credentials (user:password@); use AWS_ACCESS_KEY_ID "
+        "and AWS_SECRET_ACCESS_KEY");
   if (host_end != std::string::npos &&
       c.endpoint.find_first_of("?#", host_end) != std::string::npos)
     throw Fatal("S3: endpoint '" + c.endpoint + "' must not have a query or fragment");
   c.path_style = !default_endpoint;
+  std::string style = !addressing_flag.empty() ? addressing_flag : profile.config["s3.addressing_style"];
+  if (style == "path") c.path_style = true;
+  else if (style == "virtual") c.path_style = false;
+  else if (!style.empty() && style != "auto")
+    throw Fatal("S3 addressing style '" + style + "' (--s3-addressing or s3.addressing_style in " + profile.config_file +
+                "): expected path, virtual or auto");
 
-  c.access_key = env("AWS_ACCESS_KEY_ID");
-  c.secret_key = env("AWS_SECRET_ACCESS_KEY");
-  c.session_token = env("AWS_SESSION_TOKEN");
-  c.ca_bundle = env("AWS_CA_BUNDLE");
-  if (c.access_key.empty() || c.secret_key.empty()) {
-    std::string missing = c.access_key.empty() && c.secret_key.empty()
-                              ? "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are"
-                          : c.access_key.empty() ? "AWS_ACCESS_KEY_ID is"
-                                                 : "AWS_SECRET_ACCESS_KEY is";
-    throw Fatal("S3: no credentials for " + c.endpoint + ": " + missing +
-                " not set (set both, and AWS_SESSION_TOKEN for temporary credentials)");
+  c.ca_bundle = !env("AWS_CA_BUNDLE").empty() ? env("AWS_CA_BUNDLE") : profile.config["ca_bundle"];
+  std::string mode = env("AWS_RETRY_MODE");
+  if (!mode.empty() && mode != "legacy" && mode != "standard" && mode != "adaptive")
+    throw Fatal("AWS_RETRY_MODE='" + mode + "': expected legacy, standard or adaptive");
+  c.max_attempts = static_cast<int>(env_number("AWS_MAX_ATTEMPTS", mode == "standard" || mode == "adaptive" ? 3 : 5, 1, 100));
+  c.retry_budget_s = env_number("PBACKUP_S3_RETRY_SECONDS", c.retry_budget_s, 0, 86400);
+  c.connect_timeout_s = env_number("PBACKUP_S3_CONNECT_SECONDS", c.connect_timeout_s, 1, 3600);
+  c.stall_timeout_s = env_number("PBACKUP_S3_STALL_SECONDS", c.stall_timeout_s, 1, 3600);
+  c.request_timeout_s = env_number("PBACKUP_S3_TIMEOUT_SECONDS", c.request_timeout_s, 1, 86400);
+  {
+    std::lock_guard<std::mutex> l(notify_mu);
+    c.notify = notify_sink;
   }
+  S3Credentials cr;
+  try {
+    cr = resolve_credentials(profile, c.region, c.ca_bundle);
+  } catch (const Fatal& e) {
+    throw Fatal(std::string(e.what()) + " [for " + c.endpoint + "]");
+  }
+  c.access_key = cr.access_key;
+  c.secret_key = cr.secret_key;
+  c.session_token = cr.session_token;
+  c.expires = cr.expires;
+  c.refresh = credentials_refresher(profile, c.region, c.ca_bundle, cr);
   return c;
 }
 
@@ -505,6 +588,7 @@ struct S3Client::Impl {
   S3Config cfg;
   std::string scheme, authority, base_path;  // endpoint split up
   std::string sigv4;                         // "aws:amz:REGION:s3"
+  std::string user_agent = std::string("pbackup/") + version_string();
   std::mutex mu;
   std::vector<CurlPtr> idle;  // pooled handles (keep their connections)
 
@@ -576,10 +660,13 @@ struct S3Client::Impl {
     return "s3://" + r.bucket + (key.empty() ? "" : "/" + key);
   }
 
-  // Removes anything secret from a message (belt and braces: none should be there).
+  // Removes anything secret from a message (belt and braces: none should be there). Secrets
+  // shorter than 16 characters are left alone: they could be a word of the message (a secret
+  // "bucket" would garble every "s3://bucket/"), and no message is built from a secret.
   std::string scrub(std::string m) const {
+    std::lock_guard<std::mutex> l(cred_mu);
     for (const std::string* s : {&cfg.secret_key, &cfg.session_token}) {
-      if (s->size() < 4) continue;
+      if (s->size() < 16) continue;
       for (size_t p; (p = m.find(*s)) != std::string::npos;) m.replace(p, s->size(), "***");
     }
     return m;
@@ -608,10 +695,32 @@ struct S3Client::Impl {
     }
   }
 
+  // The credentials for a request: temporary ones are renewed 5 minutes before they expire
+  // (a long backup outlives a one-hour session).
+  mutable std::mutex cred_mu;  // cfg's credentials (renewed while other threads sign)
+  struct Creds {
+    std::string access, secret, token;
+  };
+  Creds credentials() {
+    std::lock_guard<std::mutex> l(cred_mu);
+    if (cfg.refresh && cfg.expires > 0) {
+      int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      if (now >= cfg.expires - 300) {
+        S3Credentials n = cfg.refresh();  // Fatal propagates: the request cannot be signed
+        cfg.access_key = n.access_key;
+        cfg.secret_key = n.secret_key;
+        cfg.session_token = n.session_token;
+        cfg.expires = n.expires;
+      }
+    }
+    return {cfg.access_key, cfg.secret_key, cfg.session_token};
+  }
+
   // One attempt. Returns the curl result; fills resp.
   CURLcode attempt(CURL* c, const Request& r, const std::string& url,
                    const std::string& payload_hash, Response& resp, std::string& curl_error) {
     curl_easy_reset(c);
+    const Creds cr = credentials();
     Transfer t;
     t.upload = r.body;
     resp.body.clear();
@@ -620,9 +729,11 @@ struct S3Client::Impl {
     t.headers = &resp.headers;
 
     std::vector<std::string> hs = {"x-amz-content-sha256: " + payload_hash};
-    if (!cfg.session_token.empty()) hs.push_back("x-amz-security-token: " + cfg.session_token);
+    if (!cr.token.empty()) hs.push_back("x-amz-security-token: " + cr.token);
     if (!r.content_type.empty()) hs.push_back("Content-Type: " + r.content_type);
     if (!r.range.empty()) hs.push_back("Range: " + r.range);
+    if (r.if_none_match) hs.push_back("If-None-Match: *");
+    for (const auto& h : r.headers) hs.push_back(h);
     SlistPtr list;
     for (const auto& h : hs) {
       curl_slist* n = curl_slist_append(list.get(), h.c_str());
@@ -638,13 +749,14 @@ struct S3Client::Impl {
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4.c_str());
-    curl_easy_setopt(c, CURLOPT_USERNAME, cfg.access_key.c_str());  // keys may contain ':'
-    curl_easy_setopt(c, CURLOPT_PASSWORD, cfg.secret_key.c_str());
+    curl_easy_setopt(c, CURLOPT_USERNAME, cr.access.c_str());  // keys may contain ':'
+    curl_easy_setopt(c, CURLOPT_PASSWORD, cr.secret.c_str());
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, list.get());
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, cfg.connect_timeout_s);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, cfg.request_timeout_s);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, cfg.stall_timeout_s);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, user_agent.c_str());
     uint64_t moved = r.body.size() + r.expect_bytes;
     if (r.method != "GET" || !r.range.empty() ||
         r.key.empty())  // whole-object GETs: stall check only
@@ -722,14 +834,15 @@ struct S3Client::Impl {
         }
       } else {
         bool ok2xx = resp.status >= 200 && resp.status < 300;
-        bool body_error = ok2xx && r.error_in_200 && resp.body.find("<Error>") != std::string::npos;
+        bool body_error = ok2xx && r.error_in_200 && std::string_view(Xml(resp.body).root.name()) == "Error";
         if (ok2xx && !body_error) {
           resp.failed = false;
           return resp;
         }
         resp.failed = true;
-        resp.code = xml_first(resp.body, "Code").value_or("");
-        resp.message = xml_first(resp.body, "Message").value_or("");
+        Xml err(resp.body);
+        resp.code = trim(text_of(err.root, "Code"));
+        resp.message = trim(text_of(err.root, "Message"));
         if (resp.message.size() > 500) resp.message = resp.message.substr(0, 500) + "...";
         resp.request_id = resp.header("x-amz-request-id");
         if (resp.code.empty()) resp.code = resp.header("x-amz-error-code");
@@ -790,12 +903,33 @@ S3Client& S3Client::operator=(S3Client&&) noexcept = default;
 const S3Config& S3Client::config() const { return impl_->cfg; }
 
 void S3Client::put_object(const std::string& bucket, const std::string& key,
-                          std::string_view body) {
+                          std::string_view body, const std::string& content_type) {
   Impl::check_names("PutObject", bucket, key, true);
   Request r = make_request("PutObject", "PUT", bucket, key);
   r.body = body;
-  r.content_type = "application/octet-stream";
+  r.content_type = content_type;
   impl_->must(r);
+}
+
+PutResult S3Client::put_object_if_absent(const std::string& bucket, const std::string& key,
+                                         std::string_view body, const std::string& content_type) {
+  Impl::check_names("PutObject", bucket, key, true);
+  Request r = make_request("PutObject (If-None-Match: *)", "PUT", bucket, key);
+  r.body = body;
+  r.content_type = content_type;
+  r.if_none_match = true;
+  Response resp = impl_->execute(r);
+  if (!resp.failed) return PutResult::Created;
+  if (resp.status == 412 || resp.status == 409) {
+    // a retry after a lost answer finds our own object: the same bytes have the same MD5 ETag
+    if (resp.attempts > 1) {
+      std::optional<S3Object> o = head_object(bucket, key);
+      if (o && o->size == body.size() && o->etag == md5_hex(body)) return PutResult::Created;
+    }
+    return PutResult::Exists;
+  }
+  if (resp.status == 501 || resp.code == "NotImplemented") return PutResult::Unsupported;
+  impl_->fail(r, resp);
 }
 
 std::string S3Client::get_object(const std::string& bucket, const std::string& key) {
@@ -905,20 +1039,23 @@ void S3Client::delete_object(const std::string& bucket, const std::string& key) 
   if (resp.failed && !(resp.status == 404 && resp.code == "NoSuchKey")) impl_->fail(r, resp);
 }
 
-std::string S3Client::create_multipart(const std::string& bucket, const std::string& key) {
+std::string S3Client::create_multipart(const std::string& bucket, const std::string& key,
+                                       const std::string& content_type, bool* sha256_parts) {
   Impl::check_names("CreateMultipartUpload", bucket, key, true);
   Request r = make_request("CreateMultipartUpload", "POST", bucket, key);
   r.query = {{"uploads", ""}};
-  r.content_type = "application/octet-stream";  // the object's type (and no form type from curl)
+  r.content_type = content_type;
+  if (sha256_parts) r.headers.push_back("x-amz-checksum-algorithm: SHA256");  // the object's type (and no form type from curl)
   Response resp = impl_->must(r);
-  std::string id = xml_first(resp.body, "UploadId").value_or("");
+  std::string id = trim(text_of(Xml(resp.body).root, "UploadId"));
   if (id.empty()) impl_->fail(r, resp, "no <UploadId> in the response");
+  if (sha256_parts) *sha256_parts = resp.header("x-amz-checksum-algorithm") == "SHA256";
   return id;
 }
 
 std::string S3Client::upload_part(const std::string& bucket, const std::string& key,
                                   const std::string& upload_id, int part_number,
-                                  std::string_view body) {
+                                  std::string_view body, const std::string& sha256_hex) {
   Impl::check_names("UploadPart", bucket, key, true);
   std::string op = "UploadPart " + std::to_string(part_number);
   if (part_number < 1 || part_number > 10000)
@@ -928,15 +1065,21 @@ std::string S3Client::upload_part(const std::string& bucket, const std::string& 
   Request r = make_request(op, "PUT", bucket, key);
   r.query = {{"partNumber", std::to_string(part_number)}, {"uploadId", upload_id}};
   r.body = body;
+  if (!sha256_hex.empty()) {
+    std::string b64 = hex_to_base64(sha256_hex);
+    if (b64.size() != 44) throw Fatal("S3 " + op + " s3://" + bucket + "/" + key + ": malformed part SHA-256");
+    r.headers.push_back("x-amz-checksum-sha256: " + b64);
+  }
   Response resp = impl_->must(r);
   std::string etag = strip_quotes(resp.header("etag"));
   if (etag.empty()) impl_->fail(r, resp, "no ETag in the response");
   return etag;
 }
 
-void S3Client::complete_multipart(const std::string& bucket, const std::string& key,
-                                  const std::string& upload_id,
-                                  const std::vector<std::pair<int, std::string>>& parts) {
+PutResult S3Client::complete_multipart(const std::string& bucket, const std::string& key,
+                                       const std::string& upload_id,
+                                       const std::vector<std::pair<int, std::string>>& parts,
+                                       bool if_absent, const std::map<int, std::string>& part_sha256_hex) {
   Impl::check_names("CompleteMultipartUpload", bucket, key, true);
   auto sorted = parts;
   std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.first < b.first; });
@@ -951,9 +1094,12 @@ void S3Client::complete_multipart(const std::string& bucket, const std::string& 
                   std::to_string(sorted[i].first) + " listed twice");
   }
   std::string xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
-  for (auto& [n, etag] : sorted)
-    xml += "<Part><PartNumber>" + std::to_string(n) + "</PartNumber><ETag>\"" +
-           xml_escape(strip_quotes(etag)) + "\"</ETag></Part>";
+  for (auto& [n, etag] : sorted) {
+    xml += "<Part><PartNumber>" + std::to_string(n) + "</PartNumber><ETag>\"" + xml_escape(strip_quotes(etag)) + "\"</ETag>";
+    if (auto it = part_sha256_hex.find(n); it != part_sha256_hex.end())
+      xml += "<ChecksumSHA256>" + hex_to_base64(it->second) + "</ChecksumSHA256>";
+    xml += "</Part>";
+  }
   xml += "</CompleteMultipartUpload>";
   if (upload_id.empty()) throw Fatal("S3 CompleteMultipartUpload" + where + ": empty upload id");
   Request r = make_request("CompleteMultipartUpload", "POST", bucket, key);
@@ -961,20 +1107,60 @@ void S3Client::complete_multipart(const std::string& bucket, const std::string& 
   r.body = xml;
   r.content_type = "application/xml";
   r.error_in_200 = true;
+  r.if_none_match = if_absent;
   Response resp = impl_->execute(r);
-  if (!resp.failed) return;
-  if (resp.code == "NoSuchUpload" && resp.attempts > 1) {
-    // An earlier attempt may have completed the upload before its answer was lost.
+  if (!resp.failed) return PutResult::Created;
+  bool exists = resp.status == 412 || resp.status == 409;
+  if ((resp.code == "NoSuchUpload" || exists) && resp.attempts > 1) {
+    // An earlier attempt may have completed the upload before its answer was lost: the object
+    // is ours when its ETag is the one these parts give (or, where part ETags are not MD5s and
+    // no condition was asked, when it has as many parts).
     std::optional<S3Object> o = head_object(bucket, key);
+    std::vector<std::string> etags;
+    for (auto& p : sorted) etags.push_back(strip_quotes(p.second));
+    std::string want = multipart_etag(etags);
     std::string suffix = "-" + std::to_string(sorted.size());
-    if (o && o->etag.size() > suffix.size() &&
+    if (o && !want.empty() && o->etag == want) return PutResult::Created;
+    if (o && want.empty() && !exists && o->etag.size() > suffix.size() &&
         o->etag.compare(o->etag.size() - suffix.size(), suffix.size(), suffix) == 0)
-      return;
+      return PutResult::Created;
   }
+  if (exists) return PutResult::Exists;
   impl_->fail(r, resp);
 }
 
-void S3Client::abort_multipart(const std::string& bucket, const std::string& key,
+std::vector<S3Upload> S3Client::list_multipart_uploads(const std::string& bucket,
+                                                       const std::string& prefix, int page_size) {
+  Impl::check_names("ListMultipartUploads", bucket, "", false);
+  page_size = std::clamp(page_size, 1, 1000);
+  std::vector<S3Upload> out;
+  std::string key_marker, id_marker;
+  while (true) {
+    Request r = make_request("ListMultipartUploads" + (prefix.empty() ? std::string() : " (prefix '" + prefix + "')"), "GET", bucket, "");
+    r.query = {{"uploads", ""}};
+    if (page_size != 1000) r.query.emplace_back("max-uploads", std::to_string(page_size));
+    if (!prefix.empty()) r.query.emplace_back("prefix", prefix);
+    if (!key_marker.empty()) r.query.emplace_back("key-marker", key_marker);
+    if (!id_marker.empty()) r.query.emplace_back("upload-id-marker", id_marker);
+    Response resp = impl_->must(r);
+    S3UploadsPage page;
+    try {
+      page = parse_list_uploads_page(resp.body);
+    } catch (const Fatal& f) {
+      impl_->fail(r, resp, f.what());
+    }
+    for (auto& u : page.uploads) out.push_back(std::move(u));
+    if (!page.truncated) break;
+    if (page.next_key_marker.empty() ||
+        (page.next_key_marker == key_marker && page.next_upload_id_marker == id_marker))
+      impl_->fail(r, resp, "the listing is truncated but has no new NextKeyMarker");
+    key_marker = page.next_key_marker;
+    id_marker = page.next_upload_id_marker;
+  }
+  return out;
+}
+
+bool S3Client::abort_multipart(const std::string& bucket, const std::string& key,
                                const std::string& upload_id) noexcept {
   try {
     Impl::check_names("AbortMultipartUpload", bucket, key, true);
@@ -985,20 +1171,37 @@ void S3Client::abort_multipart(const std::string& bucket, const std::string& key
     r.query = {{"uploadId", upload_id}};
     Response resp = impl_->execute(r);
     if (resp.failed && !(resp.status == 404 && resp.code == "NoSuchUpload")) impl_->fail(r, resp);
+    return true;
   } catch (const std::exception& e) {
     impl_->tell(e.what());
   } catch (...) {
   }
+  return false;
 }
 
-LazyS3Client::LazyS3Client(std::string endpoint, std::string region)
-    : endpoint_(std::move(endpoint)), region_(std::move(region)) {}
+LazyS3Client::LazyS3Client(std::string endpoint, std::string region, std::string addressing)
+    : endpoint_(std::move(endpoint)), region_(std::move(region)), addressing_(std::move(addressing)) {}
 LazyS3Client::~LazyS3Client() = default;
 
 S3Client& LazyS3Client::get() {
   // A failed attempt (no credentials) throws out of call_once and leaves it to be tried again.
-  std::call_once(once_, [this] { client_ = std::make_unique<S3Client>(S3Config::from_env(endpoint_, region_)); });
+  std::call_once(once_, [this] { client_ = std::make_unique<S3Client>(S3Config::from_env(endpoint_, region_, addressing_)); });
   return *client_;
+}
+
+CloudPartPlan plan_cloud_parts(uint64_t requested, uint64_t expected, bool split_requested,
+                               uint64_t max_parts) {
+  constexpr uint64_t kMiB = 1ull << 20, kMaxPart = 5ull << 30, kMaxObject = 5ull << 40;
+  CloudPartPlan p{requested, split_requested};
+  if (split_requested || max_parts == 0) return p;
+  uint64_t need = expected / max_parts + (expected % max_parts != 0);  // smallest part that fits
+  need = (need + kMiB - 1) / kMiB * kMiB;
+  p.part = std::max(requested, need);
+  if (p.part > kMaxPart || expected > kMaxObject) {  // not one object: fragments of one part each
+    p.part = std::min(p.part, kMaxPart);
+    p.split = true;
+  }
+  return p;
 }
 
 bool is_s3_url(const std::string& s) { return s.rfind("s3://", 0) == 0; }

@@ -19,6 +19,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,6 +27,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "dest/s3_credentials.h"
 
 namespace pbackup {
 
@@ -36,17 +39,26 @@ struct S3Config {
   std::string endpoint;
   // --s3-region, AWS_REGION, AWS_DEFAULT_REGION; default us-east-1. Must match the server's.
   std::string region = "us-east-1";
-  // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (may contain ':').
+  // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (may contain ':'), or the
+  // rest of the credential chain (s3_credentials.h).
   std::string access_key, secret_key, session_token;
+  // Temporary credentials: when they expire (seconds since the epoch; 0 never), and how to get
+  // new ones; the client refreshes them 5 minutes before they expire.
+  int64_t expires = 0;
+  std::function<S3Credentials()> refresh;
   // Path-style (http://host/bucket/key: on-premises servers) or virtual-host style
   // (http://bucket.host/key). In virtual-host mode a bucket whose name has a '.' still uses
   // path style (its name would not match the TLS certificate's wildcard).
   bool path_style = true;
+  // Retries and timeouts (environment, read by from_env): AWS_MAX_ATTEMPTS (else 3 with
+  // AWS_RETRY_MODE=standard|adaptive, 5 with legacy or unset), PBACKUP_S3_RETRY_SECONDS,
+  // PBACKUP_S3_CONNECT_SECONDS, PBACKUP_S3_STALL_SECONDS, PBACKUP_S3_TIMEOUT_SECONDS.
   int max_attempts = 5;         // tries per request, the first included (>= 1)
   long retry_budget_s = 60;     // no new attempt starts this long after the first one began
   long connect_timeout_s = 10;  // TCP + TLS connect, per attempt
-  // An attempt fails when no byte moves for this long, or after request_timeout_s plus one
-  // second per MiB of body (uploads and ranged reads).
+  // An attempt fails when fewer than 1 byte/s moves for stall_timeout_s (a frozen server), or
+  // after request_timeout_s plus one second per MiB of body (uploads and ranged reads).
+  long stall_timeout_s = 30;
   long request_timeout_s = 300;
   std::string ca_bundle;  // AWS_CA_BUNDLE: CA file for https (system store otherwise)
   // Optional: told (one line, no credentials) about each retry and about a failed abort. May be
@@ -57,8 +69,43 @@ struct S3Config {
   // credentials from the environment. Fatal with a clear message if credentials are missing or
   // the endpoint or region is malformed. For the default AWS endpoint addressing is
   // virtual-host style, otherwise path style.
-  static S3Config from_env(const std::string& endpoint_flag, const std::string& region_flag);
+  // addressing_flag: "path", "virtual" or "" (the profile's s3.addressing_style, else as above).
+  // Region, endpoint_url, s3.addressing_style and ca_bundle also come from the AWS config
+  // file's profile (AWS_PROFILE, AWS_CONFIG_FILE) when the flags and variables do not say.
+  static S3Config from_env(const std::string& endpoint_flag, const std::string& region_flag,
+                           const std::string& addressing_flag = "");
 };
+
+// Where every client made by from_env reports retries, failed aborts and objects left behind
+// (set once by main to the log's warning lines; nothing is reported when unset).
+void set_s3_notify(std::function<void(const std::string&)> f);
+
+// A multipart upload in progress (ListMultipartUploads).
+struct S3Upload {
+  std::string key, upload_id;
+  std::string initiated;  // ISO 8601 as the server sent it, e.g. 2026-11-29T12:00:00.000Z
+};
+struct S3UploadsPage {
+  std::vector<S3Upload> uploads;
+  bool truncated = false;
+  std::string next_key_marker, next_upload_id_marker;
+};
+// Throws Fatal on a body that is not a ListMultipartUploadsResult or a malformed <Upload>.
+S3UploadsPage parse_list_uploads_page(std::string_view xml);
+
+// Seconds since the epoch of an S3 timestamp (2026-11-29T12:00:00.000Z); nullopt if malformed.
+std::optional<int64_t> parse_s3_time(std::string_view iso);
+
+// What a conditional write (If-None-Match: *) did.
+enum class PutResult {
+  Created,      // written; nothing was there
+  Exists,       // the key exists (412 PreconditionFailed, or 409 ConditionalRequestConflict)
+  Unsupported,  // the server refuses conditional writes (501 NotImplemented); nothing written
+};
+
+// The ETag S3 gives an object completed from these parts' ETags (MD5 of the parts' binary MD5s,
+// "-N"); "" when a part's ETag is not an MD5 (e.g. encrypted uploads).
+std::string multipart_etag(const std::vector<std::string>& part_etags);
 
 // "s3://bucket/prefix/name": bucket "bucket", key "prefix/name" (may be empty: "s3://bucket",
 // "s3://bucket/"). Fatal on anything else.
@@ -93,7 +140,11 @@ class S3Client {
 
   const S3Config& config() const;
 
-  void put_object(const std::string& bucket, const std::string& key, std::string_view body);
+  void put_object(const std::string& bucket, const std::string& key, std::string_view body,
+                  const std::string& content_type = "application/octet-stream");
+  // PutObject with If-None-Match: * (never replaces an object).
+  PutResult put_object_if_absent(const std::string& bucket, const std::string& key,
+                                 std::string_view body, const std::string& content_type);
   std::string get_object(const std::string& bucket, const std::string& key);
   // Exactly `length` bytes from `offset`, or Fatal (a short or missing range is an error).
   std::string get_range(const std::string& bucket, const std::string& key, uint64_t offset,
@@ -109,16 +160,31 @@ class S3Client {
   void delete_object(const std::string& bucket, const std::string& key);
 
   // Multipart upload: parts 1..10000, each but the last at least 5 MiB (S3's limits).
-  std::string create_multipart(const std::string& bucket, const std::string& key);  // uploadId
+  // sha256_parts: asks for S3's own per-part SHA-256 checksums (x-amz-checksum-algorithm:
+  // SHA256) and sets *sha256_parts to whether the server took it (it echoes the header; servers
+  // that ignore it, e.g. Swift s3api, do not): then every part must carry its checksum.
+  std::string create_multipart(const std::string& bucket, const std::string& key,
+                               const std::string& content_type = "application/octet-stream",
+                               bool* sha256_parts = nullptr);  // uploadId
   std::string upload_part(const std::string& bucket, const std::string& key,
                           const std::string& upload_id, int part_number,
-                          std::string_view body);  // ETag
+                          std::string_view body, const std::string& sha256_hex = "");  // ETag
+  // (with sha256_hex: sent as x-amz-checksum-sha256, which the server checks and keeps)
   // parts: (part number, ETag) in any order; sent in ascending part order.
-  void complete_multipart(const std::string& bucket, const std::string& key,
-                          const std::string& upload_id,
-                          const std::vector<std::pair<int, std::string>>& parts);
-  // Best effort: failures are reported through config().notify, never thrown.
-  void abort_multipart(const std::string& bucket, const std::string& key,
+  // if_absent: with If-None-Match: * (Exists when the key is there; servers that ignore the
+  // header, e.g. Swift s3api, replace it and say Created). A retry after a lost answer that
+  // finds the object ours (its ETag is multipart_etag of these parts) says Created.
+  PutResult complete_multipart(const std::string& bucket, const std::string& key,
+                               const std::string& upload_id,
+                               const std::vector<std::pair<int, std::string>>& parts,
+                               bool if_absent = false,
+                               const std::map<int, std::string>& part_sha256_hex = {});
+  // Every multipart upload in progress under `prefix` (all pages).
+  std::vector<S3Upload> list_multipart_uploads(const std::string& bucket, const std::string& prefix,
+                                               int page_size = 1000);
+  // Best effort: failures are reported through config().notify, never thrown. Returns whether
+  // the upload is gone (aborted, or not found).
+  bool abort_multipart(const std::string& bucket, const std::string& key,
                        const std::string& upload_id) noexcept;
 
  private:
@@ -131,17 +197,29 @@ class S3Client {
 // cloud destination and the S3 store each own one: there is no process-wide client.
 class LazyS3Client {
  public:
-  LazyS3Client(std::string endpoint, std::string region);
+  LazyS3Client(std::string endpoint, std::string region, std::string addressing = "");
   ~LazyS3Client();
   LazyS3Client(const LazyS3Client&) = delete;
   LazyS3Client& operator=(const LazyS3Client&) = delete;
   S3Client& get();
 
  private:
-  std::string endpoint_, region_;
+  std::string endpoint_, region_, addressing_;
   std::once_flag once_;
   std::unique_ptr<S3Client> client_;
 };
+
+// The cloud destination's plan for an archive of at most `expected` bytes: S3 allows 10,000
+// parts per upload (max_parts: tests lower it), 5 GiB per part and 5 TiB per object. The part
+// size grows from `requested` (whole MiB) so that the parts stay within max_parts; an archive
+// that cannot be one object (over 5 TiB, or parts over 5 GiB) is stored as fragment objects of
+// one part each. `split_requested`: --split-chunk-mb (the part size is then the fragment size).
+struct CloudPartPlan {
+  uint64_t part = 0;
+  bool split = false;
+};
+CloudPartPlan plan_cloud_parts(uint64_t requested, uint64_t expected, bool split_requested,
+                               uint64_t max_parts = 10000);
 
 // Whether `s` is an s3:// URL.
 bool is_s3_url(const std::string& s);

@@ -28,7 +28,7 @@ class S3Reader final : public StoreReader {
 
 class S3Store final : public Store {
  public:
-  S3Store(std::string bucket, const S3Flags& flags) : bucket_(std::move(bucket)), c_(std::make_shared<LazyS3Client>(flags.endpoint, flags.region)) {}
+  S3Store(std::string bucket, const S3Flags& flags) : bucket_(std::move(bucket)), c_(std::make_shared<LazyS3Client>(flags.endpoint, flags.region, flags.addressing)) {}
   std::optional<uint64_t> size(const std::string& name) override {
     auto o = c_->get().head_object(bucket_, name);
     if (!o) return std::nullopt;

@@ -36,6 +36,10 @@ for n in 1 2; do
     else gzip -t "$WORK/a$n.$ext" && tar -tzf "$WORK/a$n.$ext" >/dev/null || fail "the object is not a valid tar.gz"; fi
     expect_ok plain backup --sources "$WORK/src" --output-dir "$WORK" --algo "$algo" --name local$n --block-mb 1 --no-progress
     cmp "$WORK/a$n.$ext" "$WORK/local$n.$ext" || fail "the object differs from the same backup written to a file"
+    s3_get "proj$n/a.$ext.sha256" "$WORK/a.$ext.sha256" || fail "no .sha256 object beside s3://$B/proj$n/a.$ext"
+    cp "$WORK/a$n.$ext" "$WORK/a.$ext"
+    (cd "$WORK" && sha256sum -c --quiet "a.$ext.sha256") || fail "sha256sum -c rejects the object"
+    [ "$(cut -c1-64 "$WORK/a.$ext.sha256")" = "$(cut -c1-64 "$WORK/local$n.$ext.sha256")" ] || fail "the object's SHA-256 differs from the file backup's"
     expect_ok plain list --source "s3://$B/proj$n/a.$ext"
     grep -q "^src/sub/data.txt$" "$WORK/last.out" || fail "list of s3:// misses a member"
     expect_ok "$n" verify --source "s3://$B/proj$n/a.$ext"
@@ -65,6 +69,8 @@ for f in $(awk '{print $2}' "$WORK/s.sha256"); do s3_get "split/$f" "$WORK/$f" |
 (cd "$WORK" && sha256sum -c --quiet s.sha256) || fail "fragment objects do not match their checksums"
 cat "$WORK"/s.tar.zst.part* | zstd -dc | tar -tf - >/dev/null || fail "the fragments do not concatenate to a valid tar.zst"
 expect_ok 2 verify --source "s3://$B/split/"
+expect_ok plain list --source "s3://$B/split"   # no trailing slash: the prefix, as backup takes it
+grep -q "^src/sub/b.txt$" "$WORK/last.out" || fail "list --source s3://$B/split (no slash) misses a member"
 expect_ok 2 restore --source "s3://$B/split/s.tar.zst" --restore-to "$WORK/r-only" --only src/sub/b.txt
 cmp "$WORK/src/sub/b.txt" "$WORK/r-only/src/sub/b.txt" || fail "--only from s3 restored wrong data"
 [ ! -e "$WORK/r-only/src/random.bin" ] || fail "--only restored more than asked"

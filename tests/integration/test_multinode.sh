@@ -115,6 +115,25 @@ for n in node2 node3; do [[ -z $(files_in "$(local_of $n "$TAG-split")") ]] || f
 expect_ok plain verify --source "$(local_of node1 "$TAG-split")"
 pass "(b) node-local: the complete archive (and fragments) on node1, identical to one rank"
 
+step "(b2) encrypted (age) backup to node1's local directory, restored --every-node"
+age-keygen -o "$WORK/key.txt" 2>/dev/null
+mkdir -p "$WORK/one-enc"
+RCPT=$(age-keygen -y "$WORK/key.txt")
+for n in "${NODES[@]}"; do mkdir -p "$(local_of "$n" "$TAG-enc")"; done
+export PBACKUP_TEST_AGE_SEED=multinode
+expect_ok plain backup "${OPTS[@]}" --output-dir "$WORK/one-enc" --name ref --encrypt-to "$RCPT"
+run_rc rc mpi3 backup "${OPTS[@]}" --output-dir "$CROOT/local/$TAG-enc" --name ref --encrypt-to "$RCPT"
+unset PBACKUP_TEST_AGE_SEED
+[[ $rc -eq 0 ]] || { show_last; fail "(b2) encrypted backup to node1's local directory exited $rc"; }
+cmp "$WORK/one-enc/ref.tar.gz.age" "$(local_of node1 "$TAG-enc")/ref.tar.gz.age" || fail "(b2) encrypted node-local archive differs from the 1-rank one"
+for n in "${NODES[@]}"; do mkdir -p "$(local_of "$n" "$TAG-encr")"; done
+run_rc rc mpi3 restore --source "$WORK/one-enc/ref.tar.gz.age" --identity "$WORK/key.txt" --restore-to "$CROOT/local/$TAG-encr" --every-node
+[[ $rc -eq 0 ]] || { show_last; fail "(b2) restore --every-node of the encrypted archive exited $rc"; }
+for n in "${NODES[@]}"; do
+  diff -r "$WORK/src/tree" "$(local_of "$n" "$TAG-encr")/tree" >/dev/null || fail "(b2) --every-node of the encrypted archive: $n's tree differs"
+  [[ $(ls -A "$(local_of "$n" "$TAG-encr")") == tree ]] || fail "(b2) staged copy left on $n"
+done
+pass "(b2) encrypted: identical to one rank on node1's disk; --every-node restores it on every node"
 # --- (c) restore into node-local directories ----------------------------------------------
 step "(c) restore into a node-local directory: refused, then --every-node"
 run_rc rc mpi3 restore --source "$WORK/shared/ref.tar.gz" --restore-to "$CROOT/local/$TAG-r/deep"

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <random>
@@ -272,13 +273,17 @@ TEST_CASE("s3_uri_encode keeps unreserved characters and '/' only where asked") 
 TEST_CASE("S3Config::from_env: flags, environment, defaults, missing credentials") {
   const char* names[] = {"AWS_ACCESS_KEY_ID",   "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                          "AWS_REGION",          "AWS_DEFAULT_REGION",    "AWS_ENDPOINT_URL",
-                         "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE"};
+                         "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE", "AWS_PROFILE", "AWS_CONFIG_FILE",
+                         "AWS_SHARED_CREDENTIALS_FILE", "AWS_EC2_METADATA_DISABLED"};
   std::vector<std::pair<std::string, std::optional<std::string>>> saved;
   for (const char* n : names) {
     const char* v = std::getenv(n);
     saved.emplace_back(n, v ? std::optional<std::string>(v) : std::nullopt);
     ::unsetenv(n);
   }
+  ::setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+  ::setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+  ::setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
   {
     std::string m = fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); });
     CHECK(contains(m, "AWS_ACCESS_KEY_ID"));
@@ -664,4 +669,393 @@ TEST_CASE("nonexistent bucket: NoSuchBucket") {
   CHECK(contains(m, "NoSuchBucket"));
   m = fatal_message([&] { cl.create_multipart(b, "k"); });
   CHECK(contains(m, "NoSuchBucket"));
+}
+
+// ================================================================================================
+// Commit semantics and limits (issue 17)
+
+TEST_CASE("plan_cloud_parts: parts grow to stay within 10,000; over 5 TiB becomes fragments") {
+  const uint64_t MiB = 1ull << 20;
+  CHECK(plan_cloud_parts(64 * MiB, 100 * MiB, false).part == 64 * MiB);  // fits: as asked
+  CHECK(!plan_cloud_parts(64 * MiB, 100 * MiB, false).split);
+  // tiny parts planning 10,001 parts: the part size grows to the next whole MiB
+  CloudPartPlan p = plan_cloud_parts(5 * MiB, 10001 * 5 * MiB, false);
+  CHECK(p.part == 6 * MiB);
+  CHECK(!p.split);
+  CHECK((10001 * 5 * MiB + p.part - 1) / p.part <= 10000);
+  CHECK(plan_cloud_parts(5 * MiB, 10000 * 5 * MiB, false).part == 5 * MiB);  // exactly 10,000
+  // 1 TiB with 64 MiB parts would need 16,384 parts
+  p = plan_cloud_parts(64 * MiB, 1ull << 40, false);
+  CHECK(p.part == 105 * MiB);
+  CHECK((1ull << 40) / p.part < 10000);
+  // over 5 TiB: one object cannot hold it, fragments of one part each
+  p = plan_cloud_parts(64 * MiB, (5ull << 40) + 1, false);
+  CHECK(p.split);
+  CHECK(p.part <= 5ull << 30);
+  // --split-chunk-mb: as given
+  p = plan_cloud_parts(8 * MiB, 1ull << 45, true);
+  CHECK(p.part == 8 * MiB);
+  CHECK(p.split);
+}
+
+TEST_CASE("parse_s3_time and multipart_etag") {
+  CHECK(parse_s3_time("1970-01-01T00:00:00.000Z") == 0);
+  CHECK(parse_s3_time("2026-11-29T12:00:00.000Z") == 1795953600);
+  CHECK(parse_s3_time("2026-11-29T12:00:00Z") == 1795953600);
+  for (const char* bad : {"", "2026-11-29", "2026-13-01T00:00:00Z", "2026-11-29T12:00:00", "x026-11-29T12:00:00Z"}) {
+    CAPTURE(bad);
+    CHECK(!parse_s3_time(bad));
+  }
+  std::string a = digest_hex("part one", EVP_md5()), b = digest_hex("part two", EVP_md5());
+  std::string bin;
+  for (auto* h : {&a, &b})
+    for (size_t i = 0; i < 32; i += 2) bin.push_back(static_cast<char>(std::stoi(h->substr(i, 2), nullptr, 16)));
+  CHECK(multipart_etag({a, b}) == digest_hex(bin, EVP_md5()) + "-2");
+  CHECK(multipart_etag({a, "not-an-md5"}).empty());
+  CHECK(multipart_etag({}).empty());
+}
+
+TEST_CASE("conditional writes: If-None-Match, 412 is Exists, 501 is Unsupported (not retried); User-Agent, Content-Type") {
+  FakeServer srv([](int hit, const FakeRequest&) {
+    if (hit == 1) return FakeServer::reply(200, "OK", "", "ETag: \"abc\"\r\n");
+    if (hit == 2) return FakeServer::error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+    if (hit == 3) return FakeServer::error(501, "NotImplemented", "Conditional object PUTs are not supported.");
+    return FakeServer::error(412, "PreconditionFailed", "no");
+  });
+  S3Client cl(fake_cfg(srv));
+  CHECK(cl.put_object_if_absent("bkt", "a.manifest.json", "{}", "application/json") == PutResult::Created);
+  CHECK(cl.put_object_if_absent("bkt", "a.manifest.json", "{}", "application/json") == PutResult::Exists);
+  CHECK(cl.put_object_if_absent("bkt", "a.manifest.json", "{}", "application/json") == PutResult::Unsupported);
+  CHECK(srv.hits() == 3);  // 501 is permanent
+  CHECK(cl.complete_multipart("bkt", "k", "u", {{1, "e1"}}, true) == PutResult::Exists);
+  auto reqs = srv.requests();
+  REQUIRE(reqs.size() == 4);
+  CHECK(contains(reqs[0].head, "If-None-Match: *"));
+  CHECK(contains(reqs[0].head, "Content-Type: application/json"));
+  CHECK(contains(reqs[0].head, "User-Agent: pbackup/"));
+  CHECK(contains(reqs[3].head, "If-None-Match: *"));
+  CHECK(reqs[3].head.rfind("POST /bkt/k?uploadId=u ", 0) == 0);
+}
+
+TEST_CASE("list_multipart_uploads follows key and upload id markers over pages") {
+  FakeServer srv([](int hit, const FakeRequest&) {
+    if (hit == 1)
+      return FakeServer::reply(200, "OK",
+                               "<ListMultipartUploadsResult><Bucket>bkt</Bucket><IsTruncated>true</IsTruncated>"
+                               "<NextKeyMarker>p/k%202</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>"
+                               "<EncodingType>url</EncodingType>"
+                               "<Upload><Key>p/k%201</Key><UploadId>u1</UploadId><Initiated>2026-11-29T12:00:00.000Z</Initiated></Upload>"
+                               "<Upload><Key>p/k%202</Key><UploadId>u2</UploadId><Initiated>2026-11-29T12:00:01.000Z</Initiated></Upload>"
+                               "</ListMultipartUploadsResult>");
+    return FakeServer::reply(200, "OK",
+                             "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>"
+                             "<Upload><Key>p/k&amp;3</Key><UploadId>u3</UploadId><Initiated>2026-11-29T12:00:02.000Z</Initiated></Upload>"
+                             "</ListMultipartUploadsResult>");
+  });
+  S3Client cl(fake_cfg(srv));
+  auto ups = cl.list_multipart_uploads("bkt", "p/", 2);
+  REQUIRE(ups.size() == 3);
+  CHECK(ups[0].key == "p/k 1");
+  CHECK(ups[1].upload_id == "u2");
+  CHECK(ups[2].key == "p/k&3");
+  CHECK(ups[2].initiated == "2026-11-29T12:00:02.000Z");
+  auto reqs = srv.requests();
+  REQUIRE(reqs.size() == 2);
+  CHECK(reqs[0].head.rfind("GET /bkt?max-uploads=2&prefix=p%2F&uploads= ", 0) == 0);
+  CHECK(reqs[1].head.rfind("GET /bkt?key-marker=p%2Fk%202&max-uploads=2&prefix=p%2F&upload-id-marker=u2&uploads= ", 0) == 0);
+  CHECK(contains(fatal_message([] { parse_list_uploads_page("<ListMultipartUploadsResult><Upload><Key>k</Key></Upload></ListMultipartUploadsResult>"); }),
+                 "malformed <Upload>"));
+}
+
+TEST_CASE("messages: a short secret is not scrubbed out of words; an endpoint with a password is refused unprinted") {
+  FakeServer srv([](int, const FakeRequest&) { return FakeServer::error(403, "AccessDenied", "Access Denied."); });
+  S3Config c = fake_cfg(srv);
+  c.secret_key = "bucket";  // a word of the message
+  S3Client cl(c);
+  std::string m = fatal_message([&] { cl.put_object("bucket", "k", "x"); });
+  CHECK(contains(m, "s3://bucket/k"));
+  const std::string saved_key = env_or_empty("AWS_ACCESS_KEY_ID"), saved_secret = env_or_empty("AWS_SECRET_ACCESS_KEY");
+  ::setenv("AWS_ACCESS_KEY_ID", "AK", 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", "SK", 1);
+  m = fatal_message([] { S3Config::from_env("https://user:pa/ss@example.com", ""); });
+  CHECK(contains(m, "must not contain credentials"));
+  CHECK(!contains(m, "pa/ss"));
+  ::setenv("AWS_RETRY_MODE", "standard", 1);
+  CHECK(S3Config::from_env("http://127.0.0.1:9", "").max_attempts == 3);
+  ::setenv("AWS_MAX_ATTEMPTS", "7", 1);
+  CHECK(S3Config::from_env("http://127.0.0.1:9", "").max_attempts == 7);
+  ::setenv("PBACKUP_S3_STALL_SECONDS", "4", 1);
+  CHECK(S3Config::from_env("http://127.0.0.1:9", "").stall_timeout_s == 4);
+  ::setenv("AWS_MAX_ATTEMPTS", "0", 1);
+  CHECK(contains(fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); }), "AWS_MAX_ATTEMPTS"));
+  ::setenv("AWS_MAX_ATTEMPTS", "2", 1);
+  ::setenv("AWS_RETRY_MODE", "fast", 1);
+  CHECK(contains(fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); }), "AWS_RETRY_MODE"));
+  for (const char* n : {"AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS", "PBACKUP_S3_STALL_SECONDS"}) ::unsetenv(n);
+  CHECK(S3Config::from_env("http://127.0.0.1:9", "").max_attempts == 5);
+  ::setenv("AWS_ACCESS_KEY_ID", saved_key.c_str(), 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", saved_secret.c_str(), 1);
+}
+
+// ================================================================================================
+// AWS conventions: config files, credential_process, web identity (STS), IMDSv2
+
+namespace {
+// Sets (or with nullopt unsets) environment variables for a scope; restores them after.
+struct EnvScope {
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved;
+  void set(const std::string& n, const std::optional<std::string>& v) {
+    const char* old = std::getenv(n.c_str());
+    saved.emplace_back(n, old ? std::optional<std::string>(old) : std::nullopt);
+    if (v)
+      ::setenv(n.c_str(), v->c_str(), 1);
+    else
+      ::unsetenv(n.c_str());
+  }
+  EnvScope() {
+    for (const char* n : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
+                          "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+                          "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+                          "AWS_ROLE_SESSION_NAME", "AWS_ENDPOINT_URL_STS", "AWS_EC2_METADATA_DISABLED",
+                          "AWS_EC2_METADATA_SERVICE_ENDPOINT"})
+      set(n, std::nullopt);
+    set("AWS_CONFIG_FILE", "/nonexistent/config");
+    set("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials");
+    set("AWS_EC2_METADATA_DISABLED", "true");
+  }
+  ~EnvScope() {
+    for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
+      if (it->second)
+        ::setenv(it->first.c_str(), it->second->c_str(), 1);
+      else
+        ::unsetenv(it->first.c_str());
+    }
+  }
+};
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  std::string path = "/tmp/pbackup-s3test-" + std::to_string(::getpid()) + "-" + name;
+  FILE* f = std::fopen(path.c_str(), "w");
+  REQUIRE(f);
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fclose(f);
+  return path;
+}
+}  // namespace
+
+TEST_CASE("parse_ini: sections, comments, nested s3 settings; malformed lines named") {
+  IniSections s = parse_ini("# c\n[default]\nregion = eu-west-1\n; c2\ns3 =\n  addressing_style = path\n  endpoint_url=http://h:1\n"
+                            "[profile p2]\nAWS_Access_Key_Id = K = with equals\n",
+                            "cfg");
+  CHECK(s["default"]["region"] == "eu-west-1");
+  CHECK(s["default"]["s3.addressing_style"] == "path");
+  CHECK(s["default"]["s3.endpoint_url"] == "http://h:1");
+  CHECK(s["profile p2"]["aws_access_key_id"] == "K = with equals");
+  CHECK(contains(fatal_message([] { parse_ini("[default]\njunk\n", "cfg"); }), "cfg:2:"));
+  CHECK(contains(fatal_message([] { parse_ini("region = x\n", "cfg"); }), "before the first [section]"));
+  CHECK(contains(fatal_message([] { parse_ini("[default\n", "cfg"); }), "cfg:1:"));
+  CHECK(contains(fatal_message([] { parse_ini("[default]\n  x = 1\n", "cfg"); }), "indented"));
+}
+
+TEST_CASE("profiles: AWS_PROFILE picks keys, region, endpoint_url, addressing_style, ca_bundle from the files") {
+  EnvScope env;
+  std::string creds = write_temp("credentials", "[default]\naws_access_key_id = DEFKEY\naws_secret_access_key = defsecret\n"
+                                                 "[work]\naws_access_key_id = WORKKEY\naws_secret_access_key = worksecret\n"
+                                                 "aws_session_token = worktoken\n");
+  std::string cfg = write_temp("config", "[default]\nregion = eu-north-1\n[profile work]\nregion = ap-east-1\n"
+                                         "ca_bundle = /etc/ssl/work.pem\ns3 =\n  addressing_style = virtual\n  endpoint_url = https://s3.work.example\n");
+  env.set("AWS_SHARED_CREDENTIALS_FILE", creds);
+  env.set("AWS_CONFIG_FILE", cfg);
+  S3Config c = S3Config::from_env("", "");
+  CHECK(c.access_key == "DEFKEY");
+  CHECK(c.region == "eu-north-1");
+  CHECK(c.endpoint == "https://s3.eu-north-1.amazonaws.com");
+  env.set("AWS_PROFILE", "work");
+  c = S3Config::from_env("", "");
+  CHECK(c.access_key == "WORKKEY");
+  CHECK(c.secret_key == "worksecret");
+  CHECK(c.session_token == "worktoken");
+  CHECK(c.region == "ap-east-1");
+  CHECK(c.endpoint == "https://s3.work.example");
+  CHECK_FALSE(c.path_style);  // the profile says virtual, though the endpoint is not AWS's
+  CHECK(c.ca_bundle == "/etc/ssl/work.pem");
+  CHECK(S3Config::from_env("", "", "path").path_style);  // --s3-addressing over the profile
+  env.set("AWS_ACCESS_KEY_ID", "ENVKEY");                 // the environment comes first
+  env.set("AWS_SECRET_ACCESS_KEY", "envsecret");
+  CHECK(S3Config::from_env("", "").access_key == "ENVKEY");
+  std::remove(creds.c_str());
+  std::remove(cfg.c_str());
+}
+
+TEST_CASE("credential_process: JSON Version 1, expiry, refreshed before it expires; failures named") {
+  EnvScope env;
+  std::string counter = write_temp("count", "");
+  // each run appends a line: the keys carry the run number (so a refresh is visible)
+  std::string script = write_temp("proc.sh",
+                                  "echo x >> " + counter + "\nn=$(wc -l < " + counter + ")\n"
+                                  "printf '{\"Version\": 1, \"AccessKeyId\": \"PROC%s\", \"SecretAccessKey\": \"s%s\", "
+                                  "\"SessionToken\": \"t\", \"Expiration\": \"%s\"}' $n $n \"$EXP\"\n");
+  std::string cfg = write_temp("config2", "[default]\ncredential_process = sh " + script + "\n");
+  env.set("AWS_CONFIG_FILE", cfg);
+  env.set("EXP", "2099-01-01T00:00:00Z");
+  S3Config c = S3Config::from_env("http://127.0.0.1:9", "");
+  CHECK(c.access_key == "PROC1");
+  CHECK(c.expires == *parse_s3_time("2099-01-01T00:00:00Z"));
+  REQUIRE(c.refresh);
+  // credentials about to expire are renewed before a request is signed
+  FakeServer srv([](int, const FakeRequest&) { return FakeServer::reply(200, "OK", "", "ETag: \"abc\"\r\n"); });
+  env.set("EXP", "2000-01-01T00:00:00Z");
+  S3Config soon = S3Config::from_env(srv.endpoint(), "");
+  CHECK(soon.access_key == "PROC2");
+  S3Client cl(soon);
+  cl.put_object("bkt", "k", "x");
+  auto reqs = srv.requests();
+  REQUIRE(reqs.size() == 1);
+  CHECK(contains(reqs[0].head, "Credential=PROC3/"));  // renewed: run 3
+  std::string bad = write_temp("config3", "[default]\ncredential_process = sh -c 'echo {\\\"Version\\\": 2}'\n");
+  env.set("AWS_CONFIG_FILE", bad);
+  CHECK(contains(fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); }), "\"Version\": 1"));
+  std::string fails = write_temp("config4", "[default]\ncredential_process = false\n");
+  env.set("AWS_CONFIG_FILE", fails);
+  CHECK(contains(fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); }), "credential_process 'false' failed"));
+  for (auto& f : {counter, script, cfg, bad, fails}) std::remove(f.c_str());
+}
+
+TEST_CASE("web identity: STS AssumeRoleWithWebIdentity with the token file's token, exact request") {
+  EnvScope env;
+  FakeServer sts([](int, const FakeRequest&) {
+    return FakeServer::reply(200, "OK",
+                             "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+                             "<AccessKeyId>ASIAWEB</AccessKeyId><SecretAccessKey>websecret</SecretAccessKey>"
+                             "<SessionToken>webtoken</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration>"
+                             "</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>");
+  });
+  std::string token = write_temp("token", "eyJ.k8s.token\n");
+  env.set("AWS_WEB_IDENTITY_TOKEN_FILE", token);
+  env.set("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/backup");
+  env.set("AWS_ROLE_SESSION_NAME", "node7");
+  env.set("AWS_ENDPOINT_URL_STS", sts.endpoint());
+  S3Config c = S3Config::from_env("http://127.0.0.1:9", "");
+  CHECK(c.access_key == "ASIAWEB");
+  CHECK(c.secret_key == "websecret");
+  CHECK(c.session_token == "webtoken");
+  CHECK(c.expires == *parse_s3_time("2099-01-01T00:00:00Z"));
+  auto reqs = sts.requests();
+  REQUIRE(reqs.size() == 1);
+  CHECK(reqs[0].head.rfind("POST / HTTP/1.1", 0) == 0);
+  CHECK(contains(reqs[0].head, "Content-Type: application/x-www-form-urlencoded"));
+  CHECK(reqs[0].body ==
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fbackup"
+        "&RoleSessionName=node7&WebIdentityToken=eyJ.k8s.token");
+  CHECK_FALSE(contains(reqs[0].head, "Authorization"));  // unsigned, as STS wants it
+  std::remove(token.c_str());
+}
+
+TEST_CASE("IMDSv2: token PUT with TTL, then role and credentials with the token; disabled by AWS_EC2_METADATA_DISABLED") {
+  EnvScope env;
+  FakeServer imds([](int hit, const FakeRequest& r) {
+    if (hit == 1) return FakeServer::reply(200, "OK", "TOKEN123");
+    if (!contains(r.head, "X-aws-ec2-metadata-token: TOKEN123")) return FakeServer::error(401, "Unauthorized", "no token");
+    if (hit == 2) return FakeServer::reply(200, "OK", "backup-role");
+    return FakeServer::reply(200, "OK",
+                             "{\"Code\": \"Success\", \"AccessKeyId\": \"ASIAIMDS\", \"SecretAccessKey\": \"imdssecret\", "
+                             "\"Token\": \"imdstoken\", \"Expiration\": \"2099-01-01T00:00:00Z\"}");
+  });
+  env.set("AWS_EC2_METADATA_DISABLED", std::nullopt);
+  env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint() + "/");
+  S3Config c = S3Config::from_env("http://127.0.0.1:9", "");
+  CHECK(c.access_key == "ASIAIMDS");
+  CHECK(c.session_token == "imdstoken");
+  CHECK(c.refresh);
+  auto reqs = imds.requests();
+  REQUIRE(reqs.size() == 3);
+  CHECK(reqs[0].head.rfind("PUT /latest/api/token HTTP/1.1", 0) == 0);
+  CHECK(contains(reqs[0].head, "X-aws-ec2-metadata-token-ttl-seconds: 21600"));
+  CHECK(reqs[1].head.rfind("GET /latest/meta-data/iam/security-credentials/ HTTP/1.1", 0) == 0);
+  CHECK(reqs[2].head.rfind("GET /latest/meta-data/iam/security-credentials/backup-role HTTP/1.1", 0) == 0);
+  env.set("AWS_EC2_METADATA_DISABLED", "true");
+  std::string m = fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); });
+  CHECK(contains(m, "instance metadata disabled"));
+  CHECK(imds.hits() == 3);
+}
+
+TEST_CASE("S3 per-part SHA-256: asked at create, sent with each part and at complete where the server keeps them") {
+  FakeServer srv([](int hit, const FakeRequest&) {
+    if (hit == 1)  // AWS echoes the algorithm
+      return FakeServer::reply(200, "OK", "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>",
+                               "x-amz-checksum-algorithm: SHA256\r\n");
+    if (hit == 2)  // Swift s3api ignores it
+      return FakeServer::reply(200, "OK", "<InitiateMultipartUploadResult><UploadId>u2</UploadId></InitiateMultipartUploadResult>");
+    if (hit == 3) return FakeServer::reply(200, "OK", "", "ETag: \"e1\"\r\n");
+    return FakeServer::reply(200, "OK", "<CompleteMultipartUploadResult><ETag>\"x-1\"</ETag></CompleteMultipartUploadResult>");
+  });
+  S3Client cl(fake_cfg(srv));
+  bool kept = false;
+  CHECK(cl.create_multipart("bkt", "k", "application/gzip", &kept) == "u1");
+  CHECK(kept);
+  CHECK(cl.create_multipart("bkt", "k", "application/gzip", &kept) == "u2");
+  CHECK_FALSE(kept);
+  const std::string part = "part bytes", hex = digest_hex(part, EVP_sha256());
+  CHECK(cl.upload_part("bkt", "k", "u1", 1, part, hex) == "e1");
+  cl.complete_multipart("bkt", "k", "u1", {{1, "e1"}}, false, {{1, hex}});
+  auto reqs = srv.requests();
+  REQUIRE(reqs.size() == 4);
+  CHECK(contains(reqs[0].head, "x-amz-checksum-algorithm: SHA256"));
+  CHECK(contains(reqs[0].head, "Content-Type: application/gzip"));
+  // base64 of the SHA-256 of "part bytes"
+  unsigned char md[32];
+  unsigned n = 0;
+  EVP_Digest(part.data(), part.size(), md, &n, EVP_sha256(), nullptr);
+  unsigned char b64[64] = {0};
+  EVP_EncodeBlock(b64, md, 32);
+  std::string want = reinterpret_cast<char*>(b64);
+  CHECK(contains(reqs[2].head, "x-amz-checksum-sha256: " + want));
+  CHECK(contains(reqs[3].body, "<Part><PartNumber>1</PartNumber><ETag>\"e1\"</ETag><ChecksumSHA256>" + want + "</ChecksumSHA256></Part>"));
+}
+
+TEST_CASE("a TLS protocol error is not retried") {
+  // a plain HTTP server on the https port: it answers the ClientHello with HTTP (curl: "wrong
+  // version number", CURLE_SSL_CONNECT_ERROR), the same every time
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, 8) == 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  std::atomic<int> conns{0};
+  std::atomic<bool> stop{false};
+  std::thread th([&] {
+    while (!stop) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      int c = ::accept(fd, nullptr, nullptr);
+      if (c < 0) continue;
+      ++conns;
+      char buf[4096];
+      (void)!::read(c, buf, sizeof buf);
+      const char* r = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+      (void)!::write(c, r, std::strlen(r));
+      ::close(c);
+    }
+  });
+  S3Config c;
+  c.endpoint = "https://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  c.access_key = "AK";
+  c.secret_key = "secret-secret-secret";
+  c.max_attempts = 3;
+  c.connect_timeout_s = 2;
+  std::string m;
+  {
+    S3Client cl(c);
+    m = fatal_message([&] { cl.put_object("bkt", "k", "x"); });
+  }
+  stop = true;
+  th.join();
+  ::close(fd);
+  CAPTURE(m);
+  CHECK(contains(m, "(1 attempt)"));
+  CHECK(conns == 1);
 }

@@ -78,6 +78,7 @@ void write_stripes(Destination& d, int rank, const std::string& a, uint64_t from
 TEST_CASE("part exchange: 3 thread-ranks, each part complete on its owner, stored once") {
   const std::string a = archive_bytes(1050);
   Shelf shelf;
+  std::vector<std::string> whole;
   testutil::run_ranks<int>(3, [&](Comm& c) {
     auto d = with_part_exchange(std::make_unique<PartStore>(shelf, c.rank(), 100));
     write_stripes(*d, c.rank(), a, 0, 700);
@@ -91,8 +92,12 @@ TEST_CASE("part exchange: 3 thread-ranks, each part complete on its owner, store
     d->settle(c, 650, false);  // nothing new is complete: no part stored
     write_stripes(*d, c.rank(), a, 700, 1050);
     d->settle(c, 1050, true);  // parts 6..10, the last one 50 bytes
+    std::string h = d->hash_fragment(0, 1050);
+    std::lock_guard<std::mutex> l(shelf.mu);
+    whole.push_back(h);
     return 0;
   });
+  CHECK(whole.size() == 3);
   CHECK(shelf.stored_twice == 0);
   REQUIRE(shelf.parts.size() == 11);
   for (auto& [k, got] : shelf.parts) {
@@ -100,6 +105,8 @@ TEST_CASE("part exchange: 3 thread-ranks, each part complete on its owner, store
     CHECK(got.first == static_cast<int>(k % 3));
     CHECK(got.second == a.substr(k * 100, 100));
   }
+  // the whole archive's SHA-256, chained through the parts by their owners, on every rank
+  for (const std::string& h : whole) CHECK(h == sha256_hex(a));
   REQUIRE(shelf.reported.size() == 11);
   std::sort(shelf.reported.begin(), shelf.reported.end(), [](auto& x, auto& y) { return x.k < y.k; });
   for (uint64_t k = 0; k < 11; ++k) {
