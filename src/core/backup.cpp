@@ -25,6 +25,7 @@
 
 #include "core/backup_stages.h"
 #include "core/catalog.h"
+#include "core/file_list.h"
 #include "core/select.h"
 #include "core/xattr.h"
 #include "core/part_exchange.h"
@@ -119,8 +120,9 @@ bool setup_stage(BackupRun& run) {
 
 // ---- scan ----
 void scan_stage(BackupRun& run) {
-  run.entries = scan(run.comm, run.setup.roots, run.log, &run.sel);
-  if (run.root) run.log.info("scanned " + std::to_string(run.entries.size()) + " entries at " + run.since());
+  run.entries = scan(run.comm, run.setup.roots, run.log, &run.sel);  // each rank keeps what it found
+  const uint64_t found = run.comm.sum(run.entries.size());
+  if (run.root) run.log.info("scanned " + std::to_string(found) + " entries at " + run.since());
   // Test only: lets a test change the tree between the scan and the reads.
   if (const char* pause = std::getenv("PBACKUP_TEST_PAUSE_AFTER_SCAN"); pause && run.root)
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(std::atof(pause) * 1000)));
@@ -129,12 +131,15 @@ void scan_stage(BackupRun& run) {
     throw std::runtime_error("test failure injected on this rank (PBACKUP_TEST_FAIL_RANK)");
 }
 
-// ---- plan: rank 0 orders and cuts; every rank opens the destination's temporary files ----
+// ---- plan: the ranks sort the list by path together (sample sort), rank 0 receives it in
+// order (bounded batches), marks hard links and cuts; every rank opens the temporary files ----
 bool plan_stage(BackupRun& run) {
+  sort_by_path(run.comm, run.entries);
+  gather_in_order(run.comm, run.entries);
   std::string prepared;
   if (run.root) {
     run.error.guard([&] {
-      order_entries(run.entries);
+      mark_hardlinks(run.entries);
       run.fmt->adapt(run.entries, run.log);
       run.blocks = run.fmt->cut(run.entries, std::max<uint64_t>(run.opt.block_mb, 1) << 20);
       prepared = run.dest->prepare();

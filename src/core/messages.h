@@ -28,15 +28,15 @@ void fields(Ar& a, DirTask& t) {
   a(t.root), a(t.path), a(t.disk), a(t.dev);
 }
 
-// A worker's answer: what it found, and the directories it did not open yet.
+// A worker's answer: the directories it did not open yet (it keeps the entries it found:
+// the file list stays spread over the ranks, file_list.h).
 struct ScanResult {
-  EntryList entries;
   std::deque<DirTask> left;
   bool operator==(const ScanResult&) const = default;
 };
 template <class Ar>
 void fields(Ar& a, ScanResult& r) {
-  a(r.entries), a(r.left);
+  a(r.left);
 }
 
 // ---- backup setup (backup.cpp): rank 0 decides, every rank learns the outcome ----

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/file_list.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 
@@ -251,9 +252,11 @@ std::string escape_name(const std::string& path) {
 
 int run_dry_run(Comm& comm, const std::vector<Root>& roots, const Selection& sel, Log& log) {
   EntryList entries = scan(comm, roots, log, &sel);
+  sort_by_path(comm, entries);
+  gather_in_order(comm, entries);
   uint64_t warnings = comm.sum(log.warnings());
   if (comm.rank() != 0) return warnings ? kExitWarnings : kExitOk;
-  order_entries(entries);
+  mark_hardlinks(entries);
   uint64_t files = 0, dirs = 0, other = 0, bytes = 0;
   for (const Entry& e : entries) {
     std::string line = escape_name(e.path);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/file_list.h"
 #include "dest/registry.h"
 #include "helpers.h"
 #include "pbackup/pipeline.h"
@@ -58,6 +59,36 @@ TEST_CASE("thread comm: every operation across 4 thread-ranks") {
     return s;
   });
   for (int r = 0; r < 4; ++r) CHECK(out[r] == "from two|s" + std::to_string(r) + "|10|21|ok|no|");
+}
+
+TEST_CASE("thread comm: exscan and exchange across 1 to 4 thread-ranks") {
+  for (int n = 1; n <= 4; ++n) {
+    auto out = testutil::run_ranks<std::string>(n, [n](Comm& c) {
+      const int r = c.rank();
+      std::string s = std::to_string(c.exscan(static_cast<uint64_t>(r) * 10 + 1)) + "|";
+      // twice in a row, with empty and unequal strings: the second must not mix with the first
+      for (int round = 0; round < 2; ++round) {
+        std::vector<std::string> to(static_cast<size_t>(n));
+        for (int d = 0; d < n; ++d) to[static_cast<size_t>(d)] = (d + round) % 2 ? "" : std::string(static_cast<size_t>(r + 1), static_cast<char>('a' + d)) + std::to_string(round);
+        auto got = c.exchange(to);
+        REQUIRE(got.size() == static_cast<size_t>(n));
+        for (int from = 0; from < n; ++from) s += got[static_cast<size_t>(from)] + ",";
+      }
+      return s;
+    });
+    for (int r = 0; r < n; ++r) {
+      uint64_t below = 0;
+      for (int i = 0; i < r; ++i) below += static_cast<uint64_t>(i) * 10 + 1;
+      std::string want = std::to_string(below) + "|";
+      for (int round = 0; round < 2; ++round)
+        for (int from = 0; from < n; ++from)
+          want += ((r + round) % 2 ? "" : std::string(static_cast<size_t>(from + 1), static_cast<char>('a' + r)) + std::to_string(round)) + ",";
+      CHECK(out[static_cast<size_t>(r)] == want);
+    }
+  }
+  LocalComm one;
+  CHECK(one.exscan(5) == 0);
+  CHECK(one.exchange({"x"}) == std::vector<std::string>{"x"});
 }
 
 TEST_CASE("thread comm: a failing rank fails the run instead of hanging the others") {
@@ -125,7 +156,7 @@ std::string tree_listing(const fs::path& root, bool link_counts) {
 }
 }  // namespace
 
-TEST_CASE("scan: 3 thread-ranks find the same entries as one rank") {
+TEST_CASE("scan + sort_by_path: 1 to 4 thread-ranks find and order the same entries as one rank") {
   testutil::TempDir t;
   make_tree(t.path / "tree");
   auto roots = resolve_roots({(t.path / "tree").string()});
@@ -133,15 +164,62 @@ TEST_CASE("scan: 3 thread-ranks find the same entries as one rank") {
   Log log(0, LogLevel::Error);
   EntryList single = scan(one, roots, log);
   order_entries(single);
-  auto per_rank = testutil::run_ranks<EntryList>(3, [&](Comm& c) {
-    Log l(c.rank(), LogLevel::Error, c.size());
-    return scan(c, roots, l);
-  });
-  CHECK(per_rank[1].empty());
-  CHECK(per_rank[2].empty());
-  order_entries(per_rank[0]);
-  CHECK(per_rank[0].size() == single.size());
-  CHECK(describe(per_rank[0]) == describe(single));
+  for (int n = 1; n <= 4; ++n) {
+    CAPTURE(n);
+    auto per_rank = testutil::run_ranks<EntryList>(n, [&](Comm& c) {
+      Log l(c.rank(), LogLevel::Error, c.size());
+      EntryList mine = scan(c, roots, l);  // each rank keeps what it found
+      sort_by_path(c, mine);
+      // every slice in order, and before the next rank's
+      for (size_t i = 1; i < mine.size(); ++i) CHECK(path_less(mine[i - 1].path, mine[i].path));
+      auto firsts = c.gather(mine.empty() ? "" : mine.front().path, 0);
+      auto lasts = c.gather(mine.empty() ? "" : mine.back().path, 0);
+      for (size_t r = 0; r < firsts.size(); ++r)
+        for (size_t q = r + 1; q < firsts.size(); ++q)
+          if (!lasts[r].empty() && !firsts[q].empty()) CHECK(path_less(lasts[r], firsts[q]));
+      gather_in_order(c, mine);
+      if (c.rank() == 0) mark_hardlinks(mine);
+      return mine;
+    });
+    for (int r = 1; r < n; ++r) CHECK(per_rank[static_cast<size_t>(r)].empty());
+    CHECK(describe(per_rank[0]) == describe(single));
+  }
+}
+
+TEST_CASE("sort_by_path: every rank gets a fair share, in order, from very uneven lists") {
+  // 20000 entries all found by rank 2 (more than a batch per destination), plus a few on rank 0
+  for (int n : {2, 3, 4}) {
+    CAPTURE(n);
+    auto per_rank = testutil::run_ranks<EntryList>(n, [n](Comm& c) {
+      EntryList mine;
+      auto add = [&](int i) {
+        Entry e;
+        char b[32];
+        std::snprintf(b, sizeof b, "r/d%03d/f%05d", i % 997, i);
+        e.path = b;
+        e.size = static_cast<uint64_t>(i);
+        mine.push_back(e);
+      };
+      if (c.rank() == n - 1)
+        for (int i = 0; i < 20000; ++i) add(i);
+      if (c.rank() == 0)
+        for (int i = 20000; i < 20010; ++i) add(i);
+      sort_by_path(c, mine);
+      return mine;
+    });
+    std::vector<std::string> all;
+    for (auto& l : per_rank) {
+      CHECK(l.size() > 20010 / static_cast<size_t>(n) * 9 / 10);  // about equal shares
+      CHECK(l.size() < 20010 / static_cast<size_t>(n) * 11 / 10 + 1);
+      for (auto& e : l) {
+        CHECK(e.size == std::stoull(e.path.substr(e.path.size() - 5)));  // the entries travel whole
+        all.push_back(e.path);
+      }
+    }
+    REQUIRE(all.size() == 20010);
+    CHECK(std::is_sorted(all.begin(), all.end(), [](const std::string& a, const std::string& b) { return path_less(a, b); }));
+    CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
+  }
 }
 
 TEST_CASE("backup: 3 thread-ranks write the same archive bytes as one rank") {

@@ -1,0 +1,181 @@
+// The distributed file list (file_list.h): a sample sort by path over the ranks, and the
+// ordered hand-over to rank 0, both in bounded batches.
+#include "core/file_list.h"
+
+#include <algorithm>
+#include <deque>
+#include <stdexcept>
+#include <unordered_map>
+#include <vector>
+
+#include "pbackup/pipeline.h"
+#include "pbackup/wire.h"
+
+namespace pbackup {
+namespace {
+
+constexpr int kTagList = 21;  // gather_in_order's batches
+// Samples each rank sends for the splitters: the splitters are off by at most 1/kSamples of a
+// rank's list per rank, and rank 0 sorts kSamples * ranks paths.
+constexpr size_t kSamples = 256;
+
+struct Samples {
+  std::vector<std::string> paths;
+  std::vector<uint64_t> weights;  // entries each path stands for
+};
+template <class Ar>
+void fields(Ar& a, Samples& s) {
+  a(s.paths), a(s.weights);
+  if constexpr (!Ar::kWriting)
+    if (s.paths.size() != s.weights.size()) throw std::runtime_error("internal message: sample lists differ in length");
+}
+
+uint64_t wire_size(const Entry& e) {  // about what an entry takes in a message
+  return 64 + e.path.size() + e.link.size() + e.owner.str().size() + e.xattrs.str().size() + e.sparse.str().size();
+}
+
+// Moves a batch off the front of `from`: up to kListBatchEntries entries or kListBatchBytes,
+// at least one entry when there is one.
+EntryList take_batch(EntryList& from) {
+  EntryList batch;
+  uint64_t bytes = 0;
+  while (!from.empty() && batch.size() < kListBatchEntries && (batch.empty() || bytes < kListBatchBytes)) {
+    bytes += wire_size(from.front());
+    batch.push_back(std::move(from.front()));
+    from.pop_front();
+  }
+  return batch;
+}
+
+// Every rank's sorted list stands for itself by kSamples paths, each weighted by the entries
+// up to it; rank 0 picks the paths where the running weight passes k/ranks of the total.
+std::vector<std::string> splitters(Comm& comm, const EntryList& sorted) {
+  Samples s;
+  const size_t n = sorted.size(), k = std::min(n, kSamples);
+  size_t prev = 0;
+  for (size_t j = 1; j <= k; ++j) {
+    size_t at = j * n / k;  // samples end at n: the weights add up to n
+    s.paths.push_back(sorted[at - 1].path);
+    s.weights.push_back(at - prev);
+    prev = at;
+  }
+  std::vector<std::string> all = comm.gather(to_wire(s), 0);
+  std::string out;
+  if (comm.rank() == 0) {
+    std::vector<std::pair<std::string, uint64_t>> merged;
+    uint64_t total = 0;
+    for (const auto& bytes : all) {
+      Samples r = from_wire<Samples>(bytes);
+      for (size_t i = 0; i < r.paths.size(); ++i) {
+        total += r.weights[i];
+        merged.emplace_back(std::move(r.paths[i]), r.weights[i]);
+      }
+    }
+    std::sort(merged.begin(), merged.end(), [](const auto& a, const auto& b) { return path_less(a.first, b.first); });
+    std::vector<std::string> split;
+    const uint64_t ranks = static_cast<uint64_t>(comm.size());
+    uint64_t run = 0;
+    size_t next = 1;  // splitter `next` ends rank next-1's share
+    for (const auto& [path, w] : merged) {
+      run += w;
+      // >= so that equal shares end on the same sample on every rank count
+      while (next < ranks && run * ranks >= next * total) {
+        split.push_back(path);
+        ++next;
+      }
+    }
+    while (split.size() + 1 < ranks) split.push_back(merged.empty() ? std::string() : merged.back().first);
+    out = to_wire(split);
+  }
+  comm.broadcast(out, 0);
+  auto split = from_wire<std::vector<std::string>>(out);
+  if (split.size() + 1 != static_cast<size_t>(comm.size())) throw std::runtime_error("internal message: wrong splitter count");
+  return split;
+}
+
+}  // namespace
+
+void sort_by_path(Comm& comm, EntryList& mine) {
+  auto less = [](const Entry& a, const Entry& b) { return path_less(a.path, b.path); };
+  std::sort(mine.begin(), mine.end(), less);
+  const size_t ranks = static_cast<size_t>(comm.size());
+  if (ranks == 1) return;
+  const std::vector<std::string> split = splitters(comm, mine);
+  // Rank d's share: paths in (split[d-1], split[d]]. The list is sorted, so each share is a run
+  // of it, moved off the front into its own queue (the memory is freed as the batches leave).
+  std::vector<EntryList> out(ranks);
+  for (size_t d = 0; d < ranks; ++d)
+    while (!mine.empty() && (d + 1 == ranks || !path_less(split[d], mine.front().path))) {
+      out[d].push_back(std::move(mine.front()));
+      mine.pop_front();
+    }
+  // Rounds of one batch (or nothing) to every rank, until no rank has anything left.
+  std::vector<EntryList> got(ranks);
+  while (true) {
+    bool left = false;
+    for (const auto& q : out) left = left || !q.empty();
+    if (comm.all_ok(!left)) break;
+    std::vector<std::string> to(ranks);
+    for (size_t d = 0; d < ranks; ++d) to[d] = out[d].empty() ? std::string() : to_wire(take_batch(out[d]));
+    std::vector<std::string> in = comm.exchange(to);
+    to.clear();
+    for (size_t s = 0; s < ranks; ++s) {
+      if (in[s].empty()) continue;
+      EntryList batch = from_wire<EntryList>(in[s]);
+      in[s].clear();
+      in[s].shrink_to_fit();
+      for (auto& e : batch) got[s].push_back(std::move(e));
+    }
+  }
+  // Each source's entries came in order: merge the runs.
+  mine.clear();
+  for (auto& g : got) {
+    for (auto& e : g) mine.push_back(std::move(e));
+    EntryList().swap(g);
+  }
+  std::sort(mine.begin(), mine.end(), less);
+}
+
+void gather_in_order(Comm& comm, EntryList& mine) {
+  if (comm.size() == 1) return;
+  if (comm.rank() != 0) {
+    // an empty batch ends the list
+    while (true) {
+      EntryList batch = take_batch(mine);
+      comm.send(0, kTagList, to_wire(batch));
+      if (batch.empty()) break;
+    }
+    EntryList().swap(mine);
+    return;
+  }
+  for (int r = 1; r < comm.size(); ++r)
+    while (true) {
+      EntryList batch = from_wire<EntryList>(comm.recv(r, kTagList));
+      if (batch.empty()) break;
+      for (auto& e : batch) mine.push_back(std::move(e));
+    }
+}
+
+void mark_hardlinks(EntryList& entries) {
+  struct Key {
+    uint64_t dev, ino;
+    bool operator==(const Key& o) const { return dev == o.dev && ino == o.ino; }
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.ino * 1000003u ^ k.dev); }
+  };
+  std::unordered_map<Key, size_t, KeyHash> first;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    Entry& e = entries[i];
+    if (e.type != EntryType::File || e.nlink < 2) continue;
+    auto [it, inserted] = first.emplace(Key{e.dev, e.ino}, i);
+    if (!inserted) {
+      e.type = EntryType::Hardlink;
+      e.link = entries[it->second].path;
+      e.xattrs.clear();  // the inode's attributes go with its first name
+      e.sparse.clear();
+    }
+  }
+}
+
+}  // namespace pbackup
