@@ -15,6 +15,7 @@ namespace pbackup {
 namespace {
 
 constexpr int kTagList = 21;  // gather_in_order's batches
+constexpr int kTagCut = 22;   // cut_in_turn's carry
 // Samples each rank sends for the splitters: the splitters are off by at most 1/kSamples of a
 // rank's list per rank, and rank 0 sorts kSamples * ranks paths.
 constexpr size_t kSamples = 256;
@@ -93,6 +94,55 @@ std::vector<std::string> splitters(Comm& comm, const EntryList& sorted) {
   return split;
 }
 
+// Rounds of one batch (at most kListBatchEntries items) to every rank until every rank's
+// queues are empty; returns what came, per source rank, in the order sent.
+template <class T>
+std::vector<std::vector<T>> exchange_batches(Comm& comm, std::vector<std::deque<T>>& out) {
+  const size_t ranks = static_cast<size_t>(comm.size());
+  std::vector<std::vector<T>> got(ranks);
+  while (true) {
+    bool left = false;
+    for (const auto& q : out) left = left || !q.empty();
+    if (comm.all_ok(!left)) break;
+    std::vector<std::string> to(ranks);
+    for (size_t d = 0; d < ranks; ++d) {
+      std::vector<T> batch;
+      while (!out[d].empty() && batch.size() < kListBatchEntries) {
+        batch.push_back(std::move(out[d].front()));
+        out[d].pop_front();
+      }
+      if (!batch.empty()) to[d] = to_wire(batch);
+    }
+    std::vector<std::string> in = comm.exchange(to);
+    for (size_t src = 0; src < ranks; ++src)
+      if (!in[src].empty())
+        for (auto& x : from_wire<std::vector<T>>(in[src])) got[src].push_back(std::move(x));
+  }
+  return got;
+}
+
+struct LinkName {  // a name of a file with several links, at its place in the whole list
+  uint64_t dev = 0, ino = 0, index = 0;
+  uint32_t rank = 0;
+  std::string path;
+};
+template <class Ar>
+void fields(Ar& a, LinkName& n) {
+  a(n.dev), a(n.ino), a(n.index), a(n.rank), a(n.path);
+}
+
+struct CutCarry {  // the open block and its entries, to the next rank
+  CutState st;
+  EntryList entries;
+};
+template <class Ar>
+void fields(Ar& a, CutCarry& c) {
+  a(c.st), a(c.entries);
+  if constexpr (!Ar::kWriting)
+    for (const Piece& p : c.st.cur.pieces)
+      if (p.entry >= c.entries.size()) throw std::runtime_error("internal message: carried piece without its entry");
+}
+
 }  // namespace
 
 void sort_by_path(Comm& comm, EntryList& mine) {
@@ -154,6 +204,82 @@ void gather_in_order(Comm& comm, EntryList& mine) {
       if (batch.empty()) break;
       for (auto& e : batch) mine.push_back(std::move(e));
     }
+}
+
+void mark_hardlinks(Comm& comm, EntryList& mine) {
+  if (comm.size() == 1) return mark_hardlinks(mine);
+  const size_t ranks = static_cast<size_t>(comm.size());
+  const uint64_t base = comm.exscan(mine.size());
+  std::vector<std::deque<LinkName>> out(ranks);
+  for (size_t i = 0; i < mine.size(); ++i) {
+    const Entry& e = mine[i];
+    if (e.type != EntryType::File || e.nlink < 2) continue;
+    size_t owner = std::hash<uint64_t>()(e.ino * 1000003u ^ e.dev) % ranks;
+    out[owner].push_back({e.dev, e.ino, base + i, static_cast<uint32_t>(comm.rank()), e.path});
+  }
+  // the owner of (dev, ino): the first name of each, then every later name learns it
+  auto names = exchange_batches(comm, out);
+  struct Key {
+    uint64_t dev, ino;
+    bool operator==(const Key& o) const { return dev == o.dev && ino == o.ino; }
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.ino * 1000003u ^ k.dev); }
+  };
+  std::unordered_map<Key, const LinkName*, KeyHash> first;
+  for (const auto& from : names)
+    for (const LinkName& n : from) {
+      auto [it, inserted] = first.emplace(Key{n.dev, n.ino}, &n);
+      if (!inserted && n.index < it->second->index) it->second = &n;
+    }
+  std::vector<std::deque<LinkName>> back(ranks);
+  for (const auto& from : names)
+    for (const LinkName& n : from) {
+      const LinkName* f = first.at(Key{n.dev, n.ino});
+      if (f != &n) back.at(n.rank).push_back({n.dev, n.ino, n.index, n.rank, f->path});
+    }
+  first.clear();
+  names.clear();
+  for (const auto& from : exchange_batches(comm, back))
+    for (const LinkName& n : from) {
+      if (n.index < base || n.index - base >= mine.size()) throw std::runtime_error("internal message: hard link of another rank");
+      Entry& e = mine[n.index - base];
+      e.type = EntryType::Hardlink;
+      e.link = n.path;
+      e.xattrs.clear();  // the inode's attributes go with its first name
+      e.sparse.clear();
+    }
+}
+
+std::vector<Block> cut_in_turn(Comm& comm, EntryList& mine, const Format& fmt, uint64_t block_bytes) {
+  CutState st;
+  std::vector<Block> out;
+  size_t from = 0;
+  if (comm.rank() > 0) {
+    CutCarry c = from_wire<CutCarry>(comm.recv(comm.rank() - 1, kTagCut));
+    from = c.entries.size();
+    for (auto it = c.entries.rbegin(); it != c.entries.rend(); ++it) mine.push_front(std::move(*it));
+    st = std::move(c.st);
+  }
+  fmt.cut_more(mine, from, block_bytes, st, out);
+  if (comm.rank() + 1 == comm.size()) {
+    cut_close(st, out);
+    return out;
+  }
+  CutCarry c;
+  if (!st.cur.pieces.empty()) {
+    const size_t first = st.cur.pieces.front().entry;
+    // only the tail of this entry is in the open block: its head stays here, a copy moves on
+    const bool copy = !st.cur.pieces.front().header;
+    if (copy) c.entries.push_back(mine[first]);
+    const size_t moved = first + (copy ? 1 : 0);
+    for (size_t i = moved; i < mine.size(); ++i) c.entries.push_back(std::move(mine[i]));
+    mine.erase(mine.begin() + static_cast<std::ptrdiff_t>(moved), mine.end());
+    for (Piece& p : st.cur.pieces) p.entry -= static_cast<uint32_t>(first);
+  }
+  c.st = std::move(st);
+  comm.send(comm.rank() + 1, kTagCut, to_wire(c));
+  return out;
 }
 
 void mark_hardlinks(EntryList& entries) {

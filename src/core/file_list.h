@@ -6,6 +6,7 @@
 
 #include "pbackup/comm.h"
 #include "pbackup/entry.h"
+#include "pbackup/format.h"
 
 namespace pbackup {
 
@@ -26,5 +27,17 @@ void gather_in_order(Comm& comm, EntryList& mine);
 // Marks the second and later names (in list order) of a file with several links as hard links
 // to the first. `entries` is the whole list, ordered.
 void mark_hardlinks(EntryList& entries);
+
+// Collective, after sort_by_path: the same over the list spread over the ranks. The names of
+// files with several links go to a rank chosen by (dev, ino), which tells each later name its
+// first one (two rounds of bounded batches; only files with several links travel).
+void mark_hardlinks(Comm& comm, EntryList& mine);
+
+// Collective, after sort_by_path: cuts the spread list into blocks rank after rank, each going
+// on where the one before stopped (its open block and that block's entries move on; an entry
+// whose head is in an earlier block is copied, so every block's entries are on one rank). The
+// same blocks as fmt.cut() of the whole list. Returns this rank's blocks (global ids and stream
+// offsets, pieces indexing `mine`). An entry belongs to the rank whose block holds its header.
+std::vector<Block> cut_in_turn(Comm& comm, EntryList& mine, const Format& fmt, uint64_t block_bytes);
 
 }  // namespace pbackup

@@ -271,3 +271,82 @@ TEST_CASE("restore: 3 thread-ranks restore the tree a file backup holds") {
     CHECK(tree_listing(to / "tree", algo != "zip") == tree_listing(t.path / "tree", algo != "zip"));  // zip stores a copy
   }
 }
+
+namespace {
+// A block as paths, so blocks cut from different lists compare.
+std::vector<std::string> describe_blocks(const std::vector<Block>& blocks, const EntryList& entries) {
+  std::vector<std::string> out;
+  for (const Block& b : blocks) {
+    std::string s = std::to_string(b.id) + " " + std::to_string(b.raw_offset) + "+" + std::to_string(b.raw_bytes) + ":";
+    for (const Piece& p : b.pieces)
+      s += " " + entries.at(p.entry).path + (p.header ? "/h" : "") + (p.last ? "/l" : "") + "@" + std::to_string(p.offset) +
+           "+" + std::to_string(p.length);
+    out.push_back(s);
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("cut_in_turn and distributed hard links: the same blocks and links as one list, for 1 to 4 ranks") {
+  // 9000 entries: mostly tiny (the 4096-piece cap cuts), a few spanning several 64 KiB blocks,
+  // pairs of hard links far apart in the order (and one name per rank boundary, whatever it is)
+  auto make = [](int i) {
+    Entry e;
+    char b[32];
+    std::snprintf(b, sizeof b, "t/d%02d/f%05d", i % 37, i);
+    e.path = b;
+    e.size = i % 1000 == 7 ? 300000 + static_cast<uint64_t>(i) : static_cast<uint64_t>(i % 5);
+    e.dev = 1;
+    e.ino = static_cast<uint64_t>(i);
+    if (i % 450 == 3 || i % 450 == 4) {  // the same inode under two names
+      e.ino = 100000 + static_cast<uint64_t>(i / 450);
+      e.nlink = 2;
+      e.size = 12345;
+    }
+    return e;
+  };
+  const int kEntries = 9000;
+  const uint64_t kBlock = 64 << 10;
+  auto fmt = make_format("gzip", 1);
+  EntryList whole;
+  for (int i = 0; i < kEntries; ++i) whole.push_back(make(i));
+  order_entries(whole);
+  const auto want = describe_blocks(fmt->cut(whole, kBlock), whole);
+  std::vector<std::string> want_links;
+  for (const Entry& e : whole)
+    if (e.type == EntryType::Hardlink) want_links.push_back(e.path + " -> " + e.link);
+  REQUIRE(want_links.size() == 20);
+  for (int n = 1; n <= 4; ++n) {
+    CAPTURE(n);
+    struct Out {
+      std::vector<std::string> blocks, links;
+      size_t owned = 0;
+    };
+    auto per_rank = testutil::run_ranks<Out>(n, [&](Comm& c) {
+      EntryList mine;
+      for (int i = c.rank(); i < kEntries; i += c.size()) mine.push_back(make(i));
+      sort_by_path(c, mine);
+      mark_hardlinks(c, mine);
+      auto blocks = cut_in_turn(c, mine, *fmt, kBlock);
+      Out o;
+      o.blocks = describe_blocks(blocks, mine);
+      for (const Block& b : blocks)
+        for (const Piece& p : b.pieces)
+          if (p.header) {
+            ++o.owned;
+            if (mine[p.entry].type == EntryType::Hardlink) o.links.push_back(mine[p.entry].path + " -> " + mine[p.entry].link);
+          }
+      return o;
+    });
+    std::vector<std::string> got, links;
+    size_t owned = 0;
+    for (auto& o : per_rank) {
+      got.insert(got.end(), o.blocks.begin(), o.blocks.end());
+      links.insert(links.end(), o.links.begin(), o.links.end());
+      owned += o.owned;
+    }
+    CHECK(got == want);
+    CHECK(links == want_links);
+    CHECK(owned == static_cast<size_t>(kEntries));  // each entry's header on exactly one rank
+  }
+}
