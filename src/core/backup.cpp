@@ -26,6 +26,7 @@
 #include "core/backup_stages.h"
 #include "core/catalog.h"
 #include "core/file_list.h"
+#include "format/sparse.h"
 #include "core/select.h"
 #include "core/xattr.h"
 #include "core/part_exchange.h"
@@ -131,23 +132,75 @@ void scan_stage(BackupRun& run) {
     throw std::runtime_error("test failure injected on this rank (PBACKUP_TEST_FAIL_RANK)");
 }
 
-// ---- plan: the ranks sort the list by path together (sample sort), rank 0 receives it in
-// order (bounded batches), marks hard links and cuts; every rank opens the temporary files ----
+// ---- plan ----
+// What rank 0 keeps of a block: its size and place, its first path, the file it continues.
+BlockInfo block_info(const Block& b, const EntryList& entries, uint32_t owner) {
+  BlockInfo i{b.id, b.raw_bytes, b.raw_offset, owner};
+  if (b.pieces.empty()) return i;
+  const Piece& head = b.pieces.front();
+  const Entry& first = entries.at(head.entry);
+  i.first = first.path;
+  if (!head.header) {
+    i.continues = true;
+    i.cont_offset = head.offset;
+    i.cont_size = tar_data_size(first);  // as stored (a sparse file: map + data)
+    i.cont_sparse = !first.sparse.empty();
+  }
+  for (const Piece& p : b.pieces)
+    if (p.last && entries.at(p.entry).type == EntryType::File) ++i.files;
+  return i;
+}
+
+// Every rank's block facts to rank 0, in gathers of at most kListBatchEntries blocks per rank.
+void gather_plan(BackupRun& run) {
+  const uint64_t count = run.comm.sum(run.blocks.size());
+  const uint64_t rounds = run.comm.max((run.blocks.size() + kListBatchEntries - 1) / kListBatchEntries);
+  if (run.root) run.plan.resize(count);
+  std::vector<bool> seen(run.root ? count : 0);
+  for (uint64_t k = 0; k < rounds; ++k) {
+    std::vector<BlockInfo> mine;
+    for (size_t i = k * kListBatchEntries; i < run.blocks.size() && i < (k + 1) * kListBatchEntries; ++i)
+      mine.push_back(block_info(run.blocks[i], run.entries, static_cast<uint32_t>(run.comm.rank())));
+    std::vector<std::string> all = run.comm.gather(to_wire(mine), 0);
+    for (const auto& bytes : all)
+      for (auto& b : from_wire<std::vector<BlockInfo>>(bytes)) {
+        if (b.id >= count || seen[b.id]) throw std::runtime_error("internal message: block " + std::to_string(b.id) + " twice or out of range");
+        seen[b.id] = true;
+        run.plan[b.id] = std::move(b);
+      }
+  }
+}
+
+// The ranks sort the list by path together (sample sort) and mark hard links; then each cuts
+// its slice in turn, or (zip) rank 0 receives the whole list in order and cuts it. Rank 0
+// learns every block's facts; every rank opens the destination's temporary files.
 bool plan_stage(BackupRun& run) {
+  const uint64_t block_bytes = std::max<uint64_t>(run.opt.block_mb, 1) << 20;
   sort_by_path(run.comm, run.entries);
-  gather_in_order(run.comm, run.entries);
+  mark_hardlinks(run.comm, run.entries);
+  run.whole_on_root = run.fmt->layout_needs_entries();
+  if (run.whole_on_root) {
+    gather_in_order(run.comm, run.entries);
+    if (run.root)
+      run.error.guard([&] {
+        run.fmt->adapt(run.entries, run.log);
+        run.blocks = run.fmt->cut(run.entries, block_bytes);
+      });
+  } else {
+    run.fmt->adapt(run.entries, run.log);
+    run.blocks = cut_in_turn(run.comm, run.entries, *run.fmt, block_bytes);
+  }
+  if (!run.agree()) return false;
+  gather_plan(run);
   std::string prepared;
   if (run.root) {
     run.error.guard([&] {
-      mark_hardlinks(run.entries);
-      run.fmt->adapt(run.entries, run.log);
-      run.blocks = run.fmt->cut(run.entries, std::max<uint64_t>(run.opt.block_mb, 1) << 20);
       prepared = run.dest->prepare();
       register_temp_files(run.dest->temp_paths());  // a signal (or mpirun's SIGTERM after a rank's abort) removes it
     });
   }
   if (!run.agree()) return false;
-  if (run.root) run.log.info("planned " + std::to_string(run.blocks.size()) + " blocks at " + run.since());
+  if (run.root) run.log.info("planned " + std::to_string(run.plan.size()) + " blocks at " + run.since());
   run.comm.broadcast(prepared, 0);
   run.error.guard([&] { run.dest->open(prepared); });
   if (!run.agree(false)) return false;
@@ -155,7 +208,7 @@ bool plan_stage(BackupRun& run) {
 
   run.threads = run.opt.threads > 0 ? run.opt.threads : default_threads(run.comm.local_size());
   for (auto& s : run.comm.gather(std::to_string(run.threads), 0)) run.thread_counts.push_back(std::stoi(s));
-  for (auto& b : run.blocks) run.bytes_in += b.raw_bytes;
+  for (auto& b : run.plan) run.bytes_in += b.raw_bytes;
   return true;
 }
 
@@ -186,17 +239,101 @@ bool hash_stage(BackupRun& run, std::vector<std::string>& hashes) {
   return true;
 }
 
-// The damaged files, sorted, with the hard links to them (they hold the same zeros).
-void add_damaged_links(Manifest& man, const EntryList& entries) {
-  std::sort(man.damaged.begin(), man.damaged.end());
-  man.damaged.erase(std::unique(man.damaged.begin(), man.damaged.end()), man.damaged.end());
-  if (man.damaged.empty()) return;
+// Calls f for each entry this rank stores: those whose header lies in this rank's blocks (a
+// copy of a spanning file's entry has none), or the whole list on rank 0.
+template <class F>
+void each_stored(const BackupRun& run, F f) {
+  if (run.whole_on_root) {
+    for (const Entry& e : run.entries) f(e);
+    return;
+  }
+  for (const Block& b : run.blocks)
+    for (const Piece& p : b.pieces)
+      if (p.header) f(run.entries.at(p.entry));
+}
+
+constexpr int kTagCatalog = 31;
+
+// Rank 0 writes the catalog from every rank's records, in rank order (the list's order), in
+// batches; it keeps taking them after an error so no rank waits forever.
+void stream_catalog(BackupRun& run, const std::vector<std::string>& damaged, uint64_t count) {
+  std::vector<CatalogRecord> batch;
+  if (!run.root) {
+    run.error.guard([&] {
+      tar_catalog_records(run.entries, run.blocks, damaged, [&](CatalogRecord&& r) {
+        batch.push_back(std::move(r));
+        if (batch.size() == kListBatchEntries) {
+          run.comm.send(0, kTagCatalog, to_wire(batch));
+          batch.clear();
+        }
+      });
+    });
+    if (!batch.empty()) run.comm.send(0, kTagCatalog, to_wire(batch));
+    run.comm.send(0, kTagCatalog, to_wire(std::vector<CatalogRecord>{}));  // the end
+    return;
+  }
+  std::unique_ptr<CatalogWriter> w;
+  run.error.guard([&] {
+    w = std::make_unique<CatalogWriter>(count);
+    tar_catalog_records(run.entries, run.blocks, damaged, [&](CatalogRecord&& r) { w->add(r); });
+  });
+  for (int r = 1; r < run.comm.size(); ++r)
+    while (true) {
+      batch = from_wire<std::vector<CatalogRecord>>(run.comm.recv(r, kTagCatalog));
+      if (batch.empty()) break;
+      if (run.error.ok()) run.error.guard([&] {
+          for (const auto& rec : batch) w->add(rec);
+        });
+    }
+  if (run.error.ok()) run.error.guard([&] { run.catalog = w->finish(); });
+}
+
+// Collective, before the commit: what the manifest, the catalog and the summary say about the
+// list, from every rank's share of it. Rank 0's damaged files (from the rounds) go to every
+// rank, which adds its hard links to them (they hold the same zeros).
+bool list_stage(BackupRun& run) {
+  Manifest& man = run.man;
+  std::string d;
+  if (run.root) {
+    std::sort(man.damaged.begin(), man.damaged.end());
+    man.damaged.erase(std::unique(man.damaged.begin(), man.damaged.end()), man.damaged.end());
+    d = to_wire(man.damaged);
+  }
+  run.comm.broadcast(d, 0);
+  std::vector<std::string> damaged = from_wire<std::vector<std::string>>(d);
   std::vector<std::string> links;
-  for (const auto& e : entries)
-    if (e.type == EntryType::Hardlink && std::binary_search(man.damaged.begin(), man.damaged.end(), e.link))
-      links.push_back(e.path);
-  man.damaged.insert(man.damaged.end(), links.begin(), links.end());
-  std::sort(man.damaged.begin(), man.damaged.end());
+  uint64_t n[7] = {};  // entries, files, dirs, other, xattrs, acls, sparse
+  each_stored(run, [&](const Entry& e) {
+    ++n[0];
+    ++n[e.type == EntryType::File || e.type == EntryType::Hardlink ? 1 : e.type == EntryType::Dir ? 2 : 3];
+    XattrKinds k = xattr_kinds(e.xattrs.str());
+    n[4] += k.xattrs;
+    n[5] += k.acls;
+    n[6] += !e.sparse.empty();
+    if (e.type == EntryType::Hardlink && std::binary_search(damaged.begin(), damaged.end(), e.link)) links.push_back(e.path);
+  });
+  for (uint64_t& v : n) v = run.comm.sum(v);
+  std::vector<std::string> all_links = run.comm.gather(to_wire(links), 0);
+  damaged.insert(damaged.end(), links.begin(), links.end());  // this rank's links: enough for its records
+  std::sort(damaged.begin(), damaged.end());
+  if (run.root) {
+    for (const auto& bytes : all_links)
+      for (auto& l : from_wire<std::vector<std::string>>(bytes)) man.damaged.push_back(std::move(l));
+    std::sort(man.damaged.begin(), man.damaged.end());
+    man.entries = n[0];
+    man.xattr_entries = n[4];
+    man.acl_entries = n[5];
+    man.sparse_entries = n[6];
+    run.files = n[1];
+    run.dirs = n[2];
+    run.other = n[3];
+  }
+  if (run.whole_on_root) {
+    if (run.root) run.error.guard([&] { run.catalog = build_catalog(run.entries, run.blocks, run.fmt->name(), man.damaged); });
+  } else {
+    stream_catalog(run, damaged, n[0]);
+  }
+  return run.agree(false);
 }
 
 // Rank 0: the manifest and the checksum file, then the destination's all-or-nothing commit.
@@ -211,22 +348,18 @@ void commit_on_root(BackupRun& run, const std::vector<std::string>& hashes) {
   man.archive = run.setup.archive;
   man.archive_size = run.total;
   man.split_bytes = run.spec.split_bytes;
-  man.entries = run.entries.size();
-  count_xattr_entries(run.entries, man.xattr_entries, man.acl_entries, man.sparse_entries);
   // the sources as given: a symlinked root's disk path is its target, whose base name is not
   // the name it is stored under, and compare finds each root's live tree by that name
   // (resolve_roots makes one root per source, in order)
   for (size_t i = 0; i < run.setup.roots.size(); ++i)
     man.sources.push_back(run.setup.roots.size() == run.opt.sources.size() ? run.opt.sources[i] : run.setup.roots[i].disk);
-  add_damaged_links(man, run.entries);
   std::sort(man.blocks.begin(), man.blocks.end(), [](const ManifestBlock& a, const ManifestBlock& b) { return a.offset < b.offset; });
   std::vector<SideFile> side;
   std::string sums = checksum_file(man);
   if (!sums.empty()) side.push_back({run.setup.archive + ".sha256", std::move(sums)});
   // the catalog (list --long, find, compare read it, not the archive), listed in the manifest
-  std::string catalog = build_catalog(run.entries, run.blocks, run.fmt->name(), man.damaged);
-  man.catalog = {catalog_name(run.setup.archive), catalog.size(), sha256_hex(catalog)};
-  side.push_back({man.catalog.name, std::move(catalog)});
+  man.catalog = {catalog_name(run.setup.archive), run.catalog.size(), sha256_hex(run.catalog)};
+  side.push_back({man.catalog.name, std::move(run.catalog)});
   side.push_back({run.setup.archive + ".manifest.json", manifest_to_json(man)});  // last: it means "complete"
   run.dest->commit(run.total, side);
 }
@@ -235,6 +368,7 @@ bool commit_stage(BackupRun& run) {
   std::vector<std::string> hashes;
   if (!hash_stage(run, hashes)) return false;
   if (run.root) run.log.info("synced and hashed at " + run.since());
+  if (!list_stage(run)) return false;
   if (run.root) {
     try {
       commit_on_root(run, hashes);
@@ -251,11 +385,9 @@ bool commit_stage(BackupRun& run) {
 int summary(BackupRun& run, BackupStats& stats) {
   uint64_t warnings = run.comm.sum(run.log.warnings());
   if (run.root) {
-    for (auto& e : run.entries) {
-      if (e.type == EntryType::File || e.type == EntryType::Hardlink) ++stats.files;
-      else if (e.type == EntryType::Dir) ++stats.dirs;
-      else ++stats.other;
-    }
+    stats.files = run.files;
+    stats.dirs = run.dirs;
+    stats.other = run.other;
     stats.bytes_in = run.bytes_in;
     stats.bytes_out = run.total;
   }
