@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <thread>
 
@@ -41,6 +42,20 @@ std::string BackupRun::since() const {
   char b[32];
   std::snprintf(b, sizeof b, "%.2f s", std::chrono::duration<double>(Clock::now() - t0).count());
   return b;
+}
+
+// debug log: this rank's memory after a stage (VmHWM: peak RSS so far, VmRSS: now), so the
+// memory table in docs/performance.md can say which stage sets the peak.
+void BackupRun::memory(const char* stage) const {
+  if (log.level() < LogLevel::Debug) return;
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return;
+  char line[256];
+  std::string out;
+  while (std::fgets(line, sizeof line, f))
+    if (!std::strncmp(line, "VmHWM:", 6) || !std::strncmp(line, "VmRSS:", 6)) out += " " + std::string(line, std::strcspn(line, "\n"));
+  std::fclose(f);
+  log.debug(std::string("memory after ") + stage + ":" + out);
 }
 
 namespace {
@@ -136,6 +151,7 @@ void scan_stage(BackupRun& run) {
 // What rank 0 keeps of a block: its size and place, its first path, the file it continues.
 BlockInfo block_info(const Block& b, const EntryList& entries, uint32_t owner) {
   BlockInfo i{b.id, b.raw_bytes, b.raw_offset, owner};
+  i.pieces = b.pieces.size();
   if (b.pieces.empty()) return i;
   const Piece& head = b.pieces.front();
   const Entry& first = entries.at(head.entry);
@@ -177,6 +193,7 @@ void gather_plan(BackupRun& run) {
 bool plan_stage(BackupRun& run) {
   const uint64_t block_bytes = std::max<uint64_t>(run.opt.block_mb, 1) << 20;
   sort_by_path(run.comm, run.entries);
+  run.memory("sort");
   mark_hardlinks(run.comm, run.entries);
   run.whole_on_root = run.fmt->layout_needs_entries();
   if (run.whole_on_root) {
@@ -405,9 +422,13 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   if (!share_selection(comm, opt, run.sel, log)) return run.fail();
   if (opt.dry_run) return run_dry_run(comm, run.setup.roots, run.sel, log);  // writes nothing
   scan_stage(run);
+  run.memory("scan");
   if (!plan_stage(run)) return run.fail();
+  run.memory("plan");
   if (!run_rounds(run)) return run.fail();
+  run.memory("rounds");
   if (!commit_stage(run)) return run.fail();
+  run.memory("commit");
   return summary(run, stats);
 }
 

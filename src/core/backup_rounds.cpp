@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "core/backup_stages.h"
+#include "format/cut.h"
 #include "format/sparse.h"
 #include "util/parallel.h"
 #include "core/read.h"
@@ -311,12 +312,19 @@ class RoundPlanner {
     return offsets;
   }
 
-  // The next window of blocks, interleaved over the ranks; none when all are out.
+  // The next window of blocks, interleaved over the ranks; none when all are out. Blocks of
+  // many tiny files: the window also ends at about one full block's entries per thread, as
+  // their jobs carry the entries (a window of 8 such blocks per thread held ~100 MB per rank at
+  // 1 M files).
   void next_round(std::vector<Round>& out) {
     if (next_block_ >= run_.plan.size()) return;
-    size_t window = 0;
-    for (int t : run_.thread_counts) window += kBlocksPerThread * static_cast<size_t>(t);
-    size_t last = std::min(run_.plan.size(), next_block_ + window);
+    size_t window = 0, threads = 0;
+    for (int t : run_.thread_counts) threads += static_cast<size_t>(t);
+    window = kBlocksPerThread * threads;
+    const uint64_t most_pieces = kMaxPiecesPerBlock * threads;
+    size_t last = next_block_;
+    for (uint64_t pieces = 0; last < run_.plan.size() && last - next_block_ < window && pieces < most_pieces; ++last)
+      pieces += run_.plan[last].pieces;
     out.push_back(share_round(run_.plan, next_block_, last, run_.thread_counts));
     next_block_ = last;
   }

@@ -89,6 +89,7 @@ struct BackupRun {
     return kExitFatal;
   }
   std::string since() const;  // "1.23 s" since the start, for the info log
+  void memory(const char* stage) const;  // debug log: peak and current RSS after a stage
 };
 
 // rounds: compresses and writes every block (backup_rounds.cpp). False when the ranks stopped

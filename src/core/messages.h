@@ -58,6 +58,7 @@ struct BlockInfo {
   uint64_t id = 0, raw_bytes = 0, raw_offset = 0;
   uint32_t owner = 0;        // the rank holding its entries
   uint64_t files = 0;        // files whose data ends in it
+  uint64_t pieces = 0;       // entries (or parts of one) it holds: what its job carries
   std::string first;         // path of its first entry
   bool continues = false;    // starts inside a file's data: where, and that file's stored size
   bool cont_sparse = false;
@@ -66,7 +67,7 @@ struct BlockInfo {
 };
 template <class Ar>
 void fields(Ar& a, BlockInfo& b) {
-  a(b.id), a(b.raw_bytes), a(b.raw_offset), a(b.owner), a(b.files), a(b.first), a.flags(b.continues, b.cont_sparse);
+  a(b.id), a(b.raw_bytes), a(b.raw_offset), a(b.owner), a(b.files), a(b.pieces), a(b.first), a.flags(b.continues, b.cont_sparse);
   a(b.cont_offset), a(b.cont_size);
 }
 
