@@ -350,3 +350,78 @@ TEST_CASE("cut_in_turn and distributed hard links: the same blocks and links as 
     CHECK(owned == static_cast<size_t>(kEntries));  // each entry's header on exactly one rank
   }
 }
+
+namespace {
+// Passes every call on to another Comm and keeps the size of the largest string any call moved.
+class LargestMessage final : public Comm {
+ public:
+  explicit LargestMessage(Comm& c) : c_(c) {}
+  int rank() const override { return c_.rank(); }
+  int size() const override { return c_.size(); }
+  int local_size() const override { return c_.local_size(); }
+  void barrier() override { c_.barrier(); }
+  void broadcast(std::string& b, int root) override {
+    c_.broadcast(b, root);
+    see(b);
+  }
+  std::vector<std::string> gather(const std::string& mine, int root) override {
+    see(mine);
+    return c_.gather(mine, root);
+  }
+  std::string scatter(const std::vector<std::string>& parts, int root) override {
+    for (auto& p : parts) see(p);
+    return c_.scatter(parts, root);
+  }
+  bool all_ok(bool ok) override { return c_.all_ok(ok); }
+  uint64_t sum(uint64_t v) override { return c_.sum(v); }
+  uint64_t max(uint64_t v) override { return c_.max(v); }
+  uint64_t exscan(uint64_t v) override { return c_.exscan(v); }
+  std::vector<std::string> exchange(const std::vector<std::string>& to) override {
+    for (auto& p : to) see(p);
+    return c_.exchange(to);
+  }
+  void send(int d, int tag, const std::string& b) override {
+    see(b);
+    c_.send(d, tag, b);
+  }
+  std::pair<int, std::string> recv_any(int tag) override { return c_.recv_any(tag); }
+  std::optional<std::pair<int, std::string>> try_recv_any(int tag) override { return c_.try_recv_any(tag); }
+  std::string recv(int s, int tag) override { return c_.recv(s, tag); }
+  uint64_t largest = 0;
+
+ private:
+  void see(const std::string& b) { largest = std::max<uint64_t>(largest, b.size()); }
+  Comm& c_;
+};
+}  // namespace
+
+TEST_CASE("file list: no message between ranks grows with the file count (30000 entries found by one rank)") {
+  auto make = [](int i) {
+    Entry e;
+    e.path = "many/d" + std::to_string(i % 97) + "/file_" + std::to_string(i);
+    e.owner = "root:root";
+    e.ino = static_cast<uint64_t>(i % 20000);  // 10000 files with two names
+    e.nlink = i % 20000 < 10000 ? 2 : 1;
+    return e;
+  };
+  auto fmt = make_format("gzip", 1);
+  auto largest = testutil::run_ranks<uint64_t>(3, [&](Comm& c) {
+    LargestMessage m(c);
+    EntryList mine;
+    if (c.rank() == 2)
+      for (int i = 0; i < 30000; ++i) mine.push_back(make(i));
+    sort_by_path(m, mine);
+    mark_hardlinks(m, mine);
+    cut_in_turn(m, mine, *fmt, 64 << 20);  // blocks end at the 4096-entry cap: the carry is a block
+    gather_in_order(m, mine);
+    return m.largest;
+  });
+  EntryList batch, whole;
+  for (int i = 0; i < 30000; ++i) (i < static_cast<int>(kListBatchEntries) ? batch : whole).push_back(make(i));
+  const uint64_t bound = to_wire(batch).size() + kListBatchEntries * 24 + 4096;  // a batch, or a block's entries and pieces
+  for (uint64_t l : largest) {
+    CHECK(l > 0);
+    CHECK(l <= bound);
+  }
+  CHECK(bound * 4 < to_wire(whole).size());
+}
