@@ -186,8 +186,7 @@ void sort_by_path(Comm& comm, EntryList& mine) {
   std::sort(mine.begin(), mine.end(), less);
 }
 
-void gather_in_order(Comm& comm, EntryList& mine) {
-  if (comm.size() == 1) return;
+void visit_in_order(Comm& comm, EntryList& mine, const std::function<void(Entry&&)>& each) {
   if (comm.rank() != 0) {
     // an empty batch ends the list
     while (true) {
@@ -198,12 +197,21 @@ void gather_in_order(Comm& comm, EntryList& mine) {
     EntryList().swap(mine);
     return;
   }
+  for (Entry& e : mine) each(std::move(e));
+  EntryList().swap(mine);
   for (int r = 1; r < comm.size(); ++r)
     while (true) {
       EntryList batch = from_wire<EntryList>(comm.recv(r, kTagList));
       if (batch.empty()) break;
-      for (auto& e : batch) mine.push_back(std::move(e));
+      for (auto& e : batch) each(std::move(e));
     }
+}
+
+void gather_in_order(Comm& comm, EntryList& mine) {
+  if (comm.size() == 1) return;
+  EntryList all;
+  visit_in_order(comm, mine, [&](Entry&& e) { all.push_back(std::move(e)); });
+  mine = std::move(all);
 }
 
 void mark_hardlinks(Comm& comm, EntryList& mine) {

@@ -3,6 +3,7 @@
 // entries, or a few hundred sample paths per rank), never the size of the whole list.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "pbackup/comm.h"
 #include "pbackup/entry.h"
@@ -23,6 +24,11 @@ void sort_by_path(Comm& comm, EntryList& mine);
 // Collective. Rank 0 receives every rank's list after its own, in rank order and in bounded
 // batches; the other ranks' lists are emptied. After sort_by_path: the whole list in order.
 void gather_in_order(Comm& comm, EntryList& mine);
+
+// Collective. Rank 0 calls `each` for every rank's entries, in rank order (after sort_by_path:
+// the whole list in order), holding one batch of another rank's at a time; the other ranks'
+// lists are emptied.
+void visit_in_order(Comm& comm, EntryList& mine, const std::function<void(Entry&&)>& each);
 
 // Marks the second and later names (in list order) of a file with several links as hard links
 // to the first. `entries` is the whole list, ordered.

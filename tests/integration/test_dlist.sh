@@ -41,8 +41,14 @@ done
 grep -q "\"entries\": *10517" "$WORK/o3/t.tar.gz.manifest.json" || fail "manifest entry count is not 10517: $(grep -o "\"entries\": *[0-9]*" "$WORK/o3/t.tar.gz.manifest.json")"
 run_rc rc run_pb list --long --source "$WORK/o3/t.tar.gz"
 grep -q 'zz_link_to_d0_big link to tree/d0/big' "$WORK/last.out" || { show_last; fail "hard link across ranks not in the catalog"; }
+# --dry-run: rank 0 prints the list as the ranks hand it over, in the archive's order
+mkdir -p "$WORK/dry"
+run_rc rc run_mpi 3 backup --sources "$SRC" --output-dir "$WORK/dry" --algo gzip --name d --dry-run
+[ "$rc" -eq 0 ] || { show_last; fail "--dry-run -n 3 exited $rc"; }
+diff <(tar -tzf "$WORK/o1/t.tar.gz") "$WORK/last.out" >/dev/null || fail "--dry-run -n 3 does not list the archive's members in order"
+grep -q "10517 entries would be stored" "$WORK/last.err" || { show_last; fail "--dry-run -n 3: wrong count"; }
 mkdir -p "$WORK/r"
 expect_ok 3 restore --source "$WORK/o3/t.tar.gz" --restore-to "$WORK/r"
 assert_trees_equal "$SRC" "$WORK/r/tree"
 [ "$(stat -c %i "$WORK/r/tree/d0/big")" = "$(stat -c %i "$WORK/r/tree/d6/zz_link_to_d0_big")" ] || fail "hard link not restored as a link"
-pass "1..4 ranks: identical archive, catalog and manifest; hard links across ranks; restore equal"
+pass "1..4 ranks: identical archive, catalog and manifest; hard links across ranks; dry run in order; restore equal"
