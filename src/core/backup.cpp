@@ -1,12 +1,15 @@
 // The backup pipeline (DESIGN §2), as stages run_backup calls top to bottom:
 //   setup    rank 0 checks the output directory and the roots, picks the archive name; every
 //            rank opens the destination
-//   scan     all ranks walk directories handed out by rank 0 (scan.cpp)
-//   plan     rank 0 orders entries, marks hard links, cuts the stream into blocks, prepares the
-//            destination; every rank opens this run's temporary files
+//   scan     all ranks walk directories handed out by rank 0 (scan.cpp); each keeps its entries
+//   plan     the ranks sort the list by path, mark hard links and cut their slices into blocks
+//            in turn (file_list.h; zip: rank 0 gets the whole list and cuts it); rank 0 gets
+//            each block's facts and prepares the destination; every rank opens this run's
+//            temporary files
 //   rounds   a window of blocks at a time (backup_rounds.cpp): rank 0 plans, every rank
 //            compresses and writes its blocks. Memory per rank is bounded by the window.
-//   commit   every rank hashes its share of the fragments; rank 0 writes the checksum file and
+//   commit   every rank hashes its share of the fragments and sends rank 0 its share of the
+//            counts and the catalog records; rank 0 writes the checksum file and
 //            the manifest under temporary names, syncs them, then renames everything into place
 //            without replacing anything, the manifest last (all or nothing: a failure removes
 //            every file of the run)
@@ -55,7 +58,7 @@ void BackupRun::memory(const char* stage) const {
   while (std::fgets(line, sizeof line, f))
     if (!std::strncmp(line, "VmHWM:", 6) || !std::strncmp(line, "VmRSS:", 6)) out += " " + std::string(line, std::strcspn(line, "\n"));
   std::fclose(f);
-  log.debug(std::string("memory after ") + stage + ":" + out);
+  log.debug(std::string("memory after ") + stage + ":" + out + " at " + since());
 }
 
 namespace {
@@ -195,6 +198,7 @@ bool plan_stage(BackupRun& run) {
   sort_by_path(run.comm, run.entries);
   run.memory("sort");
   mark_hardlinks(run.comm, run.entries);
+  run.memory("hard links");
   run.whole_on_root = run.fmt->layout_needs_entries();
   if (run.whole_on_root) {
     gather_in_order(run.comm, run.entries);
@@ -208,6 +212,7 @@ bool plan_stage(BackupRun& run) {
     run.blocks = cut_in_turn(run.comm, run.entries, *run.fmt, block_bytes);
   }
   if (!run.agree()) return false;
+  run.memory("cut");
   gather_plan(run);
   std::string prepared;
   if (run.root) {

@@ -1,10 +1,12 @@
 // backup, stage "rounds" (DESIGN §2): a window of blocks at a time. Rank 0's RoundPlanner
-// shares each round's blocks over the ranks (contiguous ids, balanced by bytes and threads),
-// lays out the offsets of the units the ranks report and writes the structural bytes. Every
-// rank's RoundWorker queues the rounds it is sent on its Compressor, reports each round's unit
-// sizes, and writes the units of the round it reported last at the offsets it gets back while
-// the next round compresses. Memory per rank is bounded by the window. The step is the same on
-// every rank: scatter (RoundOrder), work, gather (RoundReport), and on rank 0 plan.
+// shares each round's blocks over the ranks (interleaved, balanced by bytes and threads) from
+// its per-block facts (BlockInfo), lays out the offsets of the units the ranks report and
+// writes the structural bytes. Every rank's RoundWorker sends the jobs of the blocks whose
+// entries it holds to the ranks that compress them, queues the jobs it gets on its Compressor,
+// reports each round's unit sizes, and writes the units of the round it reported last at the
+// offsets it gets back while the next round compresses. Memory per rank is bounded by the
+// window. The step is the same on every rank: scatter (RoundOrder), exchange (BlockJobs),
+// work, gather (RoundReport), and on rank 0 plan.
 #include <unistd.h>
 
 #include <algorithm>
