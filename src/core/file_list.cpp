@@ -159,30 +159,31 @@ void sort_by_path(Comm& comm, EntryList& mine) {
       out[d].push_back(std::move(mine.front()));
       mine.pop_front();
     }
-  // Rounds of one batch (or nothing) to every rank, until no rank has anything left.
-  std::vector<EntryList> got(ranks);
+  // Rounds of one batch (or nothing) to every other rank, until no rank has anything left.
+  // What comes goes straight into `mine` (emptied above), so the list is held about once: the
+  // queues shrink as `mine` grows. This rank's own share moves over at the end.
+  const size_t me = static_cast<size_t>(comm.rank());
   while (true) {
     bool left = false;
-    for (const auto& q : out) left = left || !q.empty();
+    for (size_t d = 0; d < ranks; ++d) left = left || (d != me && !out[d].empty());
     if (comm.all_ok(!left)) break;
     std::vector<std::string> to(ranks);
-    for (size_t d = 0; d < ranks; ++d) to[d] = out[d].empty() ? std::string() : to_wire(take_batch(out[d]));
+    for (size_t d = 0; d < ranks; ++d)
+      if (d != me && !out[d].empty()) to[d] = to_wire(take_batch(out[d]));
     std::vector<std::string> in = comm.exchange(to);
     to.clear();
-    for (size_t s = 0; s < ranks; ++s) {
-      if (in[s].empty()) continue;
-      EntryList batch = from_wire<EntryList>(in[s]);
-      in[s].clear();
-      in[s].shrink_to_fit();
-      for (auto& e : batch) got[s].push_back(std::move(e));
+    for (size_t src = 0; src < ranks; ++src) {
+      if (in[src].empty()) continue;
+      EntryList batch = from_wire<EntryList>(in[src]);
+      std::string().swap(in[src]);
+      for (auto& e : batch) mine.push_back(std::move(e));
     }
   }
-  // Each source's entries came in order: merge the runs.
-  mine.clear();
-  for (auto& g : got) {
-    for (auto& e : g) mine.push_back(std::move(e));
-    EntryList().swap(g);
+  while (!out[me].empty()) {
+    mine.push_back(std::move(out[me].front()));
+    out[me].pop_front();
   }
+  // Each source's entries came in order; the runs interleave.
   std::sort(mine.begin(), mine.end(), less);
 }
 
