@@ -30,6 +30,12 @@ class Comm {
   virtual bool all_ok(bool ok) = 0;
   virtual uint64_t sum(uint64_t v) = 0;
   virtual uint64_t max(uint64_t v) = 0;
+  // The sum of v over the ranks below this one (0 on rank 0): a prefix sum (MPI_Exscan), e.g.
+  // where this rank's share of a stream starts.
+  virtual uint64_t exscan(uint64_t v) = 0;
+  // All to all: every rank passes one string per rank (to_each[r] goes to rank r) and gets one
+  // from each (out[r] came from rank r). Any sizes: MPI moves them in int-sized rounds.
+  virtual std::vector<std::string> exchange(const std::vector<std::string>& to_each) = 0;
   // Point to point, used by the dynamic directory hand-out of the scan.
   virtual void send(int dest, int tag, const std::string& bytes) = 0;
   virtual std::pair<int, std::string> recv_any(int tag) = 0;  // (source, bytes)
@@ -64,6 +70,8 @@ class LocalComm final : public Comm {
   bool all_ok(bool ok) override { return ok; }
   uint64_t sum(uint64_t v) override { return v; }
   uint64_t max(uint64_t v) override { return v; }
+  uint64_t exscan(uint64_t) override { return 0; }
+  std::vector<std::string> exchange(const std::vector<std::string>& to_each) override;
   void send(int, int, const std::string&) override;
   std::pair<int, std::string> recv_any(int) override;
   std::optional<std::pair<int, std::string>> try_recv_any(int) override { return std::nullopt; }

@@ -61,6 +61,22 @@ void fields(Ar& a, BlockJob& j) {
       throw std::runtime_error("internal message: block job lists differ in length");
 }
 
+// The cut between two stretches of the ordered list (the ranks cut their slices in turn,
+// core/file_list.h): the block being filled and where the stream stands.
+struct CutState {
+  Block cur;               // open: pieces so far (their entry indices are into the list cut last)
+  uint64_t cur_bytes = 0;  // container bytes in `cur`
+  uint64_t stream_pos = 0; // container bytes before the end of `cur`
+  uint64_t next_id = 0;    // id of the next block closed
+  bool operator==(const CutState&) const = default;
+};
+template <class Ar>
+void fields(Ar& a, CutState& s) {
+  a(s.cur), a(s.cur_bytes), a(s.stream_pos), a(s.next_id);
+}
+// Closes the open block (if it has pieces) onto `out` (format/cut.cpp).
+void cut_close(CutState& st, std::vector<Block>& out);
+
 // A compressed block ready to write.
 struct Unit {
   uint64_t block = 0;
@@ -125,7 +141,20 @@ class Format {
   // Rank 0: the entries as they will be stored (zip turns hard links into copies and drops
   // fifos, with a warning).
   virtual void adapt(EntryList& entries, Log& log) const = 0;
-  virtual std::vector<Block> cut(const EntryList& entries, uint64_t block_bytes) const = 0;
+  // Cuts entries[from, end) onto `st`, appending the blocks it closes (format/cut.h cut_more).
+  virtual void cut_more(const EntryList& entries, size_t from, uint64_t block_bytes, CutState& st,
+                        std::vector<Block>& out) const = 0;
+  // The whole list at once.
+  std::vector<Block> cut(const EntryList& entries, uint64_t block_bytes) const {
+    CutState st;
+    std::vector<Block> out;
+    cut_more(entries, 0, block_bytes, st, out);
+    cut_close(st, out);
+    return out;
+  }
+  // Whether rank 0 needs every entry for the layout (zip: the central directory). If not, the
+  // list stays spread over the ranks from the scan to the commit.
+  virtual bool layout_needs_entries() const = 0;
   virtual void encode_block(const BlockJob& job, DataSource& src, std::vector<Unit>& out) const = 0;
   virtual std::unique_ptr<Layout> make_layout(const EntryList& entries) const = 0;
 };

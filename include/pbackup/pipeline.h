@@ -20,13 +20,14 @@ struct Selection;  // src/core/select.h
 // --- scan (src/core/scan.cpp) ---
 // Checks the roots (exist, are directories or files, distinct base names). Rank 0.
 std::vector<Root> resolve_roots(const std::vector<std::string>& sources, Log* log = nullptr);
-// Every rank calls it; rank 0 returns all entries (unsorted), the others an empty vector.
+// Every rank calls it; each rank returns the entries it found (unsorted): the file list stays
+// spread over the ranks (core/file_list.h orders it).
 // With a selection: excluded paths are neither stored nor descended into, --files-from lists
 // replace the walk of the roots, --one-file-system stops at mount points.
 // `found` (rank 0, optional): the entries found so far, for progress lines.
 EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel = nullptr,
                std::atomic<uint64_t>* found = nullptr);
-// Sorts by path and marks hard links (second and later names of an inode). Rank 0.
+// Sorts by path and marks hard links (second and later names of an inode): one whole list.
 void order_entries(EntryList& entries);
 
 // --- backup (src/core/backup.cpp) ---

@@ -1,12 +1,15 @@
 // The backup pipeline (DESIGN §2), as stages run_backup calls top to bottom:
 //   setup    rank 0 checks the output directory and the roots, picks the archive name; every
 //            rank opens the destination
-//   scan     all ranks walk directories handed out by rank 0 (scan.cpp)
-//   plan     rank 0 orders entries, marks hard links, cuts the stream into blocks, prepares the
-//            destination; every rank opens this run's temporary files
+//   scan     all ranks walk directories handed out by rank 0 (scan.cpp); each keeps its entries
+//   plan     the ranks sort the list by path, mark hard links and cut their slices into blocks
+//            in turn (file_list.h; zip: rank 0 gets the whole list and cuts it); rank 0 gets
+//            each block's facts and prepares the destination; every rank opens this run's
+//            temporary files
 //   rounds   a window of blocks at a time (backup_rounds.cpp): rank 0 plans, every rank
 //            compresses and writes its blocks. Memory per rank is bounded by the window.
-//   commit   every rank hashes its share of the fragments; rank 0 writes the checksum file and
+//   commit   every rank hashes its share of the fragments and sends rank 0 its share of the
+//            counts and the catalog records; rank 0 writes the checksum file and
 //            the manifest under temporary names, syncs them, then renames everything into place
 //            without replacing anything, the manifest last (all or nothing: a failure removes
 //            every file of the run)
@@ -20,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <optional>
 #include <thread>
@@ -30,6 +34,8 @@
 #include "core/age_source.h"
 #include "core/backup_stages.h"
 #include "core/catalog.h"
+#include "core/file_list.h"
+#include "format/sparse.h"
 #include "core/select.h"
 #include "core/xattr.h"
 #include "core/part_exchange.h"
@@ -85,6 +91,20 @@ std::string BackupRun::since() const {
   char b[32];
   std::snprintf(b, sizeof b, "%.2f s", std::chrono::duration<double>(Clock::now() - t0).count());
   return b;
+}
+
+// debug log: this rank's memory after a stage (VmHWM: peak RSS so far, VmRSS: now), so the
+// memory table in docs/performance.md can say which stage sets the peak.
+void BackupRun::memory(const char* stage) const {
+  if (log.level() < LogLevel::Debug) return;
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return;
+  char line[256];
+  std::string out;
+  while (std::fgets(line, sizeof line, f))
+    if (!std::strncmp(line, "VmHWM:", 6) || !std::strncmp(line, "VmRSS:", 6)) out += " " + std::string(line, std::strcspn(line, "\n"));
+  std::fclose(f);
+  log.debug(std::string("memory after ") + stage + ":" + out + " at " + since());
 }
 
 namespace {
@@ -224,7 +244,8 @@ void scan_stage(BackupRun& run) {
       std::fputc('\n', stderr);
     }
   }
-  if (run.root) run.log.info("scanned " + std::to_string(run.entries.size()) + " entries at " + run.since());
+  const uint64_t total = run.comm.sum(run.entries.size());  // each rank keeps what it found
+  if (run.root) run.log.info("scanned " + std::to_string(total) + " entries at " + run.since());
   // Test only: lets a test change the tree between the scan and the reads.
   if (const char* pause = std::getenv("PBACKUP_TEST_PAUSE_AFTER_SCAN"); pause && run.root)
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(std::atof(pause) * 1000)));
@@ -233,7 +254,49 @@ void scan_stage(BackupRun& run) {
     throw std::runtime_error("test failure injected on this rank (PBACKUP_TEST_FAIL_RANK)");
 }
 
-// ---- plan: rank 0 orders and cuts; every rank opens the destination's temporary files ----
+// ---- plan ----
+// What rank 0 keeps of a block: its size and place, its first path, the file it continues.
+BlockInfo block_info(const Block& b, const EntryList& entries, uint32_t owner) {
+  BlockInfo i{b.id, b.raw_bytes, b.raw_offset, owner};
+  i.pieces = b.pieces.size();
+  if (b.pieces.empty()) return i;
+  const Piece& head = b.pieces.front();
+  const Entry& first = entries.at(head.entry);
+  i.first = first.path;
+  if (!head.header) {
+    i.continues = true;
+    i.cont_offset = head.offset;
+    i.cont_size = tar_data_size(first);  // as stored (a sparse file: map + data)
+    i.cont_sparse = !first.sparse.empty();
+  }
+  for (const Piece& p : b.pieces)
+    if (p.last && entries.at(p.entry).type == EntryType::File) ++i.files;
+  return i;
+}
+
+// Every rank's block facts to rank 0, in gathers of at most kListBatchEntries blocks per rank.
+void gather_plan(BackupRun& run) {
+  const uint64_t count = run.comm.sum(run.blocks.size());
+  const uint64_t rounds = run.comm.max((run.blocks.size() + kListBatchEntries - 1) / kListBatchEntries);
+  if (run.root) run.plan.resize(count);
+  std::vector<bool> seen(run.root ? count : 0);
+  for (uint64_t k = 0; k < rounds; ++k) {
+    std::vector<BlockInfo> mine;
+    for (size_t i = k * kListBatchEntries; i < run.blocks.size() && i < (k + 1) * kListBatchEntries; ++i)
+      mine.push_back(block_info(run.blocks[i], run.entries, static_cast<uint32_t>(run.comm.rank())));
+    std::vector<std::string> all = run.comm.gather(to_wire(mine), 0);
+    for (const auto& bytes : all)
+      for (auto& b : from_wire<std::vector<BlockInfo>>(bytes)) {
+        if (b.id >= count || seen[b.id]) throw std::runtime_error("internal message: block " + std::to_string(b.id) + " twice or out of range");
+        seen[b.id] = true;
+        run.plan[b.id] = std::move(b);
+      }
+  }
+}
+
+// The ranks sort the list by path together (sample sort) and mark hard links; then each cuts
+// its slice in turn, or (zip) rank 0 receives the whole list in order and cuts it. Rank 0
+// learns every block's facts; every rank opens the destination's temporary files.
 bool plan_stage(BackupRun& run) {
   const auto start = Clock::now();
   struct Span {  // the plan's time on this rank, however it ends
@@ -241,23 +304,39 @@ bool plan_stage(BackupRun& run) {
     Clock::time_point start;
     ~Span() { run.timeline.add("plan", run.t0, start, Clock::now()); }
   } span{run, start};
+  const uint64_t block_bytes = std::max<uint64_t>(run.opt.block_mb, 1) << 20;
+  sort_by_path(run.comm, run.entries);
+  run.memory("sort");
+  mark_hardlinks(run.comm, run.entries);
+  run.memory("hard links");
+  run.whole_on_root = run.fmt->layout_needs_entries();
+  if (run.whole_on_root) {
+    gather_in_order(run.comm, run.entries);
+    if (run.root)
+      run.error.guard([&] {
+        run.fmt->adapt(run.entries, run.log);
+        run.blocks = run.fmt->cut(run.entries, block_bytes);
+      });
+  } else {
+    run.fmt->adapt(run.entries, run.log);
+    run.blocks = cut_in_turn(run.comm, run.entries, *run.fmt, block_bytes);
+  }
+  if (!run.agree()) return false;
+  run.memory("cut");
+  gather_plan(run);
   std::string prepared;
   if (run.root) {
     run.error.guard([&] {
-      order_entries(run.entries);
-      run.fmt->adapt(run.entries, run.log);
-      run.blocks = run.fmt->cut(run.entries, std::max<uint64_t>(run.opt.block_mb, 1) << 20);
       // at most about: the input, the codecs' worst-case growth, headers (pax ones included)
       uint64_t expect = 1u << 20;
-      for (auto& b : run.blocks) expect += b.raw_bytes + b.raw_bytes / 64;
-      expect += static_cast<uint64_t>(run.entries.size()) * 4096;
+      for (const BlockInfo& b : run.plan) expect += b.raw_bytes + b.raw_bytes / 64 + b.pieces * 4096;
       run.dest->expect_size(expect);
       prepared = run.dest->prepare();
       register_temp_files(run.dest->temp_paths());  // a signal (or mpirun's SIGTERM after a rank's abort) removes it
     });
   }
   if (!run.agree()) return false;
-  if (run.root) run.log.info("planned " + std::to_string(run.blocks.size()) + " blocks at " + run.since());
+  if (run.root) run.log.info("planned " + std::to_string(run.plan.size()) + " blocks at " + run.since());
   run.comm.broadcast(prepared, 0);
   run.error.guard([&] { run.dest->open(prepared); });
   age::wipe(prepared);  // an encrypted destination's payload key travelled in it
@@ -266,7 +345,7 @@ bool plan_stage(BackupRun& run) {
 
   run.threads = run.opt.threads > 0 ? run.opt.threads : default_threads(run.comm.local_size());
   for (auto& s : run.comm.gather(std::to_string(run.threads), 0)) run.thread_counts.push_back(std::stoi(s));
-  for (auto& b : run.blocks) run.bytes_in += b.raw_bytes;
+  for (auto& b : run.plan) run.bytes_in += b.raw_bytes;
   return true;
 }
 
@@ -303,17 +382,101 @@ bool hash_stage(BackupRun& run, std::vector<std::string>& hashes) {
   return true;
 }
 
-// The damaged files, sorted, with the hard links to them (they hold the same zeros).
-void add_damaged_links(Manifest& man, const EntryList& entries) {
-  std::sort(man.damaged.begin(), man.damaged.end());
-  man.damaged.erase(std::unique(man.damaged.begin(), man.damaged.end()), man.damaged.end());
-  if (man.damaged.empty()) return;
+// Calls f for each entry this rank stores: those whose header lies in this rank's blocks (a
+// copy of a spanning file's entry has none), or the whole list on rank 0.
+template <class F>
+void each_stored(const BackupRun& run, F f) {
+  if (run.whole_on_root) {
+    for (const Entry& e : run.entries) f(e);
+    return;
+  }
+  for (const Block& b : run.blocks)
+    for (const Piece& p : b.pieces)
+      if (p.header) f(run.entries.at(p.entry));
+}
+
+constexpr int kTagCatalog = 31;
+
+// Rank 0 writes the catalog from every rank's records, in rank order (the list's order), in
+// batches; it keeps taking them after an error so no rank waits forever.
+void stream_catalog(BackupRun& run, const std::vector<std::string>& damaged, uint64_t count) {
+  std::vector<CatalogRecord> batch;
+  if (!run.root) {
+    run.error.guard([&] {
+      tar_catalog_records(run.entries, run.blocks, damaged, [&](CatalogRecord&& r) {
+        batch.push_back(std::move(r));
+        if (batch.size() == kListBatchEntries) {
+          run.comm.send(0, kTagCatalog, to_wire(batch));
+          batch.clear();
+        }
+      });
+    });
+    if (!batch.empty()) run.comm.send(0, kTagCatalog, to_wire(batch));
+    run.comm.send(0, kTagCatalog, to_wire(std::vector<CatalogRecord>{}));  // the end
+    return;
+  }
+  std::unique_ptr<CatalogWriter> w;
+  run.error.guard([&] {
+    w = std::make_unique<CatalogWriter>(count);
+    tar_catalog_records(run.entries, run.blocks, damaged, [&](CatalogRecord&& r) { w->add(r); });
+  });
+  for (int r = 1; r < run.comm.size(); ++r)
+    while (true) {
+      batch = from_wire<std::vector<CatalogRecord>>(run.comm.recv(r, kTagCatalog));
+      if (batch.empty()) break;
+      if (run.error.ok()) run.error.guard([&] {
+          for (const auto& rec : batch) w->add(rec);
+        });
+    }
+  if (run.error.ok()) run.error.guard([&] { run.catalog = w->finish(); });
+}
+
+// Collective, before the commit: what the manifest, the catalog and the summary say about the
+// list, from every rank's share of it. Rank 0's damaged files (from the rounds) go to every
+// rank, which adds its hard links to them (they hold the same zeros).
+bool list_stage(BackupRun& run) {
+  Manifest& man = run.man;
+  std::string d;
+  if (run.root) {
+    std::sort(man.damaged.begin(), man.damaged.end());
+    man.damaged.erase(std::unique(man.damaged.begin(), man.damaged.end()), man.damaged.end());
+    d = to_wire(man.damaged);
+  }
+  run.comm.broadcast(d, 0);
+  std::vector<std::string> damaged = from_wire<std::vector<std::string>>(d);
   std::vector<std::string> links;
-  for (const auto& e : entries)
-    if (e.type == EntryType::Hardlink && std::binary_search(man.damaged.begin(), man.damaged.end(), e.link))
-      links.push_back(e.path);
-  man.damaged.insert(man.damaged.end(), links.begin(), links.end());
-  std::sort(man.damaged.begin(), man.damaged.end());
+  uint64_t n[7] = {};  // entries, files, dirs, other, xattrs, acls, sparse
+  each_stored(run, [&](const Entry& e) {
+    ++n[0];
+    ++n[e.type == EntryType::File || e.type == EntryType::Hardlink ? 1 : e.type == EntryType::Dir ? 2 : 3];
+    XattrKinds k = xattr_kinds(e.xattrs.str());
+    n[4] += k.xattrs;
+    n[5] += k.acls;
+    n[6] += !e.sparse.empty();
+    if (e.type == EntryType::Hardlink && std::binary_search(damaged.begin(), damaged.end(), e.link)) links.push_back(e.path);
+  });
+  for (uint64_t& v : n) v = run.comm.sum(v);
+  std::vector<std::string> all_links = run.comm.gather(to_wire(links), 0);
+  damaged.insert(damaged.end(), links.begin(), links.end());  // this rank's links: enough for its records
+  std::sort(damaged.begin(), damaged.end());
+  if (run.root) {
+    for (const auto& bytes : all_links)
+      for (auto& l : from_wire<std::vector<std::string>>(bytes)) man.damaged.push_back(std::move(l));
+    std::sort(man.damaged.begin(), man.damaged.end());
+    man.entries = n[0];
+    man.xattr_entries = n[4];
+    man.acl_entries = n[5];
+    man.sparse_entries = n[6];
+    run.files = n[1];
+    run.dirs = n[2];
+    run.other = n[3];
+  }
+  if (run.whole_on_root) {
+    if (run.root) run.error.guard([&] { run.catalog = build_catalog(run.entries, run.blocks, run.fmt->name(), man.damaged); });
+  } else {
+    stream_catalog(run, damaged, n[0]);
+  }
+  return run.agree(false);
 }
 
 // Rank 0: the manifest and the checksum file, then the destination's all-or-nothing commit.
@@ -328,20 +491,17 @@ void commit_on_root(BackupRun& run, const std::vector<std::string>& hashes) {
   man.archive = run.setup.archive;
   man.archive_size = run.total;
   man.split_bytes = run.spec.split_bytes;
-  man.entries = run.entries.size();
-  count_xattr_entries(run.entries, man.xattr_entries, man.acl_entries, man.sparse_entries);
   // the sources as given: a symlinked root's disk path is its target, whose base name is not
   // the name it is stored under, and compare finds each root's live tree by that name
   // (resolve_roots makes one root per source, in order)
   for (size_t i = 0; i < run.setup.roots.size(); ++i)
     man.sources.push_back(run.setup.roots.size() == run.opt.sources.size() ? run.opt.sources[i] : run.setup.roots[i].disk);
-  add_damaged_links(man, run.entries);
   std::sort(man.blocks.begin(), man.blocks.end(), [](const ManifestBlock& a, const ManifestBlock& b) { return a.offset < b.offset; });
   std::vector<SideFile> side;
   std::string sums = checksum_file(man);
   if (!sums.empty()) side.push_back({run.setup.archive + ".sha256", std::move(sums)});
   // the catalog (list --long, find, compare read it, not the archive), listed in the manifest
-  std::string catalog = build_catalog(run.entries, run.blocks, run.fmt->name(), man.damaged);
+  std::string catalog = std::move(run.catalog);
   if (!run.recipients.empty()) catalog = age::encrypt_buffer(run.recipients, catalog);  // names: sealed too
   man.catalog = {catalog_name(run.setup.archive), catalog.size(), sha256_hex(catalog)};
   side.push_back({man.catalog.name, std::move(catalog)});
@@ -409,6 +569,7 @@ bool commit_stage(BackupRun& run) {
   if (!hash_stage(run, hashes)) return false;
   gather_timeline(run);
   if (run.root) run.log.info("synced and hashed at " + run.since());
+  if (!list_stage(run)) return false;
   if (run.root) {
     try {
       commit_on_root(run, hashes);
@@ -425,11 +586,9 @@ bool commit_stage(BackupRun& run) {
 int summary(BackupRun& run, BackupStats& stats) {
   uint64_t warnings = run.comm.sum(run.log.warnings());
   if (run.root) {
-    for (auto& e : run.entries) {
-      if (e.type == EntryType::File || e.type == EntryType::Hardlink) ++stats.files;
-      else if (e.type == EntryType::Dir) ++stats.dirs;
-      else ++stats.other;
-    }
+    stats.files = run.files;
+    stats.dirs = run.dirs;
+    stats.other = run.other;
     stats.bytes_in = run.bytes_in;
     stats.bytes_out = run.total;
   }
@@ -447,9 +606,13 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   if (!share_selection(comm, opt, run.sel, log)) return run.fail();
   if (opt.dry_run) return run_dry_run(comm, run.setup.roots, run.sel, log);  // writes nothing
   scan_stage(run);
+  run.memory("scan");
   if (!plan_stage(run)) return run.fail();
+  run.memory("plan");
   if (!run_rounds(run)) return run.fail();
+  run.memory("rounds");
   if (!commit_stage(run)) return run.fail();
+  run.memory("commit");
   return summary(run, stats);
 }
 

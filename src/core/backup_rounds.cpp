@@ -1,10 +1,12 @@
 // backup, stage "rounds" (DESIGN §2): a window of blocks at a time. Rank 0's RoundPlanner
-// shares each round's blocks over the ranks (contiguous ids, balanced by bytes and threads),
-// lays out the offsets of the units the ranks report and writes the structural bytes. Every
-// rank's RoundWorker queues the rounds it is sent on its Compressor, reports each round's unit
-// sizes, and writes the units of the round it reported last at the offsets it gets back while
-// the next round compresses. Memory per rank is bounded by the window. The step is the same on
-// every rank: scatter (RoundOrder), work, gather (RoundReport), and on rank 0 plan.
+// shares each round's blocks over the ranks (interleaved, balanced by bytes and threads) from
+// its per-block facts (BlockInfo), lays out the offsets of the units the ranks report and
+// writes the structural bytes. Every rank's RoundWorker sends the jobs of the blocks whose
+// entries it holds to the ranks that compress them, queues the jobs it gets on its Compressor,
+// reports each round's unit sizes, and writes the units of the round it reported last at the
+// offsets it gets back while the next round compresses. Memory per rank is bounded by the
+// window. The step is the same on every rank: scatter (RoundOrder), exchange (BlockJobs),
+// work, gather (RoundReport), and on rank 0 plan.
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,11 +17,13 @@
 #include <cstdlib>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
 
 #include "core/backup_stages.h"
+#include "format/cut.h"
 #include "format/sparse.h"
 #include "util/parallel.h"
 #include "core/read.h"
@@ -39,9 +43,9 @@ struct RankRound {
 };
 using Round = std::vector<RankRound>;  // one per rank
 
-// Splits blocks [first, last) into contiguous runs, one per rank, balanced by raw bytes
-// weighted by each rank's thread count.
-Round share_round(const std::vector<Block>& blocks, size_t first, size_t last, const std::vector<int>& threads) {
+// Splits blocks [first, last) over the ranks, balanced by raw bytes weighted by each rank's
+// thread count.
+Round share_round(const std::vector<BlockInfo>& blocks, size_t first, size_t last, const std::vector<int>& threads) {
   // Each block to the rank with the least input per thread so far: interleaved, so a run of
   // slow-to-compress blocks is shared too, not left to one rank while the others wait.
   Round out(threads.size());
@@ -217,9 +221,11 @@ class Compressor {
   std::thread thread_;  // last: starts once everything above exists
 };
 
-uint64_t count_files(const EntryList& entries) {
+// Rank 0: the files of the whole plan (the entries themselves stay spread over the ranks);
+// counted as the rounds count them done (a file at the block its data ends in).
+uint64_t count_files(const BackupRun& run) {
   uint64_t n = 0;
-  for (const auto& e : entries) n += e.type == EntryType::File;
+  for (const BlockInfo& b : run.plan) n += b.files;
   return n;
 }
 
@@ -227,7 +233,7 @@ uint64_t count_files(const EntryList& entries) {
 class RoundPlanner {
  public:
   explicit RoundPlanner(BackupRun& run)
-      : run_(run), layout_(run.fmt->make_layout(run.entries)), progress_(run.opt.progress != 0, run.bytes_in, count_files(run.entries)) {}
+      : run_(run), layout_(run.fmt->make_layout(run.entries)), progress_(run.opt.progress != 0, run.bytes_in, count_files(run)) {}
 
   // The first orders: two rounds, so one is always compressing ahead.
   std::vector<std::string> start() {
@@ -309,24 +315,26 @@ class RoundPlanner {
                                             const std::vector<uint64_t>& flat) {
     std::vector<std::vector<uint64_t>> offsets(reports.size());
     for (size_t r = 0; r < reports.size(); ++r) offsets[r].resize(reports[r].units.size());
-    const std::vector<Block>& blocks = run_.blocks;
-    const EntryList& entries = run_.entries;
+    const std::vector<BlockInfo>& plan = run_.plan;
     for (size_t k = 0; k < rep.sorted.size(); ++k) {
       auto [r, i] = rep.owner[k];
       offsets[r][i] = flat[k];
       const UnitInfo& u = rep.sorted[k];
-      ManifestBlock mb{blocks[u.block].raw_offset, u.raw, flat[k], u.size, u.sha256, entries[u.entry].path, "block"};
-      const Piece& head = blocks[u.block].pieces.front();
-      if (!head.header) {
+      if (u.block >= plan.size()) throw Fatal("internal: unit of block " + std::to_string(u.block));
+      const BlockInfo& b = plan[u.block];
+      // a unit's first path: zip's units of one block start at different entries (rank 0 holds
+      // the whole list then); tar has one unit per block
+      const std::string& first = run_.whole_on_root ? run_.entries.at(u.entry).path : b.first;
+      ManifestBlock mb{b.raw_offset, u.raw, flat[k], u.size, u.sha256, first, "block"};
+      if (b.continues) {
         mb.continues = true;
-        mb.cont_offset = head.offset;
-        mb.cont_size = tar_data_size(entries[head.entry]);  // as stored (a sparse file: map + data)
-        mb.cont_sparse = !entries[head.entry].sparse.empty();
+        mb.cont_offset = b.cont_offset;
+        mb.cont_size = b.cont_size;
+        mb.cont_sparse = b.cont_sparse;
       }
       run_.man.blocks.push_back(std::move(mb));
-      done_bytes_ += blocks[u.block].raw_bytes;
-      for (auto& p : blocks[u.block].pieces)
-        if (p.last && entries[p.entry].type == EntryType::File) ++files_done_;
+      done_bytes_ += b.raw_bytes;
+      files_done_ += b.files;
     }
     progress_.reported(done_bytes_, files_done_);
     // throughput for the report: (ms, bytes done), thinned to every other sample past 1000
@@ -339,43 +347,46 @@ class RoundPlanner {
     return offsets;
   }
 
-  // The next window of blocks, interleaved over the ranks; none when all are out.
+  // The next window of blocks, interleaved over the ranks; none when all are out. Blocks of
+  // many tiny files: the window also ends at about one full block's entries per thread, as
+  // their jobs carry the entries (a window of 8 such blocks per thread held ~100 MB per rank at
+  // 1 M files).
   void next_round(std::vector<Round>& out) {
-    if (next_block_ >= run_.blocks.size()) return;
-    size_t window = 0;
-    for (int t : run_.thread_counts) window += kBlocksPerThread * static_cast<size_t>(t);
-    size_t last = std::min(run_.blocks.size(), next_block_ + window);
-    out.push_back(share_round(run_.blocks, next_block_, last, run_.thread_counts));
+    if (next_block_ >= run_.plan.size()) return;
+    size_t window = 0, threads = 0;
+    for (int t : run_.thread_counts) threads += static_cast<size_t>(t);
+    window = kBlocksPerThread * threads;
+    const uint64_t most_pieces = kMaxPiecesPerBlock * threads;
+    size_t last = next_block_;
+    for (uint64_t pieces = 0; last < run_.plan.size() && last - next_block_ < window && pieces < most_pieces; ++last)
+      pieces += run_.plan[last].pieces;
+    out.push_back(share_round(run_.plan, next_block_, last, run_.thread_counts));
     next_block_ = last;
   }
 
-  std::vector<BlockJob> jobs(const std::vector<uint64_t>& ids) const {
-    std::vector<BlockJob> out;
-    for (uint64_t id : ids) {
-      BlockJob j;
-      j.block = run_.blocks[id];
-      for (const Piece& p : j.block.pieces) {
-        j.entries.push_back(run_.entries[p.entry]);
-        j.disk_paths.push_back(disk_path(run_.entries[p.entry], run_.setup.roots));
-      }
-      out.push_back(std::move(j));
-    }
-    return out;
-  }
-
-  // One order per rank.
+  // One order per rank: the rounds it compresses, and the blocks whose entries it holds that
+  // go to each rank as jobs.
   std::vector<std::string> orders(RoundCmd cmd, const std::vector<std::vector<uint64_t>>& offsets,
                                   const std::vector<Round>& rounds, uint64_t settled) const {
-    std::vector<std::string> msgs;
-    for (int r = 0; r < run_.comm.size(); ++r) {
-      RoundOrder o;
-      o.cmd = cmd;
-      o.settled = settled;
-      if (!offsets.empty()) o.offsets = offsets[r];
-      if (cmd == RoundCmd::kWork)
-        for (const Round& round : rounds) o.rounds.push_back(jobs(round[r].blocks));
-      msgs.push_back(to_wire(o));
+    const size_t ranks = static_cast<size_t>(run_.comm.size());
+    std::vector<RoundOrder> o(ranks);
+    for (size_t r = 0; r < ranks; ++r) {
+      o[r].cmd = cmd;
+      o[r].settled = settled;
+      if (!offsets.empty()) o[r].offsets = offsets[r];
     }
+    if (cmd == RoundCmd::kWork)
+      for (const Round& round : rounds)
+        for (size_t r = 0; r < ranks; ++r) {
+          o[r].rounds.push_back(round[r].blocks);
+          for (uint64_t id : round[r].blocks) {
+            RoundOrder& owner = o.at(run_.plan[id].owner);
+            owner.give.push_back(id);
+            owner.give_to.push_back(static_cast<uint32_t>(r));
+          }
+        }
+    std::vector<std::string> msgs;
+    for (const RoundOrder& x : o) msgs.push_back(to_wire(x));
     return msgs;
   }
 
@@ -431,7 +442,8 @@ class RoundWorker {
       run_.error.set(write_error);
       return std::nullopt;
     }
-    for (auto& round : order.rounds) {
+    std::vector<std::vector<BlockJob>> rounds = trade_jobs(order);
+    for (auto& round : rounds) {
       compressor_.enqueue(std::move(round));
       ++queued_;
     }
@@ -457,6 +469,47 @@ class RoundWorker {
   }
 
  private:
+  // The job of a block whose entries this rank holds (its blocks have consecutive ids).
+  BlockJob job(uint64_t id) const {
+    const std::vector<Block>& mine = run_.blocks;
+    if (mine.empty() || id < mine.front().id || id - mine.front().id >= mine.size())
+      throw Fatal("internal: block " + std::to_string(id) + " is not on this rank");
+    BlockJob j;
+    j.block = mine[id - mine.front().id];
+    for (const Piece& p : j.block.pieces) {
+      j.entries.push_back(run_.entries.at(p.entry));
+      j.disk_paths.push_back(disk_path(run_.entries[p.entry], run_.setup.roots));
+    }
+    return j;
+  }
+
+  // Every rank sends the jobs of the blocks it holds to the ranks that compress them (one
+  // exchange per step: bounded by the window), and gets its own rounds' jobs back in order.
+  std::vector<std::vector<BlockJob>> trade_jobs(const RoundOrder& order) {
+    const size_t ranks = static_cast<size_t>(run_.comm.size());
+    std::vector<std::vector<BlockJob>> out(ranks);
+    for (size_t i = 0; i < order.give.size(); ++i) {
+      if (order.give_to[i] >= ranks) throw Fatal("internal: job for rank " + std::to_string(order.give_to[i]));
+      out[order.give_to[i]].push_back(job(order.give[i]));
+    }
+    std::vector<std::string> to(ranks);
+    for (size_t r = 0; r < ranks; ++r) to[r] = to_wire(out[r]);
+    out.clear();
+    std::map<uint64_t, BlockJob> got;
+    for (const std::string& bytes : run_.comm.exchange(to))
+      for (auto& j : from_wire<std::vector<BlockJob>>(bytes)) got.emplace(j.block.id, std::move(j));
+    std::vector<std::vector<BlockJob>> rounds;
+    for (const auto& ids : order.rounds) {
+      rounds.emplace_back();
+      for (uint64_t id : ids) {
+        auto it = got.find(id);
+        if (it == got.end()) throw Fatal("internal: no job came for block " + std::to_string(id));
+        rounds.back().push_back(std::move(it->second));
+      }
+    }
+    return rounds;
+  }
+
   RoundReport report(std::string problem) {
     if (problem.empty() && interrupted()) problem = "interrupted";
     run_.error.set(problem);
@@ -506,10 +559,12 @@ bool run_rounds(BackupRun& run) {
     // takes them (while it waits for its compressor or at a collective) and feeds the printer.
     std::vector<uint64_t> latest;
     Clock::time_point last{};
+    // at most once a second, and at least twice per printed line (tests print every 100 ms)
+    const auto every = std::min<std::chrono::milliseconds>(std::chrono::seconds(1), progress_interval(::isatty(2)) / 2);
     if (run.opt.progress != 0)
       worker.tick = [&] {
         auto now = Clock::now();
-        if (now - last < std::chrono::seconds(1)) return;
+        if (now - last < every) return;
         last = now;
         if (!planner) return run.comm.post_progress(worker.raw_done());
         run.comm.take_progress(latest);

@@ -72,12 +72,19 @@ struct BackupRun {
   DestinationSpec spec;
   std::unique_ptr<Destination> dest;  // every rank
   std::vector<int> writer_of;         // every rank: per rank, who writes its blocks (itself if it sees the output)
-  EntryList entries;                  // rank 0, ordered by plan
-  std::vector<Block> blocks;          // rank 0
+  // The ordered file list stays spread over the ranks (core/file_list.h): this rank's slice and
+  // the blocks cut from it. When the layout needs every entry (zip's central directory), rank 0
+  // holds the whole list and every block instead (whole_on_root).
+  EntryList entries;
+  std::vector<Block> blocks;
+  bool whole_on_root = false;
+  std::vector<BlockInfo> plan;        // rank 0: every block (no entries)
   int threads = 1;                    // this rank's
   std::vector<int> thread_counts;     // rank 0: every rank's
   Manifest man;                       // rank 0: block records and damaged files, from the rounds
   uint64_t bytes_in = 0;              // rank 0: container bytes before compression
+  uint64_t files = 0, dirs = 0, other = 0;  // rank 0, after the commit's list stage: entries stored
+  std::string catalog;                // rank 0, the same: the catalog file
   uint64_t total = 0;                 // every rank after the rounds: the archive's size
   ErrorHolder error;
   std::vector<age::Recipient> recipients;  // rank 0, when encrypting (--encrypt-to...)
@@ -105,6 +112,7 @@ struct BackupRun {
     return kExitFatal;
   }
   std::string since() const;  // "1.23 s" since the start, for the info log
+  void memory(const char* stage) const;  // debug log: peak and current RSS after a stage
 };
 
 // rounds: compresses and writes every block (backup_rounds.cpp). False when the ranks stopped

@@ -121,6 +121,41 @@ static uint8_t metadata_flags(const Entry& e) {
                               (!e.sparse.empty() && e.type == EntryType::File ? kCatalogSparse : 0));
 }
 
+CatalogRecord catalog_record(const Entry& e, bool tar, bool damaged, uint64_t block, uint64_t offset) {
+  CatalogRecord r;
+  r.path = e.path;
+  r.link = e.link;
+  r.type = e.type;
+  r.flags = damaged ? kCatalogDamaged : 0;
+  if (tar) r.flags |= metadata_flags(e);
+  r.mode = e.mode;
+  r.uid = e.uid;
+  r.gid = e.gid;
+  std::tie(r.uname, r.gname) = owner_names(e);  // as the tar header stores them
+  r.size = e.type == EntryType::File ? e.size : 0;
+  r.mtime_sec = e.mtime_sec;
+  r.mtime_nsec = e.mtime_nsec;
+  r.block = block;
+  r.offset = offset;
+  return r;
+}
+
+void tar_catalog_records(const EntryList& entries, const std::vector<Block>& blocks,
+                         const std::vector<std::string>& damaged, const std::function<void(CatalogRecord&&)>& each) {
+  for (const Block& b : blocks) {
+    uint64_t pos = 0;
+    for (const Piece& p : b.pieces) {
+      if (p.entry >= entries.size()) throw Fatal("catalog: internal: piece of entry " + std::to_string(p.entry));
+      const Entry& e = entries[p.entry];
+      if (p.header) {
+        each(catalog_record(e, true, std::binary_search(damaged.begin(), damaged.end(), e.path), b.id, pos));
+        pos += tar_header(e).size();
+      }
+      pos += p.last ? (p.length + kTarBlock - 1) / kTarBlock * kTarBlock : p.length;
+    }
+  }
+}
+
 std::string build_catalog(const EntryList& entries, const std::vector<Block>& blocks, const std::string& fmt,
                           const std::vector<std::string>& damaged) {
   // where each entry's header lies: its block and (tar) the offset inside it
@@ -140,24 +175,9 @@ std::string build_catalog(const EntryList& entries, const std::vector<Block>& bl
     }
   }
   CatalogWriter w(entries.size());
-  CatalogRecord r;
   for (size_t i = 0; i < entries.size(); ++i) {
     const Entry& e = entries[i];
-    r.path = e.path;
-    r.link = e.link;
-    r.type = e.type;
-    r.flags = std::binary_search(damaged.begin(), damaged.end(), e.path) ? kCatalogDamaged : 0;
-    if (tar) r.flags |= metadata_flags(e);
-    r.mode = e.mode;
-    r.uid = e.uid;
-    r.gid = e.gid;
-    std::tie(r.uname, r.gname) = owner_names(e);  // as the tar header stores them
-    r.size = e.type == EntryType::File ? e.size : 0;
-    r.mtime_sec = e.mtime_sec;
-    r.mtime_nsec = e.mtime_nsec;
-    r.block = block_of[i];
-    r.offset = offset_of[i];
-    w.add(r);
+    w.add(catalog_record(e, tar, std::binary_search(damaged.begin(), damaged.end(), e.path), block_of[i], offset_of[i]));
   }
   return w.finish();
 }

@@ -64,6 +64,14 @@ class CatalogWriter {
 std::string build_catalog(const EntryList& entries, const std::vector<Block>& blocks, const std::string& fmt,
                           const std::vector<std::string>& damaged);
 
+// One entry's record: `tar` adds the xattr/ACL/sparse flags, `block`/`offset` where its header is.
+CatalogRecord catalog_record(const Entry& e, bool tar, bool damaged, uint64_t block, uint64_t offset);
+
+// The records of a tar list's slice (core/file_list.h): one per header piece of `blocks`, in
+// order, with the block and the header's offset in it; `damaged` sorted.
+void tar_catalog_records(const EntryList& entries, const std::vector<Block>& blocks,
+                         const std::vector<std::string>& damaged, const std::function<void(CatalogRecord&&)>& each);
+
 // Parses a catalog pulled chunk by chunk (`next` returns an empty view at the end), calling
 // `each` per record in order. Throws Fatal ("catalog: ...") on anything malformed: bad magic or
 // version, a record length out of range, fields that do not add up, a count that differs from

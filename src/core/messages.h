@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/catalog.h"
 #include "core/extract.h"
 #include "pbackup/entry.h"
 #include "pbackup/format.h"
@@ -28,15 +29,16 @@ void fields(Ar& a, DirTask& t) {
   a(t.root), a(t.path), a(t.disk), a(t.dev);
 }
 
-// A worker's answer: what it found, and the directories it did not open yet.
+// A worker's answer: the directories it did not open yet (it keeps the entries it found:
+// the file list stays spread over the ranks, file_list.h).
 struct ScanResult {
-  EntryList entries;
   std::deque<DirTask> left;
+  uint64_t found = 0;  // entries this worker holds so far (rank 0's progress lines)
   bool operator==(const ScanResult&) const = default;
 };
 template <class Ar>
 void fields(Ar& a, ScanResult& r) {
-  a(r.entries), a(r.left);
+  a(r.left), a(r.found);
 }
 
 // ---- backup setup (backup.cpp): rank 0 decides, every rank learns the outcome ----
@@ -85,21 +87,52 @@ void fields(Ar& a, Forwarded& f) {
   a(f.offset), a(f.bytes);
 }
 
+// ---- backup plan (backup.cpp): what rank 0 keeps of each block (the entries stay with their
+// rank, file_list.h) ----
+struct BlockInfo {
+  uint64_t id = 0, raw_bytes = 0, raw_offset = 0;
+  uint32_t owner = 0;        // the rank holding its entries
+  uint64_t files = 0;        // files whose data ends in it
+  uint64_t pieces = 0;       // entries (or parts of one) it holds: what its job carries
+  std::string first;         // path of its first entry
+  bool continues = false;    // starts inside a file's data: where, and that file's stored size
+  bool cont_sparse = false;
+  uint64_t cont_offset = 0, cont_size = 0;
+  bool operator==(const BlockInfo&) const = default;
+};
+template <class Ar>
+void fields(Ar& a, BlockInfo& b) {
+  a(b.id), a(b.raw_bytes), a(b.raw_offset), a(b.owner), a(b.files), a(b.pieces), a(b.first), a.flags(b.continues, b.cont_sparse);
+  a(b.cont_offset), a(b.cont_size);
+}
+
+// ---- backup commit (backup.cpp): each rank's catalog records, to rank 0 in order ----
+template <class Ar>
+void fields(Ar& a, CatalogRecord& r) {
+  a(r.path), a(r.link), a(r.uname), a(r.gname), a(r.type), a(r.flags), a(r.mode), a(r.uid), a(r.gid), a(r.size);
+  a(r.mtime_sec), a(r.mtime_nsec), a(r.block), a(r.offset);
+}
+
 // ---- backup rounds (backup_rounds.cpp) ----
 enum class RoundCmd : uint8_t { kWork = 0, kFinish = 1, kAbort = 2 };
 
 // Rank 0 to each rank, once per step: what to do, where the units this rank reported last go,
-// how far the archive is settled, and the rounds of block jobs to queue.
+// how far the archive is settled, the rounds of blocks to queue (ids), and which of the blocks
+// it holds the entries of go to which rank as jobs (one exchange per step).
 struct RoundOrder {
   RoundCmd cmd = RoundCmd::kWork;
   uint64_t settled = 0;
   std::vector<uint64_t> offsets;
-  std::vector<std::vector<BlockJob>> rounds;
+  std::vector<std::vector<uint64_t>> rounds;
+  std::vector<uint64_t> give;     // block ids this rank holds, to send as jobs
+  std::vector<uint32_t> give_to;  // the rank each goes to
   bool operator==(const RoundOrder&) const = default;
 };
 template <class Ar>
 void fields(Ar& a, RoundOrder& o) {
-  a(o.cmd), a(o.settled), a(o.offsets), a(o.rounds);
+  a(o.cmd), a(o.settled), a(o.offsets), a(o.rounds), a(o.give), a(o.give_to);
+  if constexpr (!Ar::kWriting)
+    if (o.give.size() != o.give_to.size()) throw std::runtime_error("internal message: give lists differ in length");
 }
 
 // Each rank to rank 0, once per step: its problem (it logs the reason itself), the units it

@@ -1,8 +1,9 @@
 // Scan: turn the source roots into entries with lstat (links are stored, never followed).
 // With one rank, rank 0 walks everything. With several, rank 0 hands out directories to the
 // ranks that ask for work: a rank scans what it was given and keeps walking below it until it
-// has seen a batch of entries, then sends the entries and the directories it has not opened
-// yet back, so one huge root is spread over every rank instead of pinning one.
+// has seen a batch of entries, then sends the directories it has not opened yet back, so one
+// huge root is spread over every rank instead of pinning one. Each rank keeps the entries it
+// found (file_list.h orders them across the ranks).
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "core/file_list.h"
 #include "core/messages.h"
 #include "core/read.h"
 #include "core/select.h"
@@ -318,14 +320,17 @@ void scan_roots(const std::vector<Root>& roots, EntryList& out, std::deque<DirTa
     scan_one(i, roots[i].name, roots[i].disk, ~uint64_t{0}, true, out, todo, log, sel);
 }
 
-void scan_worker(Comm& comm, Log& log, const Selection* sel) {
+// A worker keeps what it finds; only the directories it did not open go back.
+EntryList scan_worker(Comm& comm, Log& log, const Selection* sel) {
+  EntryList mine;
   comm.send(0, kTagResult, to_wire(ScanResult{}));  // ask for work
   while (true) {
     ScanResult res;
     res.left = from_wire<std::deque<DirTask>>(comm.recv(0, kTagWork));
-    if (res.left.empty()) return;  // done
-    scan_some(res.left, res.entries, log, kBatchEntries, sel);
+    if (res.left.empty()) return mine;  // done
+    scan_some(res.left, mine, log, kBatchEntries, sel);
     if (interrupted()) res.left.clear();
+    res.found = mine.size();
     comm.send(0, kTagResult, to_wire(res));
   }
 }
@@ -337,6 +342,8 @@ EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log,
   const int workers = comm.size() - 1;
   std::vector<int> idle;
   int busy = workers;  // every worker starts by asking
+  std::vector<uint64_t> held(static_cast<size_t>(comm.size()), 0);  // entries each worker keeps (progress)
+  uint64_t held_total = 0;
   while (true) {
     while (!queue.empty() && !idle.empty()) {
       int w = idle.back();
@@ -352,7 +359,7 @@ EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log,
     // Rank 0 scans too while directories are waiting and no worker is asking: in small steps,
     // so a worker that asks is served within a fraction of a millisecond.
     std::optional<std::pair<int, std::string>> got;
-    if (found) *found = all.size();
+    if (found) *found = all.size() + held_total;
     if (!queue.empty() && !interrupted()) {
       got = comm.try_recv_any(kTagResult);
       if (!got) {
@@ -366,8 +373,11 @@ EntryList scan_coordinator(Comm& comm, const std::vector<Root>& roots, Log& log,
     --busy;
     idle.push_back(src);
     ScanResult res = from_wire<ScanResult>(bytes);
-    for (auto& e : res.entries) all.push_back(std::move(e));
     for (auto& t : res.left) queue.push_back(std::move(t));
+    if (src > 0 && static_cast<size_t>(src) < held.size() && res.found >= held[static_cast<size_t>(src)]) {
+      held_total += res.found - held[static_cast<size_t>(src)];
+      held[static_cast<size_t>(src)] = res.found;
+    }
   }
   std::string d = to_wire(std::deque<DirTask>{});
   for (int w = 1; w <= workers; ++w) comm.send(w, kTagWork, d);
@@ -428,32 +438,13 @@ EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log, const Selec
     return all;
   }
   if (comm.rank() == 0) return scan_coordinator(comm, roots, log, sel, found);
-  scan_worker(comm, log, sel);
-  return {};
+  return scan_worker(comm, log, sel);
 }
 
 void order_entries(EntryList& entries) {
   std::sort(entries.begin(), entries.end(),
             [](const Entry& a, const Entry& b) { return path_less(a.path, b.path); });
-  struct Key {
-    uint64_t dev, ino;
-    bool operator==(const Key& o) const { return dev == o.dev && ino == o.ino; }
-  };
-  struct KeyHash {
-    size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.ino * 1000003u ^ k.dev); }
-  };
-  std::unordered_map<Key, uint32_t, KeyHash> first;
-  for (uint32_t i = 0; i < entries.size(); ++i) {
-    Entry& e = entries[i];
-    if (e.type != EntryType::File || e.nlink < 2) continue;
-    auto [it, inserted] = first.emplace(Key{e.dev, e.ino}, i);
-    if (!inserted) {
-      e.type = EntryType::Hardlink;
-      e.link = entries[it->second].path;
-      e.xattrs.clear();  // the inode's attributes go with its first name
-      e.sparse.clear();
-    }
-  }
+  mark_hardlinks(entries);
 }
 
 }  // namespace pbackup

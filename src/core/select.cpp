@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/file_list.h"
 #include "pbackup/error.h"
 #include "pbackup/pipeline.h"
 
@@ -251,27 +252,30 @@ std::string escape_name(const std::string& path) {
 
 int run_dry_run(Comm& comm, const std::vector<Root>& roots, const Selection& sel, Log& log) {
   EntryList entries = scan(comm, roots, log, &sel);
+  sort_by_path(comm, entries);
+  mark_hardlinks(comm, entries);
   uint64_t warnings = comm.sum(log.warnings());
-  if (comm.rank() != 0) return warnings ? kExitWarnings : kExitOk;
-  order_entries(entries);
-  uint64_t files = 0, dirs = 0, other = 0, bytes = 0;
-  for (const Entry& e : entries) {
+  // rank 0 prints the list as it comes, in order (one batch of another rank's at a time)
+  uint64_t count = 0, files = 0, dirs = 0, other = 0, bytes = 0;
+  visit_in_order(comm, entries, [&](Entry&& e) {
     std::string line = escape_name(e.path);
     if (e.type == EntryType::Dir) line += '/';
     line += '\n';
     std::fwrite(line.data(), 1, line.size(), stdout);
+    ++count;
     if (e.type == EntryType::File) {
       ++files;
       bytes += e.size;
     } else if (e.type == EntryType::Hardlink) ++files;
     else if (e.type == EntryType::Dir) ++dirs;
     else ++other;
-  }
+  });
+  if (comm.rank() != 0) return warnings ? kExitWarnings : kExitOk;
   std::fflush(stdout);
   std::fprintf(stderr,
                "pbackup: dry run: %llu entries would be stored (%llu files, %llu directories, %llu other), "
                "%llu bytes of file data; nothing written\n",
-               static_cast<unsigned long long>(entries.size()), static_cast<unsigned long long>(files),
+               static_cast<unsigned long long>(count), static_cast<unsigned long long>(files),
                static_cast<unsigned long long>(dirs), static_cast<unsigned long long>(other),
                static_cast<unsigned long long>(bytes));
   return warnings ? kExitWarnings : kExitOk;

@@ -71,6 +71,10 @@ bool path_less(const std::string& a, const std::string& b) {
 // ---- LocalComm: a single rank never talks to anyone ----
 std::unique_ptr<Comm> Comm::split(int) { throw std::logic_error("this Comm cannot be split"); }
 
+std::vector<std::string> LocalComm::exchange(const std::vector<std::string>& to_each) {
+  if (to_each.size() != 1) throw std::logic_error("exchange: one string per rank expected");
+  return to_each;
+}
 void LocalComm::send(int, int, const std::string&) {
   throw std::logic_error("LocalComm::send: a one-rank run has no peer");
 }

@@ -26,5 +26,11 @@ constexpr size_t kMaxPiecesPerBlock = 4096;
 // A tail shorter than 1/8 block stays with its block rather than starting a tiny one.
 std::vector<Block> cut_blocks(const EntryList& entries, const StreamShape& shape,
                               uint64_t block_bytes);
+// The same, resumable: cuts entries[from, end) onto `st` (the block being filled), appending
+// the blocks it closes to `out`; cut_close (format.h) closes the last one. Cutting a list in
+// several calls, even with the open block's entries moved to another list between them (its
+// pieces renumbered), gives the same blocks as one call: the state is all the rule looks at.
+void cut_more(const EntryList& entries, size_t from, const StreamShape& shape, uint64_t block_bytes, CutState& st,
+              std::vector<Block>& out);
 
 }  // namespace pbackup

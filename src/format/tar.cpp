@@ -193,13 +193,15 @@ class TarFormat final : public Format {
   std::string extension() const override { return "tar." + codec_->extension(); }
   void adapt(EntryList&, Log&) const override {}
 
-  std::vector<Block> cut(const EntryList& entries, uint64_t block_bytes) const override {
+  void cut_more(const EntryList& entries, size_t from, uint64_t block_bytes, CutState& st,
+                std::vector<Block>& out) const override {
     StreamShape shape;
     shape.header_bytes = [](const Entry& e) { return tar_header(e).size(); };
     shape.data_bytes = [](const Entry& e) { return tar_data_size(e); };
     shape.align = kTarBlock;
-    return cut_blocks(entries, shape, block_bytes);
+    pbackup::cut_more(entries, from, shape, block_bytes, st, out);
   }
+  bool layout_needs_entries() const override { return false; }
 
   void encode_block(const BlockJob& job, DataSource& src, std::vector<Unit>& out) const override {
     // The block's tar stream, built in this thread's scratch buffer (sized by the plan).

@@ -366,14 +366,16 @@ class ZipFormat final : public Format {
       log.notice(std::to_string(with_acls) + " entries have POSIX ACLs, which zip cannot hold: not stored (use a tar format to keep them)");
   }
 
-  std::vector<Block> cut(const EntryList& entries, uint64_t block_bytes) const override {
+  void cut_more(const EntryList& entries, size_t from, uint64_t block_bytes, CutState& st,
+                std::vector<Block>& out) const override {
     StreamShape shape;
     shape.header_bytes = [](const Entry& e) {
       return local_header_size(e) + (e.type == EntryType::Symlink ? e.link.size() : 0);
     };
     shape.data_bytes = [](const Entry& e) { return e.type == EntryType::File ? e.size : 0; };
-    return cut_blocks(entries, shape, block_bytes);
+    pbackup::cut_more(entries, from, shape, block_bytes, st, out);
   }
+  bool layout_needs_entries() const override { return true; }  // the central directory
 
   // A block's bytes: for each piece, its local header if it starts the entry (real values
   // when the whole entry is in this block, zeros for rank 0 to fill in otherwise), then the

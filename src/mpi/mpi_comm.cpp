@@ -150,6 +150,46 @@ class MpiComm : public Comm {
   bool all_ok(bool ok) override { return all_reduce(ok ? 1 : 0, MPI_MIN) == 1; }
   uint64_t sum(uint64_t v) override { return all_reduce(v, MPI_SUM); }
   uint64_t max(uint64_t v) override { return all_reduce(v, MPI_MAX); }
+  uint64_t exscan(uint64_t v) override {
+    unsigned long long in = v, out = 0;
+    MPI_Request r;
+    check(MPI_Iexscan(&in, &out, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm_, &r), "MPI_Iexscan");
+    wait(r);
+    return rank_ == 0 ? 0 : out;  // undefined on rank 0
+  }
+  // The 64-bit lengths go first (one alltoall), then the bytes in rounds: in round k every pair
+  // moves bytes [k*C, (k+1)*C) of its string, C = per_rank_chunk(), so every rank's round total
+  // and displacements stay below INT_MAX. Every rank runs the same number of rounds (the
+  // longest string anywhere decides).
+  std::vector<std::string> exchange(const std::vector<std::string>& to_each) override {
+    if (to_each.size() != static_cast<size_t>(size_)) throw std::logic_error("exchange: one string per rank expected");
+    std::vector<unsigned long long> out_n(static_cast<size_t>(size_)), in_n(static_cast<size_t>(size_));
+    for (int i = 0; i < size_; ++i) out_n[static_cast<size_t>(i)] = to_each[static_cast<size_t>(i)].size();
+    MPI_Request r;
+    check(MPI_Ialltoall(out_n.data(), 1, MPI_UNSIGNED_LONG_LONG, in_n.data(), 1, MPI_UNSIGNED_LONG_LONG, comm_, &r),
+          "MPI_Ialltoall");
+    wait(r);
+    std::vector<uint64_t> out_sizes(out_n.begin(), out_n.end()), in_sizes(in_n.begin(), in_n.end());
+    const uint64_t c = chunks::per_rank_chunk(chunks::chunk_bytes(), size_);
+    const uint64_t rounds = all_reduce(std::max(chunks::rounds(out_sizes, c), chunks::rounds(in_sizes, c)), MPI_MAX);
+    std::vector<std::string> out;
+    for (uint64_t s : in_sizes) out.emplace_back(s, '\0');
+    std::vector<int> scounts, sdispls, rcounts, rdispls;
+    std::string sflat, rflat;
+    for (uint64_t k = 0; k < rounds; ++k) {
+      sflat.resize(chunks::round_layout(out_sizes, c, k, scounts, sdispls));
+      rflat.resize(chunks::round_layout(in_sizes, c, k, rcounts, rdispls));
+      for (int i = 0; i < size_; ++i)
+        if (scounts[i]) std::memcpy(sflat.data() + sdispls[i], to_each[i].data() + k * c, static_cast<size_t>(scounts[i]));
+      check(MPI_Ialltoallv(sflat.data(), scounts.data(), sdispls.data(), MPI_CHAR, rflat.data(), rcounts.data(),
+                           rdispls.data(), MPI_CHAR, comm_, &r),
+            "MPI_Ialltoallv");
+      wait(r);
+      for (int i = 0; i < size_; ++i)
+        if (rcounts[i]) std::memcpy(out[i].data() + k * c, rflat.data() + rdispls[i], static_cast<size_t>(rcounts[i]));
+    }
+    return out;
+  }
   // A message is an 8-byte length and up to C - 8 bytes of data, then chunks of at most C bytes
   // with the same tag (MPI keeps one sender's messages on one tag in order).
   void send(int dest, int tag, const std::string& bytes) override {

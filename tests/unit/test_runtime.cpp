@@ -119,6 +119,8 @@ class RecordingComm final : public Comm {
   bool all_ok(bool ok) override { return ok; }
   uint64_t sum(uint64_t v) override { return v; }
   uint64_t max(uint64_t v) override { return v; }
+  uint64_t exscan(uint64_t) override { return 0; }
+  std::vector<std::string> exchange(const std::vector<std::string>& to_each) override { return to_each; }
   void send(int, int, const std::string&) override { throw std::logic_error("one rank"); }
   std::pair<int, std::string> recv_any(int) override { throw std::logic_error("one rank"); }
   std::optional<std::pair<int, std::string>> try_recv_any(int) override { return std::nullopt; }

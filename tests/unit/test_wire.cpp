@@ -144,7 +144,6 @@ TEST_CASE("wire: DirTask and ScanResult") {
   std::deque<DirTask> batch{t, DirTask{4, "r2/x", "/d2/x", 77}};
   CHECK(round_trip(batch) == batch);
   ScanResult s;
-  s.entries = {sample_entry(1), sample_entry(2)};
   s.left = batch;
   CHECK(round_trip(s) == s);
 }
@@ -182,7 +181,9 @@ TEST_CASE("wire: RoundOrder and RoundReport") {
   o.cmd = RoundCmd::kFinish;
   o.settled = (uint64_t{1} << 42) + 3;
   o.offsets = {0, 512, uint64_t{1} << 50};
-  o.rounds = {{sample_job(1), sample_job(2)}, {sample_job(3)}};
+  o.rounds = {{1, 2}, {3}};
+  o.give = {1, 3};
+  o.give_to = {0, 2};
   CHECK(round_trip(o) == o);
   RoundReport r;
   r.problem = "cannot write";

@@ -182,6 +182,26 @@ class ThreadComm final : public pbackup::Comm {
   bool all_ok(bool ok) override { return reduce("all_ok", ok ? 1 : 0, [](uint64_t a, uint64_t b) { return std::min(a, b); }) == 1; }
   uint64_t sum(uint64_t v) override { return reduce("sum", v, [](uint64_t a, uint64_t b) { return a + b; }); }
   uint64_t max(uint64_t v) override { return reduce("max", v, [](uint64_t a, uint64_t b) { return std::max(a, b); }); }
+  uint64_t exscan(uint64_t v) override {
+    uint64_t out = 0;
+    w_.collective(
+        rank_, "exscan", [&](auto&, auto& n) { n[rank_] = v; },
+        [&](auto&, auto& n) {
+          for (int i = 0; i < rank_; ++i) out += n[static_cast<size_t>(i)];
+        });
+    return out;
+  }
+  // The strings travel as messages on a tag no protocol uses; the collective around them checks
+  // every rank is in the same exchange (one sender's messages on one tag stay in order).
+  std::vector<std::string> exchange(const std::vector<std::string>& to_each) override {
+    if (to_each.size() != static_cast<size_t>(size())) throw std::logic_error("exchange: one string per rank expected");
+    constexpr int kTag = -4242;
+    w_.collective(rank_, "exchange", [](auto&, auto&) {}, [](auto&, auto&) {});
+    for (int r = 0; r < size(); ++r) w_.send(rank_, r, kTag, to_each[static_cast<size_t>(r)]);
+    std::vector<std::string> out;
+    for (int r = 0; r < size(); ++r) out.push_back(w_.receive(rank_, r, kTag, true)->second);
+    return out;
+  }
   void send(int dest, int tag, const std::string& bytes) override { w_.send(rank_, dest, tag, bytes); }
   std::pair<int, std::string> recv_any(int tag) override { return *w_.receive(rank_, -1, tag, true); }
   std::optional<std::pair<int, std::string>> try_recv_any(int tag) override { return w_.receive(rank_, -1, tag, false); }
