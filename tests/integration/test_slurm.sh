@@ -334,14 +334,20 @@ while ((SECONDS < deadline)); do
   sleep 0.2
 done
 scancel --batch -s USR1 "$ejob"
-# the requeued job waits for its BeginTime (Slurm delays a requeued batch job): start it now
-deadline=$((SECONDS + 60))
+# the requeued job waits for its BeginTime (Slurm delays a requeued batch job by minutes):
+# once it does, start it now; then follow it until its second run ends
+deadline=$((SECONDS + 120)) updated=0
 while ((SECONDS < deadline)); do
-  [[ $(scontrol -o show job "$ejob" 2>/dev/null) == *Restarts=[1-9]* && $(squeue -h -j "$ejob" -o %T) == PENDING ]] && break
+  line=$(scontrol -o show job "$ejob" 2>/dev/null || true)
+  if [[ $line == *Restarts=[1-9]* ]]; then
+    [[ $line == *JobState=COMPLETED* || $line == *JobState=FAILED* || $line == *JobState=CANCELLED* ]] && break
+    if ((!updated)) && [[ $line == *Reason=BeginTime* ]]; then
+      scontrol update JobId="$ejob" StartTime=now && updated=1
+    fi
+  fi
   sleep 0.3
 done
-scontrol update JobId="$ejob" StartTime=now || true
-wait_job "$ejob"
+info "job $ejob: $(grep -oE 'JobState=[A-Z_]+|Restarts=[0-9]+|ExitCode=[0-9:]+' <<<"$line" | xargs)"
 echo "--- output of job $ejob:"; sed 's/^/    /' "$elog"
 expect_log "$elog" "its journal is kept for --resume" "job $ejob after SIGUSR1"
 expect_log "$elog" "requeued, it continues with --resume" "job $ejob after SIGUSR1"
