@@ -339,6 +339,10 @@ bool plan_stage(BackupRun& run) {
       // rank's abort) removes it.
       prepared = run.resume ? prepare_resumable(run) : run.dest->prepare();
       if (!run.resume) register_temp_files(run.dest->temp_paths());
+      const std::string journal = journal_path(run.opt.output_dir, run.setup.archive);
+      if (!run.resume && run.opt.dest_type != "cloud" && ::access(journal.c_str(), F_OK) == 0)
+        run.log.notice("an interrupted run of " + quote(run.setup.archive) + " left its journal " + quote(journal) +
+                       ": this run (without --resume) leaves it and that run's temporary files alone");
     });
   }
   if (!run.agree()) return false;

@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2010  # ls | grep only to spot hidden temporary names in a test directory
 # backup --resume (DESIGN §7 "Resume"): a run stopped by SIGTERM after some rounds are durable
 # keeps its temporary file and journal; the same command with --resume takes them up and the
 # finished archive is byte-identical to an uninterrupted run. A tree changed in the journaled
@@ -76,6 +77,8 @@ finished() {
 # ---- 1 rank, gzip, hdd ----
 expect_ok plain backup "${COMMON[@]}" --algo gzip --output-dir "$WORK/ref1"
 interrupt plain "$WORK/out1" b.tar.gz "${COMMON[@]}" --algo gzip
+# the journal's last line cut short (a signal during its write): ignored
+printf '{"b":999,"raw":1,"off' >>"$WORK/out1/.b.tar.gz.pbackup-journal"
 expect_ok plain backup "${COMMON[@]}" --algo gzip --output-dir "$WORK/out1" --resume
 grep -q 'resuming the interrupted run: [1-9][0-9]* of [0-9]* blocks' "$WORK/last.err" || { show_last; fail "1 rank: the resumed run did not take up the journal"; }
 cmp "$WORK/ref1/b.tar.gz" "$WORK/out1/b.tar.gz" || fail "1 rank: the resumed archive differs from an uninterrupted run"
@@ -134,6 +137,14 @@ expect_ok plain backup "${COMMON[@]}" --algo gzip --output-dir "$WORK/out6" --re
 cmp "$WORK/ref4/b.tar.gz" "$WORK/out6/b.tar.gz" || fail "--resume changed the archive's bytes"
 finished "$WORK/out6" b.tar.gz
 pass "--resume without a journal: normal run, same bytes"
+
+# ---- the same name without --resume: says the journal is there, leaves it alone ----
+interrupt plain "$WORK/out8" b.tar.gz "${COMMON[@]}" --algo gzip
+expect_ok plain backup "${COMMON[@]}" --algo gzip --output-dir "$WORK/out8"
+grep -q "an interrupted run of 'b.tar.gz' left its journal" "$WORK/last.err" || { show_last; fail "no notice of the interrupted run's journal"; }
+[ -f "$WORK/out8/.b.tar.gz.pbackup-journal" ] || fail "a run without --resume removed another run's journal"
+[ "$(ls -a "$WORK/out8" | grep -c 'tmp-pbackup$')" -eq 1 ] || fail "a run without --resume touched the interrupted run's temporary file"
+pass "without --resume: the interrupted run's journal noticed and left alone"
 
 # ---- what --resume refuses ----
 run_rc rc run_pb backup "${COMMON[@]}" --algo zip --output-dir "$WORK/out7" --resume
