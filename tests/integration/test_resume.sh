@@ -95,10 +95,10 @@ cmp "$WORK/ref2/b.tar.zst" "$WORK/out2/b.tar.zst" || fail "2 ranks: the resumed 
 finished "$WORK/out2" b.tar.zst
 pass "2 ranks: interrupted, resumed, byte-identical"
 
-# ---- usb_split, 1 rank: fragments of 3 MiB ----
+# ---- usb_split: fragments of 3 MiB; interrupted with 2 ranks, resumed with 1 ----
 SPLIT=(--dest-type usb_split --split-chunk-mb 3 --algo zstd)
 expect_ok plain backup "${COMMON[@]}" "${SPLIT[@]}" --output-dir "$WORK/ref3"
-interrupt plain "$WORK/out3" b.tar.zst "${COMMON[@]}" "${SPLIT[@]}"
+interrupt 2 "$WORK/out3" b.tar.zst "${COMMON[@]}" "${SPLIT[@]}"
 expect_ok plain backup "${COMMON[@]}" "${SPLIT[@]}" --output-dir "$WORK/out3" --resume
 grep -q 'resuming the interrupted run: [1-9][0-9]* of' "$WORK/last.err" || { show_last; fail "usb_split: the resumed run did not take up the journal"; }
 n=0
@@ -109,7 +109,7 @@ done
 [ "$n" -ge 3 ] || fail "usb_split: expected several fragments, got $n"
 [ "$(ls "$WORK"/out3/b.tar.zst.part* | wc -l)" -eq "$n" ] || fail "usb_split: fragment count differs"
 finished "$WORK/out3" b.tar.zst
-pass "usb_split: $n fragments identical after resume"
+pass "usb_split: $n fragments identical after resume (2 ranks interrupted, 1 rank resumed)"
 
 # ---- a tree changed in the journaled prefix: starts over, says why ----
 interrupt plain "$WORK/out4" b.tar.gz "${COMMON[@]}" --algo gzip
@@ -145,6 +145,22 @@ grep -q "an interrupted run of 'b.tar.gz' left its journal" "$WORK/last.err" || 
 [ -f "$WORK/out8/.b.tar.gz.pbackup-journal" ] || fail "a run without --resume removed another run's journal"
 [ "$(ls -a "$WORK/out8" | grep -c 'tmp-pbackup$')" -eq 1 ] || fail "a run without --resume touched the interrupted run's temporary file"
 pass "without --resume: the interrupted run's journal noticed and left alone"
+
+# ---- a temporary file shorter than the journal says, a damaged journal line: start over ----
+interrupt plain "$WORK/out9" b.tar.gz "${COMMON[@]}" --algo gzip
+for f in "$WORK"/out9/.b.tar.gz.*.tmp-pbackup; do : >"$f"; done
+expect_ok plain backup "${COMMON[@]}" --algo gzip --output-dir "$WORK/out9" --resume
+grep -q "cannot continue the interrupted run.*holds 0 bytes, the journal says [0-9]* were written; starting over" "$WORK/last.err" ||
+  { show_last; fail "short temporary file: no message"; }
+cmp "$WORK/ref4/b.tar.gz" "$WORK/out9/b.tar.gz" || fail "short temporary file: the archive differs"
+finished "$WORK/out9" b.tar.gz
+interrupt plain "$WORK/out10" b.tar.gz "${COMMON[@]}" --algo gzip
+sed -i '3s/"offset":[0-9]*/"offset":7/' "$WORK/out10/.b.tar.gz.pbackup-journal"
+expect_ok plain backup "${COMMON[@]}" --algo gzip --output-dir "$WORK/out10" --resume
+grep -q "cannot continue the interrupted run.*its line 3 is damaged.*starting over" "$WORK/last.err" || { show_last; fail "damaged journal: no message"; }
+cmp "$WORK/ref4/b.tar.gz" "$WORK/out10/b.tar.gz" || fail "damaged journal: the archive differs"
+finished "$WORK/out10" b.tar.gz
+pass "a truncated temporary file and a damaged journal line: started over, said why"
 
 # ---- what --resume refuses ----
 run_rc rc run_pb backup "${COMMON[@]}" --algo zip --output-dir "$WORK/out7" --resume
