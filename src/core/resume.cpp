@@ -155,18 +155,22 @@ bool take_line(const BackupRun& run, const std::string& line, size_t n, OldRun& 
   }
 }
 
-OldRun read_journal(const BackupRun& run) {
+// Two runs of the same command at once must not share the temporary file: each holds a lock
+// on its journal (an open file description lock, which NFS passes on) for its whole run.
+void lock_journal(int fd, const std::string& path) {
+  struct flock l {};
+  l.l_type = F_WRLCK;
+  l.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_OFD_SETLK, &l) == 0) return;
+  if (errno == EAGAIN || errno == EACCES)
+    throw Fatal("journal " + quote(path) + " is in use by another run of the same command (it holds its lock)");
+  throw_sys("cannot lock", path, errno);
+}
+
+// The journal `fd` (locked) of an interrupted run.
+OldRun read_journal(const BackupRun& run, int fd) {
   OldRun old;
   const std::string& path = run.resume->path;
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno != ENOENT) {
-      old.found = true;
-      old.why = sys_message("cannot open", path, errno);
-    }
-    return old;
-  }
-  Fd owner(fd);
   old.found = true;
   std::string buf, line;
   char chunk[1 << 16];
@@ -246,13 +250,21 @@ void gather_prints(BackupRun& run) {
 
 std::string prepare_resumable(BackupRun& run) {
   ResumeState& rs = *run.resume;
-  OldRun old = read_journal(run);
+  OldRun old;
+  Fd held(::open(rs.path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+  if (held) {
+    lock_journal(held.get(), rs.path);
+    old = read_journal(run, held.get());
+  } else if (errno != ENOENT) {
+    old.found = true;
+    old.why = sys_message("cannot open", rs.path, errno);
+  }
   if (old.found && old.why.empty()) {
     std::unique_ptr<Destination> d = old_destination(run, old);
     try {
       std::string prepared = d->prepare();
-      rs.journal = open_or_throw(rs.path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-      if (::ftruncate(rs.journal.get(), static_cast<off_t>(old.good_bytes)) != 0) throw_sys("cannot truncate", rs.path, errno);
+      if (::ftruncate(held.get(), static_cast<off_t>(old.good_bytes)) != 0) throw_sys("cannot truncate", rs.path, errno);
+      rs.journal = std::move(held);
       run.dest = std::move(d);
       rs.prefix = std::move(old.blocks);
       rs.damaged = std::move(old.damaged);
@@ -263,7 +275,7 @@ std::string prepare_resumable(BackupRun& run) {
       return prepared;
     } catch (const std::exception& e) {
       old.why = e.what();
-      rs.journal.reset();
+      if (rs.journal) held = std::move(rs.journal);  // still locked until the new journal is
       d->abort();
     }
   } else if (old.found && !old.tag.empty()) {
@@ -283,7 +295,9 @@ std::string prepare_resumable(BackupRun& run) {
   nlohmann::json h{{"pbackup_journal", kJournalVersion}, {"archive", run.setup.archive}, {"tag", prepared}, {"command", command_print(run)}};
   // the tag is the destination's prepare() result for hdd and usb_split (16 hex digits)
   if (!is_hex(prepared, 16)) throw Fatal("--resume: the destination cannot be resumed");
-  rs.journal = open_or_throw(rs.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  rs.journal = open_or_throw(rs.path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  lock_journal(rs.journal.get(), rs.path);
+  held.reset();  // the old journal's lock, kept until the new one is locked
   write_journal(rs, h.dump() + "\n");
   fsync_dir(run.opt.output_dir);
   return prepared;

@@ -162,6 +162,23 @@ cmp "$WORK/ref4/b.tar.gz" "$WORK/out10/b.tar.gz" || fail "damaged journal: the a
 finished "$WORK/out10" b.tar.gz
 pass "a truncated temporary file and a damaged journal line: started over, said why"
 
+# ---- the same command twice at once: the second finds the journal locked and stops ----
+mkdir -p "$WORK/out11"
+PBACKUP_TEST_PAUSE_EACH_ROUND=0.3 "$PBACKUP" backup "${COMMON[@]}" --algo gzip --output-dir "$WORK/out11" --resume 2>"$WORK/first.err" &
+first=$!
+while [ "$(journal_blocks "$WORK/out11" b.tar.gz)" -lt 1 ]; do
+  kill -0 $first 2>/dev/null || fail "the first run ended before journaling a block"
+  sleep 0.05
+done
+run_rc rc run_pb backup "${COMMON[@]}" --algo gzip --output-dir "$WORK/out11" --resume
+[ "$rc" -eq 2 ] && grep -q "is in use by another run of the same command" "$WORK/last.err" || { show_last; fail "a second run at once: exit $rc, want 2 and the lock named"; }
+rc=0
+wait $first || rc=$?
+[ "$rc" -eq 0 ] || { cat "$WORK/first.err" >&2; fail "the first run failed (exit $rc) after the second one stopped"; }
+cmp "$WORK/ref4/b.tar.gz" "$WORK/out11/b.tar.gz" || fail "the first run's archive differs"
+finished "$WORK/out11" b.tar.gz
+pass "the same command twice at once: the second refused (journal locked), the first finished intact"
+
 # ---- what --resume refuses ----
 run_rc rc run_pb backup "${COMMON[@]}" --algo zip --output-dir "$WORK/out7" --resume
 [ "$rc" -eq 2 ] && grep -q -- '--resume needs a tar format' "$WORK/last.err" || { show_last; fail "zip: --resume not refused"; }
