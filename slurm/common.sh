@@ -12,7 +12,8 @@
 # The job's exit status is pbackup's (0 ok, 1 warnings, 2 fatal, >128 killed by a signal); the
 # last line of the job's output is "pbackup exit status: N".
 # scancel / time limit: Slurm sends SIGTERM to pbackup itself, which removes its temporary
-# files and exits; a SIGTERM/SIGINT/SIGUSR1/SIGUSR2 that reaches only this batch shell (e.g.
+# files and exits (backup --resume keeps them and its journal; at the SIGUSR1 time-limit
+# warning the job stops pbackup with SIGTERM and requeues itself: slurm/README.md); a SIGTERM/SIGINT/SIGUSR1/SIGUSR2 that reaches only this batch shell (e.g.
 # `scancel --batch -s TERM`, `#SBATCH --signal=B:TERM@300`) is passed on to pbackup.
 # The pbackup binary: $PBACKUP, else the one installed or built next to these scripts
 # (PREFIX/bin/pbackup for PREFIX/share/pbackup/slurm, build/pbackup for a source tree's slurm/),
@@ -72,7 +73,12 @@ args=("$@")
 # has whole nodes). Without this, ranks that Slurm does not bind to cores (TaskPlugin=task/none)
 # would each start a thread per core of the node.
 has_threads=0
-for a in "${args[@]}"; do [[ $a == --threads || $a == --threads=* ]] && has_threads=1; done
+resume=0  # backup --resume: at the time-limit warning, stop (the journal stays) and requeue
+for a in "${args[@]}"; do
+  [[ $a == --threads || $a == --threads=* ]] && has_threads=1
+  [[ $SUBCOMMAND == backup && $a == --resume ]] && resume=1
+done
+((resume)) && [[ -n ${SLURM_RESTART_COUNT:-} ]] && log "requeued run $SLURM_RESTART_COUNT of job ${SLURM_JOB_ID:-}: pbackup takes up the journal (--resume)"
 if ((!has_threads)) && [[ -n ${SLURM_JOB_ID:-} ]]; then
   threads=${SLURM_CPUS_PER_TASK:-}
   if [[ -z $threads ]]; then
@@ -126,6 +132,7 @@ child=$!
 # its ranks at once). So pass it on only while Slurm still has the job RUNNING, i.e. when the
 # signal was meant for this shell alone.
 got_signal=  # the last signal the traps below saw
+requeue=     # set at the time-limit warning of a backup --resume
 # shellcheck disable=SC2317  # called from the traps below
 on_signal() {
   local state
@@ -134,7 +141,12 @@ on_signal() {
   case $state in
     CANCELLED*|COMPLETING*|TIMEOUT*|PREEMPTED*|NODE_FAIL*|DEADLINE*|FAILED*)
       log "batch shell got SIG$1 (job $state): waiting for pbackup to clean up and exit" ;;
-    *) if [[ $1 == USR1 ]]; then
+    *) local sig=$1
+       if [[ $1 == USR1 ]] && ((resume)); then
+         # backup --resume: SIGTERM keeps the temporary file and the journal; requeued below
+         log "batch shell got SIGUSR1, the time-limit warning (#SBATCH --signal=B:USR1@SECONDS): stopping pbackup (SIGTERM), its journal is kept for --resume"
+         sig=TERM requeue=1
+       elif [[ $1 == USR1 ]]; then
          log "batch shell got SIGUSR1, the time-limit warning (#SBATCH --signal=B:USR1@SECONDS): stopping pbackup cleanly before the limit"
        else
          log "batch shell got SIG$1: passing it on to pbackup"
@@ -142,9 +154,9 @@ on_signal() {
        if [[ $launcher == srun ]]; then
          # to the job steps (pbackup's ranks) but not to this shell; SIGTERM sent to srun itself
          # would make it SIGKILL the ranks ("forcing job termination")
-         scancel --signal="$1" "$SLURM_JOB_ID" || kill -s "$1" "$child" 2>/dev/null
+         scancel --signal="$sig" "$SLURM_JOB_ID" || kill -s "$sig" "$child" 2>/dev/null
        else
-         kill -s "$1" "$child" 2>/dev/null
+         kill -s "$sig" "$child" 2>/dev/null
        fi ;;
   esac
 }
@@ -159,7 +171,15 @@ if [[ $launcher == mpirun && -n $got_signal ]] && ((rc == 1 || rc == 2)); then
   log "mpirun exited $rc after SIG$got_signal: reporting $((128 + $(kill -l "$got_signal")))"
   rc=$((128 + $(kill -l "$got_signal")))
 fi
-if [[ $got_signal == USR1 ]] && ((rc == 128 + 10)); then
+if [[ -n $requeue ]] && ((rc > 128)); then
+  # The job must be requeueable (#SBATCH --requeue in backup.sbatch, or JobRequeue=1); with
+  # --open-mode=append the next run's lines follow these in the same log.
+  if scontrol requeue "$SLURM_JOB_ID"; then
+    log "stopped before the time limit with the journal kept: job $SLURM_JOB_ID requeued, it continues with --resume"
+  else
+    log "stopped before the time limit with the journal kept, but the job could not be requeued (submit with --requeue): run the same sbatch command again to continue"
+  fi
+elif [[ $got_signal == USR1 ]] && ((rc == 128 + 10)); then
   log "stopped before the time limit: pbackup removed its temporary files, nothing was written; submit again with a longer --time"
 fi
 finish "$rc"

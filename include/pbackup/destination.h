@@ -96,6 +96,12 @@ struct DestinationSpec {
   uint64_t part_bytes = 16ull << 20;  // cloud: multipart part size (docs/admin-guide.md, "Cloud")
   std::string s3_endpoint, s3_region;  // cloud: flags (environment otherwise)
   std::string s3_addressing;           // cloud: --s3-addressing path|virtual ("" otherwise)
+  // --resume (hdd, usb_split; core/resume.h): every settle() makes the bytes written so far
+  // durable (fdatasync), and rank 0's prepare() adopts an interrupted run's temporary files
+  // (resume_tag) holding at least resume_bytes, instead of creating new ones.
+  bool sync_rounds = false;
+  std::string resume_tag;
+  uint64_t resume_bytes = 0;
 };
 
 std::unique_ptr<Destination> make_destination(const DestinationSpec& spec);

@@ -41,6 +41,7 @@ struct BackupOptions {
   bool dry_run = false;
   AgeKeys keys;  // recipients: the archive is written as BASE.EXT.age
   bool json = false;  // --json: the summary as one JSON object on stdout
+  bool resume = false;  // --resume: keep a journal; continue an interrupted run of the same command (core/resume.h)
 };
 
 struct RestoreOptions {

@@ -138,8 +138,8 @@ int main(int argc, char** argv) {
       if (comm.rank() == 0) {
         if (rc <= kExitWarnings && !p.backup.dry_run) print_summary(stats);
         else if (rc > 128)
-          std::fprintf(stderr, "pbackup: interrupted by %s (signal %d): stopped, temporary files removed, no archive written\n",
-                       signal_name(rc - 128), rc - 128);
+          std::fprintf(stderr, "pbackup: interrupted by %s (signal %d): stopped, %s, no archive written\n", signal_name(rc - 128), rc - 128,
+                       p.backup.resume ? "the journal kept for --resume" : "temporary files removed");
       }
     } else if (p.command == Command::CloudCleanup) {
       Log log(comm.rank(), p.cleanup.log_level, comm.size());

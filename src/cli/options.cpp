@@ -199,7 +199,9 @@ Parsed parse_command_line(int argc, char** argv) {
           cxxopts::value<std::string>())(
           "passphrase-file", "encrypt with the passphrase in FILE (age scrypt; its first line without the newline)",
           cxxopts::value<std::string>())(
-          "json", "print the summary as one JSON object on stdout (archive, counts, bytes, seconds, warnings, exit code)");
+          "json", "print the summary as one JSON object on stdout (archive, counts, bytes, seconds, warnings, exit code)")(
+          "resume", "keep a journal of the rounds written (hdd, usb_split; needs --name and a tar format), so that a run "
+                    "stopped by a signal (a Slurm time limit) is continued by the same command with --resume");
       common(o);
       auto r = run_cxxopts(o, args);
       if (r.count("help")) {
@@ -208,6 +210,7 @@ Parsed parse_command_line(int argc, char** argv) {
         return p;
       }
       if (!r.unmatched().empty()) throw cxxopts::exceptions::exception("unexpected argument '" + r.unmatched()[0] + "'");
+      b.resume = r.count("resume") > 0;
       if (b.sources.empty())
         throw cxxopts::exceptions::exception(r.count("files-from") ? "--files-from needs --sources (the roots the listed paths lie under)"
                                                                    : "--sources is required");
@@ -266,6 +269,15 @@ Parsed parse_command_line(int argc, char** argv) {
       if (r.count("threads")) b.threads = static_cast<int>(number_in(r, "threads", 1, 1024));
       if (r.count("progress")) b.progress = 1;
       if (r.count("no-progress")) b.progress = 0;
+      if (b.resume) {  // DESIGN §7 "Resume": what a journal can continue
+        if (b.dest_type == "cloud")
+          throw cxxopts::exceptions::exception("--resume is not supported for --dest-type cloud yet: it would need the multipart upload "
+                                               "id, every uploaded part's ETag and the chained SHA-256 state in the journal");
+        if (b.algo == "zip") throw cxxopts::exceptions::exception("--resume needs a tar format (--algo gzip, bzip2 or zstd): zip's central directory is built from every entry at the end");
+        if (b.keys.encrypting()) throw cxxopts::exceptions::exception("--resume cannot be combined with encryption (the age chunks straddling rounds are not journaled)");
+        if (b.name.empty()) throw cxxopts::exceptions::exception("--resume needs --name (the default name holds the start time, so a second run would not find the first one's journal)");
+        if (b.dry_run) throw cxxopts::exceptions::exception("--resume and --dry-run cannot be combined (--dry-run writes nothing)");
+      }
       b.log_level = parse_level(r["log-level"].as<std::string>(), p.error);
     } else if (cmd == "restore" || cmd == "list" || cmd == "verify" || cmd == "find" || cmd == "compare" || cmd == "report") {
       p.command = cmd == "restore" ? Command::Restore : cmd == "list" ? Command::List : cmd == "verify" ? Command::Verify

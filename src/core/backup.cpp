@@ -196,7 +196,9 @@ bool setup_stage(BackupRun& run) {
   const BackupOptions& opt = run.opt;
   if (!see_output(run)) return false;
   run.spec = DestinationSpec{opt.dest_type,         opt.output_dir, run.setup.archive, opt.split_chunk_mb << 20,
-                             opt.s3_part_mb << 20, opt.s3_endpoint, opt.s3_region, opt.s3_addressing};
+                             opt.s3_part_mb << 20, opt.s3_endpoint, opt.s3_region, opt.s3_addressing, opt.resume, "", 0};
+  if (opt.resume) run.resume = std::make_unique<ResumeState>();
+  if (opt.resume) run.resume->path = journal_path(opt.output_dir, run.setup.archive);
   std::string dest_error;
   try {
     run.dest = with_part_exchange(make_destination(run.spec));  // an object store stores whole parts
@@ -324,6 +326,7 @@ bool plan_stage(BackupRun& run) {
   if (!run.agree()) return false;
   run.memory("cut");
   gather_plan(run);
+  if (run.resume) gather_prints(run);
   std::string prepared;
   if (run.root) {
     run.error.guard([&] {
@@ -331,8 +334,15 @@ bool plan_stage(BackupRun& run) {
       uint64_t expect = 1u << 20;
       for (const BlockInfo& b : run.plan) expect += b.raw_bytes + b.raw_bytes / 64 + b.pieces * 4096;
       run.dest->expect_size(expect);
-      prepared = run.dest->prepare();
-      register_temp_files(run.dest->temp_paths());  // a signal (or mpirun's SIGTERM after a rank's abort) removes it
+      // --resume: an interrupted run's temporary file when its journal matches this plan; a
+      // signal keeps it (not registered). Otherwise a signal (or mpirun's SIGTERM after a
+      // rank's abort) removes it.
+      prepared = run.resume ? prepare_resumable(run) : run.dest->prepare();
+      if (!run.resume) register_temp_files(run.dest->temp_paths());
+      const std::string journal = journal_path(run.opt.output_dir, run.setup.archive);
+      if (!run.resume && run.opt.dest_type != "cloud" && ::access(journal.c_str(), F_OK) == 0)
+        run.log.notice("an interrupted run of " + quote(run.setup.archive) + " left its journal " + quote(journal) +
+                       ": this run (without --resume) leaves it and that run's temporary files alone");
     });
   }
   if (!run.agree()) return false;
@@ -341,7 +351,7 @@ bool plan_stage(BackupRun& run) {
   run.error.guard([&] { run.dest->open(prepared); });
   age::wipe(prepared);  // an encrypted destination's payload key travelled in it
   if (!run.agree(false)) return false;
-  register_temp_files(run.dest->temp_paths());  // this run's temporary names, known after open()
+  if (!run.resume) register_temp_files(run.dest->temp_paths());  // this run's temporary names, known after open()
 
   run.threads = run.opt.threads > 0 ? run.opt.threads : default_threads(run.comm.local_size());
   for (auto& s : run.comm.gather(std::to_string(run.threads), 0)) run.thread_counts.push_back(std::stoi(s));
@@ -573,9 +583,11 @@ bool commit_stage(BackupRun& run) {
   if (run.root) {
     try {
       commit_on_root(run, hashes);
+      remove_journal(run);  // --resume: a finished run leaves no journal
     } catch (const std::exception& e) {
       run.error.set(e.what());
       run.dest->abort();
+      remove_journal(run);
     }
   }
   register_temp_files({});

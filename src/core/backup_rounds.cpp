@@ -237,6 +237,8 @@ class RoundPlanner {
 
   // The first orders: two rounds, so one is always compressing ahead.
   std::vector<std::string> start() {
+    if (run_.resume && !run_.resume->prefix.empty()) run_.error.guard([&] { adopt_prefix(); });
+    if (!run_.error.ok()) return orders(RoundCmd::kAbort, {}, {}, 0);
     std::vector<Round> first;
     next_round(first);
     next_round(first);
@@ -258,6 +260,12 @@ class RoundPlanner {
     std::vector<uint64_t> flat;
     if (!someone_failed && run_.error.ok()) {
       run_.error.guard([&] {
+        journal_durable();  // every rank synced what it wrote before this report
+        if (run_.resume && !rep.sorted.empty()) {
+          std::vector<std::string> dmg;
+          for (const auto& r : reports) dmg.insert(dmg.end(), r.damaged.begin(), r.damaged.end());
+          if (!dmg.empty()) damaged_pending_.emplace_back(rep.sorted.back().block + 1, std::move(dmg));
+        }
         // Every rank has written the previous round by now (it reported this one), so
         // structure that overwrites placeholders in those blocks can go in.
         write_structure();
@@ -271,6 +279,7 @@ class RoundPlanner {
     rounds_out_ = rounds_out_ - 1 + more.size();
     uint64_t settled = layout_->settled();
     for (const auto& w : deferred_) settled = std::min(settled, w.offset);
+    durable_next_ = settled;
     return orders(rounds_out_ > 0 ? RoundCmd::kWork : RoundCmd::kFinish, offsets, more, settled);
   }
 
@@ -315,26 +324,12 @@ class RoundPlanner {
                                             const std::vector<uint64_t>& flat) {
     std::vector<std::vector<uint64_t>> offsets(reports.size());
     for (size_t r = 0; r < reports.size(); ++r) offsets[r].resize(reports[r].units.size());
-    const std::vector<BlockInfo>& plan = run_.plan;
     for (size_t k = 0; k < rep.sorted.size(); ++k) {
       auto [r, i] = rep.owner[k];
       offsets[r][i] = flat[k];
       const UnitInfo& u = rep.sorted[k];
-      if (u.block >= plan.size()) throw Fatal("internal: unit of block " + std::to_string(u.block));
-      const BlockInfo& b = plan[u.block];
-      // a unit's first path: zip's units of one block start at different entries (rank 0 holds
-      // the whole list then); tar has one unit per block
-      const std::string& first = run_.whole_on_root ? run_.entries.at(u.entry).path : b.first;
-      ManifestBlock mb{b.raw_offset, u.raw, flat[k], u.size, u.sha256, first, "block"};
-      if (b.continues) {
-        mb.continues = true;
-        mb.cont_offset = b.cont_offset;
-        mb.cont_size = b.cont_size;
-        mb.cont_sparse = b.cont_sparse;
-      }
-      run_.man.blocks.push_back(std::move(mb));
-      done_bytes_ += b.raw_bytes;
-      files_done_ += b.files;
+      add_block(u, flat[k]);
+      if (run_.resume) journal_pending_.push_back({u.block, u.raw, flat[k], u.size, u.sha256});
     }
     progress_.reported(done_bytes_, files_done_);
     // throughput for the report: (ms, bytes done), thinned to every other sample past 1000
@@ -345,6 +340,65 @@ class RoundPlanner {
       tp.resize((tp.size() + 1) / 2);
     }
     return offsets;
+  }
+
+  // A unit's manifest record, and progress.
+  void add_block(const UnitInfo& u, uint64_t offset) {
+    const std::vector<BlockInfo>& plan = run_.plan;
+    if (u.block >= plan.size()) throw Fatal("internal: unit of block " + std::to_string(u.block));
+    const BlockInfo& b = plan[u.block];
+    // a unit's first path: zip's units of one block start at different entries (rank 0 holds
+    // the whole list then); tar has one unit per block
+    const std::string& first = run_.whole_on_root ? run_.entries.at(u.entry).path : b.first;
+    ManifestBlock mb{b.raw_offset, u.raw, offset, u.size, u.sha256, first, "block"};
+    if (b.continues) {
+      mb.continues = true;
+      mb.cont_offset = b.cont_offset;
+      mb.cont_size = b.cont_size;
+      mb.cont_sparse = b.cont_sparse;
+    }
+    run_.man.blocks.push_back(std::move(mb));
+    done_bytes_ += b.raw_bytes;
+    files_done_ += b.files;
+  }
+
+  // --resume: the blocks an interrupted run made durable (core/resume.h), laid out as if this
+  // run had compressed them; the rounds go on after them.
+  void adopt_prefix() {
+    const std::vector<JournalBlock>& prefix = run_.resume->prefix;
+    std::vector<UnitInfo> units;
+    for (const JournalBlock& j : prefix) units.push_back({j.id, 0, j.raw, j.size, j.sha256, ""});
+    std::vector<uint64_t> flat;
+    layout_->place(units, flat, deferred_);
+    if (!deferred_.empty() || flat.size() != units.size()) throw Fatal("--resume: this format cannot take up an interrupted run");
+    for (size_t k = 0; k < units.size(); ++k) {
+      if (flat[k] != prefix[k].offset) throw Fatal("--resume: the journal's block offsets do not follow the layout");
+      add_block(units[k], flat[k]);
+    }
+    for (const auto& d : run_.resume->damaged) {
+      run_.man.damaged.push_back(d);
+      run_.log.warn("damaged when the interrupted run read it (stored as zeros)", d);
+    }
+    next_block_ = prefix.size();
+    progress_.reported(done_bytes_, files_done_);
+  }
+
+  // --resume: appends the blocks every rank has made durable (below the `settled` of the last
+  // order: written and synced at the ranks' last step) and the damaged files found in them.
+  void journal_durable() {
+    if (!run_.resume) return;
+    std::vector<JournalBlock> blocks;
+    while (!journal_pending_.empty() && journal_pending_.front().offset + journal_pending_.front().size <= durable_next_) {
+      blocks.push_back(std::move(journal_pending_.front()));
+      journal_pending_.pop_front();
+    }
+    if (!blocks.empty()) journaled_ = blocks.back().id + 1;
+    std::vector<std::string> dmg;
+    while (!damaged_pending_.empty() && damaged_pending_.front().first <= journaled_) {
+      for (auto& d : damaged_pending_.front().second) dmg.push_back(std::move(d));
+      damaged_pending_.pop_front();
+    }
+    journal_append(run_, blocks, dmg);
   }
 
   // The next window of blocks, interleaved over the ranks; none when all are out. Blocks of
@@ -406,6 +460,12 @@ class RoundPlanner {
   size_t next_block_ = 0;
   size_t rounds_out_ = 0;  // rounds sent and not yet reported
   uint64_t done_bytes_ = 0, files_done_ = 0;
+  // --resume: blocks laid out and not yet durable, in block order; damaged files found in a
+  // step, journaled once the blocks before (first) are
+  std::deque<JournalBlock> journal_pending_;
+  std::deque<std::pair<uint64_t, std::vector<std::string>>> damaged_pending_;
+  uint64_t durable_next_ = 0;  // the `settled` of the last order: durable at the next report
+  uint64_t journaled_ = 0;     // blocks journaled (ids below)
 };
 
 // Every rank: compresses the rounds it is sent and writes its units where rank 0 put them.
@@ -544,6 +604,17 @@ bool finish_writing(BackupRun& run, RoundPlanner* planner) {
   return run.agree();
 }
 
+// Test only: PBACKUP_TEST_PAUSE_EACH_ROUND=S makes rank 0 wait S seconds after each round's
+// report (a signal ends the wait), so tests can interrupt a backup between durable rounds.
+void test_pause_round() {
+  static const double pause = [] {
+    const char* v = std::getenv("PBACKUP_TEST_PAUSE_EACH_ROUND");
+    return v ? std::atof(v) : 0.0;
+  }();
+  const auto until = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(pause * 1000));
+  while (pause > 0 && Clock::now() < until && !interrupted()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
 }  // namespace
 
 bool run_rounds(BackupRun& run) {
@@ -586,6 +657,7 @@ bool run_rounds(BackupRun& run) {
       if (!report) break;
       std::vector<std::string> reports = run.comm.gather(to_wire(*report), 0);
       if (planner) orders = planner->step(reports);
+      if (planner) test_pause_round();
     }
   }
   if (run.root) run.log.info("compressed and wrote every block at " + run.since());

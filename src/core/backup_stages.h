@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/messages.h"
+#include "core/resume.h"
 #include "crypto/age.h"
 #include "core/select.h"
 #include "pbackup/comm.h"
@@ -90,6 +91,7 @@ struct BackupRun {
   std::vector<age::Recipient> recipients;  // rank 0, when encrypting (--encrypt-to...)
   Timeline timeline;                  // this rank's phases (report)
   std::vector<std::pair<uint64_t, uint64_t>> throughput;  // rank 0: (ms, bytes done) per round, thinned
+  std::unique_ptr<ResumeState> resume;  // with --resume (core/resume.h)
 
   BackupRun(Comm& c, const BackupOptions& o, Log& l)
       : comm(c), opt(o), log(l), root(c.rank() == 0), t0(Clock::now()) {}
@@ -106,7 +108,13 @@ struct BackupRun {
     // by rank 0; a rank with a reason of its own says it, with its rank and host
     std::string root_why = error.why();
     comm.broadcast(root_why, 0);
-    if (root) dest->abort();
+    if (root && sig && resume && resume->journal) {
+      // --resume: the temporary files and the journal stay for the same command with --resume
+      log.notice("kept the temporary files and the journal " + quote(resume->path) + ": the same command with --resume continues");
+    } else if (root) {
+      dest->abort();
+      remove_journal(*this);
+    }
     if (sig) return 128 + sig;
     if (!error.ok() && (root || error.why() != root_why)) log.error(error.why());
     return kExitFatal;

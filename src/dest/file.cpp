@@ -25,6 +25,12 @@ class FileDestination final : public Destination {
 
   std::string prepare() override {
     check_output_dir(spec_.output_dir);
+    if (!spec_.resume_tag.empty()) {  // --resume: an interrupted run's file, its first bytes kept
+      tag_ = spec_.resume_tag;
+      temp_ = temp_path(spec_.name);  // abort() removes it when the run starts over
+      adopt_temp(temp_, spec_.resume_bytes);
+      return tag_;
+    }
     tag_ = random_tag();
     std::string t = temp_path(spec_.name);
     Fd fd = open_or_throw(t, O_WRONLY | O_CREAT | O_EXCL);
@@ -51,6 +57,8 @@ class FileDestination final : public Destination {
   // called, the other ranks may still be writing the bytes below `settled` (they are certain
   // to be written only by the next call), so each call hashes up to the previous one's value.
   void settle(Comm& comm, uint64_t settled, bool last) override {
+    // --resume: what this rank wrote is durable before it reports the round (core/resume.h)
+    if (spec_.sync_rounds && fd_ && ::fdatasync(fd_.get()) != 0) throw_sys("cannot sync", temp_, errno);
     if (comm.rank() != 0 || last) return;
     const uint64_t safe = settled_before_;
     settled_before_ = std::max(settled_before_, settled);

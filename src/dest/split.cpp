@@ -32,6 +32,14 @@ class SplitDestination final : public Destination {
 
   std::string prepare() override {
     check_output_dir(spec_.output_dir);
+    if (!spec_.resume_tag.empty()) {  // --resume: an interrupted run's fragments, their first bytes kept
+      tag_ = spec_.resume_tag;
+      mine_ = true;  // abort() removes them when the run starts over
+      const uint64_t need = spec_.resume_bytes;
+      for (uint64_t k = 0; k == 0 || k * spec_.split_bytes < need; ++k)
+        adopt_temp(temp_path(k), std::min<uint64_t>(spec_.split_bytes, need - std::min(need, k * spec_.split_bytes)));
+      return tag_;
+    }
     tag_ = random_tag();
     std::string first = temp_path(0);
     Fd fd = open_or_throw(first, O_WRONLY | O_CREAT | O_EXCL);
@@ -47,6 +55,11 @@ class SplitDestination final : public Destination {
       bytes.remove_prefix(n);
       offset += n;
     }
+  }
+  void settle(Comm&, uint64_t, bool) override {
+    if (!spec_.sync_rounds) return;  // --resume: durable before the round is reported (core/resume.h)
+    for (auto& [k, fd] : fds_)
+      if (::fdatasync(fd.get()) != 0) throw_sys("cannot sync", temp_path(k), errno);
   }
   void close() override {
     for (auto& [k, fd] : fds_) {

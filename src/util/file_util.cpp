@@ -124,4 +124,14 @@ void check_output_dir(const std::string& dir) {
   if (::access(dir.c_str(), W_OK | X_OK) != 0) throw Fatal(sys_message("output directory", dir, errno));
 }
 
+void adopt_temp(const std::string& path, uint64_t bytes) {
+  Fd fd = open_or_throw(path, O_RDONLY | O_NOFOLLOW);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw Fatal(sys_message("cannot stat", path, errno));
+  if (!S_ISREG(st.st_mode)) throw Fatal("temporary file " + quote(path) + ": not a regular file");
+  if (static_cast<uint64_t>(st.st_size) < bytes)
+    throw Fatal("temporary file " + quote(path) + " holds " + std::to_string(st.st_size) + " bytes, the journal says " +
+                std::to_string(bytes) + " were written");
+}
+
 }  // namespace pbackup

@@ -34,5 +34,8 @@ class Sha256;
 void hash_file_range(const std::string& path, uint64_t from, uint64_t to, Sha256& h);
 // Checks that `dir` exists, is a directory and is writable; throws Fatal otherwise.
 void check_output_dir(const std::string& dir);
+// --resume: checks that an interrupted run's temporary file is a regular file (not followed
+// through a link) holding at least `bytes` bytes; throws Fatal naming it otherwise.
+void adopt_temp(const std::string& path, uint64_t bytes);
 
 }  // namespace pbackup

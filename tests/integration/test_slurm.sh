@@ -13,6 +13,8 @@
 #      options pbackup does not know (a forgotten --) are refused before anything is submitted.
 #  (d) SIGUSR1 to the batch shell (#SBATCH --signal=B:USR1@120, the time-limit warning): pbackup
 #      stops cleanly, the log says so.
+#  (e) backup --resume and SIGUSR1: pbackup stops with its journal kept, the job requeues itself,
+#      the requeued run continues and its archive equals an uninterrupted run's.
 #  (c) scancel of a running backup: pbackup gets SIGTERM, no archive, manifest or hidden temp
 #      file is left in the output directory and no pbackup process outlives the job.
 # The cluster is stopped on exit if this test started it. No Slurm is a failure, not a skip.
@@ -317,6 +319,45 @@ expect_log "$dlog" "stopped before the time limit" "job $djob after SIGUSR1"
 expect_log "$dlog" 'pbackup exit status: 138$' "job $djob after SIGUSR1"
 [[ -z $(ls -A "$out_d") ]] || fail "output dir not empty after SIGUSR1: $(ls -A "$out_d" | xargs)"
 pass "SIGUSR1: pbackup stopped cleanly, the log says so"
+
+# --- (e) backup --resume: the time-limit warning stops it, the job requeues itself ------------
+step "(e) backup --resume, SIGUSR1 to its batch shell: journal kept, job requeued, the next run continues"
+out_e=$WORK/out-e
+mkdir -p "$out_e" "$WORK/ref-e"
+ejob=$(PBACKUP_TEST_PAUSE_EACH_ROUND=0.4 sbatch --parsable --ntasks=2 "$SLURM_DIR/backup.sbatch" --sources "$big" \
+  --output-dir "$out_e" --algo zstd --threads 1 --block-mb 1 --name big --no-progress --resume)
+ejob=${ejob%%;*}
+elog=$(log_of backup "$ejob")
+deadline=$((SECONDS + 60))
+while ((SECONDS < deadline)); do
+  (($(grep -c '"b":' "$out_e/.big.tar.zst.pbackup-journal" 2>/dev/null || true) >= 2)) && break
+  sleep 0.2
+done
+scancel --batch -s USR1 "$ejob"
+# the requeued job waits for its BeginTime (Slurm delays a requeued batch job by minutes):
+# once it does, start it now; then follow it until its second run ends
+deadline=$((SECONDS + 120)) updated=0
+while ((SECONDS < deadline)); do
+  line=$(scontrol -o show job "$ejob" 2>/dev/null || true)
+  if [[ $line == *Restarts=[1-9]* ]]; then
+    [[ $line == *JobState=COMPLETED* || $line == *JobState=FAILED* || $line == *JobState=CANCELLED* ]] && break
+    if ((!updated)) && [[ $line == *Reason=BeginTime* ]]; then
+      scontrol update JobId="$ejob" StartTime=now && updated=1
+    fi
+  fi
+  sleep 0.3
+done
+info "job $ejob: $(grep -oE 'JobState=[A-Z_]+|Restarts=[0-9]+|ExitCode=[0-9:]+' <<<"$line" | xargs)"
+echo "--- output of job $ejob:"; sed 's/^/    /' "$elog"
+expect_log "$elog" "its journal is kept for --resume" "job $ejob after SIGUSR1"
+expect_log "$elog" "requeued, it continues with --resume" "job $ejob after SIGUSR1"
+expect_log "$elog" "resuming the interrupted run: [1-9][0-9]* of" "job $ejob, requeued run"
+expect_log "$elog" 'pbackup exit status: 0$' "job $ejob, requeued run"
+PBACKUP_TEST_PAUSE_EACH_ROUND= "$PBACKUP" backup --sources "$big" --output-dir "$WORK/ref-e" --algo zstd --block-mb 1 --name big --no-progress
+cmp "$WORK/ref-e/big.tar.zst" "$out_e/big.tar.zst" || fail "job $ejob: the requeued run's archive differs from an uninterrupted run"
+[[ ! -e $out_e/.big.tar.zst.pbackup-journal ]] || fail "job $ejob left its journal"
+pass "--resume: stopped at the warning, requeued, continued; the archive equals an uninterrupted run's"
+
 [[ $(sha256sum </etc/slurm/slurm.conf 2>/dev/null || echo none) == "$sys_conf_sum" ]] ||
   fail "the system's /etc/slurm/slurm.conf changed during the test"
 
