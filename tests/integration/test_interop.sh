@@ -292,6 +292,13 @@ run_rc rc timeout 60 "$PBACKUP" restore --source "$D9/iso_rockridge_ce_loop.iso.
 [ "$rc" -eq 2 ] && grep -q "MiB of memory, past the limit of 300 MiB" "$WORK/last.err" || { show_last; fail "memory limit: exit $rc"; }
 run_rc rc timeout 60 mpirun --oversubscribe -n 2 "$PBACKUP" list --source "$D9/xar_doublelink.xar" --stall-timeout 1
 [ "$rc" -eq 2 ] && grep -q "no progress in 1 s" "$WORK/last.err" || { show_last; fail "list with 2 ranks: exit $rc"; }
+# stopped in the middle of a member: the partial file is removed (nothing left looking restored)
+mkdir -p "$WORK/x9p/in"
+head -c 8000000 /dev/urandom >"$WORK/x9p/in/big.bin"
+tar -C "$WORK/x9p" -cjf "$WORK/x9p.tar.bz2" in
+run_rc rc timeout 60 "$PBACKUP" restore --source "$WORK/x9p.tar.bz2" --restore-to "$WORK/x9p_out" --stream-memory-limit 1
+[ "$rc" -eq 2 ] && grep -q "past the limit of 1 MiB" "$WORK/last.err" || { show_last; fail "memory limit mid-member: exit $rc"; }
+[ ! -e "$WORK/x9p_out/in/big.bin" ] || fail "the watchdog left a partial member: $(stat -c %s "$WORK/x9p_out/in/big.bin") of 8000000 bytes"
 # time outside libarchive is no stall: `list` blocked on a pipe nobody reads for 3 s
 "$PYTHON" - "$WORK/many.tar" <<'PY'
 import sys, tarfile
