@@ -257,8 +257,14 @@ struct OpenArchive {
 void add_passphrase(archive* a, const std::string& file) {
   std::ifstream f(file, std::ios::binary);
   if (!f) throw Fatal("cannot read passphrase file " + quote(file) + ": " + std::strerror(errno));
-  std::string pass;
-  std::getline(f, pass);
+  std::string pass;  // at most 1 MiB, as for age (a device or a huge file is not read without end)
+  for (char c; f.get(c) && c != '\n';) {
+    if (pass.size() >= (1u << 20)) {
+      std::fill(pass.begin(), pass.end(), '\0');
+      throw Fatal("passphrase file " + quote(file) + ": its first line is longer than 1 MiB");
+    }
+    pass.push_back(c);
+  }
   if (!pass.empty() && pass.back() == '\r') pass.pop_back();
   if (pass.empty()) throw Fatal("passphrase file " + quote(file) + " holds no passphrase on its first line");
   int rc = archive_read_add_passphrase(a, pass.c_str());

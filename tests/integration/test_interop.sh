@@ -275,6 +275,9 @@ for z in zipcrypto aes; do
   [ "$rc" -eq 0 ] && [ "$(sort "$WORK/last.out" | tr '\n' ' ')" = "a.txt b.bin " ] || { show_last; fail "list of $z.zip: exit $rc"; }
 done
 ! grep -q "Hunter2" "$S8/said" || fail "the passphrase was printed"
+# a passphrase "file" without end (a device): refused after 1 MiB, memory bounded
+run_rc rc bash -c 'ulimit -v 2000000; exec timeout 30 "$@"' _ "$PBACKUP" restore --source "$S8/zipcrypto.zip" --restore-to "$S8/zero" --passphrase-file /dev/zero
+[ "$rc" -eq 2 ] && grep -q "first line is longer than 1 MiB" "$WORK/last.err" || { show_last; fail "--passphrase-file /dev/zero: exit $rc, or no clear error"; }
 pass "ZipCrypto and AES-256 zips: clear errors without or with a wrong passphrase, restored with --passphrase-file"
 
 # ------------------------------------------------------------------ 9. libarchive loops
