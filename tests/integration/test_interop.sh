@@ -82,6 +82,7 @@ grep -q "t/ff'*: fifo not stored" "$WORK/last.err" || { show_last; fail "the ski
 [ "$(grep -c 'outside zip.s DOS time range' "$WORK/last.err")" -eq 1 ] || { show_last; fail "not one clamp warning"; }
 grep -q '^pbackup: warning: 2 entries have mtimes outside' "$WORK/last.err" || { show_last; fail "the clamp warning does not count 2 entries"; }
 grep -q '; 2 warnings' "$WORK/last.err" || { show_last; fail "the summary does not count the fifo and the clamp (2 warnings)"; }
+grep -q '"path": "t/ff", "reason": ".*fifo not stored' "$WORK/o3/z.zip.manifest.json" || fail "the manifest's warning for the fifo does not name it: $(grep -A3 '"warnings"' "$WORK/o3/z.zip.manifest.json")"
 pass "zip: fifo and clamp warned once each with a count, summary '2 warnings', exit 1"
 
 # ------------------------------------------------------------------ 4. UT times
