@@ -39,6 +39,7 @@ info "X25519, 1 and 3 ranks with a fixed seed: identical, and the plaintext is t
 export PBACKUP_TEST_AGE_SEED=fixed-test-seed
 expect_ok plain backup --sources "$src" --output-dir "$out" --name one --encrypt-to "$pub1" --block-mb 1 --no-progress
 expect_ok 3 backup --sources "$src" --output-dir "$out" --name three --encrypt-to "$pub1" --block-mb 1 --no-progress
+grep -q "PBACKUP_TEST_AGE_SEED is set: .* NOT random" "$WORK/last.err" || { show_last; fail "a fixed test seed was used silently"; }
 unset PBACKUP_TEST_AGE_SEED
 expect_ok 3 backup --sources "$src" --output-dir "$out" --name plain --block-mb 1 --no-progress
 cmp "$out/one.tar.gz.age" "$out/three.tar.gz.age" || fail "1 and 3 ranks wrote different .age files with the same seed"
