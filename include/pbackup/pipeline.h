@@ -92,5 +92,11 @@ void install_signal_handlers();
 // Temporary files (and, once those are gone, empty directories) the signal handler removes at once (so a SIGKILL following the signal leaves
 // nothing); the pipeline then has 1.5 s to stop before the process exits 128+N regardless.
 void register_temp_files(const std::vector<std::string>& paths);
+// The member a streaming restore is writing (relative to the working directory, or absolute),
+// "" when none: a process ended before the member is complete (the stream watchdog, a signal
+// the pipeline did not stop for) removes it, so nothing is left looking restored.
+void set_partial_file(const std::string& path);
+// Removes the registered temporary files and the partial member now (before the process ends).
+void remove_temp_files_now();
 
 }  // namespace pbackup

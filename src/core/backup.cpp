@@ -207,7 +207,11 @@ bool setup_stage(BackupRun& run) {
       if (run.fmt->name() != "tar") throw Fatal("encryption needs a tar format (--algo gzip, bzip2 or zstd): zip headers are patched after they are written");
       if (run.root) {
         // Test only: a fixed seed for the file key, nonce and ephemeral keys, so archives compare
-        if (const char* seed = std::getenv("PBACKUP_TEST_AGE_SEED")) age::set_test_seed(seed);
+        if (const char* seed = std::getenv("PBACKUP_TEST_AGE_SEED")) {
+          age::set_test_seed(seed);  // never silent: two archives with one seed share their keys
+          run.log.notice("PBACKUP_TEST_AGE_SEED is set: this archive's file key, nonce and ephemeral keys are NOT random "
+                         "(for tests only; unset it for real backups)");
+        }
         run.recipients = load_recipients(opt.keys);
       }
       run.dest = with_age_encryption(std::move(run.dest), run.recipients, run.root);

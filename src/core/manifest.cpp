@@ -591,8 +591,10 @@ Manifest redact_manifest(const Manifest& m) {
   r.sources.clear();
   r.damaged.clear();
   r.warnings.clear();  // they name files; warnings_total (a count) stays
-  for (auto& b : r.blocks) {  // first names and the sizes of big files
+  for (auto& b : r.blocks) {  // first names, the sizes of big files, and the hashes of the
+    // plaintext (compressed) blocks: a known file's blocks hash the same in anyone's backup
     b.first_entry.clear();
+    b.sha256.clear();
     b.continues = b.cont_sparse = false;
     b.cont_offset = b.cont_size = 0;
   }

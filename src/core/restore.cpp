@@ -117,6 +117,7 @@ class StreamWatchdog {
               " MiB (libarchive grows without bound on some damaged or crafted archives); "
               "stopped (--stream-memory-limit MIB changes the limit)";
       if (!why.empty()) {
+        remove_temp_files_now();  // the member being written is incomplete: not left looking restored
         log_.error("archive " + quote(opt_.source) + ": " + why);
         std::fflush(nullptr);
         std::_Exit(kExitFatal);
@@ -256,8 +257,14 @@ struct OpenArchive {
 void add_passphrase(archive* a, const std::string& file) {
   std::ifstream f(file, std::ios::binary);
   if (!f) throw Fatal("cannot read passphrase file " + quote(file) + ": " + std::strerror(errno));
-  std::string pass;
-  std::getline(f, pass);
+  std::string pass;  // at most 1 MiB, as for age (a device or a huge file is not read without end)
+  for (char c; f.get(c) && c != '\n';) {
+    if (pass.size() >= (1u << 20)) {
+      std::fill(pass.begin(), pass.end(), '\0');
+      throw Fatal("passphrase file " + quote(file) + ": its first line is longer than 1 MiB");
+    }
+    pass.push_back(c);
+  }
   if (!pass.empty() && pass.back() == '\r') pass.pop_back();
   if (pass.empty()) throw Fatal("passphrase file " + quote(file) + " holds no passphrase on its first line");
   int rc = archive_read_add_passphrase(a, pass.c_str());
@@ -598,11 +605,20 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
       }
       if (r == ARCHIVE_WARN) log.warn(quote(name) + ": " + archive_error_string(out.a), name);
       bool data_failed = false;
+      struct Partial {  // until the member is complete, a process ended early removes it
+        explicit Partial(const std::string& n) { set_partial_file(n); }
+        ~Partial() { set_partial_file(""); }
+      } partial(!hl && archive_entry_filetype(e) == AE_IFREG ? name : std::string());
       if (archive_entry_size(e) > 0) {
         const void* buf;
         size_t size;
         la_int64_t offset;
         while (true) {
+          if (interrupted()) {  // a big member: stop within the signal's grace, not after it
+            archive_write_finish_entry(out.a);
+            ::unlink(name.c_str());
+            throw Fatal("interrupted");
+          }
           r = reading([&] { return archive_read_data_block(in.a, &buf, &size, &offset); });
           stream_progress();
           if (r == ARCHIVE_EOF) break;

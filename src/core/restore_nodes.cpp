@@ -273,6 +273,8 @@ int every_node(Comm& comm, const RestoreOptions& opt, Log& log, const Sight& sig
     register_temp_files({});
   }
   rc = static_cast<int>(comm.max(static_cast<uint64_t>(rc)));
+  // every group is done: the summary (--json) names the archive given, not the staged copy gone now
+  if (root) run_summary().archive = opt.source;
   return root ? rc : kExitOk;
 }
 

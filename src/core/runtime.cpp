@@ -32,6 +32,15 @@ char g_temps[kMaxTemps][4096];
 std::atomic<int> g_ntemps{0};
 static_assert(std::atomic<int>::is_always_lock_free);
 
+char g_partial[4096];
+std::atomic<bool> g_have_partial{false};
+
+// Not from the signal handler: the pipeline may still be writing the member (and finishing it
+// by name); the watchdogs call it just before they end the process.
+void remove_partial() {
+  if (g_have_partial.exchange(false)) ::unlink(g_partial);
+}
+
 void remove_temps() {
   const int n = g_ntemps.load();
   for (int i = 0; i < n; ++i) ::unlink(g_temps[i]);
@@ -56,6 +65,7 @@ void watchdog() {
   while (!g_interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   std::this_thread::sleep_for(kStopGrace);
   remove_temps();
+  remove_partial();
   const char msg[] = "pbackup: interrupted; the run did not stop within 1.5 s, exiting now (temporary files removed)\n";
   if (::write(2, msg, sizeof msg - 1) < 0) {}
   ::_exit(128 + g_interrupted);
@@ -77,6 +87,18 @@ void register_temp_files(const std::vector<std::string>& paths) {
   }
   g_ntemps = n;
   if (g_interrupted) remove_temps();  // a signal came before the names were known
+}
+
+void set_partial_file(const std::string& path) {
+  g_have_partial = false;
+  if (path.empty() || path.size() >= sizeof g_partial) return;
+  std::memcpy(g_partial, path.c_str(), path.size() + 1);
+  g_have_partial = true;
+}
+
+void remove_temp_files_now() {
+  remove_temps();
+  remove_partial();
 }
 
 void interrupt_from_peer(int sig) { on_signal(sig); }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -453,8 +454,18 @@ bool bech32_decode(std::string_view text, std::string& hrp, std::vector<uint8_t>
 Recipient parse_recipient(std::string_view text) {
   std::string hrp;
   std::vector<uint8_t> data;
-  if (!bech32_decode(text, hrp, data) || hrp != "age" || data.size() != 32)
-    throw Error("not an age X25519 recipient (age1...): " + std::string(text.substr(0, 80)));
+  if (!bech32_decode(text, hrp, data) || hrp != "age" || data.size() != 32) {
+    // echoed only when it looks like a mistyped public key: anything else may be a secret (a
+    // secret key given by mistake, a passphrase) that must not reach a log
+    std::string t(text.substr(0, 15));
+    for (char& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (t == "AGE-SECRET-KEY-")
+      throw Error("this is a secret key (AGE-SECRET-KEY-1...), not a recipient: give its public key (age-keygen -y FILE); not printed");
+    if (text.size() > 4 && text.substr(0, 4) == "age1" && text.size() <= 100 &&
+        std::all_of(text.begin(), text.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); }))
+      throw Error("not an age X25519 recipient (age1...): " + std::string(text) + " (mistyped? its checksum does not match)");
+    throw Error("not an age X25519 recipient (age1...); the text given is not printed");
+  }
   Recipient r;
   std::memcpy(r.public_key, data.data(), 32);
   return r;

@@ -339,7 +339,7 @@ class ZipFormat final : public Format {
         e.sparse.clear();
       }
       if (e.type == EntryType::Fifo) {  // skipped: a warning (exit 1), as sockets are
-        log.warn(quote(e.path) + ": fifo not stored (skipped: zip cannot hold fifos)");
+        log.warn(quote(e.path) + ": fifo not stored (skipped: zip cannot hold fifos)", e.path);
         return true;
       }
       if (dos_time_clamped(e.mtime_sec)) {

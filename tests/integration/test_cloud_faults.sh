@@ -148,8 +148,10 @@ grep -q "pbackup cloud-cleanup --source 's3://$B/died/n.tar.gz'" "$WORK/last.err
 put_file died/keep.txt "$WORK/src/sub/b.txt"
 expect_ok plain cloud-cleanup --source "s3://$B/died" --older-than 1h
 [ "$(uploads_under died/)" != None ] || fail "cloud-cleanup --older-than 1h aborted a fresh upload"
-expect_ok plain cloud-cleanup --source "s3://$B/died"
-grep -q "aborted s3://$B/died/n.tar.gz (upload $id" "$WORK/last.out" || { show_last; fail "cloud-cleanup did not say what it aborted"; }
+expect_ok plain cloud-cleanup --source "s3://$B/di"  # a sibling prefix is not the folder
+[ "$(uploads_under died/)" != None ] || fail "cloud-cleanup --source s3://$B/di aborted an upload of died/"
+expect_ok plain cloud-cleanup --source "s3://$B/died/n.tar.gz"  # the command the failed run printed
+grep -q "aborted s3://$B/died/n.tar.gz (upload $id" "$WORK/last.out" || { show_last; fail "cloud-cleanup as printed did not abort the upload"; }
 [ "$(uploads_under died/)" = None ] || fail "cloud-cleanup left the upload"
 [ "$(objects_under died/)" = died/keep.txt ] || fail "cloud-cleanup touched completed objects: $(objects_under died/)"
 pass "server died: the upload left was named; cloud-cleanup (--older-than kept it, then aborted it) never touched objects"

@@ -39,6 +39,7 @@ info "X25519, 1 and 3 ranks with a fixed seed: identical, and the plaintext is t
 export PBACKUP_TEST_AGE_SEED=fixed-test-seed
 expect_ok plain backup --sources "$src" --output-dir "$out" --name one --encrypt-to "$pub1" --block-mb 1 --no-progress
 expect_ok 3 backup --sources "$src" --output-dir "$out" --name three --encrypt-to "$pub1" --block-mb 1 --no-progress
+grep -q "PBACKUP_TEST_AGE_SEED is set: .* NOT random" "$WORK/last.err" || { show_last; fail "a fixed test seed was used silently"; }
 unset PBACKUP_TEST_AGE_SEED
 expect_ok 3 backup --sources "$src" --output-dir "$out" --name plain --block-mb 1 --no-progress
 cmp "$out/one.tar.gz.age" "$out/three.tar.gz.age" || fail "1 and 3 ranks wrote different .age files with the same seed"
@@ -159,6 +160,13 @@ for f in "$out"/*.age* "$out"/split/*; do
   for n in "${names[@]}"; do
     if grep -a -q -F "$n" "$f"; then fail "$f holds the name $n in plaintext"; fi
   done
+done
+# nor a plaintext block's SHA-256 (it would confirm a guessed file's content): the same tree's
+# unencrypted archive has the same blocks, whose hashes must not appear beside the .age file
+hashes=$(grep -o '"raw_size": [0-9]*, "sha256": "[0-9a-f]\{64\}"' "$out/plain.tar.gz.manifest.json" | grep -o '[0-9a-f]\{64\}')
+[ -n "$hashes" ] || fail "the unencrypted manifest lists no block hashes (test is wrong)"
+for hsh in $hashes; do
+  if grep -a -q -F "$hsh" "$out/three.tar.gz.age.manifest.json"; then fail "the plaintext manifest holds the plaintext block hash $hsh"; fi
 done
 # the unencrypted archive's manifest does hold them (so the grep can find names)
 grep -a -q -F wombatRANDOM "$out/plain.tar.gz.manifest.json" || fail "the grep check cannot see names (test is wrong)"

@@ -82,6 +82,7 @@ grep -q "t/ff'*: fifo not stored" "$WORK/last.err" || { show_last; fail "the ski
 [ "$(grep -c 'outside zip.s DOS time range' "$WORK/last.err")" -eq 1 ] || { show_last; fail "not one clamp warning"; }
 grep -q '^pbackup: warning: 2 entries have mtimes outside' "$WORK/last.err" || { show_last; fail "the clamp warning does not count 2 entries"; }
 grep -q '; 2 warnings' "$WORK/last.err" || { show_last; fail "the summary does not count the fifo and the clamp (2 warnings)"; }
+grep -q '"path": "t/ff", "reason": ".*fifo not stored' "$WORK/o3/z.zip.manifest.json" || fail "the manifest's warning for the fifo does not name it: $(grep -A3 '"warnings"' "$WORK/o3/z.zip.manifest.json")"
 pass "zip: fifo and clamp warned once each with a count, summary '2 warnings', exit 1"
 
 # ------------------------------------------------------------------ 4. UT times
@@ -275,6 +276,9 @@ for z in zipcrypto aes; do
   [ "$rc" -eq 0 ] && [ "$(sort "$WORK/last.out" | tr '\n' ' ')" = "a.txt b.bin " ] || { show_last; fail "list of $z.zip: exit $rc"; }
 done
 ! grep -q "Hunter2" "$S8/said" || fail "the passphrase was printed"
+# a passphrase "file" without end (a device): refused after 1 MiB, memory bounded
+run_rc rc bash -c 'ulimit -v 2000000; exec timeout 30 "$@"' _ "$PBACKUP" restore --source "$S8/zipcrypto.zip" --restore-to "$S8/zero" --passphrase-file /dev/zero
+[ "$rc" -eq 2 ] && grep -q "first line is longer than 1 MiB" "$WORK/last.err" || { show_last; fail "--passphrase-file /dev/zero: exit $rc, or no clear error"; }
 pass "ZipCrypto and AES-256 zips: clear errors without or with a wrong passphrase, restored with --passphrase-file"
 
 # ------------------------------------------------------------------ 9. libarchive loops
@@ -292,6 +296,13 @@ run_rc rc timeout 60 "$PBACKUP" restore --source "$D9/iso_rockridge_ce_loop.iso.
 [ "$rc" -eq 2 ] && grep -q "MiB of memory, past the limit of 300 MiB" "$WORK/last.err" || { show_last; fail "memory limit: exit $rc"; }
 run_rc rc timeout 60 mpirun --oversubscribe -n 2 "$PBACKUP" list --source "$D9/xar_doublelink.xar" --stall-timeout 1
 [ "$rc" -eq 2 ] && grep -q "no progress in 1 s" "$WORK/last.err" || { show_last; fail "list with 2 ranks: exit $rc"; }
+# stopped in the middle of a member: the partial file is removed (nothing left looking restored)
+mkdir -p "$WORK/x9p/in"
+head -c 8000000 /dev/urandom >"$WORK/x9p/in/big.bin"
+tar -C "$WORK/x9p" -cjf "$WORK/x9p.tar.bz2" in
+run_rc rc timeout 60 "$PBACKUP" restore --source "$WORK/x9p.tar.bz2" --restore-to "$WORK/x9p_out" --stream-memory-limit 1
+[ "$rc" -eq 2 ] && grep -q "past the limit of 1 MiB" "$WORK/last.err" || { show_last; fail "memory limit mid-member: exit $rc"; }
+[ ! -e "$WORK/x9p_out/in/big.bin" ] || fail "the watchdog left a partial member: $(stat -c %s "$WORK/x9p_out/in/big.bin") of 8000000 bytes"
 # time outside libarchive is no stall: `list` blocked on a pipe nobody reads for 3 s
 "$PYTHON" - "$WORK/many.tar" <<'PY'
 import sys, tarfile

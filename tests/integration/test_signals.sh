@@ -108,7 +108,7 @@ sleep 0.5
 if command -v unshare >/dev/null && unshare -m true 2>/dev/null; then
   info "output directory that rank 1 cannot see"
   E="$WORK/err"
-  mkdir -p "$E/out"
+  mkdir -p "$E/out" "$E/r"
   printf 'x\n' >"$SRC/small.txt"
   run_rc rc mpirun --oversubscribe -n 2 bash -c \
     'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec unshare -m sh -c "mount -t tmpfs none \"$1\" && shift && exec \"\$@\"" sh "$@"; else shift; exec "$@"; fi' \
@@ -119,6 +119,15 @@ if command -v unshare >/dev/null && unshare -m true 2>/dev/null; then
   [ "$(tar -xzOf "$E/out/e.tar.gz")" = x ] || fail "the archive written for rank 1 is not complete"
   [ "$(ls -A "$E/out" | wc -l)" -eq 4 ] || fail "unexpected files in the output: $(ls -A "$E/out")"
   pass "a rank that cannot see the output forwards its blocks: complete archive"
+  info "--every-node into a directory rank 1 cannot see: a copy on each 'node', --json names the archive given"
+  run_rc rc mpirun --oversubscribe -n 2 bash -c \
+    'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec unshare -m sh -c "mount -t tmpfs none \"$1\" && shift && exec \"\$@\"" sh "$@"; else shift; exec "$@"; fi' \
+    launch "$E/r" "$PBACKUP" restore --source "$E/out/e.tar.gz" --restore-to "$E/r/x" --every-node --json
+  [ "$rc" -eq 0 ] || { show_last; fail "--every-node: exit $rc"; }
+  [ "$(cat "$E/r/x/small.txt")" = x ] || { show_last; fail "--every-node: rank 0's copy is not complete"; }
+  [ "$(ls -A "$E/r/x")" = small.txt ] || fail "--every-node left more than the tree: $(ls -A "$E/r/x")"
+  grep -q "\"archive\":\"$E/out/e.tar.gz\"" "$WORK/last.out" || { show_last; fail "--every-node --json does not name the archive given"; }
+  pass "--every-node with a node that cannot see the directory: complete copy, staging gone, --json names the archive"
 else
   info "skipping the per-rank error case: unshare -m is not available"
 fi

@@ -8,6 +8,7 @@
 // This file has its own main (DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN): link it with pbackup_core only.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "dest/s3_client.h"
+#include "core/cloud_cleanup.h"
 
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
@@ -17,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -765,6 +767,68 @@ TEST_CASE("list_multipart_uploads follows key and upload id markers over pages")
   CHECK(reqs[1].head.rfind("GET /bkt?key-marker=p%2Fk%202&max-uploads=2&prefix=p%2F&upload-id-marker=u2&uploads= ", 0) == 0);
   CHECK(contains(fatal_message([] { parse_list_uploads_page("<ListMultipartUploadsResult><Upload><Key>k</Key></Upload></ListMultipartUploadsResult>"); }),
                  "malformed <Upload>"));
+}
+
+TEST_CASE("cloud-cleanup: the key a failed run names, or its folder; never a sibling that starts the same") {
+  // S3's own prefix rule: uploads whose key starts with the prefix asked for
+  const std::vector<std::string> keys = {"proj/n.tar.gz", "proj/n.tar.gz.part0002", "proj-old/x.tar.gz"};
+  std::mutex mu;
+  std::vector<std::string> aborted;
+  FakeServer srv([&](int, const FakeRequest& r) {
+    const std::string line = r.head.substr(0, r.head.find('\r'));
+    if (line.rfind("DELETE ", 0) == 0) {
+      std::lock_guard<std::mutex> l(mu);
+      aborted.push_back(line.substr(7, line.find('?') - 7));
+      return FakeServer::reply(204, "No Content", "");
+    }
+    std::string prefix;
+    size_t at = line.find("prefix=");
+    if (at != std::string::npos) prefix = line.substr(at + 7, line.find_first_of("& ", at) - at - 7);
+    std::string decoded;  // only %2F is encoded in these keys
+    for (size_t i = 0; i < prefix.size(); ++i) {
+      if (prefix.compare(i, 3, "%2F") == 0) {
+        decoded += '/';
+        i += 2;
+      } else {
+        decoded += prefix[i];
+      }
+    }
+    prefix = decoded;
+    std::string body = "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>";
+    for (const auto& k : keys)
+      if (k.rfind(prefix, 0) == 0)
+        body += "<Upload><Key>" + k + "</Key><UploadId>id-" + k + "</UploadId><Initiated>2026-11-29T12:00:00.000Z</Initiated></Upload>";
+    return FakeServer::reply(200, "OK", body + "</ListMultipartUploadsResult>");
+  });
+  const std::string old_key = env_or_empty("AWS_ACCESS_KEY_ID"), old_secret = env_or_empty("AWS_SECRET_ACCESS_KEY");
+  ::setenv("AWS_ACCESS_KEY_ID", "AKIDFAKE", 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-XYZZY-0123456789", 1);
+  auto run = [&](const std::string& source) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      aborted.clear();
+    }
+    CleanupOptions o;
+    o.source = source;
+    o.s3_endpoint = srv.endpoint();
+    o.s3_region = "us-east-1";
+    o.s3_addressing = "path";
+    Log log(0, LogLevel::Error);
+    CHECK(run_cloud_cleanup(o, log) == 0);
+    std::lock_guard<std::mutex> l(mu);
+    std::vector<std::string> v = aborted;
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  // the command a failed run prints names the object's key
+  CHECK(run("s3://bkt/proj/n.tar.gz") == std::vector<std::string>{"/bkt/proj/n.tar.gz"});
+  CHECK(run("s3://bkt/proj/n.tar.gz.part0002") == std::vector<std::string>{"/bkt/proj/n.tar.gz.part0002"});
+  // a folder, with or without its '/': not proj-old
+  CHECK(run("s3://bkt/proj") == std::vector<std::string>{"/bkt/proj/n.tar.gz", "/bkt/proj/n.tar.gz.part0002"});
+  CHECK(run("s3://bkt/proj/") == std::vector<std::string>{"/bkt/proj/n.tar.gz", "/bkt/proj/n.tar.gz.part0002"});
+  CHECK(run("s3://bkt/pro").empty());
+  for (auto [name, value] : {std::pair{"AWS_ACCESS_KEY_ID", &old_key}, std::pair{"AWS_SECRET_ACCESS_KEY", &old_secret}})
+    value->empty() ? ::unsetenv(name) : ::setenv(name, value->c_str(), 1);
 }
 
 TEST_CASE("messages: a short secret is not scrubbed out of words; an endpoint with a password is refused unprinted") {

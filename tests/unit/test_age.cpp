@@ -91,6 +91,18 @@ TEST_CASE("age: bech32 keys round trip, and a flipped character is refused") {
   std::string bad = pub;
   bad[10] = bad[10] == 'q' ? 'p' : 'q';
   CHECK_THROWS_AS(age::parse_recipient(bad), age::Error);
+  // a secret key (or a passphrase) given as a recipient by mistake is never echoed in the error
+  for (std::string secret : {std::string(id_text.view()), std::string("correct horse battery staple")}) {
+    std::string what;
+    try {
+      age::parse_recipient(secret);
+    } catch (const age::Error& e) {
+      what = e.what();
+    }
+    CHECK(!what.empty());
+    CHECK(what.find(secret.substr(0, 20)) == std::string::npos);
+    CHECK(what.find(secret.substr(secret.size() - 12)) == std::string::npos);
+  }
   // the published example from the age README decodes
   CHECK_NOTHROW(age::parse_recipient("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"));
   CHECK_THROWS_AS(age::parse_identity_file("# only a comment\n", "t"), age::Error);

@@ -347,6 +347,9 @@ TEST_CASE("manifest: an encrypted archive's plaintext manifest holds no names an
   CHECK(back.encrypted_size == m.encrypted_size);
   CHECK(back.sealed_manifest.name == "x.tar.gz.age.manifest.age");
   CHECK(back.blocks[1].cont_size == 0);  // a big file's size is a size of a file: not in plaintext
+  // a plaintext block's hash would confirm a guessed file's content: none in plaintext
+  for (const auto& b : back.blocks) CHECK(b.sha256.empty());
+  CHECK(check(back).empty());
   // a name in the name-free copy, sizes that cannot be an age file, an unknown scheme
   Manifest named = red;
   named.blocks[0].first_entry = "r";
