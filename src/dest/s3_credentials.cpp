@@ -33,6 +33,24 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(a, b - a));
 }
 
+// Text that goes into an HTTP header (a key id, a session token, IMDS's token) or a URL path
+// (IMDS's role name) is visible ASCII only: a CR or LF from a hostile answer would add headers.
+bool header_safe(std::string_view s) {
+  for (unsigned char ch : s)
+    if (ch < 0x21 || ch > 0x7e) return false;
+  return true;
+}
+bool role_name_ok(std::string_view s) {  // IAM: letters, digits and +=,.@_-
+  for (unsigned char ch : s)
+    if (!std::isalnum(ch) && std::string_view("+=,.@_-").find(static_cast<char>(ch)) == std::string_view::npos) return false;
+  return !s.empty() && s.size() <= 128;
+}
+S3Credentials checked(S3Credentials c, const std::string& what) {
+  if (!header_safe(c.access_key) || !header_safe(c.session_token))
+    throw Fatal(what + ": the credentials hold characters a request header cannot carry (refused)");
+  return c;
+}
+
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -214,7 +232,7 @@ S3Credentials credentials_from_process(const std::string& command) {
   if (c.access_key.empty() || c.secret_key.empty()) throw Fatal(what + ": no AccessKeyId or SecretAccessKey");
   if (!str("Expiration").empty()) c.expires = expiry_of(str("Expiration"), what);
   c.source = "credential_process";
-  return c;
+  return checked(std::move(c), what);
 }
 
 S3Credentials credentials_from_web_identity(const std::string& token_file, const std::string& role_arn,
@@ -238,18 +256,20 @@ S3Credentials credentials_from_web_identity(const std::string& token_file, const
   if (c.access_key.empty() || c.secret_key.empty() || c.session_token.empty()) throw Fatal(what + ": no credentials in the answer");
   c.expires = expiry_of(cred("Expiration"), what);
   c.source = "web identity (" + role_arn + ")";
-  return c;
+  return checked(std::move(c), what);
 }
 
 S3Credentials credentials_from_imds(const std::string& endpoint) {
   const std::string what = "EC2 instance metadata (IMDSv2)";
   Http t = http("PUT", endpoint + "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds: 21600"}, "", 1, "", what);
   if (t.status != 200 || t.body.empty()) throw Fatal(what + " at " + endpoint + ": no session token (HTTP " + std::to_string(t.status) + ")");
+  if (t.body.size() > 4096 || !header_safe(t.body)) throw Fatal(what + " at " + endpoint + ": the session token is not a header value (refused)");
   std::string h = "X-aws-ec2-metadata-token: " + t.body;
   Http role = http("GET", endpoint + "/latest/meta-data/iam/security-credentials/", {h}, "", 1, "", what);
   std::string name = trim(role.body.substr(0, role.body.find('\n')));
-  if (role.status != 200 || name.empty() || name.find('/') != std::string::npos)
+  if (role.status != 200 || name.empty())
     throw Fatal(what + " at " + endpoint + ": no IAM role attached to this instance (HTTP " + std::to_string(role.status) + ")");
+  if (!role_name_ok(name)) throw Fatal(what + " at " + endpoint + ": the role name is not an IAM role name (refused)");
   Http cr = http("GET", endpoint + "/latest/meta-data/iam/security-credentials/" + name, {h}, "", 1, "", what);
   nlohmann::json j = nlohmann::json::parse(cr.body, nullptr, false);
   if (cr.status != 200 || j.is_discarded() || !j.is_object()) throw Fatal(what + ": unreadable credentials for role " + name);
@@ -261,7 +281,7 @@ S3Credentials credentials_from_imds(const std::string& endpoint) {
   if (c.access_key.empty() || c.secret_key.empty()) throw Fatal(what + ": no credentials for role " + name);
   c.expires = str("Expiration").empty() ? 0 : expiry_of(str("Expiration"), what);
   c.source = "instance metadata (role " + name + ")";
-  return c;
+  return checked(std::move(c), what);
 }
 
 namespace {

@@ -1043,6 +1043,32 @@ TEST_CASE("IMDSv2: token PUT with TTL, then role and credentials with the token;
   CHECK(imds.hits() == 3);
 }
 
+TEST_CASE("IMDSv2: a token, role name or credentials that could inject headers or paths are refused") {
+  EnvScope env;
+  env.set("AWS_EC2_METADATA_DISABLED", std::nullopt);
+  struct Case {
+    std::string token, role, key, expect;
+  };
+  const Case cases[] = {
+      {"TOK\r\nX-Evil: 1", "backup-role", "ASIAIMDS", "session token is not a header value"},
+      {"TOK", "../../user-data", "ASIAIMDS", "not an IAM role name"},
+      {"TOK", "backup-role", "ASIA\r\nX-Evil: 1", "characters a request header cannot carry"},
+  };
+  for (const Case& k : cases) {
+    FakeServer imds([&k](int hit, const FakeRequest&) {
+      if (hit == 1) return FakeServer::reply(200, "OK", k.token);
+      if (hit == 2) return FakeServer::reply(200, "OK", k.role);
+      return FakeServer::reply(200, "OK", "{\"AccessKeyId\": \"" + std::string(k.key == "ASIAIMDS" ? "ASIAIMDS" : "ASIA\\r\\nX-Evil: 1") +
+                                              "\", \"SecretAccessKey\": \"s\", \"Token\": \"t\"}");
+    });
+    env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint() + "/");
+    std::string m = fatal_message([] { S3Config::from_env("http://127.0.0.1:9", ""); });
+    CAPTURE(m);
+    CHECK(contains(m, k.expect));
+    CHECK(!contains(m, "X-Evil"));
+  }
+}
+
 TEST_CASE("S3 per-part SHA-256: asked at create, sent with each part and at complete where the server keeps them") {
   FakeServer srv([](int hit, const FakeRequest&) {
     if (hit == 1)  // AWS echoes the algorithm
