@@ -39,6 +39,7 @@ struct BackupOptions {
   bool null_separated = false;
   bool one_file_system = false;
   bool dry_run = false;
+  std::string incremental_from;  // issue 15: the previous level (archive, folder or s3:// URL)
   AgeKeys keys;  // recipients: the archive is written as BASE.EXT.age
   bool json = false;  // --json: the summary as one JSON object on stdout
 };

@@ -193,6 +193,8 @@ Parsed parse_command_line(int argc, char** argv) {
           cxxopts::value<std::string>())("null", "--files-from items are NUL-separated (find -print0, lfs find -0)")(
           "one-file-system", "do not descend into directories on other file systems (mount points are stored)")(
           "dry-run", "scan and select only: print the paths that would be stored, their count and bytes; write nothing")(
+          "incremental-from", "an incremental level: store only what changed since PREV (the previous level's archive, its folder "
+                              "or s3:// URL; only its catalog is read); tar formats, unencrypted", cxxopts::value<std::string>())(
           "encrypt-to", "encrypt the archive (and its catalog and manifest) with age to this recipient, age1... (repeatable); "
                         "the archive is written as BASE.EXT.age", cxxopts::value<std::string>())(
           "encrypt-to-file", "encrypt to the recipients listed in FILE, one age1... per line (as age -R; repeatable)",
@@ -216,6 +218,7 @@ Parsed parse_command_line(int argc, char** argv) {
       b.null_separated = r.count("null") > 0;
       b.one_file_system = r.count("one-file-system") > 0;
       b.dry_run = r.count("dry-run") > 0;
+      if (r.count("incremental-from")) b.incremental_from = r["incremental-from"].as<std::string>();
       b.json = r.count("json") > 0;
       if (b.json && b.dry_run) throw cxxopts::exceptions::exception("--json and --dry-run cannot be combined (--dry-run prints paths)");
       if (!r.count("output-dir")) throw cxxopts::exceptions::exception("--output-dir is required");

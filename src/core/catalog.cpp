@@ -26,7 +26,8 @@ namespace pbackup {
 namespace {
 
 constexpr char kMagic[8] = {'P', 'B', 'K', 'C', 'A', 'T', 'L', 'G'};
-constexpr size_t kFixed = 52;  // fixed part of a record after its length (docs/format.md)
+constexpr size_t kFixedV1 = 52;  // fixed part of a record after its length (docs/format.md)
+constexpr size_t kFixed = kFixedV1 + 32;  // version 2 adds ctime (12), dev, ino (16), level (4)
 constexpr uint32_t kMaxName = 1u << 20;
 
 void put32(std::string& o, uint32_t v) {
@@ -94,6 +95,11 @@ void CatalogWriter::add(const CatalogRecord& r) {
   put32(o, r.mtime_nsec);
   put64(o, r.block);
   put64(o, r.offset);
+  put64(o, static_cast<uint64_t>(r.ctime_sec));
+  put32(o, r.ctime_nsec);
+  put64(o, r.dev);
+  put64(o, r.ino);
+  put32(o, r.level);
   for (const std::string* s : {&r.path, &r.link, &r.uname, &r.gname}) {
     put32(o, static_cast<uint32_t>(s->size()));
     o += *s;
@@ -135,6 +141,10 @@ CatalogRecord catalog_record(const Entry& e, bool tar, bool damaged, uint64_t bl
   r.size = e.type == EntryType::File ? e.size : 0;
   r.mtime_sec = e.mtime_sec;
   r.mtime_nsec = e.mtime_nsec;
+  r.ctime_sec = e.ctime_sec;
+  r.ctime_nsec = e.ctime_nsec;
+  r.dev = e.dev;
+  r.ino = e.ino;
   r.block = block;
   r.offset = offset;
   return r;
@@ -208,7 +218,10 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
   }
   const auto* h = reinterpret_cast<const unsigned char*>(head.data());
   if (std::memcmp(h, kMagic, sizeof kMagic) != 0) throw Fatal("catalog: not a pbackup catalog (bad magic)");
-  if (get32(h + 8) != kCatalogVersion) throw Fatal("catalog: version " + std::to_string(get32(h + 8)) + " is not one this pbackup reads (1)");
+  const uint32_t version = get32(h + 8);
+  if (version != 1 && version != kCatalogVersion)
+    throw Fatal("catalog: version " + std::to_string(version) + " is not one this pbackup reads (1, 2)");
+  const size_t fixed = version == 1 ? kFixedV1 : kFixed;
   if (get32(h + 12) != 0) throw Fatal("catalog: unknown header flags");
   const uint64_t count = get64(h + 16), raw_total = get64(h + 24);
 
@@ -224,7 +237,7 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
     while (pending.size() - pos >= 4) {
       const auto* p = reinterpret_cast<const unsigned char*>(pending.data() + pos);
       uint32_t len = get32(p);
-      if (len < kFixed + 16 || len > kMaxCatalogRecord)
+      if (len < fixed + 16 || len > kMaxCatalogRecord)
         throw Fatal("catalog: record " + std::to_string(seen) + " has an impossible length " + std::to_string(len));
       if (pending.size() - pos - 4 < len) break;
       if (seen == count) throw Fatal("catalog: more records than the " + std::to_string(count) + " its header announces");
@@ -241,8 +254,16 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
       r.mtime_nsec = get32(q + 32);
       r.block = get64(q + 36);
       r.offset = get64(q + 44);
-      if (r.mtime_nsec >= 1000000000u) throw Fatal("catalog: record " + std::to_string(seen) + ": nanoseconds out of range");
-      size_t at = kFixed;
+      if (version >= 2) {
+        r.ctime_sec = static_cast<int64_t>(get64(q + 52));
+        r.ctime_nsec = get32(q + 60);
+        r.dev = get64(q + 64);
+        r.ino = get64(q + 72);
+        r.level = get32(q + 80);
+      }
+      if (r.mtime_nsec >= 1000000000u || r.ctime_nsec >= 1000000000u)
+        throw Fatal("catalog: record " + std::to_string(seen) + ": nanoseconds out of range");
+      size_t at = fixed;
       for (std::string* s : {&r.path, &r.link, &r.uname, &r.gname}) {
         if (len - at < 4) throw Fatal("catalog: record " + std::to_string(seen) + ": fields run past its length");
         uint32_t n = get32(q + at);
