@@ -5,8 +5,12 @@
 #include "core/incremental.h"
 
 #include <algorithm>
+#include <cstdio>
 
+#include "core/extract.h"
 #include "core/messages.h"
+#include "core/select.h"
+#include "pbackup/pipeline.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
 #include "pbackup/wire.h"
@@ -144,7 +148,7 @@ void place_kept(Comm& comm, Incremental& inc, const std::string& first) {
 
 std::vector<ArchiveSource> resolve_chain(const ArchiveSource& newest, const S3Flags& s3, const AgeKeys& keys) {
   std::vector<ArchiveSource> out;
-  if (!newest.manifest || !newest.store) return out;
+  if (!newest.manifest || !newest.store) throw Fatal("internal: chain of " + quote(newest.name) + " without a manifest or store");
   const std::string dir = chain_dir(newest.manifest_path);
   const auto& chain = newest.manifest->chain;
   for (size_t k = 0; k < chain.size(); ++k) {
@@ -166,6 +170,109 @@ std::vector<ArchiveSource> resolve_chain(const ArchiveSource& newest, const S3Fl
     out.push_back(std::move(s));
   }
   return out;
+}
+
+}  // namespace pbackup
+
+namespace pbackup {
+namespace {
+
+// Rank 0 to all: the archives of a chain, oldest first, and per archive the paths to leave.
+struct ChainPlan {
+  std::string error;
+  std::vector<ArchiveSource> levels;
+  std::vector<std::vector<std::string>> leave;
+};
+template <class Ar>
+void fields(Ar& a, ChainPlan& p) {
+  a(p.error), a(p.levels), a(p.leave);
+}
+
+ChainPlan plan_chain(ArchiveSource newest, const RestoreOptions& opt) {
+  ChainPlan plan;
+  const S3Flags s3{opt.s3_endpoint, opt.s3_region, opt.s3_addressing};
+  if (!newest.store) attach_store(newest, s3);  // it came over the wire
+  plan.levels = resolve_chain(newest, s3, opt.keys);
+  plan.levels.push_back(newest);
+  const size_t n = plan.levels.size();
+  for (const ArchiveSource& s : plan.levels)
+    if (!can_restore_in_parallel(s)) throw Fatal("chain of " + quote(newest.name) + ": " + quote(s.name) + " cannot be restored by blocks");
+  if (opt.existing != RestoreOptions::Existing::Overwrite)
+    throw Fatal("restoring an incremental level into existing files (--keep-old-files & co.) is not supported yet");
+  // the tree at level N: per archive, the paths it must restore (sorted for binary search)
+  std::vector<std::vector<std::string>> wanted(n);
+  std::vector<bool> matched(opt.only.size(), false);
+  if (!read_archive_catalog(newest, [&](const CatalogRecord& r) {
+        if (r.level >= n) throw Fatal("catalog of " + quote(newest.name) + ": " + quote(escape_name(r.path)) + " names level " + std::to_string(r.level) + " of a chain of " + std::to_string(n));
+        if (!path_selected(r.path, opt.only)) return;
+        for (size_t k = 0; k < opt.only.size(); ++k)
+          if (!matched[k] && path_selected(r.path, {opt.only[k]})) matched[k] = true;
+        wanted[r.level].push_back(r.path);
+      }))
+    throw Fatal(quote(newest.name) + ": an incremental level without its catalog");
+  for (size_t k = 0; k < opt.only.size(); ++k)
+    if (!matched[k]) throw Fatal(quote(opt.only[k]) + ": not found in the tree at this level");
+  for (auto& w : wanted) std::sort(w.begin(), w.end());
+  plan.leave.resize(n);
+  for (size_t k = 0; k < n; ++k) {
+    read_archive_catalog(plan.levels[k], [&](const CatalogRecord& r) {
+      if (r.level == plan.levels[k].manifest->chain.size() && !std::binary_search(wanted[k].begin(), wanted[k].end(), r.path))
+        plan.leave[k].push_back(r.path);
+    });
+    std::sort(plan.leave[k].begin(), plan.leave[k].end());
+  }
+  return plan;
+}
+
+}  // namespace
+
+int restore_chain(Comm& comm, const ArchiveSource& newest, const RestoreOptions& opt, Log& log) {
+  std::string bytes;
+  if (comm.rank() == 0) {
+    ChainPlan plan;
+    try {
+      plan = plan_chain(newest, opt);
+    } catch (const std::exception& e) {
+      plan = ChainPlan{e.what(), {}, {}};
+    }
+    bytes = to_wire(plan);
+  }
+  comm.broadcast(bytes, 0);
+  ChainPlan plan = from_wire<ChainPlan>(bytes);
+  bytes.clear();
+  if (!plan.error.empty()) {
+    if (comm.rank() == 0) log.error(plan.error);
+    return comm.rank() == 0 ? kExitFatal : kExitOk;
+  }
+  int rc = kExitOk;
+  for (size_t k = 0; k < plan.levels.size() && rc < kExitFatal; ++k) {
+    ArchiveSource& s = plan.levels[k];
+    RestoreOptions o = opt;
+    o.only.clear();  // applied to the leave lists above
+    o.leave = std::move(plan.leave[k]);
+    int r = kExitOk;
+    try {
+      attach_store(s, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing});
+      log.debug("restoring level " + std::to_string(k) + " of the chain: " + s.name + " (" + std::to_string(o.leave.size()) + " paths left to other levels)");
+      r = run_parallel_restore(comm, s, o, log);
+    } catch (const Fatal& f) {
+      log.error(f.what());
+      r = interrupted() ? 128 + interrupt_signal() : kExitFatal;
+    }
+    std::string agreed = std::to_string(comm.max(static_cast<uint64_t>(r)));
+    rc = std::max(rc, std::stoi(agreed));
+  }
+  return rc;
+}
+
+bool list_chain_from_catalog(const ArchiveSource& s) {
+  if (!s.manifest || s.manifest->chain.empty()) return false;
+  if (!read_archive_catalog(s, [](const CatalogRecord& r) {
+        std::string line = escape_name(r.path) + (r.type == EntryType::Dir ? "/" : "") + "\n";
+        std::fwrite(line.data(), 1, line.size(), stdout);
+      }))
+    throw Fatal(quote(s.name) + ": an incremental level without its catalog");
+  return true;
 }
 
 }  // namespace pbackup

@@ -58,3 +58,20 @@ void place_kept(Comm& comm, Incremental& inc, const std::string& first);
 std::vector<ArchiveSource> resolve_chain(const ArchiveSource& newest, const S3Flags& s3, const AgeKeys& keys);
 
 }  // namespace pbackup
+
+namespace pbackup {
+
+// Collective. `restore --source LEVEL_N` of an incremental level (rank 0 resolved `newest`; every
+// rank calls this): rank 0 finds and checks the chain (resolve_chain) and reads the newest
+// catalog, which says for every path of the tree at level N which archive holds it; then every
+// archive is restored in parallel by the existing tar block restore, oldest first, each leaving
+// alone the paths whose latest version is elsewhere or that are gone at level N (RestoreOptions::
+// leave), so each entry is written once. Every level stores all directories, so the newest
+// level, restored last, sets their modes and times. Rank 0 holds the path lists.
+int restore_chain(Comm& comm, const ArchiveSource& newest, const RestoreOptions& opt, Log& log);
+
+// Rank 0: `list` of an incremental level prints the whole tree from its catalog (a directory with
+// a trailing '/'). False when `s` is not an incremental level.
+bool list_chain_from_catalog(const ArchiveSource& s);
+
+}  // namespace pbackup

@@ -33,6 +33,7 @@
 #include "codec/gunzip_stream.h"
 #include "core/restore_nodes.h"
 #include "core/catalog.h"
+#include "core/incremental.h"
 #include "core/extract.h"
 #include "core/messages.h"
 #include "core/parallel_restore.h"
@@ -781,6 +782,7 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   comm.broadcast(plan_bytes, 0);
   RestoreWay plan = from_wire<RestoreWay>(plan_bytes);
   if (plan.mode == RestoreWay::kFailed) return comm.rank() == 0 ? kExitFatal : kExitOk;
+  if (plan.source.manifest && !plan.source.manifest->chain.empty()) return restore_chain(comm, plan.source, opt, log);  // issue 15
   int rc = kExitOk;
   // Keeping existing files: decided up front from the catalog for the parallel tar path (the
   // paths to leave alone travel with the plan), member by member on the stream otherwise.
@@ -902,6 +904,8 @@ int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
         std::string verdict = "0";
         comm.broadcast(verdict, 0);
         return kExitOk;
+      } else if (!opt.long_list && list_chain_from_catalog(resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, false, opt.keys))) {
+        // an incremental level: the whole tree at that level, from its catalog
       } else {
         stream_members(opt, [&](archive_entry* e, const std::function<std::string_view(uint64_t&)>&) {
           const char* p = archive_entry_pathname(e);

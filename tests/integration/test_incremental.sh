@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Incremental backups (issue 15): a chain of three levels made with --incremental-from, with
+# every kind of change between them (content of the same size, content whose mtime was reset
+# with touch (ctime catches it), append, deleted file and directory, added file, renamed
+# directory, chmod, chown, a file replaced by a directory and by a symlink, new hard links).
+# Each level is a standard archive GNU tar lists and holds only new and changed entries (and
+# every directory); restore of each level equals a snapshot taken at that moment; list, list
+# --long, find and compare go through the newest catalog; 1 and 3 ranks give byte-identical
+# levels; a missing or altered middle level is an error naming it; a chain on usb_split.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup_work
+
+SRC="$WORK/src"
+OUT="$WORK/out"
+mkdir -p "$SRC" "$OUT"
+T="$SRC/tree"
+mkdir -p "$T/deldir" "$T/olddir/f2" "$T/keepdir"
+echo "never changes" > "$T/same.txt"
+echo "aaaa" > "$T/samesize.txt"
+echo "bbbb" > "$T/reset.txt"
+echo "line 1" > "$T/append.log"
+echo "doomed" > "$T/del.txt"
+echo x > "$T/deldir/x"; echo y > "$T/deldir/y"
+echo one > "$T/olddir/f1"; echo sub > "$T/olddir/f2/sub"
+echo "#!/bin/sh" > "$T/mode.sh"; chmod 644 "$T/mode.sh"
+echo owner > "$T/own.txt"
+echo "was a file" > "$T/todir"
+echo "was a file too" > "$T/tolink"
+echo "linked" > "$T/hl_src"
+echo kept > "$T/keepdir/k"
+ln -s same.txt "$T/link"
+head -c 300000 /dev/urandom > "$T/big.bin"
+
+snap() { rm -rf "$WORK/snap$1"; mkdir -p "$WORK/snap$1"; cp -a "$T" "$WORK/snap$1/"; }
+
+# level k: 1 rank, and the same level with 3 ranks (must be byte-identical)
+level() {
+  local k=$1; shift
+  expect_ok plain backup --sources "$T" --output-dir "$OUT" --name "L$k" --block-mb 1 --no-progress "$@"
+  expect_ok 3 backup --sources "$T" --output-dir "$WORK/n3" --name "L$k" --block-mb 1 --no-progress "$@"
+  cmp "$OUT/L$k.tar.gz" "$WORK/n3/L$k.tar.gz" || fail "level $k: 1 and 3 ranks give different archives"
+  cmp "$OUT/L$k.tar.gz.catalog.zst" "$WORK/n3/L$k.tar.gz.catalog.zst" || fail "level $k: 1 and 3 ranks give different catalogs"
+  tar tzf "$OUT/L$k.tar.gz" > "$WORK/members$k" || fail "GNU tar cannot list level $k"
+  snap "$k"
+}
+mkdir -p "$WORK/n3"
+level 0
+pass "level 0 (full)"
+
+# ---- level 1: every kind of change ----
+echo "AAAA" > "$T/samesize.txt"                       # same size, new content
+cp -p "$T/reset.txt" "$WORK/ref"; echo "BBBB" > "$T/reset.txt"; touch -r "$WORK/ref" "$T/reset.txt"  # mtime reset
+echo "line 2" >> "$T/append.log"
+rm "$T/del.txt"
+rm -r "$T/deldir"
+echo "added" > "$T/new.txt"
+mv "$T/olddir" "$T/newdir"
+chmod 755 "$T/mode.sh"
+chown 1234:4321 "$T/own.txt"
+rm "$T/todir"; mkdir "$T/todir"; echo inside > "$T/todir/in"
+rm "$T/tolink"; ln -s same.txt "$T/tolink"
+ln "$T/hl_src" "$T/hl_new"
+level 1 --incremental-from "$OUT/L0.tar.gz"
+m="$WORK/members1"
+for p in tree/samesize.txt tree/reset.txt tree/append.log tree/new.txt tree/newdir/f1 tree/mode.sh tree/own.txt tree/todir/in tree/tolink tree/hl_src tree/hl_new tree/keepdir/; do
+  grep -qx "$p" "$m" || { cat "$m"; fail "level 1 lacks changed $p"; }
+done
+for p in tree/same.txt tree/big.bin tree/link tree/keepdir/k; do
+  ! grep -qx "$p" "$m" || fail "level 1 stores unchanged $p"
+done
+grep -q '"chain": \[' "$OUT/L1.tar.gz.manifest.json" || fail "level 1 manifest names no chain"
+pass "level 1 stores only what changed (GNU tar lists it; 1 and 3 ranks identical)"
+
+# ---- level 2 (from a folder as PREV is not allowed to be ambiguous: use the archive) ----
+echo "two" >> "$T/newdir/f1"
+rm -r "$T/newdir/f2"
+echo "added 2" > "$T/todir/second"
+ln "$T/new.txt" "$T/new_hard"
+chmod 600 "$T/same.txt"  # chmod only: stored again, content equal
+level 2 --incremental-from "$OUT/L1.tar.gz"
+grep -qx tree/same.txt "$WORK/members2" || fail "level 2 lacks chmod'ed same.txt"
+! grep -qx tree/big.bin "$WORK/members2" || fail "level 2 stores unchanged big.bin"
+pass "level 2"
+
+# ---- restore every level: exactly its snapshot ----
+for k in 0 1 2; do
+  rm -rf "$WORK/r$k"; mkdir "$WORK/r$k"
+  expect_ok plain restore --source "$OUT/L$k.tar.gz" --restore-to "$WORK/r$k"
+  assert_trees_equal "$WORK/snap$k/tree" "$WORK/r$k/tree"
+  rm -rf "$WORK/r$k"; mkdir "$WORK/r$k"
+  expect_ok 3 restore --source "$OUT/L$k.tar.gz" --restore-to "$WORK/r$k"
+  assert_trees_equal "$WORK/snap$k/tree" "$WORK/r$k/tree"
+done
+pass "restore of each level (1 and 3 ranks) equals its snapshot"
+
+# ---- list, list --long, find, compare through the newest catalog ----
+expect_ok plain backup --sources "$T" --output-dir "$WORK" --name full --no-progress
+expect_ok plain list --source "$OUT/L2.tar.gz"; sort "$WORK/last.out" > "$WORK/l2"
+expect_ok plain list --source "$WORK/full.tar.gz"; sort "$WORK/last.out" > "$WORK/lf"
+diff "$WORK/l2" "$WORK/lf" || fail "list of level 2 differs from a full backup's"
+expect_ok plain list --long --source "$OUT/L2.tar.gz"; cp "$WORK/last.out" "$WORK/ll2"
+expect_ok plain list --long --source "$WORK/full.tar.gz"
+diff "$WORK/ll2" "$WORK/last.out" || fail "list --long of level 2 differs from a full backup's"
+expect_ok plain find 'big.bin' --source "$OUT/L2.tar.gz"
+grep -q 'tree/big.bin' "$WORK/last.out" || fail "find through level 2's catalog missed big.bin (stored in level 0)"
+expect_ok plain compare --source "$OUT/L2.tar.gz" --against "$SRC"
+pass "list, list --long, find, compare through the newest catalog"
+
+# ---- a missing or altered middle level ----
+mv "$OUT/L1.tar.gz.manifest.json" "$WORK/m1"
+rm -rf "$WORK/rx"; mkdir "$WORK/rx"
+run_rc rc run_pb restore --source "$OUT/L2.tar.gz" --restore-to "$WORK/rx"
+[ "$rc" -eq 2 ] || fail "restore without level 1 exited $rc"
+grep -q "L1.tar.gz.manifest.json.*missing" "$WORK/last.err" || { show_last; fail "missing level 1 not named"; }
+[ -z "$(ls -A "$WORK/rx")" ] || fail "restore without level 1 wrote files"
+sed 's/"entries"/"entries" /' "$WORK/m1" > "$OUT/L1.tar.gz.manifest.json"
+run_rc rc run_pb restore --source "$OUT/L2.tar.gz" --restore-to "$WORK/rx"
+[ "$rc" -eq 2 ] && grep -q "L1.tar.gz.manifest.json.*altered" "$WORK/last.err" || { show_last; fail "altered level 1 not refused"; }
+mv "$WORK/m1" "$OUT/L1.tar.gz.manifest.json"
+pass "a missing or altered middle level is an error naming it"
+
+# ---- usb_split chain ----
+S="$WORK/split"; mkdir -p "$S"
+expect_ok plain backup --sources "$T" --output-dir "$S" --name s0 --dest-type usb_split --split-chunk-mb 1 --no-progress
+snap s0
+echo "changed for split" > "$T/samesize.txt"; rm "$T/new_hard"
+expect_ok plain backup --sources "$T" --output-dir "$S" --name s1 --dest-type usb_split --split-chunk-mb 1 --no-progress --incremental-from "$S"/s0.tar.gz
+snap s1
+for k in s0 s1; do
+  rm -rf "$WORK/r$k"; mkdir "$WORK/r$k"
+  expect_ok 2 restore --source "$S/$k.tar.gz" --restore-to "$WORK/r$k"
+  assert_trees_equal "$WORK/snap$k/tree" "$WORK/r$k/tree"
+done
+pass "usb_split chain"
