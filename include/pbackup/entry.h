@@ -25,8 +25,8 @@ struct Entry {
   uint64_t size = 0;
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;
-  int64_t ctime_sec = 0;  // status change time: incremental backups (issue 15) compare it
-  uint32_t ctime_nsec = 0;
+  uint32_t ctime_nsec = 0;  // status change time: incremental backups (issue 15) compare it
+  int64_t ctime_sec = 0;    // (here, after the 4-byte fields, Entry stays 160 bytes)
   uint32_t mode = 0;  // permission bits (07777)
   uint32_t uid = 0, gid = 0;
   uint32_t nlink = 1;
