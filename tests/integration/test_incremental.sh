@@ -31,6 +31,9 @@ echo "linked" > "$T/hl_src"
 echo kept > "$T/keepdir/k"
 ln -s same.txt "$T/link"
 head -c 300000 /dev/urandom > "$T/big.bin"
+# enough files for several 1 MiB blocks over 3 ranks: unchanged records on both sides of the cuts
+mkdir -p "$T/many"
+for i in $(seq 1 240); do head -c 12000 /dev/urandom > "$T/many/f$i"; done
 
 snap() { rm -rf "$WORK/snap$1"; mkdir -p "$WORK/snap$1"; cp -a "$T" "$WORK/snap$1/"; }
 
@@ -42,6 +45,7 @@ level() {
   cmp "$OUT/L$k.tar.gz" "$WORK/n3/L$k.tar.gz" || fail "level $k: 1 and 3 ranks give different archives"
   cmp "$OUT/L$k.tar.gz.catalog.zst" "$WORK/n3/L$k.tar.gz.catalog.zst" || fail "level $k: 1 and 3 ranks give different catalogs"
   tar tzf "$OUT/L$k.tar.gz" > "$WORK/members$k" || fail "GNU tar cannot list level $k"
+  info "level $k: $(grep -c "\"kind\": \"block\"" "$OUT/L$k.tar.gz.manifest.json") blocks, $(wc -l < "$WORK/members$k") members"
   snap "$k"
 }
 mkdir -p "$WORK/n3"
@@ -61,12 +65,16 @@ chown 1234:4321 "$T/own.txt"
 rm "$T/todir"; mkdir "$T/todir"; echo inside > "$T/todir/in"
 rm "$T/tolink"; ln -s same.txt "$T/tolink"
 ln "$T/hl_src" "$T/hl_new"
+# 34 files grow by 40 KB: two blocks of changes, so kept records lie on both sides of a cut
+for i in $(seq 1 240); do [ $((i % 7)) -ne 0 ] || head -c 40000 /dev/urandom >> "$T/many/f$i"; done
 level 1 --incremental-from "$OUT/L0.tar.gz"
 m="$WORK/members1"
 for p in tree/samesize.txt tree/reset.txt tree/append.log tree/new.txt tree/newdir/f1 tree/mode.sh tree/own.txt tree/todir/in tree/tolink tree/hl_src tree/hl_new tree/keepdir/; do
   grep -qx "$p" "$m" || { cat "$m"; fail "level 1 lacks changed $p"; }
 done
-for p in tree/same.txt tree/big.bin tree/link tree/keepdir/k; do
+grep -qx tree/many/f7 "$m" || fail "level 1 lacks changed many/f7"
+[ "$(grep -c '^tree/many/f' "$m")" -eq 34 ] || fail "level 1 stores $(grep -c '^tree/many/f' "$m") of many/, not the 34 changed"
+for p in tree/same.txt tree/big.bin tree/link tree/keepdir/k tree/many/f1; do
   ! grep -qx "$p" "$m" || fail "level 1 stores unchanged $p"
 done
 grep -q '"chain": \[' "$OUT/L1.tar.gz.manifest.json" || fail "level 1 manifest names no chain"
