@@ -78,13 +78,11 @@ bool open_previous(Comm& comm, const BackupOptions& opt, const std::string& fmt_
   }
   inc.prev = std::move(info.prev);
   inc.chain = std::move(info.chain);
-  if (comm.rank() != 0) {
-    try {
-      attach_store(inc.prev, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing});
-    } catch (const std::exception& e) {
-      log.error(e.what());
-      return comm.all_ok(false);
-    }
+  try {  // every rank, rank 0 too: the store does not travel
+    attach_store(inc.prev, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing});
+  } catch (const std::exception& e) {
+    log.error(e.what());
+    return comm.all_ok(false);
   }
   return comm.all_ok(true);
 }
