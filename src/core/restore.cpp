@@ -782,8 +782,13 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   comm.broadcast(plan_bytes, 0);
   RestoreWay plan = from_wire<RestoreWay>(plan_bytes);
   if (plan.mode == RestoreWay::kFailed) return comm.rank() == 0 ? kExitFatal : kExitOk;
-  if (plan.source.manifest && !plan.source.manifest->chain.empty()) return restore_chain(comm, plan.source, opt, log);  // issue 15
   int rc = kExitOk;
+  if (plan.source.manifest && !plan.source.manifest->chain.empty()) {  // an incremental level (issue 15)
+    rc = restore_chain(comm, plan.source, opt, log);
+    // its damaged files are all its own: a damaged record is never carried to a later level
+    if (comm.rank() == 0 && !damaged.empty() && rc <= kExitFatal) rc = drop_damaged(opt, damaged, start, log, rc);
+    return rc;
+  }
   // Keeping existing files: decided up front from the catalog for the parallel tar path (the
   // paths to leave alone travel with the plan), member by member on the stream otherwise.
   bool stream = plan.mode == RestoreWay::kStream ||

@@ -102,6 +102,16 @@ for k in 0 1 2; do
 done
 pass "restore of each level (1 and 3 ranks) equals its snapshot"
 
+# --only through the chain: the selected paths, each from the archive holding its latest version
+rm -rf "$WORK/ro"; mkdir "$WORK/ro"
+expect_ok 2 restore --source "$OUT/L2.tar.gz" --restore-to "$WORK/ro" --only tree/newdir --only tree/big.bin
+assert_trees_equal "$WORK/snap2/tree/newdir" "$WORK/ro/tree/newdir"
+cmp "$WORK/snap2/tree/big.bin" "$WORK/ro/tree/big.bin" || fail "--only big.bin (level 0) differs"
+[ ! -e "$WORK/ro/tree/same.txt" ] || fail "--only restored an unselected path"
+run_rc rc run_pb restore --source "$OUT/L2.tar.gz" --restore-to "$WORK/ro" --only tree/deldir
+[ "$rc" -eq 2 ] && grep -q "tree/deldir.*not found" "$WORK/last.err" || { show_last; fail "--only of a path deleted at level 2 not refused"; }
+pass "restore --only through the chain"
+
 # ---- list, list --long, find, compare through the newest catalog ----
 expect_ok plain backup --sources "$T" --output-dir "$WORK" --name full --no-progress
 expect_ok plain list --source "$OUT/L2.tar.gz"; sort "$WORK/last.out" > "$WORK/l2"
@@ -127,6 +137,24 @@ run_rc rc run_pb restore --source "$OUT/L2.tar.gz" --restore-to "$WORK/rx"
 [ "$rc" -eq 2 ] && grep -q "L1.tar.gz.manifest.json.*altered" "$WORK/last.err" || { show_last; fail "altered level 1 not refused"; }
 mv "$WORK/m1" "$OUT/L1.tar.gz.manifest.json"
 pass "a missing or altered middle level is an error naming it"
+
+# ---- a file damaged in a level (gone after the scan) is not created by the chain restore ----
+echo "changed for level 3" > "$T/reset.txt"
+PBACKUP_TEST_PAUSE_AFTER_SCAN=3 timeout 60 "$PBACKUP" backup --sources "$T" --output-dir "$OUT" --name L3 \
+  --incremental-from "$OUT/L2.tar.gz" --log-level info --no-progress >"$WORK/v.out" 2>"$WORK/v.err" &
+pid=$!
+for i in $(seq 1 400); do grep -q "scanned" "$WORK/v.err" && break; sleep 0.05; done
+grep -q "scanned" "$WORK/v.err" || fail "level 3 did not report its scan"
+rm "$T/reset.txt"
+rc=0; wait "$pid" || rc=$?
+[ "$rc" -eq 1 ] || fail "level 3 with a vanished file exited $rc: $(cat "$WORK/v.err")"
+grep -q '"damaged": \["tree/reset.txt"\]' "$OUT/L3.tar.gz.manifest.json" || fail "level 3 does not list reset.txt as damaged"
+rm -rf "$WORK/r3"; mkdir "$WORK/r3"
+run_rc rc run_mpi 2 restore --source "$OUT/L3.tar.gz" --restore-to "$WORK/r3"
+[ "$rc" -eq 2 ] && grep -q "reset.txt.*damaged" "$WORK/last.err" || { show_last; fail "damaged reset.txt not reported by the chain restore"; }
+[ ! -e "$WORK/r3/tree/reset.txt" ] || fail "the chain restore created the damaged reset.txt"
+cmp "$T/big.bin" "$WORK/r3/tree/big.bin" || fail "level 3 restore lost big.bin"
+pass "a damaged file of a level is reported and not created"
 
 # ---- usb_split chain ----
 S="$WORK/split"; mkdir -p "$S"
