@@ -56,6 +56,9 @@ struct RestoreOptions {
   // on disk than in the archive are kept)
   enum class Existing { Overwrite, KeepOld, SkipOld, KeepNewer } existing = Existing::Overwrite;
   std::vector<std::string> leave; // set by run_restore: sorted paths the parallel tar path keeps
+  // set by a chain restore (issue 15): members restored under another path (a renamed entry whose
+  // data an earlier level holds), sorted by member
+  std::vector<std::pair<std::string, std::string>> rename;
   bool long_list = false;         // list --long
   std::vector<std::string> find_sources;  // find --source PATH...
   std::string pattern;            // find PATTERN

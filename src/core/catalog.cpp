@@ -78,7 +78,7 @@ CatalogWriter::CatalogWriter(uint64_t count) : impl_(std::make_unique<Impl>()) {
 CatalogWriter::~CatalogWriter() = default;
 
 void CatalogWriter::add(const CatalogRecord& r) {
-  for (const std::string* s : {&r.path, &r.link, &r.uname, &r.gname})
+  for (const std::string* s : {&r.path, &r.link, &r.uname, &r.gname, &r.member})
     if (s->size() > kMaxName) throw Fatal("catalog: name of " + std::to_string(s->size()) + " bytes is too long: " + quote(r.path.substr(0, 200)));
   std::string& o = impl_->rec;
   o.clear();
@@ -100,7 +100,7 @@ void CatalogWriter::add(const CatalogRecord& r) {
   put64(o, r.dev);
   put64(o, r.ino);
   put32(o, r.level);
-  for (const std::string* s : {&r.path, &r.link, &r.uname, &r.gname}) {
+  for (const std::string* s : {&r.path, &r.link, &r.uname, &r.gname, &r.member}) {
     put32(o, static_cast<uint32_t>(s->size()));
     o += *s;
   }
@@ -237,7 +237,7 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
     while (pending.size() - pos >= 4) {
       const auto* p = reinterpret_cast<const unsigned char*>(pending.data() + pos);
       uint32_t len = get32(p);
-      if (len < fixed + 16 || len > kMaxCatalogRecord)
+      if (len < fixed + (version == 1 ? 16 : 20) || len > kMaxCatalogRecord)
         throw Fatal("catalog: record " + std::to_string(seen) + " has an impossible length " + std::to_string(len));
       if (pending.size() - pos - 4 < len) break;
       if (seen == count) throw Fatal("catalog: more records than the " + std::to_string(count) + " its header announces");
@@ -264,7 +264,9 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
       if (r.mtime_nsec >= 1000000000u || r.ctime_nsec >= 1000000000u)
         throw Fatal("catalog: record " + std::to_string(seen) + ": nanoseconds out of range");
       size_t at = fixed;
-      for (std::string* s : {&r.path, &r.link, &r.uname, &r.gname}) {
+      std::vector<std::string*> names{&r.path, &r.link, &r.uname, &r.gname};
+      if (version >= 2) names.push_back(&r.member);
+      for (std::string* s : names) {
         if (len - at < 4) throw Fatal("catalog: record " + std::to_string(seen) + ": fields run past its length");
         uint32_t n = get32(q + at);
         at += 4;
@@ -276,6 +278,8 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
       if (r.path.empty()) throw Fatal("catalog: record " + std::to_string(seen) + ": empty path");
       // a backup stores relative paths without ".." (scan makes them so): anything else is a
       // forged catalog whose paths compare and --keep-old-files would look up outside the tree
+      if (!r.member.empty() && !stored_path_ok(r.member))
+        throw Fatal("catalog: record " + std::to_string(seen) + ": member name " + quote(escape_name(r.member)) + " is absolute or has a '..' component");
       if (!stored_path_ok(r.path) || (r.type == EntryType::Hardlink && !stored_path_ok(r.link)))
         throw Fatal("catalog: record " + std::to_string(seen) + ": path " + quote(escape_name(r.type == EntryType::Hardlink && stored_path_ok(r.path) ? r.link : r.path)) +
                     " is absolute or has a '..' component");

@@ -45,6 +45,7 @@ struct CatalogRecord {
   uint32_t ctime_nsec = 0;
   uint64_t dev = 0, ino = 0;
   uint32_t level = 0;
+  std::string member;  // the member name in that archive when it differs from `path` (a renamed entry)
 };
 
 // "BASE.EXT" -> "BASE.EXT.catalog.zst"

@@ -5,6 +5,8 @@
 #include "core/incremental.h"
 
 #include <algorithm>
+#include <iterator>
+#include <unordered_map>
 #include <cstdio>
 
 #include "core/extract.h"
@@ -96,6 +98,34 @@ bool unchanged(const Entry& e, const CatalogRecord& r) {
          e.gid == r.gid && e.link == r.link;
 }
 
+// Entries moved inside the tree (a renamed directory's files keep their inode, size, mtime and
+// ctime): a second pass over PREV's catalog finds the record of the same (dev, ino) under
+// another path and carries it under the new path, with the member name the data has in its
+// archive. Only this rank's entries still to be stored are looked up (a map of those).
+void find_renamed(Incremental& inc, const EntryList& mine, std::vector<bool>& drop) {
+  std::unordered_map<uint64_t, std::vector<size_t>> by_ino;  // ino -> entries (dev checked on a hit)
+  for (size_t k = 0; k < mine.size(); ++k)
+    if (!drop[k] && mine[k].type != EntryType::Dir && mine[k].nlink <= 1 && mine[k].ino) by_ino[mine[k].ino].push_back(k);
+  if (by_ino.empty()) return;
+  std::vector<CatalogRecord> moved;
+  read_archive_catalog(inc.prev, [&](const CatalogRecord& r) {
+    auto it = by_ino.find(r.ino);
+    if (it == by_ino.end()) return;
+    for (size_t k : it->second) {
+      if (drop[k] || mine[k].path == r.path || !unchanged(mine[k], r)) continue;
+      drop[k] = true;
+      CatalogRecord c = r;
+      if (c.member.empty()) c.member = r.path;  // where its archive holds the data
+      c.path = mine[k].path;
+      moved.push_back(std::move(c));
+      break;
+    }
+  });
+  if (moved.empty()) return;
+  inc.kept.insert(inc.kept.end(), std::make_move_iterator(moved.begin()), std::make_move_iterator(moved.end()));
+  std::sort(inc.kept.begin(), inc.kept.end(), [](const CatalogRecord& a, const CatalogRecord& b) { return path_less(a.path, b.path); });
+}
+
 void drop_unchanged(Incremental& inc, EntryList& mine) {
   if (!inc.on) return;
   std::vector<bool> drop(mine.size(), false);
@@ -107,6 +137,7 @@ void drop_unchanged(Incremental& inc, EntryList& mine) {
       inc.kept.push_back(r);  // its level, block and offset: where the chain holds it
     }
   });
+  find_renamed(inc, mine, drop);
   EntryList stay;
   for (size_t k = 0; k < mine.size(); ++k)
     if (!drop[k]) stay.push_back(std::move(mine[k]));
@@ -180,10 +211,28 @@ struct ChainPlan {
   std::string error;
   std::vector<ArchiveSource> levels;
   std::vector<std::vector<std::string>> leave;
+  std::vector<std::vector<std::pair<std::string, std::string>>> rename;  // per archive: member -> path
 };
 template <class Ar>
 void fields(Ar& a, ChainPlan& p) {
   a(p.error), a(p.levels), a(p.leave);
+  for (auto* v : {&p.rename}) {  // pairs travel as two lists
+    std::vector<std::vector<std::string>> from, to;
+    if constexpr (Ar::kWriting)
+      for (auto& level : *v) {
+        from.emplace_back(), to.emplace_back();
+        for (auto& [m, path] : level) from.back().push_back(m), to.back().push_back(path);
+      }
+    a(from), a(to);
+    if constexpr (!Ar::kWriting) {
+      if (from.size() != to.size()) throw Fatal("internal message: chain plan renames do not pair");
+      v->assign(from.size(), {});
+      for (size_t k = 0; k < from.size(); ++k) {
+        if (from[k].size() != to[k].size()) throw Fatal("internal message: chain plan renames do not pair");
+        for (size_t i = 0; i < from[k].size(); ++i) (*v)[k].emplace_back(std::move(from[k][i]), std::move(to[k][i]));
+      }
+    }
+  }
 }
 
 ChainPlan plan_chain(ArchiveSource newest, const RestoreOptions& opt) {
@@ -198,19 +247,22 @@ ChainPlan plan_chain(ArchiveSource newest, const RestoreOptions& opt) {
   if (opt.existing != RestoreOptions::Existing::Overwrite)
     throw Fatal("restoring an incremental level into existing files (--keep-old-files & co.) is not supported yet");
   // the tree at level N: per archive, the paths it must restore (sorted for binary search)
-  std::vector<std::vector<std::string>> wanted(n);
+  std::vector<std::vector<std::string>> wanted(n);  // member names
+  plan.rename.resize(n);
   std::vector<bool> matched(opt.only.size(), false);
   if (!read_archive_catalog(newest, [&](const CatalogRecord& r) {
         if (r.level >= n) throw Fatal("catalog of " + quote(newest.name) + ": " + quote(escape_name(r.path)) + " names level " + std::to_string(r.level) + " of a chain of " + std::to_string(n));
         if (!path_selected(r.path, opt.only)) return;
         for (size_t k = 0; k < opt.only.size(); ++k)
           if (!matched[k] && path_selected(r.path, {opt.only[k]})) matched[k] = true;
-        wanted[r.level].push_back(r.path);
+        wanted[r.level].push_back(r.member.empty() ? r.path : r.member);
+        if (!r.member.empty()) plan.rename[r.level].emplace_back(r.member, r.path);
       }))
     throw Fatal(quote(newest.name) + ": an incremental level without its catalog");
   for (size_t k = 0; k < opt.only.size(); ++k)
     if (!matched[k]) throw Fatal(quote(opt.only[k]) + ": not found in the tree at this level");
   for (auto& w : wanted) std::sort(w.begin(), w.end());
+  for (auto& r : plan.rename) std::sort(r.begin(), r.end());
   plan.leave.resize(n);
   for (size_t k = 0; k < n; ++k) {
     read_archive_catalog(plan.levels[k], [&](const CatalogRecord& r) {
@@ -231,7 +283,7 @@ int restore_chain(Comm& comm, const ArchiveSource& newest, const RestoreOptions&
     try {
       plan = plan_chain(newest, opt);
     } catch (const std::exception& e) {
-      plan = ChainPlan{e.what(), {}, {}};
+      plan = ChainPlan{e.what(), {}, {}, {}};
     }
     bytes = to_wire(plan);
   }
@@ -248,6 +300,7 @@ int restore_chain(Comm& comm, const ArchiveSource& newest, const RestoreOptions&
     RestoreOptions o = opt;
     o.only.clear();  // applied to the leave lists above
     o.leave = std::move(plan.leave[k]);
+    o.rename = std::move(plan.rename[k]);
     int r = kExitOk;
     try {
       attach_store(s, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing});

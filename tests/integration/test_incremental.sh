@@ -22,7 +22,7 @@ echo "bbbb" > "$T/reset.txt"
 echo "line 1" > "$T/append.log"
 echo "doomed" > "$T/del.txt"
 echo x > "$T/deldir/x"; echo y > "$T/deldir/y"
-echo one > "$T/olddir/f1"; echo sub > "$T/olddir/f2/sub"
+echo one > "$T/olddir/f1"; echo sub > "$T/olddir/f2/sub"; echo three > "$T/olddir/f3"
 echo "#!/bin/sh" > "$T/mode.sh"; chmod 644 "$T/mode.sh"
 echo owner > "$T/own.txt"
 echo "was a file" > "$T/todir"
@@ -69,12 +69,13 @@ ln "$T/hl_src" "$T/hl_new"
 for i in $(seq 1 240); do [ $((i % 7)) -ne 0 ] || head -c 40000 /dev/urandom >> "$T/many/f$i"; done
 level 1 --incremental-from "$OUT/L0.tar.gz"
 m="$WORK/members1"
-for p in tree/samesize.txt tree/reset.txt tree/append.log tree/new.txt tree/newdir/f1 tree/mode.sh tree/own.txt tree/todir/in tree/tolink tree/hl_src tree/hl_new tree/keepdir/; do
+for p in tree/samesize.txt tree/reset.txt tree/append.log tree/new.txt tree/newdir/ tree/mode.sh tree/own.txt tree/todir/in tree/tolink tree/hl_src tree/hl_new tree/keepdir/; do
   grep -qx "$p" "$m" || { cat "$m"; fail "level 1 lacks changed $p"; }
 done
 grep -qx tree/many/f7 "$m" || fail "level 1 lacks changed many/f7"
 [ "$(grep -c '^tree/many/f' "$m")" -eq 34 ] || fail "level 1 stores $(grep -c '^tree/many/f' "$m") of many/, not the 34 changed"
-for p in tree/same.txt tree/big.bin tree/link tree/keepdir/k tree/many/f1; do
+# the renamed directory's files keep inode, size, mtime and ctime: the catalog points at level 0
+for p in tree/same.txt tree/big.bin tree/link tree/keepdir/k tree/many/f1 tree/newdir/f1 tree/newdir/f2/sub tree/newdir/f3; do
   ! grep -qx "$p" "$m" || fail "level 1 stores unchanged $p"
 done
 grep -q '"chain": \[' "$OUT/L1.tar.gz.manifest.json" || fail "level 1 manifest names no chain"
@@ -83,11 +84,14 @@ pass "level 1 stores only what changed (GNU tar lists it; 1 and 3 ranks identica
 # ---- level 2 (from a folder as PREV is not allowed to be ambiguous: use the archive) ----
 echo "two" >> "$T/newdir/f1"
 rm -r "$T/newdir/f2"
+mv "$T/newdir" "$T/newdir2"   # renamed again: f3's data is still level 0's tree/olddir/f3
 echo "added 2" > "$T/todir/second"
 ln "$T/new.txt" "$T/new_hard"
 chmod 600 "$T/same.txt"  # chmod only: stored again, content equal
 level 2 --incremental-from "$OUT/L1.tar.gz"
 grep -qx tree/same.txt "$WORK/members2" || fail "level 2 lacks chmod'ed same.txt"
+grep -qx tree/newdir2/f1 "$WORK/members2" || fail "level 2 lacks changed newdir2/f1"
+! grep -q 'f3$' "$WORK/members2" || fail "level 2 stores the twice-renamed f3"
 ! grep -qx tree/big.bin "$WORK/members2" || fail "level 2 stores unchanged big.bin"
 pass "level 2"
 
@@ -104,8 +108,8 @@ pass "restore of each level (1 and 3 ranks) equals its snapshot"
 
 # --only through the chain: the selected paths, each from the archive holding its latest version
 rm -rf "$WORK/ro"; mkdir "$WORK/ro"
-expect_ok 2 restore --source "$OUT/L2.tar.gz" --restore-to "$WORK/ro" --only tree/newdir --only tree/big.bin
-assert_trees_equal "$WORK/snap2/tree/newdir" "$WORK/ro/tree/newdir"
+expect_ok 2 restore --source "$OUT/L2.tar.gz" --restore-to "$WORK/ro" --only tree/newdir2 --only tree/big.bin
+assert_trees_equal "$WORK/snap2/tree/newdir2" "$WORK/ro/tree/newdir2"
 cmp "$WORK/snap2/tree/big.bin" "$WORK/ro/tree/big.bin" || fail "--only big.bin (level 0) differs"
 [ ! -e "$WORK/ro/tree/same.txt" ] || fail "--only restored an unselected path"
 run_rc rc run_pb restore --source "$OUT/L2.tar.gz" --restore-to "$WORK/ro" --only tree/deldir

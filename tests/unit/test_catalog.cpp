@@ -198,6 +198,12 @@ TEST_CASE("catalog: version 2 carries ctime, dev, ino and the chain level; versi
   CHECK(back[1].dev == 0xfd01);
   CHECK(back[1].ino == (1ull << 40));
   CHECK(back[1].level == 3);
+  CHECK(back[1].member.empty());
+  v[2].member = "root/old/l";  // a renamed entry: the member name its archive holds it under
+  CHECK(read(write(v))[2].member == "root/old/l");
+  v[2].member = "../etc/passwd";
+  CHECK_THROWS_WITH_AS(read(write(v)), doctest::Contains("member name"), Fatal);
+  v[2].member.clear();
   v[1].ctime_nsec = 1000000000u;
   CHECK_THROWS_WITH_AS(read(write(v)), doctest::Contains("nanoseconds"), Fatal);
   // a version 1 catalog (52-byte fixed part, as pbackup wrote before issue 15)

@@ -315,7 +315,7 @@ TEST_CASE("wire: CatalogRecord with the incremental fields (issue 15)") {
   r.path = "root/p", r.link = "l", r.uname = "u", r.gname = "g";
   r.type = EntryType::Symlink, r.flags = 3, r.mode = 0700, r.uid = 5, r.gid = 6, r.size = 7;
   r.mtime_sec = -8, r.mtime_nsec = 9, r.block = 10, r.offset = 11;
-  r.ctime_sec = 12, r.ctime_nsec = 13, r.dev = 14, r.ino = 15, r.level = 16;
+  r.ctime_sec = 12, r.ctime_nsec = 13, r.dev = 14, r.ino = 15, r.level = 16, r.member = "root/old";
   CatalogRecord b = round_trip(r);
   CHECK(b.path == r.path);
   CHECK(b.link == r.link);
@@ -327,4 +327,5 @@ TEST_CASE("wire: CatalogRecord with the incremental fields (issue 15)") {
   CHECK(b.dev == 14);
   CHECK(b.ino == 15);
   CHECK(b.level == 16);
+  CHECK(b.member == "root/old");
 }
