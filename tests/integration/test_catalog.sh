@@ -69,9 +69,9 @@ while pos < len(recs):
     (length,) = struct.unpack_from('<I', recs, pos)
     body = recs[pos + 4: pos + 4 + length]
     typ, fl, _, mode, uid, gid, size, mtime, nsec, block, off = struct.unpack_from('<BBHIIIQqIQQ', body, 0)
-    at = 84  # version 2: ctime, dev, ino, level after the 52 bytes of version 1
+    at = 84  # version 2: ctime, dev, ino, level after the 52 bytes of version 1; then 5 names (the last: member)
     names = []
-    for _ in range(4):
+    for _ in range(5):
         (l,) = struct.unpack_from('<I', body, at); at += 4
         names.append(body[at:at + l]); at += l
     assert at == length
