@@ -893,15 +893,20 @@ int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
       sum.archive = opt.source;
       sum.entries = sum.files = sum.dirs = sum.bytes_out = 0;
       if (opt.json) {  // members as JSON lines, counted for the summary object main prints last
-        stream_members(opt, [&](archive_entry* e, const std::function<std::string_view(uint64_t&)>&) {
-          CatalogRecord r = record_of(e);
+        auto one = [&](const CatalogRecord& r) {
           std::string line = json_line(r) + "\n";
           std::fwrite(line.data(), 1, line.size(), stdout);
           ++sum.entries;
           if (r.type == EntryType::File || r.type == EntryType::Hardlink) ++sum.files;
           if (r.type == EntryType::Dir) ++sum.dirs;
           if (r.type == EntryType::File) sum.bytes_out += r.size;
-        });
+        };
+        ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, false, opt.keys);
+        if (s.manifest && !s.manifest->chain.empty()) {  // an incremental level: the whole tree, from its catalog
+          if (!read_archive_catalog(s, one)) throw Fatal(quote(s.name) + ": an incremental level without its catalog");
+        } else {
+          stream_members(opt, [&](archive_entry* e, const std::function<std::string_view(uint64_t&)>&) { one(record_of(e)); });
+        }
         sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       } else if (opt.long_list && list_long_from_catalog(resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, false, opt.keys))) {
         // list --long: from the catalog when the archive has one (reads <1% of the bytes)

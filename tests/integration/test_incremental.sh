@@ -124,6 +124,8 @@ diff "$WORK/l2" "$WORK/lf" || fail "list of level 2 differs from a full backup's
 expect_ok plain list --long --source "$OUT/L2.tar.gz"; cp "$WORK/last.out" "$WORK/ll2"
 expect_ok plain list --long --source "$WORK/full.tar.gz"
 diff "$WORK/ll2" "$WORK/last.out" || fail "list --long of level 2 differs from a full backup's"
+expect_ok plain list --json --source "$OUT/L2.tar.gz"
+[ "$(grep -c '"path"' "$WORK/last.out")" -eq "$(wc -l < "$WORK/lf")" ] || fail "list --json of level 2 does not list the whole tree"
 expect_ok plain find 'big.bin' --source "$OUT/L2.tar.gz"
 grep -q 'tree/big.bin' "$WORK/last.out" || fail "find through level 2's catalog missed big.bin (stored in level 0)"
 expect_ok plain compare --source "$OUT/L2.tar.gz" --against "$SRC"
