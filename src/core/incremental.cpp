@@ -295,6 +295,8 @@ int restore_chain(Comm& comm, const ArchiveSource& newest, const RestoreOptions&
     return comm.rank() == 0 ? kExitFatal : kExitOk;
   }
   int rc = kExitOk;
+  RunSummary total;  // every level's restore counts, summed (--json): each entry is in one level
+  total.entries = total.files = total.dirs = total.bytes_out = 0;
   for (size_t k = 0; k < plan.levels.size() && rc < kExitFatal; ++k) {
     ArchiveSource& s = plan.levels[k];
     RestoreOptions o = opt;
@@ -312,7 +314,15 @@ int restore_chain(Comm& comm, const ArchiveSource& newest, const RestoreOptions&
     }
     std::string agreed = std::to_string(comm.max(static_cast<uint64_t>(r)));
     rc = std::max(rc, std::stoi(agreed));
+    const RunSummary& one = run_summary();
+    for (auto [sum, add] : {std::pair{&total.entries, one.entries}, {&total.files, one.files}, {&total.dirs, one.dirs}, {&total.bytes_out, one.bytes_out}})
+      if (add != RunSummary::kUnknown) *sum += add;
+    total.seconds += one.seconds;
   }
+  RunSummary& sum = run_summary();
+  sum.archive = opt.source;
+  sum.entries = total.entries, sum.files = total.files, sum.dirs = total.dirs, sum.bytes_out = total.bytes_out;
+  sum.seconds = total.seconds;
   return rc;
 }
 

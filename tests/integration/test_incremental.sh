@@ -104,6 +104,10 @@ for k in 0 1 2; do
   expect_ok 3 restore --source "$OUT/L$k.tar.gz" --restore-to "$WORK/r$k"
   assert_trees_equal "$WORK/snap$k/tree" "$WORK/r$k/tree"
 done
+rm -rf "$WORK/r2"; mkdir "$WORK/r2"
+expect_ok plain restore --json --source "$OUT/L2.tar.gz" --restore-to "$WORK/r2"
+n=$(cd "$WORK/r2" && find tree | wc -l)
+grep -q "\"entries\":$n," "$WORK/last.out" || fail "restore --json of level 2 does not count its $n entries: $(cat "$WORK/last.out")"
 pass "restore of each level (1 and 3 ranks) equals its snapshot"
 
 # --only through the chain: the selected paths, each from the archive holding its latest version
