@@ -138,10 +138,13 @@ void drop_unchanged(Incremental& inc, EntryList& mine) {
     }
   });
   find_renamed(inc, mine, drop);
-  EntryList stay;
+  size_t w = 0;  // compacted in place: no second list at the peak
   for (size_t k = 0; k < mine.size(); ++k)
-    if (!drop[k]) stay.push_back(std::move(mine[k]));
-  mine.swap(stay);
+    if (!drop[k]) {
+      if (w != k) mine[w] = std::move(mine[k]);
+      ++w;
+    }
+  mine.resize(w);
 }
 
 void place_kept(Comm& comm, Incremental& inc, const std::string& first) {
