@@ -152,23 +152,23 @@ void place_kept(Comm& comm, Incremental& inc, const std::string& first) {
   comm.broadcast(all, 0);
   const auto firsts = from_wire<std::vector<std::string>>(all);
   const int n = comm.size();
-  int lowest = 0;  // the first rank storing anything (the roots are directories: always stored)
-  while (lowest + 1 < n && firsts[static_cast<size_t>(lowest)].empty()) ++lowest;
+  std::vector<int> storing;  // ranks storing anything, in order: their first paths increase
+  for (int s = 0; s < n; ++s)
+    if (!firsts[static_cast<size_t>(s)].empty()) storing.push_back(s);
+  if (storing.empty()) storing.push_back(0);  // cannot be: the roots are directories, always stored
   std::vector<std::vector<CatalogRecord>> out(static_cast<size_t>(n));
   std::vector<CatalogRecord> stay;
   for (auto& r : inc.kept) {
-    int owner = lowest;
-    for (int s = n - 1; s >= 0; --s) {
-      const std::string& f = firsts[static_cast<size_t>(s)];
-      if (!f.empty() && !path_less(r.path, f)) {
-        owner = s;
-        break;
-      }
-    }
+    // the last storing rank whose first path is not after r's (or the first storing rank)
+    auto it = std::upper_bound(storing.begin(), storing.end(), r.path, [&](const std::string& p, int s) {
+      return path_less(p, firsts[static_cast<size_t>(s)]);
+    });
+    const int owner = it == storing.begin() ? storing.front() : *(it - 1);
     if (owner == comm.rank()) stay.push_back(std::move(r));
     else out[static_cast<size_t>(owner)].push_back(std::move(r));
   }
-  // Only the records past a cut boundary move (at most about one block's entries per rank).
+  // Usually only the records past a cut boundary move (about one block's entries per rank); a
+  // rank whose stored entries all moved on sends all its records. One exchange, not batched.
   std::vector<std::string> to_each;
   for (auto& v : out) to_each.push_back(to_wire(v));
   for (const auto& bytes : comm.exchange(to_each))
