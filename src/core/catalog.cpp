@@ -336,6 +336,41 @@ void read_catalog(std::string_view bytes, const std::function<void(const Catalog
   }, each);
 }
 
+namespace {
+// "BASE.EXT.catalog.zst" beside the manifest of `s`
+std::string catalog_path(const ArchiveSource& s) {
+  const std::string suffix = ".manifest.json";
+  const std::string& mp = s.manifest_path;
+  if (mp.size() <= suffix.size() || mp.compare(mp.size() - suffix.size(), suffix.size(), suffix) != 0)
+    throw Fatal("internal: manifest path " + quote(mp));
+  return catalog_name(mp.substr(0, mp.size() - suffix.size()));
+}
+}  // namespace
+
+std::string archive_catalog_bytes(const ArchiveSource& s) {
+  if (!s.manifest || s.manifest->catalog.name.empty()) throw Fatal(quote(s.name) + ": no catalog");
+  if (!s.store) throw Fatal("internal: archive source without a store");
+  const std::string path = catalog_path(s);
+  const std::string shown = s.bucket.empty() ? path : "s3://" + s.bucket + "/" + path;
+  const Fragment& want = s.manifest->catalog;
+  auto wrap = [&](const std::string& why) { return Fatal("catalog " + quote(shown) + ": " + why); };
+  std::optional<uint64_t> size = s.store->size(path);  // the size first: no unbounded download
+  if (!size) throw wrap("missing (the manifest lists it)");
+  if (*size != want.size) throw wrap("has " + std::to_string(*size) + " bytes, the manifest says " + std::to_string(want.size));
+  std::string bytes = s.store->read_all(path);
+  if (bytes.size() != want.size) throw wrap("has " + std::to_string(bytes.size()) + " bytes, the manifest says " + std::to_string(want.size));
+  if (sha256_hex(bytes) != want.sha256) throw wrap("SHA-256 differs from the manifest's (damaged or replaced)");
+  if (!s.cipher) return bytes;
+  try {
+    if (s.cipher->identities.empty()) throw Fatal("encrypted, and no identity to open it here");
+    return age::decrypt_buffer(bytes, s.cipher->identities);
+  } catch (const age::Error& e) {
+    throw wrap(e.what());
+  } catch (const Fatal& f) {
+    throw wrap(f.what());
+  }
+}
+
 bool read_archive_catalog(const ArchiveSource& s, const std::function<void(const CatalogRecord&)>& each) {
   if (!s.manifest || s.manifest->catalog.name.empty()) return false;
   const std::string suffix = ".manifest.json";
@@ -347,23 +382,9 @@ bool read_archive_catalog(const ArchiveSource& s, const std::function<void(const
   const Fragment& want = s.manifest->catalog;
   auto wrap = [&](const std::string& why) { return Fatal("catalog " + quote(shown) + ": " + why); };
   if (!s.bucket.empty() || s.cipher) {  // an encrypted catalog is read whole and decrypted
-    if (!s.store) throw Fatal("internal: archive source without a store");
-    std::optional<uint64_t> size = s.store->size(path);  // the size first: no unbounded download
-    if (!size) throw wrap("missing (the manifest lists it)");
-    if (*size != want.size)
-      throw wrap("has " + std::to_string(*size) + " bytes, the manifest says " + std::to_string(want.size));
-    std::string bytes = s.store->read_all(path);
-    if (bytes.size() != want.size)
-      throw wrap("has " + std::to_string(bytes.size()) + " bytes, the manifest says " + std::to_string(want.size));
-    if (sha256_hex(bytes) != want.sha256) throw wrap("SHA-256 differs from the manifest's (damaged or replaced)");
+    const std::string bytes = archive_catalog_bytes(s);
     try {
-      if (s.cipher) {
-        if (s.cipher->identities.empty()) throw Fatal("encrypted, and no identity to open it here");
-        bytes = age::decrypt_buffer(bytes, s.cipher->identities);
-      }
       read_catalog(bytes, each);
-    } catch (const age::Error& e) {
-      throw wrap(e.what());
     } catch (const Fatal& f) {
       throw wrap(f.what());
     }

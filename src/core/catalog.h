@@ -93,6 +93,10 @@ void read_catalog(std::string_view bytes, const std::function<void(const Catalog
 // Fatal when it is listed but missing, of another size or SHA-256, or malformed.
 bool read_archive_catalog(const ArchiveSource& s, const std::function<void(const CatalogRecord&)>& each);
 
+// The catalog file of an archive (as read_archive_catalog finds and checks it), decrypted when
+// the archive is encrypted: the zstd catalog read_catalog parses. Throws Fatal.
+std::string archive_catalog_bytes(const ArchiveSource& s);
+
 // One `tar tvf` line: "-rw-r--r-- user/group   size YYYY-MM-DD HH:MM path[ -> target]".
 std::string long_line(const CatalogRecord& r);
 

@@ -37,10 +37,11 @@ struct PrevInfo {
   std::string error;
   ArchiveSource prev;
   std::vector<Fragment> chain;
+  std::string catalog;  // an encrypted PREV's catalog, decrypted
 };
 template <class Ar>
 void fields(Ar& a, PrevInfo& p) {
-  a(p.error), a(p.prev), a(p.chain);
+  a(p.error), a(p.prev), a(p.chain), a(p.catalog);
 }
 
 }  // namespace
@@ -53,12 +54,11 @@ bool open_previous(Comm& comm, const BackupOptions& opt, const std::string& fmt_
   if (comm.rank() == 0) {
     try {
       const S3Flags s3{opt.s3_endpoint, opt.s3_region, opt.s3_addressing};
-      ArchiveSource prev = resolve_source(opt.incremental_from, "", s3);
+      ArchiveSource prev = resolve_source(opt.incremental_from, "", s3, false, opt.keys);  // an encrypted PREV: --identity
       const std::string shown = quote(opt.incremental_from);
       if (fmt_name != "tar") throw Fatal("--incremental-from needs a tar format (--algo gzip, bzip2 or zstd)");
-      if (opt.keys.encrypting()) throw Fatal("--incremental-from cannot be combined with encryption yet");
       if (!prev.manifest || !prev.store) throw Fatal("--incremental-from " + shown + ": no pbackup manifest beside it (only its catalog is read)");
-      if (!prev.manifest->encryption.empty()) throw Fatal("--incremental-from " + shown + ": an encrypted level cannot be the base of another yet");
+      if (prev.cipher) info.catalog = archive_catalog_bytes(prev);  // decrypted here: the identities stay on rank 0
       if (prev.manifest->catalog.name.empty()) throw Fatal("--incremental-from " + shown + ": it has no catalog (made before catalogs)");
       std::string man = prev.store->read_all(prev.manifest_path);
       inc.chain = prev.manifest->chain;
@@ -80,6 +80,7 @@ bool open_previous(Comm& comm, const BackupOptions& opt, const std::string& fmt_
   }
   inc.prev = std::move(info.prev);
   inc.chain = std::move(info.chain);
+  inc.prev_catalog = std::move(info.catalog);
   try {  // every rank, rank 0 too: the store does not travel
     attach_store(inc.prev, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing});
   } catch (const std::exception& e) {
@@ -98,6 +99,12 @@ bool unchanged(const Entry& e, const CatalogRecord& r) {
          e.gid == r.gid && e.link == r.link;
 }
 
+// PREV's catalog, streamed: from its file, or from the decrypted copy rank 0 sent.
+void read_previous(const Incremental& inc, const std::function<void(const CatalogRecord&)>& each) {
+  if (!inc.prev_catalog.empty()) read_catalog(inc.prev_catalog, each);
+  else read_archive_catalog(inc.prev, each);
+}
+
 // Entries moved inside the tree (a renamed directory's files keep their inode, size, mtime and
 // ctime): a second pass over PREV's catalog finds the record of the same (dev, ino) under
 // another path and carries it under the new path, with the member name the data has in its
@@ -108,7 +115,7 @@ void find_renamed(Incremental& inc, const EntryList& mine, std::vector<bool>& dr
     if (!drop[k] && mine[k].type != EntryType::Dir && mine[k].nlink <= 1 && mine[k].ino) by_ino[mine[k].ino].push_back(k);
   if (by_ino.empty()) return;
   std::vector<CatalogRecord> moved;
-  read_archive_catalog(inc.prev, [&](const CatalogRecord& r) {
+  read_previous(inc, [&](const CatalogRecord& r) {
     auto it = by_ino.find(r.ino);
     if (it == by_ino.end()) return;
     for (size_t k : it->second) {
@@ -130,7 +137,7 @@ void drop_unchanged(Incremental& inc, EntryList& mine) {
   if (!inc.on) return;
   std::vector<bool> drop(mine.size(), false);
   size_t i = 0;
-  read_archive_catalog(inc.prev, [&](const CatalogRecord& r) {
+  read_previous(inc, [&](const CatalogRecord& r) {
     while (i < mine.size() && path_less(mine[i].path, r.path)) ++i;
     if (i < mine.size() && mine[i].path == r.path && unchanged(mine[i], r)) {
       drop[i] = true;
@@ -241,7 +248,9 @@ void fields(Ar& a, ChainPlan& p) {
 ChainPlan plan_chain(ArchiveSource newest, const RestoreOptions& opt) {
   ChainPlan plan;
   const S3Flags s3{opt.s3_endpoint, opt.s3_region, opt.s3_addressing};
-  if (!newest.store) attach_store(newest, s3);  // it came over the wire
+  // it came over the wire, without its store or (encrypted) the identities: resolved again here
+  if (newest.cipher) newest = resolve_source(opt.source, opt.original_base_filename, s3, false, opt.keys);
+  if (!newest.store) attach_store(newest, s3);
   plan.levels = resolve_chain(newest, s3, opt.keys);
   plan.levels.push_back(newest);
   const size_t n = plan.levels.size();

@@ -28,6 +28,8 @@ struct Incremental {
   bool on = false;
   ArchiveSource prev;              // every rank: the previous level (its catalog is read by every rank)
   std::vector<Fragment> chain;     // every rank: the new level's Manifest::chain
+  std::string prev_catalog;        // every rank, when PREV is encrypted: its catalog, decrypted by
+                                   // rank 0 (the only rank holding the identities) and broadcast
   std::vector<CatalogRecord> kept; // this rank: unchanged entries (not stored again), in path order
   uint64_t kept_total = 0;         // every rank after place_kept: all ranks' kept records
 };

@@ -179,3 +179,27 @@ for k in s0 s1; do
   assert_trees_equal "$WORK/snap$k/tree" "$WORK/r$k/tree"
 done
 pass "usb_split chain"
+
+# ---- an encrypted chain (age): the previous level's catalog is read with --identity ----
+if command -v age-keygen >/dev/null; then
+  E="$WORK/enc"; mkdir -p "$E"
+  age-keygen -o "$WORK/key.txt" 2>/dev/null
+  pub=$(age-keygen -y "$WORK/key.txt")
+  expect_ok 2 backup --sources "$T" --output-dir "$E" --name e0 --encrypt-to "$pub" --no-progress
+  snap e0
+  echo "changed for the encrypted level" > "$T/samesize.txt"; mv "$T/newdir2" "$T/newdir3"
+  run_rc rc run_pb backup --sources "$T" --output-dir "$E" --name e1 --encrypt-to "$pub" --no-progress --incremental-from "$E/e0.tar.gz.age"
+  [ "$rc" -eq 2 ] && grep -q "identity" "$WORK/last.err" || { show_last; fail "an encrypted PREV without --identity was not refused"; }
+  expect_ok 2 backup --sources "$T" --output-dir "$E" --name e1 --encrypt-to "$pub" --no-progress \
+    --incremental-from "$E/e0.tar.gz.age" --identity "$WORK/key.txt"
+  snap e1
+  ! grep -q newdir3/f3 "$E/e1.tar.gz.manifest.json" || fail "plaintext manifest names a file"
+  for k in e0 e1; do
+    rm -rf "$WORK/r$k"; mkdir "$WORK/r$k"
+    expect_ok 2 restore --source "$E/$k.tar.gz.age" --restore-to "$WORK/r$k" --identity "$WORK/key.txt"
+    assert_trees_equal "$WORK/snap$k/tree" "$WORK/r$k/tree"
+  done
+  expect_ok plain list --source "$E/e1.tar.gz.age" --identity "$WORK/key.txt"
+  grep -qx tree/newdir3/f3 "$WORK/last.out" || fail "list of the encrypted level misses newdir3/f3"
+  pass "an encrypted chain"
+fi
