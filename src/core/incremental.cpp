@@ -100,9 +100,17 @@ bool unchanged(const Entry& e, const CatalogRecord& r) {
 }
 
 // PREV's catalog, streamed: from its file, or from the decrypted copy rank 0 sent.
+// A record naming a level past PREV itself is refused: carried, it would point outside the chain.
 void read_previous(const Incremental& inc, const std::function<void(const CatalogRecord&)>& each) {
-  if (!inc.prev_catalog.empty()) read_catalog(inc.prev_catalog, each);
-  else read_archive_catalog(inc.prev, each);
+  const uint64_t prev_level = inc.chain.size() - 1;  // PREV is the chain's last
+  auto checked = [&](const CatalogRecord& r) {
+    if (r.level > prev_level)
+      throw Fatal("catalog of " + quote(inc.prev.name) + ": " + quote(escape_name(r.path)) + " names level " + std::to_string(r.level) +
+                  " of a chain of " + std::to_string(prev_level + 1));
+    each(r);
+  };
+  if (!inc.prev_catalog.empty()) read_catalog(inc.prev_catalog, checked);
+  else read_archive_catalog(inc.prev, checked);
 }
 
 // Entries moved inside the tree (a renamed directory's files keep their inode, size, mtime and

@@ -148,6 +148,31 @@ run_rc rc run_pb restore --source "$OUT/L2.tar.gz" --restore-to "$WORK/rx"
 mv "$WORK/m1" "$OUT/L1.tar.gz.manifest.json"
 pass "a missing or altered middle level is an error naming it"
 
+# ---- a forged previous catalog whose records name a level past the chain is refused ----
+F="$WORK/forged"; mkdir -p "$F"
+cp "$OUT"/L0.tar.gz* "$F/"
+tail -c +33 "$F/L0.tar.gz.catalog.zst" | zstd -dq > "$WORK/recs"
+"$PYTHON" - "$F/L0.tar.gz.catalog.zst" "$WORK/recs" "$F/L0.tar.gz.manifest.json" <<'PY'
+import hashlib, json, struct, subprocess, sys
+cat, recs, man = sys.argv[1:]
+head = bytearray(open(cat, 'rb').read(32))
+r = bytearray(open(recs, 'rb').read())
+struct.pack_into('<I', r, 4 + 80, 7)   # record 0's level: 7, in a chain of 1
+z = subprocess.run(['zstd', '-q', '-c', '--check'], input=bytes(r), stdout=subprocess.PIPE, check=True).stdout
+data = bytes(head) + z
+open(cat, 'wb').write(data)
+text = open(man).read()
+m = json.loads(text)
+old = m['catalog']
+text = text.replace('"size": %d, "sha256": "%s"' % (old['size'], old['sha256']),
+                    '"size": %d, "sha256": "%s"' % (len(data), hashlib.sha256(data).hexdigest()))
+open(man, 'w').write(text)
+PY
+run_rc rc run_pb backup --sources "$T" --output-dir "$F" --name f1 --no-progress --incremental-from "$F/L0.tar.gz"
+[ "$rc" -eq 2 ] && grep -q "names level 7 of a chain of 1" "$WORK/last.err" || { show_last; fail "a forged level in PREV's catalog was not refused"; }
+[ ! -e "$F/f1.tar.gz" ] || fail "a refused level left an archive"
+pass "a previous catalog naming a level past its chain is refused"
+
 # ---- a file damaged in a level (gone after the scan) is not created by the chain restore ----
 echo "changed for level 3" > "$T/reset.txt"
 PBACKUP_TEST_PAUSE_AFTER_SCAN=3 timeout 60 "$PBACKUP" backup --sources "$T" --output-dir "$OUT" --name L3 \
