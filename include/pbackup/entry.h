@@ -25,6 +25,8 @@ struct Entry {
   uint64_t size = 0;
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;
+  uint32_t ctime_nsec = 0;  // status change time: incremental backups (issue 15) compare it
+  int64_t ctime_sec = 0;    // (here, after the 4-byte fields, Entry stays 160 bytes)
   uint32_t mode = 0;  // permission bits (07777)
   uint32_t uid = 0, gid = 0;
   uint32_t nlink = 1;
@@ -60,7 +62,7 @@ bool path_less(const std::string& a, const std::string& b);
 
 template <class Ar>
 void fields(Ar& a, Entry& e) {
-  a(e.path), a(e.link), a(e.owner), a(e.xattrs), a(e.sparse), a(e.size), a(e.mtime_sec), a(e.mtime_nsec), a(e.mode), a(e.uid), a(e.gid), a(e.nlink);
+  a(e.path), a(e.link), a(e.owner), a(e.xattrs), a(e.sparse), a(e.size), a(e.mtime_sec), a(e.mtime_nsec), a(e.ctime_sec), a(e.ctime_nsec), a(e.mode), a(e.uid), a(e.gid), a(e.nlink);
   a(e.dev), a(e.ino), a(e.root), a(e.type);
 }
 template <class Ar>

@@ -62,6 +62,11 @@ struct Manifest {
   std::string encryption;
   uint64_t encrypted_size = 0;
   Fragment sealed_manifest;
+  // An incremental level (issue 15): the manifests of the levels before it, oldest first (name,
+  // size and SHA-256 of each BASE.EXT.manifest.json, beside this one). Empty for a full backup.
+  // Catalog records say which archive holds each entry: an index into this list, or its size
+  // for this archive.
+  std::vector<Fragment> chain;
   // The backup's warnings (files skipped, changed while read, ...; the exit status 1), the first
   // Log::kMaxKeptWarnings of each rank, and how many there were in all. Written only when any.
   std::vector<ManifestWarning> warnings;

@@ -39,6 +39,7 @@ struct BackupOptions {
   bool null_separated = false;
   bool one_file_system = false;
   bool dry_run = false;
+  std::string incremental_from;  // issue 15: the previous level (archive, folder or s3:// URL)
   AgeKeys keys;  // recipients: the archive is written as BASE.EXT.age
   bool json = false;  // --json: the summary as one JSON object on stdout
   bool resume = false;  // --resume: keep a journal; continue an interrupted run of the same command (core/resume.h)
@@ -56,6 +57,9 @@ struct RestoreOptions {
   // on disk than in the archive are kept)
   enum class Existing { Overwrite, KeepOld, SkipOld, KeepNewer } existing = Existing::Overwrite;
   std::vector<std::string> leave; // set by run_restore: sorted paths the parallel tar path keeps
+  // set by a chain restore (issue 15): members restored under another path (a renamed entry whose
+  // data an earlier level holds), sorted by member
+  std::vector<std::pair<std::string, std::string>> rename;
   bool long_list = false;         // list --long
   std::vector<std::string> find_sources;  // find --source PATH...
   std::string pattern;            // find PATTERN

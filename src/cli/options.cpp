@@ -175,6 +175,7 @@ Parsed parse_command_line(int argc, char** argv) {
       b.exclude_from = take_repeated(args, "exclude-from");
       b.keys.recipients = take_repeated(args, "encrypt-to");
       b.keys.recipient_files = take_repeated(args, "encrypt-to-file");
+      b.keys.identity_files = take_repeated(args, "identity");  // only to read an encrypted --incremental-from
       cxxopts::Options o("pbackup backup", "Back up directory trees into one archive, in parallel.");
       o.add_options()("sources", "directories (or files) to back up; each is stored under its base name", cxxopts::value<std::string>())(
           "output-dir", "directory the archive is written to, or s3://BUCKET/PREFIX", cxxopts::value<std::string>())(
@@ -193,6 +194,10 @@ Parsed parse_command_line(int argc, char** argv) {
           cxxopts::value<std::string>())("null", "--files-from items are NUL-separated (find -print0, lfs find -0)")(
           "one-file-system", "do not descend into directories on other file systems (mount points are stored)")(
           "dry-run", "scan and select only: print the paths that would be stored, their count and bytes; write nothing")(
+          "incremental-from", "an incremental level: store only what changed since PREV (the previous level's archive, its folder "
+                              "or s3:// URL; only its catalog is read); tar formats", cxxopts::value<std::string>())(
+          "identity", "with --incremental-from: age identity file to read an encrypted PREV's catalog (repeatable; "
+                      "a passphrase-encrypted PREV opens with --passphrase-file)", cxxopts::value<std::string>())(
           "encrypt-to", "encrypt the archive (and its catalog and manifest) with age to this recipient, age1... (repeatable); "
                         "the archive is written as BASE.EXT.age", cxxopts::value<std::string>())(
           "encrypt-to-file", "encrypt to the recipients listed in FILE, one age1... per line (as age -R; repeatable)",
@@ -219,6 +224,9 @@ Parsed parse_command_line(int argc, char** argv) {
       b.null_separated = r.count("null") > 0;
       b.one_file_system = r.count("one-file-system") > 0;
       b.dry_run = r.count("dry-run") > 0;
+      if (r.count("incremental-from")) b.incremental_from = r["incremental-from"].as<std::string>();
+      if (!b.keys.identity_files.empty() && b.incremental_from.empty())
+        throw cxxopts::exceptions::exception("--identity needs --incremental-from (a backup only reads an encrypted previous level)");
       b.json = r.count("json") > 0;
       if (b.json && b.dry_run) throw cxxopts::exceptions::exception("--json and --dry-run cannot be combined (--dry-run prints paths)");
       if (!r.count("output-dir")) throw cxxopts::exceptions::exception("--output-dir is required");

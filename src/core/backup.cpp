@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -300,6 +301,14 @@ void gather_plan(BackupRun& run) {
   }
 }
 
+// This rank's first stored path ("" when its blocks hold no header).
+std::string first_stored(const BackupRun& run) {
+  for (const Block& b : run.blocks)
+    for (const Piece& p : b.pieces)
+      if (p.header) return run.entries.at(p.entry).path;
+  return "";
+}
+
 // The ranks sort the list by path together (sample sort) and mark hard links; then each cuts
 // its slice in turn, or (zip) rank 0 receives the whole list in order and cuts it. Rank 0
 // learns every block's facts; every rank opens the destination's temporary files.
@@ -313,6 +322,10 @@ bool plan_stage(BackupRun& run) {
   const uint64_t block_bytes = std::max<uint64_t>(run.opt.block_mb, 1) << 20;
   sort_by_path(run.comm, run.entries);
   run.memory("sort");
+  if (run.inc.on) {  // an incremental level: the unchanged entries leave the list, their records stay
+    run.error.guard([&] { drop_unchanged(run.inc, run.entries); });
+    if (!run.agree()) return false;
+  }
   mark_hardlinks(run.comm, run.entries);
   run.memory("hard links");
   run.whole_on_root = run.fmt->layout_needs_entries();
@@ -328,6 +341,7 @@ bool plan_stage(BackupRun& run) {
     run.blocks = cut_in_turn(run.comm, run.entries, *run.fmt, block_bytes);
   }
   if (!run.agree()) return false;
+  if (run.inc.on) place_kept(run.comm, run.inc, first_stored(run));
   run.memory("cut");
   gather_plan(run);
   if (run.resume) gather_prints(run);
@@ -413,11 +427,26 @@ constexpr int kTagCatalog = 31;
 
 // Rank 0 writes the catalog from every rank's records, in rank order (the list's order), in
 // batches; it keeps taking them after an error so no rank waits forever.
+// An incremental level's stored records (this archive: level = the chain's length) merged in
+// path order with the records of the unchanged entries this rank holds (core/incremental.h).
+void this_rank_records(BackupRun& run, const std::vector<std::string>& damaged, const std::function<void(CatalogRecord&&)>& each) {
+  std::vector<CatalogRecord>& kept = run.inc.kept;
+  size_t k = 0;
+  const auto level = static_cast<uint32_t>(run.inc.chain.size());
+  tar_catalog_records(run.entries, run.blocks, damaged, [&](CatalogRecord&& r) {
+    while (k < kept.size() && path_less(kept[k].path, r.path)) each(std::move(kept[k++]));
+    r.level = level;
+    each(std::move(r));
+  });
+  while (k < kept.size()) each(std::move(kept[k++]));
+  kept.clear();
+}
+
 void stream_catalog(BackupRun& run, const std::vector<std::string>& damaged, uint64_t count) {
   std::vector<CatalogRecord> batch;
   if (!run.root) {
     run.error.guard([&] {
-      tar_catalog_records(run.entries, run.blocks, damaged, [&](CatalogRecord&& r) {
+      this_rank_records(run, damaged, [&](CatalogRecord&& r) {
         batch.push_back(std::move(r));
         if (batch.size() == kListBatchEntries) {
           run.comm.send(0, kTagCatalog, to_wire(batch));
@@ -432,7 +461,7 @@ void stream_catalog(BackupRun& run, const std::vector<std::string>& damaged, uin
   std::unique_ptr<CatalogWriter> w;
   run.error.guard([&] {
     w = std::make_unique<CatalogWriter>(count);
-    tar_catalog_records(run.entries, run.blocks, damaged, [&](CatalogRecord&& r) { w->add(r); });
+    this_rank_records(run, damaged, [&](CatalogRecord&& r) { w->add(r); });
   });
   for (int r = 1; r < run.comm.size(); ++r)
     while (true) {
@@ -488,7 +517,7 @@ bool list_stage(BackupRun& run) {
   if (run.whole_on_root) {
     if (run.root) run.error.guard([&] { run.catalog = build_catalog(run.entries, run.blocks, run.fmt->name(), man.damaged); });
   } else {
-    stream_catalog(run, damaged, n[0]);
+    stream_catalog(run, damaged, n[0] + run.inc.kept_total);  // an incremental level: all the tree
   }
   return run.agree(false);
 }
@@ -505,6 +534,7 @@ void commit_on_root(BackupRun& run, const std::vector<std::string>& hashes) {
   man.archive = run.setup.archive;
   man.archive_size = run.total;
   man.split_bytes = run.spec.split_bytes;
+  man.chain = run.inc.chain;
   // the sources as given: a symlinked root's disk path is its target, whose base name is not
   // the name it is stored under, and compare finds each root's live tree by that name
   // (resolve_roots makes one root per source, in order)
@@ -621,6 +651,10 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   stats.archive = run.setup.archive;
   if (!share_selection(comm, opt, run.sel, log)) return run.fail();
   if (opt.dry_run) return run_dry_run(comm, run.setup.roots, run.sel, log);  // writes nothing
+  if (!open_previous(comm, opt, run.fmt->name(), run.inc, log)) {
+    if (run.root) run.dest->abort();
+    return kExitFatal;
+  }
   scan_stage(run);
   run.memory("scan");
   if (!plan_stage(run)) return run.fail();

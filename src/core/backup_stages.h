@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/incremental.h"
 #include "core/messages.h"
 #include "core/resume.h"
 #include "crypto/age.h"
@@ -79,6 +80,7 @@ struct BackupRun {
   EntryList entries;
   std::vector<Block> blocks;
   bool whole_on_root = false;
+  Incremental inc;                    // --incremental-from (core/incremental.h)
   std::vector<BlockInfo> plan;        // rank 0: every block (no entries)
   int threads = 1;                    // this rank's
   std::vector<int> thread_counts;     // rank 0: every rank's

@@ -26,7 +26,8 @@ namespace pbackup {
 namespace {
 
 constexpr char kMagic[8] = {'P', 'B', 'K', 'C', 'A', 'T', 'L', 'G'};
-constexpr size_t kFixed = 52;  // fixed part of a record after its length (docs/format.md)
+constexpr size_t kFixedV1 = 52;  // fixed part of a record after its length (docs/format.md)
+constexpr size_t kFixed = kFixedV1 + 32;  // version 2 adds ctime (12), dev, ino (16), level (4)
 constexpr uint32_t kMaxName = 1u << 20;
 
 void put32(std::string& o, uint32_t v) {
@@ -77,7 +78,7 @@ CatalogWriter::CatalogWriter(uint64_t count) : impl_(std::make_unique<Impl>()) {
 CatalogWriter::~CatalogWriter() = default;
 
 void CatalogWriter::add(const CatalogRecord& r) {
-  for (const std::string* s : {&r.path, &r.link, &r.uname, &r.gname})
+  for (const std::string* s : {&r.path, &r.link, &r.uname, &r.gname, &r.member})
     if (s->size() > kMaxName) throw Fatal("catalog: name of " + std::to_string(s->size()) + " bytes is too long: " + quote(r.path.substr(0, 200)));
   std::string& o = impl_->rec;
   o.clear();
@@ -94,7 +95,12 @@ void CatalogWriter::add(const CatalogRecord& r) {
   put32(o, r.mtime_nsec);
   put64(o, r.block);
   put64(o, r.offset);
-  for (const std::string* s : {&r.path, &r.link, &r.uname, &r.gname}) {
+  put64(o, static_cast<uint64_t>(r.ctime_sec));
+  put32(o, r.ctime_nsec);
+  put64(o, r.dev);
+  put64(o, r.ino);
+  put32(o, r.level);
+  for (const std::string* s : {&r.path, &r.link, &r.uname, &r.gname, &r.member}) {
     put32(o, static_cast<uint32_t>(s->size()));
     o += *s;
   }
@@ -135,6 +141,10 @@ CatalogRecord catalog_record(const Entry& e, bool tar, bool damaged, uint64_t bl
   r.size = e.type == EntryType::File ? e.size : 0;
   r.mtime_sec = e.mtime_sec;
   r.mtime_nsec = e.mtime_nsec;
+  r.ctime_sec = e.ctime_sec;
+  r.ctime_nsec = e.ctime_nsec;
+  r.dev = e.dev;
+  r.ino = e.ino;
   r.block = block;
   r.offset = offset;
   return r;
@@ -208,7 +218,10 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
   }
   const auto* h = reinterpret_cast<const unsigned char*>(head.data());
   if (std::memcmp(h, kMagic, sizeof kMagic) != 0) throw Fatal("catalog: not a pbackup catalog (bad magic)");
-  if (get32(h + 8) != kCatalogVersion) throw Fatal("catalog: version " + std::to_string(get32(h + 8)) + " is not one this pbackup reads (1)");
+  const uint32_t version = get32(h + 8);
+  if (version != 1 && version != kCatalogVersion)
+    throw Fatal("catalog: version " + std::to_string(version) + " is not one this pbackup reads (1, 2)");
+  const size_t fixed = version == 1 ? kFixedV1 : kFixed;
   if (get32(h + 12) != 0) throw Fatal("catalog: unknown header flags");
   const uint64_t count = get64(h + 16), raw_total = get64(h + 24);
 
@@ -224,7 +237,7 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
     while (pending.size() - pos >= 4) {
       const auto* p = reinterpret_cast<const unsigned char*>(pending.data() + pos);
       uint32_t len = get32(p);
-      if (len < kFixed + 16 || len > kMaxCatalogRecord)
+      if (len < fixed + (version == 1 ? 16 : 20) || len > kMaxCatalogRecord)
         throw Fatal("catalog: record " + std::to_string(seen) + " has an impossible length " + std::to_string(len));
       if (pending.size() - pos - 4 < len) break;
       if (seen == count) throw Fatal("catalog: more records than the " + std::to_string(count) + " its header announces");
@@ -241,9 +254,19 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
       r.mtime_nsec = get32(q + 32);
       r.block = get64(q + 36);
       r.offset = get64(q + 44);
-      if (r.mtime_nsec >= 1000000000u) throw Fatal("catalog: record " + std::to_string(seen) + ": nanoseconds out of range");
-      size_t at = kFixed;
-      for (std::string* s : {&r.path, &r.link, &r.uname, &r.gname}) {
+      if (version >= 2) {
+        r.ctime_sec = static_cast<int64_t>(get64(q + 52));
+        r.ctime_nsec = get32(q + 60);
+        r.dev = get64(q + 64);
+        r.ino = get64(q + 72);
+        r.level = get32(q + 80);
+      }
+      if (r.mtime_nsec >= 1000000000u || r.ctime_nsec >= 1000000000u)
+        throw Fatal("catalog: record " + std::to_string(seen) + ": nanoseconds out of range");
+      size_t at = fixed;
+      std::vector<std::string*> names{&r.path, &r.link, &r.uname, &r.gname};
+      if (version >= 2) names.push_back(&r.member);
+      for (std::string* s : names) {
         if (len - at < 4) throw Fatal("catalog: record " + std::to_string(seen) + ": fields run past its length");
         uint32_t n = get32(q + at);
         at += 4;
@@ -255,6 +278,8 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
       if (r.path.empty()) throw Fatal("catalog: record " + std::to_string(seen) + ": empty path");
       // a backup stores relative paths without ".." (scan makes them so): anything else is a
       // forged catalog whose paths compare and --keep-old-files would look up outside the tree
+      if (!r.member.empty() && !stored_path_ok(r.member))
+        throw Fatal("catalog: record " + std::to_string(seen) + ": member name " + quote(escape_name(r.member)) + " is absolute or has a '..' component");
       if (!stored_path_ok(r.path) || (r.type == EntryType::Hardlink && !stored_path_ok(r.link)))
         throw Fatal("catalog: record " + std::to_string(seen) + ": path " + quote(escape_name(r.type == EntryType::Hardlink && stored_path_ok(r.path) ? r.link : r.path)) +
                     " is absolute or has a '..' component");
@@ -311,6 +336,41 @@ void read_catalog(std::string_view bytes, const std::function<void(const Catalog
   }, each);
 }
 
+namespace {
+// "BASE.EXT.catalog.zst" beside the manifest of `s`
+std::string catalog_path(const ArchiveSource& s) {
+  const std::string suffix = ".manifest.json";
+  const std::string& mp = s.manifest_path;
+  if (mp.size() <= suffix.size() || mp.compare(mp.size() - suffix.size(), suffix.size(), suffix) != 0)
+    throw Fatal("internal: manifest path " + quote(mp));
+  return catalog_name(mp.substr(0, mp.size() - suffix.size()));
+}
+}  // namespace
+
+std::string archive_catalog_bytes(const ArchiveSource& s) {
+  if (!s.manifest || s.manifest->catalog.name.empty()) throw Fatal(quote(s.name) + ": no catalog");
+  if (!s.store) throw Fatal("internal: archive source without a store");
+  const std::string path = catalog_path(s);
+  const std::string shown = s.bucket.empty() ? path : "s3://" + s.bucket + "/" + path;
+  const Fragment& want = s.manifest->catalog;
+  auto wrap = [&](const std::string& why) { return Fatal("catalog " + quote(shown) + ": " + why); };
+  std::optional<uint64_t> size = s.store->size(path);  // the size first: no unbounded download
+  if (!size) throw wrap("missing (the manifest lists it)");
+  if (*size != want.size) throw wrap("has " + std::to_string(*size) + " bytes, the manifest says " + std::to_string(want.size));
+  std::string bytes = s.store->read_all(path);
+  if (bytes.size() != want.size) throw wrap("has " + std::to_string(bytes.size()) + " bytes, the manifest says " + std::to_string(want.size));
+  if (sha256_hex(bytes) != want.sha256) throw wrap("SHA-256 differs from the manifest's (damaged or replaced)");
+  if (!s.cipher) return bytes;
+  try {
+    if (s.cipher->identities.empty()) throw Fatal("encrypted, and no identity to open it here");
+    return age::decrypt_buffer(bytes, s.cipher->identities);
+  } catch (const age::Error& e) {
+    throw wrap(e.what());
+  } catch (const Fatal& f) {
+    throw wrap(f.what());
+  }
+}
+
 bool read_archive_catalog(const ArchiveSource& s, const std::function<void(const CatalogRecord&)>& each) {
   if (!s.manifest || s.manifest->catalog.name.empty()) return false;
   const std::string suffix = ".manifest.json";
@@ -322,23 +382,9 @@ bool read_archive_catalog(const ArchiveSource& s, const std::function<void(const
   const Fragment& want = s.manifest->catalog;
   auto wrap = [&](const std::string& why) { return Fatal("catalog " + quote(shown) + ": " + why); };
   if (!s.bucket.empty() || s.cipher) {  // an encrypted catalog is read whole and decrypted
-    if (!s.store) throw Fatal("internal: archive source without a store");
-    std::optional<uint64_t> size = s.store->size(path);  // the size first: no unbounded download
-    if (!size) throw wrap("missing (the manifest lists it)");
-    if (*size != want.size)
-      throw wrap("has " + std::to_string(*size) + " bytes, the manifest says " + std::to_string(want.size));
-    std::string bytes = s.store->read_all(path);
-    if (bytes.size() != want.size)
-      throw wrap("has " + std::to_string(bytes.size()) + " bytes, the manifest says " + std::to_string(want.size));
-    if (sha256_hex(bytes) != want.sha256) throw wrap("SHA-256 differs from the manifest's (damaged or replaced)");
+    const std::string bytes = archive_catalog_bytes(s);
     try {
-      if (s.cipher) {
-        if (s.cipher->identities.empty()) throw Fatal("encrypted, and no identity to open it here");
-        bytes = age::decrypt_buffer(bytes, s.cipher->identities);
-      }
       read_catalog(bytes, each);
-    } catch (const age::Error& e) {
-      throw wrap(e.what());
     } catch (const Fatal& f) {
       throw wrap(f.what());
     }

@@ -20,7 +20,7 @@
 namespace pbackup {
 
 constexpr uint64_t kCatalogNone = ~uint64_t{0};
-constexpr uint32_t kCatalogVersion = 1;
+constexpr uint32_t kCatalogVersion = 2;  // 1 is still read (no ctime, dev, ino, level)
 constexpr size_t kCatalogHeader = 32;
 constexpr uint32_t kMaxCatalogRecord = 4u << 20;  // a record (names up to 1 MiB each) fits
 
@@ -38,6 +38,14 @@ struct CatalogRecord {
   uint32_t mtime_nsec = 0;
   uint64_t block = kCatalogNone;   // index of the block (manifest records of kind "block", in order)
   uint64_t offset = kCatalogNone;  // uncompressed bytes from that block's start to the entry's header
+  // version 2 (issue 15, incremental backups): what decides "unchanged", and which archive of the
+  // chain holds the entry (an index into the manifest's "chain"; its size is this archive).
+  // Version 1 records read as zeros here: nothing matches them, so a level after one stores all.
+  int64_t ctime_sec = 0;
+  uint32_t ctime_nsec = 0;
+  uint64_t dev = 0, ino = 0;
+  uint32_t level = 0;
+  std::string member;  // the member name in that archive when it differs from `path` (a renamed entry)
 };
 
 // "BASE.EXT" -> "BASE.EXT.catalog.zst"
@@ -84,6 +92,10 @@ void read_catalog(std::string_view bytes, const std::function<void(const Catalog
 // False when the archive has none (a foreign archive, or one made before catalogs); throws
 // Fatal when it is listed but missing, of another size or SHA-256, or malformed.
 bool read_archive_catalog(const ArchiveSource& s, const std::function<void(const CatalogRecord&)>& each);
+
+// The catalog file of an archive (as read_archive_catalog finds and checks it), decrypted when
+// the archive is encrypted: the zstd catalog read_catalog parses. Throws Fatal.
+std::string archive_catalog_bytes(const ArchiveSource& s);
 
 // One `tar tvf` line: "-rw-r--r-- user/group   size YYYY-MM-DD HH:MM path[ -> target]".
 std::string long_line(const CatalogRecord& r);

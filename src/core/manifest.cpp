@@ -195,7 +195,7 @@ struct Field {
   bool required;
 };
 // Where the parser is. Skip: inside the value of an unknown key.
-enum class Ctx { Top, Root, Sources, Damaged, Fragments, Fragment, Blocks, Block, Continues, Catalog, Sealed, Warnings, Warning, Skip };
+enum class Ctx { Top, Root, Sources, Damaged, Fragments, Fragment, Chain, ChainLink, Blocks, Block, Continues, Catalog, Sealed, Warnings, Warning, Skip };
 
 constexpr Field kRootFields[] = {
     {"pbackup_manifest", Type::U64, true}, {"tool_version", Type::Str, true}, {"command", Type::Str, true},
@@ -205,7 +205,7 @@ constexpr Field kRootFields[] = {
     {"blocks", Type::Array, true},         {"damaged", Type::Array, false},   {"catalog", Type::Object, false},
     {"xattr_entries", Type::U64, false},   {"acl_entries", Type::U64, false}, {"sparse_entries", Type::U64, false},
     {"encryption", Type::Str, false},      {"encrypted_size", Type::U64, false}, {"sealed_manifest", Type::Object, false},
-    {"warnings", Type::Array, false},      {"warnings_total", Type::U64, false}};
+    {"warnings", Type::Array, false},      {"warnings_total", Type::U64, false}, {"chain", Type::Array, false}};
 constexpr Field kWarningFields[] = {{"path", Type::Str, true}, {"reason", Type::Str, true}};
 constexpr Field kFragmentFields[] = {{"name", Type::Str, true}, {"size", Type::U64, true}, {"sha256", Type::Str, true}};
 constexpr Field kBlockFields[] = {{"offset", Type::U64, true},      {"size", Type::U64, true},
@@ -287,6 +287,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
     switch (c) {
       case Ctx::Root: return {kRootFields, std::size(kRootFields)};
       case Ctx::Fragment: return {kFragmentFields, std::size(kFragmentFields)};
+      case Ctx::ChainLink: return {kFragmentFields, std::size(kFragmentFields)};
       case Ctx::Block: return {kBlockFields, std::size(kBlockFields)};
       case Ctx::Continues: return {kContinuesFields, std::size(kContinuesFields)};
       case Ctx::Catalog: return {kFragmentFields, std::size(kFragmentFields)};
@@ -304,6 +305,8 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         case Ctx::Damaged: p = "damaged[" + std::to_string(m_.damaged.size()) + "]"; break;
         case Ctx::Fragments: p = "fragments[" + std::to_string(m_.fragments.size()) + "]"; break;
         case Ctx::Fragment: p = "fragments[" + std::to_string(m_.fragments.size()) + "]"; break;
+        case Ctx::Chain:
+        case Ctx::ChainLink: p = "chain[" + std::to_string(m_.chain.size()) + "]"; break;
         case Ctx::Blocks: p = "blocks[" + std::to_string(m_.blocks.size()) + "]"; break;
         case Ctx::Block: p = "blocks[" + std::to_string(m_.blocks.size()) + "]"; break;
         case Ctx::Continues: p += ".continues"; break;
@@ -337,6 +340,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         m_.damaged.push_back(std::move(*s));
         return true;
       case Ctx::Fragments:
+      case Ctx::Chain:
       case Ctx::Warnings:
       case Ctx::Blocks: return fail(path("") + ": expected an object, found " + found);
       default: break;
@@ -374,7 +378,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
     } else if (c == Ctx::Warning) {
       if (k == "path") str(warning_.path);
       else if (k == "reason") str(warning_.reason);
-    } else if (c == Ctx::Fragment) {
+    } else if (c == Ctx::Fragment || c == Ctx::ChainLink) {
       if (k == "name") str(frag_.name);
       else if (k == "size") frag_.size = u;
       else if (k == "sha256") str(frag_.sha256);
@@ -420,6 +424,11 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         frag_ = Fragment{};
         next = Ctx::Fragment;
         break;
+      case Ctx::Chain:
+        if (t != Type::Object) return fail(path("") + ": expected an object, found " + found);
+        frag_ = Fragment{};
+        next = Ctx::ChainLink;
+        break;
       case Ctx::Blocks:
         if (t != Type::Object) return fail(path("") + ": expected an object, found " + found);
         block_ = ManifestBlock{};
@@ -441,7 +450,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
         std::string_view k = f.name;
         if (fr.ctx == Ctx::Root)
           next = k == "sources" ? Ctx::Sources : k == "damaged" ? Ctx::Damaged : k == "fragments" ? Ctx::Fragments : k == "catalog" ? Ctx::Catalog
-                 : k == "sealed_manifest" ? Ctx::Sealed : k == "warnings" ? Ctx::Warnings : Ctx::Blocks;
+                 : k == "sealed_manifest" ? Ctx::Sealed : k == "warnings" ? Ctx::Warnings : k == "chain" ? Ctx::Chain : Ctx::Blocks;
         else if (fr.ctx == Ctx::Block) {
           next = Ctx::Continues;
           block_.continues = true;
@@ -465,6 +474,7 @@ class Handler final : public nlohmann::json_sax<nlohmann::json> {
     if (fr.ctx == Ctx::Root && version_ != 1)
       return fail("pbackup_manifest: format version " + std::to_string(version_) + " is not one this pbackup reads (1)");
     if (fr.ctx == Ctx::Fragment) m_.fragments.push_back(std::move(frag_));
+    if (fr.ctx == Ctx::ChainLink) m_.chain.push_back(std::move(frag_));
     if (fr.ctx == Ctx::Block) m_.blocks.push_back(std::move(block_));
     if (fr.ctx == Ctx::Warning) m_.warnings.push_back(std::move(warning_));
     stack_.pop_back();
@@ -523,6 +533,13 @@ std::string manifest_to_json(const Manifest& m) {
   if (!m.catalog.name.empty())
     o += "  \"catalog\": {\"name\": " + esc(m.catalog.name) + ", \"size\": " + std::to_string(m.catalog.size) +
          ", \"sha256\": " + esc(m.catalog.sha256) + "},\n";
+  if (!m.chain.empty()) {  // an incremental level: the manifests of the levels before it
+    o += "  \"chain\": [";
+    for (size_t i = 0; i < m.chain.size(); ++i)
+      o += std::string(i ? ",\n    " : "\n    ") + "{\"name\": " + esc(m.chain[i].name) + ", \"size\": " + std::to_string(m.chain[i].size) +
+           ", \"sha256\": " + esc(m.chain[i].sha256) + "}";
+    o += "\n  ],\n";
+  }
   o += "  \"fragments\": [\n";
   for (size_t i = 0; i < m.fragments.size(); ++i) {
     const auto& f = m.fragments[i];

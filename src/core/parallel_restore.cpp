@@ -54,7 +54,14 @@ struct TarPlan {
 // same member); and, with --only, just the blocks that can hold a selected path. Entries are in
 // path_less order and a path's subtree follows it directly, so block k can only hold paths
 // between its first entry and the next block's first entry.
-TarPlan make_tar_plan(const Manifest& m, const std::vector<std::string>& only, const std::vector<std::string>& leave) {
+// The path member `p` is restored under: itself, or its new name in a chain restore.
+const std::string& renamed(const std::vector<std::pair<std::string, std::string>>& rename, const std::string& p) {
+  auto it = std::lower_bound(rename.begin(), rename.end(), p, [](const auto& e, const std::string& k) { return e.first < k; });
+  return it != rename.end() && it->first == p ? it->second : p;
+}
+
+TarPlan make_tar_plan(const Manifest& m, const std::vector<std::string>& only, const std::vector<std::string>& leave,
+                      const std::vector<std::pair<std::string, std::string>>& rename) {
   std::vector<const ManifestBlock*> data;
   for (const auto& b : m.blocks)
     if (b.kind == "block") data.push_back(&b);
@@ -75,7 +82,7 @@ TarPlan make_tar_plan(const Manifest& m, const std::vector<std::string>& only, c
     std::string path = b.first_entry, why;
     if (!sanitize_member(path, why) || !path_selected(path, only) || std::binary_search(leave.begin(), leave.end(), path)) continue;
     file_of[k] = static_cast<int64_t>(p.spanning.size());
-    p.spanning.push_back(SpanningFile{path, b.cont_size, b.cont_sparse});
+    p.spanning.push_back(SpanningFile{renamed(rename, path), b.cont_size, b.cont_sparse});
     p.span_first.push_back(k);
   }
   for (size_t k = 0; k < data.size(); ++k) {
@@ -107,6 +114,7 @@ struct TarContext {
   const TarPlan& plan;
   const std::vector<std::string>& only;
   const std::vector<std::string>& leave;  // existing files kept (--keep-old-files & co), sorted
+  const std::vector<std::pair<std::string, std::string>>& rename;  // member -> path (chain restore)
   Log& log;
   bool numeric_owner = false;
 };
@@ -226,7 +234,7 @@ void walk_block(const TarContext& c, const TarUnit& t, std::string_view buf, Ext
       if (!why.empty()) res.errors.push_back(quote(m.path) + ": " + why + "; not extracted");
     } else if (path_selected(path, c.only) && !std::binary_search(c.leave.begin(), c.leave.end(), path)) {
       try {
-        restore_member(c, t, m, path, buf.substr(pos, n), x, inodes, res);
+        restore_member(c, t, m, renamed(c.rename, path), buf.substr(pos, n), x, inodes, res);
       } catch (const std::exception& ex) {
         res.errors.push_back(ex.what());
       }
@@ -692,8 +700,8 @@ void load_sparse_maps(Comm& comm, const TarContext& c, TarPlan& tp, int threads)
 int run_parallel_restore(Comm& comm, const ArchiveSource& src, const RestoreOptions& opt, Log& log) {
   const Manifest& m = *src.manifest;
   std::unique_ptr<Codec> codec = make_codec(m.codec, -1);
-  TarPlan tp = make_tar_plan(m, opt.only, opt.leave);
-  TarContext c{src, *codec, tp, opt.only, opt.leave, log, opt.numeric_owner};
+  TarPlan tp = make_tar_plan(m, opt.only, opt.leave, opt.rename);
+  TarContext c{src, *codec, tp, opt.only, opt.leave, opt.rename, log, opt.numeric_owner};
   load_sparse_maps(comm, c, tp, opt.threads > 0 ? opt.threads : default_threads(comm.local_size()));
   ParallelRestorePlan plan;
   for (const auto& u : tp.units) plan.sizes.push_back(u.b->size);

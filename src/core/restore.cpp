@@ -33,6 +33,7 @@
 #include "codec/gunzip_stream.h"
 #include "core/restore_nodes.h"
 #include "core/catalog.h"
+#include "core/incremental.h"
 #include "core/extract.h"
 #include "core/messages.h"
 #include "core/parallel_restore.h"
@@ -798,6 +799,12 @@ int run_restore(Comm& comm, const RestoreOptions& opt, Log& log) {
   RestoreWay plan = from_wire<RestoreWay>(plan_bytes);
   if (plan.mode == RestoreWay::kFailed) return comm.rank() == 0 ? kExitFatal : kExitOk;
   int rc = kExitOk;
+  if (plan.source.manifest && !plan.source.manifest->chain.empty()) {  // an incremental level (issue 15)
+    rc = restore_chain(comm, plan.source, opt, log);
+    // its damaged files are all its own: a damaged record is never carried to a later level
+    if (comm.rank() == 0 && !damaged.empty() && rc <= kExitFatal) rc = drop_damaged(opt, damaged, start, log, rc);
+    return rc;
+  }
   // Keeping existing files: decided up front from the catalog for the parallel tar path (the
   // paths to leave alone travel with the plan), member by member on the stream otherwise.
   bool stream = plan.mode == RestoreWay::kStream ||
@@ -902,15 +909,20 @@ int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
       sum.archive = opt.source;
       sum.entries = sum.files = sum.dirs = sum.bytes_out = 0;
       if (opt.json) {  // members as JSON lines, counted for the summary object main prints last
-        stream_members(opt, [&](archive_entry* e, const std::function<std::string_view(uint64_t&)>&) {
-          CatalogRecord r = record_of(e);
+        auto one = [&](const CatalogRecord& r) {
           std::string line = json_line(r) + "\n";
           std::fwrite(line.data(), 1, line.size(), stdout);
           ++sum.entries;
           if (r.type == EntryType::File || r.type == EntryType::Hardlink) ++sum.files;
           if (r.type == EntryType::Dir) ++sum.dirs;
           if (r.type == EntryType::File) sum.bytes_out += r.size;
-        });
+        };
+        ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, false, opt.keys);
+        if (s.manifest && !s.manifest->chain.empty()) {  // an incremental level: the whole tree, from its catalog
+          if (!read_archive_catalog(s, one)) throw Fatal(quote(s.name) + ": an incremental level without its catalog");
+        } else {
+          stream_members(opt, [&](archive_entry* e, const std::function<std::string_view(uint64_t&)>&) { one(record_of(e)); });
+        }
         sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       } else if (opt.long_list && list_long_from_catalog(resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, false, opt.keys))) {
         // list --long: from the catalog when the archive has one (reads <1% of the bytes)
@@ -918,6 +930,8 @@ int run_list(Comm& comm, const RestoreOptions& opt, Log& log) {
         std::string verdict = "0";
         comm.broadcast(verdict, 0);
         return kExitOk;
+      } else if (!opt.long_list && list_chain_from_catalog(resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, false, opt.keys))) {
+        // an incremental level: the whole tree at that level, from its catalog
       } else {
         stream_members(opt, [&](archive_entry* e, const std::function<std::string_view(uint64_t&)>&) {
           const char* p = archive_entry_pathname(e);

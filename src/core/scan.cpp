@@ -84,6 +84,8 @@ bool make_entry(const struct stat& st, Entry& e, Log& log, const std::string& di
   }
   e.mtime_sec = st.st_mtim.tv_sec;
   e.mtime_nsec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
+  e.ctime_sec = st.st_ctim.tv_sec;
+  e.ctime_nsec = static_cast<uint32_t>(st.st_ctim.tv_nsec);
   e.mode = st.st_mode & 07777;
   e.uid = st.st_uid;
   e.gid = st.st_gid;

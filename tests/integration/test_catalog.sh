@@ -57,7 +57,7 @@ zstd -q -dc < <(tail -c +33 "$WORK/out_gzip_3/c.tar.gz.catalog.zst") > "$WORK/re
 import json, struct, sys, zlib
 head = open(sys.argv[1], 'rb').read(32)
 magic, version, flags, count, raw = struct.unpack('<8sIIQQ', head)
-assert magic == b'PBKCATLG' and version == 1 and flags == 0, head
+assert magic == b'PBKCATLG' and version == 2 and flags == 0, head
 recs = open(sys.argv[2], 'rb').read()
 assert len(recs) == raw, (len(recs), raw)
 man = json.load(open(sys.argv[4]))
@@ -69,9 +69,9 @@ while pos < len(recs):
     (length,) = struct.unpack_from('<I', recs, pos)
     body = recs[pos + 4: pos + 4 + length]
     typ, fl, _, mode, uid, gid, size, mtime, nsec, block, off = struct.unpack_from('<BBHIIIQqIQQ', body, 0)
-    at = 52
+    at = 84  # version 2: ctime, dev, ino, level after the 52 bytes of version 1; then 5 names (the last: member)
     names = []
-    for _ in range(4):
+    for _ in range(5):
         (l,) = struct.unpack_from('<I', body, at); at += 4
         names.append(body[at:at + l]); at += l
     assert at == length

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/catalog.h"
+#include "core/incremental.h"
 #include "format/pax.h"
 #include "format/sparse.h"
 #include "pbackup/error.h"
@@ -72,7 +73,7 @@ TEST_CASE("catalog: hostile input is refused with Fatal") {
   bad[0] = 'X';
   CHECK_THROWS_AS(read(bad), Fatal);  // magic
   bad = good;
-  bad[8] = 2;
+  bad[8] = 3;
   CHECK_THROWS_AS(read(bad), Fatal);  // version
   bad = good;
   bad[16] = 4;
@@ -175,4 +176,133 @@ TEST_CASE("catalog: a forged record with an absolute path or a '..' component is
   CHECK_THROWS_AS(reads(one("root/h", pbackup::EntryType::Hardlink, "../outside")), pbackup::Fatal);
   CHECK_NOTHROW(reads(one("root/..a/b..")));
   CHECK_NOTHROW(reads(one("root/l", pbackup::EntryType::Symlink, "../../anywhere")));  // a symlink's target is data
+}
+
+namespace {
+void le(std::string& o, uint64_t v, int n) {
+  for (int i = 0; i < n; ++i) o.push_back(static_cast<char>(v >> (8 * i)));
+}
+}  // namespace
+
+TEST_CASE("catalog: version 2 carries ctime, dev, ino and the chain level; version 1 is still read") {
+  auto v = sample();
+  v[1].ctime_sec = 1700000000;
+  v[1].ctime_nsec = 123456789;
+  v[1].dev = 0xfd01;
+  v[1].ino = 1ull << 40;
+  v[1].level = 3;
+  auto back = read(write(v));
+  REQUIRE(back.size() == 3);
+  CHECK(back[1].ctime_sec == 1700000000);
+  CHECK(back[1].ctime_nsec == 123456789u);
+  CHECK(back[1].dev == 0xfd01);
+  CHECK(back[1].ino == (1ull << 40));
+  CHECK(back[1].level == 3);
+  CHECK(back[1].member.empty());
+  v[2].member = "root/old/l";  // a renamed entry: the member name its archive holds it under
+  CHECK(read(write(v))[2].member == "root/old/l");
+  v[2].member = "../etc/passwd";
+  CHECK_THROWS_WITH_AS(read(write(v)), doctest::Contains("member name"), Fatal);
+  v[2].member.clear();
+  v[1].ctime_nsec = 1000000000u;
+  CHECK_THROWS_WITH_AS(read(write(v)), doctest::Contains("nanoseconds"), Fatal);
+  // a version 1 catalog (52-byte fixed part, as pbackup wrote before issue 15)
+  std::string rec;
+  le(rec, 0, 4);
+  rec.push_back(0), rec.push_back(0), rec.push_back(0), rec.push_back(0);  // file, no flags
+  le(rec, 0644, 4), le(rec, 1, 4), le(rec, 2, 4), le(rec, 5, 8), le(rec, 77, 8), le(rec, 9, 4), le(rec, 0, 8), le(rec, 512, 8);
+  for (std::string name : {"r/f", "", "u", "g"}) le(rec, name.size(), 4), rec += name;
+  const uint64_t len = rec.size() - 4;
+  for (int i = 0; i < 4; ++i) rec[static_cast<size_t>(i)] = static_cast<char>(len >> (8 * i));
+  std::string z(ZSTD_compressBound(rec.size()), '\0');
+  z.resize(ZSTD_compress(z.data(), z.size(), rec.data(), rec.size(), 1));
+  std::string v1 = "PBKCATLG";
+  le(v1, 1, 4), le(v1, 0, 4), le(v1, 1, 8), le(v1, rec.size(), 8);
+  auto old = read(v1 + z);
+  REQUIRE(old.size() == 1);
+  CHECK(old[0].path == "r/f");
+  CHECK(old[0].size == 5);
+  CHECK(old[0].mtime_sec == 77);
+  CHECK(old[0].offset == 512);
+  CHECK(old[0].uname == "u");
+  CHECK(old[0].ino == 0);
+  CHECK(old[0].level == 0);
+  Entry e;
+  e.path = "r/f", e.size = 5, e.mtime_sec = 77, e.mtime_nsec = 9, e.mode = 0644, e.uid = 1, e.gid = 2;
+  CHECK_FALSE(unchanged(e, old[0]));  // a version 1 record matches nothing: the level stores all
+}
+
+TEST_CASE("incremental: an entry is unchanged only when every compared field matches") {
+  Entry e;
+  e.path = "r/f", e.size = 5, e.mtime_sec = 77, e.mtime_nsec = 9, e.ctime_sec = 88, e.ctime_nsec = 1;
+  e.mode = 0644, e.uid = 1, e.gid = 2, e.dev = 3, e.ino = 4;
+  CatalogRecord r = catalog_record(e, true, false, 0, 0);
+  CHECK(unchanged(e, r));
+  auto differs = [&](auto change) {
+    Entry x = e;
+    change(x);
+    return !unchanged(x, r);
+  };
+  CHECK(differs([](Entry& x) { x.size = 6; }));
+  CHECK(differs([](Entry& x) { x.mtime_nsec = 10; }));
+  CHECK(differs([](Entry& x) { x.ctime_sec = 89; }));  // content changed, mtime reset by touch
+  CHECK(differs([](Entry& x) { x.ctime_nsec = 2; }));
+  CHECK(differs([](Entry& x) { x.mode = 0755; }));
+  CHECK(differs([](Entry& x) { x.uid = 9; }));
+  CHECK(differs([](Entry& x) { x.gid = 9; }));
+  CHECK(differs([](Entry& x) { x.dev = 9; }));
+  CHECK(differs([](Entry& x) { x.ino = 9; }));
+  CHECK(differs([](Entry& x) { x.type = EntryType::Symlink; }));
+  CHECK(differs([](Entry& x) { x.nlink = 2; }));  // hard links are stored together, again
+  CatalogRecord damaged = r;
+  damaged.flags |= kCatalogDamaged;
+  CHECK_FALSE(unchanged(e, damaged));
+  Entry d = e;
+  d.type = EntryType::Dir;
+  CHECK_FALSE(unchanged(d, catalog_record(d, true, false, 0, 0)));  // directories: always stored
+  Entry l = e;
+  l.type = EntryType::Symlink, l.link = "a", l.size = 0;
+  CatalogRecord lr = catalog_record(l, true, false, 0, 0);
+  CHECK(unchanged(l, lr));
+  l.link = "b";
+  CHECK_FALSE(unchanged(l, lr));
+}
+
+TEST_CASE("manifest: the optional chain of an incremental level round-trips and is typed") {
+  Manifest m;
+  m.chain = {{"L0.tar.gz.manifest.json", 10, std::string(64, 'a')}, {"L1.tar.gz.manifest.json", 11, std::string(64, 'b')}};
+  Manifest back = manifest_from_json(manifest_to_json(m));
+  REQUIRE(back.chain.size() == 2);
+  CHECK(back.chain[1].name == "L1.tar.gz.manifest.json");
+  CHECK(back.chain[1].size == 11);
+  CHECK(back.chain[0].sha256 == std::string(64, 'a'));
+  CHECK(manifest_from_json(manifest_to_json(Manifest{})).chain.empty());
+  std::string j = manifest_to_json(m);
+  j.replace(j.find("\"size\": 11"), 10, "\"size\": \"x\"");
+  CHECK_THROWS_WITH_AS(manifest_from_json(j), doctest::Contains("chain[1].size"), Fatal);
+}
+
+#include "thread_comm.h"
+
+TEST_CASE("incremental: place_kept moves each kept record to the rank whose stored paths it falls among") {
+  // 3 ranks; stored first paths after the cut: rank 0 "r", rank 1 nothing (all moved on), rank 2 "r/m"
+  const std::vector<std::string> first = {"r", "", "r/m"};
+  const std::vector<std::vector<std::string>> kept = {{"r/a", "r/n"}, {"r/b", "r/z"}, {"r/c", "r/x"}};
+  auto got = testutil::run_ranks<std::vector<std::string>>(3, [&](Comm& comm) {
+    Incremental inc;
+    inc.on = true;
+    for (const auto& p : kept[static_cast<size_t>(comm.rank())]) {
+      CatalogRecord r;
+      r.path = p;
+      inc.kept.push_back(r);
+    }
+    place_kept(comm, inc, first[static_cast<size_t>(comm.rank())]);
+    CHECK(inc.kept_total == 6);
+    std::vector<std::string> paths;
+    for (const auto& r : inc.kept) paths.push_back(r.path);
+    return paths;
+  });
+  CHECK(got[0] == std::vector<std::string>{"r/a", "r/b", "r/c"});  // before "r/m"
+  CHECK(got[1].empty());
+  CHECK(got[2] == std::vector<std::string>{"r/n", "r/x", "r/z"});  // from "r/m" on, in order
 }

@@ -1,0 +1,79 @@
+// Incremental backups (issue 15, docs/DESIGN.md §2 "Incremental levels"): a level stores only
+// the entries that changed since the previous level, and its catalog describes the whole tree,
+// each record naming the archive of the chain that holds the entry (CatalogRecord::level, an
+// index into Manifest::chain). Only the previous level's catalog is read, never its data.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/catalog.h"
+#include "pbackup/comm.h"
+#include "pbackup/entry.h"
+#include "pbackup/format.h"
+#include "pbackup/log.h"
+#include "pbackup/manifest.h"
+#include "pbackup/options.h"
+#include "pbackup/source.h"
+
+namespace pbackup {
+
+template <class Ar>
+void fields(Ar& a, Fragment& f) {
+  a(f.name), a(f.size), a(f.sha256);
+}
+
+// What a backup run keeps of --incremental-from.
+struct Incremental {
+  bool on = false;
+  ArchiveSource prev;              // every rank: the previous level (its catalog is read by every rank)
+  std::vector<Fragment> chain;     // every rank: the new level's Manifest::chain
+  std::string prev_catalog;        // every rank, when PREV is encrypted: its catalog, decrypted by
+                                   // rank 0 (the only rank holding the identities) and broadcast
+  std::vector<CatalogRecord> kept; // this rank: unchanged entries (not stored again), in path order
+  uint64_t kept_total = 0;         // every rank after place_kept: all ranks' kept records
+};
+
+// Collective. Rank 0 resolves PREV, checks it can be the base of a level (our tar manifest
+// with a catalog, not encrypted) and makes the new chain (PREV's chain plus PREV's manifest:
+// name, size, SHA-256); every rank gets it. False (rank 0 logged why) on any error.
+bool open_previous(Comm& comm, const BackupOptions& opt, const std::string& fmt_name, Incremental& inc, Log& log);
+
+// Whether the live entry `e` is unchanged since the record `r` of the previous catalog: same
+// type, size, mtime and ctime (ns), device and inode, mode, owner ids and link target, and
+// not damaged then. Directories and files with several links are always stored again.
+bool unchanged(const Entry& e, const CatalogRecord& r);
+
+// Every rank, after sort_by_path: reads PREV's catalog (streamed: one record at a time) beside
+// its own sorted slice, removes the unchanged entries from `mine` and keeps their records.
+void drop_unchanged(Incremental& inc, EntryList& mine);
+
+// Collective, after cut_in_turn: moves each kept record to the rank whose stored records its
+// path falls among (the cut moved some entries to the next rank), so that every rank's kept
+// and stored records merge into one ordered stream, rank after rank. `first` is this rank's
+// first stored path ("" when it stores nothing).
+void place_kept(Comm& comm, Incremental& inc, const std::string& first);
+
+// The manifests of a level's chain, found beside it (same folder or prefix) and checked
+// against the SHA-256 its manifest records: chain[k] resolved. Throws Fatal naming a missing
+// or altered level.
+std::vector<ArchiveSource> resolve_chain(const ArchiveSource& newest, const S3Flags& s3, const AgeKeys& keys);
+
+}  // namespace pbackup
+
+namespace pbackup {
+
+// Collective. `restore --source LEVEL_N` of an incremental level (rank 0 resolved `newest`; every
+// rank calls this): rank 0 finds and checks the chain (resolve_chain) and reads the newest
+// catalog, which says for every path of the tree at level N which archive holds it; then every
+// archive is restored in parallel by the existing tar block restore, oldest first, each leaving
+// alone the paths whose latest version is elsewhere or that are gone at level N (RestoreOptions::
+// leave), so each entry is written once. Every level stores all directories, so the newest
+// level, restored last, sets their modes and times. Rank 0 holds the path lists.
+int restore_chain(Comm& comm, const ArchiveSource& newest, const RestoreOptions& opt, Log& log);
+
+// Rank 0: `list` of an incremental level prints the whole tree from its catalog (a directory with
+// a trailing '/'). False when `s` is not an incremental level.
+bool list_chain_from_catalog(const ArchiveSource& s);
+
+}  // namespace pbackup
