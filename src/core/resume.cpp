@@ -58,12 +58,12 @@ bool is_hex(const std::string& s, size_t n) {
 }
 
 // What changes the archive's bytes besides the tree: the tool, the roots, the format and its
-// level, the block size, the destination's shape and the selection.
+// level, the block size, the destination's shape, the selection and the level it is based on.
 std::string command_print(const BackupRun& run) {
   const BackupOptions& o = run.opt;
   std::vector<std::string> v{version_string(), o.algo, std::to_string(o.level), std::to_string(o.block_mb), o.dest_type,
                              std::to_string(o.split_chunk_mb), run.setup.archive, o.files_from, o.null_separated ? "0" : "n",
-                             o.one_file_system ? "x" : "-"};
+                             o.one_file_system ? "x" : "-", "incremental-from", o.incremental_from};
   for (const Root& r : run.setup.roots) v.insert(v.end(), {"root", r.disk, r.name});
   for (const auto& e : o.excludes) v.insert(v.end(), {"exclude", e});
   for (const auto& e : o.exclude_from) v.insert(v.end(), {"exclude-from", e});
