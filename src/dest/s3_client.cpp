@@ -672,6 +672,16 @@ struct S3Client::Impl {
     return m;
   }
 
+  // An answer's body parsed by `parse` (a listing page), or the request's error with the reason.
+  template <class Parse>
+  auto parsed(const Request& r, const Response& resp, Parse parse) const {
+    try {
+      return parse(resp.body);
+    } catch (const Fatal& f) {
+      fail(r, resp, f.what());
+    }
+  }
+
   [[noreturn]] void fail(const Request& r, const Response& resp,
                          const std::string& extra = "") const {
     std::string m = "S3 " + r.op + " " + target(r) + " at " + cfg.endpoint + " failed: HTTP " +
@@ -1016,12 +1026,7 @@ std::vector<S3Object> S3Client::list_objects(const std::string& bucket, const st
     if (!prefix.empty()) r.query.emplace_back("prefix", prefix);
     if (!token.empty()) r.query.emplace_back("continuation-token", token);
     Response resp = impl_->must(r);
-    S3ListPage listed;
-    try {
-      listed = parse_list_objects_page(resp.body);
-    } catch (const Fatal& f) {
-      impl_->fail(r, resp, f.what());
-    }
+    S3ListPage listed = impl_->parsed(r, resp, parse_list_objects_page);
     for (auto& o : listed.objects) out.push_back(std::move(o));
     if (!listed.truncated) break;
     std::string next = listed.next_token;
@@ -1143,12 +1148,7 @@ std::vector<S3Upload> S3Client::list_multipart_uploads(const std::string& bucket
     if (!key_marker.empty()) r.query.emplace_back("key-marker", key_marker);
     if (!id_marker.empty()) r.query.emplace_back("upload-id-marker", id_marker);
     Response resp = impl_->must(r);
-    S3UploadsPage page;
-    try {
-      page = parse_list_uploads_page(resp.body);
-    } catch (const Fatal& f) {
-      impl_->fail(r, resp, f.what());
-    }
+    S3UploadsPage page = impl_->parsed(r, resp, parse_list_uploads_page);
     for (auto& u : page.uploads) out.push_back(std::move(u));
     if (!page.truncated) break;
     if (page.next_key_marker.empty() ||

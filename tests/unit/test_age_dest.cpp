@@ -6,6 +6,7 @@
 
 #include <mutex>
 
+#include "test_destination.h"
 #include "core/age_dest.h"
 #include "pbackup/error.h"
 #include "thread_comm.h"
@@ -18,7 +19,7 @@ struct Sheet {  // the ciphertext every rank wrote, shared by the thread-ranks
   std::string bytes;
 };
 
-class SheetDestination final : public Destination {
+class SheetDestination final : public testing::TestDestination {
  public:
   explicit SheetDestination(Sheet& s) : s_(s) {}
   std::string archive_name() const override { return "x.tar.gz.age"; }
@@ -29,13 +30,6 @@ class SheetDestination final : public Destination {
     if (s_.bytes.size() < off + b.size()) s_.bytes.resize(off + b.size());
     s_.bytes.replace(off, b.size(), b);
   }
-  void close() override {}
-  size_t fragment_count(uint64_t) const override { return 1; }
-  std::string hash_fragment(size_t, uint64_t) override { return ""; }
-  std::vector<Fragment> fragments(uint64_t, const std::vector<std::string>&) override { return {}; }
-  void commit(uint64_t, const std::vector<SideFile>&) override {}
-  void abort() noexcept override {}
-  std::vector<std::string> temp_paths() const override { return {}; }
 
  private:
   Sheet& s_;

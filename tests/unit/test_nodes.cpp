@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 
+#include "test_destination.h"
 #include "core/forward.h"
 #include "core/sight.h"
 #include "helpers.h"
@@ -27,7 +28,7 @@ struct Recorder {
   std::map<int, bool> opened;
 };
 
-class RecordingDestination final : public Destination {
+class RecordingDestination final : public testing::TestDestination {
  public:
   RecordingDestination(Recorder& r, int rank) : r_(r), rank_(rank) {}
   std::string archive_name() const override { return "x"; }
@@ -40,13 +41,6 @@ class RecordingDestination final : public Destination {
     std::lock_guard<std::mutex> l(r_.mu);
     r_.writes[rank_].emplace_back(offset, std::string(bytes));
   }
-  void close() override {}
-  size_t fragment_count(uint64_t) const override { return 1; }
-  std::string hash_fragment(size_t, uint64_t) override { return ""; }
-  std::vector<Fragment> fragments(uint64_t, const std::vector<std::string>&) override { return {}; }
-  void commit(uint64_t, const std::vector<SideFile>&) override {}
-  void abort() noexcept override {}
-  std::vector<std::string> temp_paths() const override { return {}; }
 
  private:
   Recorder& r_;

@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 
+#include "test_destination.h"
 #include "core/part_exchange.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
@@ -22,20 +23,13 @@ struct Shelf {  // what every rank's PartStore stored, shared by the thread-rank
   uint64_t fail_part = UINT64_MAX;
 };
 
-class PartStore final : public Destination {
+class PartStore final : public testing::TestDestination {
  public:
   PartStore(Shelf& s, int rank, uint64_t part) : s_(s), rank_(rank), part_(part) {}
   std::string archive_name() const override { return "parts"; }
   std::string prepare() override { return ""; }
   void open(const std::string&) override {}
   void write_at(uint64_t, std::string_view) override { throw std::logic_error("PartStore: write_at"); }
-  void close() override {}
-  size_t fragment_count(uint64_t) const override { return 1; }
-  std::string hash_fragment(size_t, uint64_t) override { return ""; }
-  std::vector<Fragment> fragments(uint64_t, const std::vector<std::string>&) override { return {}; }
-  void commit(uint64_t, const std::vector<SideFile>&) override {}
-  void abort() noexcept override {}
-  std::vector<std::string> temp_paths() const override { return {}; }
   uint64_t part_bytes() const override { return part_; }
   void check_part_count(uint64_t parts) const override {
     if (parts > 50) throw Fatal("too many parts");
