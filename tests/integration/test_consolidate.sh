@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# consolidate (issue 15): a synthetic full backup of the tree at an incremental level, built from
+# the chain's archives without reading the live tree. A 3-level chain (content change, mtime
+# reset, append, delete, add, renamed directory, chmod, symlink, hard link, xattr); consolidating
+# level 3 gives an ordinary full backup (no chain, catalog level 0) that restores to the snapshot
+# (1 and 3 ranks, byte-identical), GNU tar extracts, that is byte-identical to a full backup of
+# the same tree state, and on which a next --incremental-from of the unchanged tree stores no
+# file data; a missing level is an error naming it.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup_work
+
+SRC="$WORK/src"
+OUT="$WORK/out"
+mkdir -p "$SRC" "$OUT"
+T="$SRC/tree"
+mkdir -p "$T/deldir" "$T/olddir/sub" "$T/many"
+echo "never changes" > "$T/same.txt"
+echo "aaaa" > "$T/samesize.txt"
+echo "bbbb" > "$T/reset.txt"
+echo "line 1" > "$T/append.log"
+echo x > "$T/deldir/x"
+echo one > "$T/olddir/f1"; echo sub > "$T/olddir/sub/s"
+echo "#!/bin/sh" > "$T/mode.sh"; chmod 644 "$T/mode.sh"
+ln -s same.txt "$T/link"
+head -c 3000000 /dev/urandom > "$T/big.bin"  # spans several 1 MiB blocks
+for i in $(seq 1 60); do head -c 9000 /dev/urandom > "$T/many/f$i"; done
+setfattr -n user.tag -v level1 "$T/same.txt" 2>/dev/null || true
+
+snap() { rm -rf "$WORK/snap$1"; mkdir -p "$WORK/snap$1"; cp -a "$T" "$WORK/snap$1/"; }
+level() {  # level NAME [PREV]
+  local args=(backup --sources "$T" --output-dir "$OUT" --algo gzip --block-mb 1 --name "$1" --no-progress)
+  [ -n "${2:-}" ] && args+=(--incremental-from "$OUT/$2.tar.gz")
+  expect_ok plain "${args[@]}"
+}
+
+level L1
+sleep 0.05
+# level 2: same-size content, mtime reset, append, delete a directory, add, chmod, hard link
+echo "AAAA" > "$T/samesize.txt"
+m=$(stat -c %y "$T/reset.txt"); echo "BBBB" > "$T/reset.txt"; touch -d "$m" "$T/reset.txt"
+echo "line 2" >> "$T/append.log"
+rm -rf "$T/deldir"
+echo new > "$T/added.txt"
+chmod 755 "$T/mode.sh"
+ln "$T/added.txt" "$T/hardlink"
+level L2 L1
+sleep 0.05
+# level 3: rename a directory (its files are carried under new names), change a block of many/
+mv "$T/olddir" "$T/newdir"
+head -c 9000 /dev/urandom > "$T/many/f7"
+rm "$T/many/f8"
+level L3 L2
+snap 3
+
+info "consolidate level 3 (1 rank and 3 ranks)"
+expect_ok plain consolidate --source "$OUT/L3.tar.gz" --output-dir "$OUT" --name C1 --block-mb 1 --no-progress
+expect_ok 3 consolidate --source "$OUT/L3.tar.gz" --output-dir "$OUT" --name C3 --block-mb 1 --no-progress
+cmp "$OUT/C1.tar.gz" "$OUT/C3.tar.gz" || fail "1 and 3 ranks give different consolidated archives"
+python3 - "$OUT/C1.tar.gz.manifest.json" <<'PY' || fail "the consolidated manifest still names a chain"
+import json, sys
+m = json.load(open(sys.argv[1]))
+sys.exit(1 if m.get("chain") else 0)
+PY
+pass "1 and 3 ranks byte-identical, no chain in the manifest"
+
+info "restore of the consolidated archive equals the snapshot"
+expect_ok 2 restore --source "$OUT/C1.tar.gz" --restore-to "$WORK/r1"
+assert_trees_equal "$WORK/snap3/tree" "$WORK/r1/tree"
+[ "$(stat -c %i "$WORK/r1/tree/added.txt")" = "$(stat -c %i "$WORK/r1/tree/hardlink")" ] || fail "hard link lost"
+if getfattr -n user.tag "$T/same.txt" >/dev/null 2>&1; then
+  [ "$(getfattr --only-values -n user.tag "$WORK/r1/tree/same.txt" 2>/dev/null)" = level1 ] || fail "xattr lost by consolidate"
+fi
+pass "restore equals the snapshot"
+
+info "GNU tar extracts it"
+mkdir -p "$WORK/gnu"
+tar -xzf "$OUT/C1.tar.gz" -C "$WORK/gnu" || fail "GNU tar cannot extract the consolidated archive"
+cmp "$WORK/gnu/tree/big.bin" "$T/big.bin" || fail "GNU tar: big.bin differs"
+cmp "$WORK/gnu/tree/newdir/sub/s" "$T/newdir/sub/s" || fail "GNU tar: renamed member differs"
+pass "GNU tar extracts it"
+
+info "byte-identical to a full backup of the same tree state"
+expect_ok plain backup --sources "$T" --output-dir "$OUT" --algo gzip --block-mb 1 --name FULL --no-progress
+cmp "$OUT/C1.tar.gz" "$OUT/FULL.tar.gz" || fail "the consolidated archive differs from a full backup of the same tree"
+cmp "$OUT/C1.tar.gz.catalog.zst" "$OUT/FULL.tar.gz.catalog.zst" || fail "the consolidated catalog differs from a full backup's"
+pass "archive and catalog byte-identical to a full backup"
+
+info "a next level from the consolidated archive on the unchanged tree stores no file data"
+expect_ok plain backup --sources "$T" --output-dir "$OUT" --algo gzip --name N1 --no-progress --incremental-from "$OUT/C1.tar.gz"
+stored=$(tar -tvzf "$OUT/N1.tar.gz" | awk '$1 ~ /^-/ && $3 > 0' | grep -v -e ' tree/added.txt$' -e ' tree/hardlink' || true)
+[ -z "$stored" ] || fail "the level after the consolidated archive stores file data: $stored"
+pass "no file data stored (files with several links excepted, as for any level)"
+
+info "a missing level is an error naming it"
+mv "$OUT/L2.tar.gz" "$WORK/L2.tar.gz"
+run_rc rc run_pb consolidate --source "$OUT/L3.tar.gz" --output-dir "$OUT" --name BAD --no-progress
+mv "$WORK/L2.tar.gz" "$OUT/L2.tar.gz"
+[ "$rc" -eq 2 ] || { show_last; fail "missing level: expected exit 2, got $rc"; }
+grep -q "L2" "$WORK/last.err" || { show_last; fail "the error does not name the missing level"; }
+[ ! -e "$OUT/BAD.tar.gz" ] || fail "an archive was left behind"
+pass "missing level: exit 2 naming it"
