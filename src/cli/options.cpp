@@ -116,6 +116,7 @@ std::string main_usage() {
          "\n"
          "commands:\n"
          "  backup    --sources DIR... --output-dir OUT --algo zip|gzip|bzip2|zstd\n"
+         "  consolidate --source LEVEL --output-dir OUT   (a full backup from an incremental chain)\n"
          "  restore   --source ARCHIVE|FRAGMENT_DIR --restore-to DIR\n"
          "  list      --source ARCHIVE|FRAGMENT_DIR\n"
          "  verify    --source ARCHIVE|FRAGMENT_DIR\n"
@@ -238,6 +239,11 @@ Parsed parse_command_line(int argc, char** argv) {
         b.consolidate_from = r["source"].as<std::string>();
         b.sources = {"(consolidate)"};  // none is read: the placeholder passes the checks below
         if (r["algo"].as<std::string>() == "zip") throw cxxopts::exceptions::exception("consolidate writes a tar format (--algo gzip, bzip2 or zstd)");
+        // taken from the arguments before the parse: refused rather than silently applied
+        if (!b.excludes.empty() || !b.exclude_from.empty())
+          throw cxxopts::exceptions::exception("consolidate takes the whole tree of the level: no --exclude/--exclude-from");
+        if (!b.keys.recipients.empty() || !b.keys.recipient_files.empty() || !b.keys.identity_files.empty())
+          throw cxxopts::exceptions::exception("consolidate does not handle encryption yet (no --encrypt-to, --encrypt-to-file, --identity)");
       }
       if (b.sources.empty())
         throw cxxopts::exceptions::exception(r.count("files-from") ? "--files-from needs --sources (the roots the listed paths lie under)"

@@ -139,7 +139,13 @@ void locate(Consolidation& con, EntryList& mine) {
     if (r.block >= blocks.size() || r.offset == kCatalogNone)
       throw Fatal(member_name(con, r.level, member) + ": its catalog record names block " + std::to_string(r.block) + " of " + std::to_string(blocks.size()));
     const ManifestBlock& b = *blocks[r.block];
-    const std::string& raw = block_bytes(con, r.level, b);
+    const std::string* raw_p = nullptr;
+    try {
+      raw_p = &block_bytes(con, r.level, b);
+    } catch (const Fatal& f) {
+      throw Fatal(std::string(f.what()) + " (reading " + quote(escape_name(member)) + ")");
+    }
+    const std::string& raw = *raw_p;
     if (r.offset >= raw.size()) throw Fatal(member_name(con, r.level, member) + ": header offset past its block");
     size_t pos = r.offset;
     TarMember m;

@@ -100,3 +100,13 @@ mv "$WORK/L2.tar.gz" "$OUT/L2.tar.gz"
 grep -q "L2" "$WORK/last.err" || { show_last; fail "the error does not name the missing level"; }
 [ ! -e "$OUT/BAD.tar.gz" ] || fail "an archive was left behind"
 pass "missing level: exit 2 naming it"
+
+info "options consolidate does not take are refused"
+for bad in "--exclude x" "--encrypt-to age1x" "--algo zip" "--sources $T"; do
+  run_rc rc run_pb consolidate --source "$OUT/L3.tar.gz" --output-dir "$OUT" --name BAD2 $bad
+  [ "$rc" -eq 2 ] || { show_last; fail "consolidate $bad: expected exit 2, got $rc"; }
+done
+run_rc rc run_pb consolidate --output-dir "$OUT" --name BAD2
+[ "$rc" -eq 2 ] && grep -q -- "--source is required" "$WORK/last.err" || { show_last; fail "no --source: expected exit 2 saying so"; }
+[ ! -e "$OUT/BAD2.tar.gz" ] || fail "an archive was left behind"
+pass "--exclude, --encrypt-to, --algo zip, --sources, no --source: exit 2"
