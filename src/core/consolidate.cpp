@@ -7,6 +7,7 @@
 #include "core/catalog.h"
 #include "core/incremental.h"
 #include "core/select.h"
+#include "format/sparse.h"
 #include "format/tar_read.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
@@ -155,10 +156,24 @@ void locate(Consolidation& con, EntryList& mine) {
       throw Fatal(member_name(con, r.level, member) + ": " + f.what());
     }
     if (m.path != member) throw Fatal(member_name(con, r.level, member) + ": the header there is " + quote(escape_name(m.path)));
-    if (m.sparse) throw Fatal(member_name(con, r.level, member) + ": a sparse file; consolidating sparse members is not supported yet");
     e.xattrs = m.xattrs;
     if (e.type == EntryType::File) {
-      if (m.size != e.size) throw Fatal(member_name(con, r.level, member) + ": size " + std::to_string(m.size) + " where the catalog says " + std::to_string(e.size));
+      const uint64_t size = m.sparse ? m.realsize : m.size;
+      if (size != e.size) throw Fatal(member_name(con, r.level, member) + ": size " + std::to_string(size) + " where the catalog says " + std::to_string(e.size));
+      if (m.sparse) {  // GNU sparse 1.0: the map heads the member's data; the stored bytes are copied as they are
+        std::string head(std::min<uint64_t>(m.size, kMaxSparseMapBytes + 512), '\0');
+        SparseMap map;
+        uint64_t start = 0;
+        try {
+          stream_read(con, r.level, b.raw_offset + pos, head.size(), head.data());
+          if (!parse_sparse_map(head, m.size, m.realsize, map, start)) throw Fatal("its sparse map runs past " + std::to_string(head.size()) + " bytes");
+        } catch (const Fatal& f) {
+          throw Fatal(member_name(con, r.level, member) + ": " + f.what());
+        }
+        e.sparse = encode_sparse_map(map);
+        if (tar_data_size(e) != m.size)
+          throw Fatal(member_name(con, r.level, member) + ": its sparse map is not laid out as pbackup lays it out (stored size " + std::to_string(m.size) + ")");
+      }
       con.where[e.path] = Consolidation::Where{r.level, b.raw_offset + pos, (r.flags & kCatalogDamaged) != 0};
     }
   });
@@ -185,7 +200,8 @@ void ChainData::read(const Entry& e, const std::string& disk, uint64_t offset, u
       throw Fatal(quote(escape_name(e.path)) + ": bad chain location " + quote(disk) + " (internal)");
     }
   }
-  if (offset > e.size || length > e.size - offset) throw Fatal(quote(escape_name(e.path)) + ": read past its size (internal)");
+  const uint64_t stored = tar_data_size(e);  // a sparse member's map block and regions
+  if (offset > stored || length > stored - offset) throw Fatal(quote(escape_name(e.path)) + ": read past its size (internal)");
   try {
     stream_read(con_, w.level, w.start + offset, length, out);
   } catch (const Fatal& f) {

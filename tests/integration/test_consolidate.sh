@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # consolidate (issue 15): a synthetic full backup of the tree at an incremental level, built from
 # the chain's archives without reading the live tree. A 3-level chain (content change, mtime
-# reset, append, delete, add, renamed directory, chmod, symlink, hard link, xattr); consolidating
+# reset, append, delete, add, renamed directory, chmod, symlink, hard link, xattr, a sparse file spanning blocks); consolidating
 # level 3 gives an ordinary full backup (no chain, catalog level 0) that restores to the snapshot
 # (1 and 3 ranks, byte-identical), GNU tar extracts, that is byte-identical to a full backup of
 # the same tree state, and on which a next --incremental-from of the unchanged tree stores no
@@ -26,6 +26,8 @@ ln -s same.txt "$T/link"
 head -c 3000000 /dev/urandom > "$T/big.bin"  # spans several 1 MiB blocks
 for i in $(seq 1 60); do head -c 9000 /dev/urandom > "$T/many/f$i"; done
 setfattr -n user.tag -v level1 "$T/same.txt" 2>/dev/null || true
+truncate -s 30M "$T/sparse.img"  # holes; its data (2 MiB) spans blocks
+dd if=/dev/urandom of="$T/sparse.img" bs=1M count=2 seek=10 conv=notrunc status=none
 
 snap() { rm -rf "$WORK/snap$1"; mkdir -p "$WORK/snap$1"; cp -a "$T" "$WORK/snap$1/"; }
 level() {  # level NAME [PREV]
@@ -77,6 +79,7 @@ info "GNU tar extracts it"
 mkdir -p "$WORK/gnu"
 tar -xzf "$OUT/C1.tar.gz" -C "$WORK/gnu" || fail "GNU tar cannot extract the consolidated archive"
 cmp "$WORK/gnu/tree/big.bin" "$T/big.bin" || fail "GNU tar: big.bin differs"
+cmp "$WORK/gnu/tree/sparse.img" "$T/sparse.img" || fail "GNU tar: sparse.img differs"
 cmp "$WORK/gnu/tree/newdir/sub/s" "$T/newdir/sub/s" || fail "GNU tar: renamed member differs"
 pass "GNU tar extracts it"
 
