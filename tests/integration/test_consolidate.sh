@@ -4,8 +4,9 @@
 # reset, append, delete, add, renamed directory, chmod, symlink, hard link, xattr, a sparse file spanning blocks); consolidating
 # level 3 gives an ordinary full backup (no chain, catalog level 0) that restores to the snapshot
 # (1 and 3 ranks, byte-identical), GNU tar extracts, that is byte-identical to a full backup of
-# the same tree state, and on which a next --incremental-from of the unchanged tree stores no
-# file data; a missing level is an error naming it.
+# the same tree state, verify accepts, and on which a next --incremental-from of the unchanged tree stores no
+# file data; a missing level, a damaged block (naming level and member) and
+# options it does not take are errors.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_work
@@ -59,6 +60,7 @@ info "consolidate level 3 (1 rank and 3 ranks)"
 expect_ok plain consolidate --source "$OUT/L3.tar.gz" --output-dir "$OUT" --name C1 --block-mb 1 --no-progress
 expect_ok 3 consolidate --source "$OUT/L3.tar.gz" --output-dir "$OUT" --name C3 --block-mb 1 --no-progress
 cmp "$OUT/C1.tar.gz" "$OUT/C3.tar.gz" || fail "1 and 3 ranks give different consolidated archives"
+expect_ok plain verify --source "$OUT/C1.tar.gz"
 python3 - "$OUT/C1.tar.gz.manifest.json" <<'PY' || fail "the consolidated manifest still names a chain"
 import json, sys
 m = json.load(open(sys.argv[1]))
@@ -103,6 +105,25 @@ mv "$WORK/L2.tar.gz" "$OUT/L2.tar.gz"
 grep -q "L2" "$WORK/last.err" || { show_last; fail "the error does not name the missing level"; }
 [ ! -e "$OUT/BAD.tar.gz" ] || fail "an archive was left behind"
 pass "missing level: exit 2 naming it"
+
+info "a damaged block of a middle level is an error naming the level, its archive and a member"
+cp "$OUT/L2.tar.gz" "$WORK/L2.good"
+# the first data block of L2 (its manifest's first "block" record): flip a byte in its middle
+python3 - "$OUT/L2.tar.gz" <<'PY'
+import json, sys
+a = sys.argv[1]
+m = json.load(open(a + ".manifest.json"))
+b = next(x for x in m["blocks"] if x.get("kind", "block") == "block")
+with open(a, "r+b") as f:
+    f.seek(b["offset"] + b["size"] // 2); c = f.read(1); f.seek(-1, 1); f.write(bytes([c[0] ^ 0xFF]))
+PY
+run_rc rc run_pb consolidate --source "$OUT/L3.tar.gz" --output-dir "$OUT" --name BAD3 --no-progress
+cp "$WORK/L2.good" "$OUT/L2.tar.gz"
+[ "$rc" -eq 2 ] || { show_last; fail "damaged level: expected exit 2, got $rc"; }
+grep -q "level 1 ('L2.tar.gz')" "$WORK/last.err" && grep -q "checksum mismatch" "$WORK/last.err" && grep -q "tree/" "$WORK/last.err" ||
+  { show_last; fail "the error does not name the level, its archive and a member"; }
+[ ! -e "$OUT/BAD3.tar.gz" ] || fail "an archive was left behind"
+pass "damaged block: exit 2 naming level 1, L2.tar.gz and the member"
 
 info "options consolidate does not take are refused"
 for bad in "--exclude x" "--encrypt-to age1x" "--algo zip" "--sources $T"; do
