@@ -30,19 +30,28 @@ std::string member_name(const Consolidation& con, uint32_t level, const std::str
   return "level " + std::to_string(level) + " (" + quote(con.levels[level].name) + "), member " + quote(escape_name(member));
 }
 
-// The decompressed block k of `level`, checked against its SHA-256; this thread keeps the last one.
+// The decompressed block `b` of `level`, checked against its SHA-256. This thread keeps the last
+// two (a big member's header block and the block its data is read from).
 const std::string& block_bytes(const Consolidation& con, uint32_t level, const ManifestBlock& b) {
-  thread_local const Consolidation* c_con = nullptr;
-  thread_local const ManifestBlock* c_block = nullptr;
-  thread_local std::string c_raw;
-  if (c_con == &con && c_block == &b) return c_raw;
-  c_con = nullptr;
+  struct Cached {
+    const Consolidation* con = nullptr;
+    const ManifestBlock* block = nullptr;
+    std::string raw;
+  };
+  thread_local Cached c[2];  // c[1] the most recently used; a reference returned is used before the next call
+  if (c[1].con == &con && c[1].block == &b) return c[1].raw;
+  if (c[0].con == &con && c[0].block == &b) {
+    std::swap(c[0], c[1]);
+    return c[1].raw;
+  }
+  c[0].con = nullptr;  // the least recently used one is replaced
   std::string packed = read_range(con.levels[level], b.offset, b.size);
   if (sha256_hex(packed) != b.sha256)
     throw Fatal("level " + std::to_string(level) + " (" + quote(con.levels[level].name) + "): block at byte " + std::to_string(b.offset) + " is corrupted (checksum mismatch)");
-  c_raw = con.codecs[level]->decompress(packed, b.raw_size);
-  c_con = &con, c_block = &b;
-  return c_raw;
+  c[0].raw = con.codecs[level]->decompress(packed, b.raw_size);
+  c[0].con = &con, c[0].block = &b;
+  std::swap(c[0], c[1]);
+  return c[1].raw;
 }
 
 // Bytes [pos, pos + n) of `level`'s uncompressed tar stream, across its blocks.
@@ -125,6 +134,29 @@ EntryList consolidation_entries(Comm& comm, const Consolidation& con) {
   return out;
 }
 
+namespace {
+
+// The header of `member` at `offset` of block `block` of `level`: checks it is that member and
+// returns where its data starts in the level's uncompressed stream. Throws Fatal naming both.
+uint64_t member_header(const Consolidation& con, uint32_t level, uint64_t block, uint64_t offset, const std::string& member, TarMember& m) {
+  const auto& blocks = con.blocks[level];
+  if (block >= blocks.size() || offset == kCatalogNone)
+    throw Fatal(member_name(con, level, member) + ": its catalog record names block " + std::to_string(block) + " of " + std::to_string(blocks.size()));
+  const ManifestBlock& b = *blocks[block];
+  try {
+    const std::string& raw = block_bytes(con, level, b);
+    if (offset >= raw.size()) throw Fatal("header offset past its block");
+    size_t pos = offset;
+    if (!read_tar_member(raw, pos, m)) throw Fatal("end of archive where its header should be");
+    if (m.path != member) throw Fatal("the header there is " + quote(escape_name(m.path)));
+    return b.raw_offset + pos;
+  } catch (const Fatal& f) {
+    throw Fatal(member_name(con, level, member) + ": " + f.what());
+  }
+}
+
+}  // namespace
+
 void locate(Consolidation& con, EntryList& mine) {
   if (mine.empty()) return;
   // the records of this rank's slice, in path order beside the sorted slice (a merge)
@@ -133,49 +165,29 @@ void locate(Consolidation& con, EntryList& mine) {
     while (i < mine.size() && path_less(mine[i].path, r.path)) ++i;
     if (i == mine.size() || mine[i].path != r.path) return;
     Entry& e = mine[i];
-    const bool flagged = r.flags & (kCatalogXattrs | kCatalogAcls | kCatalogSparse);
-    if ((e.type != EntryType::File || con.where.count(e.path)) && !flagged) return;
     const std::string& member = r.member.empty() ? r.path : r.member;
-    const auto& blocks = con.blocks[r.level];
-    if (r.block >= blocks.size() || r.offset == kCatalogNone)
-      throw Fatal(member_name(con, r.level, member) + ": its catalog record names block " + std::to_string(r.block) + " of " + std::to_string(blocks.size()));
-    const ManifestBlock& b = *blocks[r.block];
-    const std::string* raw_p = nullptr;
-    try {
-      raw_p = &block_bytes(con, r.level, b);
-    } catch (const Fatal& f) {
-      throw Fatal(std::string(f.what()) + " (reading " + quote(escape_name(member)) + ")");
-    }
-    const std::string& raw = *raw_p;
-    if (r.offset >= raw.size()) throw Fatal(member_name(con, r.level, member) + ": header offset past its block");
-    size_t pos = r.offset;
+    if (e.type == EntryType::File)
+      con.where[e.path] = Consolidation::Where{r.level, r.block, r.offset, (r.flags & kCatalogDamaged) != 0, member};
+    // the header only where it holds more than the catalog: xattrs, ACLs, a sparse map (they
+    // size the headers the cut lays out); the other members' headers are read by ChainData
+    if (!(r.flags & (kCatalogXattrs | kCatalogAcls | kCatalogSparse))) return;
     TarMember m;
+    const uint64_t start = member_header(con, r.level, r.block, r.offset, member, m);
+    e.xattrs = m.xattrs;
+    if (e.type != EntryType::File || !m.sparse) return;
+    // GNU sparse 1.0: the map heads the member's data; the stored bytes are copied as they are
+    std::string head(std::min<uint64_t>(m.size, kMaxSparseMapBytes + 512), '\0');
+    SparseMap map;
+    uint64_t at = 0;
     try {
-      if (!read_tar_member(raw, pos, m)) throw Fatal("end of archive where its header should be");
+      stream_read(con, r.level, start, head.size(), head.data());
+      if (!parse_sparse_map(head, m.size, m.realsize, map, at)) throw Fatal("its sparse map runs past " + std::to_string(head.size()) + " bytes");
     } catch (const Fatal& f) {
       throw Fatal(member_name(con, r.level, member) + ": " + f.what());
     }
-    if (m.path != member) throw Fatal(member_name(con, r.level, member) + ": the header there is " + quote(escape_name(m.path)));
-    e.xattrs = m.xattrs;
-    if (e.type == EntryType::File) {
-      const uint64_t size = m.sparse ? m.realsize : m.size;
-      if (size != e.size) throw Fatal(member_name(con, r.level, member) + ": size " + std::to_string(size) + " where the catalog says " + std::to_string(e.size));
-      if (m.sparse) {  // GNU sparse 1.0: the map heads the member's data; the stored bytes are copied as they are
-        std::string head(std::min<uint64_t>(m.size, kMaxSparseMapBytes + 512), '\0');
-        SparseMap map;
-        uint64_t start = 0;
-        try {
-          stream_read(con, r.level, b.raw_offset + pos, head.size(), head.data());
-          if (!parse_sparse_map(head, m.size, m.realsize, map, start)) throw Fatal("its sparse map runs past " + std::to_string(head.size()) + " bytes");
-        } catch (const Fatal& f) {
-          throw Fatal(member_name(con, r.level, member) + ": " + f.what());
-        }
-        e.sparse = encode_sparse_map(map);
-        if (tar_data_size(e) != m.size)
-          throw Fatal(member_name(con, r.level, member) + ": its sparse map is not laid out as pbackup lays it out (stored size " + std::to_string(m.size) + ")");
-      }
-      con.where[e.path] = Consolidation::Where{r.level, b.raw_offset + pos, (r.flags & kCatalogDamaged) != 0};
-    }
+    e.sparse = encode_sparse_map(map);
+    if (m.realsize != e.size || tar_data_size(e) != m.size)
+      throw Fatal(member_name(con, r.level, member) + ": its sparse map or size is not the catalog's (stored size " + std::to_string(m.size) + ")");
   });
 }
 
@@ -184,28 +196,41 @@ std::string chain_location(const Consolidation& con, const Entry& e) {
   auto it = con.where.find(e.path);
   if (it == con.where.end()) throw Fatal(quote(escape_name(e.path)) + ": not located in the chain (internal)");
   const Consolidation::Where& w = it->second;
-  return std::to_string(w.level) + ":" + std::to_string(w.start) + ":" + (w.damaged ? "d" : "-");
+  return std::to_string(w.level) + ":" + std::to_string(w.block) + ":" + std::to_string(w.offset) + ":" + (w.damaged ? "d" : "-") + ":" + w.member;
 }
 
 void ChainData::read(const Entry& e, const std::string& disk, uint64_t offset, uint64_t length, bool, char* out) {
   Consolidation::Where w;
-  {  // "LEVEL:START:d|-" (chain_location)
-    const size_t a = disk.find(':'), b = a == std::string::npos ? a : disk.find(':', a + 1);
-    if (b == std::string::npos || b + 2 != disk.size()) throw Fatal(quote(escape_name(e.path)) + ": no chain location (internal)");
+  {  // "LEVEL:BLOCK:OFFSET:d|-:MEMBER" (chain_location; the member name last: it may hold ':')
+    size_t at[4];
+    size_t from = 0;
+    for (size_t& x : at) {
+      x = disk.find(':', from);
+      if (x == std::string::npos) throw Fatal(quote(escape_name(e.path)) + ": no chain location (internal)");
+      from = x + 1;
+    }
     try {
-      const unsigned long long lv = std::stoull(disk.substr(0, a)), st = std::stoull(disk.substr(a + 1, b - a - 1));
-      if (lv >= con_.levels.size()) throw Fatal("");
-      w.level = static_cast<uint32_t>(lv), w.start = st, w.damaged = disk[b + 1] == 'd';
+      const unsigned long long lv = std::stoull(disk.substr(0, at[0]));
+      if (lv >= con_.levels.size() || at[3] != at[2] + 2) throw Fatal("");
+      w.level = static_cast<uint32_t>(lv);
+      w.block = std::stoull(disk.substr(at[0] + 1, at[1] - at[0] - 1));
+      w.offset = std::stoull(disk.substr(at[1] + 1, at[2] - at[1] - 1));
+      w.damaged = disk[at[2] + 1] == 'd';
+      w.member = disk.substr(at[3] + 1);
     } catch (const std::exception&) {
       throw Fatal(quote(escape_name(e.path)) + ": bad chain location " + quote(disk) + " (internal)");
     }
   }
   const uint64_t stored = tar_data_size(e);  // a sparse member's map block and regions
   if (offset > stored || length > stored - offset) throw Fatal(quote(escape_name(e.path)) + ": read past its size (internal)");
+  TarMember m;
+  const uint64_t start = member_header(con_, w.level, w.block, w.offset, w.member, m);
+  if (m.size != stored)
+    throw Fatal(member_name(con_, w.level, w.member) + ": " + std::to_string(m.size) + " bytes stored where the catalog says " + std::to_string(stored));
   try {
-    stream_read(con_, w.level, w.start + offset, length, out);
+    stream_read(con_, w.level, start + offset, length, out);
   } catch (const Fatal& f) {
-    throw Fatal(quote(escape_name(e.path)) + " (level " + std::to_string(w.level) + ", " + quote(con_.levels[w.level].name) + "): " + f.what());
+    throw Fatal(member_name(con_, w.level, w.member) + ": " + f.what());
   }
   if (w.damaged && offset == 0) {
     log_.warn("damaged in the chain (zeros); stays listed as damaged", e.path);

@@ -24,10 +24,11 @@ struct Consolidation {
   bool on = false;
   std::vector<ArchiveSource> levels;  // every rank: the chain's archives, then level N (index = catalog level)
   std::vector<std::string> sources;   // level N's manifest sources (the new manifest records them)
-  struct Where {
+  struct Where {  // the catalog record's: the member's header is at `offset` of `block` of `level`
     uint32_t level = 0;
-    uint64_t start = 0;  // the member's data in that level's uncompressed tar stream
+    uint64_t block = 0, offset = 0;
     bool damaged = false;
+    std::string member;  // its name in that archive
   };
   std::unordered_map<std::string, Where> where;  // this rank: its slice's files, after locate()
   std::vector<std::unique_ptr<Codec>> codecs;    // per level
@@ -43,11 +44,10 @@ bool open_consolidation(Comm& comm, const BackupOptions& opt, Consolidation& con
 // this rank's index (sort_by_path then orders and spreads them). Throws Fatal.
 EntryList consolidation_entries(Comm& comm, const Consolidation& con);
 
-// Every rank, after sort_by_path (xattrs/ACLs, which size the headers the cut lays out) and
-// again after the cut (entries moved to the next rank): finds where each file of its slice not
-// yet located lies (reading its member header, one block decompressed per block of members),
-// and fills xattrs/ACLs from the headers. Streams the catalog once per call (a merge with the
-// sorted slice). Throws Fatal naming the level and member.
+// Every rank, after sort_by_path (xattrs/ACLs and sparse maps size the headers the cut lays
+// out) and again after the cut (entries moved to the next rank): streams the catalog beside its
+// sorted slice (a merge), keeps each file's record location, and reads the member header of the
+// entries flagged with xattrs, ACLs or holes to take them. Throws Fatal naming level and member.
 void locate(Consolidation& con, EntryList& mine);
 
 // The "disk path" of a block job's entry when consolidating: where its bytes lie in the chain
