@@ -233,7 +233,8 @@ void ChainData::read(const Entry& e, const std::string& disk, uint64_t offset, u
     throw Fatal(member_name(con_, w.level, w.member) + ": " + f.what());
   }
   if (w.damaged && offset == 0) {
-    log_.warn("damaged in the chain (zeros); stays listed as damaged", e.path);
+    log_.warn(quote(escape_name(e.path)) + ": damaged at backup time in " + member_name(con_, w.level, w.member) +
+                  " (zeros); stored as zeros and listed as damaged again", e.path);
     damaged_.push_back(e.path);
   }
 }

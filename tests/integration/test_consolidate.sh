@@ -6,7 +6,7 @@
 # (1 and 3 ranks, byte-identical), GNU tar extracts, that is byte-identical to a full backup of
 # the same tree state, verify accepts, and on which a next --incremental-from of the unchanged tree stores no
 # file data; a missing level, a damaged block (naming level and member) and
-# options it does not take are errors.
+# options it does not take are errors; a file damaged at backup time stays damaged.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup_work
@@ -124,6 +124,18 @@ grep -q "level 1 ('L2.tar.gz')" "$WORK/last.err" && grep -q "checksum mismatch" 
   { show_last; fail "the error does not name the level, its archive and a member"; }
 [ ! -e "$OUT/BAD3.tar.gz" ] || fail "an archive was left behind"
 pass "damaged block: exit 2 naming level 1, L2.tar.gz and the member"
+
+info "a file damaged at backup time stays damaged (listed, not restored, exit 1 naming it)"
+D="$WORK/dsrc/d"
+mkdir -p "$D" "$WORK/dout"
+echo keep > "$D/keep"; echo gone > "$D/gone"
+PBACKUP_TEST_PAUSE_AFTER_SCAN=1 "$PBACKUP" backup --sources "$D" --output-dir "$WORK/dout" --name DA --no-progress 2>"$WORK/da.err" &
+sleep 0.5; rm "$D/gone"; wait $! || true
+grep -q '"d/gone"' "$WORK/dout/DA.tar.gz.manifest.json" || fail "setup: d/gone not damaged in DA"
+run_rc rc run_pb consolidate --source "$WORK/dout/DA.tar.gz" --output-dir "$WORK/dout" --name DC --no-progress
+[ "$rc" -eq 1 ] && grep -q "'d/gone': damaged at backup time in level 0" "$WORK/last.err" || { show_last; fail "damaged entry: expected exit 1 naming it"; }
+grep -q '"damaged": \["d/gone"\]' "$WORK/dout/DC.tar.gz.manifest.json" || fail "the consolidated manifest does not list d/gone as damaged"
+pass "damaged entry stays damaged"
 
 info "options consolidate does not take are refused"
 for bad in "--exclude x" "--encrypt-to age1x" "--algo zip" "--sources $T"; do
