@@ -40,6 +40,7 @@ struct BackupOptions {
   bool one_file_system = false;
   bool dry_run = false;
   std::string incremental_from;  // issue 15: the previous level (archive, folder or s3:// URL)
+  std::string consolidate_from;  // issue 15: `consolidate --source LEVEL_N` (core/consolidate.h); no sources then
   AgeKeys keys;  // recipients: the archive is written as BASE.EXT.age
   bool json = false;  // --json: the summary as one JSON object on stdout
   bool resume = false;  // --resume: keep a journal; continue an interrupted run of the same command (core/resume.h)

@@ -116,6 +116,7 @@ std::string main_usage() {
          "\n"
          "commands:\n"
          "  backup    --sources DIR... --output-dir OUT --algo zip|gzip|bzip2|zstd\n"
+         "  consolidate --source LEVEL --output-dir OUT   (a full backup from an incremental chain)\n"
          "  restore   --source ARCHIVE|FRAGMENT_DIR --restore-to DIR\n"
          "  list      --source ARCHIVE|FRAGMENT_DIR\n"
          "  verify    --source ARCHIVE|FRAGMENT_DIR\n"
@@ -166,17 +167,34 @@ Parsed parse_command_line(int argc, char** argv) {
   std::string cmdline = "pbackup";
   for (int i = 1; i < argc; ++i) cmdline += std::string(" ") + argv[i];
   try {
-    if (cmd == "backup") {
+    if (cmd == "backup" || cmd == "consolidate") {
       p.command = Command::Backup;
+      const bool con = cmd == "consolidate";  // a backup whose entries and bytes come from a chain
       BackupOptions& b = p.backup;
       b.command_line = cmdline;
-      b.sources = take_multi(args, "sources");
+      if (!con) b.sources = take_multi(args, "sources");
       b.excludes = take_repeated(args, "exclude");
       b.exclude_from = take_repeated(args, "exclude-from");
       b.keys.recipients = take_repeated(args, "encrypt-to");
       b.keys.recipient_files = take_repeated(args, "encrypt-to-file");
       b.keys.identity_files = take_repeated(args, "identity");  // only to read an encrypted --incremental-from
-      cxxopts::Options o("pbackup backup", "Back up directory trees into one archive, in parallel.");
+      cxxopts::Options o(con ? "pbackup consolidate" : "pbackup backup",
+                         con ? "Make a full backup of the tree at an incremental level from its chain's archives (never the live tree), in parallel."
+                             : "Back up directory trees into one archive, in parallel.");
+      if (con)
+        o.add_options()("source", "the level to consolidate: its archive, folder or s3:// URL (its chain is found beside it)",
+                        cxxopts::value<std::string>())(
+            "output-dir", "directory the full backup is written to, or s3://BUCKET/PREFIX", cxxopts::value<std::string>())(
+            "s3-part-mb", "cloud: multipart part size in MiB, 5-5120 (default 16)", cxxopts::value<std::string>())(
+            "algo", "gzip | bzip2 | zstd (tar formats)", cxxopts::value<std::string>()->default_value("gzip"))(
+            "dest-type", "hdd | usb_split (fragments of --split-chunk-mb MiB) | cloud (implied by s3://)", cxxopts::value<std::string>()->default_value("hdd"))(
+            "split-chunk-mb", "fragment size in MiB (needs --dest-type usb_split, or cloud)", cxxopts::value<std::string>())(
+            "name", "archive base name (default backup_YYYYMMDD_HHMMSS)", cxxopts::value<std::string>())(
+            "block-mb", "input MiB per independently compressed block, 1-1024 (default 4)", cxxopts::value<std::string>())(
+            "level", "compression level: gzip 1-12 (default 6), bzip2 1-9 (9), zstd 1-22 (3)", cxxopts::value<std::string>())(
+            "progress", "print progress lines every 5 s (default)")("no-progress", "no progress lines")(
+            "json", "print the summary as one JSON object on stdout");
+      else
       o.add_options()("sources", "directories (or files) to back up; each is stored under its base name", cxxopts::value<std::string>())(
           "output-dir", "directory the archive is written to, or s3://BUCKET/PREFIX", cxxopts::value<std::string>())(
           "s3-part-mb", "cloud: multipart part size in MiB, 5-5120 (default 16; grown to stay within 10,000 parts)", cxxopts::value<std::string>())(
@@ -216,6 +234,17 @@ Parsed parse_command_line(int argc, char** argv) {
       }
       if (!r.unmatched().empty()) throw cxxopts::exceptions::exception("unexpected argument '" + r.unmatched()[0] + "'");
       b.resume = r.count("resume") > 0;
+      if (con) {
+        if (!r.count("source")) throw cxxopts::exceptions::exception("--source is required (the level to consolidate)");
+        b.consolidate_from = r["source"].as<std::string>();
+        b.sources = {"(consolidate)"};  // none is read: the placeholder passes the checks below
+        if (r["algo"].as<std::string>() == "zip") throw cxxopts::exceptions::exception("consolidate writes a tar format (--algo gzip, bzip2 or zstd)");
+        // taken from the arguments before the parse: refused rather than silently applied
+        if (!b.excludes.empty() || !b.exclude_from.empty())
+          throw cxxopts::exceptions::exception("consolidate takes the whole tree of the level: no --exclude/--exclude-from");
+        if (!b.keys.recipients.empty() || !b.keys.recipient_files.empty() || !b.keys.identity_files.empty())
+          throw cxxopts::exceptions::exception("consolidate does not handle encryption yet (no --encrypt-to, --encrypt-to-file, --identity)");
+      }
       if (b.sources.empty())
         throw cxxopts::exceptions::exception(r.count("files-from") ? "--files-from needs --sources (the roots the listed paths lie under)"
                                                                    : "--sources is required");

@@ -139,7 +139,8 @@ Setup decide_setup(const BackupOptions& opt, const Format& fmt, Log& log) {
       if (!S_ISDIR(st.st_mode)) throw Fatal("output directory " + quote(opt.output_dir) + ": not a directory");
       if (::access(opt.output_dir.c_str(), W_OK | X_OK) != 0) throw Fatal(sys_message("output directory", opt.output_dir, errno));
     }
-    s.roots = resolve_roots(opt.sources, &log);
+    // consolidate reads no disk: one placeholder root (entries carry their archive paths)
+    s.roots = opt.consolidate_from.empty() ? resolve_roots(opt.sources, &log) : std::vector<Root>{Root{"", ""}};
     s.archive = (opt.name.empty() ? default_base_name() : opt.name) + "." + fmt.extension() + (opt.keys.encrypting() ? ".age" : "");
     std::string final_path = opt.output_dir + "/" + s.archive;
     if (local && (::access(final_path.c_str(), F_OK) == 0 || ::access((final_path + ".part0001").c_str(), F_OK) == 0))
@@ -244,7 +245,10 @@ void scan_stage(BackupRun& run) {
                      static_cast<unsigned long long>(found.load()), tty ? "\033[K" : "\n");
         std::fflush(stderr);
       });
-    run.entries = scan(run.comm, run.setup.roots, run.log, &run.sel, &found);
+    if (run.con.on)
+      run.error.guard([&] { run.entries = consolidation_entries(run.comm, run.con); });
+    else
+      run.entries = scan(run.comm, run.setup.roots, run.log, &run.sel, &found);
     run.timeline.add("scan", run.t0, start, Clock::now());
     if (ticker && tty) {
       ticker.reset();
@@ -320,8 +324,13 @@ bool plan_stage(BackupRun& run) {
     ~Span() { run.timeline.add("plan", run.t0, start, Clock::now()); }
   } span{run, start};
   const uint64_t block_bytes = std::max<uint64_t>(run.opt.block_mb, 1) << 20;
+  if (!run.agree()) return false;  // consolidate: its catalog could not be read
   sort_by_path(run.comm, run.entries);
   run.memory("sort");
+  if (run.con.on) {  // consolidate: where each file's bytes lie in the chain
+    run.error.guard([&] { locate(run.con, run.entries); });
+    if (!run.agree()) return false;
+  }
   if (run.inc.on) {  // an incremental level: the unchanged entries leave the list, their records stay
     run.error.guard([&] { drop_unchanged(run.inc, run.entries); });
     if (!run.agree()) return false;
@@ -342,6 +351,10 @@ bool plan_stage(BackupRun& run) {
   }
   if (!run.agree()) return false;
   if (run.inc.on) place_kept(run.comm, run.inc, first_stored(run));
+  if (run.con.on) {  // consolidate: the cut moved entries between ranks: locate the newcomers
+    run.error.guard([&] { locate(run.con, run.entries); });
+    if (!run.agree()) return false;
+  }
   run.memory("cut");
   gather_plan(run);
   if (run.resume) gather_prints(run);
@@ -538,7 +551,8 @@ void commit_on_root(BackupRun& run, const std::vector<std::string>& hashes) {
   // the sources as given: a symlinked root's disk path is its target, whose base name is not
   // the name it is stored under, and compare finds each root's live tree by that name
   // (resolve_roots makes one root per source, in order)
-  for (size_t i = 0; i < run.setup.roots.size(); ++i)
+  if (run.con.on) man.sources = run.con.sources;
+  for (size_t i = 0; i < run.setup.roots.size() && !run.con.on; ++i)
     man.sources.push_back(run.setup.roots.size() == run.opt.sources.size() ? run.opt.sources[i] : run.setup.roots[i].disk);
   std::sort(man.blocks.begin(), man.blocks.end(), [](const ManifestBlock& a, const ManifestBlock& b) { return a.offset < b.offset; });
   std::vector<SideFile> side;
@@ -652,6 +666,10 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
   if (!share_selection(comm, opt, run.sel, log)) return run.fail();
   if (opt.dry_run) return run_dry_run(comm, run.setup.roots, run.sel, log);  // writes nothing
   if (!open_previous(comm, opt, run.fmt->name(), run.inc, log)) {
+    if (run.root) run.dest->abort();
+    return kExitFatal;
+  }
+  if (!opt.consolidate_from.empty() && !open_consolidation(comm, opt, run.con, log)) {
     if (run.root) run.dest->abort();
     return kExitFatal;
   }

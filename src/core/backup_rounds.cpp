@@ -61,7 +61,7 @@ Round share_round(const std::vector<BlockInfo>& blocks, size_t first, size_t las
 }
 
 // Compresses jobs with `threads` threads; units come back in job order.
-std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format& fmt, int threads,
+std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format& fmt, const Consolidation& con, int threads,
                                 Log& log, std::string& error, const std::atomic<bool>& cancel, std::atomic<uint64_t>& raw_done) {
   std::vector<std::vector<Unit>> per;
   try {
@@ -69,10 +69,11 @@ std::vector<Unit> compress_jobs(const std::vector<BlockJob>& jobs, const Format&
       // per block: a signal or another block's error stops the batch within one block's time
       if (cancel) throw Fatal("cancelled");
       if (interrupted()) throw Fatal("interrupted");
-      FileData src(log);
+      FileData disk(log);
+      ChainData chain(con, log);  // consolidate: the bytes come from the chain's archives
       std::vector<Unit> u;
-      fmt.encode_block(jobs[i], src, u);
-      std::vector<std::string> damaged = src.take_damaged();
+      fmt.encode_block(jobs[i], con.on ? static_cast<DataSource&>(chain) : disk, u);
+      std::vector<std::string> damaged = con.on ? chain.take_damaged() : disk.take_damaged();
       if (!damaged.empty()) {
         if (u.empty()) throw Fatal("internal: block " + std::to_string(jobs[i].block.id) + " has no units");
         u.front().damaged = std::move(damaged);
@@ -143,8 +144,8 @@ class Progress {
 // until the round's slowest block was done).
 class Compressor {
  public:
-  Compressor(const Format& fmt, int threads, Log& log, Timeline& timeline, Clock::time_point t0)
-      : fmt_(fmt), threads_(threads), log_(log), timeline_(timeline), t0_(t0), thread_([this] { run(); }) {}
+  Compressor(const Format& fmt, const Consolidation& con, int threads, Log& log, Timeline& timeline, Clock::time_point t0)
+      : fmt_(fmt), con_(con), threads_(threads), log_(log), timeline_(timeline), t0_(t0), thread_([this] { run(); }) {}
   ~Compressor() {
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -193,7 +194,7 @@ class Compressor {
       }
       std::string err;
       const auto start = Clock::now();
-      std::vector<Unit> units = compress_jobs(jobs, fmt_, threads_, log_, err, cancel_, raw_done_);
+      std::vector<Unit> units = compress_jobs(jobs, fmt_, con_, threads_, log_, err, cancel_, raw_done_);
       timeline_.add("compress", t0_, start, Clock::now());
       {
         std::lock_guard<std::mutex> l(mu_);
@@ -203,6 +204,7 @@ class Compressor {
     }
   }
   const Format& fmt_;
+  const Consolidation& con_;
   const int threads_;
   Log& log_;
   Timeline& timeline_;
@@ -471,7 +473,7 @@ class RoundPlanner {
 // Every rank: compresses the rounds it is sent and writes its units where rank 0 put them.
 class RoundWorker {
  public:
-  explicit RoundWorker(BackupRun& run) : run_(run), compressor_(*run.fmt, run.threads, run.log, run.timeline, run.t0) {}
+  explicit RoundWorker(BackupRun& run) : run_(run), compressor_(*run.fmt, run.con, run.threads, run.log, run.timeline, run.t0) {}
   uint64_t raw_done() const { return compressor_.raw_done_; }
   std::function<void()> tick;  // progress, while waiting for the compressor (main thread)
 
@@ -538,7 +540,9 @@ class RoundWorker {
     j.block = mine[id - mine.front().id];
     for (const Piece& p : j.block.pieces) {
       j.entries.push_back(run_.entries.at(p.entry));
-      j.disk_paths.push_back(disk_path(run_.entries[p.entry], run_.setup.roots));
+      const Entry& e = run_.entries[p.entry];
+      // consolidate: the job travels to the rank that compresses it with where the bytes lie
+      j.disk_paths.push_back(run_.con.on ? chain_location(run_.con, e) : disk_path(e, run_.setup.roots));
     }
     return j;
   }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/consolidate.h"
 #include "core/incremental.h"
 #include "core/messages.h"
 #include "core/resume.h"
@@ -81,6 +82,7 @@ struct BackupRun {
   std::vector<Block> blocks;
   bool whole_on_root = false;
   Incremental inc;                    // --incremental-from (core/incremental.h)
+  Consolidation con;                  // `consolidate` (core/consolidate.h): entries and data from a chain
   std::vector<BlockInfo> plan;        // rank 0: every block (no entries)
   int threads = 1;                    // this rank's
   std::vector<int> thread_counts;     // rank 0: every rank's

@@ -15,7 +15,7 @@ BUILD_DIR="$(cd "$(dirname "$PBACKUP")" && pwd)"
 # ---------------------------------------------------------------- man page
 [ -f "$MAN" ] || fail "no man page $MAN"
 missing=()
-for cmd in backup restore list verify find compare report cloud-cleanup; do
+for cmd in backup consolidate restore list verify find compare report cloud-cleanup; do
   opts=$("$PBACKUP" "$cmd" --help | grep -oE '^ +(-[a-zA-Z], )?--[a-z0-9][a-z0-9-]*' | grep -oE -- '--[a-z0-9-]+') ||
     fail "pbackup $cmd --help lists no long options"
   for o in $opts; do
