@@ -181,50 +181,48 @@ Parsed parse_command_line(int argc, char** argv) {
       cxxopts::Options o(con ? "pbackup consolidate" : "pbackup backup",
                          con ? "Make a full backup of the tree at an incremental level from its chain's archives (never the live tree), in parallel."
                              : "Back up directory trees into one archive, in parallel.");
-      if (con)
-        o.add_options()("source", "the level to consolidate: its archive, folder or s3:// URL (its chain is found beside it)",
-                        cxxopts::value<std::string>())(
-            "output-dir", "directory the full backup is written to, or s3://BUCKET/PREFIX", cxxopts::value<std::string>())(
-            "s3-part-mb", "cloud: multipart part size in MiB, 5-5120 (default 16)", cxxopts::value<std::string>())(
-            "algo", "gzip | bzip2 | zstd (tar formats)", cxxopts::value<std::string>()->default_value("gzip"))(
-            "dest-type", "hdd | usb_split (fragments of --split-chunk-mb MiB) | cloud (implied by s3://)", cxxopts::value<std::string>()->default_value("hdd"))(
-            "split-chunk-mb", "fragment size in MiB (needs --dest-type usb_split, or cloud)", cxxopts::value<std::string>())(
+      // Where and how the archive is written: the same for a backup and a consolidate (whose
+      // output is a full backup in a tar format).
+      auto output_options = [&](const char* algos, const char* levels) {
+        o.add_options()("output-dir", "directory the archive is written to, or s3://BUCKET/PREFIX", cxxopts::value<std::string>())(
+            "s3-part-mb", "cloud: multipart part size in MiB, 5-5120 (default 16; grown to stay within 10,000 parts)", cxxopts::value<std::string>())(
+            "algo", algos, cxxopts::value<std::string>()->default_value("gzip"))(
+            "dest-type", "hdd (one file) | usb_split (fragments of --split-chunk-mb MiB) | cloud (S3; implied by s3://)", cxxopts::value<std::string>()->default_value("hdd"))(
+            "split-chunk-mb", "fragment size in MiB (needs --dest-type usb_split, or cloud: one object per fragment)", cxxopts::value<std::string>())(
             "name", "archive base name (default backup_YYYYMMDD_HHMMSS)", cxxopts::value<std::string>())(
             "block-mb", "input MiB per independently compressed block, 1-1024 (default 4)", cxxopts::value<std::string>())(
-            "level", "compression level: gzip 1-12 (default 6), bzip2 1-9 (9), zstd 1-22 (3)", cxxopts::value<std::string>())(
+            "level", levels, cxxopts::value<std::string>())(
             "progress", "print progress lines every 5 s (default)")("no-progress", "no progress lines")(
-            "json", "print the summary as one JSON object on stdout");
-      else
-      o.add_options()("sources", "directories (or files) to back up; each is stored under its base name", cxxopts::value<std::string>())(
-          "output-dir", "directory the archive is written to, or s3://BUCKET/PREFIX", cxxopts::value<std::string>())(
-          "s3-part-mb", "cloud: multipart part size in MiB, 5-5120 (default 16; grown to stay within 10,000 parts)", cxxopts::value<std::string>())(
-          "algo", "zip | gzip | bzip2 | zstd", cxxopts::value<std::string>()->default_value("gzip"))(
-          "dest-type", "hdd (one file) | usb_split (fragments of --split-chunk-mb MiB) | cloud (S3; implied by s3://)", cxxopts::value<std::string>()->default_value("hdd"))(
-          "split-chunk-mb", "fragment size in MiB (needs --dest-type usb_split, or cloud: one object per fragment)", cxxopts::value<std::string>())(
-          "name", "archive base name (default backup_YYYYMMDD_HHMMSS)", cxxopts::value<std::string>())(
-          "block-mb", "input MiB per independently compressed block, 1-1024 (default 4)", cxxopts::value<std::string>())(
-          "level", "compression level: gzip 1-12 (default 6), bzip2 1-9 (9), zstd 1-22 (3), zip 1-9 (6)", cxxopts::value<std::string>())(
-          "progress", "print progress lines every 5 s (default)")("no-progress", "no progress lines")(
-          "exclude", "leave out paths matching this glob (repeatable): '*.o' any base name, 'cache/' directories only, "
-                     "'proj/tmp' (with '/') anchored to the stored path, '**' crosses directories", cxxopts::value<std::string>())(
-          "exclude-from", "read --exclude patterns from FILE, one per line ('#' comments, blank lines skipped)", cxxopts::value<std::string>())(
-          "files-from", "back up exactly the paths listed in FILE ('-': stdin), each under the root of --sources it lies in",
-          cxxopts::value<std::string>())("null", "--files-from items are NUL-separated (find -print0, lfs find -0)")(
-          "one-file-system", "do not descend into directories on other file systems (mount points are stored)")(
-          "dry-run", "scan and select only: print the paths that would be stored, their count and bytes; write nothing")(
-          "incremental-from", "an incremental level: store only what changed since PREV (the previous level's archive, its folder "
-                              "or s3:// URL; only its catalog is read); tar formats", cxxopts::value<std::string>())(
-          "identity", "with --incremental-from: age identity file to read an encrypted PREV's catalog (repeatable; "
-                      "a passphrase-encrypted PREV opens with --passphrase-file)", cxxopts::value<std::string>())(
-          "encrypt-to", "encrypt the archive (and its catalog and manifest) with age to this recipient, age1... (repeatable); "
-                        "the archive is written as BASE.EXT.age", cxxopts::value<std::string>())(
-          "encrypt-to-file", "encrypt to the recipients listed in FILE, one age1... per line (as age -R; repeatable)",
-          cxxopts::value<std::string>())(
-          "passphrase-file", "encrypt with the passphrase in FILE (age scrypt; its first line without the newline)",
-          cxxopts::value<std::string>())(
-          "json", "print the summary as one JSON object on stdout (archive, counts, bytes, seconds, warnings, exit code)")(
-          "resume", "keep a journal of the rounds written (hdd, usb_split; needs --name and a tar format), so that a run "
-                    "stopped by a signal (a Slurm time limit) is continued by the same command with --resume");
+            "json", "print the summary as one JSON object on stdout (archive, counts, bytes, seconds, warnings, exit code)");
+      };
+      if (con) {
+        o.add_options()("source", "the level to consolidate: its archive, folder or s3:// URL (its chain is found beside it)",
+                        cxxopts::value<std::string>());
+        output_options("gzip | bzip2 | zstd (tar formats)", "compression level: gzip 1-12 (default 6), bzip2 1-9 (9), zstd 1-22 (3)");
+      } else {
+        o.add_options()("sources", "directories (or files) to back up; each is stored under its base name", cxxopts::value<std::string>());
+        output_options("zip | gzip | bzip2 | zstd", "compression level: gzip 1-12 (default 6), bzip2 1-9 (9), zstd 1-22 (3), zip 1-9 (6)");
+        o.add_options()(
+            "exclude", "leave out paths matching this glob (repeatable): '*.o' any base name, 'cache/' directories only, "
+                       "'proj/tmp' (with '/') anchored to the stored path, '**' crosses directories", cxxopts::value<std::string>())(
+            "exclude-from", "read --exclude patterns from FILE, one per line ('#' comments, blank lines skipped)", cxxopts::value<std::string>())(
+            "files-from", "back up exactly the paths listed in FILE ('-': stdin), each under the root of --sources it lies in",
+            cxxopts::value<std::string>())("null", "--files-from items are NUL-separated (find -print0, lfs find -0)")(
+            "one-file-system", "do not descend into directories on other file systems (mount points are stored)")(
+            "dry-run", "scan and select only: print the paths that would be stored, their count and bytes; write nothing")(
+            "incremental-from", "an incremental level: store only what changed since PREV (the previous level's archive, its folder "
+                                "or s3:// URL; only its catalog is read); tar formats", cxxopts::value<std::string>())(
+            "identity", "with --incremental-from: age identity file to read an encrypted PREV's catalog (repeatable; "
+                        "a passphrase-encrypted PREV opens with --passphrase-file)", cxxopts::value<std::string>())(
+            "encrypt-to", "encrypt the archive (and its catalog and manifest) with age to this recipient, age1... (repeatable); "
+                          "the archive is written as BASE.EXT.age", cxxopts::value<std::string>())(
+            "encrypt-to-file", "encrypt to the recipients listed in FILE, one age1... per line (as age -R; repeatable)",
+            cxxopts::value<std::string>())(
+            "passphrase-file", "encrypt with the passphrase in FILE (age scrypt; its first line without the newline)",
+            cxxopts::value<std::string>())(
+            "resume", "keep a journal of the rounds written (hdd, usb_split; needs --name and a tar format), so that a run "
+                      "stopped by a signal (a Slurm time limit) is continued by the same command with --resume");
+      }
       common(o);
       auto r = run_cxxopts(o, args);
       if (r.count("help")) {
