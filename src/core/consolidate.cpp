@@ -155,6 +155,14 @@ uint64_t member_header(const Consolidation& con, uint32_t level, uint64_t block,
   }
 }
 
+// The bytes of `level`'s uncompressed tar stream: where its last block (by raw offset) ends.
+uint64_t stream_bytes(const Consolidation& con, uint32_t level) {
+  const auto& v = con.by_raw[level];
+  if (v.empty()) return 0;
+  const ManifestBlock& b = *v.back();
+  return b.raw_size > UINT64_MAX - b.raw_offset ? UINT64_MAX : b.raw_offset + b.raw_size;
+}
+
 }  // namespace
 
 void locate(Consolidation& con, EntryList& mine) {
@@ -165,6 +173,8 @@ void locate(Consolidation& con, EntryList& mine) {
     while (i < mine.size() && path_less(mine[i].path, r.path)) ++i;
     if (i == mine.size() || mine[i].path != r.path) return;
     Entry& e = mine[i];
+    if (r.level >= con.levels.size())  // checked on the first read too; the file may have changed since
+      throw Fatal(quote(escape_name(r.path)) + ": its catalog record names level " + std::to_string(r.level) + " of a chain of " + std::to_string(con.levels.size()));
     const std::string& member = r.member.empty() ? r.path : r.member;
     if (e.type == EntryType::File)
       con.where[e.path] = Consolidation::Where{r.level, r.block, r.offset, (r.flags & kCatalogDamaged) != 0, member};
@@ -189,6 +199,18 @@ void locate(Consolidation& con, EntryList& mine) {
     if (m.realsize != e.size || tar_data_size(e) != m.size)
       throw Fatal(member_name(con, r.level, member) + ": its sparse map or size is not the catalog's (stored size " + std::to_string(m.size) + ")");
   });
+  // a forged catalog (re-hashed in its manifest) must not size the plan: a file's stored bytes
+  // lie in its level's stream, so they cannot be more than that stream holds
+  for (const Entry& e : mine) {
+    if (e.type != EntryType::File) continue;
+    auto it = con.where.find(e.path);
+    if (it == con.where.end()) continue;
+    const Consolidation::Where& w = it->second;
+    const uint64_t have = stream_bytes(con, w.level), stored = tar_data_size(e);
+    if (stored > have)
+      throw Fatal(member_name(con, w.level, w.member) + ": the catalog says it stores " + std::to_string(stored) + " bytes, more than the " +
+                  std::to_string(have) + " of that level's archive");
+  }
 }
 
 std::string chain_location(const Consolidation& con, const Entry& e) {

@@ -125,6 +125,36 @@ grep -q "level 1 ('L2.tar.gz')" "$WORK/last.err" && grep -q "checksum mismatch" 
 [ ! -e "$OUT/BAD3.tar.gz" ] || fail "an archive was left behind"
 pass "damaged block: exit 2 naming level 1, L2.tar.gz and the member"
 
+info "a forged catalog (re-hashed in the manifest) claiming a huge file is refused before it sizes the plan"
+FZ="$WORK/forged"; mkdir -p "$FZ"
+cp "$OUT"/L1.tar.gz* "$OUT"/L2.tar.gz* "$FZ/"
+tail -c +33 "$FZ/L2.tar.gz.catalog.zst" | zstd -dq > "$WORK/recs"
+python3 - "$FZ/L2.tar.gz.catalog.zst" "$WORK/recs" "$FZ/L2.tar.gz.manifest.json" <<'PY2'
+import hashlib, json, struct, subprocess, sys
+cat, recs, man = sys.argv[1:]
+head = bytes(open(cat, 'rb').read(32))
+r = bytearray(open(recs, 'rb').read())
+pos = 0
+while pos < len(r):
+    n = struct.unpack_from('<I', r, pos)[0]
+    plen = struct.unpack_from('<I', r, pos + 4 + 84)[0]
+    if r[pos + 4] == 0 and r[pos + 4 + 88:pos + 4 + 88 + plen] == b'tree/same.txt':  # level 0's file
+        struct.pack_into('<Q', r, pos + 4 + 16, 1 << 50)  # its size: 1 PiB
+    pos += 4 + n
+data = head + subprocess.run(['zstd', '-q', '-c', '--check'], input=bytes(r), stdout=subprocess.PIPE, check=True).stdout
+open(cat, 'wb').write(data)
+text = open(man).read()
+old = json.loads(text)['catalog']
+text = text.replace('"size": %d, "sha256": "%s"' % (old['size'], old['sha256']),
+                    '"size": %d, "sha256": "%s"' % (len(data), hashlib.sha256(data).hexdigest()))
+open(man, 'w').write(text)
+PY2
+run_rc rc bash -c "ulimit -v 2000000; exec \"\$@\"" _ "$PBACKUP" consolidate --source "$FZ/L2.tar.gz" --output-dir "$FZ" --name BAD4 --no-progress
+[ "$rc" -eq 2 ] && grep -q "level 0 ('L1.tar.gz'), member 'tree/same.txt': the catalog says it stores 1125899906842624 bytes" "$WORK/last.err" ||
+  { show_last; fail "a forged catalog size: expected exit 2 naming level, archive and member"; }
+[ ! -e "$FZ/BAD4.tar.gz" ] || fail "an archive was left behind"
+pass "forged catalog size: exit 2 naming the member, no plan of 1 PiB"
+
 info "a file damaged at backup time stays damaged (listed, not restored, exit 1 naming it)"
 D="$WORK/dsrc/d"
 mkdir -p "$D" "$WORK/dout"
