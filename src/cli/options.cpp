@@ -213,7 +213,7 @@ Parsed parse_command_line(int argc, char** argv) {
             "incremental-from", "an incremental level: store only what changed since PREV (the previous level's archive, its folder "
                                 "or s3:// URL; only its catalog is read); tar formats", cxxopts::value<std::string>())(
             "identity", "with --incremental-from: age identity file to read an encrypted PREV's catalog (repeatable; "
-                        "a passphrase-encrypted PREV opens with --passphrase-file)", cxxopts::value<std::string>())(
+                        "a passphrase-encrypted PREV opens with --passphrase-file; the level must be encrypted too)", cxxopts::value<std::string>())(
             "encrypt-to", "encrypt the archive (and its catalog and manifest) with age to this recipient, age1... (repeatable); "
                           "the archive is written as BASE.EXT.age", cxxopts::value<std::string>())(
             "encrypt-to-file", "encrypt to the recipients listed in FILE, one age1... per line (as age -R; repeatable)",

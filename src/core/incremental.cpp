@@ -58,6 +58,10 @@ bool open_previous(Comm& comm, const BackupOptions& opt, const std::string& fmt_
       const std::string shown = quote(opt.incremental_from);
       if (fmt_name != "tar") throw Fatal("--incremental-from needs a tar format (--algo gzip, bzip2 or zstd)");
       if (!prev.manifest || !prev.store) throw Fatal("--incremental-from " + shown + ": no pbackup manifest beside it (only its catalog is read)");
+      // this level's catalog lists the whole tree, PREV's names too: it must be sealed as PREV's is
+      if (prev.cipher && !opt.keys.encrypting())
+        throw Fatal("--incremental-from " + shown + " is encrypted: this level must be encrypted too (--encrypt-to, --encrypt-to-file or "
+                    "--passphrase-file), or its plaintext catalog would list every name of the encrypted level");
       if (prev.cipher) info.catalog = archive_catalog_bytes(prev);  // decrypted here: the identities stay on rank 0
       if (prev.manifest->catalog.name.empty()) throw Fatal("--incremental-from " + shown + ": it has no catalog (made before catalogs)");
       std::string man = prev.store->read_all(prev.manifest_path);

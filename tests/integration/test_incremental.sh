@@ -215,6 +215,10 @@ if command -v age-keygen >/dev/null; then
   echo "changed for the encrypted level" > "$T/samesize.txt"; mv "$T/newdir2" "$T/newdir3"
   run_rc rc run_pb backup --sources "$T" --output-dir "$E" --name e1 --encrypt-to "$pub" --no-progress --incremental-from "$E/e0.tar.gz.age"
   [ "$rc" -eq 2 ] && grep -q "identity" "$WORK/last.err" || { show_last; fail "an encrypted PREV without --identity was not refused"; }
+  # a plaintext level on an encrypted PREV would write every name of PREV into its plaintext catalog
+  run_rc rc run_pb backup --sources "$T" --output-dir "$E" --name p1 --no-progress --incremental-from "$E/e0.tar.gz.age" --identity "$WORK/key.txt"
+  [ "$rc" -eq 2 ] && grep -q "is encrypted: this level must be encrypted too" "$WORK/last.err" || { show_last; fail "a plaintext level on an encrypted PREV was not refused"; }
+  [ ! -e "$E/p1.tar.gz" ] && [ ! -e "$E/p1.tar.gz.catalog.zst" ] || fail "a refused plaintext level left files"
   expect_ok 2 backup --sources "$T" --output-dir "$E" --name e1 --encrypt-to "$pub" --no-progress \
     --incremental-from "$E/e0.tar.gz.age" --identity "$WORK/key.txt"
   snap e1
