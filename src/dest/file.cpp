@@ -33,14 +33,14 @@ class FileDestination final : public Destination {
     }
     tag_ = random_tag();
     std::string t = temp_path(spec_.name);
-    Fd fd = open_or_throw(t, O_WRONLY | O_CREAT | O_EXCL);
+    Fd fd = open_or_throw(t, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW);
     temp_ = t;  // ours from here on (abort() removes it)
     return tag_;
   }
   void open(const std::string& prepared) override {
     tag_ = prepared;
     temp_ = temp_path(spec_.name);
-    fd_ = open_or_throw(temp_, O_WRONLY);
+    fd_ = open_or_throw(temp_, O_WRONLY | O_NOFOLLOW);
   }
   void write_at(uint64_t offset, std::string_view bytes) override {
     pwrite_all(fd_.get(), bytes, offset, temp_);
@@ -79,7 +79,7 @@ class FileDestination final : public Destination {
     return {Fragment{spec_.name, total, hashes.empty() ? "" : hashes[0]}};
   }
   void commit(uint64_t total, const std::vector<SideFile>& side_files) override {
-    Fd fd = open_or_throw(temp_, O_RDWR);
+    Fd fd = open_or_throw(temp_, O_RDWR | O_NOFOLLOW);
     if (::ftruncate(fd.get(), static_cast<off_t>(total)) != 0) throw_sys("cannot truncate", temp_, errno);
     fsync_or_throw(fd.get(), temp_);
     std::vector<std::pair<std::string, std::string>> moves{{temp_, final_}};

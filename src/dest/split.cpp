@@ -42,7 +42,7 @@ class SplitDestination final : public Destination {
     }
     tag_ = random_tag();
     std::string first = temp_path(0);
-    Fd fd = open_or_throw(first, O_WRONLY | O_CREAT | O_EXCL);
+    Fd fd = open_or_throw(first, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW);
     mine_ = true;  // from here on abort() removes this run's temporary files
     return tag_;
   }
@@ -86,7 +86,7 @@ class SplitDestination final : public Destination {
     std::vector<std::pair<std::string, std::string>> moves;
     for (size_t k = 0; k < n; ++k) {
       std::string tmp = temp_path(k);
-      Fd fd = open_or_throw(tmp, O_RDWR | O_CREAT);  // every fragment has bytes, but be safe
+      Fd fd = open_or_throw(tmp, O_RDWR | O_CREAT | O_NOFOLLOW);  // every fragment has bytes, but be safe
       if (::ftruncate(fd.get(), static_cast<off_t>(fragment_size(k, total))) != 0) throw_sys("cannot truncate", tmp, errno);
       fsync_or_throw(fd.get(), tmp);
       moves.emplace_back(tmp, spec_.output_dir + "/" + fragment_name(spec_.name, k, n));
@@ -129,7 +129,7 @@ class SplitDestination final : public Destination {
   int fd_for(uint64_t k) {
     auto it = fds_.find(k);
     if (it != fds_.end()) return it->second.get();
-    Fd fd = open_or_throw(temp_path(k), O_WRONLY | O_CREAT);
+    Fd fd = open_or_throw(temp_path(k), O_WRONLY | O_CREAT | O_NOFOLLOW);
     int raw = fd.get();
     fds_.emplace(k, std::move(fd));
     return raw;

@@ -138,3 +138,44 @@ TEST_CASE("commit fails on the manifest: no final name is left") {
     CHECK(left == std::vector<std::string>{"m.tar.gz.manifest.json"});
   }
 }
+
+// A temporary file swapped for a symlink between prepare() and open() (someone with write
+// access to the output directory): open() refuses it and never writes through the link.
+TEST_CASE("a temporary file replaced by a symlink is never written through") {
+  using namespace pbackup;
+  for (std::string type : {"hdd", "usb_split"}) {
+    CAPTURE(type);
+    testutil::TempDir dir;
+    DestinationSpec spec;
+    spec.type = type;
+    spec.output_dir = dir.path.string();
+    spec.name = "l.tar.gz";
+    spec.split_bytes = type == "hdd" ? 0 : 1000;
+    const auto victim = dir.path / "victim";
+    { std::ofstream(victim) << "untouched"; }
+    auto d = make_destination(spec);
+    std::string prepared = d->prepare();
+    std::vector<std::string> temps = d->temp_paths();
+    bool swapped = false;
+    for (const std::string& t : temps)
+      if (std::filesystem::is_regular_file(t)) {
+        std::filesystem::remove(t);
+        std::filesystem::create_symlink(victim, t);
+        swapped = true;
+      }
+    REQUIRE(swapped);
+    bool refused = false;
+    try {
+      d->open(prepared);
+      d->write_at(0, std::string(2500, 'x'));
+      d->close();
+    } catch (const Fatal&) {
+      refused = true;
+    }
+    CHECK(refused);
+    d->abort();
+    std::ifstream in(victim);
+    std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(got == "untouched");
+  }
+}
