@@ -106,6 +106,14 @@ void common(cxxopts::Options& o) {
       "h,help", "show this help");
 }
 
+// `COMMAND --help`: the command's help text becomes the result instead of a run.
+bool asked_help(const cxxopts::ParseResult& r, cxxopts::Options& o, Parsed& p) {
+  if (!r.count("help")) return false;
+  p.command = Command::Help;
+  p.help = o.help();
+  return true;
+}
+
 }  // namespace
 
 std::string main_usage() {
@@ -225,11 +233,7 @@ Parsed parse_command_line(int argc, char** argv) {
       }
       common(o);
       auto r = run_cxxopts(o, args);
-      if (r.count("help")) {
-        p.command = Command::Help;
-        p.help = o.help();
-        return p;
-      }
+      if (asked_help(r, o, p)) return p;
       if (!r.unmatched().empty()) throw cxxopts::exceptions::exception("unexpected argument '" + r.unmatched()[0] + "'");
       b.resume = r.count("resume") > 0;
       if (con) {
@@ -371,11 +375,7 @@ Parsed parse_command_line(int argc, char** argv) {
                         cxxopts::value<std::string>())("checksum", "compare file contents too");
       common(o);
       auto r = run_cxxopts(o, args);
-      if (r.count("help")) {
-        p.command = Command::Help;
-        p.help = o.help();
-        return p;
-      }
+      if (asked_help(r, o, p)) return p;
       std::vector<std::string> extra = r.unmatched();
       if (cmd == "find") {
         if (extra.empty()) throw cxxopts::exceptions::exception("find needs a PATTERN");
@@ -441,11 +441,7 @@ Parsed parse_command_line(int argc, char** argv) {
           "dry-run", "list what would be aborted; abort nothing");
       common(o);
       auto r = run_cxxopts(o, args);
-      if (r.count("help")) {
-        p.command = Command::Help;
-        p.help = o.help();
-        return p;
-      }
+      if (asked_help(r, o, p)) return p;
       if (!r.unmatched().empty()) throw cxxopts::exceptions::exception("unexpected argument '" + r.unmatched()[0] + "'");
       if (!r.count("source")) throw cxxopts::exceptions::exception("--source s3://BUCKET/PREFIX is required");
       c.source = r["source"].as<std::string>();

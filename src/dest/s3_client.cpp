@@ -63,11 +63,11 @@ long env_number(const char* name, long def, long lo, long hi) {
 std::mutex notify_mu;
 std::function<void(const std::string&)> notify_sink;
 
-std::string sha256_hex_evp(std::string_view data) {
+// The digest of `data` in lower-case hex, or "" when OpenSSL fails.
+std::string digest_hex(std::string_view data, const EVP_MD* type) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr) != 1)
-    throw Fatal("S3: SHA-256 of a request body failed (OpenSSL EVP_Digest)");
+  if (EVP_Digest(data.data(), data.size(), md, &n, type, nullptr) != 1) return "";
   static const char* hexd = "0123456789abcdef";
   std::string out(2 * n, '0');
   for (unsigned i = 0; i < n; ++i) {
@@ -77,18 +77,13 @@ std::string sha256_hex_evp(std::string_view data) {
   return out;
 }
 
-std::string md5_hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &n, EVP_md5(), nullptr) != 1) return "";
-  static const char* hexd = "0123456789abcdef";
-  std::string out(2 * n, '0');
-  for (unsigned i = 0; i < n; ++i) {
-    out[2 * i] = hexd[md[i] >> 4];
-    out[2 * i + 1] = hexd[md[i] & 15];
-  }
-  return out;
+std::string sha256_hex_evp(std::string_view data) {
+  std::string h = digest_hex(data, EVP_sha256());
+  if (h.empty()) throw Fatal("S3: SHA-256 of a request body failed (OpenSSL EVP_Digest)");
+  return h;
 }
+
+std::string md5_hex(std::string_view data) { return digest_hex(data, EVP_md5()); }
 
 std::string url_decode(std::string_view s, bool plus_is_space) {
   auto hexv = [](char c) -> int {
