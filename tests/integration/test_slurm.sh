@@ -330,7 +330,8 @@ ejob=${ejob%%;*}
 elog=$(log_of backup "$ejob")
 deadline=$((SECONDS + 60))
 while ((SECONDS < deadline)); do
-  (($(grep -c '"b":' "$out_e/.big.tar.zst.pbackup-journal" 2>/dev/null || true) >= 2)) && break
+  n=$(grep -c '"b":' "$out_e/.big.tar.zst.pbackup-journal" 2>/dev/null || true)
+  ((${n:-0} >= 2)) && break
   sleep 0.2
 done
 scancel --batch -s USR1 "$ejob"
@@ -340,8 +341,16 @@ deadline=$((SECONDS + 120)) updated=0
 while ((SECONDS < deadline)); do
   line=$(scontrol -o show job "$ejob" 2>/dev/null || true)
   if [[ $line == *Restarts=[1-9]* ]]; then
-    [[ $line == *JobState=COMPLETED* || $line == *JobState=FAILED* || $line == *JobState=CANCELLED* ]] && break
+    # the first run's end can still show as the job's state once Restarts counts: done only
+    # when the log holds the second run's start too
+    runs=$(grep -c 'running: ' "$elog" 2>/dev/null || true)
+    if ((${runs:-0} >= 2)); then
+      [[ $line == *JobState=COMPLETED* || $line == *JobState=FAILED* || $line == *JobState=CANCELLED* ]] && break
+    fi
     if ((!updated)) && [[ $line == *Reason=BeginTime* ]]; then
+      # not in the second the first run's credential was revoked: slurmd compares in whole
+      # seconds and kills a batch job launched then ("Job credential revoked")
+      sleep 2
       scontrol update JobId="$ejob" StartTime=now && updated=1
     fi
   fi
