@@ -57,6 +57,16 @@ TEST_CASE("destination conformance: memory") {
 }
 
 namespace {
+// A local destination (hdd, or usb_split in `split`-byte fragments) named `name` in `dir`.
+pbackup::DestinationSpec local_spec(const std::string& type, const testutil::TempDir& dir, const std::string& name, uint64_t split) {
+  pbackup::DestinationSpec spec;
+  spec.type = type;
+  spec.output_dir = dir.path.string();
+  spec.name = name;
+  spec.split_bytes = split;
+  return spec;
+}
+
 // Two runs with the same name in one folder at once, as two backups started together: each
 // writes its own bytes under its own temporary names; the first commit wins, the second is
 // refused ("already exists") without touching the winner's files, and its abort leaves
@@ -64,11 +74,7 @@ namespace {
 void same_name_race(const std::string& type, uint64_t split) {
   using namespace pbackup;
   testutil::TempDir dir;
-  DestinationSpec spec;
-  spec.type = type;
-  spec.output_dir = dir.path.string();
-  spec.name = "race.tar.gz";
-  spec.split_bytes = split;
+  const DestinationSpec spec = local_spec(type, dir, "race.tar.gz", split);
   const std::string a(3000, 'a'), b(2500, 'b');
   auto da = make_destination(spec), db = make_destination(spec);
   da->open(da->prepare());
@@ -117,11 +123,7 @@ TEST_CASE("commit fails on the manifest: no final name is left") {
   for (std::string type : {"hdd", "usb_split"}) {
     CAPTURE(type);
     testutil::TempDir dir;
-    DestinationSpec spec;
-    spec.type = type;
-    spec.output_dir = dir.path.string();
-    spec.name = "m.tar.gz";
-    spec.split_bytes = type == "hdd" ? 0 : 1000;
+    const DestinationSpec spec = local_spec(type, dir, "m.tar.gz", type == "hdd" ? 0 : 1000);
     // the manifest's final name is taken by a directory: the last rename fails
     std::filesystem::create_directory(dir.path / "m.tar.gz.manifest.json");
     auto d = make_destination(spec);
@@ -146,11 +148,7 @@ TEST_CASE("a temporary file replaced by a symlink is never written through") {
   for (std::string type : {"hdd", "usb_split"}) {
     CAPTURE(type);
     testutil::TempDir dir;
-    DestinationSpec spec;
-    spec.type = type;
-    spec.output_dir = dir.path.string();
-    spec.name = "l.tar.gz";
-    spec.split_bytes = type == "hdd" ? 0 : 1000;
+    const DestinationSpec spec = local_spec(type, dir, "l.tar.gz", type == "hdd" ? 0 : 1000);
     const auto victim = dir.path / "victim";
     { std::ofstream(victim) << "untouched"; }
     auto d = make_destination(spec);
