@@ -50,14 +50,22 @@ uint64_t raw_total(const ArchiveSource& s) {
   return t;
 }
 
+}  // namespace
+
+std::string sealed_manifest_path(const std::string& mp) {
+  const std::string suffix = ".manifest.json";
+  if (mp.size() <= suffix.size() || mp.compare(mp.size() - suffix.size(), suffix.size(), suffix) != 0)
+    throw Fatal("internal: manifest path " + quote(mp));
+  return mp.substr(0, mp.size() - suffix.size()) + ".manifest.age";
+}
+
+namespace {
+
 // The whole manifest, from the sealed side file the name-free one points to.
 Manifest open_sealed_manifest(const ArchiveSource& s, const std::vector<age::Identity>& ids) {
   const Manifest& red = *s.manifest;
-  const std::string suffix = ".manifest.json";
   const std::string& mp = s.manifest_path;
-  if (mp.size() <= suffix.size() || mp.compare(mp.size() - suffix.size(), suffix.size(), suffix) != 0)
-    throw Fatal("internal: manifest path " + quote(mp));
-  const std::string path = mp.substr(0, mp.size() - suffix.size()) + ".manifest.age";
+  const std::string path = sealed_manifest_path(mp);
   const std::string shown = s.store->display(path);
   auto bad = [&](const std::string& why) { return Fatal("sealed manifest " + quote(shown) + ": " + why); };
   if (red.sealed_manifest.name.empty()) throw Fatal("manifest " + quote(s.store->display(mp)) + " of an encrypted archive names no sealed manifest");

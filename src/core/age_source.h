@@ -31,6 +31,10 @@ std::vector<age::Recipient> load_recipients(const AgeKeys& keys);
 // --identity / --passphrase-file as identities (Fatal naming the file).
 std::vector<age::Identity> load_identities(const AgeKeys& keys);
 
+// Where an encrypted archive's sealed manifest lies: X.manifest.age beside X.manifest.json
+// (Fatal for a manifest path not ending so).
+std::string sealed_manifest_path(const std::string& manifest_path);
+
 // After resolve_source: when the archive is encrypted (its manifest says so, or it starts
 // like an age file), opens its header with the keys (Fatal when there are none or none
 // matches), puts the sealed manifest (decrypted and checked) in place of the name-free one,

@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <map>
 
+#include "core/age_source.h"
 #include "core/messages.h"
 #include "core/sight.h"
 #include "pbackup/error.h"
@@ -235,9 +236,8 @@ int every_node(Comm& comm, const RestoreOptions& opt, Log& log, const Sight& sig
   if (plan.source.manifest) {
     st.side.push_back(st.dir + "/" + base_name(plan.source.manifest_path));
     if (!plan.source.manifest->catalog.name.empty()) st.side.push_back(st.dir + "/" + base_name(plan.source.manifest->catalog.name));
-    const std::string& mp = plan.source.manifest_path;  // encrypted: X.manifest.age beside X.manifest.json, opened with the same keys
-    if (plan.source.cipher && mp.size() > 14 && mp.compare(mp.size() - 14, 14, ".manifest.json") == 0)
-      st.side.push_back(st.dir + "/" + base_name(mp.substr(0, mp.size() - 14)) + ".manifest.age");
+    if (plan.source.cipher)  // encrypted: the sealed manifest too, opened with the same keys
+      st.side.push_back(st.dir + "/" + base_name(sealed_manifest_path(plan.source.manifest_path)));
   }
   const bool leader = g.ranks[g.mine][0] == comm.rank();
   std::string error;
