@@ -614,10 +614,15 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
         const void* buf;
         size_t size;
         la_int64_t offset;
+        // The member's data failed: close and remove its partial file, so nothing damaged is
+        // left looking restored; the words to add to the message.
+        auto drop_partial = [&]() -> std::string {
+          archive_write_finish_entry(out.a);
+          return ::unlink(name.c_str()) == 0 ? " (the partial file was removed)" : "";
+        };
         while (true) {
           if (interrupted()) {  // a big member: stop within the signal's grace, not after it
-            archive_write_finish_entry(out.a);
-            ::unlink(name.c_str());
+            drop_partial();
             throw Fatal("interrupted");
           }
           r = reading([&] { return archive_read_data_block(in.a, &buf, &size, &offset); });
@@ -625,15 +630,11 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
           if (r == ARCHIVE_EOF) break;
           if (r == ARCHIVE_FATAL) {  // the stream itself is broken: stop, but leave nothing damaged on disk
             std::string why = damage(in, oa, " (in " + quote(name) + ")");
-            archive_write_finish_entry(out.a);
-            bool removed = ::unlink(name.c_str()) == 0;
-            throw Fatal(why + (removed ? " (the partial file was removed)" : ""));
+            throw Fatal(why + drop_partial());
           }
           if (r != ARCHIVE_OK) {  // libarchive reports a zip member's CRC mismatch as a warning
             std::string what = unreadable_message(in, oa, name) + passphrase_hint(opt, archive_error_string(in.a));
-            archive_write_finish_entry(out.a);
-            bool removed = ::unlink(name.c_str()) == 0;
-            unreadable_entry(what + (removed ? " (the partial file was removed)" : ""));
+            unreadable_entry(what + drop_partial());
             data_failed = true;
             break;
           }
@@ -641,21 +642,17 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
           // computes a negative length and writes from past the end of the buffer.
           const uint64_t whole = static_cast<uint64_t>(archive_entry_size(e));
           if (offset < 0 || static_cast<uint64_t>(offset) > whole || size > whole - static_cast<uint64_t>(offset)) {
-            archive_write_finish_entry(out.a);
-            bool removed = ::unlink(name.c_str()) == 0;
+            const std::string removed = drop_partial();
             throw Fatal("archive " + quote(opt.source) + " is damaged: " + quote(name) + " has data at bytes " +
                         std::to_string(offset) + ".." + std::to_string(offset + static_cast<la_int64_t>(size)) +
-                        ", past its size of " + std::to_string(whole) + (removed ? " (the partial file was removed)" : ""));
+                        ", past its size of " + std::to_string(whole) + removed);
           }
           // libarchive reports a failed or short write (a full disk) as ARCHIVE_WARN: any
           // result but OK means the file is not what the archive holds.
           // The partial file is removed, so nothing is left looking restored.
           if (archive_write_data_block(out.a, buf, size, offset) != ARCHIVE_OK) {
-            std::string why = write_error(out);
-            archive_write_finish_entry(out.a);  // closes it
-            bool removed = ::unlink(name.c_str()) == 0;
-            throw Fatal("cannot write " + quote(opt.restore_to + "/" + name) + ": " + why +
-                        (removed ? " (the partial file was removed)" : ""));
+            std::string why = write_error(out);  // before drop_partial closes it
+            throw Fatal("cannot write " + quote(opt.restore_to + "/" + name) + ": " + why + drop_partial());
           }
           bytes += size;
         }
