@@ -13,14 +13,18 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
 #include "format/sparse.h"
 #include "pbackup/error.h"
+#include "util/fd.h"
 #include "util/file_util.h"
 
 namespace pbackup {
@@ -68,6 +72,46 @@ struct ParentDir {
   }
 };
 thread_local ParentDir t_parent;
+
+// The directory `dirs` ("a/b/c", or "" for `base` itself) below the directory `base`, not
+// following a symlink anywhere below `base`. One openat2(RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH)
+// from this thread's descriptor of `base` (kept open: the scan opens every directory of a tree
+// this way, and one walk per component cost a system call per level); where the kernel has no
+// openat2 or the path is too long for one call, one openat(O_NOFOLLOW) per component.
+int open_dir_below(const std::string& base, std::string_view dirs) {
+  thread_local std::string base_path;
+  thread_local Fd base_fd;
+  if (!base_fd || base_path != base) {
+    base_fd = Fd(open_long_path(base, O_RDONLY | O_DIRECTORY));
+    if (!base_fd) return -1;
+    base_path = base;
+  }
+  if (dirs.empty()) return ::openat(base_fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  static std::atomic<bool> no_openat2{false};
+  if (!no_openat2.load(std::memory_order_relaxed) && dirs.size() < PATH_MAX) {
+    struct open_how how {};
+    how.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH;
+    const std::string rel(dirs);
+    const long fd = ::syscall(SYS_openat2, base_fd.get(), rel.c_str(), &how, sizeof how);
+    if (fd >= 0) return static_cast<int>(fd);
+    if (errno == ELOOP || errno == ENOENT || errno == ENOTDIR || errno == EACCES || errno == EMFILE || errno == ENFILE) return -1;
+    if (errno == ENOSYS || errno == EPERM) no_openat2 = true;  // an old kernel, or a seccomp filter: walk from now on
+  }
+  int dir = ::openat(base_fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  for (size_t from = 0; dir >= 0 && from <= dirs.size();) {
+    size_t slash = dirs.find('/', from);
+    if (slash == std::string_view::npos) slash = dirs.size();
+    const std::string comp(dirs.substr(from, slash - from));
+    const int next = ::openat(dir, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const int saved = errno;
+    ::close(dir);
+    errno = saved;
+    dir = next;
+    from = slash + 1;
+  }
+  return dir;
+}
 }  // namespace
 
 int open_below_root(const std::string& disk, const std::string& archive_path, int flags, bool cache) {
@@ -84,15 +128,8 @@ int open_below_root(const std::string& disk, const std::string& archive_path, in
   ParentDir uncached;
   ParentDir& c = cache ? t_parent : uncached;
   if (c.fd < 0 || c.path != parent) {
-    int dir = open_long_path(disk.substr(0, disk.size() - tail.size()), O_RDONLY | O_DIRECTORY);
-    for (size_t slash; dir >= 0 && (slash = tail.find('/')) != std::string_view::npos; tail.remove_prefix(slash + 1)) {
-      std::string comp(tail.substr(0, slash));
-      int next = ::openat(dir, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      int saved = errno;
-      ::close(dir);
-      errno = saved;
-      dir = next;
-    }
+    const size_t last = tail.rfind('/');
+    int dir = open_dir_below(disk.substr(0, disk.size() - tail.size()), last == std::string_view::npos ? "" : tail.substr(0, last));
     if (dir < 0) return -1;
     if (c.fd >= 0) ::close(c.fd);
     c.fd = dir;
