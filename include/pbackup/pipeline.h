@@ -27,6 +27,10 @@ std::vector<Root> resolve_roots(const std::vector<std::string>& sources, Log* lo
 // `found` (rank 0, optional): the entries found so far, for progress lines.
 EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log, const Selection* sel = nullptr,
                std::atomic<uint64_t>* found = nullptr);
+// After a scan with Selection::defer_file_details: reads what it left out for this rank's
+// entries (files' extended attributes and holes; a file that cannot be read is dropped with a
+// warning, as the scan would have).
+void read_file_details(EntryList& mine, const std::vector<Root>& roots, Log& log);
 // Sorts by path and marks hard links (second and later names of an inode): one whole list.
 void order_entries(EntryList& entries);
 

@@ -233,6 +233,13 @@ bool setup_stage(BackupRun& run) {
 }
 
 // ---- scan ----
+// Test only: PBACKUP_TEST_PAUSE_AFTER_SCAN=S lets a test change the tree once the list is final
+// and before the reads: after the scan, or an incremental level's read_file_details.
+void test_pause_after_list(const BackupRun& run) {
+  if (const char* pause = std::getenv("PBACKUP_TEST_PAUSE_AFTER_SCAN"); pause && run.root)
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(std::atof(pause) * 1000)));
+}
+
 void scan_stage(BackupRun& run) {
   const auto start = Clock::now();
   {
@@ -257,9 +264,7 @@ void scan_stage(BackupRun& run) {
   }
   const uint64_t total = run.comm.sum(run.entries.size());  // each rank keeps what it found
   if (run.root) run.log.info("scanned " + std::to_string(total) + " entries at " + run.since());
-  // Test only: lets a test change the tree between the scan and the reads.
-  if (const char* pause = std::getenv("PBACKUP_TEST_PAUSE_AFTER_SCAN"); pause && run.root)
-    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(std::atof(pause) * 1000)));
+  if (!run.inc.on) test_pause_after_list(run);
   // Test only: an unexpected error on one rank while the others wait in a collective.
   if (const char* r = std::getenv("PBACKUP_TEST_FAIL_RANK"); r && std::atoi(r) == run.comm.rank() && run.comm.size() > 1)
     throw std::runtime_error("test failure injected on this rank (PBACKUP_TEST_FAIL_RANK)");
@@ -305,14 +310,6 @@ void gather_plan(BackupRun& run) {
   }
 }
 
-// This rank's first stored path ("" when its blocks hold no header).
-std::string first_stored(const BackupRun& run) {
-  for (const Block& b : run.blocks)
-    for (const Piece& p : b.pieces)
-      if (p.header) return run.entries.at(p.entry).path;
-  return "";
-}
-
 // The ranks sort the list by path together (sample sort) and mark hard links; then each cuts
 // its slice in turn, or (zip) rank 0 receives the whole list in order and cuts it. Rank 0
 // learns every block's facts; every rank opens the destination's temporary files.
@@ -332,8 +329,14 @@ bool plan_stage(BackupRun& run) {
     if (!run.agree()) return false;
   }
   if (run.inc.on) {  // an incremental level: the unchanged entries leave the list, their records stay
-    run.error.guard([&] { drop_unchanged(run.inc, run.entries); });
+    run.error.guard([&] {
+      drop_unchanged(run.inc, run.entries);
+      read_file_details(run.entries, run.setup.roots, run.log);  // the scan left them out
+    });
     if (!run.agree()) return false;
+    const uint64_t kept = run.comm.sum(run.inc.kept.size());
+    if (run.root) run.log.info(std::to_string(kept) + " entries unchanged since " + quote(run.inc.prev.name) + " at " + run.since());
+    test_pause_after_list(run);
   }
   mark_hardlinks(run.comm, run.entries);
   run.memory("hard links");
@@ -350,7 +353,6 @@ bool plan_stage(BackupRun& run) {
     run.blocks = cut_in_turn(run.comm, run.entries, *run.fmt, block_bytes);
   }
   if (!run.agree()) return false;
-  if (run.inc.on) place_kept(run.comm, run.inc, first_stored(run));
   if (run.con.on) {  // consolidate: the cut moved entries between ranks: locate the newcomers
     run.error.guard([&] { locate(run.con, run.entries); });
     if (!run.agree()) return false;
@@ -436,54 +438,105 @@ void each_stored(const BackupRun& run, F f) {
       if (p.header) f(run.entries.at(p.entry));
 }
 
-constexpr int kTagCatalog = 31;
+constexpr int kTagCatalog = 31, kTagCatalogMore = 32;
 
-// Rank 0 writes the catalog from every rank's records, in rank order (the list's order), in
-// batches; it keeps taking them after an error so no rank waits forever.
-// An incremental level's stored records (this archive: level = the chain's length) merged in
-// path order with the records of the unchanged entries this rank holds (core/incremental.h).
-void this_rank_records(BackupRun& run, const std::vector<std::string>& damaged, const std::function<void(CatalogRecord&&)>& each) {
-  std::vector<CatalogRecord>& kept = run.inc.kept;
-  size_t k = 0;
-  const auto level = static_cast<uint32_t>(run.inc.chain.size());
-  tar_catalog_records(run.entries, run.blocks, damaged, [&](CatalogRecord&& r) {
-    while (k < kept.size() && path_less(kept[k].path, r.path)) each(std::move(kept[k++]));
-    r.level = level;
-    each(std::move(r));
-  });
-  while (k < kept.size()) each(std::move(kept[k++]));
-  kept.clear();
+// This rank's catalog records in path order, a batch at a time: its stored entries (where their
+// headers lie) merged with the records of the unchanged entries it kept (an incremental level,
+// core/incremental.h; this archive's own records get level = the chain's length).
+class RankRecords {
+ public:
+  RankRecords(BackupRun& run, const std::vector<std::string>& damaged)
+      : stored_(run.entries, run.blocks, damaged), kept_(run.inc.kept), level_(static_cast<uint32_t>(run.inc.chain.size())) {
+    have_ = stored_.next(head_);
+  }
+  std::vector<CatalogRecord> next(size_t n) {
+    std::vector<CatalogRecord> out;
+    while (out.size() < n && (have_ || k_ < kept_.size())) {
+      if (k_ < kept_.size() && (!have_ || path_less(kept_[k_].path, head_.path))) {
+        out.push_back(std::move(kept_[k_++]));
+        continue;
+      }
+      head_.level = level_;
+      out.push_back(std::move(head_));
+      have_ = stored_.next(head_);
+    }
+    if (k_ == kept_.size()) std::vector<CatalogRecord>().swap(kept_);
+    return out;
+  }
+
+ private:
+  TarRecordCursor stored_;
+  std::vector<CatalogRecord>& kept_;
+  const uint32_t level_;
+  CatalogRecord head_;
+  bool have_ = false;
+  size_t k_ = 0;
+};
+
+// Every rank's records go to rank 0 a batch at a time, on request, and rank 0 merges the
+// ranks' streams in path order into the catalog (each stream is in path order; the cut moved
+// stored entries to the next rank, so the kept records of an incremental level interleave with
+// other ranks' stored ones). Rank 0 holds one batch per rank; each rank keeps one batch ready
+// ahead. After an error on rank 0 it keeps draining the others, so no rank waits forever.
+void send_catalog_records(BackupRun& run, const std::vector<std::string>& damaged) {
+  std::vector<CatalogRecord> batch;
+  std::optional<RankRecords> mine;
+  auto produce = [&] {
+    batch.clear();
+    if (run.error.ok()) run.error.guard([&] {
+        if (!mine) mine.emplace(run, damaged);
+        batch = mine->next(kListBatchEntries);
+      });
+    if (!run.error.ok()) batch.clear();  // the end
+  };
+  produce();
+  while (true) {
+    run.comm.recv(0, kTagCatalogMore);
+    run.comm.send(0, kTagCatalog, to_wire(batch));
+    if (batch.empty()) return;
+    produce();
+  }
 }
 
 void stream_catalog(BackupRun& run, const std::vector<std::string>& damaged, uint64_t count) {
-  std::vector<CatalogRecord> batch;
-  if (!run.root) {
-    run.error.guard([&] {
-      this_rank_records(run, damaged, [&](CatalogRecord&& r) {
-        batch.push_back(std::move(r));
-        if (batch.size() == kListBatchEntries) {
-          run.comm.send(0, kTagCatalog, to_wire(batch));
-          batch.clear();
-        }
-      });
-    });
-    if (!batch.empty()) run.comm.send(0, kTagCatalog, to_wire(batch));
-    run.comm.send(0, kTagCatalog, to_wire(std::vector<CatalogRecord>{}));  // the end
-    return;
-  }
-  std::unique_ptr<CatalogWriter> w;
-  run.error.guard([&] {
-    w = std::make_unique<CatalogWriter>(count);
-    this_rank_records(run, damaged, [&](CatalogRecord&& r) { w->add(r); });
-  });
-  for (int r = 1; r < run.comm.size(); ++r)
-    while (true) {
-      batch = from_wire<std::vector<CatalogRecord>>(run.comm.recv(r, kTagCatalog));
-      if (batch.empty()) break;
+  if (!run.root) return send_catalog_records(run, damaged);
+  const int n = run.comm.size();
+  std::vector<std::vector<CatalogRecord>> batch(static_cast<size_t>(n));
+  std::vector<size_t> at(static_cast<size_t>(n), 0);
+  std::optional<RankRecords> mine;
+  // the next batch of rank r into batch[r]; false when r has no more
+  auto refill = [&](int r) {
+    auto& b = batch[static_cast<size_t>(r)];
+    at[static_cast<size_t>(r)] = 0;
+    if (r == 0) {
+      b.clear();
       if (run.error.ok()) run.error.guard([&] {
-          for (const auto& rec : batch) w->add(rec);
+          if (!mine) mine.emplace(run, damaged);
+          b = mine->next(kListBatchEntries);
         });
+    } else {
+      run.comm.send(r, kTagCatalogMore, "");
+      b = from_wire<std::vector<CatalogRecord>>(run.comm.recv(r, kTagCatalog));
     }
+    return !b.empty();
+  };
+  auto later = [&](int a, int b) {  // the heap's order: the smallest head path on top
+    return path_less(batch[static_cast<size_t>(b)][at[static_cast<size_t>(b)]].path, batch[static_cast<size_t>(a)][at[static_cast<size_t>(a)]].path);
+  };
+  std::vector<int> heap;
+  for (int r = 0; r < n; ++r)
+    if (refill(r)) heap.push_back(r);
+  std::make_heap(heap.begin(), heap.end(), later);
+  std::unique_ptr<CatalogWriter> w;
+  run.error.guard([&] { w = std::make_unique<CatalogWriter>(count); });
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    const int r = heap.back();
+    const auto u = static_cast<size_t>(r);
+    if (run.error.ok()) run.error.guard([&] { w->add(batch[u][at[u]]); });
+    if (++at[u] < batch[u].size() || refill(r)) std::push_heap(heap.begin(), heap.end(), later);
+    else heap.pop_back();
+  }
   if (run.error.ok()) run.error.guard([&] { run.catalog = w->finish(); });
 }
 
@@ -530,7 +583,8 @@ bool list_stage(BackupRun& run) {
   if (run.whole_on_root) {
     if (run.root) run.error.guard([&] { run.catalog = build_catalog(run.entries, run.blocks, run.fmt->name(), man.damaged); });
   } else {
-    stream_catalog(run, damaged, n[0] + run.inc.kept_total);  // an incremental level: all the tree
+    const uint64_t kept = run.comm.sum(run.inc.kept.size());  // an incremental level: all the tree
+    stream_catalog(run, damaged, n[0] + kept);
   }
   return run.agree(false);
 }
@@ -669,6 +723,7 @@ int run_backup(Comm& comm, const BackupOptions& opt, Log& log, BackupStats& stat
     if (run.root) run.dest->abort();
     return kExitFatal;
   }
+  run.sel.defer_file_details = run.inc.on;  // most entries of a level are dropped unchanged
   if (!opt.consolidate_from.empty() && !open_consolidation(comm, opt, run.con, log)) {
     if (run.root) run.dest->abort();
     return kExitFatal;

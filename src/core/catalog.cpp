@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <span>
 #include <ctime>
 #include <optional>
 #include <tuple>
@@ -48,7 +49,7 @@ std::string catalog_name(const std::string& archive) { return archive + ".catalo
 
 struct CatalogWriter::Impl {
   std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx{ZSTD_createCCtx(), ZSTD_freeCCtx};
-  std::string out, rec;
+  std::string out, rec, pending;
   uint64_t count = 0, added = 0, raw = 0;
   void push(std::string_view in, ZSTD_EndDirective end) {
     ZSTD_inBuffer ib{in.data(), in.size(), 0};
@@ -65,7 +66,9 @@ struct CatalogWriter::Impl {
 
 CatalogWriter::CatalogWriter(uint64_t count) : impl_(std::make_unique<Impl>()) {
   if (!impl_->cctx) throw Fatal("catalog: zstd: out of memory");
-  ZSTD_CCtx_setParameter(impl_->cctx.get(), ZSTD_c_compressionLevel, 6);
+  // level 1: on a 240,000-entry catalog 4x faster than level 6 for 9% more bytes; a level of an
+  // unchanged tree is mostly this (rank 0, serially)
+  ZSTD_CCtx_setParameter(impl_->cctx.get(), ZSTD_c_compressionLevel, 1);
   ZSTD_CCtx_setParameter(impl_->cctx.get(), ZSTD_c_checksumFlag, 1);
   impl_->count = count;
   impl_->out.assign(kMagic, sizeof kMagic);
@@ -108,13 +111,18 @@ void CatalogWriter::add(const CatalogRecord& r) {
   for (int i = 0; i < 4; ++i) o[i] = static_cast<char>(len >> (8 * i));
   impl_->raw += o.size();
   ++impl_->added;
-  impl_->push(o, ZSTD_e_continue);
+  impl_->pending += o;  // compressed 256 KiB at a time: one zstd call per record cost more than zstd
+  if (impl_->pending.size() >= (1u << 18)) {
+    impl_->push(impl_->pending, ZSTD_e_continue);
+    impl_->pending.clear();
+  }
 }
 
 std::string CatalogWriter::finish() {
   if (impl_->added != impl_->count)
     throw Fatal("catalog: internal: " + std::to_string(impl_->added) + " records for " + std::to_string(impl_->count) + " entries");
-  impl_->push({}, ZSTD_e_end);
+  impl_->push(impl_->pending, ZSTD_e_end);
+  impl_->pending.clear();
   std::string out = std::move(impl_->out);
   for (int i = 0; i < 8; ++i) out[24 + i] = static_cast<char>(impl_->raw >> (8 * i));
   return out;
@@ -150,20 +158,25 @@ CatalogRecord catalog_record(const Entry& e, bool tar, bool damaged, uint64_t bl
   return r;
 }
 
-void tar_catalog_records(const EntryList& entries, const std::vector<Block>& blocks,
-                         const std::vector<std::string>& damaged, const std::function<void(CatalogRecord&&)>& each) {
-  for (const Block& b : blocks) {
-    uint64_t pos = 0;
-    for (const Piece& p : b.pieces) {
-      if (p.entry >= entries.size()) throw Fatal("catalog: internal: piece of entry " + std::to_string(p.entry));
-      const Entry& e = entries[p.entry];
-      if (p.header) {
-        each(catalog_record(e, true, std::binary_search(damaged.begin(), damaged.end(), e.path), b.id, pos));
-        pos += tar_header(e).size();
-      }
-      pos += p.last ? (p.length + kTarBlock - 1) / kTarBlock * kTarBlock : p.length;
+bool TarRecordCursor::next(CatalogRecord& out) {
+  while (block_ < blocks_.size()) {
+    const Block& b = blocks_[block_];
+    if (piece_ == b.pieces.size()) {
+      ++block_, piece_ = 0, pos_ = 0;
+      continue;
+    }
+    const Piece& p = b.pieces[piece_++];
+    if (p.entry >= entries_.size()) throw Fatal("catalog: internal: piece of entry " + std::to_string(p.entry));
+    const Entry& e = entries_[p.entry];
+    const uint64_t at = pos_;
+    if (p.header) pos_ += tar_header(e).size();
+    pos_ += p.last ? (p.length + kTarBlock - 1) / kTarBlock * kTarBlock : p.length;
+    if (p.header) {
+      out = catalog_record(e, true, std::binary_search(damaged_.begin(), damaged_.end(), e.path), b.id, at);
+      return true;
     }
   }
+  return false;
 }
 
 std::string build_catalog(const EntryList& entries, const std::vector<Block>& blocks, const std::string& fmt,
@@ -229,6 +242,7 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
   if (!dctx) throw Fatal("catalog: zstd: out of memory");
   ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, 27);  // bounded memory whatever the frame says
   std::string pending;  // decompressed bytes not yet parsed (less than one record + 64 KiB)
+  CatalogRecord r;      // one record, its strings' buffers reused from record to record
   uint64_t seen = 0, raw = 0;
   size_t zrc = 1;
   bool any_input = false;
@@ -242,7 +256,6 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
       if (pending.size() - pos - 4 < len) break;
       if (seen == count) throw Fatal("catalog: more records than the " + std::to_string(count) + " its header announces");
       const unsigned char* q = p + 4;
-      CatalogRecord r;
       if (q[0] > static_cast<uint8_t>(EntryType::Fifo)) throw Fatal("catalog: record " + std::to_string(seen) + ": unknown type " + std::to_string(q[0]));
       r.type = static_cast<EntryType>(q[0]);
       r.flags = q[1];
@@ -260,13 +273,15 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
         r.dev = get64(q + 64);
         r.ino = get64(q + 72);
         r.level = get32(q + 80);
+      } else {
+        r.ctime_sec = 0, r.ctime_nsec = 0, r.dev = 0, r.ino = 0, r.level = 0;
+        r.member.clear();
       }
       if (r.mtime_nsec >= 1000000000u || r.ctime_nsec >= 1000000000u)
         throw Fatal("catalog: record " + std::to_string(seen) + ": nanoseconds out of range");
       size_t at = fixed;
-      std::vector<std::string*> names{&r.path, &r.link, &r.uname, &r.gname};
-      if (version >= 2) names.push_back(&r.member);
-      for (std::string* s : names) {
+      std::string* const names[] = {&r.path, &r.link, &r.uname, &r.gname, &r.member};
+      for (std::string* s : std::span(names, version >= 2 ? 5 : 4)) {
         if (len - at < 4) throw Fatal("catalog: record " + std::to_string(seen) + ": fields run past its length");
         uint32_t n = get32(q + at);
         at += 4;

@@ -75,10 +75,22 @@ std::string build_catalog(const EntryList& entries, const std::vector<Block>& bl
 // One entry's record: `tar` adds the xattr/ACL/sparse flags, `block`/`offset` where its header is.
 CatalogRecord catalog_record(const Entry& e, bool tar, bool damaged, uint64_t block, uint64_t offset);
 
-// The records of a tar list's slice (core/file_list.h): one per header piece of `blocks`, in
-// order, with the block and the header's offset in it; `damaged` sorted.
-void tar_catalog_records(const EntryList& entries, const std::vector<Block>& blocks,
-                         const std::vector<std::string>& damaged, const std::function<void(CatalogRecord&&)>& each);
+// The records of a tar list's slice (core/file_list.h), pulled one at a time: one per header
+// piece of `blocks`, in order, with the block and the header's offset in it; `damaged` sorted.
+// The lists must outlive the cursor.
+class TarRecordCursor {
+ public:
+  TarRecordCursor(const EntryList& entries, const std::vector<Block>& blocks, const std::vector<std::string>& damaged)
+      : entries_(entries), blocks_(blocks), damaged_(damaged) {}
+  bool next(CatalogRecord& out);  // false at the end
+
+ private:
+  const EntryList& entries_;
+  const std::vector<Block>& blocks_;
+  const std::vector<std::string>& damaged_;
+  size_t block_ = 0, piece_ = 0;
+  uint64_t pos_ = 0;  // uncompressed bytes into the block before piece_
+};
 
 // Parses a catalog pulled chunk by chunk (`next` returns an empty view at the end), calling
 // `each` per record in order. Throws Fatal ("catalog: ...") on anything malformed: bad magic or

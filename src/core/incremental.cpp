@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <iterator>
-#include <unordered_map>
 #include <cstdio>
 
 #include "core/extract.h"
@@ -117,46 +116,49 @@ void read_previous(const Incremental& inc, const std::function<void(const Catalo
   else read_archive_catalog(inc.prev, checked);
 }
 
-// Entries moved inside the tree (a renamed directory's files keep their inode, size, mtime and
-// ctime): a second pass over PREV's catalog finds the record of the same (dev, ino) under
-// another path and carries it under the new path, with the member name the data has in its
-// archive. Only this rank's entries still to be stored are looked up (a map of those).
-void find_renamed(Incremental& inc, const EntryList& mine, std::vector<bool>& drop) {
-  std::unordered_map<uint64_t, std::vector<size_t>> by_ino;  // ino -> entries (dev checked on a hit)
-  for (size_t k = 0; k < mine.size(); ++k)
-    if (!drop[k] && mine[k].type != EntryType::Dir && mine[k].nlink <= 1 && mine[k].ino) by_ino[mine[k].ino].push_back(k);
-  if (by_ino.empty()) return;
-  std::vector<CatalogRecord> moved;
-  read_previous(inc, [&](const CatalogRecord& r) {
-    auto it = by_ino.find(r.ino);
-    if (it == by_ino.end()) return;
-    for (size_t k : it->second) {
-      if (drop[k] || mine[k].path == r.path || !unchanged(mine[k], r)) continue;
-      drop[k] = true;
-      CatalogRecord c = r;
-      if (c.member.empty()) c.member = r.path;  // where its archive holds the data
-      c.path = mine[k].path;
-      moved.push_back(std::move(c));
-      break;
-    }
-  });
-  if (moved.empty()) return;
-  inc.kept.insert(inc.kept.end(), std::make_move_iterator(moved.begin()), std::make_move_iterator(moved.end()));
-  std::sort(inc.kept.begin(), inc.kept.end(), [](const CatalogRecord& a, const CatalogRecord& b) { return path_less(a.path, b.path); });
-}
-
+// One pass over PREV's catalog beside this rank's sorted slice. A record at an entry's own path
+// that is unchanged is kept (its level, block and offset: where the chain holds it). Entries
+// moved inside the tree (a renamed directory's files keep their inode, size, mtime and ctime)
+// are found in the same pass by (dev, ino): the record under the old path is carried under the
+// new one, with the member name the data has in its archive. Only this rank's entries are looked
+// up (a sorted (ino, entry) table), and only records that did not match their own path.
 void drop_unchanged(Incremental& inc, EntryList& mine) {
   if (!inc.on) return;
   std::vector<bool> drop(mine.size(), false);
+  std::vector<std::pair<uint64_t, size_t>> by_ino;
+  for (size_t k = 0; k < mine.size(); ++k)
+    if (mine[k].type != EntryType::Dir && mine[k].nlink <= 1 && mine[k].ino) by_ino.emplace_back(mine[k].ino, k);
+  std::sort(by_ino.begin(), by_ino.end());
+  std::vector<std::pair<size_t, CatalogRecord>> moved;  // entry, its record under another path
+  std::vector<bool> has_moved(mine.size(), false);
   size_t i = 0;
   read_previous(inc, [&](const CatalogRecord& r) {
     while (i < mine.size() && path_less(mine[i].path, r.path)) ++i;
     if (i < mine.size() && mine[i].path == r.path && unchanged(mine[i], r)) {
       drop[i] = true;
-      inc.kept.push_back(r);  // its level, block and offset: where the chain holds it
+      inc.kept.push_back(r);
+      return;
+    }
+    auto it = std::lower_bound(by_ino.begin(), by_ino.end(), std::make_pair(r.ino, size_t{0}));
+    for (; it != by_ino.end() && it->first == r.ino; ++it) {
+      const size_t k = it->second;
+      if (has_moved[k] || mine[k].path == r.path || !unchanged(mine[k], r)) continue;
+      has_moved[k] = true;
+      moved.emplace_back(k, r);
+      break;
     }
   });
-  find_renamed(inc, mine, drop);
+  bool any_moved = false;
+  for (auto& [k, r] : moved) {
+    if (drop[k]) continue;  // unchanged at its own path as well: that record is kept
+    drop[k] = true;
+    if (r.member.empty()) r.member = r.path;  // where its archive holds the data
+    r.path = mine[k].path;
+    inc.kept.push_back(std::move(r));
+    any_moved = true;
+  }
+  if (any_moved)
+    std::sort(inc.kept.begin(), inc.kept.end(), [](const CatalogRecord& a, const CatalogRecord& b) { return path_less(a.path, b.path); });
   size_t w = 0;  // compacted in place: no second list at the peak
   for (size_t k = 0; k < mine.size(); ++k)
     if (!drop[k]) {
@@ -164,37 +166,6 @@ void drop_unchanged(Incremental& inc, EntryList& mine) {
       ++w;
     }
   mine.resize(w);
-}
-
-void place_kept(Comm& comm, Incremental& inc, const std::string& first) {
-  std::string all = to_wire(comm.gather(first, 0));
-  comm.broadcast(all, 0);
-  const auto firsts = from_wire<std::vector<std::string>>(all);
-  const int n = comm.size();
-  std::vector<int> storing;  // ranks storing anything, in order: their first paths increase
-  for (int s = 0; s < n; ++s)
-    if (!firsts[static_cast<size_t>(s)].empty()) storing.push_back(s);
-  if (storing.empty()) storing.push_back(0);  // cannot be: the roots are directories, always stored
-  std::vector<std::vector<CatalogRecord>> out(static_cast<size_t>(n));
-  std::vector<CatalogRecord> stay;
-  for (auto& r : inc.kept) {
-    // the last storing rank whose first path is not after r's (or the first storing rank)
-    auto it = std::upper_bound(storing.begin(), storing.end(), r.path, [&](const std::string& p, int s) {
-      return path_less(p, firsts[static_cast<size_t>(s)]);
-    });
-    const int owner = it == storing.begin() ? storing.front() : *(it - 1);
-    if (owner == comm.rank()) stay.push_back(std::move(r));
-    else out[static_cast<size_t>(owner)].push_back(std::move(r));
-  }
-  // Usually only the records past a cut boundary move (about one block's entries per rank); a
-  // rank whose stored entries all moved on sends all its records. One exchange, not batched.
-  std::vector<std::string> to_each;
-  for (auto& v : out) to_each.push_back(to_wire(v));
-  for (const auto& bytes : comm.exchange(to_each))
-    for (auto& r : from_wire<std::vector<CatalogRecord>>(bytes)) stay.push_back(std::move(r));
-  std::sort(stay.begin(), stay.end(), [](const CatalogRecord& a, const CatalogRecord& b) { return path_less(a.path, b.path); });
-  inc.kept.swap(stay);
-  inc.kept_total = comm.sum(inc.kept.size());
 }
 
 std::vector<ArchiveSource> resolve_chain(const ArchiveSource& newest, const S3Flags& s3, const AgeKeys& keys) {

@@ -30,8 +30,8 @@ struct Incremental {
   std::vector<Fragment> chain;     // every rank: the new level's Manifest::chain
   std::string prev_catalog;        // every rank, when PREV is encrypted: its catalog, decrypted by
                                    // rank 0 (the only rank holding the identities) and broadcast
-  std::vector<CatalogRecord> kept; // this rank: unchanged entries (not stored again), in path order
-  uint64_t kept_total = 0;         // every rank after place_kept: all ranks' kept records
+  std::vector<CatalogRecord> kept; // this rank: unchanged entries (not stored again), in path order;
+                                   // the catalog merges every rank's with the stored records
 };
 
 // Collective. Rank 0 resolves PREV, checks it can be the base of a level (our tar manifest
@@ -44,15 +44,10 @@ bool open_previous(Comm& comm, const BackupOptions& opt, const std::string& fmt_
 // not damaged then. Directories and files with several links are always stored again.
 bool unchanged(const Entry& e, const CatalogRecord& r);
 
-// Every rank, after sort_by_path: reads PREV's catalog (streamed: one record at a time) beside
-// its own sorted slice, removes the unchanged entries from `mine` and keeps their records.
+// Every rank, after sort_by_path: reads PREV's catalog (streamed: one record at a time, one
+// pass) beside its own sorted slice, removes the unchanged and the moved entries from `mine`
+// and keeps their records.
 void drop_unchanged(Incremental& inc, EntryList& mine);
-
-// Collective, after cut_in_turn: moves each kept record to the rank whose stored records its
-// path falls among (the cut moved some entries to the next rank), so that every rank's kept
-// and stored records merge into one ordered stream, rank after rank. `first` is this rank's
-// first stored path ("" when it stores nothing).
-void place_kept(Comm& comm, Incremental& inc, const std::string& first);
 
 // The manifests of a level's chain, found beside it (same folder or prefix) and checked
 // against the SHA-256 its manifest records: chain[k] resolved. Throws Fatal naming a missing

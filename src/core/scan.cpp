@@ -67,7 +67,9 @@ std::string find_holes(const std::string& disk, const struct stat& st) {
 }
 
 // Builds an entry from lstat data; false (with a message) for types we do not store.
-bool make_entry(const struct stat& st, Entry& e, Log& log, const std::string& disk) {
+// `details`: also a file's extended attributes and holes (read_file_details() reads them later
+// for the entries an incremental level keeps; a directory's are always read here).
+bool make_entry(const struct stat& st, Entry& e, Log& log, const std::string& disk, bool details) {
   e.size = 0;
   if (S_ISREG(st.st_mode)) {
     e.type = EntryType::File;
@@ -94,8 +96,8 @@ bool make_entry(const struct stat& st, Entry& e, Log& log, const std::string& di
   e.ino = st.st_ino;
   e.owner = user_name(e.uid) + ":" + group_name(e.gid);
   // One llistxattr per entry; a link's own attributes are not stored (as GNU tar).
-  if (e.type != EntryType::Symlink) e.xattrs = read_xattr_records(disk, log);
-  if (e.type == EntryType::File) e.sparse = find_holes(disk, st);
+  if (e.type != EntryType::Symlink && (details || e.type == EntryType::Dir)) e.xattrs = read_xattr_records(disk, log);
+  if (e.type == EntryType::File && details) e.sparse = find_holes(disk, st);
   return true;
 }
 
@@ -125,6 +127,7 @@ void scan_dir(const DirTask& t, EntryList& out, std::vector<DirTask>& subdirs, L
     return;
   }
   std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
+  const bool details = !sel || !sel->defer_file_details;
   while (true) {
     errno = 0;
     struct dirent* de = ::readdir(d);
@@ -144,9 +147,9 @@ void scan_dir(const DirTask& t, EntryList& out, std::vector<DirTask>& subdirs, L
     e.root = t.root;
     e.path = t.path + "/" + name;
     if (sel && sel->excluded(e.path, S_ISDIR(st.st_mode))) continue;  // not descended either
-    if (!make_entry(st, e, log, disk)) continue;
+    if (!make_entry(st, e, log, disk, details)) continue;
     if (e.type == EntryType::Symlink && !read_link(fd, name, disk, e.link, log)) continue;
-    if (e.type == EntryType::File && ::faccessat(fd, name, R_OK, AT_EACCESS) != 0) {
+    if (details && e.type == EntryType::File && ::faccessat(fd, name, R_OK, AT_EACCESS) != 0) {
       log.warn(sys_message("cannot read", disk, errno) + " (not stored)", disk);
       continue;
     }
@@ -194,9 +197,10 @@ bool scan_one(uint32_t root, const std::string& path, const std::string& disk, u
   Entry e;
   e.root = root;
   e.path = path;
-  if (!make_entry(st, e, log, disk)) return false;
+  const bool details = !sel || !sel->defer_file_details;
+  if (!make_entry(st, e, log, disk, details)) return false;
   if (e.type == EntryType::Symlink && !read_link(AT_FDCWD, disk.c_str(), disk, e.link, log)) return false;
-  if (e.type == EntryType::File && ::access(disk.c_str(), R_OK) != 0) {
+  if (details && e.type == EntryType::File && ::access(disk.c_str(), R_OK) != 0) {
     log.warn(sys_message("cannot read", disk, errno) + " (not stored)", disk);
     return false;
   }
@@ -441,6 +445,27 @@ EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log, const Selec
   }
   if (comm.rank() == 0) return scan_coordinator(comm, roots, log, sel, found);
   return scan_worker(comm, log, sel);
+}
+
+void read_file_details(EntryList& mine, const std::vector<Root>& roots, Log& log) {
+  size_t w = 0;  // compacted in place
+  for (size_t k = 0; k < mine.size(); ++k) {
+    Entry& e = mine[k];
+    if (e.type != EntryType::Dir) {
+      const std::string disk = disk_path(e, roots);
+      if (e.type == EntryType::File && ::access(disk.c_str(), R_OK) != 0) {
+        log.warn(sys_message("cannot read", disk, errno) + " (not stored)", disk);
+        continue;
+      }
+      if (e.type != EntryType::Symlink) e.xattrs = read_xattr_records(disk, log);
+      struct stat st {};  // the holes need the block count; a file replaced since is read whole
+      if (e.type == EntryType::File && ::lstat(disk.c_str(), &st) == 0 && st.st_ino == e.ino && st.st_dev == e.dev)
+        e.sparse = find_holes(disk, st);
+    }
+    if (w != k) mine[w] = std::move(e);
+    ++w;
+  }
+  mine.resize(w);
 }
 
 void order_entries(EntryList& entries) {

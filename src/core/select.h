@@ -29,6 +29,9 @@ struct Selection {
   std::vector<std::string> excludes;  // patterns
   std::vector<std::string> files;     // --files-from: paths on disk (rank 0 uses them)
   bool one_file_system = false;
+  // an incremental level: the scan leaves files' extended attributes, holes and read check to
+  // read_file_details(), run only on the entries still to be stored (not shared: set on every rank)
+  bool defer_file_details = false;
   bool excluded(const std::string& path, bool is_dir) const;
 };
 

@@ -56,10 +56,21 @@ std::string disk_path(const Entry& e, const std::vector<Root>& roots) {
   return r.disk + e.path.substr(slash);
 }
 
+// Sorting compares paths that share long prefixes (the roots, the directories): the common
+// prefix is skipped 8 bytes at a time, then the first differing byte decides ('/' first).
 bool path_less(const std::string& a, const std::string& b) {
-  size_t n = std::min(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i) {
-    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+  const size_t n = std::min(a.size(), b.size());
+  const char* p = a.data();
+  const char* q = b.data();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, p + i, 8);
+    std::memcpy(&y, q + i, 8);
+    if (x != y) break;
+  }
+  for (; i < n; ++i) {
+    const auto x = static_cast<unsigned char>(p[i]), y = static_cast<unsigned char>(q[i]);
     if (x == y) continue;
     if (x == '/') return true;
     if (y == '/') return false;

@@ -173,13 +173,13 @@ run_rc rc run_pb backup --sources "$T" --output-dir "$F" --name f1 --no-progress
 [ ! -e "$F/f1.tar.gz" ] || fail "a refused level left an archive"
 pass "a previous catalog naming a level past its chain is refused"
 
-# ---- a file damaged in a level (gone after the scan) is not created by the chain restore ----
+# ---- a file damaged in a level (gone once the list was final) is not created by the chain restore ----
 echo "changed for level 3" > "$T/reset.txt"
 PBACKUP_TEST_PAUSE_AFTER_SCAN=3 timeout 60 "$PBACKUP" backup --sources "$T" --output-dir "$OUT" --name L3 \
   --incremental-from "$OUT/L2.tar.gz" --log-level info --no-progress >"$WORK/v.out" 2>"$WORK/v.err" &
 pid=$!
-for i in $(seq 1 400); do grep -q "scanned" "$WORK/v.err" && break; sleep 0.05; done
-grep -q "scanned" "$WORK/v.err" || fail "level 3 did not report its scan"
+for i in $(seq 1 400); do grep -q "entries unchanged since" "$WORK/v.err" && break; sleep 0.05; done
+grep -q "entries unchanged since" "$WORK/v.err" || fail "level 3 did not report its unchanged entries"
 rm "$T/reset.txt"
 rc=0; wait "$pid" || rc=$?
 [ "$rc" -eq 1 ] || fail "level 3 with a vanished file exited $rc: $(cat "$WORK/v.err")"

@@ -282,27 +282,3 @@ TEST_CASE("manifest: the optional chain of an incremental level round-trips and 
   CHECK_THROWS_WITH_AS(manifest_from_json(j), doctest::Contains("chain[1].size"), Fatal);
 }
 
-#include "thread_comm.h"
-
-TEST_CASE("incremental: place_kept moves each kept record to the rank whose stored paths it falls among") {
-  // 3 ranks; stored first paths after the cut: rank 0 "r", rank 1 nothing (all moved on), rank 2 "r/m"
-  const std::vector<std::string> first = {"r", "", "r/m"};
-  const std::vector<std::vector<std::string>> kept = {{"r/a", "r/n"}, {"r/b", "r/z"}, {"r/c", "r/x"}};
-  auto got = testutil::run_ranks<std::vector<std::string>>(3, [&](Comm& comm) {
-    Incremental inc;
-    inc.on = true;
-    for (const auto& p : kept[static_cast<size_t>(comm.rank())]) {
-      CatalogRecord r;
-      r.path = p;
-      inc.kept.push_back(r);
-    }
-    place_kept(comm, inc, first[static_cast<size_t>(comm.rank())]);
-    CHECK(inc.kept_total == 6);
-    std::vector<std::string> paths;
-    for (const auto& r : inc.kept) paths.push_back(r.path);
-    return paths;
-  });
-  CHECK(got[0] == std::vector<std::string>{"r/a", "r/b", "r/c"});  // before "r/m"
-  CHECK(got[1].empty());
-  CHECK(got[2] == std::vector<std::string>{"r/n", "r/x", "r/z"});  // from "r/m" on, in order
-}

@@ -5,8 +5,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
+#include "core/catalog.h"
 #include "core/file_list.h"
 #include "dest/registry.h"
 #include "helpers.h"
@@ -222,6 +224,30 @@ TEST_CASE("sort_by_path: every rank gets a fair share, in order, from very uneve
   }
 }
 
+TEST_CASE("path_less: the word-at-a-time prefix skip orders as the byte-by-byte rule") {
+  // the rule: the first differing byte decides, '/' before every other byte; a prefix first
+  auto reference = [](const std::string& a, const std::string& b) {
+    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+      const auto x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+      if (x != y) return x == '/' ? true : y == '/' ? false : x < y;
+    }
+    return a.size() < b.size();
+  };
+  std::mt19937 rng(7);
+  const std::string alphabet = "/.-a\x01\x7f\xff";  // '/', bytes below and above it, high bytes
+  const std::string prefix = "root/a long shared directory/";
+  for (int i = 0; i < 20000; ++i) {
+    std::string a = prefix.substr(0, rng() % (prefix.size() + 1)), b = a;
+    for (size_t k = rng() % 20; k > 0; --k) a += alphabet[rng() % alphabet.size()];
+    for (size_t k = rng() % 20; k > 0; --k) b += alphabet[rng() % alphabet.size()];
+    if (rng() % 4 == 0) b = a + b.substr(0, rng() % 3);  // prefixes of each other, equal
+    CHECK(path_less(a, b) == reference(a, b));
+    CHECK(path_less(b, a) == reference(b, a));
+  }
+  CHECK(path_less("r/abcdefgh/x", "r/abcdefghx"));  // '/' before 'x' after a whole equal word
+  CHECK_FALSE(path_less("r/abcdefghx", "r/abcdefgh/x"));
+}
+
 TEST_CASE("backup: 3 thread-ranks write the same archive bytes as one rank") {
   testutil::TempDir t;
   make_tree(t.path / "tree");
@@ -242,6 +268,51 @@ TEST_CASE("backup: 3 thread-ranks write the same archive bytes as one rank") {
     CHECK(memory_object(s1.archive) == memory_object("tc3_" + s1.archive.substr(4)));
     CHECK(memory_object(s1.archive + ".manifest.json").size() > 0);
   }
+}
+
+TEST_CASE("incremental: a level from 3 thread-ranks is byte-identical to one rank's, catalog included") {
+  // The level stores little (directories, the hard-linked pair, two changed files): the cut hands
+  // it all on to the last rank, while every rank keeps the records of its unchanged files, so
+  // rank 0 must merge the ranks' record streams by path, not concatenate them.
+  testutil::TempDir t;
+  make_tree(t.path / "tree");
+  fs::create_directories(t.path / "out");
+  auto options = [&](const std::string& name, const std::string& prev) {
+    BackupOptions o = memory_backup(t.path / "tree", "zstd", name);
+    o.dest_type = "hdd";
+    o.output_dir = (t.path / "out").string();
+    o.incremental_from = prev;
+    return o;
+  };
+  LocalComm one;
+  Log log(0, LogLevel::Error);
+  BackupStats s0, s1;
+  REQUIRE(run_backup(one, options("l0", ""), log, s0) == 0);
+  testutil::write_file(t.path / "tree" / "d1" / "s0" / "f3", "changed");
+  testutil::write_file(t.path / "tree" / "d8" / "new", "added");
+  const std::string prev = (t.path / "out" / s0.archive).string();
+  REQUIRE(run_backup(one, options("one", prev), log, s1) == 0);
+  auto rcs = testutil::run_ranks<int>(3, [&](Comm& c) {
+    Log l(c.rank(), LogLevel::Error, c.size());
+    BackupStats s;
+    return run_backup(c, options("three", prev), l, s);
+  });
+  CHECK(rcs == std::vector<int>{0, 0, 0});
+  auto bytes = [&](const std::string& name) {
+    std::ifstream in(t.path / "out" / name, std::ios::binary);
+    REQUIRE(in);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string three = "three" + s1.archive.substr(3);
+  CHECK(bytes(s1.archive) == bytes(three));
+  const std::string cat1 = bytes(catalog_name(s1.archive));
+  CHECK(cat1 == bytes(catalog_name(three)));
+  std::vector<std::string> paths;
+  read_catalog(cat1, [&](const CatalogRecord& r) { paths.push_back(r.path); });
+  size_t on_disk = 1;  // the root
+  for (auto it = fs::recursive_directory_iterator(t.path / "tree"); it != fs::recursive_directory_iterator(); ++it) ++on_disk;
+  CHECK(paths.size() == on_disk);  // the whole tree, not only what the level stores
+  CHECK(std::is_sorted(paths.begin(), paths.end(), [](const std::string& a, const std::string& b) { return path_less(a, b); }));
 }
 
 TEST_CASE("restore: 3 thread-ranks restore the tree a file backup holds") {
