@@ -3,6 +3,7 @@
 #include "core/file_list.h"
 
 #include <algorithm>
+#include <numeric>
 #include <deque>
 #include <stdexcept>
 #include <unordered_map>
@@ -145,9 +146,29 @@ void fields(Ar& a, CutCarry& c) {
 
 }  // namespace
 
+// Sorts by path: the order is found on indices, then each Entry (160 bytes and its strings)
+// moves once, following the permutation's cycles, instead of at every step of the sort.
+void sort_entries(EntryList& list) {
+  std::vector<size_t> order(list.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return path_less(list[a].path, list[b].path); });
+  for (size_t i = 0; i < order.size(); ++i) {  // position j receives the entry at order[j]
+    if (order[i] == i) continue;
+    Entry held = std::move(list[i]);
+    size_t j = i;
+    while (order[j] != i) {
+      const size_t k = order[j];
+      list[j] = std::move(list[k]);
+      order[j] = j;
+      j = k;
+    }
+    list[j] = std::move(held);
+    order[j] = j;
+  }
+}
+
 void sort_by_path(Comm& comm, EntryList& mine) {
-  auto less = [](const Entry& a, const Entry& b) { return path_less(a.path, b.path); };
-  std::sort(mine.begin(), mine.end(), less);
+  sort_entries(mine);
   const size_t ranks = static_cast<size_t>(comm.size());
   if (ranks == 1) return;
   const std::vector<std::string> split = splitters(comm, mine);
@@ -160,9 +181,10 @@ void sort_by_path(Comm& comm, EntryList& mine) {
       mine.pop_front();
     }
   // Rounds of one batch (or nothing) to every other rank, until no rank has anything left.
-  // What comes goes straight into `mine` (emptied above), so the list is held about once: the
-  // queues shrink as `mine` grows. This rank's own share moves over at the end.
+  // What comes goes into the run of its source (each source sends its share in order), so the
+  // list is held about once: the queues shrink as the runs grow. This rank's share is its own run.
   const size_t me = static_cast<size_t>(comm.rank());
+  std::vector<EntryList> runs(ranks);
   while (true) {
     bool left = false;
     for (size_t d = 0; d < ranks; ++d) left = left || (d != me && !out[d].empty());
@@ -176,15 +198,24 @@ void sort_by_path(Comm& comm, EntryList& mine) {
       if (in[src].empty()) continue;
       EntryList batch = from_wire<EntryList>(in[src]);
       std::string().swap(in[src]);
-      for (auto& e : batch) mine.push_back(std::move(e));
+      for (auto& e : batch) runs[src].push_back(std::move(e));
     }
   }
-  while (!out[me].empty()) {
-    mine.push_back(std::move(out[me].front()));
-    out[me].pop_front();
+  runs[me].swap(out[me]);
+  // The runs merged by path (a heap of the sources by their first path): n log(ranks) steps.
+  auto later = [&](size_t a, size_t b) { return path_less(runs[b].front().path, runs[a].front().path); };
+  std::vector<size_t> heap;
+  for (size_t src = 0; src < ranks; ++src)
+    if (!runs[src].empty()) heap.push_back(src);
+  std::make_heap(heap.begin(), heap.end(), later);
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    EntryList& run = runs[heap.back()];
+    mine.push_back(std::move(run.front()));
+    run.pop_front();
+    if (run.empty()) heap.pop_back();
+    else std::push_heap(heap.begin(), heap.end(), later);
   }
-  // Each source's entries came in order; the runs interleave.
-  std::sort(mine.begin(), mine.end(), less);
 }
 
 void visit_in_order(Comm& comm, EntryList& mine, const std::function<void(Entry&&)>& each) {

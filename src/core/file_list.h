@@ -15,6 +15,9 @@ namespace pbackup {
 constexpr size_t kListBatchEntries = 4096;
 constexpr uint64_t kListBatchBytes = 4ull << 20;
 
+// One list ordered by path (path_less), each entry moved once.
+void sort_entries(EntryList& list);
+
 // Collective. Orders the entries of every rank by path (path_less) across the ranks: on return
 // each rank's list is sorted and every path on rank r sorts before every path on rank r+1.
 // The ranks hold about equal shares (splitters from weighted samples of every rank's list).

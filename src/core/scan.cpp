@@ -469,8 +469,7 @@ void read_file_details(EntryList& mine, const std::vector<Root>& roots, Log& log
 }
 
 void order_entries(EntryList& entries) {
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return path_less(a.path, b.path); });
+  sort_entries(entries);
   mark_hardlinks(entries);
 }
 
