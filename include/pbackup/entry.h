@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -58,7 +59,7 @@ inline std::pair<std::string, std::string> owner_names(const Entry& e) {
 std::string disk_path(const Entry& e, const std::vector<Root>& roots);
 
 // Ordering used everywhere: component by component, so a directory's contents stay together.
-bool path_less(const std::string& a, const std::string& b);
+bool path_less(std::string_view a, std::string_view b);
 
 template <class Ar>
 void fields(Ar& a, Entry& e) {

@@ -440,8 +440,9 @@ void each_stored(const BackupRun& run, F f) {
 
 constexpr int kTagCatalog = 31, kTagCatalogMore = 32;
 
-// This rank's catalog records in path order, a batch at a time: its stored entries (where their
-// headers lie) merged with the records of the unchanged entries it kept (an incremental level,
+// This rank's catalog records in path order, a batch at a time, encoded as the catalog stores
+// them (so every rank encodes its own, in parallel): its stored entries (where their headers
+// lie) merged with the records of the unchanged entries it kept (an incremental level,
 // core/incremental.h; this archive's own records get level = the chain's length).
 class RankRecords {
  public:
@@ -449,15 +450,16 @@ class RankRecords {
       : stored_(run.entries, run.blocks, damaged), kept_(run.inc.kept), level_(static_cast<uint32_t>(run.inc.chain.size())) {
     have_ = stored_.next(head_);
   }
-  std::vector<CatalogRecord> next(size_t n) {
-    std::vector<CatalogRecord> out;
-    while (out.size() < n && (have_ || k_ < kept_.size())) {
+  // Up to kListBatchEntries records or about kListBatchBytes; "" at the end.
+  std::string next() {
+    std::string out;
+    for (size_t n = 0; n < kListBatchEntries && out.size() < kListBatchBytes && (have_ || k_ < kept_.size()); ++n) {
       if (k_ < kept_.size() && (!have_ || path_less(kept_[k_].path, head_.path))) {
-        out.push_back(std::move(kept_[k_++]));
+        encode_catalog_record(kept_[k_++], out);
         continue;
       }
       head_.level = level_;
-      out.push_back(std::move(head_));
+      encode_catalog_record(head_, out);
       have_ = stored_.next(head_);
     }
     if (k_ == kept_.size()) std::vector<CatalogRecord>().swap(kept_);
@@ -479,20 +481,20 @@ class RankRecords {
 // other ranks' stored ones). Rank 0 holds one batch per rank; each rank keeps one batch ready
 // ahead. After an error on rank 0 it keeps draining the others, so no rank waits forever.
 void send_catalog_records(BackupRun& run, const std::vector<std::string>& damaged) {
-  std::vector<CatalogRecord> batch;
+  std::string batch;
   std::optional<RankRecords> mine;
   auto produce = [&] {
     batch.clear();
     if (run.error.ok()) run.error.guard([&] {
         if (!mine) mine.emplace(run, damaged);
-        batch = mine->next(kListBatchEntries);
+        batch = mine->next();
       });
     if (!run.error.ok()) batch.clear();  // the end
   };
   produce();
   while (true) {
     run.comm.recv(0, kTagCatalogMore);
-    run.comm.send(0, kTagCatalog, to_wire(batch));
+    run.comm.send(0, kTagCatalog, batch);
     if (batch.empty()) return;
     produce();
   }
@@ -500,41 +502,52 @@ void send_catalog_records(BackupRun& run, const std::vector<std::string>& damage
 
 void stream_catalog(BackupRun& run, const std::vector<std::string>& damaged, uint64_t count) {
   if (!run.root) return send_catalog_records(run, damaged);
-  const int n = run.comm.size();
-  std::vector<std::vector<CatalogRecord>> batch(static_cast<size_t>(n));
-  std::vector<size_t> at(static_cast<size_t>(n), 0);
+  const auto n = static_cast<size_t>(run.comm.size());
+  struct Source {
+    std::string batch;      // encoded records
+    std::string_view rest;  // of the batch, from the head record on
+    std::string_view head, path;
+  };
+  std::vector<Source> src(n);
   std::optional<RankRecords> mine;
-  // the next batch of rank r into batch[r]; false when r has no more
-  auto refill = [&](int r) {
-    auto& b = batch[static_cast<size_t>(r)];
-    at[static_cast<size_t>(r)] = 0;
+  auto take_head = [&](Source& s) {
+    s.head = s.rest.substr(0, encoded_record_size(s.rest));
+    s.path = encoded_record_path(s.head);
+  };
+  // the next batch of rank r; false when r has no more
+  auto refill = [&](size_t r) {
+    Source& s = src[r];
     if (r == 0) {
-      b.clear();
+      s.batch.clear();
       if (run.error.ok()) run.error.guard([&] {
           if (!mine) mine.emplace(run, damaged);
-          b = mine->next(kListBatchEntries);
+          s.batch = mine->next();
         });
     } else {
-      run.comm.send(r, kTagCatalogMore, "");
-      b = from_wire<std::vector<CatalogRecord>>(run.comm.recv(r, kTagCatalog));
+      run.comm.send(static_cast<int>(r), kTagCatalogMore, "");
+      s.batch = run.comm.recv(static_cast<int>(r), kTagCatalog);
     }
-    return !b.empty();
+    s.rest = s.batch;
+    if (s.rest.empty()) return false;
+    take_head(s);
+    return true;
   };
-  auto later = [&](int a, int b) {  // the heap's order: the smallest head path on top
-    return path_less(batch[static_cast<size_t>(b)][at[static_cast<size_t>(b)]].path, batch[static_cast<size_t>(a)][at[static_cast<size_t>(a)]].path);
-  };
-  std::vector<int> heap;
-  for (int r = 0; r < n; ++r)
+  auto later = [&](size_t a, size_t b) { return path_less(src[b].path, src[a].path); };  // smallest on top
+  std::vector<size_t> heap;
+  for (size_t r = 0; r < n; ++r)
     if (refill(r)) heap.push_back(r);
   std::make_heap(heap.begin(), heap.end(), later);
   std::unique_ptr<CatalogWriter> w;
   run.error.guard([&] { w = std::make_unique<CatalogWriter>(count); });
   while (!heap.empty()) {
     std::pop_heap(heap.begin(), heap.end(), later);
-    const int r = heap.back();
-    const auto u = static_cast<size_t>(r);
-    if (run.error.ok()) run.error.guard([&] { w->add(batch[u][at[u]]); });
-    if (++at[u] < batch[u].size() || refill(r)) std::push_heap(heap.begin(), heap.end(), later);
+    Source& s = src[heap.back()];
+    if (run.error.ok()) run.error.guard([&] { w->add_encoded(s.head); });
+    s.rest.remove_prefix(s.head.size());
+    bool more = !s.rest.empty();
+    if (more) take_head(s);
+    else more = refill(heap.back());
+    if (more) std::push_heap(heap.begin(), heap.end(), later);
     else heap.pop_back();
   }
   if (run.error.ok()) run.error.guard([&] { run.catalog = w->finish(); });

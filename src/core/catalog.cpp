@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <span>
+#include <stdexcept>
 #include <ctime>
 #include <optional>
 #include <tuple>
@@ -80,11 +81,10 @@ CatalogWriter::CatalogWriter(uint64_t count) : impl_(std::make_unique<Impl>()) {
 
 CatalogWriter::~CatalogWriter() = default;
 
-void CatalogWriter::add(const CatalogRecord& r) {
+void encode_catalog_record(const CatalogRecord& r, std::string& o) {
   for (const std::string* s : {&r.path, &r.link, &r.uname, &r.gname, &r.member})
     if (s->size() > kMaxName) throw Fatal("catalog: name of " + std::to_string(s->size()) + " bytes is too long: " + quote(r.path.substr(0, 200)));
-  std::string& o = impl_->rec;
-  o.clear();
+  const size_t start = o.size();
   put32(o, 0);
   o.push_back(static_cast<char>(r.type));
   o.push_back(static_cast<char>(r.flags));
@@ -107,11 +107,35 @@ void CatalogWriter::add(const CatalogRecord& r) {
     put32(o, static_cast<uint32_t>(s->size()));
     o += *s;
   }
-  uint32_t len = static_cast<uint32_t>(o.size() - 4);
-  for (int i = 0; i < 4; ++i) o[i] = static_cast<char>(len >> (8 * i));
-  impl_->raw += o.size();
+  const auto len = static_cast<uint32_t>(o.size() - start - 4);
+  for (int i = 0; i < 4; ++i) o[start + static_cast<size_t>(i)] = static_cast<char>(len >> (8 * i));
+}
+
+size_t encoded_record_size(std::string_view bytes) {
+  if (bytes.size() < 4) throw std::runtime_error("internal message: catalog record cut short");
+  const uint64_t len = get32(reinterpret_cast<const unsigned char*>(bytes.data()));
+  if (len < kFixed + 20 || len > bytes.size() - 4) throw std::runtime_error("internal message: catalog record runs past its batch");
+  return static_cast<size_t>(len) + 4;
+}
+
+std::string_view encoded_record_path(std::string_view record) {
+  if (record.size() < 8 + kFixed) throw std::runtime_error("internal message: catalog record cut short");
+  const uint32_t n = get32(reinterpret_cast<const unsigned char*>(record.data()) + 4 + kFixed);
+  if (n > record.size() - 8 - kFixed) throw std::runtime_error("internal message: catalog record path runs past it");
+  return record.substr(8 + kFixed, n);
+}
+
+void CatalogWriter::add(const CatalogRecord& r) {
+  std::string& o = impl_->rec;
+  o.clear();
+  encode_catalog_record(r, o);
+  add_encoded(o);
+}
+
+void CatalogWriter::add_encoded(std::string_view record) {
+  impl_->raw += record.size();
   ++impl_->added;
-  impl_->pending += o;  // compressed 256 KiB at a time: one zstd call per record cost more than zstd
+  impl_->pending += record;  // compressed 256 KiB at a time: one zstd call per record cost more than zstd
   if (impl_->pending.size() >= (1u << 18)) {
     impl_->push(impl_->pending, ZSTD_e_continue);
     impl_->pending.clear();

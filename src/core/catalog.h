@@ -59,12 +59,23 @@ class CatalogWriter {
   CatalogWriter(const CatalogWriter&) = delete;
   CatalogWriter& operator=(const CatalogWriter&) = delete;
   void add(const CatalogRecord& r);
+  // One record as encode_catalog_record made it (the ranks encode their own; rank 0 merges).
+  void add_encoded(std::string_view record);
   std::string finish();  // the whole file; throws Fatal if fewer or more records than `count` came
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Appends `r` to `out` as the catalog stores it (its u32 length first, docs/format.md). Throws
+// Fatal for a name over 1 MiB.
+void encode_catalog_record(const CatalogRecord& r, std::string& out);
+// The length of the encoded record at the start of `bytes` (its length field included) and
+// its path, from a list of records encode_catalog_record made (an internal message: checked
+// only against running past `bytes`, throws std::runtime_error).
+size_t encoded_record_size(std::string_view bytes);
+std::string_view encoded_record_path(std::string_view record);
 
 // Rank 0 at commit: the catalog of `entries` (sorted, as stored) cut into `blocks` by `fmt`
 // ("tar" gets header offsets inside blocks; "zip" the block only); damaged paths flagged, and

@@ -58,7 +58,7 @@ std::string disk_path(const Entry& e, const std::vector<Root>& roots) {
 
 // Sorting compares paths that share long prefixes (the roots, the directories): the common
 // prefix is skipped 8 bytes at a time, then the first differing byte decides ('/' first).
-bool path_less(const std::string& a, const std::string& b) {
+bool path_less(std::string_view a, std::string_view b) {
   const size_t n = std::min(a.size(), b.size());
   const char* p = a.data();
   const char* q = b.data();
