@@ -1,5 +1,5 @@
 // Incremental levels (see incremental.h). Memory: every rank reads PREV's catalog itself, one
-// record at a time (plus zstd's window; an s3:// catalog is fetched whole first), beside its own
+// record at a time (plus zstd's window; an s3:// catalog is fetched by rank 0 and broadcast), beside its own
 // slice of the sorted list, and keeps the records of its unchanged entries (about 1/N of the
 // tree, fewer bytes than the Entry each replaces). Rank 0 holds nothing more than in a full backup.
 #include "core/incremental.h"
@@ -61,7 +61,9 @@ bool open_previous(Comm& comm, const BackupOptions& opt, const std::string& fmt_
       if (prev.cipher && !opt.keys.encrypting())
         throw Fatal("--incremental-from " + shown + " is encrypted: this level must be encrypted too (--encrypt-to, --encrypt-to-file or "
                     "--passphrase-file), or its plaintext catalog would list every name of the encrypted level");
-      if (prev.cipher) info.catalog = archive_catalog_bytes(prev);  // decrypted here: the identities stay on rank 0
+      // decrypted here: the identities stay on rank 0; an s3:// catalog is fetched once, not by
+      // every rank (the ranks then hold it compressed, as they would have after their own GET)
+      if (prev.cipher || !prev.bucket.empty()) info.catalog = archive_catalog_bytes(prev);
       if (prev.manifest->catalog.name.empty()) throw Fatal("--incremental-from " + shown + ": it has no catalog (made before catalogs)");
       std::string man = prev.store->read_all(prev.manifest_path);
       inc.chain = prev.manifest->chain;

@@ -28,8 +28,9 @@ struct Incremental {
   bool on = false;
   ArchiveSource prev;              // every rank: the previous level (its catalog is read by every rank)
   std::vector<Fragment> chain;     // every rank: the new level's Manifest::chain
-  std::string prev_catalog;        // every rank, when PREV is encrypted: its catalog, decrypted by
-                                   // rank 0 (the only rank holding the identities) and broadcast
+  std::string prev_catalog;        // every rank, when PREV is encrypted or in S3: its catalog, read
+                                   // (decrypted) by rank 0 (the only rank holding the identities;
+                                   // one GET, not one per rank) and broadcast
   std::vector<CatalogRecord> kept; // this rank: unchanged entries (not stored again), in path order;
                                    // the catalog merges every rank's with the stored records
 };
