@@ -20,10 +20,11 @@ namespace {
 struct Opened {
   std::string error;
   std::vector<ArchiveSource> levels;
+  std::string catalog;
 };
 template <class Ar>
 void fields(Ar& a, Opened& o) {
-  a(o.error), a(o.levels);
+  a(o.error), a(o.levels), a(o.catalog);
 }
 
 std::string member_name(const Consolidation& con, uint32_t level, const std::string& member) {
@@ -69,6 +70,18 @@ void stream_read(const Consolidation& con, uint32_t level, uint64_t pos, uint64_
   }
 }
 
+// Level N's catalog, record by record, from the copy rank 0 read and checked: its own
+// complaints ("catalog: ...") name it; what `each` throws passes as it is.
+void each_record(const Consolidation& con, const std::function<void(const CatalogRecord&)>& each) {
+  try {
+    read_catalog(con.catalog, each);
+  } catch (const Fatal& f) {
+    const std::string what = f.what();
+    if (what.rfind("catalog: ", 0) != 0) throw;
+    throw Fatal("catalog of " + quote(con.levels.back().name) + ": " + what.substr(9));
+  }
+}
+
 }  // namespace
 
 bool open_consolidation(Comm& comm, const BackupOptions& opt, Consolidation& con, Log& log) {
@@ -85,6 +98,9 @@ bool open_consolidation(Comm& comm, const BackupOptions& opt, Consolidation& con
       o.levels.push_back(newest);
       for (const ArchiveSource& s : o.levels)
         if (s.cipher) throw Fatal(quote(s.name) + ": consolidating an encrypted chain is not supported yet");
+      if (newest.manifest->catalog.name.empty())
+        throw Fatal(quote(newest.name) + ": no catalog: consolidate needs a pbackup backup with its catalog");
+      o.catalog = archive_catalog_bytes(newest);  // checked against the manifest's size and SHA-256
     } catch (const std::exception& e) {
       o.error = e.what();
     }
@@ -98,6 +114,7 @@ bool open_consolidation(Comm& comm, const BackupOptions& opt, Consolidation& con
   }
   con.on = true;
   con.levels = std::move(o.levels);
+  con.catalog = std::move(o.catalog);
   const S3Flags s3{opt.s3_endpoint, opt.s3_region, opt.s3_addressing};
   for (ArchiveSource& s : con.levels) {
     if (!s.store) attach_store(s, s3);
@@ -119,18 +136,17 @@ EntryList consolidation_entries(Comm& comm, const Consolidation& con) {
   uint64_t i = 0;
   const uint64_t n = con.levels.size(), me = static_cast<uint64_t>(comm.rank()), size = static_cast<uint64_t>(comm.size());
   const ArchiveSource& newest = con.levels.back();
-  if (!read_archive_catalog(newest, [&](const CatalogRecord& r) {
-        if (r.level >= n)
-          throw Fatal("catalog of " + quote(newest.name) + ": " + quote(escape_name(r.path)) + " names level " + std::to_string(r.level) + " of a chain of " + std::to_string(n));
-        if (i++ % size != me) return;
-        Entry e;
-        e.path = r.path, e.link = r.link, e.owner = r.uname + ":" + r.gname;
-        e.size = r.size, e.mtime_sec = r.mtime_sec, e.mtime_nsec = r.mtime_nsec;
-        e.ctime_sec = r.ctime_sec, e.ctime_nsec = r.ctime_nsec, e.mode = r.mode, e.uid = r.uid, e.gid = r.gid;
-        e.dev = r.dev, e.ino = r.ino, e.type = r.type, e.nlink = 1, e.root = 0;
-        out.push_back(std::move(e));
-      }))
-    throw Fatal(quote(newest.name) + ": no catalog: consolidate needs a pbackup backup with its catalog");
+  each_record(con, [&](const CatalogRecord& r) {
+    if (r.level >= n)
+      throw Fatal("catalog of " + quote(newest.name) + ": " + quote(escape_name(r.path)) + " names level " + std::to_string(r.level) + " of a chain of " + std::to_string(n));
+    if (i++ % size != me) return;
+    Entry e;
+    e.path = r.path, e.link = r.link, e.owner = r.uname + ":" + r.gname;
+    e.size = r.size, e.mtime_sec = r.mtime_sec, e.mtime_nsec = r.mtime_nsec;
+    e.ctime_sec = r.ctime_sec, e.ctime_nsec = r.ctime_nsec, e.mode = r.mode, e.uid = r.uid, e.gid = r.gid;
+    e.dev = r.dev, e.ino = r.ino, e.type = r.type, e.nlink = 1, e.root = 0;
+    out.push_back(std::move(e));
+  });
   return out;
 }
 
@@ -169,11 +185,11 @@ void locate(Consolidation& con, EntryList& mine) {
   if (mine.empty()) return;
   // the records of this rank's slice, in path order beside the sorted slice (a merge)
   size_t i = 0;
-  read_archive_catalog(con.levels.back(), [&](const CatalogRecord& r) {
+  each_record(con, [&](const CatalogRecord& r) {
     while (i < mine.size() && path_less(mine[i].path, r.path)) ++i;
     if (i == mine.size() || mine[i].path != r.path) return;
     Entry& e = mine[i];
-    if (r.level >= con.levels.size())  // checked on the first read too; the file may have changed since
+    if (r.level >= con.levels.size())  // checked on the first pass too
       throw Fatal(quote(escape_name(r.path)) + ": its catalog record names level " + std::to_string(r.level) + " of a chain of " + std::to_string(con.levels.size()));
     const std::string& member = r.member.empty() ? r.path : r.member;
     if (e.type == EntryType::File)

@@ -24,6 +24,8 @@ struct Consolidation {
   bool on = false;
   std::vector<ArchiveSource> levels;  // every rank: the chain's archives, then level N (index = catalog level)
   std::vector<std::string> sources;   // level N's manifest sources (the new manifest records them)
+  std::string catalog;                // every rank: level N's catalog (zstd), read and checked once by
+                                      // rank 0 and broadcast; the three passes over it parse this copy
   struct Where {  // the catalog record's: the member's header is at `offset` of `block` of `level`
     uint32_t level = 0;
     uint64_t block = 0, offset = 0;
