@@ -91,6 +91,15 @@ BlockPrint block_print(const Block& b, const EntryList& entries) {
 
 std::string print_hex(const BlockPrint& p) { return to_hex(std::string_view(reinterpret_cast<const char*>(p.data()), p.size())); }
 
+// A journal number: an unsigned integer that fits 64 bits. A float (1e300: converting it is
+// undefined), a negative number (-1 would read as 2^64-1) or one past 2^64 (read as a float) is
+// damage, never converted.
+uint64_t u64_at(const nlohmann::json& j, const char* key) {
+  const nlohmann::json& v = j.at(key);
+  if (!v.is_number_unsigned()) throw std::runtime_error(std::string(key) + " is not an unsigned 64-bit integer");
+  return v.get<uint64_t>();
+}
+
 // One complete line of the journal; false (with old.why) ends the reading.
 bool take_line(const JournalExpect& expect, const std::string& line, size_t n, JournalRead& old) {
   nlohmann::json j;
@@ -102,7 +111,9 @@ bool take_line(const JournalExpect& expect, const std::string& line, size_t n, J
   }
   try {
     if (n == 1) {
-      if (!j.is_object() || j.value("pbackup_journal", 0) != kJournalVersion) throw std::runtime_error("not a pbackup journal");
+      if (!j.is_object() || !j.contains("pbackup_journal") || !j.at("pbackup_journal").is_number_unsigned() ||
+          j.at("pbackup_journal").get<uint64_t>() != kJournalVersion)
+        throw std::runtime_error("not a pbackup journal");
       std::string tag = j.at("tag").get<std::string>();
       if (!is_hex(tag, 16)) throw std::runtime_error("bad tag");
       old.tag = tag;
@@ -118,8 +129,7 @@ bool take_line(const JournalExpect& expect, const std::string& line, size_t n, J
       }
       return true;
     }
-    JournalBlock b{j.at("b").get<uint64_t>(), j.at("raw").get<uint64_t>(), j.at("offset").get<uint64_t>(), j.at("size").get<uint64_t>(),
-                   j.at("sha256").get<std::string>()};
+    JournalBlock b{u64_at(j, "b"), u64_at(j, "raw"), u64_at(j, "offset"), u64_at(j, "size"), j.at("sha256").get<std::string>()};
     const std::string print = j.at("print").get<std::string>();
     if (b.id != old.blocks.size() || b.offset != old.end || b.size == 0 || b.size > UINT64_MAX - old.end || !is_hex(b.sha256, 64))
       throw std::runtime_error("blocks out of order");

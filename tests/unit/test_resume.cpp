@@ -68,3 +68,19 @@ TEST_CASE("journal: refused with the reason (empty, foreign, another command, ch
   small.max_line = 100;
   CHECK(parse_journal(kHeader + std::string(101, ' '), small).why == "its line 2 is too long");
 }
+
+TEST_CASE("journal: numbers are unsigned 64-bit integers, never converted (found by fuzz_journal)") {
+  // 2^64 and more parse as a float: converting it to uint64_t is undefined (UBSan stopped there)
+  CHECK(parse_journal(kHeader + block(0, "0", "5", "33333333333333333333333333"), expect()).why.find("raw is not an unsigned 64-bit integer") !=
+        std::string::npos);
+  CHECK(parse_journal(kHeader + block(0, "0", "5", "1e300"), expect()).why.find("line 2 is damaged (raw is not") != std::string::npos);
+  // -1 read as 2^64-1: block 0 then covered the whole 64-bit archive
+  JournalRead neg = parse_journal(kHeader + block(0, "0", "-1"), expect());
+  CHECK(neg.why.find("size is not an unsigned 64-bit integer") != std::string::npos);
+  CHECK(parse_journal(kHeader + block(0, "0", "5", "1101824.5"), expect()).why.find("raw is not") != std::string::npos);
+  CHECK(parse_journal(kHeader + block(0, "-0.0", "5"), expect()).why.find("offset is not") != std::string::npos);
+  std::string v1f = kHeader;
+  v1f.replace(v1f.find("\"pbackup_journal\":1"), 19, "\"pbackup_journal\":1.0");
+  CHECK(parse_journal(v1f, expect()).why.find("not a pbackup journal") != std::string::npos);
+  CHECK(parse_journal(kHeader + block(0, "0", "5"), expect()).why == "");
+}
