@@ -4,7 +4,7 @@
 // memory stays bounded by the input. What it accepts must hold together: blocks numbered
 // 0..K-1 that tile the archive from byte 0 to `end` without overflow, SHA-256s in hex, a tag
 // of 16 hex digits, good_bytes within the input and ending at a newline.
-// The expected plan: any command but one starting with "0" matches, 100000 blocks, and a block
+// The expected plan: any command but one starting with "00" matches, 100000 blocks, and a block
 // whose print starts with "00" has changed (so every refusal path is reached).
 #include <cstddef>
 #include <cstdint>
@@ -18,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t step = size ? 1 + data[size - 1] % 251 : 1;
   size_t at = 0;
   pbackup::JournalExpect expect;
-  expect.same_command = [](const std::string& c) { return c.empty() || c[0] != '0'; };
+  expect.same_command = [](const std::string& c) { return c.rfind("00", 0) != 0; };
   expect.blocks = 100000;
   expect.differs = [](const pbackup::JournalBlock& b, const std::string& print) -> std::string {
     if (b.id >= 100000) __builtin_trap();  // parse_journal checks the id against the plan first
