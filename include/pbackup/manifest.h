@@ -90,6 +90,9 @@ Manifest manifest_from_json(std::string_view text);
 // tile the archive and the uncompressed stream exactly, patches lie inside their block,
 // fragments add up to archive_size, ... Throws Fatal naming the manifest `name` and the record.
 void validate_manifest(const Manifest& m, const std::string& name);
+// A chain link's name (Manifest::chain): a plain file name (no '/', NUL, "." or "..") that
+// ends in ".manifest.json" after at least one byte; the level's archive is the name without it.
+bool manifest_file_name(std::string_view name);
 // Parses and validates; every error (a Fatal, never a bare library exception) names `name`.
 Manifest read_manifest(std::string_view text, const std::string& name);
 // "sha256  name" lines, as sha256sum -c reads them.

@@ -310,6 +310,7 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
         uint32_t n = get32(q + at);
         at += 4;
         if (n > len - at) throw Fatal("catalog: record " + std::to_string(seen) + ": a name runs past the record");
+        if (n > kMaxName) throw Fatal("catalog: record " + std::to_string(seen) + ": a name of " + std::to_string(n) + " bytes (at most 1 MiB)");
         s->assign(reinterpret_cast<const char*>(q + at), n);
         at += n;
       }

@@ -179,9 +179,7 @@ std::vector<ArchiveSource> resolve_chain(const ArchiveSource& newest, const S3Fl
     const Fragment& link = chain[k];
     const std::string& name = link.name;
     const std::string what = "chain of " + quote(newest.name) + ": level " + std::to_string(k) + " " + quote(name);
-    if (name.size() <= kManifestSuffix.size() || name.find('/') != std::string::npos || name == "." || name == ".." ||
-        name.compare(name.size() - kManifestSuffix.size(), kManifestSuffix.size(), kManifestSuffix) != 0)
-      throw Fatal(what + ": not a manifest name");
+    if (!manifest_file_name(name)) throw Fatal(what + ": not a manifest name");  // validate_manifest checked it already
     const std::string key = dir.empty() ? name : dir + "/" + name;
     const std::optional<uint64_t> size = newest.store->size(key);
     if (!size) throw Fatal(what + ": missing (expected beside the newest level as " + quote(newest.store->display(key)) + ")");

@@ -11,10 +11,13 @@
 //    starts inside it (cont_offset < cont_size), never the first block, and a block that
 //    continues the same file as the block before starts where that one ended;
 //  - fragments are plain names, add up to archive_size, and are split_bytes long but the last;
-//  - entries > 0 exactly when there are blocks. Every sum is checked for overflow.
+//  - entries > 0 exactly when there are blocks. Every sum is checked for overflow;
+//  - chain links (an incremental level's earlier levels) are manifest file names beside this
+//    one (manifest_file_name), each once, with a size and a SHA-256 in hex.
 #include <algorithm>
 #include <set>
 
+#include "core/select.h"
 #include "crypto/age.h"
 #include "pbackup/entry.h"
 #include "pbackup/error.h"
@@ -69,6 +72,22 @@ void check_header(const Manifest& m, const std::string& name) {
     throw bad("warnings name files, but the manifest of an encrypted archive holds no names");
   if (m.warnings.size() > m.warnings_total)
     throw bad("warnings lists " + std::to_string(m.warnings.size()) + " warning(s) but warnings_total is " + std::to_string(m.warnings_total));
+}
+
+void check_chain(const Manifest& m, const std::string& name) {
+  auto bad = [&](const std::string& why) { return Fatal("manifest " + quote(name) + ": " + why); };
+  // catalog records name a level in 32 bits, and the level after the chain is this archive
+  if (m.chain.size() >= 0xffffffffu) throw bad("chain: " + num(m.chain.size()) + " levels listed, more than a catalog can name");
+  std::set<std::string> seen;
+  for (size_t i = 0; i < m.chain.size(); ++i) {
+    const Fragment& f = m.chain[i];
+    const std::string label = "chain[" + num(i) + "]";
+    if (!manifest_file_name(f.name)) throw bad(label + ": name " + quote(escape_name(f.name)) + " is not a manifest file name (NAME.manifest.json)");
+    if (!seen.insert(f.name).second) throw bad(label + ": name " + quote(escape_name(f.name)) + " is listed twice");
+    if (!sha_hex(f.sha256)) throw bad(label + ".sha256: not a SHA-256 in hex");
+    if (f.size == 0) throw bad(label + ".size: 0 (a manifest is never empty)");
+    if (f.size > static_cast<uint64_t>(INT64_MAX)) throw bad(label + ".size: " + num(f.size) + " is larger than any file");
+  }
 }
 
 void check_fragments(const Manifest& m, const std::string& name) {
@@ -161,9 +180,15 @@ void check_block(const Manifest& m, size_t i, const ManifestBlock* prev, const s
 
 }  // namespace
 
+bool manifest_file_name(std::string_view name) {
+  constexpr std::string_view suffix = ".manifest.json";
+  return plain_name(std::string(name)) && name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix;
+}
+
 void validate_manifest(const Manifest& m, const std::string& name) {
   check_header(m, name);
   check_fragments(m, name);
+  check_chain(m, name);
   uint64_t pos = 0, raw = 0;
   bool in_structure = false;
   const ManifestBlock* prev = nullptr;

@@ -23,7 +23,6 @@
 namespace pbackup {
 namespace {
 
-constexpr size_t kMaxJournalLine = 64u << 20;  // a damaged-files line holds one round's paths
 constexpr int kJournalVersion = 1;
 
 std::string to_hex(std::string_view s) {
@@ -92,20 +91,17 @@ BlockPrint block_print(const Block& b, const EntryList& entries) {
 
 std::string print_hex(const BlockPrint& p) { return to_hex(std::string_view(reinterpret_cast<const char*>(p.data()), p.size())); }
 
-// The interrupted run's journal, read and checked against this run's plan. `why` says why it
-// cannot be continued (empty: it can).
-struct OldRun {
-  bool found = false;
-  std::string tag;            // its temporary files' tag (valid once the header was read)
-  std::vector<JournalBlock> blocks;
-  std::vector<std::string> damaged;
-  uint64_t end = 0;           // archive bytes its blocks cover
-  uint64_t good_bytes = 0;    // journal bytes up to the last complete line
-  std::string why;
-};
+// A journal number: an unsigned integer that fits 64 bits. A float (1e300: converting it is
+// undefined), a negative number (-1 would read as 2^64-1) or one past 2^64 (read as a float) is
+// damage, never converted.
+uint64_t u64_at(const nlohmann::json& j, const char* key) {
+  const nlohmann::json& v = j.at(key);
+  if (!v.is_number_unsigned()) throw std::runtime_error(std::string(key) + " is not an unsigned 64-bit integer");
+  return v.get<uint64_t>();
+}
 
 // One complete line of the journal; false (with old.why) ends the reading.
-bool take_line(const BackupRun& run, const std::string& line, size_t n, OldRun& old) {
+bool take_line(const JournalExpect& expect, const std::string& line, size_t n, JournalRead& old) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(line);
@@ -115,11 +111,13 @@ bool take_line(const BackupRun& run, const std::string& line, size_t n, OldRun& 
   }
   try {
     if (n == 1) {
-      if (!j.is_object() || j.value("pbackup_journal", 0) != kJournalVersion) throw std::runtime_error("not a pbackup journal");
+      if (!j.is_object() || !j.contains("pbackup_journal") || !j.at("pbackup_journal").is_number_unsigned() ||
+          j.at("pbackup_journal").get<uint64_t>() != kJournalVersion)
+        throw std::runtime_error("not a pbackup journal");
       std::string tag = j.at("tag").get<std::string>();
       if (!is_hex(tag, 16)) throw std::runtime_error("bad tag");
       old.tag = tag;
-      if (j.at("command").get<std::string>() != command_print(run))
+      if (!expect.same_command(j.at("command").get<std::string>()))
         old.why = "it was written by a different command (sources, options or pbackup version)";
       return old.why.empty();
     }
@@ -131,21 +129,16 @@ bool take_line(const BackupRun& run, const std::string& line, size_t n, OldRun& 
       }
       return true;
     }
-    JournalBlock b{j.at("b").get<uint64_t>(), j.at("raw").get<uint64_t>(), j.at("offset").get<uint64_t>(), j.at("size").get<uint64_t>(),
-                   j.at("sha256").get<std::string>()};
+    JournalBlock b{u64_at(j, "b"), u64_at(j, "raw"), u64_at(j, "offset"), u64_at(j, "size"), j.at("sha256").get<std::string>()};
     const std::string print = j.at("print").get<std::string>();
     if (b.id != old.blocks.size() || b.offset != old.end || b.size == 0 || b.size > UINT64_MAX - old.end || !is_hex(b.sha256, 64))
       throw std::runtime_error("blocks out of order");
-    if (b.id >= run.plan.size()) {
-      old.why = "the tree now makes " + std::to_string(run.plan.size()) + " blocks, fewer than the " + std::to_string(b.id + 1) + " written";
+    if (b.id >= expect.blocks) {
+      old.why = "the tree now makes " + std::to_string(expect.blocks) + " blocks, fewer than the " + std::to_string(b.id + 1) + " written";
       return false;
     }
-    const BlockInfo& info = run.plan[b.id];
-    if (print != print_hex(run.resume->prints.at(b.id)) || b.raw != info.raw_bytes) {
-      old.why = "block " + std::to_string(b.id) + " (from " + quote(info.first) +
-                ") changed since it was written: an entry in it was added, removed or changed (size, mtime, mode, owner)";
-      return false;
-    }
+    old.why = expect.differs(b, print);
+    if (!old.why.empty()) return false;
     old.end += b.size;
     old.blocks.push_back(std::move(b));
     return true;
@@ -154,6 +147,11 @@ bool take_line(const BackupRun& run, const std::string& line, size_t n, OldRun& 
     return false;
   }
 }
+
+// The interrupted run's journal, read and checked against this run's plan.
+struct OldRun : JournalRead {
+  bool found = false;
+};
 
 // Two runs of the same command at once must not share the temporary file: each holds a lock
 // on its journal (an open file description lock, which NFS passes on) for its whole run.
@@ -172,33 +170,28 @@ OldRun read_journal(const BackupRun& run, int fd) {
   OldRun old;
   const std::string& path = run.resume->path;
   old.found = true;
-  std::string buf, line;
+  JournalExpect expect;
+  const std::string command = command_print(run);
+  expect.same_command = [&](const std::string& c) { return c == command; };
+  expect.blocks = run.plan.size();
+  expect.differs = [&](const JournalBlock& b, const std::string& print) -> std::string {
+    const BlockInfo& info = run.plan[b.id];
+    if (print == print_hex(run.resume->prints.at(b.id)) && b.raw == info.raw_bytes) return "";
+    return "block " + std::to_string(b.id) + " (from " + quote(info.first) +
+           ") changed since it was written: an entry in it was added, removed or changed (size, mtime, mode, owner)";
+  };
   char chunk[1 << 16];
-  uint64_t at = 0;  // bytes of the journal consumed
-  size_t n = 0;
-  bool go = true;
-  while (go) {
-    ssize_t got = ::read(fd, chunk, sizeof chunk);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      old.why = sys_message("cannot read", path, errno);
-      return old;
+  std::string failed;
+  JournalRead r = parse_journal([&]() -> std::string_view {
+    for (;;) {
+      ssize_t got = ::read(fd, chunk, sizeof chunk);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) failed = sys_message("cannot read", path, errno);
+      return got > 0 ? std::string_view(chunk, static_cast<size_t>(got)) : std::string_view();
     }
-    if (got == 0) break;
-    buf.append(chunk, static_cast<size_t>(got));
-    size_t start = 0;
-    for (size_t nl; go && (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1) {
-      go = take_line(run, buf.substr(start, nl - start), ++n, old);
-      if (go) at += nl + 1 - start;
-    }
-    buf.erase(0, start);
-    if (go && buf.size() > kMaxJournalLine) {
-      old.why = "its line " + std::to_string(n + 1) + " is too long";
-      return old;
-    }
-  }
-  old.good_bytes = at;  // a last line without its newline was cut short by the signal: ignored
-  if (old.why.empty() && old.tag.empty()) old.why = "it is empty";
+  }, expect);
+  static_cast<JournalRead&>(old) = std::move(r);
+  if (!failed.empty()) old.why = failed;
   return old;
 }
 
@@ -218,6 +211,41 @@ void write_journal(ResumeState& rs, const std::string& lines) {
 }
 
 }  // namespace
+
+JournalRead parse_journal(const std::function<std::string_view()>& next, const JournalExpect& expect) {
+  JournalRead old;
+  std::string buf;
+  uint64_t at = 0;  // bytes of the journal consumed
+  size_t n = 0;
+  bool go = true;
+  while (go) {
+    const std::string_view got = next();
+    if (got.empty()) break;
+    buf.append(got);
+    size_t start = 0;
+    for (size_t nl; go && (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1) {
+      go = take_line(expect, buf.substr(start, nl - start), ++n, old);
+      if (go) at += nl + 1 - start;
+    }
+    buf.erase(0, start);
+    if (go && buf.size() > expect.max_line) {
+      old.why = "its line " + std::to_string(n + 1) + " is too long";
+      return old;
+    }
+  }
+  old.good_bytes = at;  // a last line without its newline was cut short by the signal: ignored
+  if (old.why.empty() && old.tag.empty()) old.why = "it is empty";
+  return old;
+}
+
+JournalRead parse_journal(std::string_view text, const JournalExpect& expect) {
+  bool given = false;
+  return parse_journal([&]() -> std::string_view {
+    if (given) return {};
+    given = true;
+    return text;
+  }, expect);
+}
 
 std::string journal_path(const std::string& output_dir, const std::string& archive) {
   return output_dir + "/." + archive + ".pbackup-journal";

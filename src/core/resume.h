@@ -12,7 +12,9 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/fd.h"
@@ -36,6 +38,35 @@ struct ResumeState {
   std::vector<std::string> damaged;   // rank 0: damaged files in those blocks
   Fd journal;                         // rank 0: open for appending
 };
+
+// What an interrupted run's journal is checked against: this run's command and plan.
+struct JournalExpect {
+  std::function<bool(const std::string& command)> same_command;  // the header's command print
+  uint64_t blocks = 0;                                            // blocks in this run's plan
+  // Why journaled block b (b.id < blocks, `print` its print in hex) is not this run's block
+  // b.id; empty when it is.
+  std::function<std::string(const JournalBlock& b, const std::string& print)> differs;
+  size_t max_line = 64u << 20;  // a damaged-files line holds one round's paths
+};
+
+// An interrupted run's journal as read. Usable when `why` is empty; else `why` says why not
+// (damaged, another command, blocks that changed, ...) and the rest is what was read before.
+struct JournalRead {
+  std::string tag;                    // its temporary files' tag (set once the header was read)
+  std::vector<JournalBlock> blocks;   // ids 0..K-1, tiling archive bytes 0..end
+  std::vector<std::string> damaged;
+  uint64_t end = 0;                   // archive bytes its blocks cover
+  uint64_t good_bytes = 0;            // journal bytes up to the last complete line
+  std::string why;
+};
+
+// Parses a journal (docs/format.md) pulled chunk by chunk (`next` returns an empty view at the
+// end) and checks it against `expect`. Never throws on malformed input: a journal that cannot
+// be continued comes back with `why` set. Memory: the lines read (at most max_line bytes each
+// beyond them) and the blocks and damaged paths they hold. A last line without its newline
+// (cut short by a signal) is ignored.
+JournalRead parse_journal(const std::function<std::string_view()>& next, const JournalExpect& expect);
+JournalRead parse_journal(std::string_view text, const JournalExpect& expect);
 
 // The journal's path for this run's archive.
 std::string journal_path(const std::string& output_dir, const std::string& archive);

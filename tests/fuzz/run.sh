@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${PBACKUP_FUZZ_BUILD:-$ROOT/build-fuzz}"
 SECS="${FUZZ_SECONDS:-4}"
-ALL="fuzz_tar_read fuzz_zip_read fuzz_zip_members fuzz_gzip fuzz_bzip2 fuzz_zstd fuzz_manifest fuzz_s3_xml fuzz_catalog fuzz_pax_xattr fuzz_sparse_map fuzz_glob fuzz_age"
+ALL="fuzz_tar_read fuzz_zip_read fuzz_zip_members fuzz_gzip fuzz_bzip2 fuzz_zstd fuzz_manifest fuzz_s3_xml fuzz_catalog fuzz_pax_xattr fuzz_sparse_map fuzz_glob fuzz_age fuzz_journal"
 TARGETS="${FUZZ_TARGETS:-$ALL}"
 
 CXX="$(command -v clang++ || command -v clang++-14 || true)"

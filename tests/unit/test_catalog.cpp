@@ -282,3 +282,32 @@ TEST_CASE("manifest: the optional chain of an incremental level round-trips and 
   CHECK_THROWS_WITH_AS(manifest_from_json(j), doctest::Contains("chain[1].size"), Fatal);
 }
 
+TEST_CASE("catalog: a name past 1 MiB is refused by the reader as by the writer (what it accepts must write back)") {
+  auto catalog = [](size_t member_size) {
+    std::string rec;
+    le(rec, 0, 4);  // length, set below
+    rec += std::string(1, '\0') + std::string(3, '\0');  // file, no flags, reserved
+    for (int i = 0; i < 3; ++i) le(rec, 0, 4);           // mode uid gid
+    le(rec, 0, 8);                                       // size
+    le(rec, 0, 8), le(rec, 0, 4);                        // mtime
+    le(rec, kCatalogNone, 8), le(rec, kCatalogNone, 8);  // block offset
+    le(rec, 0, 8), le(rec, 0, 4), le(rec, 0, 8), le(rec, 0, 8), le(rec, 0, 4);  // ctime dev ino level
+    for (const std::string& n : {std::string("p"), std::string(), std::string(), std::string(), std::string(member_size, 'm')}) {
+      le(rec, n.size(), 4);
+      rec += n;
+    }
+    const uint64_t len = rec.size() - 4;
+    for (int i = 0; i < 4; ++i) rec[i] = static_cast<char>(len >> (8 * i));
+    std::string z(ZSTD_compressBound(rec.size()), '\0');
+    z.resize(ZSTD_compress(z.data(), z.size(), rec.data(), rec.size(), 1));
+    std::string f = "PBKCATLG";
+    le(f, 2, 4), le(f, 0, 4), le(f, 1, 8), le(f, rec.size(), 8);
+    return f + z;
+  };
+  std::vector<CatalogRecord> got;
+  CHECK_NOTHROW(read_catalog(catalog(1u << 20), [&](const CatalogRecord& r) { got.push_back(r); }));
+  REQUIRE(got.size() == 1);
+  CatalogWriter w(1);
+  CHECK_NOTHROW(w.add(got[0]));
+  CHECK_THROWS_WITH_AS(read_catalog(catalog((1u << 20) + 1), [](const CatalogRecord&) {}), doctest::Contains("name of 1048577 bytes"), Fatal);
+}

@@ -401,3 +401,28 @@ TEST_CASE("manifest: the warnings round-trip, are absent when none, and are chec
   std::string fewer = with("\"warnings_total\": 3", "\"warnings_total\": 1");
   CHECK(fatal_of([&] { read_manifest(fewer, "m.json"); }).find("warnings lists 2 warning(s) but warnings_total is 1") != std::string::npos);
 }
+
+TEST_CASE("manifest: chain links are manifest names beside it, once each, with a size and a SHA-256 (validate_manifest)") {
+  Manifest m = sample();
+  m.chain = {{"L0.tar.gz.manifest.json", 1254, kSha}, {"L1.tar.gz.manifest.json", 1451, std::string(64, 'b')}};
+  CHECK(check(m) == "");
+  auto with = [&](const Fragment& link) {
+    Manifest e = m;
+    e.chain[1] = link;
+    return check(e);
+  };
+  for (const std::string name : {std::string("../L1.tar.gz.manifest.json"), std::string("d/L1.tar.gz.manifest.json"), std::string(""),
+                                 std::string(".manifest.json"), std::string("L1.tar.gz"), std::string("..")}) {
+    CAPTURE(name);
+    CHECK(with({name, 1451, kSha}).find("chain[1]: name") != std::string::npos);
+  }
+  CHECK(with({std::string("L1\0x.manifest.json", 18), 1451, kSha}).find("not a manifest file name") != std::string::npos);
+  CHECK(with({"L0.tar.gz.manifest.json", 1451, kSha}).find("chain[1]: name 'L0.tar.gz.manifest.json' is listed twice") != std::string::npos);
+  CHECK(with({"L1.tar.gz.manifest.json", 1451, ""}).find("chain[1].sha256: not a SHA-256 in hex") != std::string::npos);
+  CHECK(with({"L1.tar.gz.manifest.json", 1451, std::string(64, 'A')}).find("chain[1].sha256") != std::string::npos);
+  CHECK(with({"L1.tar.gz.manifest.json", 0, kSha}).find("chain[1].size: 0") != std::string::npos);
+  CHECK(with({"L1.tar.gz.manifest.json", UINT64_MAX, kSha}).find("chain[1].size: 18446744073709551615 is larger than any file") !=
+        std::string::npos);
+  CHECK(manifest_file_name("L.manifest.json"));
+  CHECK(!manifest_file_name("a/L.manifest.json"));
+}
