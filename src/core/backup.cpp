@@ -322,13 +322,11 @@ bool plan_stage(BackupRun& run) {
   } span{run, start};
   const uint64_t block_bytes = std::max<uint64_t>(run.opt.block_mb, 1) << 20;
   if (!run.agree()) return false;  // consolidate: its catalog could not be read
-  sort_by_path(run.comm, run.entries);
-  run.memory("sort");
-  if (run.con.on) {  // consolidate: where each file's bytes lie in the chain
-    run.error.guard([&] { locate(run.con, run.entries); });
-    if (!run.agree()) return false;
-  }
-  if (run.inc.on) {  // an incremental level: the unchanged entries leave the list, their records stay
+  if (run.inc.on) {
+    // An incremental level: each rank orders what it scanned and reads PREV's catalog beside it;
+    // the unchanged entries leave the list before the sort moves it between the ranks (on an
+    // unchanged tree only the directories travel), their records stay where they are.
+    sort_entries(run.entries);
     run.error.guard([&] {
       drop_unchanged(run.inc, run.entries);
       read_file_details(run.entries, run.setup.roots, run.log);  // the scan left them out
@@ -337,6 +335,12 @@ bool plan_stage(BackupRun& run) {
     const uint64_t kept = run.comm.sum(run.inc.kept.size());
     if (run.root) run.log.info(std::to_string(kept) + " entries unchanged since " + quote(run.inc.prev.name) + " at " + run.since());
     test_pause_after_list(run);
+  }
+  sort_by_path(run.comm, run.entries);
+  run.memory("sort");
+  if (run.con.on) {  // consolidate: where each file's bytes lie in the chain
+    run.error.guard([&] { locate(run.con, run.entries); });
+    if (!run.agree()) return false;
   }
   mark_hardlinks(run.comm, run.entries);
   run.memory("hard links");
@@ -453,26 +457,25 @@ class RankRecords {
   // Up to kListBatchEntries records or about kListBatchBytes; "" at the end.
   std::string next() {
     std::string out;
-    for (size_t n = 0; n < kListBatchEntries && out.size() < kListBatchBytes && (have_ || k_ < kept_.size()); ++n) {
-      if (k_ < kept_.size() && (!have_ || path_less(kept_[k_].path, head_.path))) {
-        encode_catalog_record(kept_[k_++], out);
+    for (size_t n = 0; n < kListBatchEntries && out.size() < kListBatchBytes && (have_ || !kept_.empty()); ++n) {
+      if (!kept_.empty() && (!have_ || path_less(encoded_record_path(kept_.front()), head_.path))) {
+        out += kept_.front();  // as PREV's catalog stores it
+        kept_.pop();
         continue;
       }
       head_.level = level_;
       encode_catalog_record(head_, out);
       have_ = stored_.next(head_);
     }
-    if (k_ == kept_.size()) std::vector<CatalogRecord>().swap(kept_);
     return out;
   }
 
  private:
   TarRecordCursor stored_;
-  std::vector<CatalogRecord>& kept_;
+  EncodedRecords& kept_;
   const uint32_t level_;
   CatalogRecord head_;
   bool have_ = false;
-  size_t k_ = 0;
 };
 
 // Every rank's records go to rank 0 a batch at a time, on request, and rank 0 merges the

@@ -242,7 +242,7 @@ bool stored_path_ok(const std::string& p) {
 }
 }  // namespace
 
-void read_catalog(const std::function<std::string_view()>& next, const std::function<void(const CatalogRecord&)>& each) {
+void read_catalog_encoded(const std::function<std::string_view()>& next, const CatalogVisit& each) {
   std::string head;
   std::string_view chunk;
   // the header: 32 plain bytes
@@ -323,7 +323,7 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
       if (!stored_path_ok(r.path) || (r.type == EntryType::Hardlink && !stored_path_ok(r.link)))
         throw Fatal("catalog: record " + std::to_string(seen) + ": path " + quote(escape_name(r.type == EntryType::Hardlink && stored_path_ok(r.path) ? r.link : r.path)) +
                     " is absolute or has a '..' component");
-      each(r);
+      each(r, version >= 2 ? std::string_view(reinterpret_cast<const char*>(p), size_t{len} + 4) : std::string_view());
       ++seen;
       pos += 4 + size_t{len};
     }
@@ -367,13 +367,21 @@ void read_catalog(const std::function<std::string_view()>& next, const std::func
   if (seen != count) throw Fatal("catalog: holds " + std::to_string(seen) + " records, its header says " + std::to_string(count));
 }
 
-void read_catalog(std::string_view bytes, const std::function<void(const CatalogRecord&)>& each) {
+void read_catalog(const std::function<std::string_view()>& next, const std::function<void(const CatalogRecord&)>& each) {
+  read_catalog_encoded(next, [&](const CatalogRecord& r, std::string_view) { each(r); });
+}
+
+void read_catalog_encoded(std::string_view bytes, const CatalogVisit& each) {
   bool given = false;
-  read_catalog([&]() -> std::string_view {
+  read_catalog_encoded([&]() -> std::string_view {
     if (given) return {};
     given = true;
     return bytes;
   }, each);
+}
+
+void read_catalog(std::string_view bytes, const std::function<void(const CatalogRecord&)>& each) {
+  read_catalog_encoded(bytes, [&](const CatalogRecord& r, std::string_view) { each(r); });
 }
 
 namespace {
@@ -412,6 +420,10 @@ std::string archive_catalog_bytes(const ArchiveSource& s) {
 }
 
 bool read_archive_catalog(const ArchiveSource& s, const std::function<void(const CatalogRecord&)>& each) {
+  return read_archive_catalog_encoded(s, [&](const CatalogRecord& r, std::string_view) { each(r); });
+}
+
+bool read_archive_catalog_encoded(const ArchiveSource& s, const CatalogVisit& each) {
   if (!s.manifest || s.manifest->catalog.name.empty()) return false;
   const std::string suffix = ".manifest.json";
   const std::string& mp = s.manifest_path;
@@ -424,7 +436,7 @@ bool read_archive_catalog(const ArchiveSource& s, const std::function<void(const
   if (!s.bucket.empty() || s.cipher) {  // an encrypted catalog is read whole and decrypted
     const std::string bytes = archive_catalog_bytes(s);
     try {
-      read_catalog(bytes, each);
+      read_catalog_encoded(bytes, each);
     } catch (const Fatal& f) {
       throw wrap(f.what());
     }
@@ -455,7 +467,7 @@ bool read_archive_catalog(const ArchiveSource& s, const std::function<void(const
   if (h.hex() != want.sha256) throw wrap("SHA-256 differs from the manifest's (damaged or replaced)");
   at = 0;
   try {
-    read_catalog(chunk, each);
+    read_catalog_encoded(chunk, each);
   } catch (const Fatal& f) {
     std::string w = f.what();
     if (w.rfind("catalog " + quote(shown), 0) == 0) throw;

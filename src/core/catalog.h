@@ -109,12 +109,19 @@ class TarRecordCursor {
 // the header's, bytes after the last record.
 void read_catalog(const std::function<std::string_view()>& next, const std::function<void(const CatalogRecord&)>& each);
 void read_catalog(std::string_view bytes, const std::function<void(const CatalogRecord&)>& each);
+// The same, with each record also as the catalog stores it (encode_catalog_record's form, its
+// length first; valid during the call): a version-2 record can be copied into a new catalog as
+// it is. Empty for a version-1 record (those lack fields a new catalog must have).
+using CatalogVisit = std::function<void(const CatalogRecord&, std::string_view encoded)>;
+void read_catalog_encoded(const std::function<std::string_view()>& next, const CatalogVisit& each);
+void read_catalog_encoded(std::string_view bytes, const CatalogVisit& each);
 
 // The catalog of an archive found by resolve_source (beside its manifest, under the set's name
 // on disk), checked against the manifest's size and SHA-256 before any record is trusted.
 // False when the archive has none (a foreign archive, or one made before catalogs); throws
 // Fatal when it is listed but missing, of another size or SHA-256, or malformed.
 bool read_archive_catalog(const ArchiveSource& s, const std::function<void(const CatalogRecord&)>& each);
+bool read_archive_catalog_encoded(const ArchiveSource& s, const CatalogVisit& each);
 
 // The catalog file of an archive (as read_archive_catalog finds and checks it), decrypted when
 // the archive is encrypted: the zstd catalog read_catalog parses. Throws Fatal.

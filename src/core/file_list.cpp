@@ -150,6 +150,8 @@ void fields(Ar& a, CutCarry& c) {
 // bytes and its strings) moves once, following the permutation's cycles, instead of at every
 // step of the sort (and the comparisons do not go through the deque).
 void sort_entries(EntryList& list) {
+  auto in_order = [](const Entry& a, const Entry& b) { return path_less(a.path, b.path); };
+  if (std::is_sorted(list.begin(), list.end(), in_order)) return;  // an incremental level sorted it already
   struct Key {
     std::string_view path;
     size_t index;

@@ -95,6 +95,28 @@ bool open_previous(Comm& comm, const BackupOptions& opt, const std::string& fmt_
   return comm.all_ok(true);
 }
 
+void EncodedRecords::add(std::string_view record) {
+  if (chunks_.empty() || chunks_.back().size() + record.size() > kChunk) chunks_.emplace_back().reserve(std::max(kChunk, record.size()));
+  chunks_.back() += record;
+  ++count_;
+}
+
+std::string_view EncodedRecords::front() const {
+  if (chunks_.empty()) return {};
+  const std::string_view rest = std::string_view(chunks_.front()).substr(at_);
+  return rest.substr(0, encoded_record_size(rest));
+}
+
+void EncodedRecords::pop() {
+  if (chunks_.empty()) return;
+  at_ += front().size();
+  --count_;
+  if (at_ == chunks_.front().size()) {
+    chunks_.pop_front();
+    at_ = 0;
+  }
+}
+
 bool unchanged(const Entry& e, const CatalogRecord& r) {
   if (e.type != r.type || r.ino == 0 || (r.flags & kCatalogDamaged)) return false;
   if (e.type == EntryType::Dir || e.type == EntryType::Hardlink) return false;  // directories: always stored
@@ -104,26 +126,28 @@ bool unchanged(const Entry& e, const CatalogRecord& r) {
          e.gid == r.gid && e.link == r.link;
 }
 
-// PREV's catalog, streamed: from its file, or from the decrypted copy rank 0 sent.
-// A record naming a level past PREV itself is refused: carried, it would point outside the chain.
-void read_previous(const Incremental& inc, const std::function<void(const CatalogRecord&)>& each) {
+// PREV's catalog, streamed: from its file, or from the copy rank 0 sent (decrypted, or fetched
+// from S3). A record naming a level past PREV itself is refused: carried, it would point outside
+// the chain.
+void read_previous(const Incremental& inc, const CatalogVisit& each) {
   const uint64_t prev_level = inc.chain.size() - 1;  // PREV is the chain's last
-  auto checked = [&](const CatalogRecord& r) {
+  auto checked = [&](const CatalogRecord& r, std::string_view encoded) {
     if (r.level > prev_level)
       throw Fatal("catalog of " + quote(inc.prev.name) + ": " + quote(escape_name(r.path)) + " names level " + std::to_string(r.level) +
                   " of a chain of " + std::to_string(prev_level + 1));
-    each(r);
+    each(r, encoded);
   };
-  if (!inc.prev_catalog.empty()) read_catalog(inc.prev_catalog, checked);
-  else read_archive_catalog(inc.prev, checked);
+  if (!inc.prev_catalog.empty()) read_catalog_encoded(inc.prev_catalog, checked);
+  else read_archive_catalog_encoded(inc.prev, checked);
 }
 
 // One pass over PREV's catalog beside this rank's sorted slice. A record at an entry's own path
-// that is unchanged is kept (its level, block and offset: where the chain holds it). Entries
-// moved inside the tree (a renamed directory's files keep their inode, size, mtime and ctime)
-// are found in the same pass by (dev, ino): the record under the old path is carried under the
-// new one, with the member name the data has in its archive. Only this rank's entries are looked
-// up (a sorted (ino, entry) table), and only records that did not match their own path.
+// that is unchanged is kept as PREV's catalog stores it (its level, block and offset: where the
+// chain holds it; the new catalog copies those bytes). Entries moved inside the tree (a renamed
+// directory's files keep their inode, size, mtime and ctime) are found in the same pass by (dev,
+// ino): the record under the old path is carried under the new one, with the member name the
+// data has in its archive. Only this rank's entries are looked up (a sorted (ino, entry) table),
+// and only records that did not match their own path.
 void drop_unchanged(Incremental& inc, EntryList& mine) {
   if (!inc.on) return;
   std::vector<bool> drop(mine.size(), false);
@@ -134,11 +158,12 @@ void drop_unchanged(Incremental& inc, EntryList& mine) {
   std::vector<std::pair<size_t, CatalogRecord>> moved;  // entry, its record under another path
   std::vector<bool> has_moved(mine.size(), false);
   size_t i = 0;
-  read_previous(inc, [&](const CatalogRecord& r) {
+  read_previous(inc, [&](const CatalogRecord& r, std::string_view encoded) {
     while (i < mine.size() && path_less(mine[i].path, r.path)) ++i;
-    if (i < mine.size() && mine[i].path == r.path && unchanged(mine[i], r)) {
+    // (a version-1 record has no inode: never unchanged, and no encoded form to copy)
+    if (i < mine.size() && mine[i].path == r.path && !encoded.empty() && unchanged(mine[i], r)) {
       drop[i] = true;
-      inc.kept.push_back(r);
+      inc.kept.add(encoded);
       return;
     }
     auto it = std::lower_bound(by_ino.begin(), by_ino.end(), std::make_pair(r.ino, size_t{0}));
@@ -150,17 +175,27 @@ void drop_unchanged(Incremental& inc, EntryList& mine) {
       break;
     }
   });
-  bool any_moved = false;
+  std::vector<std::string> carried;  // the moved entries' records under their new paths, encoded
   for (auto& [k, r] : moved) {
     if (drop[k]) continue;  // unchanged at its own path as well: that record is kept
     drop[k] = true;
     if (r.member.empty()) r.member = r.path;  // where its archive holds the data
     r.path = mine[k].path;
-    inc.kept.push_back(std::move(r));
-    any_moved = true;
+    encode_catalog_record(r, carried.emplace_back());
   }
-  if (any_moved)
-    std::sort(inc.kept.begin(), inc.kept.end(), [](const CatalogRecord& a, const CatalogRecord& b) { return path_less(a.path, b.path); });
+  if (!carried.empty()) {  // into their places among the kept records (both in path order)
+    auto path_of = [](const std::string& e) { return encoded_record_path(e); };
+    std::sort(carried.begin(), carried.end(), [&](const std::string& a, const std::string& b) { return path_less(path_of(a), path_of(b)); });
+    EncodedRecords all;
+    size_t c = 0;
+    for (; !inc.kept.empty(); inc.kept.pop()) {
+      const std::string_view k = inc.kept.front();
+      for (; c < carried.size() && path_less(path_of(carried[c]), encoded_record_path(k)); ++c) all.add(carried[c]);
+      all.add(k);
+    }
+    for (; c < carried.size(); ++c) all.add(carried[c]);
+    inc.kept = std::move(all);
+  }
   size_t w = 0;  // compacted in place: no second list at the peak
   for (size_t k = 0; k < mine.size(); ++k)
     if (!drop[k]) {

@@ -4,7 +4,9 @@
 // index into Manifest::chain). Only the previous level's catalog is read, never its data.
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/catalog.h"
@@ -23,6 +25,23 @@ void fields(Ar& a, Fragment& f) {
   a(f.name), a(f.size), a(f.sha256);
 }
 
+// Catalog records as the catalog stores them (encode_catalog_record's form), in order, in
+// chunks of about 1 MiB: adding never copies what is held, and each chunk is freed once read.
+class EncodedRecords {
+ public:
+  void add(std::string_view record);
+  uint64_t size() const { return count_; }  // records not yet popped
+  bool empty() const { return count_ == 0; }
+  std::string_view front() const;  // the first record not yet popped ("" when empty)
+  void pop();
+
+ private:
+  static constexpr size_t kChunk = 1u << 20;
+  std::deque<std::string> chunks_;
+  size_t at_ = 0;  // where front() starts in chunks_.front()
+  uint64_t count_ = 0;
+};
+
 // What a backup run keeps of --incremental-from.
 struct Incremental {
   bool on = false;
@@ -31,8 +50,9 @@ struct Incremental {
   std::string prev_catalog;        // every rank, when PREV is encrypted or in S3: its catalog, read
                                    // (decrypted) by rank 0 (the only rank holding the identities;
                                    // one GET, not one per rank) and broadcast
-  std::vector<CatalogRecord> kept; // this rank: unchanged entries (not stored again), in path order;
-                                   // the catalog merges every rank's with the stored records
+  EncodedRecords kept;             // this rank: unchanged entries' records (not stored again), as
+                                   // PREV's catalog has them, in path order; the catalog merges
+                                   // every rank's with the stored records
 };
 
 // Collective. Rank 0 resolves PREV, checks it can be the base of a level (our tar manifest
@@ -45,9 +65,10 @@ bool open_previous(Comm& comm, const BackupOptions& opt, const std::string& fmt_
 // not damaged then. Directories and files with several links are always stored again.
 bool unchanged(const Entry& e, const CatalogRecord& r);
 
-// Every rank, after sort_by_path: reads PREV's catalog (streamed: one record at a time, one
-// pass) beside its own sorted slice, removes the unchanged and the moved entries from `mine`
-// and keeps their records.
+// Every rank, on the entries it scanned, sorted by path (sort_entries; before sort_by_path
+// spreads the list, so the unchanged entries never travel): reads PREV's catalog (streamed: one
+// record at a time, one pass) beside them, removes the unchanged and the moved entries from
+// `mine` and keeps their records. Which rank holds an entry does not change the outcome.
 void drop_unchanged(Incremental& inc, EntryList& mine);
 
 // The manifests of a level's chain, found beside it (same folder or prefix) and checked
