@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
       S3ReportsToLog s3_reports(log);
       BackupStats stats;
       rc = run_backup(comm, p.backup, log, stats);
-      if (json && rc < 128) print_json(comm, log, "backup", rc, &stats);
+      if (json && rc < 128) print_json(comm, log, p.backup.consolidate_from.empty() ? "backup" : "consolidate", rc, &stats);
       if (comm.rank() == 0) {
         if (rc <= kExitWarnings && !p.backup.dry_run) print_summary(stats);
         else if (rc > 128)

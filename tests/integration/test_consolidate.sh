@@ -62,7 +62,8 @@ level L3 L2
 snap 3
 
 info "consolidate level 3 (1 rank and 3 ranks)"
-expect_ok plain consolidate --source "$OUT/L3.tar.gz" --output-dir "$OUT" --name C1 --block-mb 1 --no-progress
+expect_ok plain consolidate --source "$OUT/L3.tar.gz" --output-dir "$OUT" --name C1 --block-mb 1 --no-progress --json
+grep -q '"command": *"consolidate"' "$WORK/last.out" || fail "consolidate --json does not name its command: $(cat "$WORK/last.out")"
 expect_ok 3 consolidate --source "$OUT/L3.tar.gz" --output-dir "$OUT" --name C3 --block-mb 1 --no-progress
 cmp "$OUT/C1.tar.gz" "$OUT/C3.tar.gz" || fail "1 and 3 ranks give different consolidated archives"
 expect_ok plain verify --source "$OUT/C1.tar.gz"
