@@ -146,8 +146,7 @@ void read_previous(const Incremental& inc, const CatalogVisit& each) {
 // chain holds it; the new catalog copies those bytes). Entries moved inside the tree (a renamed
 // directory's files keep their inode, size, mtime and ctime) are found in the same pass by (dev,
 // ino): the record under the old path is carried under the new one, with the member name the
-// data has in its archive. Only this rank's entries are looked up (a sorted (ino, entry) table),
-// and only records that did not match their own path.
+// data has in its archive. Only this rank's entries are looked up (a sorted (ino, entry) table).
 void drop_unchanged(Incremental& inc, EntryList& mine) {
   if (!inc.on) return;
   std::vector<bool> drop(mine.size(), false);
@@ -164,15 +163,16 @@ void drop_unchanged(Incremental& inc, EntryList& mine) {
     if (i < mine.size() && mine[i].path == r.path && !encoded.empty() && unchanged(mine[i], r)) {
       drop[i] = true;
       inc.kept.add(encoded);
-      return;
     }
+    // Every record is looked up, and may serve several entries: what an entry gets depends only
+    // on it and PREV's catalog (the first record of its inode under another path), never on which
+    // other entries share its rank (one inode at two paths: a bind mount, a source inside another).
     auto it = std::lower_bound(by_ino.begin(), by_ino.end(), std::make_pair(r.ino, size_t{0}));
     for (; it != by_ino.end() && it->first == r.ino; ++it) {
       const size_t k = it->second;
       if (has_moved[k] || mine[k].path == r.path || !unchanged(mine[k], r)) continue;
       has_moved[k] = true;
       moved.emplace_back(k, r);
-      break;
     }
   });
   std::vector<std::string> carried;  // the moved entries' records under their new paths, encoded

@@ -268,6 +268,65 @@ TEST_CASE("incremental: an entry is unchanged only when every compared field mat
   CHECK_FALSE(unchanged(l, lr));
 }
 
+namespace {
+// drop_unchanged on `lists` (one per rank, each sorted) against the PREV catalog `prev`: every
+// kept record ("path<-member") and every entry left to store, over all the "ranks", sorted.
+std::vector<std::string> level_of(const std::string& prev, std::vector<EntryList> lists) {
+  std::vector<std::string> out;
+  for (EntryList& mine : lists) {
+    Incremental inc;
+    inc.on = true;
+    inc.prev.name = "prev";
+    inc.chain.resize(1);
+    inc.prev_catalog = prev;
+    drop_unchanged(inc, mine);
+    std::string all;
+    for (; !inc.kept.empty(); inc.kept.pop()) all += inc.kept.front();
+    for (const Entry& e : mine) out.push_back("store " + e.path);
+    size_t at = 0;
+    while (at < all.size()) {
+      const std::string_view rec = std::string_view(all).substr(at, encoded_record_size(std::string_view(all).substr(at)));
+      out.push_back("keep " + std::string(encoded_record_path(rec)));
+      at += rec.size();
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("incremental: which rank holds an entry does not change what a level keeps (same inode at two paths)") {
+  // Two paths showing one inode with one link (a bind mount inside the tree, or a source given
+  // inside another): each rank decides on its own entries, so the outcome must not depend on
+  // whether the other path is on the same rank.
+  auto entry = [](const std::string& path, uint64_t ino) {
+    Entry e;
+    e.path = path, e.size = 5, e.mtime_sec = 77, e.ctime_sec = 88, e.mode = 0644, e.dev = 3, e.ino = ino, e.nlink = 1;
+    return e;
+  };
+  auto catalog = [&](const std::vector<std::string>& paths) {
+    CatalogWriter w(paths.size());
+    for (const auto& p : paths) w.add(catalog_record(entry(p, 5), true, false, 0, 0));
+    return w.finish();
+  };
+  auto list = [&](const std::vector<std::string>& paths) {
+    EntryList l;
+    for (const auto& p : paths) l.push_back(entry(p, 5));
+    return l;
+  };
+  SUBCASE("one path unchanged, the other new") {
+    const std::string prev = catalog({"r/x/f"});
+    const auto one = level_of(prev, {list({"r/x/f", "r/y/f"})});
+    CHECK(one == level_of(prev, {list({"r/x/f"}), list({"r/y/f"})}));
+    CHECK(one == level_of(prev, {list({"r/y/f"}), list({"r/x/f"})}));
+  }
+  SUBCASE("the old path gone, two new ones") {
+    const std::string prev = catalog({"r/a"});
+    const auto one = level_of(prev, {list({"r/b", "r/c"})});
+    CHECK(one == level_of(prev, {list({"r/b"}), list({"r/c"})}));
+  }
+}
+
 TEST_CASE("manifest: the optional chain of an incremental level round-trips and is typed") {
   Manifest m;
   m.chain = {{"L0.tar.gz.manifest.json", 10, std::string(64, 'a')}, {"L1.tar.gz.manifest.json", 11, std::string(64, 'b')}};
