@@ -4,17 +4,22 @@
 // tree, fewer bytes than the Entry each replaces). Rank 0 holds nothing more than in a full backup.
 #include "core/incremental.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <iterator>
 #include <cstdio>
 
 #include "core/extract.h"
+#include "core/read.h"
 #include "core/messages.h"
 #include "core/select.h"
 #include "pbackup/pipeline.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
 #include "pbackup/wire.h"
+#include "util/fd.h"
 
 namespace pbackup {
 namespace {
@@ -147,7 +152,24 @@ void read_previous(const Incremental& inc, const CatalogVisit& each) {
 // directory's files keep their inode, size, mtime and ctime) are found in the same pass by (dev,
 // ino): the record under the old path is carried under the new one, with the member name the
 // data has in its archive. Only this rank's entries are looked up (a sorted (ino, entry) table).
-void drop_unchanged(Incremental& inc, EntryList& mine) {
+namespace {
+// Is PREV's `path` still on disk as the inode `e` (one inode at two paths: a bind mount, a source
+// given inside another)? Then it is no rename: its record stays at its own path (kept by
+// whichever rank holds it), and a restore puts a member under one path only.
+bool still_there(const std::string& path, const Entry& e, const std::vector<Root>& roots) {
+  const std::string root = path.substr(0, path.find('/'));
+  for (const Root& r : roots) {
+    if (r.name != root) continue;
+    const std::string disk = path.size() == root.size() ? r.disk : r.disk + path.substr(root.size());
+    Fd fd(open_below_root(disk, path, O_PATH | O_NOFOLLOW, false));
+    struct stat st {};
+    if (fd && ::fstat(fd.get(), &st) == 0 && st.st_ino == e.ino && st.st_dev == e.dev) return true;
+  }
+  return false;
+}
+}  // namespace
+
+void drop_unchanged(Incremental& inc, EntryList& mine, const std::vector<Root>& roots) {
   if (!inc.on) return;
   std::vector<bool> drop(mine.size(), false);
   std::vector<std::pair<uint64_t, size_t>> by_ino;
@@ -164,9 +186,9 @@ void drop_unchanged(Incremental& inc, EntryList& mine) {
       drop[i] = true;
       inc.kept.add(encoded);
     }
-    // Every record is looked up, and may serve several entries: what an entry gets depends only
-    // on it and PREV's catalog (the first record of its inode under another path), never on which
-    // other entries share its rank (one inode at two paths: a bind mount, a source inside another).
+    // Every record is looked up: what an entry gets depends only on it, PREV's catalog (the first
+    // record of its inode under another path) and the disk (still_there), never on which other
+    // entries share its rank (one inode at two paths: a bind mount, a source inside another).
     auto it = std::lower_bound(by_ino.begin(), by_ino.end(), std::make_pair(r.ino, size_t{0}));
     for (; it != by_ino.end() && it->first == r.ino; ++it) {
       const size_t k = it->second;
@@ -178,6 +200,7 @@ void drop_unchanged(Incremental& inc, EntryList& mine) {
   std::vector<std::string> carried;  // the moved entries' records under their new paths, encoded
   for (auto& [k, r] : moved) {
     if (drop[k]) continue;  // unchanged at its own path as well: that record is kept
+    if (still_there(r.path, mine[k], roots)) continue;  // not moved: a second path to it, stored
     drop[k] = true;
     if (r.member.empty()) r.member = r.path;  // where its archive holds the data
     r.path = mine[k].path;

@@ -1,7 +1,11 @@
 // The catalog: written and read back, and hostile input refused with Fatal (src/core/catalog.cpp).
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
 #include <zstd.h>
+
+#include <algorithm>
+#include <filesystem>
 
 #include <string>
 #include <vector>
@@ -9,6 +13,7 @@
 #include "core/catalog.h"
 #include "core/incremental.h"
 #include "format/pax.h"
+#include "helpers.h"
 #include "format/sparse.h"
 #include "pbackup/error.h"
 #include "pbackup/manifest.h"
@@ -268,10 +273,12 @@ TEST_CASE("incremental: an entry is unchanged only when every compared field mat
   CHECK_FALSE(unchanged(l, lr));
 }
 
+namespace fs = std::filesystem;
+
 namespace {
 // drop_unchanged on `lists` (one per rank, each sorted) against the PREV catalog `prev`: every
 // kept record ("path<-member") and every entry left to store, over all the "ranks", sorted.
-std::vector<std::string> level_of(const std::string& prev, std::vector<EntryList> lists) {
+std::vector<std::string> level_of(const std::string& prev, const std::vector<Root>& roots, std::vector<EntryList> lists) {
   std::vector<std::string> out;
   for (EntryList& mine : lists) {
     Incremental inc;
@@ -279,7 +286,7 @@ std::vector<std::string> level_of(const std::string& prev, std::vector<EntryList
     inc.prev.name = "prev";
     inc.chain.resize(1);
     inc.prev_catalog = prev;
-    drop_unchanged(inc, mine);
+    drop_unchanged(inc, mine, roots);
     std::string all;
     for (; !inc.kept.empty(); inc.kept.pop()) all += inc.kept.front();
     for (const Entry& e : mine) out.push_back("store " + e.path);
@@ -298,32 +305,41 @@ std::vector<std::string> level_of(const std::string& prev, std::vector<EntryList
 TEST_CASE("incremental: which rank holds an entry does not change what a level keeps (same inode at two paths)") {
   // Two paths showing one inode with one link (a bind mount inside the tree, or a source given
   // inside another): each rank decides on its own entries, so the outcome must not depend on
-  // whether the other path is on the same rank.
-  auto entry = [](const std::string& path, uint64_t ino) {
+  // whether the other path is on the same rank; and a path still on disk is no rename (a
+  // restore puts a member under one path only: carried, the other path would be lost).
+  testutil::TempDir t;
+  fs::create_directories(t.path / "r" / "x");
+  testutil::write_file(t.path / "r" / "x" / "f", "hello");
+  struct stat st {};
+  REQUIRE(::lstat((t.path / "r" / "x" / "f").c_str(), &st) == 0);
+  const std::vector<Root> roots{{(t.path / "r").string(), "r"}};
+  auto entry = [&](const std::string& path) {
     Entry e;
-    e.path = path, e.size = 5, e.mtime_sec = 77, e.ctime_sec = 88, e.mode = 0644, e.dev = 3, e.ino = ino, e.nlink = 1;
+    e.path = path, e.size = 5, e.mtime_sec = 77, e.ctime_sec = 88, e.mode = 0644, e.nlink = 1;
+    e.dev = st.st_dev, e.ino = st.st_ino;
     return e;
   };
   auto catalog = [&](const std::vector<std::string>& paths) {
     CatalogWriter w(paths.size());
-    for (const auto& p : paths) w.add(catalog_record(entry(p, 5), true, false, 0, 0));
+    for (const auto& p : paths) w.add(catalog_record(entry(p), true, false, 0, 0));
     return w.finish();
   };
   auto list = [&](const std::vector<std::string>& paths) {
     EntryList l;
-    for (const auto& p : paths) l.push_back(entry(p, 5));
+    for (const auto& p : paths) l.push_back(entry(p));
     return l;
   };
   SUBCASE("one path unchanged, the other new") {
     const std::string prev = catalog({"r/x/f"});
-    const auto one = level_of(prev, {list({"r/x/f", "r/y/f"})});
-    CHECK(one == level_of(prev, {list({"r/x/f"}), list({"r/y/f"})}));
-    CHECK(one == level_of(prev, {list({"r/y/f"}), list({"r/x/f"})}));
+    const auto one = level_of(prev, roots, {list({"r/x/f", "r/y/f"})});
+    CHECK(one == std::vector<std::string>{"keep r/x/f", "store r/y/f"});
+    CHECK(one == level_of(prev, roots, {list({"r/x/f"}), list({"r/y/f"})}));
+    CHECK(one == level_of(prev, roots, {list({"r/y/f"}), list({"r/x/f"})}));
   }
-  SUBCASE("the old path gone, two new ones") {
+  SUBCASE("the old path gone: a rename") {
     const std::string prev = catalog({"r/a"});
-    const auto one = level_of(prev, {list({"r/b", "r/c"})});
-    CHECK(one == level_of(prev, {list({"r/b"}), list({"r/c"})}));
+    const auto one = level_of(prev, roots, {list({"r/b"})});
+    CHECK(one == std::vector<std::string>{"keep r/b"});
   }
 }
 
