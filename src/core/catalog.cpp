@@ -286,6 +286,10 @@ void read_catalog_encoded(const std::function<std::string_view()>& next, const C
       if (seen == count) throw Fatal("catalog: more records than the " + std::to_string(count) + " its header announces");
       const unsigned char* q = p + 4;
       if (q[0] > static_cast<uint8_t>(EntryType::Fifo)) throw Fatal("catalog: record " + std::to_string(seen) + ": unknown type " + std::to_string(q[0]));
+      // (a level copies an unchanged entry's record bytes from PREV's catalog: nothing unchecked)
+      if (q[2] != 0 || q[3] != 0) throw Fatal("catalog: record " + std::to_string(seen) + ": reserved bytes are not zero");
+      if (q[1] & ~(kCatalogDamaged | kCatalogXattrs | kCatalogAcls | kCatalogSparse))
+        throw Fatal("catalog: record " + std::to_string(seen) + ": unknown flags " + std::to_string(q[1]));
       r.type = static_cast<EntryType>(q[0]);
       r.flags = q[1];
       r.mode = get32(q + 4);

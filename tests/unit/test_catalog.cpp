@@ -105,6 +105,27 @@ TEST_CASE("catalog: hostile input is refused with Fatal") {
   CHECK_THROWS_AS(read(w.substr(0, 32)), Fatal);  // header says 1 record, none follow
 }
 
+TEST_CASE("catalog: a record's reserved bytes must be zero, its flags known (an incremental level copies record bytes)") {
+  CatalogRecord r;
+  r.path = "r/f", r.ino = 4, r.dev = 3;
+  auto catalog_of = [&](const std::string& raw) {
+    std::vector<CatalogRecord> one{r};
+    std::string c = write(one).substr(0, 32);  // the header: one record
+    for (int i = 0; i < 8; ++i) c[24 + i] = static_cast<char>(static_cast<uint64_t>(raw.size()) >> (8 * i));
+    std::string z(ZSTD_compressBound(raw.size()), '\0');
+    z.resize(ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), 1));
+    return c + z;
+  };
+  std::string raw;
+  encode_catalog_record(r, raw);
+  CHECK(read(catalog_of(raw)).size() == 1);
+  raw[4 + 2] = 1;
+  CHECK_THROWS_WITH_AS(read(catalog_of(raw)), doctest::Contains("reserved"), Fatal);
+  raw[4 + 2] = 0;
+  raw[4 + 1] = 8 | 16;  // sparse, and a flag no writer sets
+  CHECK_THROWS_WITH_AS(read(catalog_of(raw)), doctest::Contains("unknown flags"), Fatal);
+}
+
 TEST_CASE("manifest: the optional catalog field round-trips and is typed") {
   Manifest m;
   m.catalog = {"b.tar.gz.catalog.zst", 1234, std::string(64, 'c')};
