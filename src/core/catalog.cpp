@@ -272,6 +272,7 @@ void read_catalog_encoded(const std::function<std::string_view()>& next, const C
   ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, 27);  // bounded memory whatever the frame says
   std::string pending;  // decompressed bytes not yet parsed (less than one record + 64 KiB)
   CatalogRecord r;      // one record, its strings' buffers reused from record to record
+  std::string last;     // the path of the record before it
   uint64_t seen = 0, raw = 0;
   size_t zrc = 1;
   bool any_input = false;
@@ -332,6 +333,12 @@ void read_catalog_encoded(const std::function<std::string_view()>& next, const C
       if (!stored_path_ok(r.path) || (r.type == EntryType::Hardlink && !stored_path_ok(r.link)))
         throw Fatal("catalog: record " + std::to_string(seen) + ": path " + quote(escape_name(r.type == EntryType::Hardlink && stored_path_ok(r.path) ? r.link : r.path)) +
                     " is absolute or has a '..' component");
+      // in path order, each path once (as the writers make them): a level carries PREV's records
+      // by walking them beside its sorted list, and would copy a repeated one twice
+      if (seen > 0 && !path_less(last, r.path))
+        throw Fatal("catalog: record " + std::to_string(seen) + ": path " + quote(escape_name(r.path)) +
+                    " is not after the record before it (records are sorted by path, each path once)");
+      last.assign(r.path);
       each(r, version >= 2 ? std::string_view(reinterpret_cast<const char*>(p), size_t{len} + 4) : std::string_view());
       ++seen;
       pos += 4 + size_t{len};

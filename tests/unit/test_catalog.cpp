@@ -126,6 +126,22 @@ TEST_CASE("catalog: a record's reserved bytes must be zero, its flags known (an 
   CHECK_THROWS_WITH_AS(read(catalog_of(raw)), doctest::Contains("unknown flags"), Fatal);
 }
 
+TEST_CASE("catalog: records must be in path order, each path once (a level copies PREV's records)") {
+  auto of = [](const std::vector<std::string>& paths) {
+    std::vector<CatalogRecord> v;
+    for (const auto& p : paths) {
+      CatalogRecord r;
+      r.path = p, r.ino = 4, r.dev = 3;
+      v.push_back(r);
+    }
+    return write(v);
+  };
+  CHECK(read(of({"r", "r/a", "r/a/x", "r/a-b", "r/b"})).size() == 5);  // '/' sorts first
+  CHECK_THROWS_WITH_AS(read(of({"r", "r/f", "r/f"})), doctest::Contains("sorted by path"), Fatal);
+  CHECK_THROWS_WITH_AS(read(of({"r", "r/b", "r/a"})), doctest::Contains("sorted by path"), Fatal);
+  CHECK_THROWS_WITH_AS(read(of({"r", "r/a-b", "r/a/x"})), doctest::Contains("sorted by path"), Fatal);
+}
+
 TEST_CASE("manifest: the optional catalog field round-trips and is typed") {
   Manifest m;
   m.catalog = {"b.tar.gz.catalog.zst", 1234, std::string(64, 'c')};
