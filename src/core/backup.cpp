@@ -328,7 +328,7 @@ bool plan_stage(BackupRun& run) {
     // unchanged tree only the directories travel), their records stay where they are.
     sort_entries(run.entries);
     run.error.guard([&] {
-      drop_unchanged(run.inc, run.entries);
+      drop_unchanged(run.inc, run.entries, run.setup.roots);
       read_file_details(run.entries, run.setup.roots, run.log);  // the scan left them out
     });
     if (!run.agree()) return false;

@@ -272,6 +272,7 @@ void read_catalog_encoded(const std::function<std::string_view()>& next, const C
   ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, 27);  // bounded memory whatever the frame says
   std::string pending;  // decompressed bytes not yet parsed (less than one record + 64 KiB)
   CatalogRecord r;      // one record, its strings' buffers reused from record to record
+  std::string last;     // the path of the record before it
   uint64_t seen = 0, raw = 0;
   size_t zrc = 1;
   bool any_input = false;
@@ -286,6 +287,10 @@ void read_catalog_encoded(const std::function<std::string_view()>& next, const C
       if (seen == count) throw Fatal("catalog: more records than the " + std::to_string(count) + " its header announces");
       const unsigned char* q = p + 4;
       if (q[0] > static_cast<uint8_t>(EntryType::Fifo)) throw Fatal("catalog: record " + std::to_string(seen) + ": unknown type " + std::to_string(q[0]));
+      // (a level copies an unchanged entry's record bytes from PREV's catalog: nothing unchecked)
+      if (q[2] != 0 || q[3] != 0) throw Fatal("catalog: record " + std::to_string(seen) + ": reserved bytes are not zero");
+      if (q[1] & ~(kCatalogDamaged | kCatalogXattrs | kCatalogAcls | kCatalogSparse))
+        throw Fatal("catalog: record " + std::to_string(seen) + ": unknown flags " + std::to_string(q[1]));
       r.type = static_cast<EntryType>(q[0]);
       r.flags = q[1];
       r.mode = get32(q + 4);
@@ -328,6 +333,12 @@ void read_catalog_encoded(const std::function<std::string_view()>& next, const C
       if (!stored_path_ok(r.path) || (r.type == EntryType::Hardlink && !stored_path_ok(r.link)))
         throw Fatal("catalog: record " + std::to_string(seen) + ": path " + quote(escape_name(r.type == EntryType::Hardlink && stored_path_ok(r.path) ? r.link : r.path)) +
                     " is absolute or has a '..' component");
+      // in path order, each path once (as the writers make them): a level carries PREV's records
+      // by walking them beside its sorted list, and would copy a repeated one twice
+      if (seen > 0 && !path_less(last, r.path))
+        throw Fatal("catalog: record " + std::to_string(seen) + ": path " + quote(escape_name(r.path)) +
+                    " is not after the record before it (records are sorted by path, each path once)");
+      last.assign(r.path);
       each(r, version >= 2 ? std::string_view(reinterpret_cast<const char*>(p), size_t{len} + 4) : std::string_view());
       ++seen;
       pos += 4 + size_t{len};

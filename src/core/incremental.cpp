@@ -4,17 +4,22 @@
 // tree, fewer bytes than the Entry each replaces). Rank 0 holds nothing more than in a full backup.
 #include "core/incremental.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <iterator>
 #include <cstdio>
 
 #include "core/extract.h"
+#include "core/read.h"
 #include "core/messages.h"
 #include "core/select.h"
 #include "pbackup/pipeline.h"
 #include "pbackup/error.h"
 #include "pbackup/sha256.h"
 #include "pbackup/wire.h"
+#include "util/fd.h"
 
 namespace pbackup {
 namespace {
@@ -146,9 +151,25 @@ void read_previous(const Incremental& inc, const CatalogVisit& each) {
 // chain holds it; the new catalog copies those bytes). Entries moved inside the tree (a renamed
 // directory's files keep their inode, size, mtime and ctime) are found in the same pass by (dev,
 // ino): the record under the old path is carried under the new one, with the member name the
-// data has in its archive. Only this rank's entries are looked up (a sorted (ino, entry) table),
-// and only records that did not match their own path.
-void drop_unchanged(Incremental& inc, EntryList& mine) {
+// data has in its archive. Only this rank's entries are looked up (a sorted (ino, entry) table).
+namespace {
+// Is PREV's `path` still on disk as the inode `e` (one inode at two paths: a bind mount, a source
+// given inside another)? Then it is no rename: its record stays at its own path (kept by
+// whichever rank holds it), and a restore puts a member under one path only.
+bool still_there(const std::string& path, const Entry& e, const std::vector<Root>& roots) {
+  const std::string root = path.substr(0, path.find('/'));
+  for (const Root& r : roots) {
+    if (r.name != root) continue;
+    const std::string disk = path.size() == root.size() ? r.disk : r.disk + path.substr(root.size());
+    Fd fd(open_below_root(disk, path, O_PATH | O_NOFOLLOW, false));
+    struct stat st {};
+    if (fd && ::fstat(fd.get(), &st) == 0 && st.st_ino == e.ino && st.st_dev == e.dev) return true;
+  }
+  return false;
+}
+}  // namespace
+
+void drop_unchanged(Incremental& inc, EntryList& mine, const std::vector<Root>& roots) {
   if (!inc.on) return;
   std::vector<bool> drop(mine.size(), false);
   std::vector<std::pair<uint64_t, size_t>> by_ino;
@@ -164,20 +185,22 @@ void drop_unchanged(Incremental& inc, EntryList& mine) {
     if (i < mine.size() && mine[i].path == r.path && !encoded.empty() && unchanged(mine[i], r)) {
       drop[i] = true;
       inc.kept.add(encoded);
-      return;
     }
+    // Every record is looked up: what an entry gets depends only on it, PREV's catalog (the first
+    // record of its inode under another path) and the disk (still_there), never on which other
+    // entries share its rank (one inode at two paths: a bind mount, a source inside another).
     auto it = std::lower_bound(by_ino.begin(), by_ino.end(), std::make_pair(r.ino, size_t{0}));
     for (; it != by_ino.end() && it->first == r.ino; ++it) {
       const size_t k = it->second;
       if (has_moved[k] || mine[k].path == r.path || !unchanged(mine[k], r)) continue;
       has_moved[k] = true;
       moved.emplace_back(k, r);
-      break;
     }
   });
   std::vector<std::string> carried;  // the moved entries' records under their new paths, encoded
   for (auto& [k, r] : moved) {
     if (drop[k]) continue;  // unchanged at its own path as well: that record is kept
+    if (still_there(r.path, mine[k], roots)) continue;  // not moved: a second path to it, stored
     drop[k] = true;
     if (r.member.empty()) r.member = r.path;  // where its archive holds the data
     r.path = mine[k].path;

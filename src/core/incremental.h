@@ -69,7 +69,9 @@ bool unchanged(const Entry& e, const CatalogRecord& r);
 // spreads the list, so the unchanged entries never travel): reads PREV's catalog (streamed: one
 // record at a time, one pass) beside them, removes the unchanged and the moved entries from
 // `mine` and keeps their records. Which rank holds an entry does not change the outcome.
-void drop_unchanged(Incremental& inc, EntryList& mine);
+// A moved entry whose old path still shows its inode on disk (under `roots`) is not moved: it
+// is stored.
+void drop_unchanged(Incremental& inc, EntryList& mine, const std::vector<Root>& roots);
 
 // The manifests of a level's chain, found beside it (same folder or prefix) and checked
 // against the SHA-256 its manifest records: chain[k] resolved. Throws Fatal naming a missing

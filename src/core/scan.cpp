@@ -448,19 +448,41 @@ EntryList scan(Comm& comm, const std::vector<Root>& roots, Log& log, const Selec
 }
 
 void read_file_details(EntryList& mine, const std::vector<Root>& roots, Log& log) {
-  size_t w = 0;  // compacted in place
+  // As the scan does: the file is looked at from its directory, opened below the root without
+  // following a symlink (a path past PATH_MAX works; a directory swapped for a link fails), and
+  // one directory fd serves its files (the list is in path order).
+  Fd dir;
+  std::string dir_path;  // archive path of `dir`
+  size_t w = 0;          // compacted in place
   for (size_t k = 0; k < mine.size(); ++k) {
     Entry& e = mine[k];
     if (e.type != EntryType::Dir) {
       const std::string disk = disk_path(e, roots);
-      if (e.type == EntryType::File && ::access(disk.c_str(), R_OK) != 0) {
+      const size_t slash = e.path.rfind('/');
+      const size_t disk_slash = disk.rfind('/');
+      if (slash == std::string::npos || disk_slash == std::string::npos)
+        throw Fatal("internal: read_file_details: " + quote(e.path) + " is a root");
+      const std::string_view parent(e.path.data(), slash);
+      if (!dir || dir_path != parent) {
+        dir = Fd(open_below_root(disk.substr(0, disk_slash), std::string(parent), O_RDONLY | O_DIRECTORY | O_NOFOLLOW, false));
+        dir_path = parent;
+      }
+      const std::string name = disk.substr(disk_slash + 1);
+      struct stat st {};
+      const bool found = dir && ::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+      if (!found && e.type == EntryType::File) {  // gone since the scan (another type is stored as scanned)
         log.warn(sys_message("cannot read", disk, errno) + " (not stored)", disk);
         continue;
       }
-      if (e.type != EntryType::Symlink) e.xattrs = read_xattr_records(disk, log);
-      struct stat st {};  // the holes need the block count; a file replaced since is read whole
-      if (e.type == EntryType::File && ::lstat(disk.c_str(), &st) == 0 && st.st_ino == e.ino && st.st_dev == e.dev)
-        e.sparse = find_holes(disk, st);
+      // replaced since the scan (another inode or type): the read stage sees it; no details
+      const bool same = found && st.st_ino == e.ino && st.st_dev == e.dev &&
+                        (e.type == EntryType::File ? S_ISREG(st.st_mode) : e.type != EntryType::Symlink || S_ISLNK(st.st_mode));
+      if (same && e.type == EntryType::File && ::faccessat(dir.get(), name.c_str(), R_OK, AT_EACCESS) != 0) {
+        log.warn(sys_message("cannot read", disk, errno) + " (not stored)", disk);
+        continue;
+      }
+      if (same && e.type != EntryType::Symlink) e.xattrs = read_xattr_records(disk, log);
+      if (same && e.type == EntryType::File) e.sparse = find_holes(disk, st);  // checks the inode again
     }
     if (w != k) mine[w] = std::move(e);
     ++w;

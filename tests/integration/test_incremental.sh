@@ -232,3 +232,28 @@ if command -v age-keygen >/dev/null; then
   grep -qx tree/newdir3/f3 "$WORK/last.out" || fail "list of the encrypted level misses newdir3/f3"
   pass "an encrypted chain"
 fi
+
+# ---- one inode at two paths: a source given inside another ----
+# T2/sub/f is in level 0; level 1 backs up T2 and T2/sub, so sub/f shows the same inode with one
+# link. It is no rename (T2/sub/f is still there): both paths must restore, with 1 and 3 ranks
+# alike (each rank decides on the entries it scanned).
+info "a source inside another: one inode at two paths"
+O="$WORK/overlap"
+mkdir -p "$O/T2/sub" "$O/d1" "$O/d3"
+for i in $(seq 1 12); do echo "file $i" >"$O/T2/sub/f$i"; done
+echo other >"$O/T2/g"
+expect_ok plain backup --sources "$O/T2" --output-dir "$O/d1" --name o0 --no-progress
+cp "$O/d1"/o0.* "$O/d3"/
+expect_ok plain backup --sources "$O/T2" "$O/T2/sub" --output-dir "$O/d1" --name o1 --no-progress --incremental-from "$O/d1/o0.tar.gz"
+expect_ok 3 backup --sources "$O/T2" "$O/T2/sub" --output-dir "$O/d3" --name o1 --no-progress --incremental-from "$O/d3/o0.tar.gz"
+for d in d1 d3; do
+  rm -rf "$O/r$d" && mkdir "$O/r$d"
+  expect_ok plain restore --source "$O/$d/o1.tar.gz" --restore-to "$O/r$d"
+  for i in $(seq 1 12); do
+    [ "$(cat "$O/r$d/T2/sub/f$i" 2>/dev/null)" = "file $i" ] || fail "$d: T2/sub/f$i not restored from the level"
+    [ "$(cat "$O/r$d/sub/f$i" 2>/dev/null)" = "file $i" ] || fail "$d: sub/f$i not restored from the level"
+  done
+done
+cmp -s "$O/d1/o1.tar.gz" "$O/d3/o1.tar.gz" || fail "a source inside another: 1 and 3 ranks made different levels"
+cmp -s "$O/d1/o1.tar.gz.catalog.zst" "$O/d3/o1.tar.gz.catalog.zst" || fail "a source inside another: 1 and 3 ranks made different catalogs"
+pass "a source inside another: both paths restore, 1 and 3 ranks identical"

@@ -1,7 +1,11 @@
 // The catalog: written and read back, and hostile input refused with Fatal (src/core/catalog.cpp).
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
 #include <zstd.h>
+
+#include <algorithm>
+#include <filesystem>
 
 #include <string>
 #include <vector>
@@ -9,6 +13,7 @@
 #include "core/catalog.h"
 #include "core/incremental.h"
 #include "format/pax.h"
+#include "helpers.h"
 #include "format/sparse.h"
 #include "pbackup/error.h"
 #include "pbackup/manifest.h"
@@ -98,6 +103,43 @@ TEST_CASE("catalog: hostile input is refused with Fatal") {
   auto recs = read(w);
   CHECK(recs.size() == 1);
   CHECK_THROWS_AS(read(w.substr(0, 32)), Fatal);  // header says 1 record, none follow
+}
+
+TEST_CASE("catalog: a record's reserved bytes must be zero, its flags known (an incremental level copies record bytes)") {
+  CatalogRecord r;
+  r.path = "r/f", r.ino = 4, r.dev = 3;
+  auto catalog_of = [&](const std::string& raw) {
+    std::vector<CatalogRecord> one{r};
+    std::string c = write(one).substr(0, 32);  // the header: one record
+    for (int i = 0; i < 8; ++i) c[24 + i] = static_cast<char>(static_cast<uint64_t>(raw.size()) >> (8 * i));
+    std::string z(ZSTD_compressBound(raw.size()), '\0');
+    z.resize(ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), 1));
+    return c + z;
+  };
+  std::string raw;
+  encode_catalog_record(r, raw);
+  CHECK(read(catalog_of(raw)).size() == 1);
+  raw[4 + 2] = 1;
+  CHECK_THROWS_WITH_AS(read(catalog_of(raw)), doctest::Contains("reserved"), Fatal);
+  raw[4 + 2] = 0;
+  raw[4 + 1] = 8 | 16;  // sparse, and a flag no writer sets
+  CHECK_THROWS_WITH_AS(read(catalog_of(raw)), doctest::Contains("unknown flags"), Fatal);
+}
+
+TEST_CASE("catalog: records must be in path order, each path once (a level copies PREV's records)") {
+  auto of = [](const std::vector<std::string>& paths) {
+    std::vector<CatalogRecord> v;
+    for (const auto& p : paths) {
+      CatalogRecord r;
+      r.path = p, r.ino = 4, r.dev = 3;
+      v.push_back(r);
+    }
+    return write(v);
+  };
+  CHECK(read(of({"r", "r/a", "r/a/x", "r/a-b", "r/b"})).size() == 5);  // '/' sorts first
+  CHECK_THROWS_WITH_AS(read(of({"r", "r/f", "r/f"})), doctest::Contains("sorted by path"), Fatal);
+  CHECK_THROWS_WITH_AS(read(of({"r", "r/b", "r/a"})), doctest::Contains("sorted by path"), Fatal);
+  CHECK_THROWS_WITH_AS(read(of({"r", "r/a-b", "r/a/x"})), doctest::Contains("sorted by path"), Fatal);
 }
 
 TEST_CASE("manifest: the optional catalog field round-trips and is typed") {
@@ -266,6 +308,76 @@ TEST_CASE("incremental: an entry is unchanged only when every compared field mat
   CHECK(unchanged(l, lr));
   l.link = "b";
   CHECK_FALSE(unchanged(l, lr));
+}
+
+namespace fs = std::filesystem;
+
+namespace {
+// drop_unchanged on `lists` (one per rank, each sorted) against the PREV catalog `prev`: every
+// kept record ("path<-member") and every entry left to store, over all the "ranks", sorted.
+std::vector<std::string> level_of(const std::string& prev, const std::vector<Root>& roots, std::vector<EntryList> lists) {
+  std::vector<std::string> out;
+  for (EntryList& mine : lists) {
+    Incremental inc;
+    inc.on = true;
+    inc.prev.name = "prev";
+    inc.chain.resize(1);
+    inc.prev_catalog = prev;
+    drop_unchanged(inc, mine, roots);
+    std::string all;
+    for (; !inc.kept.empty(); inc.kept.pop()) all += inc.kept.front();
+    for (const Entry& e : mine) out.push_back("store " + e.path);
+    size_t at = 0;
+    while (at < all.size()) {
+      const std::string_view rec = std::string_view(all).substr(at, encoded_record_size(std::string_view(all).substr(at)));
+      out.push_back("keep " + std::string(encoded_record_path(rec)));
+      at += rec.size();
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("incremental: which rank holds an entry does not change what a level keeps (same inode at two paths)") {
+  // Two paths showing one inode with one link (a bind mount inside the tree, or a source given
+  // inside another): each rank decides on its own entries, so the outcome must not depend on
+  // whether the other path is on the same rank; and a path still on disk is no rename (a
+  // restore puts a member under one path only: carried, the other path would be lost).
+  testutil::TempDir t;
+  fs::create_directories(t.path / "r" / "x");
+  testutil::write_file(t.path / "r" / "x" / "f", "hello");
+  struct stat st {};
+  REQUIRE(::lstat((t.path / "r" / "x" / "f").c_str(), &st) == 0);
+  const std::vector<Root> roots{{(t.path / "r").string(), "r"}};
+  auto entry = [&](const std::string& path) {
+    Entry e;
+    e.path = path, e.size = 5, e.mtime_sec = 77, e.ctime_sec = 88, e.mode = 0644, e.nlink = 1;
+    e.dev = st.st_dev, e.ino = st.st_ino;
+    return e;
+  };
+  auto catalog = [&](const std::vector<std::string>& paths) {
+    CatalogWriter w(paths.size());
+    for (const auto& p : paths) w.add(catalog_record(entry(p), true, false, 0, 0));
+    return w.finish();
+  };
+  auto list = [&](const std::vector<std::string>& paths) {
+    EntryList l;
+    for (const auto& p : paths) l.push_back(entry(p));
+    return l;
+  };
+  SUBCASE("one path unchanged, the other new") {
+    const std::string prev = catalog({"r/x/f"});
+    const auto one = level_of(prev, roots, {list({"r/x/f", "r/y/f"})});
+    CHECK(one == std::vector<std::string>{"keep r/x/f", "store r/y/f"});
+    CHECK(one == level_of(prev, roots, {list({"r/x/f"}), list({"r/y/f"})}));
+    CHECK(one == level_of(prev, roots, {list({"r/y/f"}), list({"r/x/f"})}));
+  }
+  SUBCASE("the old path gone: a rename") {
+    const std::string prev = catalog({"r/a"});
+    const auto one = level_of(prev, roots, {list({"r/b"})});
+    CHECK(one == std::vector<std::string>{"keep r/b"});
+  }
 }
 
 TEST_CASE("manifest: the optional chain of an incremental level round-trips and is typed") {
