@@ -99,14 +99,22 @@ PY
 }
 longest=$(tree_digest "$P/src/deep" | awk '{print length($1)}' | sort -n | tail -n 1)
 [ "$longest" -gt 4200 ] || fail "test setup: the deepest path is only $longest bytes"
-run_rc rc run_mpi 2 backup --sources "$P/src/deep" --output-dir "$P/out" --algo gzip --name l
-[ "$rc" -eq 0 ] || { show_last; fail "backup of a path over PATH_MAX: exit $rc"; }
-run_rc rc run_pb restore --source "$P/out/l.tar.gz" --restore-to "$P/r"
-[ "$rc" -eq 0 ] || { show_last; fail "restore of a path over PATH_MAX: exit $rc"; }
-[ "$(tree_digest "$P/src/deep")" = "$(tree_digest "$P/r/deep")" ] || {
-  diff <(tree_digest "$P/src/deep" | cut -c4000-) <(tree_digest "$P/r/deep" | cut -c4000-) >&2 || true
-  fail "files below PATH_MAX depth differ after backup and restore"
+# deep_round_trip NAME WHAT [BACKUP ARGS...]: backs up src/deep as NAME (-n 2), restores that
+# archive alone into a fresh r/ and compares the trees; WHAT names the case in failures.
+deep_round_trip() {
+  local name=$1 what=$2 rc
+  shift 2
+  rm -rf "$P/r" && mkdir -p "$P/r"
+  run_rc rc run_mpi 2 backup --sources "$P/src/deep" --output-dir "$P/out" --algo gzip --name "$name" "$@"
+  [ "$rc" -eq 0 ] || { show_last; fail "$what: backup exit $rc"; }
+  run_rc rc run_pb restore --source "$P/out/$name.tar.gz" --restore-to "$P/r"
+  [ "$rc" -eq 0 ] || { show_last; fail "$what: restore exit $rc"; }
+  [ "$(tree_digest "$P/src/deep")" = "$(tree_digest "$P/r/deep")" ] || {
+    diff <(tree_digest "$P/src/deep" | cut -c4000-) <(tree_digest "$P/r/deep" | cut -c4000-) >&2 || true
+    fail "$what: files below PATH_MAX depth missing or different after restore"
+  }
 }
+deep_round_trip l "a path over PATH_MAX"
 pass "path of $longest bytes: backed up and restored byte-identical"
 
 # An incremental level reads a new or changed file's details (readability, holes) after the
@@ -118,15 +126,7 @@ info "an incremental level with a new and a changed file past PATH_MAX"
   printf 'changed at the bottom\n' >note.txt
   head -c 70000 /dev/urandom >new.bin
 )
-rm -rf "$P/r" && mkdir -p "$P/r"
-run_rc rc run_mpi 2 backup --sources "$P/src/deep" --output-dir "$P/out" --algo gzip --name l1 --incremental-from "$P/out/l.tar.gz"
-[ "$rc" -eq 0 ] || { show_last; fail "incremental level of a path over PATH_MAX: exit $rc"; }
-run_rc rc run_pb restore --source "$P/out/l1.tar.gz" --restore-to "$P/r"
-[ "$rc" -eq 0 ] || { show_last; fail "restore of an incremental level with a path over PATH_MAX: exit $rc"; }
-[ "$(tree_digest "$P/src/deep")" = "$(tree_digest "$P/r/deep")" ] || {
-  diff <(tree_digest "$P/src/deep" | cut -c4000-) <(tree_digest "$P/r/deep" | cut -c4000-) >&2 || true
-  fail "incremental level: files below PATH_MAX depth missing or different after restore"
-}
+deep_round_trip l1 "incremental level past PATH_MAX" --incremental-from "$P/out/l.tar.gz"
 pass "incremental level: new and changed files at $longest bytes stored"
 
 finish_deferred
