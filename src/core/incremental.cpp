@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <bit>
 #include <iterator>
 #include <cstdio>
 
@@ -176,6 +177,14 @@ void drop_unchanged(Incremental& inc, EntryList& mine, const std::vector<Root>& 
   for (size_t k = 0; k < mine.size(); ++k)
     if (mine[k].type != EntryType::Dir && mine[k].nlink <= 1 && mine[k].ino) by_ino.emplace_back(mine[k].ino, k);
   std::sort(by_ino.begin(), by_ino.end());
+  // Every record is looked up by inode (below); most inodes are no entry's here. A bitmap of the
+  // entries' inodes (16 bits an entry: about 6% false hits) answers those in one memory access.
+  size_t bits = 1u << 16;
+  while (bits < 16 * by_ino.size()) bits <<= 1;
+  const int shift = 64 - std::countr_zero(bits);
+  auto bit_of = [&](uint64_t ino) { return static_cast<size_t>((ino * 0x9E3779B97F4A7C15ull) >> shift); };
+  std::vector<uint64_t> may_hold(bits / 64, 0);
+  for (const auto& [ino, k] : by_ino) may_hold[bit_of(ino) / 64] |= uint64_t{1} << (bit_of(ino) % 64);
   std::vector<std::pair<size_t, CatalogRecord>> moved;  // entry, its record under another path
   std::vector<bool> has_moved(mine.size(), false);
   size_t i = 0;
@@ -189,6 +198,7 @@ void drop_unchanged(Incremental& inc, EntryList& mine, const std::vector<Root>& 
     // Every record is looked up: what an entry gets depends only on it, PREV's catalog (the first
     // record of its inode under another path) and the disk (still_there), never on which other
     // entries share its rank (one inode at two paths: a bind mount, a source inside another).
+    if (!(may_hold[bit_of(r.ino) / 64] >> (bit_of(r.ino) % 64) & 1)) return;  // no entry here has that inode
     auto it = std::lower_bound(by_ino.begin(), by_ino.end(), std::make_pair(r.ino, size_t{0}));
     for (; it != by_ino.end() && it->first == r.ino; ++it) {
       const size_t k = it->second;
