@@ -48,6 +48,7 @@ struct BackupOptions {
 
 struct RestoreOptions {
   std::string source;
+  bool progress = true;  // restore, verify: progress lines every 5 s (--no-progress: none)
   std::string restore_to;
   bool is_split = false;
   std::string original_base_filename;

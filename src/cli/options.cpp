@@ -358,6 +358,8 @@ Parsed parse_command_line(int argc, char** argv) {
             "keep-newer-files", "do not replace existing files that are newer than the archive's copy")(
             "numeric-owner", "as root, restore owners by the archive's numeric ids only (default: by user/group name where it exists here, as GNU tar)")(
             "every-node", "when --restore-to is a node-local directory (not shared by all ranks): restore a complete copy on every node (the archive is read once and copied to each node)");
+      if (cmd == "restore" || cmd == "verify")
+        o.add_options()("progress", "print progress lines every 5 s (default)")("no-progress", "no progress lines");
       if (cmd == "restore" || cmd == "list")
         o.add_options()(
             "stall-timeout", "archives streamed through libarchive: stop with exit 2 after SECONDS without progress (0: never)",
@@ -392,6 +394,7 @@ Parsed parse_command_line(int argc, char** argv) {
         x.stream_memory_mib = number_in(r, "stream-memory-limit", 0, uint64_t{1} << 30);
       }
       if (cmd != "find" && cmd != "report") x.json = r.count("json") > 0;
+      if (cmd == "restore" || cmd == "verify") x.progress = r.count("no-progress") == 0;
       if (cmd == "report") {
         if (!r.count("output")) throw cxxopts::exceptions::exception("--output FILE.html is required");
         x.output = r["output"].as<std::string>();

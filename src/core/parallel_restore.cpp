@@ -584,7 +584,7 @@ int run_parallel_units(Comm& comm, const ParallelRestorePlan& plan, const Restor
   for (uint64_t s : plan.sizes) total += s;
   std::vector<std::string> all;
   {
-    PhaseProgress progress(comm, "restore (archive bytes read)", total);
+    PhaseProgress progress(comm, "restore (archive bytes read)", total, opt.progress);
     all = comm.gather(restore_my_units(comm, plan, opt, *x, inodes, threads, bytes, progress), 0);
   }
   bytes = comm.sum(bytes);

@@ -23,10 +23,11 @@ namespace pbackup {
 
 class PhaseProgress {
  public:
-  PhaseProgress(Comm& comm, std::string label, uint64_t total)
+  // `lines` false (--no-progress): the counts still travel, nothing is printed
+  PhaseProgress(Comm& comm, std::string label, uint64_t total, bool lines = true)
       : comm_(comm), label_(std::move(label)), total_(total), tty_(::isatty(2)), start_(std::chrono::steady_clock::now()),
         phase_(next_phase()) {
-    if (comm_.rank() == 0) ticker_.emplace(progress_interval(tty_), [this] { print(); });
+    if (comm_.rank() == 0 && lines) ticker_.emplace(progress_interval(tty_), [this] { print(); });
     if (comm_.size() > 1) comm_.set_wait_hook([this] { tick(false); });  // rank 0 takes reports at collectives too
   }
   ~PhaseProgress() {

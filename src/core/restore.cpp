@@ -526,7 +526,8 @@ int restore_one_rank(const RestoreOptions& opt, Log& log) {
   std::atomic<uint64_t> entries{0}, bytes{0};  // read by the progress ticker
   const bool tty = ::isatty(2);
   std::optional<Ticker> ticker;
-  ticker.emplace(progress_interval(tty), [&] {  // a stream has no total: what is done so far
+  if (opt.progress)
+    ticker.emplace(progress_interval(tty), [&] {  // a stream has no total: what is done so far
     std::fprintf(stderr, "%spbackup: restore (streaming): %llu entries, %s written%s", tty ? "\r" : ("[" + log_timestamp() + "] ").c_str(),
                  static_cast<unsigned long long>(entries.load()), human_bytes(bytes.load()).c_str(), tty ? "\033[K" : "\n");
     std::fflush(stderr);

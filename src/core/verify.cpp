@@ -156,8 +156,8 @@ std::string where(const ArchiveSource& s, uint64_t offset) {
 // The checks, each rank on its share (task i is rank i mod size's), with its threads.
 class Verifier {
  public:
-  Verifier(Comm& comm, ArchiveSource& src, int threads)
-      : comm_(comm), src_(src), m_(*src.manifest), threads_(threads), nfrag_(m_.fragments.size()) {
+  Verifier(Comm& comm, ArchiveSource& src, int threads, bool progress)
+      : comm_(comm), src_(src), m_(*src.manifest), threads_(threads), nfrag_(m_.fragments.size()), progress_(progress) {
     if (m_.format == "tar") codec_ = make_codec(m_.codec, -1);
   }
 
@@ -169,7 +169,7 @@ class Verifier {
     for (const auto& f : m_.fragments) total += f.size;
     std::vector<std::string> problems;
     {
-      PhaseProgress progress(comm_, "verify: fragments (SHA-256)", total);
+      PhaseProgress progress(comm_, "verify: fragments (SHA-256)", total, progress_);
       problems = progress.run([&] {
         return parallel_map(mine.size(), threads_, [&](size_t j) -> std::string {
           std::string p = fragment_problem(mine[j]);
@@ -198,7 +198,7 @@ class Verifier {
     std::vector<size_t> mine = share(m_.blocks.size());
     uint64_t total = 0;
     for (const auto& b : m_.blocks) total += b.size;
-    PhaseProgress progress(comm_, "verify: blocks", total);
+    PhaseProgress progress(comm_, "verify: blocks", total, progress_);
     return progress.run([&] {
       return parallel_map(mine.size(), threads_, [&](size_t j) -> std::string {
         const size_t next = next_block[mine[j]];
@@ -326,6 +326,7 @@ class Verifier {
   const Manifest& m_;
   const int threads_;
   const size_t nfrag_;
+  const bool progress_;  // --no-progress: false
   std::unique_ptr<Codec> codec_;
   std::vector<char> bad_frag_;
   std::vector<uint64_t> frag_start_;
@@ -399,7 +400,7 @@ int run_verify(Comm& comm, const RestoreOptions& opt, Log& log) {
   Plan plan;
   std::vector<std::string> early;  // rank 0: problems found while resolving
   if (!share_plan(comm, opt, log, plan, early)) return kExitFatal;
-  Verifier v(comm, plan.source, opt.threads > 0 ? opt.threads : default_threads(comm.local_size()));
+  Verifier v(comm, plan.source, opt.threads > 0 ? opt.threads : default_threads(comm.local_size()), opt.progress);
   std::vector<std::string> problems = v.fragments();
   std::vector<std::string> block_problems = v.blocks();
   problems.insert(problems.end(), block_problems.begin(), block_problems.end());

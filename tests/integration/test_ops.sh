@@ -129,6 +129,9 @@ for cmd in verify restore; do
   grep -q "^\[[0-9-]* [0-9:]*\] pbackup: $cmd.*: [0-9.]* [KMG]*i*B of [0-9.]* MiB ([0-9]*%), .*/s, ETA" "$WORK/last.err" ||
     { show_last; fail "$cmd printed no timestamped progress line with bytes done"; }
   pass "$cmd progress: $(grep -c "pbackup: $cmd" "$WORK/last.err") lines, e.g. $(grep "pbackup: $cmd.*ETA" "$WORK/last.err" | tail -n 1 | cut -c1-100)"
+  run_rc rc env PBACKUP_TEST_PROGRESS_MS=100 mpirun --oversubscribe -n 2 "$PBACKUP" "$cmd" --source "$P/out/p.tar.bz2" --threads 1 --no-progress "${extra[@]}"
+  [ "$rc" -eq 0 ] || { show_last; fail "$cmd --no-progress: exit $rc"; }
+  ! grep -q "pbackup: $cmd.*ETA" "$WORK/last.err" || { show_last; fail "$cmd --no-progress printed progress lines"; }
 done
 # a streaming restore (the archive alone, no manifest: as a foreign one) has no total: it
 # reports the entries and bytes written so far
@@ -139,3 +142,7 @@ run_rc rc env PBACKUP_TEST_PROGRESS_MS=100 "$PBACKUP" restore --source "$P/alone
 grep -q '^\[[0-9-]* [0-9:]*\] pbackup: restore (streaming): [0-9]* entries, .* written' "$WORK/last.err" ||
   { show_last; fail "the streaming restore printed no progress line"; }
 pass "streaming restore progress: $(grep -c 'restore (streaming)' "$WORK/last.err") lines"
+run_rc rc env PBACKUP_TEST_PROGRESS_MS=100 "$PBACKUP" restore --source "$P/alone/p.tar.bz2" --restore-to "$P/streamed2" --no-progress
+[ "$rc" -eq 0 ] || { show_last; fail "streaming restore --no-progress: exit $rc"; }
+! grep -q 'restore (streaming)' "$WORK/last.err" || { show_last; fail "streaming restore --no-progress printed progress lines"; }
+pass "restore and verify --no-progress print no progress lines"
