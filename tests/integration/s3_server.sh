@@ -18,6 +18,15 @@ pick_ports() {
   return 1
 }
 
+# The opening of a test against the server: the binary checked, a private $WORK (wiped on exit
+# with the server's state), the server started, its bucket in $B.
+s3_test_setup() {
+  require_pbackup
+  WORK="$(mktemp -d "${TMPDIR:-/tmp}/pbackup-${TEST_NAME}.XXXXXX")"
+  start_s3_server
+  B=$S3_BUCKETS
+}
+
 start_s3_server() {
   read -r S3_PORT S3_BACKEND_PORT < <(pick_ports) || fail "no free ports on 127.0.0.1 for the S3 server"
   S3_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/pbackup-s3test.XXXXXX")

@@ -8,10 +8,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/s3_server.sh"
-require_pbackup
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/pbackup-${TEST_NAME}.XXXXXX")"
-start_s3_server
-B=$S3_BUCKETS
+s3_test_setup
 
 make_small_tree "$WORK/src"
 head -c 9000000 /dev/urandom >"$WORK/src/random.bin"          # parts: 5 MiB each, from both ranks

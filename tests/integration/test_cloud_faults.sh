@@ -9,10 +9,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/s3_server.sh"
-require_pbackup
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/pbackup-${TEST_NAME}.XXXXXX")"
-start_s3_server
-B=$S3_BUCKETS
+s3_test_setup
 export AWS_DEFAULT_REGION=us-east-1 PBACKUP_S3_STALL_SECONDS=2 PBACKUP_S3_RETRY_SECONDS=6 AWS_MAX_ATTEMPTS=3
 PROXY_SCRIPT="$(dirname "$0")/s3_fault_proxy.py"
 

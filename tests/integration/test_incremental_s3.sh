@@ -6,10 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/s3_server.sh"
-require_pbackup
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/pbackup-${TEST_NAME}.XXXXXX")"
-start_s3_server
-B=$S3_BUCKETS
+s3_test_setup
 U="s3://$B/chain"
 
 T="$WORK/src/tree"

@@ -170,6 +170,20 @@ cmp "$WORK/one/ref.tar.gz" "$(local_of node1 "$TAG-slurm")/ref.tar.gz" || fail "
 for n in node2 node3; do [[ -z $(files_in "$(local_of $n "$TAG-slurm")") ]] || fail "(d) the job left files on $n"; done
 pass "(d) sbatch -N 3 job $job: identical archive on node1"
 
+# term_rank1 PATTERN LOG WHAT: SIGTERM to the rank-1 process among those matching PATTERN, then
+# waits for mpirun ($pid) and fails unless it exits non-zero (WHAT names the run); sets rc.
+term_rank1() {
+  local pattern=$1 log=$2 what=$3 p rank1=""
+  for p in $(pgrep -f "$pattern" || true); do
+    [[ $(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p') == 1 ]] && rank1=$p
+  done
+  [[ -n $rank1 ]] || { cat "$log" >&2; fail "$what: rank 1 not found (finished already?)"; }
+  kill -TERM "$rank1"
+  rc=0
+  wait "$pid" || rc=$?
+  [[ $rc -ne 0 ]] || { cat "$log" >&2; fail "$what exited 0"; }
+}
+
 # --- (e) SIGTERM to a 3-node backup -------------------------------------------------------
 step "(e) SIGTERM to a backup running on 3 nodes"
 head -c 25165824 /dev/urandom >"$WORK/src/big.bin"  # bzip2 on random data: a few seconds
@@ -187,15 +201,7 @@ done
 [[ -n $(find "$node1_out" -name '.*tmp-pbackup' 2>/dev/null) ]] || { cat "$WORK/term.out" >&2; fail "(e) the backup wrote no temporary file to interrupt"; }
 # SIGTERM to the rank on node2 alone (it writes nothing itself: its blocks go to node1): every
 # rank must stop and node1's temporary file go. (mpirun would pass a SIGTERM on only 1 s later.)
-rank1=""
-for p in $(pgrep -f "^$PBACKUP backup --sources $WORK/src/big.bin" || true); do
-  [[ $(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p') == 1 ]] && rank1=$p
-done
-[[ -n $rank1 ]] || { cat "$WORK/term.out" >&2; fail "(e) rank 1 not found (finished already?)"; }
-kill -TERM "$rank1"
-rc=0
-wait "$pid" || rc=$?
-[[ $rc -ne 0 ]] || { cat "$WORK/term.out" >&2; fail "(e) the interrupted backup exited 0"; }
+term_rank1 "^$PBACKUP backup --sources $WORK/src/big.bin" "$WORK/term.out" "(e) the interrupted backup"
 sleep 1
 for n in "${NODES[@]}"; do
   [[ -z $(files_in "$(local_of "$n" "$TAG-term")") ]] || fail "(e) files left on $n: $(files_in "$(local_of "$n" "$TAG-term")")"
@@ -220,15 +226,7 @@ for _ in $(seq 1 400); do
   kill -0 "$pid" 2>/dev/null || break
   sleep 0.02
 done
-rank1=""
-for p in $(pgrep -f "^$PBACKUP restore --source $WORK/out-f/f.tar.bz2" || true); do
-  [[ $(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p') == 1 ]] && rank1=$p
-done
-[[ -n $rank1 ]] || { cat "$WORK/f.out" >&2; fail "(f) rank 1 not found (finished already?)"; }
-kill -TERM "$rank1"
-rc=0
-wait "$pid" || rc=$?
-[[ $rc -ne 0 ]] || { cat "$WORK/f.out" >&2; fail "(f) the interrupted restore exited 0"; }
+term_rank1 "^$PBACKUP restore --source $WORK/out-f/f.tar.bz2" "$WORK/f.out" "(f) the interrupted restore"
 sleep 1
 for n in "${NODES[@]}"; do
   left=$(find "$(local_of "$n" "$TAG-f")" -name '.pbackup-*' 2>/dev/null)
