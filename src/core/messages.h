@@ -106,14 +106,6 @@ void fields(Ar& a, BlockInfo& b) {
   a(b.cont_offset), a(b.cont_size);
 }
 
-// ---- backup commit (backup.cpp): each rank's catalog records, to rank 0 in order ----
-template <class Ar>
-void fields(Ar& a, CatalogRecord& r) {
-  a(r.path), a(r.link), a(r.uname), a(r.gname), a(r.type), a(r.flags), a(r.mode), a(r.uid), a(r.gid), a(r.size);
-  a(r.mtime_sec), a(r.mtime_nsec), a(r.block), a(r.offset);
-  a(r.ctime_sec), a(r.ctime_nsec), a(r.dev), a(r.ino), a(r.level), a(r.member);
-}
-
 // ---- backup rounds (backup_rounds.cpp) ----
 enum class RoundCmd : uint8_t { kWork = 0, kFinish = 1, kAbort = 2 };
 

@@ -309,23 +309,3 @@ TEST_CASE("compact strings: an Entry's rare and shared texts read as strings and
   // pointer each, not a 32-byte std::string.
   CHECK(sizeof(Entry) <= 160);
 }
-
-TEST_CASE("wire: CatalogRecord with the incremental fields (issue 15)") {
-  CatalogRecord r;
-  r.path = "root/p", r.link = "l", r.uname = "u", r.gname = "g";
-  r.type = EntryType::Symlink, r.flags = 3, r.mode = 0700, r.uid = 5, r.gid = 6, r.size = 7;
-  r.mtime_sec = -8, r.mtime_nsec = 9, r.block = 10, r.offset = 11;
-  r.ctime_sec = 12, r.ctime_nsec = 13, r.dev = 14, r.ino = 15, r.level = 16, r.member = "root/old";
-  CatalogRecord b = round_trip(r);
-  CHECK(b.path == r.path);
-  CHECK(b.link == r.link);
-  CHECK(b.gname == r.gname);
-  CHECK(b.type == r.type);
-  CHECK(b.offset == r.offset);
-  CHECK(b.ctime_sec == 12);
-  CHECK(b.ctime_nsec == 13);
-  CHECK(b.dev == 14);
-  CHECK(b.ino == 15);
-  CHECK(b.level == 16);
-  CHECK(b.member == "root/old");
-}
