@@ -57,6 +57,8 @@ inline std::pair<std::string, std::string> owner_names(const Entry& e) {
 
 // Path on disk of an entry: the root's disk path plus everything after the first component.
 std::string disk_path(const Entry& e, const std::vector<Root>& roots);
+// The same for an archive path stored under the root `r` (its first component is r.name).
+std::string disk_path(const Root& r, std::string_view path);
 
 // Ordering used everywhere: component by component, so a directory's contents stay together.
 bool path_less(std::string_view a, std::string_view b);

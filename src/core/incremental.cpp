@@ -161,8 +161,7 @@ bool still_there(const std::string& path, const Entry& e, const std::vector<Root
   const std::string root = path.substr(0, path.find('/'));
   for (const Root& r : roots) {
     if (r.name != root) continue;
-    const std::string disk = path.size() == root.size() ? r.disk : r.disk + path.substr(root.size());
-    Fd fd(open_below_root(disk, path, O_PATH | O_NOFOLLOW, false));
+    Fd fd(open_below_root(disk_path(r, path), path, O_PATH | O_NOFOLLOW, false));
     struct stat st {};
     if (fd && ::fstat(fd.get(), &st) == 0 && st.st_ino == e.ino && st.st_dev == e.dev) return true;
   }

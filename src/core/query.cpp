@@ -289,16 +289,16 @@ int run_compare(Comm& comm, const RestoreOptions& opt, Log& log) {
   return on_rank0(comm, log, [&] {
     ArchiveSource s = resolve_source(opt.source, opt.original_base_filename, {opt.s3_endpoint, opt.s3_region, opt.s3_addressing}, false, opt.keys);
     // where each stored root lives now
-    std::vector<std::pair<std::string, std::string>> roots;  // (name, disk)
+    std::vector<Root> roots;
     if (s.manifest)
       for (auto& src : s.manifest->sources) {
         std::string name = root_name(src);
-        roots.emplace_back(name, opt.against.empty() ? src : opt.against + "/" + name);
+        roots.push_back({opt.against.empty() ? src : opt.against + "/" + name, name});
       }
     auto disk_of = [&](const std::string& path) -> std::string {
       std::string first = path.substr(0, path.find('/'));
-      for (auto& [name, disk] : roots)
-        if (name == first) return disk + path.substr(first.size());
+      for (const Root& r : roots)
+        if (r.name == first) return disk_path(r, path);
       return opt.against.empty() ? "" : opt.against + "/" + path;
     };
     std::unordered_set<std::string> known, to_check;  // to_check: --checksum, files alike so far

@@ -49,12 +49,13 @@ void Log::debug(const std::string& msg) {
 }
 
 // ---- Entry ----
-std::string disk_path(const Entry& e, const std::vector<Root>& roots) {
-  const Root& r = roots.at(e.root);
-  auto slash = e.path.find('/');
-  if (slash == std::string::npos) return r.disk;
-  return r.disk + e.path.substr(slash);
+std::string disk_path(const Root& r, std::string_view path) {
+  const auto slash = path.find('/');
+  if (slash == std::string_view::npos) return r.disk;
+  return r.disk + std::string(path.substr(slash));
 }
+
+std::string disk_path(const Entry& e, const std::vector<Root>& roots) { return disk_path(roots.at(e.root), e.path); }
 
 // Sorting compares paths that share long prefixes (the roots, the directories): the common
 // prefix is skipped 8 bytes at a time, then the first differing byte decides ('/' first).
