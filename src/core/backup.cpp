@@ -483,23 +483,25 @@ class RankRecords {
 // stored entries to the next rank, so the kept records of an incremental level interleave with
 // other ranks' stored ones). Rank 0 holds one batch per rank; each rank keeps one batch ready
 // ahead. After an error on rank 0 it keeps draining the others, so no rank waits forever.
-void send_catalog_records(BackupRun& run, const std::vector<std::string>& damaged) {
+// This rank's next batch ("" at the end, and from this rank's first error on).
+std::string own_batch(BackupRun& run, std::optional<RankRecords>& mine, const std::vector<std::string>& damaged) {
   std::string batch;
+  if (run.error.ok()) run.error.guard([&] {
+      if (!mine) mine.emplace(run, damaged);
+      batch = mine->next();
+    });
+  if (!run.error.ok()) batch.clear();
+  return batch;
+}
+
+void send_catalog_records(BackupRun& run, const std::vector<std::string>& damaged) {
   std::optional<RankRecords> mine;
-  auto produce = [&] {
-    batch.clear();
-    if (run.error.ok()) run.error.guard([&] {
-        if (!mine) mine.emplace(run, damaged);
-        batch = mine->next();
-      });
-    if (!run.error.ok()) batch.clear();  // the end
-  };
-  produce();
+  std::string batch = own_batch(run, mine, damaged);
   while (true) {
     run.comm.recv(0, kTagCatalogMore);
     run.comm.send(0, kTagCatalog, batch);
     if (batch.empty()) return;
-    produce();
+    batch = own_batch(run, mine, damaged);
   }
 }
 
@@ -521,11 +523,7 @@ void stream_catalog(BackupRun& run, const std::vector<std::string>& damaged, uin
   auto refill = [&](size_t r) {
     Source& s = src[r];
     if (r == 0) {
-      s.batch.clear();
-      if (run.error.ok()) run.error.guard([&] {
-          if (!mine) mine.emplace(run, damaged);
-          s.batch = mine->next();
-        });
+      s.batch = own_batch(run, mine, damaged);
     } else {
       run.comm.send(static_cast<int>(r), kTagCatalogMore, "");
       s.batch = run.comm.recv(static_cast<int>(r), kTagCatalog);
