@@ -315,11 +315,11 @@ int run_compare(Comm& comm, const RestoreOptions& opt, Log& log) {
     if (!had) throw Fatal("archive " + quote(s.name) + " has no catalog (a foreign archive, or made before catalogs): compare needs one");
     sum.entries = known.size();
     if (!to_check.empty()) diffs += compare_contents(opt, to_check, disk_of);
-    for (auto& [name, disk] : roots) {
-      if (!known.count(name)) continue;
+    for (const Root& r : roots) {
+      if (!known.count(r.name)) continue;
       // the root is followed, as the backup followed a symlinked root
-      int fd = open_long_path(disk, O_RDONLY | O_DIRECTORY | O_NONBLOCK);
-      if (fd >= 0) report_new(fd, name, known, diffs);
+      int fd = open_long_path(r.disk, O_RDONLY | O_DIRECTORY | O_NONBLOCK);
+      if (fd >= 0) report_new(fd, r.name, known, diffs);
     }
     sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return diffs ? kExitWarnings : kExitOk;
