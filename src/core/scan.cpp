@@ -66,6 +66,10 @@ std::string find_holes(const std::string& disk, const struct stat& st) {
   return encode_sparse_map(map);
 }
 
+// A file that cannot be read (errno says why) is left out of the list with a warning: a scan
+// or read_file_details found it so.
+void not_stored_unreadable(Log& log, const std::string& disk) { log.warn(sys_message("cannot read", disk, errno) + " (not stored)", disk); }
+
 // Builds an entry from lstat data; false (with a message) for types we do not store.
 // `details`: also a file's extended attributes and holes (read_file_details() reads them later
 // for the entries an incremental level keeps; a directory's are always read here).
@@ -150,7 +154,7 @@ void scan_dir(const DirTask& t, EntryList& out, std::vector<DirTask>& subdirs, L
     if (!make_entry(st, e, log, disk, details)) continue;
     if (e.type == EntryType::Symlink && !read_link(fd, name, disk, e.link, log)) continue;
     if (details && e.type == EntryType::File && ::faccessat(fd, name, R_OK, AT_EACCESS) != 0) {
-      log.warn(sys_message("cannot read", disk, errno) + " (not stored)", disk);
+      not_stored_unreadable(log, disk);
       continue;
     }
     if (e.type == EntryType::Dir) {
@@ -201,7 +205,7 @@ bool scan_one(uint32_t root, const std::string& path, const std::string& disk, u
   if (!make_entry(st, e, log, disk, details)) return false;
   if (e.type == EntryType::Symlink && !read_link(AT_FDCWD, disk.c_str(), disk, e.link, log)) return false;
   if (details && e.type == EntryType::File && ::access(disk.c_str(), R_OK) != 0) {
-    log.warn(sys_message("cannot read", disk, errno) + " (not stored)", disk);
+    not_stored_unreadable(log, disk);
     return false;
   }
   if (e.type == EntryType::Dir && descend) {
@@ -471,14 +475,14 @@ void read_file_details(EntryList& mine, const std::vector<Root>& roots, Log& log
       struct stat st {};
       const bool found = dir && ::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
       if (!found && e.type == EntryType::File) {  // gone since the scan (another type is stored as scanned)
-        log.warn(sys_message("cannot read", disk, errno) + " (not stored)", disk);
+        not_stored_unreadable(log, disk);
         continue;
       }
       // replaced since the scan (another inode or type): the read stage sees it; no details
       const bool same = found && st.st_ino == e.ino && st.st_dev == e.dev &&
                         (e.type == EntryType::File ? S_ISREG(st.st_mode) : e.type != EntryType::Symlink || S_ISLNK(st.st_mode));
       if (same && e.type == EntryType::File && ::faccessat(dir.get(), name.c_str(), R_OK, AT_EACCESS) != 0) {
-        log.warn(sys_message("cannot read", disk, errno) + " (not stored)", disk);
+        not_stored_unreadable(log, disk);
         continue;
       }
       if (same && e.type != EntryType::Symlink) e.xattrs = read_xattr_records(disk, log);
